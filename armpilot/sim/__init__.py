@@ -1,0 +1,1 @@
+"""MuJoCo simulation of the arm, its table scene and the tasks (pure, no ROS)."""

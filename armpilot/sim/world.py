@@ -1,0 +1,137 @@
+"""The simulated world: arm, task object, RGB-D camera (MuJoCo, no ROS).
+
+Joint vectors follow ``CONTROLLED_JOINTS``; depth images are float32 metres
+along the optical axis (0 where nothing was hit); colour images are RGB uint8.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION
+from armpilot.sim.scene import CAMERA_NAME, GOAL_BODY, OBJECT_BODY, TCP_BODY, CameraConfig, build_scene
+from armpilot.tasks import Task, TaskInit, TaskState
+
+#: Depth beyond this (m) is reported as 0 (no return), as a RealSense does.
+MAX_DEPTH = 4.0
+
+
+class SimWorld:
+    """One MuJoCo world for one task; ``reset(seed)`` starts an episode."""
+
+    def __init__(self, urdf: str | Path, task: Task, camera: CameraConfig | None = None, render: bool = True):
+        self.task = task
+        self.camera = camera or CameraConfig()
+        self.model = build_scene(urdf, task, self.camera).compile()
+        self.data = mujoco.MjData(self.model)
+        self.joint_names = CONTROLLED_JOINTS
+        self._qpos = np.array([self.model.joint(n).qposadr[0] for n in CONTROLLED_JOINTS])
+        self._dof = np.array([self.model.joint(n).dofadr[0] for n in CONTROLLED_JOINTS])
+        self._mimic_qpos = self.model.joint("gripper_right_finger_joint").qposadr[0]
+        self._object_body = self.model.body(OBJECT_BODY).id
+        self._goal_mocap = self.model.body(GOAL_BODY).mocapid[0]
+        self._object_mocap = self.model.body(OBJECT_BODY).mocapid[0]
+        self._object_free_qpos = (
+            self.model.joint("task_object_free").qposadr[0] if task.object_kind == "box" else None
+        )
+        self._tcp_body = self.model.body(TCP_BODY).id
+        self._renderer: mujoco.Renderer | None = None
+        if render:
+            self._renderer = mujoco.Renderer(self.model, self.camera.height, self.camera.width)
+        self.episode_init: TaskInit | None = None
+
+    @property
+    def time(self) -> float:
+        """Simulated seconds since this episode's reset."""
+        return float(self.data.time)
+
+    @property
+    def timestep(self) -> float:
+        """Physics step, s."""
+        return float(self.model.opt.timestep)
+
+    def reset(self, seed: int) -> TaskInit:
+        """Put the arm at home and the task object at a pose drawn from ``seed``."""
+        init = self.task.sample(np.random.default_rng(seed))
+        mujoco.mj_resetData(self.model, self.data)
+        self.data.qpos[self._qpos] = HOME_POSITION
+        self.data.qpos[self._mimic_qpos] = HOME_POSITION[-1]
+        self.data.ctrl[:] = HOME_POSITION
+        half_yaw = init.object_yaw / 2
+        quat = np.array([np.cos(half_yaw), 0.0, 0.0, np.sin(half_yaw)])
+        if self._object_free_qpos is not None:
+            adr = self._object_free_qpos
+            self.data.qpos[adr : adr + 3] = init.object_position
+            self.data.qpos[adr + 3 : adr + 7] = quat
+        else:
+            self.data.mocap_pos[self._object_mocap] = init.object_position
+        self.data.mocap_pos[self._goal_mocap] = [*init.goal_position[:2], 0.001]
+        mujoco.mj_forward(self.model, self.data)
+        self.episode_init = init
+        return init
+
+    def step(self, targets: np.ndarray, n_steps: int = 1) -> None:
+        """Command position targets (J,) and advance ``n_steps`` physics steps."""
+        self.data.ctrl[:] = targets
+        mujoco.mj_step(self.model, self.data, nstep=n_steps)
+
+    def joint_positions(self) -> np.ndarray:
+        """Measured positions (J,), rad / m."""
+        return self.data.qpos[self._qpos].copy()
+
+    def joint_velocities(self) -> np.ndarray:
+        """Measured velocities (J,), rad/s / m/s."""
+        return self.data.qvel[self._dof].copy()
+
+    def joint_efforts(self) -> np.ndarray:
+        """Actuator forces (J,), N m / N."""
+        return self.data.actuator_force.copy()
+
+    def object_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """Task object position (3,) and quaternion (w, x, y, z) in ``base_link``."""
+        return self.data.xpos[self._object_body].copy(), self.data.xquat[self._object_body].copy()
+
+    def goal_position(self) -> np.ndarray:
+        """Task goal position (3,)."""
+        assert self.episode_init is not None, "call reset() first"
+        return self.episode_init.goal_position.copy()
+
+    def tcp_position(self) -> np.ndarray:
+        """Tool centre point position (3,)."""
+        return self.data.xpos[self._tcp_body].copy()
+
+    def task_state(self) -> TaskState:
+        """Everything the task's success test reads."""
+        return TaskState(self.object_pose()[0], self.goal_position(), self.tcp_position(), float(self.joint_positions()[-1]))
+
+    def success(self) -> bool:
+        """True when the current episode's task is solved."""
+        return self.task.success(self.task_state())
+
+    def intrinsics(self) -> tuple[float, float, float, float]:
+        """Pinhole fx, fy, cx, cy (px) of the rendered images (square pixels, centred)."""
+        fovy = np.deg2rad(self.model.cam_fovy[self.model.camera(CAMERA_NAME).id])
+        fy = 0.5 * self.camera.height / np.tan(fovy / 2)
+        return fy, fy, (self.camera.width - 1) / 2, (self.camera.height - 1) / 2
+
+    def render(self) -> tuple[np.ndarray, np.ndarray]:
+        """Colour (H, W, 3) uint8 and depth (H, W) float32 metres from the RGB-D camera."""
+        if self._renderer is None:
+            raise RuntimeError("this SimWorld was created with render=False")
+        self._renderer.update_scene(self.data, camera=CAMERA_NAME)
+        self._renderer.disable_depth_rendering()
+        color = self._renderer.render().copy()
+        self._renderer.enable_depth_rendering()
+        depth = self._renderer.render().astype(np.float32)
+        self._renderer.disable_depth_rendering()
+        depth[(depth <= 0) | (depth > MAX_DEPTH)] = 0.0
+        return color, depth
+
+    def close(self) -> None:
+        """Release the renderer (its GL context)."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None

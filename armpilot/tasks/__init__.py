@@ -1,0 +1,5 @@
+"""Tasks: seeded initial states and success predicates (pure, no simulator)."""
+
+from armpilot.tasks.definitions import TASKS, Task, TaskInit, TaskState, get_task
+
+__all__ = ["TASKS", "Task", "TaskInit", "TaskState", "get_task"]

@@ -1,0 +1,100 @@
+"""The ``reach``, ``push`` and ``pick`` tasks: what is randomised and what counts as success.
+
+All positions are metres in ``base_link`` (the table top is z = 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TaskInit:
+    """A seeded initial state: object position (3,), object yaw (rad), goal position (3,)."""
+
+    object_position: np.ndarray
+    object_yaw: float
+    goal_position: np.ndarray
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """What a success test needs: object and goal positions (3,), TCP position (3,), gripper (m)."""
+
+    object_position: np.ndarray
+    goal_position: np.ndarray
+    tcp_position: np.ndarray
+    gripper: float
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task: its object, how it is randomised and when it is solved.
+
+    Attributes:
+        name: task key (``reach``, ``push``, ``pick``).
+        object_kind: ``target`` (a visual marker, no collision) or ``box`` (a free body).
+        object_half_size: half edge of the box or radius of the target, m.
+        object_mass: kg (boxes only).
+        region_low, region_high: bounds of the object position, (3,).
+        tolerance: success distance, m.
+        lift_height: for ``pick``, how high the box bottom must rise above the table, m.
+        max_duration: seconds of sim time before an episode counts as failed.
+    """
+
+    name: str
+    object_kind: str
+    object_half_size: float
+    object_mass: float
+    region_low: tuple[float, float, float]
+    region_high: tuple[float, float, float]
+    tolerance: float
+    lift_height: float = 0.0
+    max_duration: float = 12.0
+
+    def sample(self, rng: np.random.Generator) -> TaskInit:
+        """Draw an initial state from ``rng``."""
+        position = rng.uniform(self.region_low, self.region_high)
+        yaw = float(rng.uniform(-np.pi / 4, np.pi / 4))
+        if self.name == "push":
+            goal = _push_goal(position, rng)
+        elif self.name == "pick":
+            goal = position + np.array([0.0, 0.0, self.lift_height])
+        else:
+            goal = position.copy()
+        return TaskInit(position, yaw, goal)
+
+    def success(self, state: TaskState) -> bool:
+        """True when the task is solved in ``state``."""
+        if self.name == "reach":
+            return bool(np.linalg.norm(state.tcp_position - state.object_position) < self.tolerance)
+        if self.name == "push":
+            return bool(np.linalg.norm(state.object_position[:2] - state.goal_position[:2]) < self.tolerance)
+        lifted = state.object_position[2] - self.object_half_size >= self.lift_height
+        near_gripper = np.linalg.norm(state.tcp_position - state.object_position) < 0.05
+        return bool(lifted and near_gripper)
+
+
+def _push_goal(position: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A goal 10-15 cm from the box, pushing away from or across the robot."""
+    angle = rng.uniform(-np.pi / 2, np.pi / 2)
+    distance = rng.uniform(0.10, 0.15)
+    goal = position + distance * np.array([np.cos(angle), np.sin(angle), 0.0])
+    goal[:2] = np.clip(goal[:2], [0.30, -0.22], [0.58, 0.22])
+    return goal
+
+
+TASKS: dict[str, Task] = {
+    "reach": Task("reach", "target", 0.015, 0.0, (0.30, -0.20, 0.05), (0.50, 0.20, 0.25), 0.02),
+    "push": Task("push", "box", 0.025, 0.15, (0.34, -0.10, 0.025), (0.42, 0.10, 0.025), 0.03),
+    "pick": Task("pick", "box", 0.02, 0.08, (0.32, -0.15, 0.02), (0.50, 0.15, 0.02), 0.0, lift_height=0.06),
+}
+
+
+def get_task(name: str) -> Task:
+    """The task called ``name``; a KeyError lists the known tasks."""
+    if name not in TASKS:
+        raise KeyError(f"unknown task '{name}'; known tasks: {sorted(TASKS)}")
+    return TASKS[name]

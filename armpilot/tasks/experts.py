@@ -1,0 +1,156 @@
+"""Scripted experts: waypoint plans in Cartesian space, solved to joint chunks by IK.
+
+An expert reads the arm's joint positions and the task object's pose, walks a
+list of tool waypoints (top-down grasps) and returns the next ``horizon``
+joint targets, ``dt`` seconds apart, as an (H, J) array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pinocchio as pin
+
+from armpilot.robot import GRIPPER_CLOSED, GRIPPER_OPEN, ArmModel, top_down_rotation
+from armpilot.tasks.definitions import Task
+
+#: Gripper speed the experts command, m/s (under the URDF's 0.1 m/s limit).
+GRIPPER_SPEED = 0.08
+#: How much one radian of tool rotation counts against linear distance, m/rad.
+ROTATION_WEIGHT = 0.15
+
+
+@dataclass(frozen=True)
+class ExpertObservation:
+    """What an expert reads: time (s), joint positions (J,), object pose, goal (3,)."""
+
+    time: float
+    joint_positions: np.ndarray
+    object_position: np.ndarray
+    object_yaw: float
+    goal_position: np.ndarray
+
+
+@dataclass(frozen=True)
+class Waypoint:
+    """A tool target: position (3,), yaw (rad), gripper (m), arrival tolerance (m),
+    dwell after arrival (s) and tool speed (m/s)."""
+
+    position: np.ndarray
+    yaw: float
+    gripper: float
+    tolerance: float = 0.01
+    dwell: float = 0.0
+    speed: float = 0.25
+
+
+def _wrap(angle: float) -> float:
+    return float((angle + np.pi) % (2 * np.pi) - np.pi)
+
+
+def grasp_yaw(object_yaw: float, position: np.ndarray) -> float:
+    """The box-aligned tool yaw (box yaw + k * pi/2) closest to the arm's natural wrist yaw."""
+    natural = float(np.arctan2(position[1], position[0]))
+    options = [object_yaw + k * np.pi / 2 for k in range(-4, 5)]
+    return min(options, key=lambda yaw: abs(_wrap(yaw - natural)) + 1e-6 * abs(yaw))
+
+
+def plan_waypoints(task: Task, obs: ExpertObservation) -> list[Waypoint]:
+    """The expert's plan for ``task`` from the first observation of an episode."""
+    obj, goal = obs.object_position, obs.goal_position
+    natural = float(np.arctan2(obj[1], obj[0]))
+    if task.name == "reach":
+        return [Waypoint(obj.copy(), natural, GRIPPER_OPEN, tolerance=0.004)]
+    if task.name == "pick":
+        yaw = grasp_yaw(obs.object_yaw, obj)
+        top = obj + [0.0, 0.0, 0.12]
+        grasp = obj + [0.0, 0.0, 0.006]
+        return [
+            Waypoint(top, yaw, GRIPPER_OPEN, tolerance=0.01),
+            Waypoint(grasp, yaw, GRIPPER_OPEN, tolerance=0.005, speed=0.15),
+            Waypoint(grasp, yaw, GRIPPER_CLOSED, tolerance=0.01, dwell=0.7),
+            Waypoint(obj + [0.0, 0.0, 0.16], yaw, GRIPPER_CLOSED, tolerance=0.01, speed=0.15),
+        ]
+    if task.name == "push":
+        direction = np.append((goal - obj)[:2], 0.0)
+        direction /= max(np.linalg.norm(direction), 1e-9)
+        behind = obj - direction * (task.object_half_size + 0.035)
+        behind[2] = 0.025
+        contact = goal - direction * (task.object_half_size + 0.012)
+        contact[2] = 0.025
+        yaw = float(np.arctan2(direction[1], direction[0])) + np.pi / 2
+        yaw = grasp_yaw(yaw, obj)
+        return [
+            Waypoint(behind + [0.0, 0.0, 0.10], yaw, GRIPPER_CLOSED, tolerance=0.01),
+            Waypoint(behind, yaw, GRIPPER_CLOSED, tolerance=0.006, speed=0.15),
+            Waypoint(contact, yaw, GRIPPER_CLOSED, tolerance=0.006, speed=0.08),
+            Waypoint(contact + [0.0, 0.0, 0.10], yaw, GRIPPER_CLOSED, tolerance=0.01),
+        ]
+    raise KeyError(f"no scripted expert for task '{task.name}'")
+
+
+class ScriptedExpert:
+    """Walks a task's waypoint plan; ``act`` returns the next chunk of joint targets."""
+
+    def __init__(self, arm: ArmModel, task: Task, horizon: int = 10, dt: float = 0.1) -> None:
+        self.arm = arm
+        self.task = task
+        self.horizon = horizon
+        self.dt = dt
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the plan; the next observation starts a new episode."""
+        self._plan: list[Waypoint] | None = None
+        self._index = 0
+        self._arrived_at: float | None = None
+
+    @property
+    def phase(self) -> int:
+        """Index of the waypoint being approached (== len(plan) when done)."""
+        return self._index
+
+    def act(self, obs: ExpertObservation) -> np.ndarray:
+        """Next ``horizon`` joint targets (H, J), the first ``dt`` after ``obs.time``."""
+        if self._plan is None:
+            self._plan = plan_waypoints(self.task, obs)
+        q = np.asarray(obs.joint_positions, dtype=float)
+        self._advance(obs.time, q)
+        waypoint = self._plan[min(self._index, len(self._plan) - 1)]
+        return self._chunk_towards(q, waypoint)
+
+    def _advance(self, now: float, q: np.ndarray) -> None:
+        assert self._plan is not None
+        while self._index < len(self._plan):
+            waypoint = self._plan[self._index]
+            tcp = self.arm.tcp_pose(q)[:3, 3]
+            close = np.linalg.norm(tcp - waypoint.position) < waypoint.tolerance
+            gripper_done = abs(q[-1] - waypoint.gripper) < 0.004 or waypoint.gripper == GRIPPER_CLOSED
+            if not (close and gripper_done):
+                self._arrived_at = None
+                return
+            if self._arrived_at is None:
+                self._arrived_at = now
+            if now - self._arrived_at < waypoint.dwell:
+                return
+            self._index += 1
+            self._arrived_at = None
+
+    def _chunk_towards(self, q: np.ndarray, waypoint: Waypoint) -> np.ndarray:
+        start = pin.SE3(self.arm.tcp_pose(q))
+        target = pin.SE3(top_down_rotation(waypoint.yaw), np.asarray(waypoint.position, float))
+        delta = pin.log6(start.actInv(target)).vector
+        distance = np.linalg.norm(delta[:3]) + ROTATION_WEIGHT * np.linalg.norm(delta[3:])
+        chunk = np.empty((self.horizon, len(q)))
+        guess = q.copy()
+        gripper = q[-1]
+        for k in range(self.horizon):
+            fraction = min(1.0, waypoint.speed * self.dt * (k + 1) / max(distance, 1e-9))
+            pose = start * pin.exp6(fraction * delta)
+            guess = self.arm.ik(pose.translation, pose.rotation, guess, max_iters=50).positions
+            step = np.clip(waypoint.gripper - gripper, -GRIPPER_SPEED * self.dt, GRIPPER_SPEED * self.dt)
+            gripper = gripper + step
+            chunk[k] = guess
+            chunk[k, -1] = gripper
+        return chunk

@@ -1,0 +1,47 @@
+"""armpilot: ament_python package and pip distribution.
+
+The design card's top-level folders become one import namespace so nothing
+clashes in a shared ROS workspace: ``armpilot/`` is ``armpilot`` (pure cores),
+``ros_nodes/`` is ``armpilot.ros_nodes`` (rclpy shells) and ``policies/`` is
+``armpilot.policies`` (PyTorch, no ROS).
+"""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "armpilot"
+core_packages = find_packages(include=["armpilot", "armpilot.*"])
+packages = core_packages + ["armpilot.ros_nodes", "armpilot.policies"]
+package_dir = {"armpilot.ros_nodes": "ros_nodes", "armpilot.policies": "policies"}
+
+NODES = {
+    "sim_node": "armpilot.ros_nodes.sim_node:main",
+    "policy_node": "armpilot.ros_nodes.policy_node:main",
+    "safety_node": "armpilot.ros_nodes.safety_node:main",
+}
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=packages,
+    package_dir=package_dir,
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+        ("share/" + PACKAGE + "/launch", glob("launch/*.py")),
+        ("share/" + PACKAGE + "/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        ("share/" + PACKAGE + "/urdf", glob("urdf/*.urdf")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="armpilot developers",
+    maintainer_email="armpilot@example.org",
+    description="Run learned policies (diffusion, VLA) on robot arms through a safety/verifier node.",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    entry_points={
+        "console_scripts": [f"{name} = {target}" for name, target in NODES.items()]
+        + ["armpilot = armpilot.cli:main"],
+    },
+)
