@@ -1,0 +1,146 @@
+"""Bring up a graph without ``launch``: every node its own process, supervised.
+
+Same executables, parameter files and remappings as the launch files (both read
+``config/graph.yaml``). Ctrl-C or a crashing child stops every node (SIGINT,
+then SIGTERM, then SIGKILL) and the failure names the node and its exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Mapping
+
+from armpilot.graph import NodeSpec, ros_arguments
+from armpilot.paths import share_dir
+
+#: Seconds given to each stage of shutdown (SIGINT, then SIGTERM) before the next.
+STOP_GRACE = 5.0
+
+
+class NodeFailed(RuntimeError):
+    """A node exited while the graph was running."""
+
+    def __init__(self, name: str, pid: int, code: int, log_tail: str) -> None:
+        super().__init__(f"node '{name}' (pid {pid}) exited with code {code}\n{log_tail}")
+        self.name, self.pid, self.code = name, pid, code
+
+
+def ros_environment(domain_id: int | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for the graph: localhost-only discovery and a ROS_DOMAIN_ID."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env.setdefault("MUJOCO_GL", "egl")
+    # shared memory + TCP for large samples (camera images, clouds): no UDP fragment loss
+    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if domain_id is not None:
+        env["ROS_DOMAIN_ID"] = str(domain_id)
+    return env
+
+
+def find_executable(name: str) -> str:
+    """Path of a node's console script: next to this Python first, then on PATH."""
+    candidates = [Path(sys.executable).parent / name, Path(sys.prefix) / "lib" / "armpilot" / name]
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise FileNotFoundError(f"executable '{name}' not found (looked in {[str(c) for c in candidates]} and PATH); "
+                            "is armpilot installed in this environment (pip install -e .)?")
+
+
+@dataclass
+class _Child:
+    spec: NodeSpec
+    process: subprocess.Popen
+    log_path: Path
+    log_file: IO[bytes]
+
+
+class GraphSupervisor:
+    """Starts nodes as processes, watches them, and stops them all together."""
+
+    def __init__(self, nodes: tuple[NodeSpec, ...], env: Mapping[str, str], log_dir: Path) -> None:
+        self.nodes = tuple(n for n in nodes if not n.ros_only)
+        self.skipped = tuple(n.name for n in nodes if n.ros_only)
+        self.env = dict(env)
+        self.log_dir = Path(log_dir)
+        self.children: list[_Child] = []
+
+    def start(self) -> None:
+        """Start every node; each writes its output to ``<log_dir>/<name>.log``."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        config_dir = share_dir() / "config"
+        for spec in self.nodes:
+            command = [find_executable(spec.executable)] + ros_arguments(spec, config_dir)
+            log_path = self.log_dir / f"{spec.name}.log"
+            log_file = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+            log_file.write((" ".join(command) + "\n").encode())
+            log_file.flush()
+            process = subprocess.Popen(
+                command, stdout=log_file, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            )
+            self.children.append(_Child(spec, process, log_path, log_file))
+
+    def pids(self) -> dict[str, int]:
+        """Process id of each running node."""
+        return {c.spec.name: c.process.pid for c in self.children}
+
+    def check(self) -> None:
+        """Raise ``NodeFailed`` if any node has exited."""
+        for child in self.children:
+            code = child.process.poll()
+            if code is not None:
+                raise NodeFailed(child.spec.name, child.process.pid, code, self.log_tail(child.spec.name))
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        """The last ``lines`` lines a node printed."""
+        for child in self.children:
+            if child.spec.name == name:
+                child.log_file.flush()
+                text = child.log_path.read_text(errors="replace").splitlines()[-lines:]
+                return "\n".join(f"  [{name}] {line}" for line in text)
+        return ""
+
+    def wait(self, poll_interval: float = 0.2) -> None:
+        """Block until a node exits (raises ``NodeFailed``) or Ctrl-C (KeyboardInterrupt)."""
+        while True:
+            self.check()
+            time.sleep(poll_interval)
+
+    def stop(self) -> dict[str, int]:
+        """Stop every node; returns each node's exit code."""
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            running = [c for c in self.children if c.process.poll() is None]
+            for child in running:
+                try:
+                    os.killpg(child.process.pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + STOP_GRACE
+            for child in running:
+                try:
+                    child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+        codes = {}
+        for child in self.children:
+            child.log_file.close()
+            codes[child.spec.name] = child.process.poll()
+        return codes
+
+    def __enter__(self) -> "GraphSupervisor":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

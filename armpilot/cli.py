@@ -1,0 +1,137 @@
+"""The ``armpilot`` command: run the closed loop in simulation, bring up graphs, inspect them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from armpilot.graph import load_graphs, resolve
+from armpilot.tasks import TASKS
+
+EXAMPLES = """examples:
+  armpilot demo --task reach --policy scripted --episodes 20 --report out/report.json
+  armpilot demo --task pick --episodes 5 --width 320 --height 240
+  armpilot up sim task:=pick              # the sim graph until Ctrl-C (logs in out/logs)
+  armpilot graph sim                      # nodes, parameters and remappings of a graph
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="armpilot",
+        description="Run learned policies on robot arms through a safety node (ROS 2).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser(
+        "demo",
+        help="closed loop in simulation: sim -> policy -> safety -> sim, one process each, over DDS",
+        description="Bring up the sim graph, run seeded episodes, print success rate, episode times, "
+        "topic rates and command latency, write a JSON report, a contact sheet and an MP4.",
+    )
+    demo.add_argument("--task", choices=sorted(TASKS), default="reach", help="task to solve (default: reach)")
+    demo.add_argument("--policy", default="scripted", help="policy backend (default: scripted)")
+    demo.add_argument("--episodes", type=int, default=20, help="number of seeded episodes (default: 20)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode k uses seed+k")
+    demo.add_argument("--report", type=Path, default=Path("out/report.json"), help="JSON report path")
+    demo.add_argument("--media", type=Path, default=None, help="folder for images, video and node logs "
+                      "(default: next to the report)")
+    demo.add_argument("--width", type=int, default=640, help="camera width, px (default: 640)")
+    demo.add_argument("--height", type=int, default=480, help="camera height, px (default: 480)")
+    demo.add_argument("--camera-rate", type=float, default=15.0, help="camera rate, Hz (default: 15)")
+    demo.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: from the environment)")
+    demo.add_argument("--no-video", action="store_true", help="skip the MP4 of the first episode")
+    demo.add_argument("--min-success", type=float, default=0.0,
+                      help="exit with status 1 when the success rate is below this fraction")
+    up = sub.add_parser("up", help="bring up a graph (no `launch` needed) until Ctrl-C",
+                        description="Start every node of a graph as its own process; Ctrl-C or a crashing "
+                        "node stops them all. Arguments are NAME:=VALUE, as with ros2 launch.")
+    up.add_argument("graph", help="graph name from config/graph.yaml (sim, real, gazebo)")
+    up.add_argument("arguments", nargs="*", help="launch arguments NAME:=VALUE")
+    up.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: from the environment)")
+    up.add_argument("--logs", type=Path, default=Path("out/logs"), help="folder for each node's log")
+    show = sub.add_parser("graph", help="print a graph's nodes and launch arguments")
+    show.add_argument("graph", nargs="?", default="sim", help="graph name (default: sim)")
+    return parser
+
+
+def _launch_values(pairs: list[str]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        if ":=" not in pair:
+            raise SystemExit(f"launch arguments look like NAME:=VALUE, got '{pair}'")
+        key, value = pair.split(":=", 1)
+        values[key] = value
+    return values
+
+
+def _cmd_graph(name: str) -> int:
+    graph = load_graphs()[name]
+    print(f"graph '{graph.name}': {graph.description}\narguments:")
+    for arg in graph.arguments:
+        print(f"  {arg.name}:={arg.default}  - {arg.description}")
+    print("nodes:")
+    for node in resolve(graph):
+        extra = " (needs a full ROS install)" if node.ros_only else ""
+        print(f"  {node.name}: {node.package}/{node.executable}{extra}")
+        for key, value in node.parameters.items():
+            print(f"      -p {key}:={value}")
+        for source, target in node.remappings:
+            print(f"      -r {source}:={target}")
+    return 0
+
+
+def _cmd_up(name: str, pairs: list[str], domain_id: int | None, logs: Path) -> int:
+    from armpilot.bringup import GraphSupervisor, NodeFailed, ros_environment
+
+    graphs = load_graphs()
+    if name not in graphs:
+        raise SystemExit(f"unknown graph '{name}'; graphs: {sorted(graphs)}")
+    nodes = resolve(graphs[name], _launch_values(pairs))
+    supervisor = GraphSupervisor(nodes, ros_environment(domain_id), logs)
+    supervisor.start()
+    print(f"started {supervisor.pids()} (logs in {logs}); skipped {list(supervisor.skipped)}; Ctrl-C stops")
+    try:
+        supervisor.wait()
+    except KeyboardInterrupt:
+        print("stopping...")
+        print(f"stopped: exit codes {supervisor.stop()}")
+        return 0
+    except NodeFailed as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        print(f"stopped the other nodes: exit codes {supervisor.stop()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``armpilot`` command."""
+    args = _parser().parse_args(argv)
+    if args.command == "graph":
+        return _cmd_graph(args.graph)
+    if args.command == "up":
+        return _cmd_up(args.graph, args.arguments, args.domain_id, args.logs)
+    from armpilot.bringup import NodeFailed
+    from armpilot.ros_nodes.demo_runner import DemoOptions, run_demo
+
+    options = DemoOptions(
+        task=args.task, policy=args.policy, episodes=args.episodes, seed=args.seed, report=args.report,
+        media=args.media, width=args.width, height=args.height, camera_rate=args.camera_rate,
+        domain_id=args.domain_id, video=not args.no_video, min_success=args.min_success,
+    )
+    try:
+        report = run_demo(options)
+    except NodeFailed as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
+    if report["success_rate"] < options.min_success:
+        print(f"success rate {report['success_rate']:.2f} is below --min-success {options.min_success}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

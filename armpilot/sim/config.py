@@ -1,0 +1,46 @@
+"""Settings of the simulation node (pure dataclass; declared as ROS parameters)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from armpilot.tasks import TASKS
+
+
+def _describe(text: str) -> dict[str, str]:
+    return {"description": text}
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """What the sim node simulates, how fast it publishes and what it renders."""
+
+    task: str = field(default="reach", metadata=_describe("task: reach | push | pick"))
+    seed: int = field(default=0, metadata=_describe("seed of the next reset (settable at run time)"))
+    joint_state_rate_hz: float = field(default=125.0, metadata=_describe("/joint_states and /clock rate, Hz"))
+    camera_rate_hz: float = field(default=15.0, metadata=_describe("colour/depth/camera_info rate, Hz"))
+    width: int = field(default=640, metadata=_describe("camera image width, px"))
+    height: int = field(default=480, metadata=_describe("camera image height, px"))
+    fovy_deg: float = field(default=55.0, metadata=_describe("camera vertical field of view, deg"))
+    render: bool = field(default=True, metadata=_describe("render and publish camera images"))
+    real_time_factor: float = field(
+        default=1.0, metadata=_describe("sim seconds per wall second; 0 runs as fast as possible")
+    )
+    privileged_rate_hz: float = field(
+        default=30.0, metadata=_describe("rate of /sim/privileged/object_poses (ground truth), Hz")
+    )
+    base_frame: str = field(default="base_link", metadata=_describe("frame of poses and joint states"))
+    camera_frame: str = field(
+        default="camera_color_optical_frame", metadata=_describe("frame_id of colour and aligned depth")
+    )
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"parameter 'task' is '{self.task}'; known tasks: {sorted(TASKS)}")
+        for name in ("joint_state_rate_hz", "camera_rate_hz", "privileged_rate_hz"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"parameter '{name}' must be > 0, got {getattr(self, name)}")
+        if self.width < 16 or self.height < 16:
+            raise ValueError(f"camera resolution {self.width}x{self.height} is too small")
+        if self.real_time_factor < 0:
+            raise ValueError("parameter 'real_time_factor' must be >= 0")

@@ -1,0 +1,78 @@
+"""The simulated arm behind a joint_trajectory_controller-like interface (no ROS).
+
+Keeps a clock that never runs backwards across episode resets, validates and
+follows incoming trajectories, and steps the world.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from armpilot.control.trajectory import JointTrajectory, TrajectoryError, TrajectoryFollower, validate_trajectory
+from armpilot.sim.world import SimWorld
+from armpilot.tasks import TaskInit
+
+
+class SimRunner:
+    """World + trajectory follower + monotonic sim clock."""
+
+    def __init__(self, world: SimWorld) -> None:
+        self.world = world
+        self.joint_names = world.joint_names
+        self.follower = TrajectoryFollower(world.joint_positions())
+        self._clock_offset = 0.0
+        self.episode = -1
+        self.seed = -1
+        self.episode_start = 0.0
+        self.rejections: dict[str, int] = {}
+
+    @property
+    def now(self) -> float:
+        """Sim time, s, monotonic over the whole run (resets do not rewind it)."""
+        return self._clock_offset + self.world.time
+
+    def reset(self, seed: int) -> TaskInit:
+        """Start a new episode drawn from ``seed``; the arm holds its home pose."""
+        self._clock_offset += self.world.time
+        init = self.world.reset(seed)
+        self.follower.hold(self.world.joint_positions())
+        self.episode += 1
+        self.seed = seed
+        self.episode_start = self.now
+        return init
+
+    def command(
+        self,
+        joint_names: Sequence[str],
+        stamp: float,
+        times: np.ndarray,
+        positions: np.ndarray,
+        velocities: np.ndarray | None = None,
+    ) -> None:
+        """Take a trajectory (JTC semantics: stamp 0 means "start on receipt").
+
+        Raises:
+            TrajectoryError: the trajectory is rejected and the arm keeps doing
+                what it did (reasons of ``validate_trajectory`` plus
+                ``before_reset`` for a trajectory stamped before this episode).
+        """
+        try:
+            times, positions, velocities = validate_trajectory(
+                joint_names, self.joint_names, times, positions, velocities
+            )
+            if stamp != 0.0 and stamp <= self.episode_start:
+                raise TrajectoryError(
+                    "before_reset", f"stamped {stamp:.3f} s, not after this episode began at {self.episode_start:.3f} s"
+                )
+        except TrajectoryError as error:
+            self.rejections[error.reason] = self.rejections.get(error.reason, 0) + 1
+            raise
+        start = self.now if stamp == 0.0 else stamp
+        self.follower.set_trajectory(JointTrajectory(start, times, positions, velocities), self.now)
+
+    def tick(self, n_steps: int) -> None:
+        """Send the follower's current target to the servos and step ``n_steps`` times."""
+        targets, _ = self.follower.sample(self.now)
+        self.world.step(targets, n_steps)

@@ -1,0 +1,47 @@
+"""The policy interface every backend implements (no ROS).
+
+Shaped like LeRobot's and Diffusion Policy's: ``reset`` at an episode start,
+``predict_action_chunk`` maps one observation to an (H, J) chunk of joint
+position targets, the first ``chunk_dt`` seconds after the observation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One observation.
+
+    Attributes:
+        stamp: time of the joint state, s.
+        joint_names: (J,) names, controller order.
+        joint_positions: (J,) rad / m.
+        object_position: (3,) task object in base_link, m.
+        object_yaw: rad about z.
+        goal_position: (3,) task goal, m.
+    """
+
+    stamp: float
+    joint_names: tuple[str, ...]
+    joint_positions: np.ndarray
+    object_position: np.ndarray
+    object_yaw: float
+    goal_position: np.ndarray
+
+
+class Policy(Protocol):
+    """A policy backend: proposes joint-position action chunks."""
+
+    horizon: int
+    chunk_dt: float
+
+    def reset(self) -> None:
+        """Forget episode state."""
+
+    def predict_action_chunk(self, observation: Observation) -> np.ndarray:
+        """(J,) observation -> (H, J) joint targets at stamp + chunk_dt * (1..H)."""

@@ -1,0 +1,32 @@
+"""Settings of the policy node (pure dataclass; declared as ROS parameters)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from armpilot.robot import CONTROLLED_JOINTS
+
+
+def _describe(text: str) -> dict[str, str]:
+    return {"description": text}
+
+
+@dataclass(frozen=True)
+class PolicyNodeConfig:
+    """Which backend runs and how often it proposes a chunk."""
+
+    backend: str = field(default="scripted", metadata=_describe("policy backend: scripted"))
+    task: str = field(default="reach", metadata=_describe("task the backend solves: reach | push | pick"))
+    rate_hz: float = field(default=5.0, metadata=_describe("chunks proposed per second (ROS time), Hz"))
+    horizon: int = field(default=10, metadata=_describe("points per chunk, H"))
+    chunk_dt: float = field(default=0.1, metadata=_describe("time between chunk points, s"))
+    joint_names: tuple[str, ...] = field(default=CONTROLLED_JOINTS, metadata=_describe("joint order of chunks"))
+
+    def __post_init__(self) -> None:
+        if self.rate_hz <= 0 or self.chunk_dt <= 0 or self.horizon < 1:
+            raise ValueError("parameters rate_hz and chunk_dt must be > 0 and horizon >= 1")
+        if self.horizon * self.chunk_dt < 1.0 / self.rate_hz:
+            raise ValueError(
+                f"a chunk lasts {self.horizon * self.chunk_dt:.2f} s, shorter than the "
+                f"{1.0 / self.rate_hz:.2f} s between chunks: the arm would stop between them"
+            )

@@ -1,0 +1,168 @@
+"""Evaluator node: drives seeded episodes of a running sim graph and measures it.
+
+Sets the sim's ``seed`` parameter, calls ``/sim/reset``, waits for
+``/sim/task_success`` or the task's time limit (sim time), and meanwhile counts
+topic rates, the command latency (wall time from a joint state's arrival to
+the arrival of the controller command stamped with it) and camera frames.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from armpilot.evaluation import EpisodeResult, LatencyLog, RateMeter
+from armpilot.ros_nodes import conversions as conv
+from armpilot.ros_nodes import qos, topics
+
+#: Success messages within this much sim time after a reset are ignored (in flight from before).
+SUCCESS_GRACE_S = 0.3
+#: Joint-state arrival times kept for latency matching.
+STAMP_MEMORY = 4096
+
+MEASURED_TOPICS = (
+    topics.JOINT_STATES, topics.CLOCK, topics.COLOR_IMAGE, topics.DEPTH_IMAGE,
+    topics.POLICY_COMMAND, topics.CONTROLLER_COMMAND,
+)
+
+
+class EvaluatorNode(Node):
+    """Episode driver and meter for ``armpilot demo`` and the graph tests."""
+
+    def __init__(self, keep_frames: bool = True) -> None:
+        super().__init__("evaluator")
+        self.rates = {t: RateMeter() for t in MEASURED_TOPICS}
+        self.latency = LatencyLog()
+        self.arrivals: OrderedDict[int, float] = OrderedDict()
+        self.sim_time = 0.0
+        self.success = False
+        self.episode_info: dict = {}
+        self.safety_counts: dict[str, str] = {}
+        self.keep_frames = keep_frames
+        self.latest_frame: np.ndarray | None = None
+        self.frame_listeners: list = []
+        self.latest_joints: np.ndarray | None = None
+        self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, qos.STATE_QOS)
+        self.create_subscription(Clock, topics.CLOCK, self.on_clock, qos.CLOCK_QOS)
+        self.create_subscription(Image, topics.COLOR_IMAGE, self.on_color, qos.CAMERA_QOS)
+        self.create_subscription(Image, topics.DEPTH_IMAGE, self.counter(topics.DEPTH_IMAGE), qos.CAMERA_QOS)
+        self.create_subscription(JointTrajectory, topics.POLICY_COMMAND, self.counter(topics.POLICY_COMMAND),
+                                 qos.COMMAND_QOS)
+        self.create_subscription(JointTrajectory, topics.CONTROLLER_COMMAND, self.on_command, qos.COMMAND_QOS)
+        self.create_subscription(Bool, topics.SIM_TASK_SUCCESS, self.on_success, qos.STATE_QOS)
+        self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
+        self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self.on_diagnostics, qos.STATE_QOS)
+        self.reset_client = self.create_client(Trigger, topics.SIM_RESET)
+        self.param_client = self.create_client(SetParameters, "/sim/set_parameters")
+
+    def counter(self, topic: str):
+        return lambda _msg: self.rates[topic].tick(time.monotonic())
+
+    def on_joint_state(self, msg: JointState) -> None:
+        now = time.monotonic()
+        self.rates[topics.JOINT_STATES].tick(now)
+        stamp = msg.header.stamp
+        self.arrivals[stamp.sec * 1_000_000_000 + stamp.nanosec] = now
+        while len(self.arrivals) > STAMP_MEMORY:
+            self.arrivals.popitem(last=False)
+        self.latest_joints = np.array(msg.position)
+
+    def on_command(self, msg: JointTrajectory) -> None:
+        now = time.monotonic()
+        self.rates[topics.CONTROLLER_COMMAND].tick(now)
+        key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        if key in self.arrivals:
+            self.latency.add(now - self.arrivals[key])
+
+    def on_clock(self, msg: Clock) -> None:
+        self.rates[topics.CLOCK].tick(time.monotonic())
+        self.sim_time = conv.stamp_to_sec(msg.clock)
+
+    def on_color(self, msg: Image) -> None:
+        self.rates[topics.COLOR_IMAGE].tick(time.monotonic())
+        if self.keep_frames:
+            self.latest_frame = conv.image_from_msg(msg).copy()
+            for listener in self.frame_listeners:
+                listener(self.latest_frame)
+
+    def on_success(self, msg: Bool) -> None:
+        start = float(self.episode_info.get("start", 0.0))
+        if self.sim_time - start >= SUCCESS_GRACE_S:
+            self.success = self.success or bool(msg.data)
+
+    def on_episode(self, msg: String) -> None:
+        self.episode_info = json.loads(msg.data)
+
+    def on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == "armpilot: safety":
+                self.safety_counts = {kv.key: kv.value for kv in status.values}
+
+    def spin_for(self, seconds: float) -> None:
+        """Process callbacks for ``seconds`` of wall time."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            rclpy.spin_once(self, timeout_sec=min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def _call(self, client, request, what: str, timeout: float = 10.0):
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {client.srv_name} not available after {timeout:.0f} s ({what})")
+        future = client.call_async(request)
+        rclpy.spin_until_future_complete(self, future, timeout_sec=timeout)
+        if not future.done() or future.result() is None:
+            raise TimeoutError(f"{what}: no answer from {client.srv_name} within {timeout:.0f} s")
+        return future.result()
+
+    def wait_until_ready(self, timeout: float = 60.0) -> None:
+        """Block until the sim publishes joint states and its reset service is up."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rclpy.spin_once(self, timeout_sec=0.1)
+            if self.latest_joints is not None and self.reset_client.service_is_ready():
+                return
+        raise TimeoutError(f"the sim graph did not come up within {timeout:.0f} s "
+                           f"(joint states seen: {self.latest_joints is not None})")
+
+    def reset_episode(self, seed: int) -> dict:
+        """Set the sim's seed and reset; returns the sim's answer (episode, seed, object)."""
+        value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=int(seed))
+        result = self._call(self.param_client, SetParameters.Request(parameters=[Parameter(name="seed", value=value)]),
+                            "setting the seed")
+        if not result.results[0].successful:
+            raise RuntimeError(f"the sim refused seed {seed}: {result.results[0].reason}")
+        answer = self._call(self.reset_client, Trigger.Request(), "resetting the episode")
+        info = json.loads(answer.message)
+        deadline = time.monotonic() + 5.0
+        while self.episode_info.get("episode") != info["episode"] and time.monotonic() < deadline:
+            rclpy.spin_once(self, timeout_sec=0.05)
+        self.success = False
+        return info
+
+    def run_episode(self, index: int, seed: int, max_duration: float) -> EpisodeResult:
+        """One seeded episode until success or ``max_duration`` s of sim time."""
+        self.reset_episode(seed)
+        start_sim = float(self.episode_info.get("start", self.sim_time))
+        start_wall = time.monotonic()
+        wall_limit = start_wall + max(30.0, 10 * max_duration)
+        while self.sim_time - start_sim < max_duration and time.monotonic() < wall_limit:
+            rclpy.spin_once(self, timeout_sec=0.05)
+            if self.success:
+                break
+        return EpisodeResult(index, seed, self.success, round(self.sim_time - start_sim, 3),
+                             round(time.monotonic() - start_wall, 3))
+
+    def topic_rates(self) -> dict[str, float]:
+        return {topic: round(meter.rate_hz(), 2) for topic, meter in self.rates.items()}

@@ -1,0 +1,131 @@
+"""Policy node (v0): runs a policy backend and proposes timed joint chunks.
+
+Reads ``/joint_states`` and the task object from ``/sim/privileged/object_poses``
+(ground truth; the perception issue replaces it), resets the backend on each
+new ``/sim/episode``, and at ``rate_hz`` publishes a JointTrajectory on
+``/policy/joint_trajectory`` stamped with the observation's time, points at
+``chunk_dt * (1..H)`` after it. It never talks to the controller directly.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseArray
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
+from transforms3d.euler import quat2euler
+
+from armpilot.paths import urdf_path
+from armpilot.policies.base import Observation
+from armpilot.policies.config import PolicyNodeConfig
+from armpilot.policies.registry import make_policy
+from armpilot.robot import ArmModel
+from armpilot.ros_nodes import conversions as conv
+from armpilot.ros_nodes import qos, topics
+from armpilot.ros_nodes.params import declare_config
+
+
+class PolicyNode(Node):
+    """Thin shell: latest observation -> backend -> JointTrajectory."""
+
+    def __init__(self) -> None:
+        super().__init__("policy")
+        self.config = declare_config(self, PolicyNodeConfig)
+        cfg = self.config
+        self.policy = make_policy(cfg.backend, ArmModel(urdf_path()), cfg.task, cfg.horizon, cfg.chunk_dt)
+        self.joints: tuple[float, np.ndarray] | None = None
+        self.objects: tuple[float, PoseArray] | None = None
+        self.episode_start: float | None = None
+        self.episode = -1
+        self.fresh_episode = False
+        self.pub = self.create_publisher(JointTrajectory, topics.POLICY_COMMAND, qos.COMMAND_QOS)
+        self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, qos.STATE_QOS)
+        self.create_subscription(PoseArray, topics.SIM_PRIVILEGED_OBJECTS, self.on_objects, qos.STATE_QOS)
+        self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
+        self.create_timer(1.0 / cfg.rate_hz, self.propose)
+        self.get_logger().info(f"backend '{cfg.backend}' for task '{cfg.task}' at {cfg.rate_hz} Hz")
+
+    def on_joint_state(self, msg: JointState) -> None:
+        names, positions, _, _ = conv.joint_state_from_msg(msg)
+        try:
+            ordered = positions[[names.index(n) for n in self.config.joint_names]].copy()
+        except ValueError:
+            self.get_logger().warning(f"/joint_states lacks joints of {self.config.joint_names}",
+                                      throttle_duration_sec=2.0)
+            return
+        self.joints = (conv.stamp_to_sec(msg.header.stamp), ordered)
+
+    def on_objects(self, msg: PoseArray) -> None:
+        if len(msg.poses) >= 2:
+            self.objects = (conv.stamp_to_sec(msg.header.stamp), msg)
+
+    def on_episode(self, msg: String) -> None:
+        info = json.loads(msg.data)
+        if info["episode"] != self.episode:
+            self.episode = info["episode"]
+            self.episode_start = float(info["start"])
+            self.policy.reset()
+            self.fresh_episode = True
+            self.get_logger().info(f"episode {self.episode} (seed {info['seed']}) began at {self.episode_start:.3f} s")
+
+    def observation(self) -> Observation | None:
+        """The latest observation, or None while any part predates the episode."""
+        if self.joints is None or self.objects is None or self.episode_start is None:
+            return None
+        stamp, positions = self.joints
+        object_stamp, poses = self.objects
+        # strictly after: messages stamped at the reset instant still show the old episode
+        if stamp <= self.episode_start or object_stamp <= self.episode_start:
+            return None
+        obj, goal = poses.poses[0], poses.poses[1]
+        q = obj.orientation
+        return Observation(
+            stamp=stamp,
+            joint_names=self.config.joint_names,
+            joint_positions=positions,
+            object_position=np.array([obj.position.x, obj.position.y, obj.position.z]),
+            object_yaw=float(quat2euler([q.w, q.x, q.y, q.z])[2]),
+            goal_position=np.array([goal.position.x, goal.position.y, goal.position.z]),
+        )
+
+    def propose(self) -> None:
+        obs = self.observation()
+        if obs is None:
+            return
+        chunk = self.policy.predict_action_chunk(obs)
+        if self.fresh_episode:
+            self.fresh_episode = False
+            self.get_logger().info(
+                f"first chunk of episode {self.episode} from the observation at {obs.stamp:.3f} s, "
+                f"object at {np.round(obs.object_position, 3).tolist()}"
+            )
+        times = self.config.chunk_dt * np.arange(1, len(chunk) + 1)
+        self.pub.publish(
+            conv.joint_trajectory_to_msg(self.config.joint_names, times, chunk, None, conv.sec_to_stamp(obs.stamp))
+        )
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point: ``policy_node --ros-args -p backend:=scripted -p task:=pick``."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PolicyNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

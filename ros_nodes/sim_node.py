@@ -1,0 +1,185 @@
+"""Sim node: the MuJoCo arm, its RGB-D camera and the task, speaking what a real setup speaks.
+
+Publishes ``/joint_states``, ``/clock``, realsense2_camera-named colour, aligned
+depth (16UC1 mm) and camera_info, ``~/privileged/object_poses`` (ground truth:
+[object, goal], for experts and evaluation only), ``~/task_success`` and
+``~/episode`` (JSON, latched); follows ``/arm_controller/joint_trajectory``;
+``~/reset`` (std_srvs/Trigger) starts an episode with the ``seed`` parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from geometry_msgs.msg import Pose, PoseArray  # noqa: E402
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
+from std_msgs.msg import Bool, String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
+
+from armpilot.control.trajectory import TrajectoryError  # noqa: E402
+from armpilot.paths import urdf_path  # noqa: E402
+from armpilot.ros_nodes import conversions as conv  # noqa: E402
+from armpilot.ros_nodes import qos, topics  # noqa: E402
+from armpilot.ros_nodes.params import declare_config  # noqa: E402
+from armpilot.sim.config import SimConfig  # noqa: E402
+from armpilot.sim.runner import SimRunner  # noqa: E402
+from armpilot.sim.scene import CameraConfig  # noqa: E402
+from armpilot.sim.world import SimWorld  # noqa: E402
+from armpilot.tasks import get_task  # noqa: E402
+
+#: Wall-clock lag (s) after which the loop stops catching up and re-synchronises.
+MAX_LAG = 0.25
+
+
+class SimNode(Node):
+    """Thin shell over ``SimRunner``: converts, calls, publishes."""
+
+    def __init__(self) -> None:
+        super().__init__("sim")
+        self.config = declare_config(self, SimConfig, dynamic=("seed",))
+        cfg = self.config
+        camera = CameraConfig(cfg.width, cfg.height, cfg.fovy_deg)
+        world = SimWorld(urdf_path(), get_task(cfg.task), camera, render=cfg.render)
+        self.runner = SimRunner(world)
+        self.runner.reset(cfg.seed)
+        self.tick_steps = max(1, round(1.0 / (cfg.joint_state_rate_hz * world.timestep)))
+        self.tick_dt = self.tick_steps * world.timestep
+        self.camera_every = max(1, round(1.0 / (cfg.camera_rate_hz * self.tick_dt)))
+        self.privileged_every = max(1, round(1.0 / (cfg.privileged_rate_hz * self.tick_dt)))
+        self.success_every = max(1, round(0.1 / self.tick_dt))
+        self.fx, self.fy, self.cx, self.cy = world.intrinsics()
+        self.pub_joints = self.create_publisher(JointState, topics.JOINT_STATES, qos.STATE_QOS)
+        self.pub_clock = self.create_publisher(Clock, topics.CLOCK, qos.CLOCK_QOS)
+        self.pub_color = self.create_publisher(Image, topics.COLOR_IMAGE, qos.CAMERA_QOS)
+        self.pub_color_info = self.create_publisher(CameraInfo, topics.COLOR_INFO, qos.CAMERA_QOS)
+        self.pub_depth = self.create_publisher(Image, topics.DEPTH_IMAGE, qos.CAMERA_QOS)
+        self.pub_depth_info = self.create_publisher(CameraInfo, topics.DEPTH_INFO, qos.CAMERA_QOS)
+        self.pub_objects = self.create_publisher(PoseArray, topics.PRIVILEGED_OBJECTS, qos.STATE_QOS)
+        self.pub_success = self.create_publisher(Bool, topics.TASK_SUCCESS, qos.STATE_QOS)
+        self.pub_episode = self.create_publisher(String, topics.EPISODE, qos.LATCHED_QOS)
+        self.create_subscription(JointTrajectory, topics.CONTROLLER_COMMAND, self.on_trajectory, qos.COMMAND_QOS)
+        self.create_service(Trigger, topics.RESET_SERVICE, self.on_reset)
+        self.ticks = 0
+        self.publish_episode()
+        self.get_logger().info(
+            f"task '{cfg.task}', joint states every {self.tick_dt * 1e3:.0f} ms, camera "
+            f"{cfg.width}x{cfg.height} every {self.camera_every} ticks, render={cfg.render}"
+        )
+
+    def on_trajectory(self, msg: JointTrajectory) -> None:
+        """Follow a trajectory, or reject it with a logged reason and keep going."""
+        try:
+            arrays = conv.joint_trajectory_from_msg(msg)
+            self.runner.command(arrays.joint_names, arrays.stamp_sec, arrays.times, arrays.positions, arrays.velocities)
+        except (TrajectoryError, conv.ConversionError) as error:
+            self.get_logger().warning(f"rejected trajectory: {error}", throttle_duration_sec=1.0)
+
+    def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        """Start a new episode with the current ``seed`` parameter."""
+        seed = int(self.get_parameter("seed").value)
+        init = self.runner.reset(seed)
+        self.publish_episode()
+        response.success = True
+        response.message = json.dumps(
+            {"episode": self.runner.episode, "seed": seed, "object": init.object_position.round(4).tolist()}
+        )
+        return response
+
+    def publish_episode(self) -> None:
+        info = {"episode": self.runner.episode, "seed": self.runner.seed, "task": self.config.task,
+                "start": self.runner.episode_start}
+        self.pub_episode.publish(String(data=json.dumps(info)))
+
+    def step_once(self) -> None:
+        """Advance one control tick and publish what is due."""
+        runner = self.runner
+        runner.tick(self.tick_steps)
+        self.ticks += 1
+        stamp = conv.sec_to_stamp(runner.now)
+        self.pub_clock.publish(Clock(clock=stamp))
+        world = runner.world
+        self.pub_joints.publish(
+            conv.joint_state_to_msg(
+                runner.joint_names, world.joint_positions(), world.joint_velocities(), world.joint_efforts(), stamp
+            )
+        )
+        if self.ticks % self.privileged_every == 0:
+            self.publish_privileged(stamp)
+        if self.ticks % self.success_every == 0:
+            self.pub_success.publish(Bool(data=world.success()))
+        if self.config.render and self.ticks % self.camera_every == 0:
+            self.publish_camera(stamp)
+
+    def publish_privileged(self, stamp) -> None:
+        world = self.runner.world
+        position, quat = world.object_pose()
+        msg = PoseArray()
+        msg.header.stamp, msg.header.frame_id = stamp, self.config.base_frame
+        for xyz, wxyz in ((position, quat), (world.goal_position(), np.array([1.0, 0, 0, 0]))):
+            pose = Pose()
+            pose.position.x, pose.position.y, pose.position.z = (float(v) for v in xyz)
+            pose.orientation.w, pose.orientation.x, pose.orientation.y, pose.orientation.z = (float(v) for v in wxyz)
+            msg.poses.append(pose)
+        self.pub_objects.publish(msg)
+
+    def publish_camera(self, stamp) -> None:
+        cfg = self.config
+        color, depth = self.runner.world.render()
+        depth_mm = np.round(depth * 1000.0).astype(np.uint16)
+        info = conv.camera_info_msg(cfg.width, cfg.height, self.fx, self.fy, self.cx, self.cy, stamp, cfg.camera_frame)
+        self.pub_color.publish(conv.image_to_msg(color, "rgb8", stamp, cfg.camera_frame))
+        self.pub_color_info.publish(info)
+        self.pub_depth.publish(conv.image_to_msg(depth_mm, "16UC1", stamp, cfg.camera_frame))
+        self.pub_depth_info.publish(info)
+
+    def run(self, executor: SingleThreadedExecutor) -> None:
+        """Paced loop: callbacks between ticks, ticks at ``real_time_factor`` x wall time."""
+        rtf = self.config.real_time_factor
+        wall_per_tick = self.tick_dt / rtf if rtf > 0 else 0.0
+        next_tick = time.monotonic()
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=max(0.0, next_tick - time.monotonic()))
+            now = time.monotonic()
+            if now < next_tick:
+                continue
+            self.step_once()
+            next_tick += wall_per_tick
+            if now - next_tick > MAX_LAG:
+                self.get_logger().warning(
+                    f"running {now - next_tick:.2f} s behind real time; re-synchronising",
+                    throttle_duration_sec=5.0,
+                )
+                next_tick = now
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point: ``sim_node --ros-args -p task:=pick``."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SimNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        node.run(executor)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.runner.world.close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

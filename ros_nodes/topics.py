@@ -1,0 +1,21 @@
+"""Default topic and service names, in one place (every one is remappable)."""
+
+JOINT_STATES = "/joint_states"
+CLOCK = "/clock"
+COLOR_IMAGE = "/camera/camera/color/image_raw"
+COLOR_INFO = "/camera/camera/color/camera_info"
+DEPTH_IMAGE = "/camera/camera/aligned_depth_to_color/image_raw"
+DEPTH_INFO = "/camera/camera/aligned_depth_to_color/camera_info"
+CONTROLLER_COMMAND = "/arm_controller/joint_trajectory"
+POLICY_COMMAND = "/policy/joint_trajectory"
+DIAGNOSTICS = "/diagnostics"
+# sim-only (node-relative to the node called "sim")
+PRIVILEGED_OBJECTS = "~/privileged/object_poses"
+TASK_SUCCESS = "~/task_success"
+EPISODE = "~/episode"
+RESET_SERVICE = "~/reset"
+# the same, as seen from other nodes
+SIM_PRIVILEGED_OBJECTS = "/sim/privileged/object_poses"
+SIM_TASK_SUCCESS = "/sim/task_success"
+SIM_EPISODE = "/sim/episode"
+SIM_RESET = "/sim/reset"
