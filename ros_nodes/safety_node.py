@@ -10,8 +10,6 @@ Publishes counts by reason on ``/diagnostics`` at 1 Hz.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -21,6 +19,7 @@ from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from armpilot.paths import urdf_path
+from armpilot.rejections import RejectionLog
 from armpilot.robot import ArmModel, JointLimits
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos, topics
@@ -47,8 +46,8 @@ class SafetyNode(Node):
         self.limits = limits_in_order(ArmModel(urdf_path()), self.config.joint_names)
         self.measured: np.ndarray | None = None
         self.measured_stamp = 0.0
-        self.counts: Counter[str] = Counter()
-        self.last_rejection = ""
+        self.accepted = 0
+        self.rejections = RejectionLog()
         self.pub_command = self.create_publisher(JointTrajectory, topics.CONTROLLER_COMMAND, qos.COMMAND_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
         self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, qos.STATE_QOS)
@@ -87,7 +86,7 @@ class SafetyNode(Node):
         if not verdict.accepted:
             self.reject(verdict.reason, verdict.detail)
             return
-        self.counts["accepted"] += 1
+        self.accepted += 1
         self.pub_command.publish(
             conv.joint_trajectory_to_msg(
                 self.config.joint_names, verdict.times, verdict.positions, None, conv.sec_to_stamp(verdict.stamp)
@@ -96,22 +95,23 @@ class SafetyNode(Node):
 
     def reject(self, reason: str, detail: str) -> None:
         """Count, log, and hold the arm where it is (if its position is known)."""
-        self.counts[reason] += 1
-        self.last_rejection = f"{reason}: {detail}"
-        self.get_logger().warning(f"rejected chunk: {self.last_rejection}", throttle_duration_sec=1.0)
+        if self.rejections.record(reason, detail):
+            self.get_logger().warning(
+                f"rejected chunk ({self.rejections.counts[reason]} so far for this reason), holding: {reason}: {detail}"
+            )
         if self.measured is not None:
             hold = self.measured[None, :]
             times = np.array([self.config.hold_duration])
             self.pub_command.publish(conv.joint_trajectory_to_msg(self.config.joint_names, times, hold, None, None))
 
     def publish_diagnostics(self) -> None:
-        rejected = sum(v for k, v in self.counts.items() if k != "accepted")
+        counts = {"accepted": self.accepted, **self.rejections.counts}
         status = DiagnosticStatus(
-            level=DiagnosticStatus.OK if rejected == 0 else DiagnosticStatus.WARN,
+            level=DiagnosticStatus.OK if self.rejections.total() == 0 else DiagnosticStatus.WARN,
             name="armpilot: safety",
             hardware_id="armpilot",
-            message=self.last_rejection or "all chunks accepted",
-            values=[KeyValue(key=k, value=str(v)) for k, v in sorted(self.counts.items())],
+            message=f"last rejection: {self.rejections.last}" if self.rejections.last else "all chunks accepted",
+            values=[KeyValue(key=k, value=str(v)) for k, v in sorted(counts.items())],
         )
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()

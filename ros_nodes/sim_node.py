@@ -28,6 +28,7 @@ from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from armpilot.control.trajectory import TrajectoryError  # noqa: E402
 from armpilot.paths import urdf_path  # noqa: E402
+from armpilot.rejections import RejectionLog  # noqa: E402
 from armpilot.ros_nodes import conversions as conv  # noqa: E402
 from armpilot.ros_nodes import qos, topics  # noqa: E402
 from armpilot.ros_nodes.params import declare_config  # noqa: E402
@@ -70,6 +71,7 @@ class SimNode(Node):
         self.create_subscription(JointTrajectory, topics.CONTROLLER_COMMAND, self.on_trajectory, qos.COMMAND_QOS)
         self.create_service(Trigger, topics.RESET_SERVICE, self.on_reset)
         self.ticks = 0
+        self.rejections = RejectionLog()
         self.publish_episode()
         self.get_logger().info(
             f"task '{cfg.task}', joint states every {self.tick_dt * 1e3:.0f} ms, camera "
@@ -81,8 +83,18 @@ class SimNode(Node):
         try:
             arrays = conv.joint_trajectory_from_msg(msg)
             self.runner.command(arrays.joint_names, arrays.stamp_sec, arrays.times, arrays.positions, arrays.velocities)
-        except (TrajectoryError, conv.ConversionError) as error:
-            self.get_logger().warning(f"rejected trajectory: {error}", throttle_duration_sec=1.0)
+        except TrajectoryError as error:
+            self.log_rejection(error.reason, error.detail)
+        except conv.ConversionError as error:
+            self.log_rejection("malformed", str(error))
+
+    def log_rejection(self, reason: str, detail: str) -> None:
+        """Count a rejected trajectory; log it unless this reason was logged under a second ago."""
+        if self.rejections.record(reason, detail):
+            self.get_logger().warning(
+                f"rejected trajectory ({self.rejections.counts[reason]} so far for this reason), "
+                f"holding: {reason}: {detail}"
+            )
 
     def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         """Start a new episode with the current ``seed`` parameter."""

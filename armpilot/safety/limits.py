@@ -17,6 +17,8 @@ from armpilot.robot import CONTROLLED_JOINTS, JointLimits
 
 #: Slack for rounding in limit comparisons (rad, m, rad/s).
 EPS = 1e-9
+#: Closest two points may be, s: closer ones vanish in nanosecond stamps and imply unbounded speed.
+MIN_POINT_SPACING = 1e-3
 
 
 def _describe(text: str) -> dict[str, str]:
@@ -98,6 +100,8 @@ def check_chunk(
         )
     except TrajectoryError as error:
         return _reject(error.reason, error.detail)
+    if len(times) > 1 and np.min(np.diff(times)) < MIN_POINT_SPACING:
+        return _reject("time_not_increasing", f"points closer than {MIN_POINT_SPACING * 1e3:.0f} ms apart")
     stamp = now if stamp == 0.0 else stamp
     if now - stamp > config.max_chunk_age:
         return _reject("stale", f"stamped {now - stamp:.3f} s ago (max {config.max_chunk_age} s)")

@@ -1,0 +1,88 @@
+"""Helpers for multi-process graph tests: isolated DDS domain, a probe node, waiting."""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+
+from armpilot.bringup import GraphSupervisor, ros_environment
+from armpilot.graph import NodeSpec, load_graphs, resolve
+from armpilot.ros_nodes import qos, topics
+
+
+def unique_domain_id() -> int:
+    """A ROS_DOMAIN_ID in 1..200 unlikely to clash with a parallel run."""
+    return 1 + (os.getpid() * 7 + int(time.time())) % 200
+
+
+def sim_graph_nodes(drop: tuple[str, ...] = (), **values: str) -> tuple[NodeSpec, ...]:
+    """The sim graph's nodes (small camera by default), without the named ones."""
+    args = {"width": "160", "height": "120", **values}
+    return tuple(n for n in resolve(load_graphs()["sim"], args) if n.name not in drop)
+
+
+@contextmanager
+def running_graph(nodes: tuple[NodeSpec, ...], log_dir: Path) -> Iterator[tuple[GraphSupervisor, "Probe"]]:
+    """Start ``nodes`` as processes on a fresh domain, and a probe node in this process."""
+    domain = unique_domain_id()
+    env = ros_environment(domain)
+    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_BUILTIN_TRANSPORTS")}
+    os.environ.update({k: env[k] for k in saved})
+    supervisor = GraphSupervisor(nodes, env, log_dir)
+    supervisor.start()
+    rclpy.init()
+    probe = Probe()
+    try:
+        yield supervisor, probe
+    finally:
+        probe.destroy_node()
+        rclpy.shutdown()
+        supervisor.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class Probe(Node):
+    """Test-side node: latest joint positions, arrival times per topic."""
+
+    def __init__(self) -> None:
+        super().__init__("probe")
+        self.joints: np.ndarray | None = None
+        self.arrivals: dict[str, list[float]] = {}
+        self.create_subscription(JointState, topics.JOINT_STATES, self._on_joints, qos.STATE_QOS)
+
+    def _on_joints(self, msg: JointState) -> None:
+        self.joints = np.array(msg.position)
+        self.arrivals.setdefault(topics.JOINT_STATES, []).append(time.monotonic())
+
+    def count(self, msg_type: type, topic: str, profile) -> None:
+        """Record arrival times of ``topic``."""
+        self.create_subscription(msg_type, topic, lambda _m: self.arrivals.setdefault(topic, []).append(time.monotonic()), profile)
+
+    def spin_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rclpy.spin_once(self, timeout_sec=0.05)
+            if condition():
+                return
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def spin_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            rclpy.spin_once(self, timeout_sec=0.02)
+
+    def rate(self, topic: str, since: float) -> float:
+        stamps = [t for t in self.arrivals.get(topic, []) if t >= since]
+        return (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 else 0.0

@@ -1,0 +1,58 @@
+"""Scripted experts solve their tasks in the pure simulation (no ROS), through the follower."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from transforms3d.euler import quat2euler
+
+from armpilot.control.trajectory import JointTrajectory, TrajectoryFollower
+from armpilot.paths import urdf_path
+from armpilot.sim.world import SimWorld
+from armpilot.tasks import get_task
+from armpilot.tasks.experts import ExpertObservation, ScriptedExpert, grasp_yaw
+
+
+def run_episode(world, expert, seed, replan_every=0.2):
+    world.reset(seed)
+    expert.reset()
+    follower = TrajectoryFollower(world.joint_positions())
+    next_plan = 0.0
+    while world.time < world.task.max_duration:
+        if world.time >= next_plan - 1e-9:
+            pos, quat = world.object_pose()
+            obs = ExpertObservation(world.time, world.joint_positions(), pos, quat2euler(quat)[2], world.goal_position())
+            chunk = expert.act(obs)
+            times = expert.dt * np.arange(1, len(chunk) + 1)
+            follower.set_trajectory(JointTrajectory(world.time, times, chunk), world.time)
+            next_plan += replan_every
+        world.step(follower.sample(world.time)[0], 4)
+        if world.success():
+            return True
+    return False
+
+
+@pytest.mark.parametrize("task, seeds, needed", [("reach", range(6), 6), ("pick", range(6), 5), ("push", range(4), 3)])
+def test_expert_solves_task(arm, task, seeds, needed):
+    world = SimWorld(urdf_path(), get_task(task), render=False)
+    expert = ScriptedExpert(arm, get_task(task))
+    successes = sum(run_episode(world, expert, seed) for seed in seeds)
+    assert successes >= needed
+
+
+def test_chunks_respect_joint_limits(arm):
+    world = SimWorld(urdf_path(), get_task("pick"), render=False)
+    expert = ScriptedExpert(arm, get_task("pick"))
+    world.reset(0)
+    pos, quat = world.object_pose()
+    chunk = expert.act(ExpertObservation(0.0, world.joint_positions(), pos, quat2euler(quat)[2], world.goal_position()))
+    assert chunk.shape == (10, 7)
+    assert np.all(chunk >= arm.limits.lower) and np.all(chunk <= arm.limits.upper)
+    speed = np.abs(np.diff(chunk, axis=0)) / expert.dt
+    assert np.all(speed <= arm.limits.velocity)
+
+
+def test_grasp_yaw_is_box_aligned_and_near_natural():
+    yaw = grasp_yaw(0.3, np.array([0.4, 0.0, 0.02]))
+    assert (yaw - 0.3) % (np.pi / 2) == pytest.approx(0.0, abs=1e-9) or (yaw - 0.3) % (np.pi / 2) == pytest.approx(np.pi / 2)
+    assert abs(yaw) <= np.pi / 4 + 1e-9

@@ -1,0 +1,54 @@
+"""The graph description: arguments reach nodes, command lines are what launch would build."""
+
+from __future__ import annotations
+
+import pytest
+
+from armpilot.graph import load_graphs, parse_value, resolve, ros_arguments
+from armpilot.paths import share_dir
+
+
+@pytest.fixture(scope="module")
+def graphs():
+    return load_graphs()
+
+
+def test_graphs_present(graphs):
+    assert {"sim", "real", "gazebo"} <= set(graphs)
+    for graph in graphs.values():
+        assert graph.description
+        for argument in graph.arguments:
+            assert argument.description, f"argument {argument.name} needs a description"
+
+
+def test_arguments_set_parameters(graphs):
+    nodes = {n.name: n for n in resolve(graphs["sim"], {"task": "pick", "width": "320"})}
+    assert nodes["sim"].parameters["task"] == "pick"
+    assert nodes["policy"].parameters["task"] == "pick"
+    assert nodes["sim"].parameters["width"] == 320
+    assert nodes["policy"].parameters["use_sim_time"] is True
+
+
+def test_argument_remaps_controller_topic(graphs):
+    nodes = {n.name: n for n in resolve(graphs["real"], {"controller_topic": "/ur/jtc/joint_trajectory"})}
+    assert ("/arm_controller/joint_trajectory", "/ur/jtc/joint_trajectory") in nodes["safety"].remappings
+    default = {n.name: n for n in resolve(graphs["real"])}
+    assert default["safety"].remappings == ()
+
+
+def test_unknown_argument_is_named(graphs):
+    with pytest.raises(KeyError, match="colour"):
+        resolve(graphs["sim"], {"colour": "red"})
+
+
+def test_ros_arguments_command_line(graphs):
+    node = {n.name: n for n in resolve(graphs["sim"], {"task": "push"})}["policy"]
+    args = ros_arguments(node, share_dir() / "config")
+    assert args[:3] == ["--ros-args", "-r", "__node:=policy"]
+    assert "--params-file" in args and str(share_dir() / "config" / "policy.yaml") in args
+    assert "use_sim_time:=true" in args and "task:=push" in args
+
+
+@pytest.mark.parametrize("text, value", [("3", 3), ("1.5", 1.5), ("true", True), ("pick", "pick"), ("", "")])
+def test_parse_value(text, value):
+    assert parse_value(text) == value

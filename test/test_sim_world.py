@@ -1,0 +1,82 @@
+"""The MuJoCo world: reset determinism, servos, camera geometry, the JTC-like runner."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from armpilot.control.trajectory import TrajectoryError
+from armpilot.paths import urdf_path
+from armpilot.robot import CAMERA_OPTICAL_FRAME, CONTROLLED_JOINTS, HOME_POSITION
+from armpilot.sim.runner import SimRunner
+from armpilot.sim.scene import CameraConfig
+from armpilot.sim.world import SimWorld
+from armpilot.tasks import get_task
+
+
+@pytest.fixture(scope="module")
+def pick_world():
+    world = SimWorld(urdf_path(), get_task("pick"), CameraConfig(320, 240), render=True)
+    yield world
+    world.close()
+
+
+def test_reset_is_deterministic_per_seed(pick_world):
+    a = pick_world.reset(3).object_position
+    b = pick_world.reset(4).object_position
+    c = pick_world.reset(3).object_position
+    assert np.array_equal(a, c) and not np.array_equal(a, b)
+    assert np.allclose(pick_world.joint_positions(), HOME_POSITION)
+
+
+def test_servos_hold_home_against_gravity(pick_world):
+    pick_world.reset(0)
+    pick_world.step(HOME_POSITION, 500)
+    assert np.allclose(pick_world.joint_positions(), HOME_POSITION, atol=2e-3)
+    # the box rests on the table
+    assert pick_world.object_pose()[0][2] == pytest.approx(0.02, abs=2e-3)
+
+
+def test_camera_sees_the_box_where_geometry_says(pick_world, arm):
+    init = pick_world.reset(1)
+    pick_world.step(HOME_POSITION, 10)
+    color, depth = pick_world.render()
+    assert color.shape == (240, 320, 3) and depth.shape == (240, 320) and depth.dtype == np.float32
+    fx, fy, cx, cy = pick_world.intrinsics()
+    pose = arm.frame_pose(CAMERA_OPTICAL_FRAME)
+    top = init.object_position + [0, 0, 0.02]  # centre of the box's top face
+    in_cam = pose[:3, :3].T @ (top - pose[:3, 3])
+    u, v = fx * in_cam[0] / in_cam[2] + cx, fy * in_cam[1] / in_cam[2] + cy
+    px, py = int(round(u)), int(round(v))
+    r, g, b = color[py, px].astype(int)
+    assert r > 2 * g and r > 2 * b, f"pixel ({px}, {py}) should be the red box, got {(r, g, b)}"
+    assert depth[py, px] == pytest.approx(in_cam[2], abs=0.01)
+
+
+def test_runner_follows_and_rejects(pick_world):
+    runner = SimRunner(pick_world)
+    runner.reset(0)
+    target = HOME_POSITION.copy()
+    target[0] += 0.3
+    runner.command(CONTROLLED_JOINTS, 0.0, np.array([0.5]), target[None, :])
+    for _ in range(150):
+        runner.tick(4)
+    assert runner.world.joint_positions()[0] == pytest.approx(target[0], abs=5e-3)
+    before = runner.world.joint_positions()
+    with pytest.raises(TrajectoryError, match="not_finite"):
+        runner.command(CONTROLLED_JOINTS, 0.0, np.array([0.5]), np.full((1, 7), np.nan))
+    with pytest.raises(TrajectoryError, match="before_reset"):
+        runner.command(CONTROLLED_JOINTS, runner.episode_start, np.array([0.5]), target[None, :])
+    for _ in range(50):
+        runner.tick(4)
+    assert np.allclose(runner.world.joint_positions(), before, atol=2e-3), "a rejected command changes nothing"
+    assert runner.rejections == {"not_finite": 1, "before_reset": 1}
+
+
+def test_clock_is_monotonic_across_resets(pick_world):
+    runner = SimRunner(pick_world)
+    runner.reset(0)
+    runner.tick(100)
+    t = runner.now
+    runner.reset(1)
+    assert runner.now >= t and runner.episode_start == pytest.approx(t)
