@@ -88,10 +88,19 @@ def load_graphs(path: str | Path | None = None) -> dict[str, GraphSpec]:
     return graphs
 
 
-def parse_value(text: str) -> Any:
-    """A launch-argument string as a parameter value (``"3"`` -> 3, ``"true"`` -> True)."""
+def parse_value(text: str, default: str | None = None) -> Any:
+    """A launch-argument string as a parameter value (``"3"`` -> 3, ``"true"`` -> True).
+
+    When the argument's ``default`` is a float, a whole number stays a float
+    (``"15"`` -> 15.0): ROS parameters declared as doubles refuse integers.
+    """
     value = yaml.safe_load(text)
-    return text if value is None or isinstance(value, (dict, list)) else value
+    if value is None or isinstance(value, (dict, list)):
+        return text
+    if default is not None and isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(yaml.safe_load(default), float):
+            return float(value)
+    return value
 
 
 def resolve(graph: GraphSpec, values: Mapping[str, str] | None = None) -> tuple[NodeSpec, ...]:
@@ -111,7 +120,8 @@ def resolve(graph: GraphSpec, values: Mapping[str, str] | None = None) -> tuple[
         for node_name, param in argument.params:
             if node_name in nodes:
                 node = nodes[node_name]
-                nodes[node_name] = replace(node, parameters={**node.parameters, param: parse_value(text)})
+                value = parse_value(text, argument.default)
+                nodes[node_name] = replace(node, parameters={**node.parameters, param: value})
         for node_name, topic in argument.remaps:
             if node_name in nodes and text != topic:
                 node = nodes[node_name]

@@ -52,3 +52,9 @@ def test_ros_arguments_command_line(graphs):
 @pytest.mark.parametrize("text, value", [("3", 3), ("1.5", 1.5), ("true", True), ("pick", "pick"), ("", "")])
 def test_parse_value(text, value):
     assert parse_value(text) == value
+
+
+def test_whole_number_for_a_float_argument_stays_float(graphs):
+    nodes = {n.name: n for n in resolve(graphs["sim"], {"camera_rate": "15", "width": "320"})}
+    assert isinstance(nodes["sim"].parameters["camera_rate_hz"], float)
+    assert isinstance(nodes["sim"].parameters["width"], int)

