@@ -131,10 +131,10 @@ class EvaluatorNode(Node):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             rclpy.spin_once(self, timeout_sec=0.1)
-            if self.latest_joints is not None and self.reset_client.service_is_ready():
+            if self.latest_joints is not None and self.sim_time > 0 and self.reset_client.service_is_ready():
                 return
         raise TimeoutError(f"the sim graph did not come up within {timeout:.0f} s "
-                           f"(joint states seen: {self.latest_joints is not None})")
+                           f"(joint states seen: {self.latest_joints is not None}, clock seen: {self.sim_time > 0})")
 
     def reset_episode(self, seed: int) -> dict:
         """Set the sim's seed and reset; returns the sim's answer (episode, seed, object)."""

@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseArray
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
@@ -28,7 +26,12 @@ from armpilot.policies.registry import make_policy
 from armpilot.robot import ArmModel
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos, topics
+from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
+
+
+#: Stamps within this of each other (s) are the same instant (nanosecond rounding of float seconds).
+STAMP_TOLERANCE = 1e-6
 
 
 class PolicyNode(Node):
@@ -80,8 +83,8 @@ class PolicyNode(Node):
             return None
         stamp, positions = self.joints
         object_stamp, poses = self.objects
-        # strictly after: messages stamped at the reset instant still show the old episode
-        if stamp <= self.episode_start or object_stamp <= self.episode_start:
+        # strictly after (beyond stamp rounding): messages stamped at the reset instant show the old episode
+        if min(stamp, object_stamp) <= self.episode_start + STAMP_TOLERANCE:
             return None
         obj, goal = poses.poses[0], poses.poses[1]
         q = obj.orientation
@@ -113,18 +116,7 @@ class PolicyNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Entry point: ``policy_node --ros-args -p backend:=scripted -p task:=pick``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PolicyNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(PolicyNode, args)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,7 @@ Publishes counts by reason on ``/diagnostics`` at 1 Hz.
 from __future__ import annotations
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
@@ -23,6 +21,7 @@ from armpilot.rejections import RejectionLog
 from armpilot.robot import ArmModel, JointLimits
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos, topics
+from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
 from armpilot.safety.limits import SafetyConfig, check_chunk
 
@@ -120,18 +119,7 @@ class SafetyNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Entry point: ``safety_node``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SafetyNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(SafetyNode, args)
 
 
 if __name__ == "__main__":

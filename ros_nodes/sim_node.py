@@ -18,7 +18,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from geometry_msgs.msg import Pose, PoseArray  # noqa: E402
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
@@ -31,6 +31,7 @@ from armpilot.paths import urdf_path  # noqa: E402
 from armpilot.rejections import RejectionLog  # noqa: E402
 from armpilot.ros_nodes import conversions as conv  # noqa: E402
 from armpilot.ros_nodes import qos, topics  # noqa: E402
+from armpilot.ros_nodes.lifecycle import run_node  # noqa: E402
 from armpilot.ros_nodes.params import declare_config  # noqa: E402
 from armpilot.sim.config import SimConfig  # noqa: E402
 from armpilot.sim.runner import SimRunner  # noqa: E402
@@ -176,21 +177,8 @@ class SimNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Entry point: ``sim_node --ros-args -p task:=pick``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        node.run(executor)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.runner.world.close()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(SimNode, args, spin=lambda node, executor: node.run(executor),
+             cleanup=lambda node: node.runner.world.close())
 
 
 if __name__ == "__main__":

@@ -66,7 +66,8 @@ def test_runner_follows_and_rejects(pick_world):
     with pytest.raises(TrajectoryError, match="not_finite"):
         runner.command(CONTROLLED_JOINTS, 0.0, np.array([0.5]), np.full((1, 7), np.nan))
     with pytest.raises(TrajectoryError, match="before_reset"):
-        runner.command(CONTROLLED_JOINTS, runner.episode_start, np.array([0.5]), target[None, :])
+        # stamped at the reset instant, as a message rounds it to nanoseconds: still the old episode
+        runner.command(CONTROLLED_JOINTS, runner.episode_start + 4e-10, np.array([0.5]), target[None, :])
     for _ in range(50):
         runner.tick(4)
     assert np.allclose(runner.world.joint_positions(), before, atol=2e-3), "a rejected command changes nothing"

@@ -15,6 +15,10 @@ from armpilot.sim.world import SimWorld
 from armpilot.tasks import TaskInit
 
 
+#: Stamps within this of each other (s) are the same instant (nanosecond rounding of float seconds).
+STAMP_TOLERANCE = 1e-6
+
+
 class SimRunner:
     """World + trajectory follower + monotonic sim clock."""
 
@@ -62,7 +66,7 @@ class SimRunner:
             times, positions, velocities = validate_trajectory(
                 joint_names, self.joint_names, times, positions, velocities
             )
-            if stamp != 0.0 and stamp <= self.episode_start:
+            if stamp != 0.0 and stamp <= self.episode_start + STAMP_TOLERANCE:
                 raise TrajectoryError(
                     "before_reset", f"stamped {stamp:.3f} s, not after this episode began at {self.episode_start:.3f} s"
                 )
