@@ -19,6 +19,9 @@ NODES = {
     "sim_node": "armpilot.ros_nodes.sim_node:main",
     "policy_node": "armpilot.ros_nodes.policy_node:main",
     "safety_node": "armpilot.ros_nodes.safety_node:main",
+    "perception_node": "armpilot.ros_nodes.perception_node:main",
+    "tracks_node": "armpilot.ros_nodes.tracks_node:main",
+    "realsense_node": "armpilot.ros_nodes.realsense_node:main",
 }
 
 setup(

@@ -8,7 +8,8 @@ PYTHON="${PYTHON:-python3}"
 VENV="${ARMPILOT_VENV:-.venv}"
 
 need_apt=()
-for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libgl1; do
+# libusb: open3d and pyrealsense2
+for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libusb-1.0-0; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

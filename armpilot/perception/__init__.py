@@ -1,0 +1,1 @@
+"""Perception cores (no ROS): depth -> cloud -> objects, motion tracks, stream pairing."""
