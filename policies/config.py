@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from armpilot.robot import CONTROLLED_JOINTS
 
 
+OBJECT_SOURCES = ("perception", "privileged")
+
+
 def _describe(text: str) -> dict[str, str]:
     return {"description": text}
 
@@ -21,8 +24,15 @@ class PolicyNodeConfig:
     horizon: int = field(default=10, metadata=_describe("points per chunk, H"))
     chunk_dt: float = field(default=0.1, metadata=_describe("time between chunk points, s"))
     joint_names: tuple[str, ...] = field(default=CONTROLLED_JOINTS, metadata=_describe("joint order of chunks"))
+    object_source: str = field(
+        default="perception",
+        metadata=_describe("where the task object comes from: perception (/perception/objects, largest first) "
+                           "or privileged (the sim's ground truth, for debugging)"),
+    )
 
     def __post_init__(self) -> None:
+        if self.object_source not in OBJECT_SOURCES:
+            raise ValueError(f"parameter 'object_source' is '{self.object_source}'; use one of {OBJECT_SOURCES}")
         if self.rate_hz <= 0 or self.chunk_dt <= 0 or self.horizon < 1:
             raise ValueError("parameters rate_hz and chunk_dt must be > 0 and horizon >= 1")
         if self.horizon * self.chunk_dt < 1.0 / self.rate_hz:

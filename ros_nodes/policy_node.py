@@ -1,8 +1,9 @@
 """Policy node (v0): runs a policy backend and proposes timed joint chunks.
 
-Reads ``/joint_states`` and the task object from ``/sim/privileged/object_poses``
-(ground truth; the perception issue replaces it), resets the backend on each
-new ``/sim/episode``, and at ``rate_hz`` publishes a JointTrajectory on
+Reads ``/joint_states`` and the task object from ``/perception/objects``
+(or, with ``object_source: privileged``, the sim's ground truth), takes the
+task goal from ``/sim/episode`` and resets the backend on each new episode,
+and at ``rate_hz`` publishes a JointTrajectory on
 ``/policy/joint_trajectory`` stamped with the observation's time, points at
 ``chunk_dt * (1..H)`` after it. It never talks to the controller directly.
 """
@@ -45,11 +46,13 @@ class PolicyNode(Node):
         self.joints: tuple[float, np.ndarray] | None = None
         self.objects: tuple[float, PoseArray] | None = None
         self.episode_start: float | None = None
+        self.goal = np.full(3, np.nan)
         self.episode = -1
         self.fresh_episode = False
         self.pub = self.create_publisher(JointTrajectory, topics.POLICY_COMMAND, qos.COMMAND_QOS)
         self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, qos.STATE_QOS)
-        self.create_subscription(PoseArray, topics.SIM_PRIVILEGED_OBJECTS, self.on_objects, qos.STATE_QOS)
+        object_topic = topics.PERCEPTION_OBJECTS if cfg.object_source == "perception" else topics.SIM_PRIVILEGED_OBJECTS
+        self.create_subscription(PoseArray, object_topic, self.on_objects, qos.STATE_QOS)
         self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
         self.create_timer(1.0 / cfg.rate_hz, self.propose)
         self.get_logger().info(f"backend '{cfg.backend}' for task '{cfg.task}' at {cfg.rate_hz} Hz")
@@ -65,7 +68,8 @@ class PolicyNode(Node):
         self.joints = (conv.stamp_to_sec(msg.header.stamp), ordered)
 
     def on_objects(self, msg: PoseArray) -> None:
-        if len(msg.poses) >= 2:
+        """Keep the task object: the first pose (perception: the largest object; privileged: [object, goal])."""
+        if msg.poses:
             self.objects = (conv.stamp_to_sec(msg.header.stamp), msg)
 
     def on_episode(self, msg: String) -> None:
@@ -73,6 +77,7 @@ class PolicyNode(Node):
         if info["episode"] != self.episode:
             self.episode = info["episode"]
             self.episode_start = float(info["start"])
+            self.goal = np.asarray(info.get("goal", [np.nan] * 3), float)
             self.policy.reset()
             self.fresh_episode = True
             self.get_logger().info(f"episode {self.episode} (seed {info['seed']}) began at {self.episode_start:.3f} s")
@@ -86,7 +91,7 @@ class PolicyNode(Node):
         # strictly after (beyond stamp rounding): messages stamped at the reset instant show the old episode
         if min(stamp, object_stamp) <= self.episode_start + STAMP_TOLERANCE:
             return None
-        obj, goal = poses.poses[0], poses.poses[1]
+        obj = poses.poses[0]
         q = obj.orientation
         return Observation(
             stamp=stamp,
@@ -94,7 +99,7 @@ class PolicyNode(Node):
             joint_positions=positions,
             object_position=np.array([obj.position.x, obj.position.y, obj.position.z]),
             object_yaw=float(quat2euler([q.w, q.x, q.y, q.z])[2]),
-            goal_position=np.array([goal.position.x, goal.position.y, goal.position.z]),
+            goal_position=self.goal.copy(),
         )
 
     def propose(self) -> None:

@@ -110,7 +110,8 @@ class SimNode(Node):
 
     def publish_episode(self) -> None:
         info = {"episode": self.runner.episode, "seed": self.runner.seed, "task": self.config.task,
-                "start": self.runner.episode_start}
+                "start": self.runner.episode_start,
+                "goal": self.runner.world.goal_position().round(5).tolist()}
         self.pub_episode.publish(String(data=json.dumps(info)))
 
     def step_once(self) -> None:

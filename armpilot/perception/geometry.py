@@ -52,7 +52,8 @@ class Deprojector:
     """Depth image -> base-frame points, with the per-pixel rays precomputed.
 
     A pixel's point is ``t + depth * (R @ ray)``: three multiply-adds per
-    pixel, no per-frame trigonometry.
+    pixel, no per-frame trigonometry. Arrays are kept per axis (structure of
+    arrays) so crops are contiguous comparisons.
     """
 
     def __init__(self, intrinsics: Intrinsics, base_T_camera: np.ndarray, stride: int = 1) -> None:
@@ -63,15 +64,17 @@ class Deprojector:
         self.base_rays = np.ascontiguousarray((rays.reshape(-1, 3) @ rotation.T).T)  # (3, N)
         self.origin = np.asarray(base_T_camera[:3, 3], np.float32)
 
-    def points(self, depth_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Base-frame points (N, 3) of the valid pixels and their flat pixel indices (N,)."""
+    def xyz(self, depth_m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Base-frame x, y, z (N,) of every (strided) pixel, and the depth (N,) (0/NaN = invalid)."""
         depth = np.ascontiguousarray(depth_m[:: self.stride, :: self.stride], dtype=np.float32).reshape(-1)
+        x, y, z = (self.base_rays[k] * depth + self.origin[k] for k in range(3))
+        return x, y, z, depth
+
+    def points(self, depth_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Base-frame points (N, 3) of the valid pixels and their flat (strided) pixel indices (N,)."""
+        x, y, z, depth = self.xyz(depth_m)
         valid = np.flatnonzero(depth > 0)  # NaN compares False: dropped too
-        z = depth[valid]
-        pts = np.empty((len(valid), 3), np.float32)
-        for axis in range(3):
-            pts[:, axis] = self.base_rays[axis, valid] * z + self.origin[axis]
-        return pts, valid
+        return np.column_stack([x[valid], y[valid], z[valid]]), valid
 
 
 def project(points_base: np.ndarray, intrinsics: Intrinsics, base_T_camera: np.ndarray) -> np.ndarray:

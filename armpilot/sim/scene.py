@@ -59,6 +59,8 @@ def build_scene(urdf: str | Path, task: Task, camera: CameraConfig) -> mujoco.Mj
     """The full scene spec: arm from ``urdf``, table, ``task``'s object, camera, lights."""
     arm = ArmModel(urdf)
     spec = mujoco.MjSpec.from_file(str(urdf))
+    # the URDF's own visuals were dropped at parse time; keep the scene's visual-only markers
+    spec.compiler.discardvisual = False
     spec.option.timestep = 0.002
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC

@@ -1,0 +1,168 @@
+"""Perception node: RGB-D frames -> filtered cloud and objects in ``base_link``.
+
+Subscribes aligned depth, colour and camera_info (realsense2_camera names) and
+``/joint_states`` (to cut the arm out of the cloud); pairs colour and depth by
+stamp; publishes ``/perception/points`` (PointCloud2 x y z rgb),
+``/perception/objects`` (PoseArray, largest object first) and
+``/perception/object_markers`` (MarkerArray: a box per object, its size and
+colour). Bad frames are skipped with a warning naming the problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from geometry_msgs.msg import Pose, PoseArray
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
+from transforms3d.euler import euler2quat
+from visualization_msgs.msg import Marker, MarkerArray
+
+from armpilot.paths import urdf_path
+from armpilot.perception.cloud import CloudPipeline, PerceptionResult
+from armpilot.perception.config import PerceptionConfig
+from armpilot.perception.frames import FrameError, check_sizes, depth_to_metres
+from armpilot.perception.geometry import Intrinsics, camera_pose_from_urdf
+from armpilot.perception.pairing import ApproximateTimePairer
+from armpilot.perception.self_filter import robot_spheres
+from armpilot.rejections import RejectionLog
+from armpilot.robot import ArmModel
+from armpilot.ros_nodes import conversions as conv
+from armpilot.ros_nodes import qos, topics
+from armpilot.ros_nodes.lifecycle import run_node
+from armpilot.ros_nodes.params import declare_config
+
+CLOUD_MSG_DTYPE = np.dtype([("x", np.float32), ("y", np.float32), ("z", np.float32), ("rgb", np.float32)])
+
+
+@dataclass(frozen=True)
+class PerceptionNodeConfig:
+    """Node settings beyond the pipeline's."""
+
+    camera_frame: str = field(default="camera_color_optical_frame",
+                              metadata={"description": "URDF frame of the depth image (its pose gives the extrinsics)"})
+    base_frame: str = field(default="base_link", metadata={"description": "frame of the outputs"})
+    use_color: bool = field(default=True, metadata={"description": "pair colour with depth for rgb and object colour"})
+    sync_slop: float = field(default=0.02, metadata={"description": "largest colour/depth stamp gap paired, s"})
+    self_filter: bool = field(default=True, metadata={"description": "cut the arm out using /joint_states"})
+    joint_state_timeout: float = field(default=0.5, metadata={"description": "older joint states are not used, s"})
+
+
+class PerceptionNode(Node):
+    """Thin shell over ``CloudPipeline``."""
+
+    def __init__(self) -> None:
+        super().__init__("perception")
+        self.pipeline_config = declare_config(self, PerceptionConfig)
+        self.config = declare_config(self, PerceptionNodeConfig)
+        self.arm = ArmModel(urdf_path())
+        self.base_T_camera = camera_pose_from_urdf(self.arm, self.config.camera_frame)
+        self.pipeline: CloudPipeline | None = None
+        self.intrinsics: Intrinsics | None = None
+        self.joints: tuple[float, np.ndarray] | None = None
+        self.pairer: ApproximateTimePairer[Image, Image] = ApproximateTimePairer(self.config.sync_slop)
+        self.problems = RejectionLog(throttle_s=5.0)
+        self.frames = 0
+        self.pub_points = self.create_publisher(PointCloud2, topics.PERCEPTION_POINTS, qos.CAMERA_QOS)
+        self.pub_objects = self.create_publisher(PoseArray, topics.PERCEPTION_OBJECTS, qos.STATE_QOS)
+        self.pub_markers = self.create_publisher(MarkerArray, topics.PERCEPTION_OBJECT_MARKERS, qos.STATE_QOS)
+        self.create_subscription(CameraInfo, topics.DEPTH_INFO, self.on_info, qos.CAMERA_QOS)
+        self.create_subscription(Image, topics.DEPTH_IMAGE, self.on_depth, qos.CAMERA_QOS)
+        if self.config.use_color:
+            self.create_subscription(Image, topics.COLOR_IMAGE, self.on_color, qos.CAMERA_QOS)
+        self.create_subscription(JointState, topics.JOINT_STATES, self.on_joints, qos.STATE_QOS)
+
+    def skip(self, reason: str, detail: str) -> None:
+        if self.problems.record(reason, detail):
+            self.get_logger().warning(f"skipping frame ({self.problems.counts[reason]} so far): {reason}: {detail}")
+
+    def on_info(self, msg: CameraInfo) -> None:
+        try:
+            intrinsics = Intrinsics(*conv.intrinsics_from_msg(msg))
+        except (conv.ConversionError, ValueError) as error:
+            self.skip("bad_camera_info", str(error))
+            return
+        if intrinsics != self.intrinsics:
+            self.intrinsics = intrinsics
+            self.pipeline = CloudPipeline(self.pipeline_config, intrinsics, self.base_T_camera)
+
+    def on_joints(self, msg: JointState) -> None:
+        names, positions, _, _ = conv.joint_state_from_msg(msg)
+        try:
+            self.joints = (conv.stamp_to_sec(msg.header.stamp),
+                           positions[[names.index(n) for n in self.arm.joint_names]].copy())
+        except ValueError:
+            self.skip("joint_states", f"/joint_states lacks the arm's joints: {names}")
+
+    def on_depth(self, msg: Image) -> None:
+        stamp = conv.stamp_to_sec(msg.header.stamp)
+        if not self.config.use_color:
+            self.process(stamp, msg, None)
+            return
+        pair = self.pairer.add_first(stamp, msg)
+        self.report_out_of_order()
+        if pair is not None:
+            self.process(pair.stamp, pair.first, pair.second)
+
+    def on_color(self, msg: Image) -> None:
+        pair = self.pairer.add_second(conv.stamp_to_sec(msg.header.stamp), msg)
+        self.report_out_of_order()
+        if pair is not None:
+            self.process(pair.stamp, pair.first, pair.second)
+
+    def report_out_of_order(self) -> None:
+        if self.pairer.out_of_order > self.problems.counts["out_of_order"]:
+            self.skip("out_of_order", "a frame older than the last processed one arrived")
+
+    def process(self, stamp: float, depth_msg: Image, color_msg: Image | None) -> None:
+        if self.pipeline is None or self.intrinsics is None:
+            self.skip("no_camera_info", f"no valid camera_info on {topics.DEPTH_INFO} yet")
+            return
+        try:
+            depth = depth_to_metres(conv.image_from_msg(depth_msg), depth_msg.encoding)
+            color = None if color_msg is None else conv.image_from_msg(color_msg)
+            if color is not None and color_msg.encoding != "rgb8":
+                color = color[..., ::-1] if color_msg.encoding == "bgr8" else None
+            check_sizes(self.intrinsics, depth, color)
+        except FrameError as error:
+            self.skip(error.reason, error.detail)
+            return
+        except conv.ConversionError as error:
+            self.skip("bad_image", str(error))
+            return
+        spheres = None
+        if self.config.self_filter and self.joints is not None and stamp - self.joints[0] < self.config.joint_state_timeout:
+            spheres = robot_spheres(self.arm, self.joints[1])
+        result = self.pipeline.process(depth, color, spheres)
+        self.publish(result, depth_msg.header.stamp)
+
+    def publish(self, result: PerceptionResult, stamp) -> None:
+        frame = self.config.base_frame
+        self.pub_points.publish(conv.pointcloud_to_msg(result.cloud.view(CLOUD_MSG_DTYPE), stamp, frame))
+        poses = PoseArray()
+        poses.header.stamp, poses.header.frame_id = stamp, frame
+        markers = MarkerArray(markers=[Marker(action=Marker.DELETEALL)])
+        for index, obj in enumerate(result.objects):
+            pose = Pose()
+            pose.position.x, pose.position.y, pose.position.z = (float(v) for v in obj.position)
+            w, x, y, z = euler2quat(0.0, 0.0, obj.yaw)
+            pose.orientation.w, pose.orientation.x, pose.orientation.y, pose.orientation.z = w, x, y, z
+            poses.poses.append(pose)
+            marker = Marker(type=Marker.CUBE, action=Marker.ADD, id=index, ns="objects", pose=pose)
+            marker.header = poses.header
+            marker.scale.x, marker.scale.y, marker.scale.z = (float(max(v, 0.005)) for v in obj.size)
+            marker.color.r, marker.color.g, marker.color.b = (float(v) for v in obj.color)
+            marker.color.a = 0.8
+            markers.markers.append(marker)
+        self.pub_objects.publish(poses)
+        self.pub_markers.publish(markers)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point: ``perception_node``."""
+    run_node(PerceptionNode, args)
+
+
+if __name__ == "__main__":
+    main()
