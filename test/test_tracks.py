@@ -91,21 +91,21 @@ def replaced_centre(base_seed: int, other_seed: int) -> tuple[np.ndarray, np.nda
     return before, after
 
 
-@pytest.mark.parametrize("fb_threshold, expect_dropped", [(1.0, True), (1e6, False)])
-def test_forward_backward_check_drops_replaced_region(fb_threshold: float, expect_dropped: bool) -> None:
-    tracker = MotionTracker(TracksConfig(max_points=100, fb_threshold_px=fb_threshold))
+@pytest.mark.parametrize("fb_threshold, most_surviving", [(1.0, 0.4), (0.5, 0.2), (1e6, 1.0)])
+def test_forward_backward_check_drops_replaced_region(fb_threshold: float, most_surviving: float) -> None:
+    tracker = MotionTracker(TracksConfig(max_points=200, fb_threshold_px=fb_threshold))
     before, after = replaced_centre(0, 1)
     start = newest(tracker.update(before, 0.0))
     now = newest(tracker.update(after, 0.1))
     inside = [i for i, (u, v) in start.items() if 115 < u < 205 and 75 < v < 165]
     far = [i for i, (u, v) in start.items() if not (70 < u < 250 and 30 < v < 210)]
-    assert len(inside) >= 5 and len(far) >= 20
+    assert len(inside) >= 15 and len(far) >= 40
     survived = sum(i in now for i in inside)
-    if expect_dropped:
-        assert survived <= 0.2 * len(inside)
-    else:  # without the check LK happily "tracks" into unrelated texture
+    assert survived <= most_surviving * len(inside)
+    if most_surviving == 1.0:  # without the check LK happily "tracks" into unrelated texture
         assert survived == len(inside)
-    assert all(i in now and np.linalg.norm(now[i] - start[i]) < 0.3 for i in far)
+    assert sum(i in now for i in far) >= 0.95 * len(far)  # unaffected texture keeps its tracks
+    assert all(np.linalg.norm(now[i] - start[i]) < 0.3 for i in far if i in now)
     assert tracker.stats.seeded == 0  # fewer than half lost: no re-seeding yet
 
 
@@ -176,10 +176,10 @@ def test_all_zero_image_gives_an_empty_table() -> None:
     tracker = MotionTracker()
     zeros = np.zeros((H, W), np.uint8)
     for k in range(2):
-        table = tracker.update(zeros, float(k))
+        table = tracker.update(zeros, 0.1 * k)
         assert table.dtype == TRACK_DTYPE and len(table) == 0
-    assert len(tracker.update(view(texture(0), 0, 0), 2.0)) > 0
-    table = tracker.update(zeros, 3.0)  # everything lost, nothing to re-seed
+    assert len(tracker.update(view(texture(0), 0, 0), 0.2)) > 0
+    table = tracker.update(zeros, 0.3)  # everything lost, nothing to re-seed
     assert len(table) == 0 and tracker.stats.lost > 0
     arrays = track_arrays(table, horizon=8)
     assert arrays.uv.shape == (0, 8, 2) and arrays.xyz.shape == (0, 8, 3)

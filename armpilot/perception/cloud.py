@@ -19,7 +19,7 @@ from armpilot.perception.config import PerceptionConfig
 from armpilot.perception.geometry import Deprojector, Intrinsics
 
 #: Points used to score RANSAC hypotheses (the winner is refined on all points).
-SCORE_SAMPLE = 1500
+SCORE_SAMPLE = 800
 CLOUD_DTYPE = np.dtype([("x", np.float32), ("y", np.float32), ("z", np.float32), ("rgb", np.uint32)])
 
 
@@ -110,6 +110,7 @@ class CloudPipeline:
         self.low = np.asarray(config.workspace_min, np.float32)
         self.high = np.asarray(config.workspace_max, np.float32)
         self.shape = tuple(int(np.ceil(s)) for s in (self.high - self.low) / config.voxel_size)
+        self._strides = (self.shape[1] * self.shape[2], self.shape[2], 1)
         self.rng = np.random.default_rng(seed)
 
     def process(self, depth_m: np.ndarray, color: np.ndarray | None = None,
@@ -126,11 +127,13 @@ class CloudPipeline:
         lo, hi = self.low, self.high
         inside = (depth > 0) & (x >= lo[0]) & (x < hi[0]) & (y >= lo[1]) & (y < hi[1]) & (z >= lo[2]) & (z < hi[2])
         pixels = np.flatnonzero(inside)
-        points = np.column_stack([x[pixels], y[pixels], z[pixels]])
+        px, py, pz = x[pixels], y[pixels], z[pixels]
+        points = np.column_stack([px, py, pz])
         colors = None
         if color is not None:
-            colors = color[:: cfg.pixel_stride, :: cfg.pixel_stride].reshape(-1, 3)[pixels].astype(np.float32)
-        flat = self._voxel_index(points)
+            strided = color[:: cfg.pixel_stride, :: cfg.pixel_stride].reshape(-1, 3)
+            colors = np.take(strided, pixels, axis=0).astype(np.float32)
+        flat = self._voxel_index(px, py, pz)
         occupied, inverse = np.unique(flat, return_inverse=True) if len(flat) < 20000 else self._unique(flat)
         n = np.bincount(inverse, minlength=len(occupied)).astype(np.float32)[:, None]
         centroids = np.column_stack([np.bincount(inverse, points[:, k], len(occupied)) for k in range(3)]) / n
@@ -152,12 +155,15 @@ class CloudPipeline:
             cloud["rgb"] = 0x808080
         return PerceptionResult(cloud, objects, plane)
 
-    def _voxel_index(self, points: np.ndarray) -> np.ndarray:
-        """Flat voxel index (N,) of each point in the workspace grid."""
-        nx, ny, nz = self.shape
-        cells = ((points - self.low) * (1.0 / self.config.voxel_size)).astype(np.int64)
-        np.clip(cells, 0, [nx - 1, ny - 1, nz - 1], out=cells)
-        return (cells[:, 0] * ny + cells[:, 1]) * nz + cells[:, 2]
+    def _voxel_index(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Flat voxel index (N,) of points (already inside the workspace) in the grid."""
+        inverse_size = np.float32(1.0 / self.config.voxel_size)
+        flat = np.zeros(len(x), np.int64)
+        for values, low, cells, stride in zip((x, y, z), self.low, self.shape, self._strides):
+            index = ((values - low) * inverse_size).astype(np.int64)
+            np.minimum(index, cells - 1, out=index)  # float rounding at the upper edge
+            flat += index * stride
+        return flat
 
     def _unique(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``np.unique(flat, return_inverse=True)`` by counting over the grid (no sort)."""
@@ -168,12 +174,18 @@ class CloudPipeline:
         lookup[occupied] = np.arange(len(occupied))
         return occupied, lookup[flat]
 
-    @staticmethod
-    def _inside_spheres(centroids: np.ndarray, spheres: np.ndarray) -> np.ndarray:
-        """(M,) True for centroids inside any sphere (radius padded by the config)."""
+    def _inside_spheres(self, centroids: np.ndarray, spheres: np.ndarray) -> np.ndarray:
+        """(M,) True for centroids inside any sphere, radius padded by ``robot_padding``."""
+        radii = spheres[:, 3].astype(np.float64) + self.config.robot_padding
         centres = spheres[:, :3].astype(np.float64)
-        squared = (centroids**2).sum(1)[:, None] - 2 * centroids @ centres.T + (centres**2).sum(1)[None, :]
-        return np.any(squared < (spheres[:, 3].astype(np.float64)[None, :]) ** 2, axis=1)
+        reach = radii.max()
+        near = np.all((centroids > centres.min(0) - reach) & (centroids < centres.max(0) + reach), axis=1)
+        inside = np.zeros(len(centroids), bool)
+        candidates = centroids[near]
+        if len(candidates):
+            squared = (candidates**2).sum(1)[:, None] - 2 * candidates @ centres.T + (centres**2).sum(1)[None, :]
+            inside[near] = np.any(squared < radii[None, :] ** 2, axis=1)
+        return inside
 
     def _cluster(self, occupied: np.ndarray, keep: np.ndarray, inverse: np.ndarray, points: np.ndarray,
                  colors: np.ndarray | None, plane: np.ndarray | None) -> list[DetectedObject]:

@@ -57,8 +57,8 @@ class ApproximateTimePairer(Generic[A, B]):
             return None
         _, s1, a, s2, b = best
         self.last_stamp = max(s1, s2)
-        while self._first and self._first[0][0] <= s1:
-            self._first.popleft()
-        while self._second and self._second[0][0] <= s2:
-            self._second.popleft()
+        for pending in (self._first, self._second):  # drop everything not newer than the pair
+            kept = [entry for entry in pending if entry[0] > self.last_stamp]
+            pending.clear()
+            pending.extend(kept)
         return PairResult(s1, a, b)

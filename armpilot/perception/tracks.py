@@ -52,8 +52,8 @@ class TracksConfig:
     quality_level: float = field(
         default=0.01, metadata=_describe("Shi-Tomasi corner score relative to the frame's best corner (0-1)"))
     block_size: int = field(default=7, metadata=_describe("Shi-Tomasi corner window edge, px"))
-    edge_margin_px: float = field(
-        default=2.0, metadata=_describe("tracks closer than this to the image edge are dropped, px"))
+    edge_margin_px: float = field(default=10.0, metadata=_describe(
+        "tracks and new corners closer than this to the image edge are dropped, px (win_size/2 keeps LK inside)"))
     max_gap_s: float = field(
         default=0.5, metadata=_describe("a longer gap between frames drops all tracks (restart), s"))
 
