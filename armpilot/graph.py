@@ -136,7 +136,7 @@ def ros_arguments(node: NodeSpec, config_dir: Path) -> list[str]:
         args += ["--params-file", str(config_dir / file)]
     for key, value in node.parameters.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
-        args += ["-p", f"{key}:={text}"]
+        args += ["-p", f"{key}:={text if text else repr('')}"]  # '' is YAML for an empty string
     for source, target in node.remappings:
         args += ["-r", f"{source}:={target}"]
     return args

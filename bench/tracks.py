@@ -35,6 +35,7 @@ from armpilot.perception.tracks import MotionTracker, PixelLifter, TracksConfig,
 from armpilot.ros_nodes.conversions import pointcloud_to_msg
 from armpilot.ros_nodes.tracks_node import markers_from_table
 
+
 H, W, PAD = 480, 640, 40
 RADIUS, PERIOD = 20.0, 64
 
@@ -112,7 +113,7 @@ def run_scene_cuts(frames: list[np.ndarray], other: list[np.ndarray], n: int) ->
 
 def run_redetect(frames: list[np.ndarray], n: int) -> dict[str, float]:
     config = TracksConfig()
-    lk = dict(winSize=(config.win_size, config.win_size), maxLevel=config.pyramid_levels)
+    lk = {"winSize": (config.win_size, config.win_size), "maxLevel": config.pyramid_levels}
     errors, times = [], []
     for t in range(1, n + 1):
         prev, cur = frames[(t - 1) % PERIOD], frames[t % PERIOD]

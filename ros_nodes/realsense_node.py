@@ -9,6 +9,10 @@ and a ``camera_info`` beside each, all with the frame's stamp and frame id
 ``bag_file`` plays a recording instead of a camera. With no camera it logs
 how to fix that and retries every ``reconnect_period_s`` (or exits 1 when
 ``exit_on_missing_device``); a camera lost mid-stream is reopened the same way.
+
+Example: ``realsense_node --ros-args -p serial:=_123456789012 -p width:=848``
+(a leading '_' or quotes keep ROS from reading the serial as an integer;
+realsense2_camera's ``serial_no`` has the same rule).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from armpilot.ros_nodes.params import declare_config
 DEPTH_RAW_IMAGE = "/camera/camera/depth/image_rect_raw"
 DEPTH_RAW_INFO = "/camera/camera/depth/camera_info"
 REPEAT_ERROR_S = 30.0  # an unchanged "no camera" error is repeated this often
+FLOW_CHECK_S = 5.0  # an open stream that published nothing for this long is reported
 
 
 def info_msg(k: Intrinsics, stamp, frame_id: str) -> CameraInfo:
@@ -55,6 +60,8 @@ class RealSenseNode(Node):
         self.pub_depth = self.create_publisher(Image, depth_topics[0], qos.CAMERA_QOS)
         self.pub_depth_info = self.create_publisher(CameraInfo, depth_topics[1], qos.CAMERA_QOS)
         self.published = 0
+        self._flow = (0, 0)  # (published, skipped) at the last flow check
+        self.create_timer(FLOW_CHECK_S, self.check_flow)
         self._last_error, self._last_error_time, self._failures = "", 0.0, 0
         self.get_logger().info(f"opening {cfg.wanted()}, align_depth={cfg.align_depth}")
 
@@ -88,6 +95,16 @@ class RealSenseNode(Node):
                 f"retrying every {self.config.reconnect_period_s:g} s (attempt {self._failures})"
             self.get_logger().error(f"{message} [{retry}]")
             self._last_error, self._last_error_time = message, now
+
+    def check_flow(self) -> None:
+        """Warn when the stream is open but nothing was published since the last check."""
+        published, skipped = self.published, self.source.skipped
+        if self.source.is_open and published == self._flow[0]:
+            self.get_logger().warning(
+                f"{self.config.wanted()} is open but published no frame in {FLOW_CHECK_S:g} s "
+                f"({skipped - self._flow[1]} framesets dropped: colour repeated or colour/depth "
+                "timestamps more than half a frame apart)")
+        self._flow = (published, skipped)
 
     def publish(self, frame: Frame) -> None:
         cfg = self.config

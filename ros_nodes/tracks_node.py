@@ -27,7 +27,7 @@ from armpilot.paths import urdf_path
 from armpilot.perception.frames import FrameError, check_sizes, depth_to_metres
 from armpilot.perception.geometry import Intrinsics, camera_pose_from_urdf
 from armpilot.perception.pairing import ApproximateTimePairer, PairResult
-from armpilot.perception.tracks import MotionTracker, PixelLifter, TrackTable, TracksConfig, track_arrays
+from armpilot.perception.tracks import MotionTracker, PixelLifter, TracksConfig, TrackTable, track_arrays
 from armpilot.rejections import RejectionLog
 from armpilot.robot import CAMERA_OPTICAL_FRAME, ArmModel
 from armpilot.ros_nodes import conversions as conv
@@ -108,7 +108,7 @@ def markers_from_table(table: TrackTable, header: Header, width: float) -> Marke
         marker.scale.x = float(width)
         marker.color.r, marker.color.g, marker.color.b = track_color(track_id)
         marker.color.a = 1.0
-        marker.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in finite]
+        marker.points = [Point(x=x, y=y, z=z) for x, y, z in finite.tolist()]
         markers.append(marker)
     return MarkerArray(markers=markers)
 
@@ -147,12 +147,12 @@ class TracksNode(Node):
             self.tracker.lifter = PixelLifter(intrinsics, self.base_T_camera)
 
     def on_color(self, msg: Image) -> None:
-        self.handle(self.pairer.add_first(conv.stamp_to_sec(msg.header.stamp), msg))
+        self.on_pair(self.pairer.add_first(conv.stamp_to_sec(msg.header.stamp), msg))
 
     def on_depth(self, msg: Image) -> None:
-        self.handle(self.pairer.add_second(conv.stamp_to_sec(msg.header.stamp), msg))
+        self.on_pair(self.pairer.add_second(conv.stamp_to_sec(msg.header.stamp), msg))
 
-    def handle(self, pair: PairResult[Image, Image] | None) -> None:
+    def on_pair(self, pair: PairResult[Image, Image] | None) -> None:
         if self.pairer.out_of_order > self.problems.counts["out_of_order"]:
             self.skip("out_of_order", f"an image older than the last paired frame ({self.pairer.last_stamp:.3f} s)")
         if pair is None:

@@ -26,7 +26,7 @@ def start_up(tmp_path: Path) -> tuple[subprocess.Popen, dict[str, int]]:
     line = process.stdout.readline()
     assert line.startswith("started "), line + process.stderr.read()
     pids = ast.literal_eval(line[len("started "):line.index("}") + 1])
-    assert set(pids) == {"sim", "policy", "safety"}
+    assert set(pids) == {"sim", "perception", "tracks", "policy", "safety"}
     time.sleep(3.0)  # let the nodes come up
     return process, pids
 

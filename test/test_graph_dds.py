@@ -40,7 +40,7 @@ def test_full_graph_flows_at_configured_rates_and_is_wired(tmp_path):
         for topic, rate in expected.items():
             assert rates[topic] == pytest.approx(rate, rel=0.2), f"{topic}: {rates}"
         # every topic a graph node subscribes to has a publisher
-        for name in ("sim", "policy", "safety"):
+        for name in ("sim", "perception", "tracks", "policy", "safety"):
             for topic, _types in probe.get_subscriber_names_and_types_by_node(name, "/"):
                 assert probe.count_publishers(topic) > 0, f"{name} subscribes to {topic}, which nobody publishes"
         # a crashing node is detected and named

@@ -19,6 +19,7 @@ from armpilot.perception.tracks import (TRACK_DTYPE, MotionTracker, PixelLifter,
 from armpilot.ros_nodes.conversions import image_to_msg, pointcloud_from_msg, pointcloud_to_msg
 from armpilot.ros_nodes.tracks_node import frame_arrays, gray_from_msg, markers_from_table
 
+
 H, W, PAD = 240, 320, 32
 INTR = Intrinsics(fx=300.0, fy=300.0, cx=159.5, cy=119.5, width=W, height=H)
 
@@ -169,6 +170,11 @@ def test_tracks_are_lifted_onto_a_flat_plane(base_T_camera: np.ndarray) -> None:
     np.testing.assert_allclose(project(xyz[has_depth], INTR, base_T_camera), uv[has_depth], atol=0.6)
     with pytest.raises(ValueError, match="depth"):
         MotionTracker().update(view(base, 0, 0), 0.0, depth)  # no lifter
+    with pytest.raises(ValueError, match="intrinsics"):  # checked before any state changes
+        tracker.update(np.ascontiguousarray(view(base, 3, 1.5)[:200]), 0.3, np.ascontiguousarray(depth[:200]))
+    before, after = newest(table), newest(tracker.update(view(base, 3.0, 1.5), 0.3, depth))
+    assert len(after) >= 0.9 * len(before) and set(after) <= set(before)
+    assert all(np.linalg.norm(after[i] - before[i] - (1.0, 0.5)) < 0.3 for i in after)
 
 
 # ------------------------------------------------------------------ edge cases
@@ -197,15 +203,16 @@ def test_size_change_and_long_gap_restart_but_reversed_stamps_raise() -> None:
     assert tracker.stats.restarted == "" and tracker.stats.kept > 0
     tracker.update(np.ascontiguousarray(frame[:200, :300]), 1.5)
     assert "since the last frame" in tracker.stats.restarted
-    with pytest.raises(ValueError, match="not after"):
-        tracker.update(frame, 1.5)
+    for stamp in (1.5, float("nan")):
+        with pytest.raises(ValueError, match="not after"):
+            tracker.update(frame, stamp)
     for bad in (np.zeros((0, 5), np.uint8), np.zeros((H, W, 3), np.uint8), np.zeros((H, W), np.float32)):
         with pytest.raises(ValueError, match="uint8"):
             tracker.update(bad, 9.0)
 
 
-@pytest.mark.parametrize("change", [dict(win_size=4), dict(win_size=20), dict(horizon=0), dict(reseed_fraction=0.0),
-                                    dict(quality_level=1.0), dict(fb_threshold_px=0.0), dict(max_points=0)])
+@pytest.mark.parametrize("change", [{"win_size": 4}, {"win_size": 20}, {"horizon": 0}, {"reseed_fraction": 0.0},
+                                    {"quality_level": 1.0}, {"fb_threshold_px": 0.0}, {"max_points": 0}])
 def test_config_validation(change: dict) -> None:
     with pytest.raises(ValueError):
         TracksConfig(**change)

@@ -18,9 +18,10 @@ recorded spacing. ``Frame.device_stamp_ms`` keeps the raw timestamp.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyrealsense2 as rs
@@ -34,7 +35,8 @@ def _describe(text: str) -> dict[str, str]:
 class RealSenseConfig:
     """Which camera (or recording) to open and how to stream it."""
 
-    serial: str = field(default="", metadata=_describe("serial number of the camera; empty: the first one found"))
+    serial: str = field(default="", metadata=_describe(
+        "camera serial number; prefix '_' (or quote it) so ROS keeps it a string; empty: any camera"))
     width: int = field(default=640, metadata=_describe("colour (and aligned depth) width, px; live camera only"))
     height: int = field(default=480, metadata=_describe("colour (and aligned depth) height, px; live camera only"))
     fps: int = field(default=30, metadata=_describe("frame rate, Hz; live camera only"))
@@ -60,11 +62,16 @@ class RealSenseConfig:
         if self.frame_timeout_ms < 10:
             raise ValueError(f"parameter 'frame_timeout_ms' must be >= 10, got {self.frame_timeout_ms}")
 
+    @property
+    def serial_number(self) -> str:
+        """``serial`` without the leading '_' that keeps ROS from reading it as an integer."""
+        return self.serial.removeprefix("_")
+
     def wanted(self) -> str:
         """What this config asks for, in words (for errors and logs)."""
         if self.bag_file:
             return f"recording '{self.bag_file}'"
-        which = f"serial '{self.serial}'" if self.serial else "any serial"
+        which = f"serial '{self.serial_number}'" if self.serial else "any serial"
         return f"RealSense camera ({which}) streaming {self.width}x{self.height} @ {self.fps} fps"
 
 
@@ -124,10 +131,8 @@ class Opened:
 
 def connected_devices() -> list[tuple[str, str]]:
     """(name, serial) of each RealSense device plugged in now."""
-    found = []
-    for dev in rs.context().query_devices():
-        found.append((dev.get_info(rs.camera_info.name), dev.get_info(rs.camera_info.serial_number)))
-    return found
+    return [(dev.get_info(rs.camera_info.name), dev.get_info(rs.camera_info.serial_number))
+            for dev in rs.context().query_devices()]
 
 
 def unavailable_message(config: RealSenseConfig, devices: list[tuple[str, str]], reason: str = "") -> str:
@@ -135,7 +140,7 @@ def unavailable_message(config: RealSenseConfig, devices: list[tuple[str, str]],
     there = ", ".join(f"{name} (serial {serial})" for name, serial in devices) or "none"
     why = f" ({reason})" if reason else ""
     return (f"cannot open {config.wanted()}{why}. Connected RealSense devices: {there}. To fix: plug the "
-            "camera into a USB 3 port (a USB 2 link cannot stream this mode), install librealsense's udev "
+            "camera into a USB 3 port (over USB 2 many modes are unavailable), install librealsense's udev "
             "rules (99-realsense-libusb.rules) for access, set parameter 'serial' to one listed above, "
             "or set 'bag_file' to play a recording instead.")
 
@@ -157,7 +162,7 @@ def color_to_rgb(pixels: np.ndarray, fmt: str) -> np.ndarray:
         return np.ascontiguousarray(pixels[:, :, 2::-1])
     if fmt == "rgba8":
         return np.ascontiguousarray(pixels[:, :, :3])
-    raise CameraUnavailable(f"colour stream format {fmt} is not supported; record colour as rgb8 or bgr8")
+    raise ValueError(f"colour stream format {fmt} is not supported; record colour as rgb8 or bgr8")
 
 
 def _intrinsics(profile: Any) -> Intrinsics:
@@ -220,6 +225,7 @@ class RealSenseSource:
 
     def open(self) -> Opened:
         """Start streaming. Raises CameraUnavailable (with how-to-fix) when it cannot."""
+        self.close()
         cfg = self.config
         rs_cfg = rs.config()
         if cfg.bag_file:
@@ -232,10 +238,10 @@ class RealSenseSource:
             rs_cfg.enable_stream(rs.stream.depth)
         else:
             devices = self.list_devices()  # pipeline.start() waits ~15 s for a device: ask first
-            if not devices or (cfg.serial and cfg.serial not in [s for _, s in devices]):
+            if not devices or (cfg.serial and cfg.serial_number not in [s for _, s in devices]):
                 raise CameraUnavailable(unavailable_message(cfg, devices, "no such device connected"))
             if cfg.serial:
-                rs_cfg.enable_device(cfg.serial)
+                rs_cfg.enable_device(cfg.serial_number)
             rs_cfg.enable_stream(rs.stream.color, cfg.width, cfg.height, rs.format.rgb8, cfg.fps)
             rs_cfg.enable_stream(rs.stream.depth, cfg.width, cfg.height, rs.format.z16, cfg.fps)
         pipeline = self.pipeline_factory()
@@ -300,9 +306,13 @@ class RealSenseSource:
                                                              rs.timestamp_domain.system_time)
         stamp = ts * 1e-3 if host_synced and self._playback is None else self._to_host(ts)
         color_k = _intrinsics(color.get_profile())
-        fmt = str(color.get_profile().format()).split(".")[-1]
-        return Frame(stamp=stamp, device_stamp_ms=ts,
-                     color=color_to_rgb(np.asanyarray(color.get_data()), fmt),
+        try:
+            rgb = color_to_rgb(np.asanyarray(color.get_data()), str(color.get_profile().format()).split(".")[-1])
+        except ValueError as error:  # a recording in another colour format: it cannot play
+            self.finished = True
+            self.close()
+            raise CameraUnavailable(f"{self.config.wanted()}: {error}") from error
+        return Frame(stamp=stamp, device_stamp_ms=ts, color=rgb,
                      depth=depth_to_mm(np.asanyarray(depth.get_data()), self._depth_scale),
                      color_intrinsics=color_k,
                      depth_intrinsics=color_k if self._align is not None else _intrinsics(depth.get_profile()),

@@ -171,9 +171,9 @@ class MotionTracker:
         self.lifter = lifter
         self.stats = TrackStats()
         self._next_id = 0
-        self._lk = dict(winSize=(config.win_size, config.win_size), maxLevel=config.pyramid_levels,
-                        criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS,
-                                  config.lk_iterations, config.lk_epsilon_px))
+        self._lk = {"winSize": (config.win_size, config.win_size), "maxLevel": config.pyramid_levels,
+                    "criteria": (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS,
+                                 config.lk_iterations, config.lk_epsilon_px)}
         self.reset()
 
     def reset(self) -> None:
@@ -206,10 +206,12 @@ class MotionTracker:
         gray = np.asarray(gray)
         if gray.ndim != 2 or gray.dtype != np.uint8 or gray.size == 0:
             raise ValueError(f"need a non-empty (H, W) uint8 image, got {gray.shape} {gray.dtype}")
-        if depth_m is not None and (self.lifter is None or depth_m.shape != gray.shape):
-            raise ValueError("depth needs a lifter (camera intrinsics) and the image's size: "
-                             f"image {gray.shape}, depth {depth_m.shape}, lifter {self.lifter is not None}")
-        if stamp <= self._stamp:
+        if depth_m is not None:
+            lifter_size = None if self.lifter is None else (self.lifter.intrinsics.height, self.lifter.intrinsics.width)
+            if depth_m.shape != gray.shape or lifter_size != gray.shape:
+                raise ValueError(f"depth needs a lifter (intrinsics) of the image's size: image {gray.shape}, "
+                                 f"depth {depth_m.shape}, intrinsics {lifter_size}")
+        if not np.isfinite(stamp) or stamp <= self._stamp:
             raise ValueError(f"frame stamp {stamp:.6f} s is not after the last frame's {self._stamp:.6f} s")
         restarted = ""
         if self._prev is not None and self._prev.shape != gray.shape:
