@@ -12,6 +12,7 @@ from armpilot.tasks import TASKS
 EXAMPLES = """examples:
   armpilot demo --task reach --policy scripted --episodes 20 --report out/report.json
   armpilot demo --task pick --episodes 5 --width 320 --height 240
+  armpilot demo --task pick --candidates 16 --noise-std 0.02 --bad-probability 0.4 --bad-offset 0.3
   armpilot up sim task:=pick              # the sim graph until Ctrl-C (logs in out/logs)
   armpilot graph sim                      # nodes, parameters and remappings of a graph
 """
@@ -43,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--camera-rate", type=float, default=15.0, help="camera rate, Hz (default: 15)")
     demo.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: from the environment)")
     demo.add_argument("--no-video", action="store_true", help="skip the MP4 of the first episode")
+    demo.add_argument("--object-source", choices=("perception", "privileged"), default="perception",
+                      help="where the policy gets the task object (default: perception)")
+    demo.add_argument("--candidates", type=int, default=1, help="candidate chunks per step, N (default: 1)")
+    demo.add_argument("--noise-std", type=float, default=0.0,
+                      help="perturbed proposer: std of each candidate's joint offset, rad (default: 0)")
+    demo.add_argument("--bad-probability", type=float, default=0.0,
+                      help="perturbed proposer: chance a candidate is bad (default: 0)")
+    demo.add_argument("--bad-offset", type=float, default=0.15, help="size of a wrong candidate's offset, rad")
     demo.add_argument("--min-success", type=float, default=0.0,
                       help="exit with status 1 when the success rate is below this fraction")
     up = sub.add_parser("up", help="bring up a graph (no `launch` needed) until Ctrl-C",
@@ -120,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         task=args.task, policy=args.policy, episodes=args.episodes, seed=args.seed, report=args.report,
         media=args.media, width=args.width, height=args.height, camera_rate=args.camera_rate,
         domain_id=args.domain_id, video=not args.no_video, min_success=args.min_success,
+        extra_arguments={"object_source": args.object_source, "candidates": str(args.candidates),
+                         "noise_std": str(args.noise_std), "bad_probability": str(args.bad_probability),
+                         "bad_offset": str(args.bad_offset)},
     )
     try:
         report = run_demo(options)

@@ -30,6 +30,10 @@ class PolicyNodeConfig:
                            "or privileged (the sim's ground truth, for debugging)"),
     )
 
+    observation_timeout: float = field(
+        default=0.5, metadata=_describe("propose nothing when the objects are older than this, s (camera stale)")
+    )
+
     def __post_init__(self) -> None:
         if self.object_source not in OBJECT_SOURCES:
             raise ValueError(f"parameter 'object_source' is '{self.object_source}'; use one of {OBJECT_SOURCES}")

@@ -6,7 +6,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -38,6 +38,7 @@ class DemoOptions:
     domain_id: int | None = None
     video: bool = True
     min_success: float = 0.0
+    extra_arguments: dict[str, str] = field(default_factory=dict)
 
 
 class _VideoRecorder:
@@ -73,7 +74,8 @@ def run_demo(options: DemoOptions) -> dict:
     env = ros_environment(options.domain_id)
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_BUILTIN_TRANSPORTS") if k in env})
     values = {"task": options.task, "policy": options.policy, "seed": str(options.seed),
-              "width": str(options.width), "height": str(options.height), "camera_rate": str(options.camera_rate)}
+              "width": str(options.width), "height": str(options.height), "camera_rate": str(options.camera_rate),
+              **options.extra_arguments}
     nodes = resolve(load_graphs()["sim"], values)
     import rclpy
 
@@ -117,6 +119,7 @@ def run_demo(options: DemoOptions) -> dict:
     report = {
         "task": options.task,
         "policy": options.policy,
+        "arguments": values,
         **episode_summary(results),
         "command_latency_ms": latency,
         "topic_rates_hz": rates,

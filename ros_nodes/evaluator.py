@@ -19,7 +19,7 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import Image, JointState, PointCloud2
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -35,7 +35,7 @@ STAMP_MEMORY = 4096
 
 MEASURED_TOPICS = (
     topics.JOINT_STATES, topics.CLOCK, topics.COLOR_IMAGE, topics.DEPTH_IMAGE,
-    topics.POLICY_COMMAND, topics.CONTROLLER_COMMAND,
+    topics.POLICY_CANDIDATES, topics.CONTROLLER_COMMAND,
 )
 
 
@@ -59,7 +59,7 @@ class EvaluatorNode(Node):
         self.create_subscription(Clock, topics.CLOCK, self.on_clock, qos.CLOCK_QOS)
         self.create_subscription(Image, topics.COLOR_IMAGE, self.on_color, qos.CAMERA_QOS)
         self.create_subscription(Image, topics.DEPTH_IMAGE, self.counter(topics.DEPTH_IMAGE), qos.CAMERA_QOS)
-        self.create_subscription(JointTrajectory, topics.POLICY_COMMAND, self.counter(topics.POLICY_COMMAND),
+        self.create_subscription(PointCloud2, topics.POLICY_CANDIDATES, self.counter(topics.POLICY_CANDIDATES),
                                  qos.COMMAND_QOS)
         self.create_subscription(JointTrajectory, topics.CONTROLLER_COMMAND, self.on_command, qos.COMMAND_QOS)
         self.create_subscription(Bool, topics.SIM_TASK_SUCCESS, self.on_success, qos.STATE_QOS)

@@ -3,9 +3,11 @@
 Reads ``/joint_states`` and the task object from ``/perception/objects``
 (or, with ``object_source: privileged``, the sim's ground truth), takes the
 task goal from ``/sim/episode`` and resets the backend on each new episode,
-and at ``rate_hz`` publishes a JointTrajectory on
-``/policy/joint_trajectory`` stamped with the observation's time, points at
-``chunk_dt * (1..H)`` after it. It never talks to the controller directly.
+and at ``rate_hz`` publishes N candidate chunks on ``/policy/candidates`` (an
+N x H x J table stamped with the observation's time, points at
+``chunk_dt * (1..H)`` after it) for the safety/verifier node to choose from.
+It never talks to the controller directly, and proposes nothing while its
+observation is stale (the safety node then holds the arm).
 """
 
 from __future__ import annotations
@@ -15,18 +17,19 @@ import json
 import numpy as np
 from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import JointState, PointCloud2
 from std_msgs.msg import String
-from trajectory_msgs.msg import JointTrajectory
 from transforms3d.euler import quat2euler
 
 from armpilot.paths import urdf_path
 from armpilot.policies.base import Observation
 from armpilot.policies.config import PolicyNodeConfig
+from armpilot.policies.perturbed import PerturbedProposer, ProposerConfig
 from armpilot.policies.registry import make_policy
 from armpilot.robot import ArmModel
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos, topics
+from armpilot.ros_nodes.candidate_conversions import candidates_to_msg
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
 
@@ -42,14 +45,17 @@ class PolicyNode(Node):
         super().__init__("policy")
         self.config = declare_config(self, PolicyNodeConfig)
         cfg = self.config
-        self.policy = make_policy(cfg.backend, ArmModel(urdf_path()), cfg.task, cfg.horizon, cfg.chunk_dt)
+        self.proposer_config = declare_config(self, ProposerConfig)
+        policy = make_policy(cfg.backend, ArmModel(urdf_path()), cfg.task, cfg.horizon, cfg.chunk_dt)
+        self.policy = PerturbedProposer(policy, self.proposer_config)
         self.joints: tuple[float, np.ndarray] | None = None
         self.objects: tuple[float, PoseArray] | None = None
+        self.objects_alive = float("-inf")
         self.episode_start: float | None = None
         self.goal = np.full(3, np.nan)
         self.episode = -1
         self.fresh_episode = False
-        self.pub = self.create_publisher(JointTrajectory, topics.POLICY_COMMAND, qos.COMMAND_QOS)
+        self.pub = self.create_publisher(PointCloud2, topics.POLICY_CANDIDATES, qos.COMMAND_QOS)
         self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, qos.STATE_QOS)
         object_topic = topics.PERCEPTION_OBJECTS if cfg.object_source == "perception" else topics.SIM_PRIVILEGED_OBJECTS
         self.create_subscription(PoseArray, object_topic, self.on_objects, qos.STATE_QOS)
@@ -69,8 +75,10 @@ class PolicyNode(Node):
 
     def on_objects(self, msg: PoseArray) -> None:
         """Keep the task object: the first pose (perception: the largest object; privileged: [object, goal])."""
+        stamp = conv.stamp_to_sec(msg.header.stamp)
+        self.objects_alive = stamp  # the stream is alive even when the object is hidden by the gripper
         if msg.poses:
-            self.objects = (conv.stamp_to_sec(msg.header.stamp), msg)
+            self.objects = (stamp, msg)
 
     def on_episode(self, msg: String) -> None:
         info = json.loads(msg.data)
@@ -91,6 +99,10 @@ class PolicyNode(Node):
         # strictly after (beyond stamp rounding): messages stamped at the reset instant show the old episode
         if min(stamp, object_stamp) <= self.episode_start + STAMP_TOLERANCE:
             return None
+        if stamp - self.objects_alive > self.config.observation_timeout:
+            self.get_logger().warning(f"no object message for {stamp - self.objects_alive:.2f} s (camera or "
+                                      "perception stale): proposing nothing", throttle_duration_sec=2.0)
+            return None
         obj = poses.poses[0]
         q = obj.orientation
         return Observation(
@@ -106,17 +118,16 @@ class PolicyNode(Node):
         obs = self.observation()
         if obs is None:
             return
-        chunk = self.policy.predict_action_chunk(obs)
+        candidates = self.policy.propose(obs)
+        chunk = candidates[0]
         if self.fresh_episode:
             self.fresh_episode = False
             self.get_logger().info(
                 f"first chunk of episode {self.episode} from the observation at {obs.stamp:.3f} s, "
-                f"object at {np.round(obs.object_position, 3).tolist()}"
+                f"object at {np.round(obs.object_position, 3).tolist()}, {len(candidates)} candidates"
             )
         times = self.config.chunk_dt * np.arange(1, len(chunk) + 1)
-        self.pub.publish(
-            conv.joint_trajectory_to_msg(self.config.joint_names, times, chunk, None, conv.sec_to_stamp(obs.stamp))
-        )
+        self.pub.publish(candidates_to_msg(self.config.joint_names, times, candidates, conv.sec_to_stamp(obs.stamp)))
 
 
 def main(args: list[str] | None = None) -> None:

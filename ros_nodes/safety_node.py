@@ -1,19 +1,24 @@
-"""Safety node (v0): the only path from proposers to the arm's controller.
+"""Safety/verifier node: the only path from proposers to the arm's controller.
 
-Checks each JointTrajectory on ``/policy/joint_trajectory`` against the URDF's
-position and velocity limits, stamps and the measured state
-(``armpilot.safety.limits``); forwards accepted chunks (points already past
-dropped) to ``/arm_controller/joint_trajectory``; on a rejection it sends one
-hold command at the measured position, counts the reason and logs it.
-Publishes counts by reason on ``/diagnostics`` at 1 Hz.
+Inputs: candidate chunks on ``/policy/candidates`` (N x H x J table), a single
+JointTrajectory on ``/teleop/joint_trajectory``, ``/joint_states``. Output: one
+timed JointTrajectory on ``/arm_controller/joint_trajectory``. Picks the best
+safe candidate (``armpilot.safety.verifier``), enforces limits, workspace and
+stamps (``armpilot.safety.limits``), and holds the arm at its measured position
+when the executing chunk goes stale, joint states stop, or the e-stop latches
+(``armpilot.safety.supervisor``). A rejected proposal never moves the arm: the
+verified chunk already executing continues until ``proposal_timeout``, then
+the arm holds. Services: ``~/estop``, ``~/reset`` (std_srvs/Trigger), ``~/enable``
+(std_srvs/SetBool). Diagnostics on ``/diagnostics`` at 1 Hz.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import JointState, PointCloud2
+from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from armpilot.paths import urdf_path
@@ -21,9 +26,14 @@ from armpilot.rejections import RejectionLog
 from armpilot.robot import ArmModel, JointLimits
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos, topics
+from armpilot.ros_nodes.candidate_conversions import candidates_from_msg
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
-from armpilot.safety.limits import SafetyConfig, check_chunk
+from armpilot.ros_nodes.safety_diagnostics import diagnostics_message
+from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
+from armpilot.safety.supervisor import Supervisor
+from armpilot.safety.verifier import VerifierConfig, sample_chunk, select
+from armpilot.safety.workspace import WorkspaceChecker
 
 
 def limits_in_order(arm: ArmModel, names: tuple[str, ...]) -> JointLimits:
@@ -37,20 +47,33 @@ def limits_in_order(arm: ArmModel, names: tuple[str, ...]) -> JointLimits:
 
 
 class SafetyNode(Node):
-    """Thin shell over ``check_chunk``."""
+    """Thin shell over the verifier, the checks and the supervisor."""
 
     def __init__(self) -> None:
         super().__init__("safety")
         self.config = declare_config(self, SafetyConfig)
-        self.limits = limits_in_order(ArmModel(urdf_path()), self.config.joint_names)
+        self.verifier = declare_config(self, VerifierConfig)
+        cfg = self.config
+        arm = ArmModel(urdf_path())
+        self.limits = limits_in_order(arm, cfg.joint_names)
+        self.workspace = WorkspaceChecker(arm, np.array(cfg.workspace_min), np.array(cfg.workspace_max),
+                                          cfg.table_z, cfg.table_clearance, cfg.self_collision)
+        self.supervisor = Supervisor(cfg.proposal_timeout, cfg.joint_state_timeout)
+        self.rng = np.random.default_rng(0)
         self.measured: np.ndarray | None = None
-        self.measured_stamp = 0.0
+        self.executing: tuple[float, np.ndarray, np.ndarray] | None = None
         self.accepted = 0
+        self.candidates_seen = 0
         self.rejections = RejectionLog()
         self.pub_command = self.create_publisher(JointTrajectory, topics.CONTROLLER_COMMAND, qos.COMMAND_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
         self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, qos.STATE_QOS)
-        self.create_subscription(JointTrajectory, topics.POLICY_COMMAND, self.on_proposal, qos.COMMAND_QOS)
+        self.create_subscription(PointCloud2, topics.POLICY_CANDIDATES, self.on_candidates, qos.COMMAND_QOS)
+        self.create_subscription(JointTrajectory, topics.TELEOP_COMMAND, self.on_trajectory, qos.COMMAND_QOS)
+        self.create_service(Trigger, topics.ESTOP_SERVICE, self.on_estop)
+        self.create_service(Trigger, topics.ESTOP_RESET_SERVICE, self.on_reset)
+        self.create_service(SetBool, topics.ENABLE_SERVICE, self.on_enable)
+        self.create_timer(0.02, self.on_watchdog)
         self.create_timer(1.0, self.publish_diagnostics)
 
     def now(self) -> float:
@@ -60,59 +83,99 @@ class SafetyNode(Node):
         names, positions, _, _ = conv.joint_state_from_msg(msg)
         try:
             self.measured = positions[[names.index(n) for n in self.config.joint_names]].copy()
-            self.measured_stamp = conv.stamp_to_sec(msg.header.stamp)
         except ValueError:
-            self.get_logger().warning(
-                f"/joint_states lacks some of {self.config.joint_names}: {names}", throttle_duration_sec=2.0
-            )
+            self.reject("joint_states", f"/joint_states lacks some of {self.config.joint_names}: {names}")
+            return
+        self.supervisor.joint_state(self.now())
 
-    def fresh_measurement(self, now: float) -> np.ndarray | None:
-        if self.measured is None or now - self.measured_stamp > self.config.joint_state_timeout:
-            return None
-        return self.measured
+    def on_candidates(self, msg: PointCloud2) -> None:
+        now = self.now()
+        try:
+            table = candidates_from_msg(msg)
+        except conv.ConversionError as error:
+            self.reject("malformed", str(error))
+            return
+        self.candidates_seen += len(table.positions)
+        if self.refused(now):
+            return
+        executing = None
+        if self.executing is not None:
+            executing = sample_chunk(*self.executing, table.stamp_sec + table.times)
+        selection = select(self.verifier, self.config, self.limits, table.joint_names, table.stamp_sec, table.times,
+                           table.positions, now, self.measured, executing, self.workspace, self.rng)
+        self.forward(selection.verdict, now)
 
-    def on_proposal(self, msg: JointTrajectory) -> None:
+    def on_trajectory(self, msg: JointTrajectory) -> None:
         now = self.now()
         try:
             arrays = conv.joint_trajectory_from_msg(msg)
         except conv.ConversionError as error:
             self.reject("malformed", str(error))
             return
-        verdict = check_chunk(
-            self.config, self.limits, arrays.joint_names, arrays.stamp_sec, arrays.times, arrays.positions,
-            now, self.fresh_measurement(now), arrays.velocities,
-        )
+        if self.refused(now):
+            return
+        verdict = check_chunk(self.config, self.limits, arrays.joint_names, arrays.stamp_sec, arrays.times,
+                              arrays.positions, now, self.measured, arrays.velocities, self.workspace)
+        self.forward(verdict, now)
+
+    def refused(self, now: float) -> bool:
+        refusal = self.supervisor.refusal(now)
+        if refusal is not None:
+            self.reject(*refusal)
+        return refusal is not None
+
+    def forward(self, verdict: Verdict, now: float) -> None:
+        """Send an accepted chunk to the controller; count and log a rejected one."""
         if not verdict.accepted:
             self.reject(verdict.reason, verdict.detail)
             return
         self.accepted += 1
-        self.pub_command.publish(
-            conv.joint_trajectory_to_msg(
-                self.config.joint_names, verdict.times, verdict.positions, None, conv.sec_to_stamp(verdict.stamp)
-            )
-        )
+        self.executing = (verdict.stamp, verdict.times, verdict.positions)
+        self.supervisor.accepted(now, verdict.stamp + float(verdict.times[-1]))
+        self.pub_command.publish(conv.joint_trajectory_to_msg(
+            self.config.joint_names, verdict.times, verdict.positions, None, conv.sec_to_stamp(verdict.stamp)))
 
     def reject(self, reason: str, detail: str) -> None:
-        """Count, log, and hold the arm where it is (if its position is known)."""
         if self.rejections.record(reason, detail):
-            self.get_logger().warning(
-                f"rejected chunk ({self.rejections.counts[reason]} so far for this reason), holding: {reason}: {detail}"
-            )
+            self.get_logger().warning(f"rejected ({self.rejections.counts[reason]} so far for this reason): "
+                                      f"{reason}: {detail}")
+
+    def hold(self, reason: str, detail: str) -> None:
+        """Stop at the measured position (one command) and say why."""
+        self.rejections.record(reason, detail)
+        self.get_logger().warning(f"holding the arm: {reason}: {detail}")
+        self.executing = None
+        self.supervisor.held()
         if self.measured is not None:
-            hold = self.measured[None, :]
-            times = np.array([self.config.hold_duration])
-            self.pub_command.publish(conv.joint_trajectory_to_msg(self.config.joint_names, times, hold, None, None))
+            self.pub_command.publish(conv.joint_trajectory_to_msg(
+                self.config.joint_names, np.array([self.config.hold_duration]), self.measured[None, :], None, None))
+
+    def on_watchdog(self) -> None:
+        reason = self.supervisor.watchdog(self.now())
+        if reason is not None:
+            self.hold(*reason)
+
+    def on_estop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self.supervisor.estop("e-stop service called")
+        self.hold("estop", "e-stop latched; only the reset service clears it")
+        response.success, response.message = True, "e-stop latched; call reset to clear"
+        return response
+
+    def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self.supervisor.reset()
+        self.get_logger().info("e-stop cleared")
+        response.success, response.message = True, "e-stop cleared"
+        return response
+
+    def on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        self.supervisor.set_enabled(bool(request.data))
+        if not request.data:
+            self.hold("disabled", "disabled by the enable service")
+        response.success, response.message = True, "enabled" if request.data else "disabled"
+        return response
 
     def publish_diagnostics(self) -> None:
-        counts = {"accepted": self.accepted, **self.rejections.counts}
-        status = DiagnosticStatus(
-            level=DiagnosticStatus.OK if self.rejections.total() == 0 else DiagnosticStatus.WARN,
-            name="armpilot: safety",
-            hardware_id="armpilot",
-            message=f"last rejection: {self.rejections.last}" if self.rejections.last else "all chunks accepted",
-            values=[KeyValue(key=k, value=str(v)) for k, v in sorted(counts.items())],
-        )
-        msg = DiagnosticArray(status=[status])
+        msg = diagnostics_message(self.supervisor.state, self.accepted, self.candidates_seen, self.rejections)
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)
 

@@ -7,7 +7,6 @@ COLOR_INFO = "/camera/camera/color/camera_info"
 DEPTH_IMAGE = "/camera/camera/aligned_depth_to_color/image_raw"
 DEPTH_INFO = "/camera/camera/aligned_depth_to_color/camera_info"
 CONTROLLER_COMMAND = "/arm_controller/joint_trajectory"
-POLICY_COMMAND = "/policy/joint_trajectory"
 DIAGNOSTICS = "/diagnostics"
 # sim-only (node-relative to the node called "sim")
 PRIVILEGED_OBJECTS = "~/privileged/object_poses"
@@ -25,3 +24,10 @@ PERCEPTION_OBJECTS = "/perception/objects"
 PERCEPTION_OBJECT_MARKERS = "/perception/object_markers"
 PERCEPTION_TRACKS = "/perception/tracks"
 PERCEPTION_TRACK_MARKERS = "/perception/track_markers"
+# proposals into the safety node
+POLICY_CANDIDATES = "/policy/candidates"
+TELEOP_COMMAND = "/teleop/joint_trajectory"
+# safety node services (node-relative to the node called "safety")
+ESTOP_SERVICE = "~/estop"
+ESTOP_RESET_SERVICE = "~/reset"
+ENABLE_SERVICE = "~/enable"

@@ -50,7 +50,7 @@ def test_full_graph_flows_at_configured_rates_and_is_wired(tmp_path):
             graph.check()
 
 
-def _command(probe, positions, stamp=None, topic=topics.POLICY_COMMAND, names=CONTROLLED_JOINTS, times=None):
+def _command(probe, positions, stamp=None, topic=topics.TELEOP_COMMAND, names=CONTROLLED_JOINTS, times=None):
     publisher = probe.create_publisher(JointTrajectory, topic, qos.COMMAND_QOS)
     probe.spin_for(0.5)  # discovery
     msg = conv.joint_trajectory_to_msg(names, np.array([1.0]) if times is None else times, positions, None, stamp)

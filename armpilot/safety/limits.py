@@ -14,6 +14,7 @@ import numpy as np
 
 from armpilot.control.trajectory import TrajectoryError, validate_trajectory
 from armpilot.robot import CONTROLLED_JOINTS, JointLimits
+from armpilot.safety.workspace import WorkspaceChecker
 
 #: Slack for rounding in limit comparisons (rad, m, rad/s).
 EPS = 1e-9
@@ -44,13 +45,38 @@ class SafetyConfig:
         default=0.25, metadata=_describe("hold when /joint_states is older than this, s")
     )
     hold_duration: float = field(default=0.1, metadata=_describe("time_from_start of the hold command, s"))
+    max_acceleration: tuple[float, ...] = field(
+        default=(20.0, 20.0, 20.0, 30.0, 30.0, 30.0, 2.0),
+        metadata=_describe("per joint, between points, rad/s^2 (gripper m/s^2)"),
+    )
+    max_jerk: tuple[float, ...] = field(
+        default=(400.0, 400.0, 400.0, 600.0, 600.0, 600.0, 40.0),
+        metadata=_describe("per joint, between points, rad/s^3 (gripper m/s^3)"),
+    )
+    max_step: float = field(default=0.35, metadata=_describe("largest change of any joint between two points, rad / m"))
+    workspace_min: tuple[float, ...] = field(
+        default=(-0.3, -0.7, -0.05), metadata=_describe("box the elbow, wrist, tool and fingertips stay in [x, y, z], m")
+    )
+    workspace_max: tuple[float, ...] = field(default=(1.0, 0.7, 1.2), metadata=_describe("upper corner of that box, m"))
+    table_z: float = field(default=0.0, metadata=_describe("height of the table top in base_link, m"))
+    table_clearance: float = field(default=0.003, metadata=_describe("fingertips stay this far above the table, m"))
+    self_collision: bool = field(default=True, metadata=_describe("check self-collision (pinocchio/coal)"))
+    proposal_timeout: float = field(
+        default=0.3, metadata=_describe("hold when the executing chunk gets no fresh proposal for this long, s")
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.velocity_scale <= 1.0:
             raise ValueError(f"parameter 'velocity_scale' must be in (0, 1], got {self.velocity_scale}")
-        for name in ("max_chunk_age", "max_future", "tracking_allowance", "joint_state_timeout", "hold_duration"):
+        for name in ("max_chunk_age", "max_future", "tracking_allowance", "joint_state_timeout", "hold_duration",
+                     "max_step", "proposal_timeout"):
             if getattr(self, name) < 0:
                 raise ValueError(f"parameter '{name}' must be >= 0")
+        for name in ("max_acceleration", "max_jerk"):
+            if len(getattr(self, name)) != len(self.joint_names) or min(getattr(self, name)) <= 0:
+                raise ValueError(f"parameter '{name}' needs one positive value per joint in joint_names")
+        if any(lo >= hi for lo, hi in zip(self.workspace_min, self.workspace_max)) or len(self.workspace_min) != 3:
+            raise ValueError("workspace_min must be below workspace_max, three values each")
 
 
 @dataclass(frozen=True)
@@ -80,6 +106,7 @@ def check_chunk(
     now: float,
     measured: np.ndarray | None,
     velocities: np.ndarray | None = None,
+    workspace: WorkspaceChecker | None = None,
 ) -> Verdict:
     """Check one chunk against limits, stamps and the measured state.
 
@@ -91,6 +118,7 @@ def check_chunk(
         now: current time on the same clock, s.
         measured: (J,) measured positions in controller order, or None if unknown.
         velocities: optional (P, J) in message order.
+        workspace: kinematic checks (box, table, self-collision), or None to skip them.
     """
     if measured is None:
         return _reject("no_joint_state", "no fresh /joint_states: cannot check continuity")
@@ -139,4 +167,37 @@ def check_chunk(
     if velocities is not None and np.any(np.abs(velocities) > vmax + EPS):
         k, j = np.argwhere(np.abs(velocities) > vmax + EPS)[0]
         return _reject("velocity_limit", f"{names[j]} commanded velocity {velocities[k, j]:.3f} (max {vmax[j]:.3f})")
+    verdict = _check_derivatives(config, names, times, positions)
+    if verdict is not None:
+        return verdict
+    if workspace is not None:
+        violation = workspace.check(positions)
+        if violation is not None:
+            return _reject(violation.reason, violation.detail)
     return Verdict(True, stamp=stamp, times=times, positions=positions)
+
+
+def _check_derivatives(config: SafetyConfig, names: Sequence[str], times: np.ndarray,
+                       positions: np.ndarray) -> Verdict | None:
+    """Step size, acceleration and jerk between consecutive points (finite differences)."""
+    steps = np.abs(np.diff(positions, axis=0))
+    if steps.size and steps.max() > config.max_step + EPS:
+        k, j = np.unravel_index(int(np.argmax(steps)), steps.shape)
+        return _reject("max_step", f"{names[j]} moves {steps[k, j]:.3f} between points {k}-{k + 1} (max {config.max_step})")
+    if len(times) < 3:
+        return None
+    velocity = np.diff(positions, axis=0) / np.diff(times)[:, None]
+    mid = (times[1:] + times[:-1]) / 2
+    acceleration = np.diff(velocity, axis=0) / np.diff(mid)[:, None]
+    amax = np.asarray(config.max_acceleration)
+    if np.any(np.abs(acceleration) > amax + EPS):
+        k, j = np.argwhere(np.abs(acceleration) > amax + EPS)[0]
+        return _reject("acceleration_limit", f"{names[j]} at {acceleration[k, j]:.2f} near point {k + 1} (max {amax[j]})")
+    if len(times) < 4:
+        return None
+    jerk = np.diff(acceleration, axis=0) / np.diff((mid[1:] + mid[:-1]) / 2)[:, None]
+    jmax = np.asarray(config.max_jerk)
+    if np.any(np.abs(jerk) > jmax + EPS):
+        k, j = np.argwhere(np.abs(jerk) > jmax + EPS)[0]
+        return _reject("jerk_limit", f"{names[j]} at {jerk[k, j]:.1f} near point {k + 1} (max {jmax[j]})")
+    return None
