@@ -1,0 +1,165 @@
+"""Fault tests over DDS: the safety node holds on a dead policy, stale joint states or camera,
+latches its e-stop, and keeps passing valid proposals through a flood of malformed ones."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import JointState, PointCloud2
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from armpilot.graph import NodeSpec
+from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION
+from armpilot.ros_nodes import conversions as conv
+from armpilot.ros_nodes import qos, topics
+from armpilot.ros_nodes.candidate_conversions import candidates_to_msg
+from graph_harness import running_graph, sim_graph_nodes
+
+pytestmark = [pytest.mark.graph, pytest.mark.timeout(180)]
+CONTROL_PERIOD = 0.2  # s, the policy's chunk period (5 Hz)
+ERROR = 2  # diagnostic_msgs/DiagnosticStatus.ERROR
+SAFETY_ALONE = (NodeSpec("safety", "safety_node", parameter_files=("safety.yaml",)),)
+
+
+class Commands:
+    """Records controller commands: (wall time, is_hold) — a hold is one point stamped zero."""
+
+    def __init__(self, probe) -> None:
+        self.log: list[tuple[float, bool]] = []
+        probe.create_subscription(JointTrajectory, topics.CONTROLLER_COMMAND, self.on, qos.COMMAND_QOS)
+
+    def on(self, msg: JointTrajectory) -> None:
+        hold = len(msg.points) == 1 and msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0
+        self.log.append((time.monotonic(), hold))
+
+    def holds_after(self, t: float) -> list[float]:
+        return [w for w, hold in self.log if hold and w >= t]
+
+    def moves_after(self, t: float) -> int:
+        return sum(1 for w, hold in self.log if not hold and w >= t)
+
+
+def _kill_mid_motion_and_time_the_hold(tmp_path, victim: str, **values: str) -> float:
+    nodes = sim_graph_nodes(task="pick", **values)
+    with running_graph(nodes, tmp_path) as (graph, probe):
+        commands = Commands(probe)
+        probe.spin_until(lambda: commands.moves_after(0) >= 5, 90, "the policy driving the arm")
+        os.kill(graph.pids()[victim], signal.SIGKILL)
+        killed = time.monotonic()
+        probe.spin_until(lambda: commands.holds_after(killed), 10, "a hold command")
+        reaction = commands.holds_after(killed)[0] - killed
+        probe.spin_for(0.4)
+        before = probe.joints.copy()
+        probe.spin_for(0.5)
+        assert np.allclose(probe.joints, before, atol=2e-3), "the arm must stand still after the hold"
+        assert commands.moves_after(killed + reaction + 0.05) == 0
+        return reaction
+
+
+def test_policy_killed_mid_motion_arm_holds_within_two_control_periods(tmp_path):
+    reaction = _kill_mid_motion_and_time_the_hold(tmp_path, "policy", object_source="privileged")
+    (tmp_path / "reaction_s.txt").write_text(f"{reaction:.3f}")
+    assert reaction <= 2 * CONTROL_PERIOD + 0.05, f"hold came {reaction:.3f} s after the policy died"
+
+
+def test_camera_pipeline_dies_arm_holds(tmp_path):
+    """Perception killed: objects go stale, the policy stops proposing, the safety node holds."""
+    reaction = _kill_mid_motion_and_time_the_hold(tmp_path, "perception")
+    (tmp_path / "reaction_s.txt").write_text(f"{reaction:.3f}")
+    assert reaction <= 0.5 + 2 * CONTROL_PERIOD + 0.1, f"hold came {reaction:.3f} s after the camera died"
+
+
+class FakeArm:
+    """The test process as the arm and the proposer: joint states at 100 Hz, candidates at 5 Hz."""
+
+    def __init__(self, probe) -> None:
+        self.probe = probe
+        self.joints = probe.create_publisher(JointState, topics.JOINT_STATES, qos.STATE_QOS)
+        self.proposals = probe.create_publisher(PointCloud2, topics.POLICY_CANDIDATES, qos.COMMAND_QOS)
+        self.publish_joints = True
+        probe.create_timer(0.01, self.tick_joints)
+        probe.create_timer(CONTROL_PERIOD, self.tick_proposal)
+        self.propose = True
+
+    def now(self) -> float:
+        return time.time()
+
+    def tick_joints(self) -> None:
+        if self.publish_joints:
+            self.joints.publish(conv.joint_state_to_msg(CONTROLLED_JOINTS, HOME_POSITION, stamp=self.now()))
+
+    def valid_candidates(self) -> PointCloud2:
+        times = 0.1 * np.arange(1, 11)
+        chunk = HOME_POSITION + np.outer(np.arange(1, 11), [0.01, 0, 0, 0, 0, 0, 0])
+        return candidates_to_msg(CONTROLLED_JOINTS, times, chunk[None], self.now())
+
+    def tick_proposal(self) -> None:
+        if self.propose:
+            self.proposals.publish(self.valid_candidates())
+
+
+def test_stale_joint_states_hold_and_refuse(tmp_path):
+    with running_graph(SAFETY_ALONE, tmp_path) as (_graph, probe):
+        arm, commands = FakeArm(probe), Commands(probe)
+        probe.spin_until(lambda: commands.moves_after(0) >= 3, 30, "proposals passing through")
+        arm.publish_joints = False
+        stopped = time.monotonic()
+        probe.spin_until(lambda: commands.holds_after(stopped), 5, "a hold on stale joint states")
+        probe.spin_for(1.0)
+        assert commands.moves_after(stopped + 0.35) == 0, "nothing moves the arm without fresh joint states"
+        assert len(commands.holds_after(stopped)) == 1, "one hold, not a stream of them"
+
+
+def _call(probe, name: str) -> Trigger.Response:
+    client = probe.create_client(Trigger, name)
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(Trigger.Request())
+    probe.spin_until(future.done, 10, f"{name} to answer")
+    return future.result()
+
+
+def test_estop_latches_until_reset(tmp_path):
+    with running_graph(SAFETY_ALONE, tmp_path) as (_graph, probe):
+        arm, commands = FakeArm(probe), Commands(probe)
+        levels: list[int] = []
+        probe.create_subscription(DiagnosticArray, topics.DIAGNOSTICS,
+                                  lambda m: levels.extend(s.level[0] if isinstance(s.level, bytes) else s.level
+                                                          for s in m.status), qos.STATE_QOS)
+        probe.spin_until(lambda: commands.moves_after(0) >= 3, 30, "proposals passing through")
+        assert _call(probe, "/safety/estop").success
+        latched = time.monotonic()
+        probe.spin_until(lambda: commands.holds_after(latched - 0.1), 5, "the e-stop hold")
+        levels.clear()
+        probe.spin_for(2.0)
+        assert commands.moves_after(latched + 0.1) == 0, "proposals are refused while the e-stop is latched"
+        assert ERROR in levels, f"diagnostics must report ERROR while latched, got levels {set(levels)}"
+        assert _call(probe, "/safety/reset").success
+        cleared = time.monotonic()
+        probe.spin_until(lambda: commands.moves_after(cleared) >= 2, 5, "proposals after the reset")
+
+
+def test_flood_of_malformed_messages_does_not_stop_valid_ones(tmp_path):
+    with running_graph(SAFETY_ALONE, tmp_path) as (_graph, probe):
+        arm, commands = FakeArm(probe), Commands(probe)
+        flood = probe.create_publisher(PointCloud2, topics.POLICY_CANDIDATES, qos.COMMAND_QOS)
+        teleop_flood = probe.create_publisher(JointTrajectory, topics.TELEOP_COMMAND, qos.COMMAND_QOS)
+        probe.spin_until(lambda: commands.moves_after(0) >= 2, 30, "proposals passing through")
+        bad_table = arm.valid_candidates()
+        bad_table.fields = bad_table.fields[1:]  # no time_from_start field
+        bad_traj = conv.joint_trajectory_to_msg(CONTROLLED_JOINTS[:5], np.array([0.1]), HOME_POSITION[None, :5])
+        start, sent = time.monotonic(), 0
+        while time.monotonic() - start < 3.0:
+            for _ in range(5):
+                flood.publish(bad_table)
+                teleop_flood.publish(bad_traj)
+                sent += 2
+            probe.spin_for(0.01)
+        valid = commands.moves_after(start)
+        assert sent > 400
+        assert valid >= 0.8 * 3.0 / CONTROL_PERIOD, f"only {valid} valid proposals passed during the flood"
