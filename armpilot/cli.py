@@ -15,6 +15,7 @@ EXAMPLES = """examples:
   armpilot demo --task pick --candidates 16 --noise-std 0.02 --bad-probability 0.4 --bad-offset 0.3
   armpilot up sim task:=pick              # the sim graph until Ctrl-C (logs in out/logs)
   armpilot graph sim                      # nodes, parameters and remappings of a graph
+  armpilot train-scorer --task pick --output out/scorer   # the verifier's learned scorer
 """
 
 
@@ -61,6 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("arguments", nargs="*", help="launch arguments NAME:=VALUE")
     up.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: from the environment)")
     up.add_argument("--logs", type=Path, default=Path("out/logs"), help="folder for each node's log")
+    scorer = sub.add_parser(
+        "train-scorer", help="train the verifier's learned chunk scorer from scripted demonstrations",
+        description="Roll out the scripted expert in the simulator (no ROS), train a small MLP to tell its "
+        "chunks from synthetic perturbations, save safetensors + JSON, a loss plot and a report. Use it with "
+        "the safety node's parameters learned_scorer:=DIR weight_learned:=0.5.")
+    scorer.add_argument("--task", choices=sorted(TASKS), default="pick", help="task to demonstrate (default: pick)")
+    scorer.add_argument("--episodes", type=int, default=20, help="demonstration episodes (default: 20)")
+    scorer.add_argument("--epochs", type=int, default=300, help="training epochs (default: 300)")
+    scorer.add_argument("--seed", type=int, default=0, help="seed of episodes and training")
+    scorer.add_argument("--output", type=Path, default=Path("out/scorer"), help="folder for the model")
     show = sub.add_parser("graph", help="print a graph's nodes and launch arguments")
     show.add_argument("graph", nargs="?", default="sim", help="graph name (default: sim)")
     return parser
@@ -122,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_graph(args.graph)
     if args.command == "up":
         return _cmd_up(args.graph, args.arguments, args.domain_id, args.logs)
+    if args.command == "train-scorer":
+        from armpilot.scorer_training import train_scorer_command
+
+        report = train_scorer_command(args.task, args.episodes, args.epochs, args.output, args.seed)
+        print("\n".join(f"  {key:<28} {value}" for key, value in report.items()))
+        return 0
     from armpilot.bringup import NodeFailed
     from armpilot.ros_nodes.demo_runner import DemoOptions, run_demo
 

@@ -60,6 +60,13 @@ class SafetyNode(Node):
                                           cfg.table_z, cfg.table_clearance, cfg.self_collision)
         self.supervisor = Supervisor(cfg.proposal_timeout, cfg.joint_state_timeout)
         self.rng = np.random.default_rng(0)
+        self.learned = None
+        if self.verifier.learned_scorer:
+            from armpilot.policies.scorer import as_verifier_scorer, load_scorer
+
+            self.learned = as_verifier_scorer(load_scorer(self.verifier.learned_scorer))
+            self.get_logger().info(f"learned scorer from {self.verifier.learned_scorer}, "
+                                   f"weight {self.verifier.weight_learned}")
         self.measured: np.ndarray | None = None
         self.executing: tuple[float, np.ndarray, np.ndarray] | None = None
         self.accepted = 0
@@ -102,7 +109,7 @@ class SafetyNode(Node):
         if self.executing is not None:
             executing = sample_chunk(*self.executing, table.stamp_sec + table.times)
         selection = select(self.verifier, self.config, self.limits, table.joint_names, table.stamp_sec, table.times,
-                           table.positions, now, self.measured, executing, self.workspace, self.rng)
+                           table.positions, now, self.measured, executing, self.workspace, self.rng, self.learned)
         self.forward(selection.verdict, now)
 
     def on_trajectory(self, msg: JointTrajectory) -> None:

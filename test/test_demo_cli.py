@@ -48,3 +48,13 @@ def test_demo_help_teaches():
 def test_demo_twenty_episodes(tmp_path, task, threshold):
     report = run_demo(tmp_path, task, 20)
     assert report["success_rate"] >= threshold, report["per_episode"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_verifier_with_16_candidates_beats_one_on_the_same_seeds(tmp_path):
+    """A perturbed proposer (noise + 40 % bad candidates): N=16 through the verifier vs N=1."""
+    perturbed = ["--noise-std", "0.02", "--bad-probability", "0.4", "--bad-offset", "0.3", "--no-video"]
+    one = run_demo(tmp_path / "n1", "pick", 20, "--candidates", "1", *perturbed)
+    sixteen = run_demo(tmp_path / "n16", "pick", 20, "--candidates", "16", *perturbed)
+    assert sixteen["success_rate"] >= one["success_rate"] + 0.20, (one["success_rate"], sixteen["success_rate"])

@@ -6,30 +6,15 @@ import numpy as np
 import pytest
 from transforms3d.euler import quat2euler
 
-from armpilot.control.trajectory import JointTrajectory, TrajectoryFollower
 from armpilot.paths import urdf_path
 from armpilot.sim.world import SimWorld
 from armpilot.tasks import get_task
+from armpilot.tasks.demonstrations import run_expert_episode
 from armpilot.tasks.experts import ExpertObservation, ScriptedExpert, grasp_yaw
 
 
-def run_episode(world, expert, seed, replan_every=0.2):
-    world.reset(seed)
-    expert.reset()
-    follower = TrajectoryFollower(world.joint_positions())
-    next_plan = 0.0
-    while world.time < world.task.max_duration:
-        if world.time >= next_plan - 1e-9:
-            pos, quat = world.object_pose()
-            obs = ExpertObservation(world.time, world.joint_positions(), pos, quat2euler(quat)[2], world.goal_position())
-            chunk = expert.act(obs)
-            times = expert.dt * np.arange(1, len(chunk) + 1)
-            follower.set_trajectory(JointTrajectory(world.time, times, chunk), world.time)
-            next_plan += replan_every
-        world.step(follower.sample(world.time)[0], 4)
-        if world.success():
-            return True
-    return False
+def run_episode(world, expert, seed):
+    return run_expert_episode(world, expert, seed).success
 
 
 @pytest.mark.parametrize("task, seeds, needed", [("reach", range(6), 6), ("pick", range(6), 5), ("push", range(4), 3)])

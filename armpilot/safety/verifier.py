@@ -21,7 +21,8 @@ from armpilot.robot import GRIPPER_JOINT, JointLimits
 from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
 from armpilot.safety.workspace import WorkspaceChecker
 
-LearnedScorer = Callable[[np.ndarray], np.ndarray]
+#: (chunks (N, H, J), measured (J,)) -> (N,) scores in 0..1, higher = more like a demonstration.
+LearnedScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def _describe(text: str) -> dict[str, str]:
@@ -40,6 +41,7 @@ class VerifierConfig:
     weight_continuity: float = field(default=0.5, metadata=_describe("weight of the gap to the executing chunk, 1/rad"))
     weight_margin: float = field(default=0.5, metadata=_describe("weight of the joint-limit margin (fraction of range)"))
     weight_learned: float = field(default=0.0, metadata=_describe("weight of the learned scorer (0 = not used)"))
+    learned_scorer: str = field(default="", metadata=_describe("folder of a scorer from `armpilot train-scorer` ('' = none)"))
 
     def __post_init__(self) -> None:
         if self.perturb_samples < 0 or self.perturb_std < 0 or self.vote_bandwidth <= 0:
@@ -137,8 +139,8 @@ def select(
     score += config.weight_margin * np.minimum(limit_margin(chunks, limits), 0.1)
     if executing is not None:
         score -= config.weight_continuity * np.abs(chunks - executing[-len(ahead):][None]).mean(axis=(1, 2))
-    if learned is not None and config.weight_learned:
-        score += config.weight_learned * learned(chunks)
+    if learned is not None and config.weight_learned and measured is not None:
+        score += config.weight_learned * learned(chunks, measured)
     scores[ok] = score
     for rank in np.argsort(-score):
         index = int(ok[rank])

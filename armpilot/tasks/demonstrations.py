@@ -1,0 +1,58 @@
+"""Scripted-expert rollouts in the pure simulation (no ROS): success checks and demonstration chunks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from transforms3d.euler import quat2euler
+
+from armpilot.control.trajectory import JointTrajectory, TrajectoryFollower
+from armpilot.sim.world import SimWorld
+from armpilot.tasks.experts import ExpertObservation, ScriptedExpert
+
+
+@dataclass
+class Rollout:
+    """One episode: success, and every chunk (H, J) the expert proposed with the measured state (J,)."""
+
+    success: bool
+    chunks: list[np.ndarray] = field(default_factory=list)
+    measured: list[np.ndarray] = field(default_factory=list)
+
+
+def run_expert_episode(world: SimWorld, expert: ScriptedExpert, seed: int, replan_every: float = 0.2) -> Rollout:
+    """Reset ``world`` with ``seed`` and let ``expert`` act every ``replan_every`` s until success or time out."""
+    world.reset(seed)
+    expert.reset()
+    follower = TrajectoryFollower(world.joint_positions())
+    rollout = Rollout(False)
+    next_plan = 0.0
+    while world.time < world.task.max_duration:
+        if world.time >= next_plan - 1e-9:
+            position, quat = world.object_pose()
+            q = world.joint_positions()
+            chunk = expert.act(ExpertObservation(world.time, q, position, quat2euler(quat)[2], world.goal_position()))
+            rollout.chunks.append(chunk)
+            rollout.measured.append(q)
+            times = expert.dt * np.arange(1, len(chunk) + 1)
+            follower.set_trajectory(JointTrajectory(world.time, times, chunk), world.time)
+            next_plan += replan_every
+        world.step(follower.sample(world.time)[0], 4)
+        if world.success():
+            rollout.success = True
+            break
+    return rollout
+
+
+def collect_demonstrations(world: SimWorld, expert: ScriptedExpert, seeds, progress=None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Chunks (M, H, J) and measured states (M, J) of the successful episodes, and the success rate."""
+    chunks, measured, successes = [], [], 0
+    seeds = list(seeds)
+    for seed in (progress(seeds) if progress else seeds):
+        rollout = run_expert_episode(world, expert, seed)
+        if rollout.success:
+            successes += 1
+            chunks += rollout.chunks
+            measured += rollout.measured
+    return np.asarray(chunks), np.asarray(measured), successes / max(len(seeds), 1)
