@@ -126,7 +126,7 @@ def _call(probe, name: str) -> Trigger.Response:
 
 def test_estop_latches_until_reset(tmp_path):
     with running_graph(SAFETY_ALONE, tmp_path) as (_graph, probe):
-        arm, commands = FakeArm(probe), Commands(probe)
+        _arm, commands = FakeArm(probe), Commands(probe)  # the fake arm publishes from its timers
         levels: list[int] = []
         probe.create_subscription(DiagnosticArray, topics.DIAGNOSTICS,
                                   lambda m: levels.extend(s.level[0] if isinstance(s.level, bytes) else s.level

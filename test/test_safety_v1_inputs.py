@@ -1,0 +1,148 @@
+"""Safety core v1 inputs: the supervisor's latches and watchdog, N x H x J candidate tables, the perturbed proposer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import PointCloud2
+
+from armpilot.policies.perturbed import PerturbedProposer, ProposerConfig
+from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION
+from armpilot.ros_nodes.candidate_conversions import TIME_FIELD, candidates_from_msg, candidates_to_msg
+from armpilot.ros_nodes.conversion_core import ConversionError
+from armpilot.ros_nodes.conversions import pointcloud_to_msg
+from armpilot.safety.supervisor import Supervisor
+
+
+# --- supervisor -----------------------------------------------------------------------------------------------------
+
+def test_estop_latches_until_reset():
+    sup = Supervisor(proposal_timeout=0.3, joint_state_timeout=0.25)
+    sup.joint_state(0.0)
+    assert sup.refusal(0.1) is None
+    assert sup.estop("button") and not sup.estop("again")
+    for t in (0.1, 0.15, 0.2):
+        sup.joint_state(t)
+        assert sup.refusal(t)[0] == "estop"
+    sup.reset()
+    assert sup.refusal(0.2) is None
+
+
+def test_disabled_refuses():
+    sup = Supervisor(0.3, 0.25)
+    sup.joint_state(0.0)
+    sup.set_enabled(False)
+    assert sup.refusal(0.0)[0] == "disabled"
+    sup.set_enabled(True)
+    assert sup.refusal(0.0) is None
+
+
+def test_proposal_timeout_only_while_executing_and_once():
+    sup = Supervisor(proposal_timeout=0.3, joint_state_timeout=10.0)
+    sup.joint_state(0.0)
+    assert sup.watchdog(5.0) is None  # idle: silence is fine
+    sup.accepted(1.0, ends_at=2.0)
+    assert sup.watchdog(1.2) is None
+    assert sup.watchdog(1.4)[0] == "proposal_timeout"
+    sup.held()
+    assert sup.watchdog(1.5) is None and sup.watchdog(1.9) is None
+    sup.accepted(3.0, ends_at=3.2)
+    assert sup.watchdog(3.5) is None  # the chunk ended before the timeout: nothing moves
+
+
+def test_joint_state_timeout():
+    sup = Supervisor(proposal_timeout=0.3, joint_state_timeout=0.25)
+    assert sup.refusal(0.0)[0] == "no_joint_state"
+    sup.joint_state(1.0)
+    assert sup.watchdog(1.2) is None and sup.refusal(1.2) is None
+    assert sup.watchdog(1.3)[0] == "joint_state_timeout" and sup.refusal(1.3)[0] == "no_joint_state"
+    sup.held()
+    assert sup.watchdog(1.4) is None
+    sup.joint_state(1.5)
+    assert sup.refusal(1.5) is None
+
+
+# --- candidate table ------------------------------------------------------------------------------------------------
+
+def test_candidate_table_round_trip_over_serialization():
+    names = ("wrist_3_joint", "gripper_joint", "shoulder_pan_joint")  # any order, kept
+    times = np.array([0.1, 0.2, 0.35, 0.5])
+    positions = np.random.default_rng(4).normal(size=(3, 4, 3))
+    msg = candidates_to_msg(names, times, positions, 12.25)
+    back = candidates_from_msg(deserialize_message(serialize_message(msg), PointCloud2))
+    assert back.joint_names == names and back.stamp_sec == 12.25
+    assert np.array_equal(back.times, times) and np.array_equal(back.positions, positions)
+    assert (msg.height, msg.width, msg.header.frame_id) == (3, 4, "joint_space")
+
+
+def test_candidate_table_wrong_shapes_and_names():
+    times = np.arange(1, 5) * 0.1
+    with pytest.raises(ConversionError, match="shape"):
+        candidates_to_msg(CONTROLLED_JOINTS, times, np.zeros((4, 7)), 0.0)
+    with pytest.raises(ConversionError, match="shape"):
+        candidates_to_msg(CONTROLLED_JOINTS, times, np.zeros((2, 5, 7)), 0.0)
+    with pytest.raises(ConversionError, match="unique"):
+        candidates_to_msg(("a", "a"), times, np.zeros((1, 4, 2)), 0.0)
+    with pytest.raises(ConversionError, match="empty"):
+        candidates_from_msg(candidates_to_msg(("a",), times, np.zeros((0, 4, 1)), 0.0))
+
+
+def table_msg(fields, rows, width, times=None):
+    table = np.zeros((rows, width), fields)
+    if times is not None:
+        table[TIME_FIELD] = times
+    msg = pointcloud_to_msg(table.reshape(-1), 0.0, "joint_space")
+    msg.height, msg.width, msg.row_step = rows, width, width * msg.point_step
+    return msg
+
+
+def test_candidate_table_rejects_malformed_fields():
+    with pytest.raises(ConversionError, match=TIME_FIELD):
+        candidates_from_msg(table_msg([("a", "<f8")], 2, 3))
+    with pytest.raises(ConversionError, match="float64"):
+        candidates_from_msg(table_msg([(TIME_FIELD, "<f8"), ("a", "<f4")], 2, 3))
+    with pytest.raises(ConversionError, match="differs"):
+        times = [[0.1, 0.2, 0.3], [0.1, 0.2, 0.4]]
+        candidates_from_msg(table_msg([(TIME_FIELD, "<f8"), ("a", "<f8")], 2, 3, times=times))
+
+
+# --- perturbed proposer ---------------------------------------------------------------------------------------------
+
+class FixedPolicy:
+    """A policy that always proposes the same slow chunk."""
+
+    horizon, chunk_dt = 10, 0.1
+
+    def __init__(self) -> None:
+        self.chunk = np.tile(HOME_POSITION, (self.horizon, 1))
+        self.chunk[:, 1] += 0.01 * np.arange(1, self.horizon + 1)
+
+    def reset(self) -> None:
+        pass
+
+    def predict_action_chunk(self, observation) -> np.ndarray:
+        return self.chunk.copy()
+
+
+def test_proposer_noise_only_on_arm_joints():
+    policy = FixedPolicy()
+    proposer = PerturbedProposer(policy, ProposerConfig(num_candidates=8, noise_std=0.02, seed=5))
+    cands = proposer.propose(None)
+    assert cands.shape == (8, 10, 7)
+    shift = cands - policy.chunk
+    assert np.all(shift[..., 6] == 0) and np.all(np.abs(shift[..., :6]) > 0)
+    assert np.allclose(shift, shift[:, :1])  # one constant offset per candidate
+
+
+@pytest.mark.parametrize("probability", [0.0, 0.2, 0.6])
+def test_proposer_bad_candidate_rate(probability):
+    policy = FixedPolicy()
+    proposer = PerturbedProposer(policy, ProposerConfig(num_candidates=20, noise_std=0.01, bad_probability=probability,
+                                                        seed=6))
+    cands = np.concatenate([proposer.propose(None) for _ in range(100)])  # 2000 candidates
+    shift = cands - policy.chunk
+    bad = ~np.all(np.isclose(shift, shift[:, :1]), axis=(1, 2))  # NaN, jumps and ramps are not a constant offset
+    assert abs(bad.mean() - probability) < 0.035
+    if probability:
+        assert 0.15 < np.isnan(cands).any(axis=(1, 2)).sum() / bad.sum() < 0.35  # a quarter are malformed
