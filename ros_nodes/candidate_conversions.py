@@ -56,8 +56,9 @@ def candidates_from_msg(msg: PointCloud2) -> CandidateArrays:
     """Read the candidate table.
 
     Raises:
-        ConversionError: no ``time_from_start`` field, a non-float64 joint field,
-            an empty table, or times that differ between candidates.
+        ConversionError: no ``time_from_start`` field, no joint field, a
+            non-float64 joint field, an empty table, or times that differ
+            between candidates.
     """
     if msg.height == 0 or msg.width == 0:
         raise ConversionError("the candidate table is empty")
@@ -65,6 +66,8 @@ def candidates_from_msg(msg: PointCloud2) -> CandidateArrays:
     names = [n for n in table.dtype.names if n != TIME_FIELD]
     if TIME_FIELD not in table.dtype.names:
         raise ConversionError(f"the candidate table has no '{TIME_FIELD}' field")
+    if not names:
+        raise ConversionError("the candidate table has no joint fields")
     for name in names + [TIME_FIELD]:
         if table.dtype[name] != np.dtype("<f8") and table.dtype[name] != np.dtype(">f8"):
             raise ConversionError(f"field '{name}' is {table.dtype[name]}, expected float64")

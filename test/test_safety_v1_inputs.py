@@ -86,6 +86,10 @@ def test_candidate_table_wrong_shapes_and_names():
         candidates_to_msg(("a", "a"), times, np.zeros((1, 4, 2)), 0.0)
     with pytest.raises(ConversionError, match="empty"):
         candidates_from_msg(candidates_to_msg(("a",), times, np.zeros((0, 4, 1)), 0.0))
+    msg = candidates_to_msg(("a",), times, np.zeros((2, 4, 1)), 0.0)
+    msg.height = 3  # claims a third candidate the data does not hold
+    with pytest.raises(ConversionError, match="expected height"):
+        candidates_from_msg(msg)
 
 
 def table_msg(fields, rows, width, times=None):
@@ -100,10 +104,12 @@ def table_msg(fields, rows, width, times=None):
 def test_candidate_table_rejects_malformed_fields():
     with pytest.raises(ConversionError, match=TIME_FIELD):
         candidates_from_msg(table_msg([("a", "<f8")], 2, 3))
+    with pytest.raises(ConversionError, match="no joint"):  # was a bare ValueError that the safety node let through
+        candidates_from_msg(table_msg([(TIME_FIELD, "<f8")], 2, 3))
     with pytest.raises(ConversionError, match="float64"):
         candidates_from_msg(table_msg([(TIME_FIELD, "<f8"), ("a", "<f4")], 2, 3))
+    times = [[0.1, 0.2, 0.3], [0.1, 0.2, 0.4]]
     with pytest.raises(ConversionError, match="differs"):
-        times = [[0.1, 0.2, 0.3], [0.1, 0.2, 0.4]]
         candidates_from_msg(table_msg([(TIME_FIELD, "<f8"), ("a", "<f8")], 2, 3, times=times))
 
 

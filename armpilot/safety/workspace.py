@@ -41,8 +41,10 @@ class WorkspaceChecker:
         self.box_max = np.asarray(box_max, float)
         self.table_z = table_z
         self.table_clearance = table_clearance
-        self.model, self.data = arm.model, arm.model.createData()
-        self._watched = [(self._locate(name), offset, height) for name, offset, height in WATCHED_POINTS]
+        self.model = pin.Model(arm.model)  # a copy: the watched points become frames of its own
+        self._frames = [self._add_watch_frame(k, name, offset) for k, (name, offset, _) in enumerate(WATCHED_POINTS)]
+        self._heights = np.array([height for _, _, height in WATCHED_POINTS])
+        self.data = self.model.createData()
         self.geometry = None
         if self_collision:
             self.geometry = pin.buildGeomFromUrdf(self.model, str(arm.urdf), pin.GeometryType.COLLISION)
@@ -50,10 +52,16 @@ class WorkspaceChecker:
             self._drop_touching_pairs()
             self.geometry_data = pin.GeometryData(self.geometry)
 
-    def _locate(self, name: str) -> tuple[str, int]:
-        if self.model.existFrame(name) and not self.model.existJointName(name):
-            return "frame", self.model.getFrameId(name)
-        return "joint", self.model.getJointId(name)
+    def _add_watch_frame(self, index: int, name: str, offset: float) -> int:
+        """A frame ``offset`` m along the z axis of a joint or frame; returns its id."""
+        along_z = pin.SE3(np.eye(3), np.array([0.0, 0.0, offset]))
+        if self.model.existJointName(name):
+            joint, parent_frame, placement = self.model.getJointId(name), 0, along_z
+        else:
+            parent = self.model.frames[self.model.getFrameId(name)]
+            joint, parent_frame, placement = parent.parentJoint, self.model.getFrameId(name), parent.placement * along_z
+        frame = pin.Frame(f"safety_watch_{index}", joint, parent_frame, placement, pin.FrameType.OP_FRAME)
+        return self.model.addFrame(frame, False)
 
     def _drop_touching_pairs(self) -> None:
         """Remove pairs of geometries that touch by construction (neighbours, fingers on their base)."""
@@ -69,28 +77,24 @@ class WorkspaceChecker:
 
     def points(self, positions: np.ndarray) -> np.ndarray:
         """(P, K, 3) watched points at each configuration."""
-        out = np.empty((len(positions), len(self._watched), 3))
+        out = np.empty((len(positions), len(self._frames), 3))
         for p, q in enumerate(positions):
-            full = self.arm.full_configuration(q)
-            pin.forwardKinematics(self.model, self.data, full)
-            pin.updateFramePlacements(self.model, self.data)
-            for k, ((kind, index), offset, _) in enumerate(self._watched):
-                placement = self.data.oMf[index] if kind == "frame" else self.data.oMi[index]
-                out[p, k] = placement.translation + offset * placement.rotation[:, 2]
+            pin.forwardKinematics(self.model, self.data, self.arm.full_configuration(q))
+            for k, frame in enumerate(self._frames):
+                out[p, k] = pin.updateFramePlacement(self.model, self.data, frame).translation
         return out
 
     def clearance(self, positions: np.ndarray) -> float:
         """Smallest margin (m) of any watched point to the box faces or its table height; < 0 = violation."""
         pts = self.points(positions)
-        heights = np.array([h for _, _, h in self._watched])
-        table = pts[..., 2] - (self.table_z + self.table_clearance + heights)
+        table = pts[..., 2] - (self.table_z + self.table_clearance + self._heights)
         box = np.minimum(pts - self.box_min, self.box_max - pts).min(axis=-1)
         return float(min(table.min(), box.min()))
 
     def check(self, positions: np.ndarray) -> WorkspaceViolation | None:
         """The first violation in (P, J) positions, or None when all are fine."""
         pts = self.points(positions)
-        heights = np.array([h for _, _, h in self._watched])
+        heights = self._heights
         below = pts[..., 2] < self.table_z + self.table_clearance + heights
         if np.any(below):
             p, k = np.argwhere(below)[0]
