@@ -10,6 +10,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
@@ -43,6 +44,7 @@ def running_graph(nodes: tuple[NodeSpec, ...], log_dir: Path) -> Iterator[tuple[
     try:
         yield supervisor, probe
     finally:
+        probe.executor_.shutdown()
         probe.destroy_node()
         rclpy.shutdown()
         supervisor.stop()
@@ -58,12 +60,17 @@ class Probe(Node):
 
     def __init__(self) -> None:
         super().__init__("probe")
+        # a private executor: the global one outlives rclpy.init/shutdown cycles of earlier tests
+        self.executor_ = SingleThreadedExecutor()
+        self.executor_.add_node(self)
         self.joints: np.ndarray | None = None
+        self.stamp = 0.0
         self.arrivals: dict[str, list[float]] = {}
         self.create_subscription(JointState, topics.JOINT_STATES, self._on_joints, qos.STATE_QOS)
 
     def _on_joints(self, msg: JointState) -> None:
         self.joints = np.array(msg.position)
+        self.stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9  # sim time in the sim graph
         self.arrivals.setdefault(topics.JOINT_STATES, []).append(time.monotonic())
 
     def count(self, msg_type: type, topic: str, profile) -> None:
@@ -73,7 +80,7 @@ class Probe(Node):
     def spin_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            rclpy.spin_once(self, timeout_sec=0.05)
+            self.executor_.spin_once(timeout_sec=0.05)
             if condition():
                 return
         raise AssertionError(f"timed out after {timeout} s waiting for {what}")
@@ -81,7 +88,7 @@ class Probe(Node):
     def spin_for(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            rclpy.spin_once(self, timeout_sec=0.02)
+            self.executor_.spin_once(timeout_sec=0.02)
 
     def rate(self, topic: str, since: float) -> float:
         stamps = [t for t in self.arrivals.get(topic, []) if t >= since]
