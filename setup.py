@@ -22,6 +22,8 @@ NODES = {
     "perception_node": "armpilot.ros_nodes.perception_node:main",
     "tracks_node": "armpilot.ros_nodes.tracks_node:main",
     "realsense_node": "armpilot.ros_nodes.realsense_node:main",
+    "recorder_node": "armpilot.ros_nodes.recorder_node:main",
+    "teleop_node": "armpilot.ros_nodes.teleop_node:main",
 }
 
 setup(

@@ -31,3 +31,8 @@ TELEOP_COMMAND = "/teleop/joint_trajectory"
 ESTOP_SERVICE = "~/estop"
 ESTOP_RESET_SERVICE = "~/reset"
 ENABLE_SERVICE = "~/enable"
+# recording (node-relative to the node called "recorder")
+RECORDER_START = "/recorder/start"
+RECORDER_STOP = "/recorder/stop"
+RECORDER_DISCARD = "/recorder/discard"
+JOY = "/joy"
