@@ -14,8 +14,10 @@ EXAMPLES = """examples:
   armpilot demo --task pick --episodes 5 --width 320 --height 240
   armpilot demo --task pick --candidates 16 --noise-std 0.02 --bad-probability 0.4 --bad-offset 0.3
   armpilot up sim task:=pick              # the sim graph until Ctrl-C (logs in out/logs)
+  armpilot record --task reach --episodes 20 --output out/bags     # demonstrations as MCAP bags
   armpilot graph sim                      # nodes, parameters and remappings of a graph
   armpilot train-scorer --task pick --output out/scorer   # the verifier's learned scorer
+  armpilot convert out/bags --output out/dataset --fps 15  # episode bags -> LeRobotDataset v3
 """
 
 
@@ -62,6 +64,20 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("arguments", nargs="*", help="launch arguments NAME:=VALUE")
     up.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: from the environment)")
     up.add_argument("--logs", type=Path, default=Path("out/logs"), help="folder for each node's log")
+    record = sub.add_parser(
+        "record", help="collect demonstrations: the scripted teleoperator drives the graph, one MCAP bag per episode",
+        description="Bring up the sim graph with the recorder node; the task expert drives the arm through the "
+        "safety node like a person would; each seeded episode becomes OUTPUT/episode_NNNNNN (rosbag2, MCAP). "
+        "Failed episodes are discarded unless --keep-failures.")
+    record.add_argument("--task", choices=sorted(TASKS), default="reach", help="task (default: reach)")
+    record.add_argument("--policy", default="scripted", help="who drives (default: the scripted expert)")
+    record.add_argument("--episodes", type=int, default=20, help="episodes to record (default: 20)")
+    record.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    record.add_argument("--output", type=Path, required=True, help="folder for the bags")
+    record.add_argument("--keep-failures", action="store_true", help="keep the bags of failed episodes too")
+    record.add_argument("--width", type=int, default=640, help="camera width, px")
+    record.add_argument("--height", type=int, default=480, help="camera height, px")
+    record.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: from the environment)")
     scorer = sub.add_parser(
         "train-scorer", help="train the verifier's learned chunk scorer from scripted demonstrations",
         description="Roll out the scripted expert in the simulator (no ROS), train a small MLP to tell its "
@@ -72,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     scorer.add_argument("--epochs", type=int, default=300, help="training epochs (default: 300)")
     scorer.add_argument("--seed", type=int, default=0, help="seed of episodes and training")
     scorer.add_argument("--output", type=Path, default=Path("out/scorer"), help="folder for the model")
+    conv = sub.add_parser(
+        "convert", help="convert recorded episode bags (MCAP) into one LeRobotDataset v3.0",
+        description="Read every episode_* rosbag2 folder under BAG_DIR, resample it to --fps with the resampler "
+        "the live policy node uses, and write Parquet + MP4 + meta JSON. Bad episodes are skipped with a reason.")
+    conv.add_argument("bag_dir", type=Path, help="folder holding episode_* bag folders")
+    conv.add_argument("--output", type=Path, required=True, help="dataset folder to create")
+    conv.add_argument("--fps", type=int, default=15, help="dataset rate, Hz (default: 15)")
+    conv.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --output")
     show = sub.add_parser("graph", help="print a graph's nodes and launch arguments")
     show.add_argument("graph", nargs="?", default="sim", help="graph name (default: sim)")
     return parser
@@ -126,6 +150,18 @@ def _cmd_up(name: str, pairs: list[str], domain_id: int | None, logs: Path) -> i
     return 0
 
 
+def _cmd_convert(bag_dir: Path, output: Path, fps: int, overwrite: bool) -> int:
+    from armpilot.dataset.convert import convert
+
+    try:
+        summary = convert(bag_dir, output, fps, overwrite)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(summary.lines()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``armpilot`` command."""
     args = _parser().parse_args(argv)
@@ -133,6 +169,16 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_graph(args.graph)
     if args.command == "up":
         return _cmd_up(args.graph, args.arguments, args.domain_id, args.logs)
+    if args.command == "record":
+        from armpilot.ros_nodes.record_runner import RecordOptions, run_record
+
+        report = run_record(RecordOptions(args.task, args.output, args.episodes, args.seed, args.policy,
+                                          args.keep_failures, args.width, args.height, args.domain_id))
+        print(f"recorded {sum(b['kept'] for b in report['bags'])} of {report['episodes']} episodes "
+              f"(success rate {report['success_rate']:.2f}) into {report['output']}")
+        return 0
+    if args.command == "convert":
+        return _cmd_convert(args.bag_dir, args.output, args.fps, args.overwrite)
     if args.command == "train-scorer":
         from armpilot.scorer_training import train_scorer_command
 

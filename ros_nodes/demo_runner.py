@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,29 @@ class _VideoRecorder:
             self.writer.release()
 
 
+@contextmanager
+def graph_session(graph_name: str, values: dict[str, str], domain_id: int | None, log_dir: Path):
+    """Bring up a graph of config/graph.yaml and an evaluator node in this process; tear both down."""
+    env = ros_environment(domain_id)
+    keys = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_BUILTIN_TRANSPORTS")
+    os.environ.update({k: env[k] for k in keys if k in env})
+    nodes = resolve(load_graphs()[graph_name], values)
+    import rclpy
+
+    from armpilot.ros_nodes.evaluator import EvaluatorNode
+
+    with GraphSupervisor(nodes, env, log_dir) as graph:
+        rclpy.init()
+        node = EvaluatorNode()
+        try:
+            node.wait_until_ready()
+            graph.check()
+            yield graph, node
+        finally:
+            node.destroy_node()
+            rclpy.shutdown()
+
+
 def run_demo(options: DemoOptions) -> dict:
     """Run the closed loop in separate processes over DDS and write the report.
 
@@ -71,51 +95,36 @@ def run_demo(options: DemoOptions) -> dict:
     media = options.media or options.report.parent / f"{options.report.stem}_media"
     media.mkdir(parents=True, exist_ok=True)
     options.report.parent.mkdir(parents=True, exist_ok=True)
-    env = ros_environment(options.domain_id)
-    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_BUILTIN_TRANSPORTS") if k in env})
     values = {"task": options.task, "policy": options.policy, "seed": str(options.seed),
               "width": str(options.width), "height": str(options.height), "camera_rate": str(options.camera_rate),
               **options.extra_arguments}
-    nodes = resolve(load_graphs()["sim"], values)
-    import rclpy
-
-    from armpilot.ros_nodes.evaluator import EvaluatorNode
-
     results: list[EpisodeResult] = []
     frames: list[tuple[str, np.ndarray]] = []
     wall_start = time.monotonic()
-    with GraphSupervisor(nodes, env, media / "logs") as graph:
-        rclpy.init()
-        node = EvaluatorNode()
-        try:
-            node.wait_until_ready()
+    with graph_session("sim", values, options.domain_id, media / "logs") as (graph, node):
+        sim_start = node.sim_time
+        wall_loop = time.monotonic()
+        progress = tqdm(range(options.episodes), desc=f"{options.task} episodes", unit="ep")
+        for index in progress:
+            video = _VideoRecorder(media / "episode_0.mp4", options.camera_rate) if index == 0 and options.video else None
+            if video:
+                node.frame_listeners.append(video)
+            result = node.run_episode(index, options.seed + index, task.max_duration)
+            if video:
+                node.frame_listeners.remove(video)
+                video.close()
+            if index < SHEET_EPISODES and node.latest_frame is not None:
+                verdict = "success" if result.success else "fail"
+                frames.append((f"ep {index} seed {result.seed}: {verdict} {result.sim_duration_s:.1f}s",
+                               node.latest_frame))
+            results.append(result)
             graph.check()
-            sim_start = node.sim_time
-            wall_loop = time.monotonic()
-            progress = tqdm(range(options.episodes), desc=f"{options.task} episodes", unit="ep")
-            for index in progress:
-                video = _VideoRecorder(media / "episode_0.mp4", options.camera_rate) if index == 0 and options.video else None
-                if video:
-                    node.frame_listeners.append(video)
-                result = node.run_episode(index, options.seed + index, task.max_duration)
-                if video:
-                    node.frame_listeners.remove(video)
-                    video.close()
-                if index < SHEET_EPISODES and node.latest_frame is not None:
-                    verdict = "success" if result.success else "fail"
-                    frames.append((f"ep {index} seed {result.seed}: {verdict} {result.sim_duration_s:.1f}s",
-                                   node.latest_frame))
-                results.append(result)
-                graph.check()
-                progress.set_postfix(success=f"{sum(r.success for r in results)}/{len(results)}")
-            sim_elapsed = node.sim_time - sim_start
-            wall_elapsed = time.monotonic() - wall_loop
-            rates = node.topic_rates()
-            latency = node.latency.summary_ms()
-            safety = dict(node.safety_counts)
-        finally:
-            node.destroy_node()
-            rclpy.shutdown()
+            progress.set_postfix(success=f"{sum(r.success for r in results)}/{len(results)}")
+        sim_elapsed = node.sim_time - sim_start
+        wall_elapsed = time.monotonic() - wall_loop
+        rates = node.topic_rates()
+        latency = node.latency.summary_ms()
+        safety = dict(node.safety_counts)
     report = {
         "task": options.task,
         "policy": options.policy,

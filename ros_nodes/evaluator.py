@@ -67,6 +67,7 @@ class EvaluatorNode(Node):
         self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self.on_diagnostics, qos.STATE_QOS)
         self.reset_client = self.create_client(Trigger, topics.SIM_RESET)
         self.param_client = self.create_client(SetParameters, "/sim/set_parameters")
+        self.trigger_clients: dict = {}
 
     def counter(self, topic: str):
         return lambda _msg: self.rates[topic].tick(time.monotonic())
@@ -151,9 +152,20 @@ class EvaluatorNode(Node):
         self.success = False
         return info
 
-    def run_episode(self, index: int, seed: int, max_duration: float) -> EpisodeResult:
-        """One seeded episode until success or ``max_duration`` s of sim time."""
+    def trigger(self, service: str, timeout: float = 10.0) -> str:
+        """Call a std_srvs/Trigger service; its message, or RuntimeError when it reports failure."""
+        client = self.trigger_clients.get(service) or self.create_client(Trigger, service)
+        self.trigger_clients[service] = client
+        answer = self._call(client, Trigger.Request(), f"calling {service}", timeout)
+        if not answer.success:
+            raise RuntimeError(f"{service} failed: {answer.message}")
+        return answer.message
+
+    def run_episode(self, index: int, seed: int, max_duration: float, started=None) -> EpisodeResult:
+        """One seeded episode until success or ``max_duration`` s of sim time; ``started()`` runs after the reset."""
         self.reset_episode(seed)
+        if started is not None:
+            started()
         start_sim = float(self.episode_info.get("start", self.sim_time))
         start_wall = time.monotonic()
         wall_limit = start_wall + max(30.0, 10 * max_duration)

@@ -23,7 +23,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from armpilot.paths import urdf_path
 from armpilot.rejections import RejectionLog
-from armpilot.robot import ArmModel, JointLimits
+from armpilot.robot import GRIPPER_JOINT, ArmModel, JointLimits
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.candidate_conversions import candidates_from_msg
@@ -151,11 +151,16 @@ class SafetyNode(Node):
         """Stop at the measured position (one command) and say why."""
         self.rejections.record(reason, detail)
         self.get_logger().warning(f"holding the arm: {reason}: {detail}")
+        target = None if self.measured is None else self.measured.copy()
+        if target is not None and self.executing is not None and GRIPPER_JOINT in self.config.joint_names:
+            # the arm stops where it is; a gripper keeps its last command (a grasp keeps squeezing)
+            g = self.config.joint_names.index(GRIPPER_JOINT)
+            target[g] = self.executing[2][-1, g]
         self.executing = None
         self.supervisor.held()
-        if self.measured is not None:
+        if target is not None:
             self.pub_command.publish(conv.joint_trajectory_to_msg(
-                self.config.joint_names, np.array([self.config.hold_duration]), self.measured[None, :], None, None))
+                self.config.joint_names, np.array([self.config.hold_duration]), target[None, :], None, None))
 
     def on_watchdog(self) -> None:
         reason = self.supervisor.watchdog(self.now())

@@ -1,0 +1,196 @@
+"""Read one recorded episode (a rosbag2 folder, MCAP storage) into numpy streams.
+
+Uses ``rosbags`` (pure Python, no ROS install). Each topic becomes stamps
+(N,) int64 ns plus arrays; stamps are header stamps when the message has a
+non-zero one, else the bag's receive time. No rclpy import.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from armpilot.ros_nodes import topics
+
+OBJECT_TOPIC = topics.PERCEPTION_OBJECTS
+REQUIRED_TOPICS = (topics.JOINT_STATES, topics.CONTROLLER_COMMAND, topics.COLOR_IMAGE,
+                   topics.DEPTH_IMAGE, OBJECT_TOPIC)
+OPTIONAL_TOPICS = (topics.COLOR_INFO, topics.SIM_TASK_SUCCESS, topics.SIM_EPISODE)
+
+
+class BagError(RuntimeError):
+    """An episode bag cannot be used; the message names the folder (and topic)."""
+
+
+@dataclass
+class TopicData:
+    """One topic's samples: ``stamps`` (N,) int64 ns, ``values`` (N, *D)."""
+
+    stamps: np.ndarray
+    values: np.ndarray
+
+
+@dataclass
+class EpisodeStreams:
+    """An episode as arrays.
+
+    Attributes:
+        folder: the bag folder.
+        topics: topic -> TopicData. Joint states: (N, J) float64 positions;
+            commands: (N, J) float64 first trajectory point in joint-state
+            order; color: (N, H, W, 3) uint8; depth: (N, H, W) uint16 mm;
+            objects: (N, 7) float64 xyz + quaternion xyzw of the first pose;
+            task success: (N,) bool.
+        joint_names: (J,) joint-state names, the column order of state/action.
+        task: the task name from ``/sim/episode`` ("unspecified" without it).
+        intrinsics: fx, fy, cx, cy, width, height from camera_info, if any.
+    """
+
+    folder: Path
+    topics: dict[str, TopicData]
+    joint_names: tuple[str, ...]
+    task: str = "unspecified"
+    intrinsics: dict[str, float] = field(default_factory=dict)
+
+
+def _stamp(msg: Any, log_time: int) -> int:
+    header = getattr(msg, "header", None)
+    if header is not None:
+        ns = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+        if ns > 0:
+            return ns
+    return int(log_time)
+
+
+def _image(msg: Any, encoding: str) -> np.ndarray:
+    if msg.encoding != encoding:
+        raise ValueError(f"image encoding is '{msg.encoding}', expected '{encoding}'")
+    dtype, channels = (np.dtype(">u2" if msg.is_bigendian else "<u2"), 1) if encoding == "16UC1" \
+        else (np.dtype("u1"), 3)
+    row = msg.width * channels * dtype.itemsize
+    data = np.asarray(msg.data, np.uint8)
+    if msg.step < row or data.size != msg.height * msg.step:
+        raise ValueError(f"image data has {data.size} B for {msg.height} rows of step {msg.step}")
+    rows = data.reshape(msg.height, msg.step)[:, :row]
+    img = np.ascontiguousarray(rows).view(dtype).reshape(msg.height, msg.width, channels)
+    return img[:, :, 0].astype(np.uint16) if channels == 1 else img
+
+
+def _first_pose(msg: Any) -> np.ndarray | None:
+    if not msg.poses:
+        return None
+    p = msg.poses[0]
+    return np.array([p.position.x, p.position.y, p.position.z,
+                     p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w])
+
+
+def _command(msg: Any) -> tuple[tuple[str, ...], np.ndarray] | None:
+    if not msg.points:
+        return None
+    return tuple(msg.joint_names), np.asarray(msg.points[0].positions, np.float64)
+
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    topics.COLOR_IMAGE: lambda m: _image(m, "rgb8"),
+    topics.DEPTH_IMAGE: lambda m: _image(m, "16UC1"),
+    OBJECT_TOPIC: _first_pose,
+    topics.JOINT_STATES: lambda m: (tuple(m.name), np.asarray(m.position, np.float64)),
+    topics.CONTROLLER_COMMAND: _command,
+    topics.SIM_TASK_SUCCESS: lambda m: bool(m.data),
+    topics.SIM_EPISODE: lambda m: m.data,
+    topics.COLOR_INFO: lambda m: m,
+}
+
+
+def _reorder(folder: Path, topic: str, names: tuple[str, ...], values: np.ndarray,
+             order: tuple[str, ...]) -> np.ndarray:
+    if names == order:
+        return values
+    index = {n: i for i, n in enumerate(names)}
+    missing = [n for n in order if n not in index]
+    if missing:
+        raise BagError(f"{folder}: topic '{topic}' lacks joints {missing} of /joint_states {list(order)}")
+    return values[[index[n] for n in order]]
+
+
+def _read_raw(folder: Path, wanted: Iterable[str]) -> dict[str, list[tuple[int, Any]]]:
+    from rosbags.highlevel import AnyReader
+
+    raw: dict[str, list[tuple[int, Any]]] = {t: [] for t in wanted}
+    current = "(none: opening the file)"
+    try:
+        with AnyReader([folder]) as reader:
+            conns = [c for c in reader.connections if c.topic in raw]
+            for conn, log_time, data in reader.messages(connections=conns):
+                current = conn.topic
+                msg = reader.deserialize(data, conn.msgtype)
+                raw[conn.topic].append((_stamp(msg, log_time), _DECODERS[conn.topic](msg)))
+    except BagError:
+        raise
+    except Exception as exc:  # rosbags/mcap raise many types for damaged files
+        raise BagError(f"{folder}: cannot read the bag (truncated or corrupt?) while reading topic "
+                       f"'{current}': {type(exc).__name__}: {exc}") from exc
+    return raw
+
+
+def read_episode(folder: Path, required: Iterable[str] = REQUIRED_TOPICS) -> EpisodeStreams:
+    """Reads an episode bag folder.
+
+    Raises:
+        BagError: not a bag folder, a truncated/corrupt file, an empty episode,
+            a required topic with no (usable) message, an undecodable message;
+            the message names the folder and the topic.
+    """
+    folder = Path(folder)
+    required = tuple(required)
+    if not (folder / "metadata.yaml").is_file() and not list(folder.glob("*.mcap")):
+        raise BagError(f"{folder}: not a rosbag2 folder (no metadata.yaml or .mcap)")
+    try:
+        raw = _read_raw(folder, set(required) | set(OPTIONAL_TOPICS))
+    except ValueError as exc:
+        raise BagError(f"{folder}: {exc}") from exc
+    if not any(raw.values()):
+        raise BagError(f"{folder}: the episode is empty (no message on {sorted(raw)})")
+    for topic in required:
+        if not any(v is not None for _, v in raw[topic]):
+            raise BagError(f"{folder}: topic '{topic}' is missing (no usable message); present: "
+                           f"{sorted(t for t, v in raw.items() if v)}")
+    joint_names = raw[topics.JOINT_STATES][0][1][0]
+    out: dict[str, TopicData] = {}
+    for topic, samples in raw.items():
+        samples = [(s, v) for s, v in samples if v is not None]
+        if not samples or topic in (topics.SIM_EPISODE, topics.COLOR_INFO):
+            continue
+        stamps = np.array([s for s, _ in samples], np.int64)
+        if topic in (topics.JOINT_STATES, topics.CONTROLLER_COMMAND):
+            values = np.stack([_reorder(folder, topic, n, v, joint_names) for _, (n, v) in samples])
+        else:
+            values = np.stack([np.asarray(v) for _, v in samples])
+        out[topic] = TopicData(stamps, values)
+    return EpisodeStreams(folder, out, joint_names, _task(raw[topics.SIM_EPISODE]),
+                          _intrinsics(raw[topics.COLOR_INFO]))
+
+
+def _task(samples: list[tuple[int, Any]]) -> str:
+    for _, text in samples:
+        try:
+            task = json.loads(text).get("task")
+        except (ValueError, AttributeError):
+            continue
+        if task:
+            return str(task)
+    return "unspecified"
+
+
+def _intrinsics(samples: list[tuple[int, Any]]) -> dict[str, float]:
+    if not samples:
+        return {}
+    info = samples[0][1]
+    k = np.asarray(info.k, np.float64)
+    return {"fx": float(k[0]), "fy": float(k[4]), "cx": float(k[2]), "cy": float(k[5]),
+            "width": int(info.width), "height": int(info.height)}

@@ -1,0 +1,119 @@
+"""Recorded episode bags -> one LeRobotDataset v3.0 (``armpilot convert``).
+
+Each ``episode_*`` folder is read (``bag_reader``), put on the dataset clock
+by the shared resampler (joint state linearly interpolated, everything else
+sample-and-hold, never a sample from after the tick) and appended to the
+dataset. A bad episode is skipped with its reason; the others still convert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from armpilot.ros_nodes import topics
+
+from .bag_reader import OBJECT_TOPIC, BagError, EpisodeStreams, read_episode
+from .lerobot_v3 import EpisodeFrames, LeRobotV3Writer
+from .resampler import NS_PER_S, ResampleError, Stream, hold_indices, resample
+
+
+@dataclass
+class ConversionSummary:
+    """What ``convert`` did: counts, seconds, skipped episodes with reasons."""
+
+    output: Path
+    episodes: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    skipped: dict[str, str] = field(default_factory=dict)
+    max_staleness_s: dict[str, float] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        """A printable summary."""
+        out = [f"dataset: {self.output}", f"episodes: {self.episodes}", f"frames: {self.frames}",
+               f"seconds: {self.seconds:.1f}", f"skipped: {len(self.skipped)}"]
+        out += [f"  {name}: {reason}" for name, reason in self.skipped.items()]
+        out += [f"max staleness {topic}: {s * 1e3:.1f} ms" for topic, s in self.max_staleness_s.items()]
+        return out
+
+
+def episode_frames(episode: EpisodeStreams, fps: float) -> tuple[EpisodeFrames, dict[str, float]]:
+    """Resamples an episode onto ``fps`` ticks; returns frames and worst staleness (s) per topic.
+
+    Raises:
+        ResampleError: a clock jump or no overlap between topics (names the topic).
+    """
+    t = episode.topics
+    streams = [Stream(topics.JOINT_STATES, t[topics.JOINT_STATES].stamps, t[topics.JOINT_STATES].values, True)]
+    for topic in (topics.CONTROLLER_COMMAND, topics.COLOR_IMAGE, topics.DEPTH_IMAGE, OBJECT_TOPIC):
+        streams.append(Stream(topic, t[topic].stamps, t[topic].values))
+    out = resample(streams, fps)
+    success = np.zeros(out.ticks.shape, bool)
+    if topics.SIM_TASK_SUCCESS in t:
+        data = t[topics.SIM_TASK_SUCCESS]
+        idx = hold_indices(data.stamps, out.ticks)
+        success = np.where(idx >= 0, data.values[np.maximum(idx, 0)], False).astype(bool)
+    v = out.values
+    frames = EpisodeFrames(
+        task=episode.task, timestamp=((out.ticks - out.ticks[0]) / NS_PER_S).astype(np.float32),
+        state=v[topics.JOINT_STATES].astype(np.float32), action=v[topics.CONTROLLER_COMMAND].astype(np.float32),
+        object=v[OBJECT_TOPIC].astype(np.float32), success=success,
+        color=v[topics.COLOR_IMAGE], depth=v[topics.DEPTH_IMAGE])
+    return frames, out.max_staleness_s()
+
+
+def find_episodes(bag_dir: Path) -> list[Path]:
+    """Sorted ``episode_*`` folders of ``bag_dir`` (or ``bag_dir`` itself if it is one)."""
+    bag_dir = Path(bag_dir)
+    if not bag_dir.is_dir():
+        raise FileNotFoundError(f"{bag_dir} is not a folder")
+    if bag_dir.name.startswith("episode_") and (bag_dir / "metadata.yaml").exists():
+        return [bag_dir]
+    return sorted(p for p in bag_dir.glob("episode_*") if p.is_dir())
+
+
+def convert(bag_dir: Path, output: Path, fps: int = 15, overwrite: bool = False,
+            progress: bool = True) -> ConversionSummary:
+    """Converts every episode under ``bag_dir`` into one dataset at ``output``.
+
+    Raises:
+        FileNotFoundError: no ``episode_*`` folder.
+        DatasetWriteError: the output exists (without ``overwrite``) or cannot be written.
+        ValueError: no episode could be converted (reasons in the message).
+    """
+    from tqdm import tqdm
+
+    folders = find_episodes(bag_dir)
+    if not folders:
+        raise FileNotFoundError(f"no episode_* folder in {bag_dir}")
+    summary = ConversionSummary(Path(output))
+    writer = LeRobotV3Writer(output, fps, None, overwrite)  # fails fast on an existing/unwritable output
+    intrinsics: dict[str, float] = {}
+    try:
+        for folder in tqdm(folders, desc="converting", unit="episode", disable=not progress):
+            try:
+                episode = read_episode(folder)
+                frames, staleness = episode_frames(episode, fps)
+            except (BagError, ResampleError) as exc:
+                reason = str(exc)
+                summary.skipped[folder.name] = reason if str(folder) in reason else f"{folder}: {reason}"
+                continue
+            writer.joint_names = writer.joint_names or episode.joint_names
+            intrinsics = intrinsics or episode.intrinsics
+            writer.add_episode(frames)
+            summary.episodes += 1
+            summary.frames += len(frames)
+            summary.seconds += len(frames) / fps
+            for topic, s in staleness.items():
+                summary.max_staleness_s[topic] = max(s, summary.max_staleness_s.get(topic, 0.0))
+        if summary.episodes == 0:
+            raise ValueError("no episode could be converted:\n" + "\n".join(summary.skipped.values()))
+        writer.finalize({"source_bags": str(Path(bag_dir).resolve()),
+                         "camera_intrinsics": intrinsics})
+    except BaseException:
+        writer.abort()
+        raise
+    return summary

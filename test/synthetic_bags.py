@@ -1,0 +1,113 @@
+"""Write small synthetic episode bags (rosbag2 + MCAP) with the recorder's topics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from armpilot.ros_nodes import topics
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+JOINTS = tuple(f"joint{i}" for i in range(1, 7)) + ("gripper",)
+TS = get_typestore(Stores.LATEST)
+T = TS.types
+ALL_TOPICS = {
+    topics.JOINT_STATES: "sensor_msgs/msg/JointState",
+    topics.CONTROLLER_COMMAND: "trajectory_msgs/msg/JointTrajectory",
+    topics.COLOR_IMAGE: "sensor_msgs/msg/Image",
+    topics.DEPTH_IMAGE: "sensor_msgs/msg/Image",
+    topics.COLOR_INFO: "sensor_msgs/msg/CameraInfo",
+    topics.PERCEPTION_OBJECTS: "geometry_msgs/msg/PoseArray",
+    topics.SIM_TASK_SUCCESS: "std_msgs/msg/Bool",
+    topics.SIM_EPISODE: "std_msgs/msg/String",
+}
+
+
+def _header(ns: int, frame: str = ""):
+    return T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9),
+                                    frame_id=frame)
+
+
+def _image(ns: int, img: np.ndarray, encoding: str):
+    h, w = img.shape[:2]
+    data = np.ascontiguousarray(img).view(np.uint8).reshape(-1)
+    return T["sensor_msgs/msg/Image"](header=_header(ns, "camera_color_optical_frame"), height=h, width=w,
+                                      encoding=encoding, is_bigendian=0, step=data.size // h, data=data)
+
+
+def _pose(xyz):
+    P = T["geometry_msgs/msg/Pose"]
+    return P(position=T["geometry_msgs/msg/Point"](x=xyz[0], y=xyz[1], z=xyz[2]),
+             orientation=T["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0))
+
+
+def joint_positions(t: float) -> np.ndarray:
+    """(7,) smooth synthetic joint positions at time t (s)."""
+    return np.sin(t + np.arange(7) * 0.3) * 0.5
+
+
+def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, task: str = "pick",
+                  size: tuple[int, int] = (48, 64), skip: Iterable[str] = (), object_delay: float = 0.0,
+                  success_at: float | None = 1.5) -> Path:
+    """Writes one episode bag: joints 100 Hz, commands 10 Hz, camera 15 Hz, objects 15 Hz.
+
+    Color pixel (0, 0) red channel encodes the camera frame number (mod 256);
+    depth is ``1000 + 10 * frame`` mm with a horizontal ramp.
+    """
+    skip = set(skip)
+    h, w = size
+    msgs: list[tuple[int, str, object]] = []
+    t0 = int(start * 1e9)
+
+    def add(t: float, topic: str, msg: object) -> None:
+        if topic not in skip:
+            msgs.append((t0 + round(t * 1e9), topic, msg))
+
+    for k in range(int(duration * 100) + 1):
+        t = k / 100
+        ns = t0 + round(t * 1e9)
+        add(t, topics.JOINT_STATES, T["sensor_msgs/msg/JointState"](
+            header=_header(ns), name=list(JOINTS), position=joint_positions(t),
+            velocity=np.zeros(7), effort=np.zeros(0)))
+    for k in range(int(duration * 10) + 1):
+        t = k / 10
+        ns = t0 + round(t * 1e9)
+        Pt = T["trajectory_msgs/msg/JointTrajectoryPoint"]
+        D = T["builtin_interfaces/msg/Duration"]
+        points = [Pt(positions=joint_positions(t + 0.1 * (i + 1))[::-1].copy(), velocities=np.zeros(0),
+                     accelerations=np.zeros(0), effort=np.zeros(0), time_from_start=D(sec=0, nanosec=10**8 * (i + 1)))
+                  for i in range(4)]
+        add(t, topics.CONTROLLER_COMMAND, T["trajectory_msgs/msg/JointTrajectory"](
+            header=_header(0), joint_names=list(JOINTS[::-1]), points=points))
+    ramp = np.arange(w, dtype=np.uint16)[None, :].repeat(h, 0)
+    for k in range(int(duration * 15) + 1):
+        t = k / 15
+        ns = t0 + round(t * 1e9)
+        color = np.zeros((h, w, 3), np.uint8)
+        color[..., 1] = 128
+        color[..., 2] = (np.arange(w) * 4 % 256)[None, :]
+        color[0, 0, 0] = k % 256
+        add(t, topics.COLOR_IMAGE, _image(ns, color, "rgb8"))
+        add(t, topics.DEPTH_IMAGE, _image(ns, (1000 + 10 * k + ramp).astype("<u2"), "16UC1"))
+        if t >= object_delay:
+            add(t, topics.PERCEPTION_OBJECTS, T["geometry_msgs/msg/PoseArray"](
+                header=_header(ns, "base_link"), poses=[_pose((0.4, 0.01 * k, 0.05))]))
+    K = np.array([50.0, 0, w / 2, 0, 50.0, h / 2, 0, 0, 1])
+    add(0.0, topics.COLOR_INFO, T["sensor_msgs/msg/CameraInfo"](
+        header=_header(t0), height=h, width=w, distortion_model="plumb_bob", d=np.zeros(5), k=K,
+        r=np.eye(3).ravel(), p=np.zeros(12), binning_x=0, binning_y=0,
+        roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)))
+    add(0.0, topics.SIM_EPISODE, T["std_msgs/msg/String"](data=json.dumps({"task": task, "seed": 0})))
+    for k in range(int(duration * 10) + 1):
+        add(k / 10, topics.SIM_TASK_SUCCESS, T["std_msgs/msg/Bool"](
+            data=success_at is not None and k / 10 >= success_at))
+    msgs.sort(key=lambda m: m[0])
+    with Writer(folder, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conns = {topic: writer.add_connection(topic, msgtype, typestore=TS)
+                 for topic, msgtype in ALL_TOPICS.items() if topic not in skip}
+        for ns, topic, msg in msgs:
+            writer.write(conns[topic], ns, TS.serialize_cdr(msg, ALL_TOPICS[topic]))
+    return folder

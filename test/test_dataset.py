@@ -1,0 +1,230 @@
+"""Resampler, bag reader, LeRobotDataset v3 converter and loader on synthetic MCAP bags."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from synthetic_bags import write_episode
+
+from armpilot.cli import main as cli_main
+from armpilot.dataset.bag_reader import BagError, read_episode
+from armpilot.dataset.convert import convert
+from armpilot.dataset.depth_png import decode_depth_png
+from armpilot.dataset.lerobot_v3 import DatasetWriteError
+from armpilot.dataset.loader import LeRobotV3Dataset
+from armpilot.dataset.resampler import (
+    ClockJumpError,
+    LiveSampler,
+    ResampleError,
+    Stream,
+    resample,
+    split_at_clock_jumps,
+)
+from armpilot.dataset.stats import IMAGE_STRIDE
+
+S = 1_000_000_000
+
+
+# ------------------------------------------------------------------ resampler
+def test_different_rates_hold_and_interpolate():
+    fast = Stream("/a", np.arange(0, S + 1, S // 100), np.arange(101, dtype=float)[:, None], interpolate=True)
+    slow = Stream("/b", np.arange(0, S + 1, S // 4), np.arange(5))
+    out = resample([fast, slow], fps=10)
+    assert out.ticks.tolist() == [k * S // 10 for k in range(11)]
+    assert np.allclose(out.values["/a"][:, 0], np.arange(11) * 10)
+    assert out.values["/b"].tolist() == [0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 4]
+    assert (out.source_stamps["/b"] <= out.ticks).all()
+    assert out.staleness["/b"][2] == 2 * S // 10
+
+
+def test_duplicate_stamps_keep_last():
+    s = Stream("/d", np.array([0, S, S, 2 * S]), np.array([1, 2, 3, 4]))
+    assert resample([s], fps=1).values["/d"].tolist() == [1, 3, 4]
+
+
+def test_clock_jump_names_topic_and_stamp():
+    s = Stream("/joint_states", np.array([0, S, S // 2]), np.zeros(3))
+    with pytest.raises(ClockJumpError, match=r"'/joint_states'.*0\.500000000 s"):
+        resample([s], fps=10)
+    assert split_at_clock_jumps(s.stamps) == [slice(0, 2), slice(2, 3)]
+    live = LiveSampler(["/x"])
+    live.push("/x", 5, np.zeros(1))
+    with pytest.raises(ClockJumpError):
+        live.push("/x", 4, np.zeros(1))
+
+
+def test_late_topic_drops_leading_ticks():
+    early = Stream("/early", np.arange(0, 2 * S + 1, S // 10), np.zeros(21))
+    late = Stream("/late", np.array([S // 2 + 1, S]), np.ones(2))
+    out = resample([early, late], fps=10)
+    assert out.ticks[0] == 6 * S // 10 and out.dropped_leading == 6
+    assert out.late_topics == {"/late": S // 2 + 1}
+    with pytest.raises(ResampleError, match="/empty"):
+        resample([early, Stream("/empty", np.zeros(0, np.int64), np.zeros(0))], fps=10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 3 * S), min_size=1, max_size=30), min_size=1, max_size=4),
+       st.sampled_from([5, 10, 15, 30]))
+def test_property_monotonic_and_causal(stamp_lists, fps):
+    streams = [Stream(f"/t{k}", np.sort(np.array(v, np.int64)), np.arange(len(v), dtype=float), k == 0)
+               for k, v in enumerate(stamp_lists)]
+    try:
+        out = resample(streams, fps=fps)
+    except ResampleError:
+        return  # no tick where every stream has a sample
+    assert (np.diff(out.ticks) > 0).all()
+    for topic, src in out.source_stamps.items():
+        assert (src <= out.ticks).all() and (out.staleness[topic] >= 0).all()
+
+
+# ------------------------------------------------------------------ converter
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bags")
+    write_episode(root / "episode_000000", duration=2.0, task="pick")
+    write_episode(root / "episode_000001", duration=1.5, task="reach", object_delay=0.3, start=300.0)
+    write_episode(root / "episode_000002", skip=["/perception/objects"])
+    write_episode(root / "episode_000003", duration=1.0)
+    mcap = next((root / "episode_000003").glob("*.mcap"))
+    mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(bags, tmp_path_factory) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("ds") / "dataset"
+    return out, convert(bags, out, fps=15, progress=False)
+
+
+def test_bad_episodes_skipped_with_clear_reasons(dataset):
+    _, summary = dataset
+    assert summary.episodes == 2 and set(summary.skipped) == {"episode_000002", "episode_000003"}
+    assert "episode_000002" in summary.skipped["episode_000002"]
+    assert "'/perception/objects' is missing" in summary.skipped["episode_000002"]
+    assert "episode_000003" in summary.skipped["episode_000003"]
+    assert "truncated or corrupt" in summary.skipped["episode_000003"]
+
+
+def test_v3_layout_info_and_schema(dataset):
+    root, summary = dataset
+    info = json.loads((root / "meta/info.json").read_text())
+    assert info["codebase_version"] == "v3.0" and info["fps"] == 15
+    for key in ("total_episodes", "total_frames", "total_tasks", "chunks_size", "data_files_size_in_mb",
+                "video_files_size_in_mb", "splits", "data_path", "video_path", "features", "robot_type"):
+        assert key in info
+    assert info["total_episodes"] == 2 and info["total_frames"] == summary.frames and info["total_tasks"] == 2
+    data = root / info["data_path"].format(chunk_index=0, file_index=0)
+    video = root / info["video_path"].format(video_key="observation.images.color", chunk_index=0, file_index=0)
+    assert data.is_file() and video.is_file()
+    assert (root / "meta/episodes/chunk-000/file-000.parquet").is_file()
+    feats = info["features"]
+    assert feats["observation.state"]["shape"] == [7] and len(feats["observation.state"]["names"]) == 7
+    assert feats["observation.images.color"]["dtype"] == "video"
+    assert feats["observation.images.depth"]["info"]["image.is_depth_map"] is True
+    schema = pq.read_schema(data)
+    assert set(schema.names) == set(feats) - {"observation.images.color"}
+    for key in ("observation.state", "action", "observation.object"):
+        assert schema.field(key).type == pa.list_(pa.float32(), feats[key]["shape"][0])
+    for key in ("frame_index", "episode_index", "index", "task_index"):
+        assert schema.field(key).type == pa.int64()
+    assert schema.field("timestamp").type == pa.float32()
+    assert schema.field("observation.images.depth").type == pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    tasks = pq.read_table(root / "meta/tasks.parquet").to_pylist()
+    assert tasks == [{"task_index": 0, "task": "pick"}, {"task_index": 1, "task": "reach"}]
+
+
+def test_frames_episodes_and_stats_consistent(dataset):
+    root, summary = dataset
+    frames = pq.read_table(root / "data/chunk-000/file-000.parquet")
+    episodes = pq.read_table(root / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    assert frames.num_rows == sum(e["length"] for e in episodes) == summary.frames
+    assert frames.column("index").to_pylist() == list(range(frames.num_rows))
+    ep_index = frames.column("episode_index").to_numpy()
+    ts = frames.column("timestamp").to_numpy()
+    for e in episodes:
+        lo, hi = e["dataset_from_index"], e["dataset_to_index"]
+        assert hi - lo == e["length"] and (ep_index[lo:hi] == e["episode_index"]).all()
+        assert (np.diff(ts[lo:hi]) > 0).all() and ts[lo] == 0.0
+        assert np.isclose(e["videos/observation.images.color/from_timestamp"], lo / 15)
+    assert episodes[0]["dataset_to_index"] == episodes[1]["dataset_from_index"]
+    stats = json.loads((root / "meta/stats.json").read_text())
+    for key in ("observation.state", "action", "observation.object"):
+        x = np.stack(frames.column(key).to_numpy(zero_copy_only=False)).astype(np.float64)
+        for name, fn in (("min", np.min), ("max", np.max), ("mean", np.mean), ("std", np.std)):
+            assert np.allclose(stats[key][name], fn(x, axis=0), atol=1e-6), (key, name)
+        assert stats[key]["count"] == [x.shape[0]]
+    depth = np.stack([decode_depth_png(d["bytes"]) for d in frames.column("observation.images.depth").to_pylist()])
+    sub = depth[:, ::IMAGE_STRIDE, ::IMAGE_STRIDE].astype(np.float64)
+    assert np.isclose(stats["observation.images.depth"]["mean"][0][0][0], sub.mean())
+    # depth survives losslessly: frame k of episode 0 is 1000 + 10 k + column ramp (mm)
+    assert (depth[3] == 1030 + np.arange(64)[None, :]).all()
+    # action = first point of the latest command (reordered to joint-state order), state interpolated
+    from synthetic_bags import joint_positions
+    state = np.stack(frames.column("observation.state").to_numpy(zero_copy_only=False))
+    assert np.allclose(state[3], joint_positions(3 / 15), atol=1e-5)
+    action = np.stack(frames.column("action").to_numpy(zero_copy_only=False))
+    assert np.allclose(action[3], joint_positions(0.2 + 0.1), atol=1e-5)  # command sent at 0.2 s
+
+
+def test_video_decodes_to_frame_count_and_size(dataset):
+    root, summary = dataset
+    with av.open(str(root / "videos/observation.images.color/chunk-000/file-000.mp4")) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == summary.frames and frames[0].shape == (48, 64, 3)
+    assert abs(int(frames[0][4:44, 4:60, 1].mean()) - 128) <= 3
+
+
+def test_loader_shapes_and_padding(dataset):
+    root, summary = dataset
+    ds = LeRobotV3Dataset(root, n_obs_steps=2, horizon=8, decode_video=True, decode_depth=True)
+    assert len(ds) == summary.frames
+    item = ds[0]
+    assert item["observation.state"].shape == (2, 7) and item["action"].shape == (8, 7)
+    assert item["observation.object"].shape == (2, 7)
+    assert item["observation.images.color"].shape == (2, 3, 48, 64)
+    assert item["observation.images.depth"].shape == (2, 1, 48, 64)
+    assert not item["action_is_pad"].any()
+    last = ds[ds.episodes[0]["dataset_to_index"] - 1]
+    assert last["action_is_pad"].sum() == 7 and (last["action"][1:] == last["action"][0]).all()
+    norm = ds.normalizer("action")
+    assert norm(item["action"]).abs().max() <= 1.0 + 1e-5
+    assert np.allclose(norm.inverse(norm(item["action"])), item["action"], atol=1e-5)
+
+
+# ------------------------------------------------------------------ bad input
+def test_reader_errors_name_folder_and_topic(bags):
+    with pytest.raises(BagError, match=r"episode_000002.*'/perception/objects' is missing"):
+        read_episode(bags / "episode_000002")
+    with pytest.raises(BagError, match=r"episode_000003.*truncated or corrupt"):
+        read_episode(bags / "episode_000003")
+
+
+def test_output_never_overwritten_and_unwritable(bags, dataset, tmp_path):
+    root, _ = dataset
+    with pytest.raises(DatasetWriteError, match="--overwrite"):
+        convert(bags, root, progress=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(DatasetWriteError, match="cannot write"):
+        convert(bags, blocker / "dataset", progress=False)
+
+
+def test_cli_convert_overwrite(bags, tmp_path, capsys):
+    one = tmp_path / "bags"
+    shutil.copytree(bags / "episode_000000", one / "episode_000000")
+    out = tmp_path / "ds"
+    assert cli_main(["convert", str(one), "--output", str(out), "--fps", "10"]) == 0
+    assert "episodes: 1" in capsys.readouterr().out
+    assert cli_main(["convert", str(one), "--output", str(out)]) == 1
+    assert cli_main(["convert", str(one), "--output", str(out), "--overwrite"]) == 0
+    assert json.loads((out / "meta/info.json").read_text())["fps"] == 15
