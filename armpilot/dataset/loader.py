@@ -76,7 +76,8 @@ class LeRobotV3Dataset(Dataset):
         order = np.argsort(table.column("index").to_numpy())
         if not np.array_equal(order, np.arange(order.size)):
             raise ValueError(f"{self.root}: frames are not stored in index order")
-        episodes = pa.concat_tables([pq.read_table(f) for f in sorted((self.root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))])
+        episode_files = sorted((self.root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
+        episodes = pa.concat_tables([pq.read_table(f) for f in episode_files])
         self.episodes = episodes.select([c for c in episodes.column_names if not c.startswith("stats/")]).to_pylist()
         self._bounds = np.zeros((order.size, 2), np.int64)
         for ep in self.episodes:

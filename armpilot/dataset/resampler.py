@@ -14,9 +14,9 @@ Stamps are int64 nanoseconds. Shapes: a stream's ``stamps`` is (N,), its
 from __future__ import annotations
 
 from collections import deque
-from itertools import pairwise
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 

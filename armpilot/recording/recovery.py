@@ -24,6 +24,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 from mcap.records import Channel, Message, Schema
 from mcap.stream_reader import StreamReader
@@ -108,25 +109,31 @@ def _rewrite(source: Path, target: Path, index: int, typestore: Typestore) -> tu
     schemas: dict[int, Schema] = {}
     channels: dict[int, Channel] = {}
     connections = {}
-    count, note = 0, "read to the end"
+    count, notes = 0, []
     with open(source, "rb") as handle:
-        try:
-            for record in StreamReader(handle, skip_magic=False):
-                if isinstance(record, Schema):
-                    schemas[record.id] = record
-                elif isinstance(record, Channel):
-                    channels[record.id] = record
-                elif isinstance(record, Message) and record.channel_id in channels:
-                    if record.channel_id not in connections:
-                        connections[record.channel_id] = _connection(writer, channels[record.channel_id],
-                                                                     schemas, typestore)
-                    writer.write(connections[record.channel_id], record.log_time, record.data)
-                    count += 1
-        except Exception as error:  # noqa: BLE001 - a truncated tail ends reading
-            note = f"stopped at a truncated record ({type(error).__name__})"
+        for record in _complete_records(StreamReader(handle, skip_magic=False).records, notes):
+            if isinstance(record, Schema):
+                schemas[record.id] = record
+            elif isinstance(record, Channel):
+                channels[record.id] = record
+            elif isinstance(record, Message) and record.channel_id in channels:
+                if record.channel_id not in connections:
+                    connections[record.channel_id] = _connection(writer, channels[record.channel_id],
+                                                                 schemas, typestore)
+                writer.write(connections[record.channel_id], record.log_time, record.data)
+                count += 1
+    note = notes[0] if notes else "read to the end"
     writer.set_custom_data("armpilot.recovery", note)
     writer.close()
     return count, note
+
+
+def _complete_records(records: Iterator[Any], notes: list[str]) -> Iterator[Any]:
+    """The records up to the first one the reader cannot parse (the truncated tail)."""
+    try:
+        yield from records
+    except Exception as error:  # noqa: BLE001 - whatever the reader raises on a truncated file
+        notes.append(f"stopped at a truncated record ({type(error).__name__})")
 
 
 def _connection(writer: Writer, channel: Channel, schemas: dict[int, Schema], typestore: Typestore):
