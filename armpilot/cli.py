@@ -75,8 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     record.add_argument("--output", type=Path, required=True, help="folder for the bags")
     record.add_argument("--keep-failures", action="store_true", help="keep the bags of failed episodes too")
-    record.add_argument("--width", type=int, default=640, help="camera width, px")
-    record.add_argument("--height", type=int, default=480, help="camera height, px")
+    record.add_argument("--width", type=int, default=320, help="camera width, px (default: 320)")
+    record.add_argument("--height", type=int, default=240, help="camera height, px (default: 240)")
     record.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: from the environment)")
     scorer = sub.add_parser(
         "train-scorer", help="train the verifier's learned chunk scorer from scripted demonstrations",

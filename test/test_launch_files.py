@@ -24,7 +24,8 @@ from armpilot.gazebo_support import GZ_SYSTEM_PLUGIN, gazebo_urdf
 from armpilot.graph import load_graphs, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
-LAUNCH_FILES = {"sim": "sim.launch.py", "real": "real.launch.py", "gazebo": "gazebo.launch.py"}
+LAUNCH_FILES = {"sim": "sim.launch.py", "real": "real.launch.py", "gazebo": "gazebo.launch.py",
+                "record": "record.launch.py", "teleop": "teleop.launch.py"}
 ARM_JOINTS = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_1_joint", "wrist_2_joint",
               "wrist_3_joint", "gripper_joint"]
 

@@ -256,3 +256,66 @@ def test_unreadable_leftover_is_moved_aside_and_finished_one_renamed(tmp_path: P
     assert rosbags_counts(tmp_path / "episode_000004")[0] == {JS: 3}
     assert rec.start().name == ".episode_000005.partial"
     rec.discard()
+
+
+def _call(probe, client, what: str) -> str:
+    probe.spin_until(client.service_is_ready, 15.0, f"service {what}")
+    from std_srvs.srv import Trigger
+
+    future = client.call_async(Trigger.Request())
+    probe.spin_until(future.done, 10.0, f"response of {what}")
+    response = future.result()
+    assert response.success, response.message
+    return response.message
+
+
+@pytest.mark.timeout(60)
+def test_recorder_node_records_over_dds_and_survives_sigkill(tmp_path: Path) -> None:
+    from std_srvs.srv import Trigger
+
+    from armpilot.graph import NodeSpec
+    from armpilot.ros_nodes import qos
+    from graph_harness import running_graph
+
+    out = tmp_path / "episodes"
+    spec = NodeSpec("recorder", "recorder_node", parameters={
+        "output_dir": str(out), "topics": f"['{JS}', '{IMG}']",
+        "types": "['sensor_msgs/msg/JointState', 'sensor_msgs/msg/Image']",
+        "qos_profiles": "['state', 'camera']", "chunk_interval_s": 0.2})
+    with running_graph((spec,), tmp_path / "logs") as (supervisor, probe):
+        pub_js = probe.create_publisher(JointState, JS, qos.STATE_QOS)
+        pub_img = probe.create_publisher(Image, IMG, qos.CAMERA_QOS)
+        sent = Counter()
+        msg_js = JointState(name=["j1", "j2"], position=[0.1, 0.2], velocity=[0.0, 0.0], effort=[0.0, 0.0])
+        data = np.zeros(320 * 240 * 3, np.uint8).tobytes()
+        msg_img = Image(height=240, width=320, encoding="rgb8", step=960, data=data)
+
+        def send(pub, msg, topic):
+            pub.publish(msg)
+            sent[topic] += 1
+        probe.create_timer(0.01, lambda: send(pub_js, msg_js, JS))
+        probe.create_timer(1 / 15, lambda: send(pub_img, msg_img, IMG))
+        start = probe.create_client(Trigger, "/recorder/start")
+        stop = probe.create_client(Trigger, "/recorder/stop")
+        probe.spin_until(lambda: pub_js.get_subscription_count() and pub_img.get_subscription_count(), 20.0,
+                         "the recorder's subscriptions")
+        assert "episode_000000" in _call(probe, start, "start")
+        before = sent.copy()
+        probe.spin_for(2.0)
+        during = {t: sent[t] - before[t] for t in (JS, IMG)}
+        message = _call(probe, stop, "stop")
+        assert f"{out}/episode_000000" in message
+        counts = rosbags_counts(out / "episode_000000")[0]
+        assert mcap_counts(out / "episode_000000") == counts
+        for topic in (JS, IMG):
+            assert abs(counts[topic] - during[topic]) <= max(2, 0.1 * during[topic]), (topic, counts, during)
+        _call(probe, start, "start")
+        probe.spin_for(1.5)
+        os.kill(supervisor.pids()["recorder"], signal.SIGKILL)
+        probe.spin_for(0.2)
+    assert rosbags_counts(out / "episode_000000")[0] == counts
+    assert (out / ".episode_000001.partial").is_dir()
+    (result,) = EpisodeRecorder(out, TOPICS[:2]).recovered
+    assert result.action == "recovered" and result.messages > 50
+    recovered = rosbags_counts(result.path)[0]
+    assert sum(recovered.values()) == result.messages and recovered[JS] > 50
