@@ -121,6 +121,8 @@ def _reorder(folder: Path, topic: str, names: tuple[str, ...], values: np.ndarra
 def _read_raw(folder: Path, wanted: Iterable[str]) -> dict[str, list[tuple[int, Any]]]:
     from rosbags.highlevel import AnyReader
 
+    from armpilot.recording import read_cdr
+
     raw: dict[str, list[tuple[int, Any]]] = {t: [] for t in wanted}
     current = "(none: opening the file)"
     try:
@@ -128,7 +130,8 @@ def _read_raw(folder: Path, wanted: Iterable[str]) -> dict[str, list[tuple[int, 
             conns = [c for c in reader.connections if c.topic in raw]
             for conn, log_time, data in reader.messages(connections=conns):
                 current = conn.topic
-                msg = reader.deserialize(data, conn.msgtype)
+                # tolerant of the trailing CDR padding Fast DDS leaves (see armpilot.recording.read_cdr)
+                msg = read_cdr(reader.typestore, data, conn.msgtype)
                 raw[conn.topic].append((_stamp(msg, log_time), _DECODERS[conn.topic](msg)))
     except BagError:
         raise
