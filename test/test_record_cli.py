@@ -1,0 +1,78 @@
+"""``armpilot record`` -> bags two readers agree on -> ``armpilot convert`` -> the training loader."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mcap.reader import make_reader
+from rosbags.highlevel import AnyReader
+
+from armpilot.dataset.loader import LeRobotV3Dataset
+from graph_harness import unique_domain_id
+
+ARMPILOT = str(Path(sys.executable).parent / "armpilot")
+JOINT_STATE_HZ = 125.0
+
+
+def record(output: Path, episodes: int) -> dict:
+    command = [ARMPILOT, "record", "--task", "reach", "--episodes", str(episodes), "--output", str(output),
+               "--width", "160", "--height", "120", "--domain-id", str(unique_domain_id())]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1500)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads((output / "record_report.json").read_text())
+
+
+def check_bag(folder: Path) -> dict[str, int]:
+    """Per-topic counts from rosbags, mcap and metadata.yaml must agree; returns them."""
+    with AnyReader([folder]) as reader:
+        by_rosbags: dict[str, int] = {}
+        for connection, _, _ in reader.messages():
+            by_rosbags[connection.topic] = by_rosbags.get(connection.topic, 0) + 1
+        duration_s = (reader.end_time - reader.start_time) * 1e-9
+    (mcap_file,) = folder.glob("*.mcap")
+    by_mcap: dict[str, int] = {}
+    with open(mcap_file, "rb") as stream:
+        for _, channel, _ in make_reader(stream).iter_messages():
+            by_mcap[channel.topic] = by_mcap.get(channel.topic, 0) + 1
+    metadata = yaml.safe_load((folder / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    by_metadata = {t["topic_metadata"]["name"]: t["message_count"] for t in metadata["topics_with_message_count"]}
+    assert by_rosbags == by_mcap == {k: v for k, v in by_metadata.items() if v}
+    assert by_rosbags["/joint_states"] == pytest.approx(JOINT_STATE_HZ * duration_s, rel=0.15)
+    for topic in ("/camera/camera/color/image_raw", "/perception/objects", "/arm_controller/joint_trajectory",
+                  "/sim/task_success", "/sim/episode"):
+        assert by_rosbags.get(topic, 0) > 0, f"{folder.name}: no {topic}"
+    return by_rosbags
+
+
+@pytest.mark.graph
+@pytest.mark.timeout(600)
+def test_record_two_episodes_read_back_convert_and_load(tmp_path):
+    report = record(tmp_path / "bags", 2)
+    assert report["episodes"] == 2 and report["successes"] == 2
+    folders = sorted((tmp_path / "bags").glob("episode_*"))
+    assert [f.name for f in folders] == ["episode_000000", "episode_000001"]
+    for folder in folders:
+        check_bag(folder)
+    result = subprocess.run([ARMPILOT, "convert", str(tmp_path / "bags"), "--output", str(tmp_path / "dataset")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    dataset = LeRobotV3Dataset(tmp_path / "dataset")
+    assert len(dataset) > 20
+    sample = dataset[0]
+    assert tuple(sample["observation.state"].shape) == (2, 7) and tuple(sample["action"].shape) == (16, 7)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3000)
+def test_record_twenty_episodes_unattended(tmp_path):
+    report = record(tmp_path / "bags", 20)
+    kept = [b for b in report["bags"] if b["kept"]]
+    folders = sorted((tmp_path / "bags").glob("episode_*"))
+    assert len(folders) == len(kept) >= 19
+    for folder in folders:
+        check_bag(folder)
