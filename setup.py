@@ -24,6 +24,7 @@ NODES = {
     "realsense_node": "armpilot.ros_nodes.realsense_node:main",
     "recorder_node": "armpilot.ros_nodes.recorder_node:main",
     "teleop_node": "armpilot.ros_nodes.teleop_node:main",
+    "player_node": "armpilot.ros_nodes.player_node:main",
 }
 
 setup(

@@ -15,6 +15,7 @@ EXAMPLES = """examples:
   armpilot demo --task pick --candidates 16 --noise-std 0.02 --bad-probability 0.4 --bad-offset 0.3
   armpilot up sim task:=pick              # the sim graph until Ctrl-C (logs in out/logs)
   armpilot record --task reach --episodes 20 --output out/bags     # demonstrations as MCAP bags
+  armpilot replay out/bags/episode_000000 --task reach   # a recorded episode through the live graph
   armpilot graph sim                      # nodes, parameters and remappings of a graph
   armpilot train-scorer --task pick --output out/scorer   # the verifier's learned scorer
   armpilot convert out/bags --output out/dataset --fps 15  # episode bags -> LeRobotDataset v3
@@ -96,6 +97,18 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--output", type=Path, required=True, help="dataset folder to create")
     conv.add_argument("--fps", type=int, default=15, help="dataset rate, Hz (default: 15)")
     conv.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --output")
+    replay = sub.add_parser(
+        "replay", help="play a recorded episode bag into perception -> policy -> safety (no arm moves)",
+        description="Bring up the replay graph: the player publishes the bag's camera streams, joint states and "
+        "episode on the bag's time; the safety node's commands go to /replay/arm_controller/joint_trajectory. "
+        "When the player finishes, print messages replayed, proposals, commands, and the first-point agreement "
+        "with the recorded commands.")
+    replay.add_argument("bag", type=Path, help="episode bag folder (OUT/episode_NNNNNN)")
+    replay.add_argument("--task", choices=sorted(TASKS), default="reach", help="task (default: reach)")
+    replay.add_argument("--policy", default="scripted", help="policy backend (default: scripted)")
+    replay.add_argument("--rate", type=float, default=1.0, help="replay speed (default: 1.0 = recorded pace)")
+    replay.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: from the environment)")
+    replay.add_argument("--logs", type=Path, default=Path("out/replay_logs"), help="folder for each node's log")
     show = sub.add_parser("graph", help="print a graph's nodes and launch arguments")
     show.add_argument("graph", nargs="?", default="sim", help="graph name (default: sim)")
     return parser
@@ -162,6 +175,20 @@ def _cmd_convert(bag_dir: Path, output: Path, fps: int, overwrite: bool) -> int:
     return 0
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from armpilot.bringup import NodeFailed
+    from armpilot.recording.player import PlayerError
+    from armpilot.ros_nodes.replay_runner import ReplayOptions, report_lines, run_replay
+
+    try:
+        report = run_replay(ReplayOptions(args.bag, args.task, args.policy, args.rate, args.domain_id, args.logs))
+    except (PlayerError, NodeFailed, TimeoutError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(report_lines(report)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``armpilot`` command."""
     args = _parser().parse_args(argv)
@@ -179,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "convert":
         return _cmd_convert(args.bag_dir, args.output, args.fps, args.overwrite)
+    if args.command == "replay":
+        return _cmd_replay(args)
     if args.command == "train-scorer":
         from armpilot.scorer_training import train_scorer_command
 

@@ -152,6 +152,13 @@ class EvaluatorNode(Node):
         self.success = False
         return info
 
+    def wait_for_service(self, service: str, timeout: float = 30.0) -> None:
+        """Block until a std_srvs/Trigger ``service`` is up (TimeoutError naming it)."""
+        client = self.trigger_clients.get(service) or self.create_client(Trigger, service)
+        self.trigger_clients[service] = client
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {service} not available after {timeout:.0f} s")
+
     def trigger(self, service: str, timeout: float = 10.0) -> str:
         """Call a std_srvs/Trigger service; its message, or RuntimeError when it reports failure."""
         client = self.trigger_clients.get(service) or self.create_client(Trigger, service)

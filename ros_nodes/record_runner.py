@@ -21,6 +21,8 @@ from armpilot.tasks import get_task
 
 #: Sim seconds recorded after success, so the final state is in the bag.
 SETTLE_S = 0.5
+#: Wall seconds for the recorder to discover the graph (and /clock) before the first episode.
+WARM_UP_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ def run_record(options: RecordOptions) -> dict:
               "height": str(options.height), "output": str(options.output.resolve())}
     results, bags = [], []
     with graph_session("record", values, options.domain_id, options.output / "logs") as (graph, node):
+        # the recorder must have discovered every publisher and the clock before the first episode
+        node.wait_for_service(topics.RECORDER_START)
+        node.spin_for(WARM_UP_S)
         progress = tqdm(range(options.episodes), desc=f"recording {options.task}", unit="ep")
         for index in progress:
             result = node.run_episode(index, options.seed + index, task.max_duration,

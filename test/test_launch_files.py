@@ -25,7 +25,8 @@ from armpilot.graph import load_graphs, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH_FILES = {"sim": "sim.launch.py", "real": "real.launch.py", "gazebo": "gazebo.launch.py",
-                "record": "record.launch.py", "teleop": "teleop.launch.py"}
+                "record": "record.launch.py", "teleop": "teleop.launch.py",
+                "replay": "replay.launch.py"}
 ARM_JOINTS = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_1_joint", "wrist_2_joint",
               "wrist_3_joint", "gripper_joint"]
 
