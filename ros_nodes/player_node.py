@@ -24,7 +24,7 @@ from armpilot.recording.player import EpisodePlayer
 from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
-from armpilot.ros_nodes.recorder_node import _PROFILES, message_class
+from armpilot.ros_nodes.recorder_node import QOS_BY_PRESET, message_class
 
 #: Seconds spun after the last message so reliable samples reach their readers before exit.
 END_LINGER_S = 0.5
@@ -71,7 +71,7 @@ class PlayerNode(Node):
         super().__init__("player")
         self.config = declare_config(self, PlayerConfig)
         self.player = EpisodePlayer(self.config.bag, self.config.topic_names(), warn=self.get_logger().warning)
-        self.pubs = {spec.name: self.create_publisher(message_class(spec.msgtype), spec.name, _PROFILES[spec.qos])
+        self.pubs = {spec.name: self.create_publisher(message_class(spec.msgtype), spec.name, QOS_BY_PRESET[spec.qos])
                      for spec in self.player.topics.values()}
         self.pub_clock = self.create_publisher(Clock, topics.CLOCK, qos.CLOCK_QOS)
         self.sent: Counter[str] = Counter()

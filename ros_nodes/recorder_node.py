@@ -28,7 +28,7 @@ from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
 
-_PROFILES: dict[str, QoSProfile] = {"camera": qos.CAMERA_QOS, "sensor": qos.SENSOR_QOS, "state": qos.STATE_QOS,
+QOS_BY_PRESET: dict[str, QoSProfile] = {"camera": qos.CAMERA_QOS, "sensor": qos.SENSOR_QOS, "state": qos.STATE_QOS,
                                     "command": qos.COMMAND_QOS, "latched": qos.LATCHED_QOS}
 
 
@@ -43,7 +43,7 @@ def message_class(msgtype: str) -> type:
 
 def subscriber_qos(spec: TopicSpec, depth: int) -> QoSProfile:
     """The topic's profile from ``qos.py``; reliable ones get a ``depth``-deep history to absorb bursts."""
-    base = _PROFILES[spec.qos]
+    base = QOS_BY_PRESET[spec.qos]
     if spec.qos in ("latched", "sensor"):
         return base
     return QoSProfile(history=base.history, depth=max(depth, base.depth), reliability=base.reliability,

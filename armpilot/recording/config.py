@@ -34,13 +34,14 @@ QOS_PRESETS: dict[str, Qos] = {
 _TYPE_NAME = re.compile(r"^[A-Za-z][\w]*/msg/[A-Z]\w*$")
 
 # (topic, type, qos preset): the topics in armpilot.ros_nodes.topics and the QoS their publishers offer
-_DEFAULT_TOPICS: tuple[tuple[str, str, str], ...] = (
+DEFAULT_TOPICS: tuple[tuple[str, str, str], ...] = (
     ("/joint_states", "sensor_msgs/msg/JointState", "state"),
     ("/arm_controller/joint_trajectory", "trajectory_msgs/msg/JointTrajectory", "command"),
     ("/policy/candidates", "sensor_msgs/msg/PointCloud2", "command"),
     ("/camera/camera/color/image_raw", "sensor_msgs/msg/Image", "camera"),
     ("/camera/camera/aligned_depth_to_color/image_raw", "sensor_msgs/msg/Image", "camera"),
     ("/camera/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", "camera"),
+    ("/camera/camera/aligned_depth_to_color/camera_info", "sensor_msgs/msg/CameraInfo", "camera"),
     ("/perception/objects", "geometry_msgs/msg/PoseArray", "state"),
     ("/perception/points", "sensor_msgs/msg/PointCloud2", "camera"),
     ("/perception/tracks", "sensor_msgs/msg/PointCloud2", "camera"),
@@ -69,11 +70,11 @@ class RecorderConfig:
 
     output_dir: str = field(default="episodes", metadata=_describe(
         "folder of the episode bags (episode_000000/, ...); created if missing"))
-    topics: tuple[str, ...] = field(default=tuple(t[0] for t in _DEFAULT_TOPICS),
+    topics: tuple[str, ...] = field(default=tuple(t[0] for t in DEFAULT_TOPICS),
                                     metadata=_describe("recorded topic names"))
-    types: tuple[str, ...] = field(default=tuple(t[1] for t in _DEFAULT_TOPICS), metadata=_describe(
+    types: tuple[str, ...] = field(default=tuple(t[1] for t in DEFAULT_TOPICS), metadata=_describe(
         "message type of each topic, parallel to 'topics' (e.g. sensor_msgs/msg/JointState)"))
-    qos_profiles: tuple[str, ...] = field(default=tuple(t[2] for t in _DEFAULT_TOPICS), metadata=_describe(
+    qos_profiles: tuple[str, ...] = field(default=tuple(t[2] for t in DEFAULT_TOPICS), metadata=_describe(
         "QoS of each topic, parallel to 'topics': camera | sensor | state | command | latched"))
     queue_depth: int = field(default=100, metadata=_describe(
         "subscriber history depth of every reliable topic (messages), so bursts are not dropped"))

@@ -33,7 +33,7 @@ from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
 from rosbags.rosbag2.metadata import Qos
 
-from armpilot.recording.config import _DEFAULT_TOPICS, QOS_PRESETS
+from armpilot.recording.config import DEFAULT_TOPICS, QOS_PRESETS
 
 LOG = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def qos_preset(topic: str, offered: Sequence[Qos]) -> str:
         for name, preset in QOS_PRESETS.items():
             if profile == preset:
                 return name
-    defaults = {name: preset for name, _, preset in _DEFAULT_TOPICS}
+    defaults = {name: preset for name, _, preset in DEFAULT_TOPICS}
     return defaults.get(topic, "state")
 
 
