@@ -21,6 +21,7 @@ from sensor_msgs.msg import JointState, PointCloud2
 from std_msgs.msg import String
 from transforms3d.euler import quat2euler
 
+from armpilot.dataset.resampler import ClockJumpError, LiveSampler
 from armpilot.paths import urdf_path
 from armpilot.policies.base import Observation
 from armpilot.policies.config import PolicyNodeConfig
@@ -34,6 +35,7 @@ from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
 
 
+JOINTS, OBJECT = "joints", "object"
 #: Stamps within this of each other (s) are the same instant (nanosecond rounding of float seconds).
 STAMP_TOLERANCE = 1e-6
 
@@ -49,7 +51,7 @@ class PolicyNode(Node):
         policy = make_policy(cfg.backend, ArmModel(urdf_path()), cfg.task, cfg.horizon, cfg.chunk_dt)
         self.policy = PerturbedProposer(policy, self.proposer_config)
         self.joints: tuple[float, np.ndarray] | None = None
-        self.objects: tuple[float, PoseArray] | None = None
+        self.sampler = LiveSampler((JOINTS, OBJECT))
         self.objects_alive = float("-inf")
         self.episode_start: float | None = None
         self.goal = np.full(3, np.nan)
@@ -71,14 +73,29 @@ class PolicyNode(Node):
             self.get_logger().warning(f"/joint_states lacks joints of {self.config.joint_names}",
                                       throttle_duration_sec=2.0)
             return
-        self.joints = (conv.stamp_to_sec(msg.header.stamp), ordered)
+        stamp = conv.stamp_to_sec(msg.header.stamp)
+        self.joints = (stamp, ordered)
+        self.push(JOINTS, stamp, ordered)
 
     def on_objects(self, msg: PoseArray) -> None:
         """Keep the task object: the first pose (perception: the largest object; privileged: [object, goal])."""
         stamp = conv.stamp_to_sec(msg.header.stamp)
         self.objects_alive = stamp  # the stream is alive even when the object is hidden by the gripper
         if msg.poses:
-            self.objects = (stamp, msg)
+            pose = msg.poses[0]
+            q = pose.orientation
+            yaw = quat2euler([q.w, q.x, q.y, q.z])[2]
+            self.push(OBJECT, stamp, np.array([pose.position.x, pose.position.y, pose.position.z, yaw]))
+
+    def push(self, topic: str, stamp: float, value: np.ndarray) -> None:
+        """Feed the shared resampler; samples of a previous episode (stamped up to its reset) are ignored."""
+        if self.episode_start is None or stamp <= self.episode_start + STAMP_TOLERANCE:
+            return
+        try:
+            self.sampler.push(topic, round(stamp * 1e9), value)
+        except ClockJumpError as error:
+            self.get_logger().warning(f"{error}; starting the observation buffers again")
+            self.sampler.reset()
 
     def on_episode(self, msg: String) -> None:
         info = json.loads(msg.data)
@@ -86,31 +103,32 @@ class PolicyNode(Node):
             self.episode = info["episode"]
             self.episode_start = float(info["start"])
             self.goal = np.asarray(info.get("goal", [np.nan] * 3), float)
+            self.sampler.reset()
             self.policy.reset()
             self.fresh_episode = True
             self.get_logger().info(f"episode {self.episode} (seed {info['seed']}) began at {self.episode_start:.3f} s")
 
     def observation(self) -> Observation | None:
-        """The latest observation, or None while any part predates the episode."""
-        if self.joints is None or self.objects is None or self.episode_start is None:
+        """The observation at the latest joint state's stamp, sampled-and-held by the same resampler
+        the dataset converter uses; None while any part predates the episode."""
+        if self.joints is None or self.episode_start is None:
             return None
-        stamp, positions = self.joints
-        object_stamp, poses = self.objects
-        # strictly after (beyond stamp rounding): messages stamped at the reset instant show the old episode
-        if min(stamp, object_stamp) <= self.episode_start + STAMP_TOLERANCE:
+        stamp = self.joints[0]
+        sampled = self.sampler.sample(round(stamp * 1e9))
+        if sampled is None:
             return None
+        values, _ = sampled
         if stamp - self.objects_alive > self.config.observation_timeout:
             self.get_logger().warning(f"no object message for {stamp - self.objects_alive:.2f} s (camera or "
                                       "perception stale): proposing nothing", throttle_duration_sec=2.0)
             return None
-        obj = poses.poses[0]
-        q = obj.orientation
+        obj = values[OBJECT]
         return Observation(
             stamp=stamp,
             joint_names=self.config.joint_names,
-            joint_positions=positions,
-            object_position=np.array([obj.position.x, obj.position.y, obj.position.z]),
-            object_yaw=float(quat2euler([q.w, q.x, q.y, q.z])[2]),
+            joint_positions=values[JOINTS].copy(),
+            object_position=obj[:3].copy(),
+            object_yaw=float(obj[3]),
             goal_position=self.goal.copy(),
         )
 
