@@ -1,4 +1,8 @@
-"""Write small synthetic episode bags (rosbag2 + MCAP) with the recorder's topics."""
+"""Write small synthetic episode bags (rosbag2 + MCAP) with the recorder's topics.
+
+``/perception/tracks`` carries a ``TRACK_DTYPE`` table (see ``track_table``)
+packed with a padded point_step of ``TRACK_POINT_STEP`` bytes.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,57 @@ ALL_TOPICS = {
     topics.PERCEPTION_OBJECTS: "geometry_msgs/msg/PoseArray",
     topics.SIM_TASK_SUCCESS: "std_msgs/msg/Bool",
     topics.SIM_EPISODE: "std_msgs/msg/String",
+    topics.PERCEPTION_TRACKS: "sensor_msgs/msg/PointCloud2",
 }
+N_SYNTH_TRACKS, TRACK_HISTORY, TRACK_POINT_STEP = 36, 10, 32
+TRACK_FIELDS = (("track_id", 0, 6), ("step", 4, 5), ("u", 8, 7), ("v", 12, 7), ("x", 16, 7), ("y", 20, 7),
+                ("z", 24, 7))  # name, offset, PointField datatype (UINT32=6, INT32=5, FLOAT32=7)
+_TRACK_ROW = np.dtype({"names": [f[0] for f in TRACK_FIELDS], "offsets": [f[1] for f in TRACK_FIELDS],
+                       "formats": ["<u4", "<i4"] + ["<f4"] * 5, "itemsize": TRACK_POINT_STEP})
+
+
+def track_id(i: int) -> int:
+    """Track i's id (a permutation of 1..41, so ids do not follow i)."""
+    return (i * 17) % 41 + 1
+
+
+def track_xyz(i: int, frame: int) -> np.ndarray:
+    """(3,) base_link position of track i at camera frame ``frame`` (linear motion); NaN z = no depth."""
+    xyz = np.array([0.3 + 0.01 * i + 0.002 * frame, -0.2 + 0.01 * i - 0.003 * frame, 0.02 + 0.001 * (i + frame)],
+                   np.float32)
+    if i % 4 == 1 and frame % 3 == 0:
+        xyz[2] = np.nan
+    return xyz
+
+
+def track_alive(i: int, frame: int) -> bool:
+    """Track i is born at frame i % 5; tracks with i % 7 == 3 die after frame 20 + i."""
+    return i % 5 <= frame and not (i % 7 == 3 and frame > 20 + i)
+
+
+def track_table(frame: int) -> np.ndarray:
+    """The tracks message at camera frame ``frame``: rows (track, step) of the live tracks, in reverse order."""
+    rows = []
+    for i in range(N_SYNTH_TRACKS):
+        if not track_alive(i, frame):
+            continue
+        for step in range(0, -min(frame - i % 5 + 1, TRACK_HISTORY), -1):
+            x, y, z = track_xyz(i, frame + step)
+            rows.append((track_id(i), step, 10.0 + i, 20.0 + frame + step, x, y, z))
+    table = np.zeros(len(rows), _TRACK_ROW)
+    for r, row in enumerate(rows[::-1]):
+        table[r] = row
+    return table
+
+
+def _tracks_msg(ns: int, frame: int):
+    table = track_table(frame)
+    PF = T["sensor_msgs/msg/PointField"]
+    return T["sensor_msgs/msg/PointCloud2"](
+        header=_header(ns, "base_link"), height=1, width=len(table),
+        fields=[PF(name=n, offset=o, datatype=d, count=1) for n, o, d in TRACK_FIELDS],
+        is_bigendian=False, point_step=TRACK_POINT_STEP, row_step=TRACK_POINT_STEP * len(table),
+        data=np.frombuffer(table.tobytes(), np.uint8).copy(), is_dense=False)
 
 
 def _header(ns: int, frame: str = ""):
@@ -52,7 +106,7 @@ def joint_positions(t: float) -> np.ndarray:
 def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, task: str = "pick",
                   size: tuple[int, int] = (48, 64), skip: Iterable[str] = (), object_delay: float = 0.0,
                   success_at: float | None = 1.5) -> Path:
-    """Writes one episode bag: joints 100 Hz, commands 10 Hz, camera 15 Hz, objects 15 Hz.
+    """Writes one episode bag: joints 100 Hz, commands 10 Hz, camera, objects and tracks 15 Hz.
 
     Color pixel (0, 0) red channel encodes the camera frame number (mod 256);
     depth is ``1000 + 10 * frame`` mm with a horizontal ramp.
@@ -92,6 +146,7 @@ def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, tas
         color[0, 0, 0] = k % 256
         add(t, topics.COLOR_IMAGE, _image(ns, color, "rgb8"))
         add(t, topics.DEPTH_IMAGE, _image(ns, (1000 + 10 * k + ramp).astype("<u2"), "16UC1"))
+        add(t, topics.PERCEPTION_TRACKS, _tracks_msg(ns, k))
         if t >= object_delay:
             add(t, topics.PERCEPTION_OBJECTS, T["geometry_msgs/msg/PoseArray"](
                 header=_header(ns, "base_link"), poses=[_pose((0.4, 0.01 * k, 0.05))]))

@@ -11,9 +11,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from synthetic_bags import write_episode
+from synthetic_bags import track_table, write_episode
 
 from armpilot.cli import main as cli_main
 from armpilot.dataset.bag_reader import BagError, read_episode
@@ -30,6 +31,7 @@ from armpilot.dataset.resampler import (
     split_at_clock_jumps,
 )
 from armpilot.dataset.stats import IMAGE_STRIDE
+from armpilot.dataset.tracks_feature import TRACKS, TRACKS_MASK, column_array
 
 S = 1_000_000_000
 
@@ -228,3 +230,99 @@ def test_cli_convert_overwrite(bags, tmp_path, capsys):
     assert cli_main(["convert", str(one), "--output", str(out)]) == 1
     assert cli_main(["convert", str(one), "--output", str(out), "--overwrite"]) == 0
     assert json.loads((out / "meta/info.json").read_text())["fps"] == 15
+
+
+# ------------------------------------------------------------------ motion tracks
+def _expected_tracks(table: np.ndarray, k: int = 32, horizon: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Plain-Python reference of the selection rule: most valid steps, ties lowest id; oldest step first."""
+    by_id: dict[int, list] = {}
+    for r in table:
+        if -horizon < int(r["step"]) <= 0:
+            by_id.setdefault(int(r["track_id"]), []).append(r)
+    valid = lambda r: all(np.isfinite(r[c]) for c in "xyz")
+    order = sorted(by_id, key=lambda tid: (-sum(valid(r) for r in by_id[tid]), tid))[:k]
+    xyz, mask = np.zeros((k, horizon, 3), np.float32), np.zeros((k, horizon), bool)
+    for slot, tid in enumerate(order):
+        for r in by_id[tid]:
+            if valid(r):
+                xyz[slot, int(r["step"]) + horizon - 1] = [r["x"], r["y"], r["z"]]
+                mask[slot, int(r["step"]) + horizon - 1] = True
+    return xyz, mask
+
+
+def _tracks_from_parquet(root: Path) -> tuple[np.ndarray, np.ndarray, pa.Table]:
+    frames = pq.read_table(root / "data/chunk-000/file-000.parquet")
+    return column_array(frames.column(TRACKS), 3), column_array(frames.column(TRACKS_MASK), 2), frames
+
+
+def test_tracks_feature_shape_values_and_mask(dataset):
+    root, summary = dataset
+    info = json.loads((root / "meta/info.json").read_text())
+    assert info["features"][TRACKS]["shape"] == [32, 8, 3] and info["features"][TRACKS]["dtype"] == "float32"
+    assert info["features"][TRACKS_MASK] == {"dtype": "bool", "shape": [32, 8], "names": ["tracks", "steps"]}
+    assert info["features"][TRACKS]["names"] == ["tracks", "steps", "xyz"]
+    tracks, mask, frames = _tracks_from_parquet(root)
+    assert tracks.shape == (summary.frames, 32, 8, 3) and tracks.dtype == np.float32
+    assert mask.shape == (summary.frames, 32, 8) and mask.dtype == bool
+    assert (tracks[~mask] == 0).all() and np.isfinite(tracks).all()
+    depth = [decode_depth_png(d["bytes"]) for d in frames.column("observation.images.depth").to_pylist()]
+    for row, d in enumerate(depth):  # depth (held like the tracks) tells the camera frame of each row
+        camera_frame = (int(d[0, 0]) - 1000) // 10
+        xyz, m = _expected_tracks(track_table(camera_frame))
+        assert (mask[row] == m).all(), row
+        assert np.allclose(tracks[row], xyz, atol=1e-6), row
+    late = mask.sum(axis=(1, 2)).argmax()
+    assert mask[late].all(axis=1).sum() > 16  # many full-length tracks later on, and some NaN-z holes
+    assert (~mask[late]).any()
+    full = mask[late].all(axis=1)
+    step = np.diff(tracks[late][full], axis=1)  # linear motion: constant per-frame displacement
+    assert np.allclose(step, [0.002, -0.003, 0.001], atol=1e-5)
+
+
+def test_tracks_stats_over_valid_points_only(dataset):
+    root, _ = dataset
+    tracks, mask, _ = _tracks_from_parquet(root)
+    stats = json.loads((root / "meta/stats.json").read_text())
+    valid = tracks[mask].astype(np.float64)
+    assert stats[TRACKS]["count"] == [int(mask.sum())] and mask.sum() < mask.size
+    for name, fn in (("min", np.min), ("max", np.max), ("mean", np.mean), ("std", np.std)):
+        assert np.allclose(stats[TRACKS][name], fn(valid, axis=0), atol=1e-5), name
+    assert min(stats[TRACKS]["min"]) > -0.5 and stats[TRACKS]["min"][0] > 0.29  # zero padding not counted
+    assert TRACKS_MASK not in stats
+
+
+def test_bag_without_tracks_gets_all_false_masks(bags, tmp_path):
+    src = tmp_path / "bags"
+    shutil.copytree(bags / "episode_000000", src / "episode_000000")
+    write_episode(src / "episode_000001", duration=1.0, skip=["/perception/tracks"])
+    summary = convert(src, tmp_path / "ds", fps=15, progress=False)
+    assert summary.episodes == 2
+    tracks, mask, frames = _tracks_from_parquet(tmp_path / "ds")
+    second = frames.column("episode_index").to_numpy() == 1
+    assert second.any() and not mask[second].any() and (tracks[second] == 0).all()
+    assert mask[~second].any()
+    ds = LeRobotV3Dataset(tmp_path / "ds", n_obs_steps=2, horizon=4)
+    assert not ds[int(np.flatnonzero(second)[0])][TRACKS_MASK].any()
+
+
+def test_no_tracks_anywhere_omits_the_feature(tmp_path):
+    write_episode(tmp_path / "bags" / "episode_000000", duration=1.0, skip=["/perception/tracks"])
+    convert(tmp_path / "bags", tmp_path / "ds", fps=15, progress=False)
+    info = json.loads((tmp_path / "ds/meta/info.json").read_text())
+    assert TRACKS not in info["features"] and TRACKS_MASK not in info["features"]
+    schema = pq.read_schema(tmp_path / "ds/data/chunk-000/file-000.parquet")
+    assert TRACKS not in schema.names and TRACKS not in json.loads((tmp_path / "ds/meta/stats.json").read_text())
+    item = LeRobotV3Dataset(tmp_path / "ds")[0]
+    assert TRACKS not in item and TRACKS_MASK not in item
+
+
+def test_loader_returns_tracks(dataset):
+    root, _ = dataset
+    tracks, mask, _ = _tracks_from_parquet(root)
+    ds = LeRobotV3Dataset(root, n_obs_steps=3, horizon=4)
+    item = ds[5]
+    assert item[TRACKS].shape == (3, 32, 8, 3) and item[TRACKS].dtype == torch.float32
+    assert item[TRACKS_MASK].shape == (3, 32, 8) and item[TRACKS_MASK].dtype == torch.bool
+    assert np.array_equal(item[TRACKS].numpy(), tracks[3:6]) and np.array_equal(item[TRACKS_MASK].numpy(), mask[3:6])
+    first = ds[0]  # history clamped at the episode start
+    assert np.array_equal(first[TRACKS_MASK].numpy(), mask[[0, 0, 0]])

@@ -17,10 +17,12 @@ import numpy as np
 
 from armpilot.ros_nodes import topics
 
+from .tracks_feature import TRACKS_TOPIC, decode_tracks_msg
+
 OBJECT_TOPIC = topics.PERCEPTION_OBJECTS
 REQUIRED_TOPICS = (topics.JOINT_STATES, topics.CONTROLLER_COMMAND, topics.COLOR_IMAGE,
                    topics.DEPTH_IMAGE, OBJECT_TOPIC)
-OPTIONAL_TOPICS = (topics.COLOR_INFO, topics.SIM_TASK_SUCCESS, topics.SIM_EPISODE)
+OPTIONAL_TOPICS = (topics.COLOR_INFO, topics.SIM_TASK_SUCCESS, topics.SIM_EPISODE, TRACKS_TOPIC)
 
 
 class BagError(RuntimeError):
@@ -45,7 +47,8 @@ class EpisodeStreams:
             commands: (N, J) float64 first trajectory point in joint-state
             order; color: (N, H, W, 3) uint8; depth: (N, H, W) uint16 mm;
             objects: (N, 7) float64 xyz + quaternion xyzw of the first pose;
-            task success: (N,) bool.
+            task success: (N,) bool; tracks (optional): (N, K, T, 3) float32
+            base_link xyz, NaN where missing (see ``tracks_feature``).
         joint_names: (J,) joint-state names, the column order of state/action.
         task: the task name from ``/sim/episode`` ("unspecified" without it).
         intrinsics: fx, fy, cx, cy, width, height from camera_info, if any.
@@ -104,6 +107,7 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     topics.SIM_TASK_SUCCESS: lambda m: bool(m.data),
     topics.SIM_EPISODE: lambda m: m.data,
     topics.COLOR_INFO: lambda m: m,
+    TRACKS_TOPIC: decode_tracks_msg,
 }
 
 

@@ -4,6 +4,8 @@ Each ``episode_*`` folder is read (``bag_reader``), put on the dataset clock
 by the shared resampler (joint state linearly interpolated, everything else
 sample-and-hold, never a sample from after the tick) and appended to the
 dataset. A bad episode is skipped with its reason; the others still convert.
+Motion tracks (``/perception/tracks``) are optional: see ``tracks_feature``
+for when ``observation.tracks`` / ``observation.tracks_mask`` are written.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from armpilot.ros_nodes import topics
 from .bag_reader import OBJECT_TOPIC, BagError, EpisodeStreams, read_episode
 from .lerobot_v3 import EpisodeFrames, LeRobotV3Writer
 from .resampler import NS_PER_S, ResampleError, Stream, hold_indices, resample
+from .tracks_feature import TRACKS_TOPIC, bag_has_tracks, tracks_on_ticks
 
 
 @dataclass
@@ -56,13 +59,17 @@ def episode_frames(episode: EpisodeStreams, fps: float) -> tuple[EpisodeFrames, 
         data = t[topics.SIM_TASK_SUCCESS]
         idx = hold_indices(data.stamps, out.ticks)
         success = np.where(idx >= 0, data.values[np.maximum(idx, 0)], False).astype(bool)
+    tracks, tracks_mask, tracks_stale = tracks_on_ticks(t.get(TRACKS_TOPIC), out.ticks)
+    staleness = out.max_staleness_s()
+    if tracks_stale is not None:
+        staleness[TRACKS_TOPIC] = tracks_stale
     v = out.values
     frames = EpisodeFrames(
         task=episode.task, timestamp=((out.ticks - out.ticks[0]) / NS_PER_S).astype(np.float32),
         state=v[topics.JOINT_STATES].astype(np.float32), action=v[topics.CONTROLLER_COMMAND].astype(np.float32),
         object=v[OBJECT_TOPIC].astype(np.float32), success=success,
-        color=v[topics.COLOR_IMAGE], depth=v[topics.DEPTH_IMAGE])
-    return frames, out.max_staleness_s()
+        color=v[topics.COLOR_IMAGE], depth=v[topics.DEPTH_IMAGE], tracks=tracks, tracks_mask=tracks_mask)
+    return frames, staleness
 
 
 def find_episodes(bag_dir: Path) -> list[Path]:
@@ -91,6 +98,7 @@ def convert(bag_dir: Path, output: Path, fps: int = 15, overwrite: bool = False,
         raise FileNotFoundError(f"no episode_* folder in {bag_dir}")
     summary = ConversionSummary(Path(output))
     writer = LeRobotV3Writer(output, fps, None, overwrite)  # fails fast on an existing/unwritable output
+    writer.with_tracks = any(bag_has_tracks(f) for f in folders)
     intrinsics: dict[str, float] = {}
     try:
         for folder in tqdm(folders, desc="converting", unit="episode", disable=not progress):

@@ -11,6 +11,10 @@ Depth is NOT a video: ``observation.images.depth`` is an ``image`` feature in
 the frames Parquet (struct ``{bytes, path}``) holding a lossless 16-bit PNG
 of millimetres (see ``depth_png``), marked ``image.is_depth_map`` in info.json.
 
+Optional motion tracks (``with_tracks``): ``observation.tracks`` (K, T, 3)
+and ``observation.tracks_mask`` (K, T) as nested fixed-size lists; an episode
+without tracks gets all-False masks (see ``tracks_feature``).
+
 The dataset is built in a hidden staging folder next to the target and moved
 into place by ``finalize()``; an existing dataset is replaced only with
 ``overwrite=True``. One data/video file per dataset (no size rotation yet).
@@ -30,6 +34,13 @@ import pyarrow.parquet as pq
 
 from .depth_png import encode_depth_png
 from .stats import RunningStats
+from .tracks_feature import (
+    NUM_STEPS,
+    NUM_TRACKS,
+    TRACKS,
+    tracks_columns,
+    tracks_features,
+)
 
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000
@@ -58,6 +69,8 @@ class EpisodeFrames:
         state: (T, J) joint positions. action: (T, J) commanded positions.
         object: (T, 7) xyz + quaternion xyzw. success: (T,) bool.
         color: (T, H, W, 3) uint8 RGB. depth: (T, H, W) uint16 mm.
+        tracks: (T, K, S, 3) float32 base_link xyz, 0 where missing, and
+        tracks_mask: (T, K, S) bool, or None (no tracks in this episode).
     """
 
     task: str
@@ -68,6 +81,8 @@ class EpisodeFrames:
     success: np.ndarray
     color: np.ndarray
     depth: np.ndarray
+    tracks: np.ndarray | None = None
+    tracks_mask: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.timestamp.shape[0])
@@ -92,6 +107,7 @@ class LeRobotV3Writer:
                  overwrite: bool = False, robot_type: str = "armpilot_arm", codec: str | None = None) -> None:
         self.root, self.fps, self.overwrite, self.robot_type = Path(root), int(fps), overwrite, robot_type
         self.joint_names = joint_names
+        self.with_tracks = False  # write observation.tracks(_mask); set before the first episode
         if self.root.exists() and any(self.root.iterdir()) and not overwrite:
             raise DatasetWriteError(f"{self.root} already exists and is not empty; pass --overwrite to replace it")
         self.stage = self.root.parent / f".{self.root.name}.partial"
@@ -140,6 +156,8 @@ class LeRobotV3Writer:
         columns = self._numeric_columns(ep, index, task_index, start)
         episode_stats = RunningStats()
         episode_stats.update_all(columns, ep.color, ep.depth)
+        if self.with_tracks and ep.tracks is not None and ep.tracks_mask is not None and ep.tracks_mask.any():
+            episode_stats.update(TRACKS, ep.tracks[ep.tracks_mask], (0,), (3,))  # valid points only
         self.stats.merge(episode_stats)
         row: dict[str, Any] = {
             "episode_index": index, "tasks": [ep.task], "length": n,
@@ -177,7 +195,18 @@ class LeRobotV3Writer:
             "episode_index": pa.array(np.full(n, index, np.int64)),
             "index": pa.array(start + np.arange(n, dtype=np.int64)),
             "task_index": pa.array(np.full(n, task_index, np.int64)),
+            **(self._tracks_columns(ep) if self.with_tracks else {}),
         })
+
+    def _tracks_columns(self, ep: EpisodeFrames) -> dict[str, pa.Array]:
+        n = len(ep)
+        if ep.tracks is None or ep.tracks_mask is None:  # an episode without /perception/tracks
+            return tracks_columns(np.zeros((n, NUM_TRACKS, NUM_STEPS, 3), np.float32),
+                                  np.zeros((n, NUM_TRACKS, NUM_STEPS), bool))
+        if ep.tracks.shape != (n, NUM_TRACKS, NUM_STEPS, 3) or ep.tracks_mask.shape != ep.tracks.shape[:3]:
+            raise ValueError(f"tracks {ep.tracks.shape} / mask {ep.tracks_mask.shape} do not match "
+                             f"({n}, {NUM_TRACKS}, {NUM_STEPS}, 3)")
+        return tracks_columns(np.where(ep.tracks_mask[..., None], ep.tracks, 0), ep.tracks_mask)
 
     def _encode(self, color: np.ndarray, start: int) -> None:
         import av
@@ -268,6 +297,7 @@ class LeRobotV3Writer:
             SUCCESS: {"dtype": "bool", **scalar},
             "timestamp": {"dtype": "float32", **scalar},
             **{k: {"dtype": "int64", **scalar} for k in SCALAR_KEYS[1:]},
+            **(tracks_features() if self.with_tracks else {}),
         }
         return {
             "codebase_version": CODEBASE_VERSION, "robot_type": self.robot_type,

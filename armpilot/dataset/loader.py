@@ -8,6 +8,8 @@ Each item is one frame ``f`` of one episode::
     action_is_pad       (H,)       bool      True where padded
     observation.images.color (T_obs, 3, H_img, W_img) float32 in [0, 1]  (decode_video=True)
     observation.images.depth (T_obs, 1, H_img, W_img) float32 mm         (decode_depth=True)
+    observation.tracks       (T_obs, K, T, 3) float32 base_link m, 0 where missing  (if the dataset has tracks)
+    observation.tracks_mask  (T_obs, K, T)    bool    True where a track point exists
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from torch.utils.data import Dataset
 
 from .depth_png import decode_depth_png
 from .lerobot_v3 import ACTION, COLOR, DEPTH, OBJECT, STATE, VIDEO_PATH
+from .tracks_feature import TRACKS, TRACKS_MASK, column_array
 
 
 def load_stats(root: Path) -> dict[str, dict[str, torch.Tensor]]:
@@ -65,7 +68,9 @@ class LeRobotV3Dataset(Dataset):
             raise ValueError(f"{self.root}: codebase_version {self.info.get('codebase_version')!r}, expected 'v3.0'")
         self.n_obs_steps, self.horizon = n_obs_steps, horizon
         self.decode_video, self.decode_depth = decode_video, decode_depth
+        self.has_tracks = TRACKS in self.info.get("features", {})
         columns = [STATE, ACTION, OBJECT, "episode_index", "frame_index", "index"] + ([DEPTH] if decode_depth else [])
+        columns += [TRACKS, TRACKS_MASK] if self.has_tracks else []
         files = sorted((self.root / "data").glob("chunk-*/file-*.parquet"))
         if not files:
             raise FileNotFoundError(f"{self.root}: no data/chunk-*/file-*.parquet")
@@ -73,6 +78,9 @@ class LeRobotV3Dataset(Dataset):
         self._arrays = {k: np.stack(table.column(k).to_numpy(zero_copy_only=False)).astype(np.float32)
                         for k in (STATE, ACTION, OBJECT)}
         self._depth = table.column(DEPTH).to_pylist() if decode_depth else None
+        if self.has_tracks:
+            self._arrays[TRACKS] = column_array(table.column(TRACKS), 3).astype(np.float32)
+            self._arrays[TRACKS_MASK] = column_array(table.column(TRACKS_MASK), 2).astype(bool)
         order = np.argsort(table.column("index").to_numpy())
         if not np.array_equal(order, np.arange(order.size)):
             raise ValueError(f"{self.root}: frames are not stored in index order")
@@ -104,6 +112,9 @@ class LeRobotV3Dataset(Dataset):
             "action_is_pad": torch.from_numpy(act >= end),
             "index": torch.tensor(i),
         }
+        if self.has_tracks:
+            item[TRACKS] = torch.from_numpy(self._arrays[TRACKS][obs])
+            item[TRACKS_MASK] = torch.from_numpy(self._arrays[TRACKS_MASK][obs])
         if self.decode_video:
             item[COLOR] = torch.from_numpy(self._video()[obs]).permute(0, 3, 1, 2).float() / 255.0
         if self._depth is not None:
