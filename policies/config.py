@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from armpilot.fields import describe as _describe
 from armpilot.robot import CONTROLLED_JOINTS
 
 
 OBJECT_SOURCES = ("perception", "privileged")
-
-
-def _describe(text: str) -> dict[str, str]:
-    return {"description": text}
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from armpilot.fields import describe as _describe
 from armpilot.policies.base import Observation, Policy
-
-
-def _describe(text: str) -> dict[str, str]:
-    return {"description": text}
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 
+from armpilot.fields import describe as _describe
 from armpilot.recording.player import EpisodePlayer
 from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.lifecycle import run_node
@@ -28,10 +29,6 @@ from armpilot.ros_nodes.recorder_node import QOS_BY_PRESET, message_class
 
 #: Seconds spun after the last message so reliable samples reach their readers before exit.
 END_LINGER_S = 0.5
-
-
-def _describe(text: str) -> dict[str, str]:
-    return {"description": text}
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-def _describe(text: str) -> dict[str, str]:
-    return {"description": text}
+from armpilot.fields import describe as _describe
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,7 @@ from typing import Any
 import numpy as np
 import pyrealsense2 as rs
 
-
-def _describe(text: str) -> dict[str, str]:
-    return {"description": text}
+from armpilot.fields import describe as _describe
 
 
 @dataclass(frozen=True)

@@ -21,16 +21,13 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from armpilot.fields import describe as _describe
 from armpilot.perception.geometry import Intrinsics
 
 TRACK_DTYPE = np.dtype([("track_id", "<u4"), ("step", "<i4"), ("u", "<f4"), ("v", "<f4"),
                         ("x", "<f4"), ("y", "<f4"), ("z", "<f4")])
 TrackTable = np.ndarray
 """Structured (R,) array of ``TRACK_DTYPE``: one row per (track, step)."""
-
-
-def _describe(text: str) -> dict[str, str]:
-    return {"description": text}
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,7 @@ from dataclasses import dataclass, field
 from rosbags.rosbag2.metadata import (Qos, QosDurability, QosHistory, QosLiveliness, QosReliability,
                                       QosTime)
 
-
-def _describe(text: str) -> dict[str, str]:
-    return {"description": text}
+from armpilot.fields import describe as _describe
 
 
 def _qos(depth: int, reliable: bool, latched: bool) -> Qos:

@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from armpilot.fields import describe as _describe
 from armpilot.control.trajectory import TrajectoryError, validate_trajectory
 from armpilot.robot import CONTROLLED_JOINTS, JointLimits
 from armpilot.safety.workspace import WorkspaceChecker
@@ -20,10 +21,6 @@ from armpilot.safety.workspace import WorkspaceChecker
 EPS = 1e-9
 #: Closest two points may be, s: closer ones vanish in nanosecond stamps and imply unbounded speed.
 MIN_POINT_SPACING = 1e-3
-
-
-def _describe(text: str) -> dict[str, str]:
-    return {"description": text}
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from armpilot.fields import describe as _describe
 from armpilot.robot import GRIPPER_JOINT, JointLimits
 from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
 from armpilot.safety.workspace import WorkspaceChecker
 
 #: (chunks (N, H, J), measured (J,)) -> (N,) scores in 0..1, higher = more like a demonstration.
 LearnedScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def _describe(text: str) -> dict[str, str]:
-    return {"description": text}
 
 
 @dataclass(frozen=True)

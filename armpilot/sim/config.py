@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from armpilot.fields import describe as _describe
 from armpilot.tasks import TASKS
-
-
-def _describe(text: str) -> dict[str, str]:
-    return {"description": text}
 
 
 @dataclass(frozen=True)

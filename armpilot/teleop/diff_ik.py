@@ -20,13 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pinocchio as pin
 
+from armpilot.fields import describe as _describe
 from armpilot.robot import ARM_JOINTS, TCP_FRAME, ArmModel
 
 N_ARM = len(ARM_JOINTS)
-
-
-def _describe(text: str) -> dict[str, str]:
-    return {"description": text}
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from armpilot.fields import describe as _describe
+
 START, STOP, DISCARD = "start", "stop", "discard"
 EPISODE_EVENTS = (START, STOP, DISCARD)
 
@@ -110,9 +112,6 @@ class KeyboardMapper:
 
 
 # ------------------------------------------------------------------ joystick (sensor_msgs/Joy)
-def _describe(text: str) -> dict[str, str]:
-    return {"description": text}
-
 
 @dataclass(frozen=True)
 class JoyMapping:

@@ -15,15 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from armpilot.fields import describe as _describe
 from armpilot.robot import GRIPPER_CLOSED, GRIPPER_OPEN
 from armpilot.teleop.diff_ik import N_ARM, DiffIk
 from armpilot.teleop.inputs import Gripper, TeleopCommand
 
 DEVICES = ("keyboard", "joy", "spacemouse")
-
-
-def _describe(text: str) -> dict[str, str]:
-    return {"description": text}
 
 
 @dataclass(frozen=True)
