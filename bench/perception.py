@@ -10,7 +10,6 @@ One core: numpy/OpenMP/OpenCV are limited to one thread before they load.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -21,6 +20,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
+from figures import print_figures  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 CLOUD_POINTS = 300_000  # x y z rgb float32 = 4.8 MB
 TRANSFER_TOPIC = "/bench/cloud"
@@ -182,12 +182,7 @@ def main() -> None:
     domain = 100 + os.getpid() % 100
     figures["cloud_4.8MB_transfer_ms_default"] = transfer_latency_ms(False, args.clouds, domain)
     figures["cloud_4.8MB_transfer_ms_large_data"] = transfer_latency_ms(True, args.clouds, domain)
-    if args.json:
-        print(json.dumps({k: round(v, 3) for k, v in figures.items()}))
-        return
-    print(f"{'figure':<40} {'value':>10}")
-    for key, value in figures.items():
-        print(f"{key:<40} {value:10.2f}")
+    print_figures(figures, args.json)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mcap.reader import make_reader
 
+from figures import print_figures  # bench/ is on sys.path when run as a script
 from armpilot.graph import NodeSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
@@ -142,11 +143,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="publishing time, s")
     args = parser.parse_args()
     figures = run(args.seconds)
-    if args.json:
-        print(json.dumps(figures))
-        return
-    for key, value in figures.items():
-        print(f"{key:32s} {value}")
+    print_figures(figures, args.json)
 
 
 if __name__ == "__main__":

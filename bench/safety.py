@@ -20,13 +20,13 @@ p50 / p99 are over all runs; other processes on the machine inflate p99 first.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from figures import print_figures  # bench/ is on sys.path when run as a script
 from armpilot.paths import urdf_path
 from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION, ArmModel, top_down_rotation
 from armpilot.safety.limits import SafetyConfig, check_chunk
@@ -131,12 +131,7 @@ def main() -> None:
     figures = {**bench_check(arm, cfg, ws, args.runs), **bench_select(arm, cfg, ws, args.select_runs)}
     figures["collision_pairs"] = len(ws.geometry.collisionPairs)
     figures["bench_seconds"] = time.perf_counter() - start
-    if args.json:
-        print(json.dumps(figures))
-        return
-    print(f"{'figure':38s} value")
-    for name, value in figures.items():
-        print(f"{name:38s} {value:.4f}" if isinstance(value, float) else f"{name:38s} {value}")
+    print_figures(figures, args.json)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,13 @@ contacts) for the physics step, and shadowed rendering for the renderer.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import mujoco  # noqa: E402
+from figures import print_figures  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from armpilot.paths import urdf_path  # noqa: E402
 from armpilot.robot import HOME_POSITION  # noqa: E402
@@ -80,12 +80,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.5, help="measuring time per figure")
     args = parser.parse_args()
     figures = run(args.seconds)
-    if args.json:
-        print(json.dumps({k: round(v, 3) for k, v in figures.items()}))
-        return
-    print(f"{'figure':<44} {'value':>12}")
-    for key, value in figures.items():
-        print(f"{key:<44} {value:12.2f}")
+    print_figures(figures, args.json)
 
 
 if __name__ == "__main__":

@@ -23,13 +23,13 @@ PointCloud2 and a MarkerArray.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import cv2
 import numpy as np
 from std_msgs.msg import Header
 
+from figures import print_figures  # bench/ is on sys.path when run as a script
 from armpilot.perception.geometry import Intrinsics
 from armpilot.perception.tracks import MotionTracker, PixelLifter, TracksConfig, track_arrays
 from armpilot.ros_nodes.conversions import pointcloud_to_msg
@@ -169,12 +169,7 @@ def main() -> None:
     figures.update(run_messages(table))
     figures["speedup_vs_redetect"] = figures["tracker_fps"] / figures["redetect_fps"]
     figures["speedup_vs_farneback"] = figures["tracker_fps"] / figures["farneback_fps"]
-    if args.json:
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
-        return
-    width = max(len(k) for k in figures)
-    for key, value in figures.items():
-        print(f"{key:<{width}}  {value:10.3f}" if isinstance(value, float) else f"{key:<{width}}  {value:>10}")
+    print_figures(figures, args.json)
 
 
 if __name__ == "__main__":

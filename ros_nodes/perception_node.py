@@ -30,6 +30,7 @@ from armpilot.rejections import RejectionLog
 from armpilot.robot import ArmModel
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos, topics
+from armpilot.ros_nodes.camera_inputs import CameraInputs
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
 
@@ -49,7 +50,7 @@ class PerceptionNodeConfig:
     joint_state_timeout: float = field(default=0.5, metadata={"description": "older joint states are not used, s"})
 
 
-class PerceptionNode(Node):
+class PerceptionNode(CameraInputs, Node):
     """Thin shell over ``CloudPipeline``."""
 
     def __init__(self) -> None:
@@ -73,15 +74,10 @@ class PerceptionNode(Node):
             self.create_subscription(Image, topics.COLOR_IMAGE, self.on_color, qos.CAMERA_QOS)
         self.create_subscription(JointState, topics.JOINT_STATES, self.on_joints, qos.STATE_QOS)
 
-    def skip(self, reason: str, detail: str) -> None:
-        if self.problems.record(reason, detail):
-            self.get_logger().warning(f"skipping frame ({self.problems.counts[reason]} so far): {reason}: {detail}")
-
     def on_info(self, msg: CameraInfo) -> None:
-        try:
-            intrinsics = Intrinsics(*conv.intrinsics_from_msg(msg))
-        except (conv.ConversionError, ValueError) as error:
-            self.skip("bad_camera_info", str(error))
+        intrinsics = self.read_intrinsics(msg)
+        if intrinsics is None:  # fail closed: frames are skipped until a valid camera_info arrives
+            self.intrinsics = self.pipeline = None
             return
         if intrinsics != self.intrinsics:
             self.intrinsics = intrinsics
@@ -110,10 +106,6 @@ class PerceptionNode(Node):
         self.report_out_of_order()
         if pair is not None:
             self.process(pair.stamp, pair.first, pair.second)
-
-    def report_out_of_order(self) -> None:
-        if self.pairer.out_of_order > self.problems.counts["out_of_order"]:
-            self.skip("out_of_order", "a frame older than the last processed one arrived")
 
     def process(self, stamp: float, depth_msg: Image, color_msg: Image | None) -> None:
         if self.pipeline is None or self.intrinsics is None:

@@ -32,6 +32,7 @@ from armpilot.rejections import RejectionLog
 from armpilot.robot import CAMERA_OPTICAL_FRAME, ArmModel
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos, topics
+from armpilot.ros_nodes.camera_inputs import CameraInputs
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
 
@@ -113,7 +114,7 @@ def markers_from_table(table: TrackTable, header: Header, width: float) -> Marke
     return MarkerArray(markers=markers)
 
 
-class TracksNode(Node):
+class TracksNode(CameraInputs, Node):
     """Thin shell over ``MotionTracker``."""
 
     def __init__(self) -> None:
@@ -131,16 +132,10 @@ class TracksNode(Node):
         self.create_subscription(Image, topics.COLOR_IMAGE, self.on_color, qos.CAMERA_QOS)
         self.create_subscription(Image, topics.DEPTH_IMAGE, self.on_depth, qos.CAMERA_QOS)
 
-    def skip(self, reason: str, detail: str) -> None:
-        if self.problems.record(reason, detail):
-            self.get_logger().warning(f"skipping frame ({self.problems.counts[reason]} so far): {reason}: {detail}")
-
     def on_info(self, msg: CameraInfo) -> None:
-        try:
-            intrinsics = Intrinsics(*conv.intrinsics_from_msg(msg))
-        except (conv.ConversionError, ValueError) as error:
-            self.intrinsics = None  # fail closed: frames are skipped until a valid one arrives
-            self.skip("bad_camera_info", str(error))
+        intrinsics = self.read_intrinsics(msg)
+        if intrinsics is None:  # fail closed: frames are skipped until a valid one arrives
+            self.intrinsics = None
             return
         if intrinsics != self.intrinsics:
             self.intrinsics = intrinsics
@@ -153,8 +148,7 @@ class TracksNode(Node):
         self.on_pair(self.pairer.add_second(conv.stamp_to_sec(msg.header.stamp), msg))
 
     def on_pair(self, pair: PairResult[Image, Image] | None) -> None:
-        if self.pairer.out_of_order > self.problems.counts["out_of_order"]:
-            self.skip("out_of_order", f"an image older than the last paired frame ({self.pairer.last_stamp:.3f} s)")
+        self.report_out_of_order()
         if pair is None:
             return
         try:

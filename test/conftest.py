@@ -16,3 +16,14 @@ from armpilot.robot import ArmModel  # noqa: E402
 def arm() -> ArmModel:
     """The arm's pinocchio model from the package URDF."""
     return ArmModel(urdf_path())
+
+
+@pytest.fixture(scope="module")
+def bag(tmp_path_factory):
+    """A synthetic RealSense recording (.db3) of known frames (see test/realsense_bags.py)."""
+    from realsense_bags import record_bag
+
+    path = tmp_path_factory.mktemp("realsense") / "synthetic.db3"
+    record_bag(path)
+    assert path.is_file() and path.stat().st_size > 0
+    return path

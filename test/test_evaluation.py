@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from armpilot.evaluation import EpisodeResult, LatencyLog, RateMeter, contact_sheet, episode_summary, format_summary
 
@@ -14,7 +15,7 @@ def test_rate_meter():
     assert meter.rate_hz() == 0.0
     for k in range(11):
         meter.tick(k * 0.1)
-    assert meter.rate_hz() == __import__("pytest").approx(10.0)
+    assert meter.rate_hz() == pytest.approx(10.0)
 
 
 def test_latency_summary():

@@ -1,0 +1,35 @@
+"""What the camera-consuming nodes share: skipping bad frames with a throttled reason, and camera_info."""
+
+from __future__ import annotations
+
+from sensor_msgs.msg import CameraInfo
+
+from armpilot.perception.geometry import Intrinsics
+from armpilot.perception.pairing import ApproximateTimePairer
+from armpilot.rejections import RejectionLog
+from armpilot.ros_nodes import conversions as conv
+
+
+class CameraInputs:
+    """Mixin for an rclpy Node that reads RGB-D frames: ``self.problems`` counts skipped frames by reason."""
+
+    problems: RejectionLog
+    pairer: ApproximateTimePairer
+
+    def skip(self, reason: str, detail: str) -> None:
+        """Count a skipped frame; warn unless this reason was logged in the last few seconds."""
+        if self.problems.record(reason, detail):
+            self.get_logger().warning(f"skipping frame ({self.problems.counts[reason]} so far): {reason}: {detail}")
+
+    def read_intrinsics(self, msg: CameraInfo) -> Intrinsics | None:
+        """The intrinsics of ``msg``, or None (counted, logged) when they are missing or zero."""
+        try:
+            return Intrinsics(*conv.intrinsics_from_msg(msg))
+        except (conv.ConversionError, ValueError) as error:
+            self.skip("bad_camera_info", str(error))
+            return None
+
+    def report_out_of_order(self) -> None:
+        """Count frames the pairer refused for being older than the last pair."""
+        if self.pairer.out_of_order > self.problems.counts["out_of_order"]:
+            self.skip("out_of_order", f"a frame older than the last paired one ({self.pairer.last_stamp:.3f} s)")
