@@ -38,6 +38,8 @@ setup(
         ("share/" + PACKAGE + "/launch", glob("launch/*.py")),
         ("share/" + PACKAGE + "/config", glob("config/*.yaml") + glob("config/*.rviz")),
         ("share/" + PACKAGE + "/urdf", glob("urdf/*.urdf")),
+        *[("share/" + PACKAGE + "/" + folder, glob(folder + "/*.json") + glob(folder + "/*.safetensors"))
+          for folder in sorted(glob("checkpoints/*"))],
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -19,6 +19,8 @@ EXAMPLES = """examples:
   armpilot graph sim                      # nodes, parameters and remappings of a graph
   armpilot train-scorer --task pick --output out/scorer   # the verifier's learned scorer
   armpilot convert out/bags --output out/dataset --fps 15  # episode bags -> LeRobotDataset v3
+  armpilot train out/dataset --output out/policy           # a diffusion policy on it (CPU, minutes)
+  armpilot demo --task reach --policy diffusion --checkpoint out/policy --candidates 16
 """
 
 
@@ -36,26 +38,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Bring up the sim graph, run seeded episodes, print success rate, episode times, "
         "topic rates and command latency, write a JSON report, a contact sheet and an MP4.",
     )
-    demo.add_argument("--task", choices=sorted(TASKS), default="reach", help="task to solve (default: reach)")
-    demo.add_argument("--policy", default="scripted", help="policy backend (default: scripted)")
-    demo.add_argument("--episodes", type=int, default=20, help="number of seeded episodes (default: 20)")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode k uses seed+k")
-    demo.add_argument("--report", type=Path, default=Path("out/report.json"), help="JSON report path")
-    demo.add_argument("--media", type=Path, default=None, help="folder for images, video and node logs "
-                      "(default: next to the report)")
-    demo.add_argument("--width", type=int, default=640, help="camera width, px (default: 640)")
-    demo.add_argument("--height", type=int, default=480, help="camera height, px (default: 480)")
-    demo.add_argument("--camera-rate", type=float, default=15.0, help="camera rate, Hz (default: 15)")
-    demo.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: from the environment)")
-    demo.add_argument("--no-video", action="store_true", help="skip the MP4 of the first episode")
-    demo.add_argument("--object-source", choices=("perception", "privileged"), default="perception",
-                      help="where the policy gets the task object (default: perception)")
+    _add_closed_loop_arguments(demo, "scripted", 20)
     demo.add_argument("--candidates", type=int, default=1, help="candidate chunks per step, N (default: 1)")
-    demo.add_argument("--noise-std", type=float, default=0.0,
-                      help="perturbed proposer: std of each candidate's joint offset, rad (default: 0)")
-    demo.add_argument("--bad-probability", type=float, default=0.0,
-                      help="perturbed proposer: chance a candidate is bad (default: 0)")
-    demo.add_argument("--bad-offset", type=float, default=0.15, help="size of a wrong candidate's offset, rad")
     demo.add_argument("--min-success", type=float, default=0.0,
                       help="exit with status 1 when the success rate is below this fraction")
     up = sub.add_parser("up", help="bring up a graph (no `launch` needed) until Ctrl-C",
@@ -97,6 +81,15 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--output", type=Path, required=True, help="dataset folder to create")
     conv.add_argument("--fps", type=int, default=15, help="dataset rate, Hz (default: 15)")
     conv.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --output")
+    _add_train_parser(sub)
+    evaluate = sub.add_parser(
+        "evaluate", help="closed-loop evaluation of a policy checkpoint for several candidate counts N (same seeds)",
+        description="For each N in --candidates, run the seeded episodes of 'armpilot demo' (sim -> perception -> "
+        "policy -> verifier/safety -> sim, separate processes over DDS) and write one JSON report with the success "
+        "rate, command latency and policy inference latency per N, plus each run's report and contact sheet.")
+    _add_closed_loop_arguments(evaluate, "diffusion", 50)
+    evaluate.add_argument("--candidates", type=int, nargs="+", default=[1, 16],
+                          help="candidate counts to compare (default: 1 16)")
     replay = sub.add_parser(
         "replay", help="play a recorded episode bag into perception -> policy -> safety (no arm moves)",
         description="Bring up the replay graph: the player publishes the bag's camera streams, joint states and "
@@ -112,6 +105,69 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("graph", help="print a graph's nodes and launch arguments")
     show.add_argument("graph", nargs="?", default="sim", help="graph name (default: sim)")
     return parser
+
+
+def _add_closed_loop_arguments(demo: argparse.ArgumentParser, policy: str, episodes: int) -> None:
+    demo.add_argument("--task", choices=sorted(TASKS), default="reach", help="task to solve (default: reach)")
+    demo.add_argument("--policy", default=policy, help=f"policy backend: scripted | diffusion (default: {policy})")
+    demo.add_argument("--checkpoint", default="", help="diffusion checkpoint folder (default: the shipped one)")
+    demo.add_argument("--sampler", default="dpm", help="diffusion sampler: dpm | ddim | ddpm | streaming")
+    demo.add_argument("--steps", type=int, default=3, help="diffusion denoising steps per chunk (default: 3)")
+    demo.add_argument("--episodes", type=int, default=episodes, help=f"number of seeded episodes (default: {episodes})")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode k uses seed+k")
+    demo.add_argument("--report", type=Path, default=Path("out/report.json"), help="JSON report path")
+    demo.add_argument("--media", type=Path, default=None, help="folder for images, video and node logs "
+                      "(default: next to the report)")
+    demo.add_argument("--width", type=int, default=640, help="camera width, px (default: 640)")
+    demo.add_argument("--height", type=int, default=480, help="camera height, px (default: 480)")
+    demo.add_argument("--camera-rate", type=float, default=15.0, help="camera rate, Hz (default: 15)")
+    demo.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: from the environment)")
+    demo.add_argument("--no-video", action="store_true", help="skip the MP4 of the first episode")
+    demo.add_argument("--object-source", choices=("perception", "privileged"), default="perception",
+                      help="where the policy gets the task object (default: perception)")
+    demo.add_argument("--noise-std", type=float, default=0.0,
+                      help="perturbed proposer: std of each candidate's joint offset, rad (default: 0)")
+    demo.add_argument("--bad-probability", type=float, default=0.0,
+                      help="perturbed proposer: chance a candidate is bad (default: 0)")
+    demo.add_argument("--bad-offset", type=float, default=0.15, help="size of a wrong candidate's offset, rad")
+
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser(
+        "train", help="train a diffusion policy on a converted dataset (safetensors + JSON checkpoint)",
+        description="DDPM-train a conditional 1D U-Net diffusion policy on a LeRobotDataset v3 folder written by "
+        "'armpilot convert'. Observations: joint state history, perceived object pose, task goal; actions: "
+        "16 commanded joint-position frames. Saves OUTPUT/policy.safetensors + policy.json (EMA weights), a "
+        "resumable training state, loss.png and report.json. Seeded: the same command gives the same weights.")
+    train.add_argument("dataset", type=Path, help="LeRobotDataset v3 folder (from armpilot convert)")
+    train.add_argument("--output", type=Path, required=True, help="checkpoint folder")
+    train.add_argument("--steps", type=int, default=4000, help="optimiser steps (default: 4000)")
+    train.add_argument("--batch-size", type=int, default=256, help="frames per batch (default: 256)")
+    train.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default: 1e-3)")
+    train.add_argument("--seed", type=int, default=0, help="seed of batches, noise and weights (default: 0)")
+    train.add_argument("--resume", action="store_true", help="continue from OUTPUT's training state")
+    train.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    train.add_argument("--down-dims", default="32,64,128", help="U-Net widths per level (default: 32,64,128)")
+    train.add_argument("--prediction", choices=("epsilon", "sample"), default="sample",
+                       help="what the network predicts: the clean chunk or the noise (default: sample)")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from armpilot.policies.diffusion_checkpoint import CheckpointError
+    from armpilot.policies.diffusion_training import TrainOptions
+    from armpilot.train_command import train_command
+
+    config = {"down_dims": tuple(int(d) for d in args.down_dims.split(",")), "prediction_type": args.prediction}
+    options = TrainOptions(args.dataset, args.output, steps=args.steps, batch_size=args.batch_size,
+                           learning_rate=args.lr, seed=args.seed, resume=args.resume, threads=args.threads,
+                           config=config)
+    try:
+        report = train_command(options)
+    except (CheckpointError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(f"  {key:<22} {value}" for key, value in report.items() if key != "val_losses"))
+    return 0
 
 
 def _launch_values(pairs: list[str]) -> dict[str, str]:
@@ -189,6 +245,21 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_options(args: argparse.Namespace):
+    from armpilot.ros_nodes.demo_runner import DemoOptions
+
+    return DemoOptions(
+        task=args.task, policy=args.policy, episodes=args.episodes, seed=args.seed, report=args.report,
+        media=args.media, width=args.width, height=args.height, camera_rate=args.camera_rate,
+        domain_id=args.domain_id, video=not args.no_video, min_success=args.min_success,
+        extra_arguments={"object_source": args.object_source, "candidates": str(args.candidates) if isinstance(args.candidates, int) else "1",
+                         "checkpoint": str(Path(args.checkpoint).resolve()) if args.checkpoint else '""',
+                         "sampler_steps": str(args.steps),
+                         "noise_std": str(args.noise_std), "bad_probability": str(args.bad_probability),
+                         "bad_offset": str(args.bad_offset)},
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``armpilot`` command."""
     args = _parser().parse_args(argv)
@@ -208,6 +279,18 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_convert(args.bag_dir, args.output, args.fps, args.overwrite)
     if args.command == "replay":
         return _cmd_replay(args)
+    if args.command == "train":
+        return _cmd_train(args)
+    if args.command == "evaluate":
+        from armpilot.bringup import NodeFailed
+        from armpilot.evaluate_command import evaluate
+
+        try:
+            evaluate(_demo_options(args), args.candidates, args.report)
+        except NodeFailed as failure:
+            print(f"error: {failure}", file=sys.stderr)
+            return 1
+        return 0
     if args.command == "train-scorer":
         from armpilot.scorer_training import train_scorer_command
 
@@ -215,16 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(f"  {key:<28} {value}" for key, value in report.items()))
         return 0
     from armpilot.bringup import NodeFailed
-    from armpilot.ros_nodes.demo_runner import DemoOptions, run_demo
+    from armpilot.ros_nodes.demo_runner import run_demo
 
-    options = DemoOptions(
-        task=args.task, policy=args.policy, episodes=args.episodes, seed=args.seed, report=args.report,
-        media=args.media, width=args.width, height=args.height, camera_rate=args.camera_rate,
-        domain_id=args.domain_id, video=not args.no_video, min_success=args.min_success,
-        extra_arguments={"object_source": args.object_source, "candidates": str(args.candidates),
-                         "noise_std": str(args.noise_std), "bad_probability": str(args.bad_probability),
-                         "bad_offset": str(args.bad_offset)},
-    )
+    options = _demo_options(args)
     try:
         report = run_demo(options)
     except NodeFailed as failure:

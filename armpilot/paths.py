@@ -48,3 +48,8 @@ def urdf_path() -> Path:
 def config_path(name: str) -> Path:
     """Path of a file under ``config/``."""
     return share_dir() / "config" / name
+
+
+def shipped_checkpoint(task: str) -> Path:
+    """The diffusion-policy checkpoint the project ships for ``task`` (``checkpoints/diffusion_<task>``)."""
+    return share_dir() / "checkpoints" / f"diffusion_{task}"

@@ -24,6 +24,8 @@ class Observation:
         object_position: (3,) task object in base_link, m.
         object_yaw: rad about z.
         goal_position: (3,) task goal, m.
+        history: earlier observations at the backend's ``history_offsets``
+            seconds before ``stamp``, oldest first (empty unless asked for).
     """
 
     stamp: float
@@ -32,10 +34,16 @@ class Observation:
     object_position: np.ndarray
     object_yaw: float
     goal_position: np.ndarray
+    history: tuple[Observation, ...] = ()
 
 
 class Policy(Protocol):
-    """A policy backend: proposes joint-position action chunks."""
+    """A policy backend: proposes joint-position action chunks.
+
+    Optional: ``history_offsets`` (s before the stamp, oldest first) asks the
+    node for past observations; ``sample_candidates(observation, n)`` returns
+    (N, H, J) samples drawn in one batch (stochastic policies).
+    """
 
     horizon: int
     chunk_dt: float

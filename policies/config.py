@@ -9,13 +9,14 @@ from armpilot.robot import CONTROLLED_JOINTS
 
 
 OBJECT_SOURCES = ("perception", "privileged")
+SAMPLER_NAMES = ("dpm", "ddim", "ddpm", "streaming")
 
 
 @dataclass(frozen=True)
 class PolicyNodeConfig:
     """Which backend runs and how often it proposes a chunk."""
 
-    backend: str = field(default="scripted", metadata=_describe("policy backend: scripted"))
+    backend: str = field(default="scripted", metadata=_describe("policy backend: scripted | diffusion"))
     task: str = field(default="reach", metadata=_describe("task the backend solves: reach | push | pick"))
     rate_hz: float = field(default=5.0, metadata=_describe("chunks proposed per second (ROS time), Hz"))
     horizon: int = field(default=10, metadata=_describe("points per chunk, H"))
@@ -31,7 +32,24 @@ class PolicyNodeConfig:
         default=0.5, metadata=_describe("propose nothing when the objects are older than this, s (camera stale)")
     )
 
+    checkpoint: str = field(
+        default="", metadata=_describe("diffusion: checkpoint folder (policy.safetensors + policy.json); empty = "
+                                       "the one shipped for the task"))
+    sampler: str = field(default="dpm", metadata=_describe("diffusion sampler: dpm | ddim | ddpm | streaming"))
+    sampler_steps: int = field(default=3, metadata=_describe("denoising steps per chunk (ddpm: always all)"))
+    inference_threads: int = field(default=1, metadata=_describe("torch CPU threads for inference"))
+    observation_budget: float = field(
+        default=0.25, metadata=_describe("a chunk whose observation is older than this when it is ready is "
+                                         "dropped, s"))
+    chunk_blend: float = field(
+        default=0.0, metadata=_describe("temporal ensembling: share of the previous chunk where chunks overlap, "
+                                        "0..1 (0 = receding horizon: the new chunk replaces the old)"))
+
     def __post_init__(self) -> None:
+        if self.sampler not in SAMPLER_NAMES:
+            raise ValueError(f"parameter 'sampler' is '{self.sampler}'; use one of {SAMPLER_NAMES}")
+        if not 0.0 <= self.chunk_blend < 1.0 or self.observation_budget <= 0 or self.sampler_steps < 1:
+            raise ValueError("chunk_blend must be in [0, 1), observation_budget > 0 and sampler_steps >= 1")
         if self.object_source not in OBJECT_SOURCES:
             raise ValueError(f"parameter 'object_source' is '{self.object_source}'; use one of {OBJECT_SOURCES}")
         if self.rate_hz <= 0 or self.chunk_dt <= 0 or self.horizon < 1:

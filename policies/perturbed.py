@@ -32,7 +32,8 @@ class ProposerConfig:
 
 
 class PerturbedProposer:
-    """Wraps a policy: (J,) observation -> (N, H, J) candidates."""
+    """Wraps a policy: (J,) observation -> (N, H, J) candidates (a stochastic policy's own N samples,
+    or N copies of a deterministic one's chunk), then the configured perturbations."""
 
     def __init__(self, policy: Policy, config: ProposerConfig, arm_joints: int = 6) -> None:
         self.policy = policy
@@ -46,8 +47,13 @@ class PerturbedProposer:
     def propose(self, observation: Observation) -> np.ndarray:
         """(N, H, J) candidates; candidate k = chunk + offset_k (+ a defect when bad)."""
         cfg = self.config
-        chunk = self.policy.predict_action_chunk(observation)
-        candidates = np.repeat(chunk[None], cfg.num_candidates, axis=0)
+        sample = getattr(self.policy, "sample_candidates", None)
+        if sample is not None and cfg.num_candidates > 1:  # a stochastic policy: N samples in one batch
+            candidates = np.asarray(sample(observation, cfg.num_candidates), float)
+            chunk = candidates[0]
+        else:
+            chunk = self.policy.predict_action_chunk(observation)
+            candidates = np.repeat(chunk[None], cfg.num_candidates, axis=0)
         arm = slice(0, self.arm_joints)
         candidates[:, :, arm] += self.rng.normal(0.0, cfg.noise_std, (cfg.num_candidates, 1, self.arm_joints))
         for k in np.flatnonzero(self.rng.random(cfg.num_candidates) < cfg.bad_probability):

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from armpilot.paths import shipped_checkpoint
 from armpilot.policies.base import Policy
+from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.scripted import ScriptedPolicy
 from armpilot.robot import ArmModel
 
-BACKENDS = ("scripted",)
+BACKENDS = ("scripted", "diffusion")
 
 
-def make_policy(backend: str, arm: ArmModel, task: str, horizon: int, chunk_dt: float) -> Policy:
-    """The backend called ``backend`` for ``task``.
+def make_policy(backend: str, arm: ArmModel, task: str, horizon: int, chunk_dt: float,
+                config: PolicyNodeConfig | None = None, seed: int = 0) -> Policy:
+    """The backend called ``backend`` for ``task``; ``config`` carries backend options (checkpoint, sampler).
 
     Raises:
         ValueError: for an unknown backend, listing the known ones.
+        CheckpointError: (diffusion) a missing, corrupt or mismatched checkpoint.
     """
     if backend == "scripted":
         return ScriptedPolicy(arm, task, horizon, chunk_dt)
+    if backend == "diffusion":
+        import torch
+
+        from armpilot.policies.diffusion import DiffusionPolicy
+
+        config = config or PolicyNodeConfig(backend=backend, task=task)
+        torch.set_num_threads(config.inference_threads)
+        checkpoint = Path(config.checkpoint) if config.checkpoint else shipped_checkpoint(task)
+        return DiffusionPolicy(checkpoint, config.joint_names, horizon, chunk_dt, config.sampler,
+                               config.sampler_steps, seed)
     raise ValueError(f"unknown policy backend '{backend}'; known backends: {list(BACKENDS)}")

@@ -125,6 +125,7 @@ def run_demo(options: DemoOptions) -> dict:
         rates = node.topic_rates()
         latency = node.latency.summary_ms()
         safety = dict(node.safety_counts)
+        policy_status = dict(node.policy_status)
     report = {
         "task": options.task,
         "policy": options.policy,
@@ -135,6 +136,7 @@ def run_demo(options: DemoOptions) -> dict:
         "real_time_factor": sim_elapsed / wall_elapsed if wall_elapsed > 0 else 0.0,
         "camera": {"width": options.width, "height": options.height, "rate_hz": options.camera_rate},
         "safety": safety,
+        "policy_node": policy_status,
         "wall_time_s": round(time.monotonic() - wall_start, 2),
         "media": {"contact_sheet": str(media / "episodes.png"),
                   "video": str(media / "episode_0.mp4") if options.video else None,

@@ -51,6 +51,7 @@ class EvaluatorNode(Node):
         self.success = False
         self.episode_info: dict = {}
         self.safety_counts: dict[str, str] = {}
+        self.policy_status: dict[str, str] = {}
         self.keep_frames = keep_frames
         self.latest_frame: np.ndarray | None = None
         self.frame_listeners: list = []
@@ -111,6 +112,8 @@ class EvaluatorNode(Node):
         for status in msg.status:
             if status.name == "armpilot: safety":
                 self.safety_counts = {kv.key: kv.value for kv in status.values}
+            elif status.name == "armpilot: policy":
+                self.policy_status = {kv.key: kv.value for kv in status.values}
 
     def spin_for(self, seconds: float) -> None:
         """Process callbacks for ``seconds`` of wall time."""

@@ -1,4 +1,4 @@
-"""Policy node (v0): runs a policy backend and proposes timed joint chunks.
+"""Policy node: runs a policy backend and proposes timed joint chunks.
 
 Reads ``/joint_states`` and the task object from ``/perception/objects``
 (or, with ``object_source: privileged``, the sim's ground truth), takes the
@@ -8,22 +8,35 @@ N x H x J table stamped with the observation's time, points at
 ``chunk_dt * (1..H)`` after it) for the safety/verifier node to choose from.
 It never talks to the controller directly, and proposes nothing while its
 observation is stale (the safety node then holds the arm).
+
+Inference runs on a worker thread, off the executor, so joint states keep
+arriving and the next chunk is computed while the current one executes. A
+finished chunk stays anchored on its observation's stamp: points already due
+are dropped, and a chunk whose observation is older than
+``observation_budget`` is not sent. NaN observations skip a cycle. Latency
+and counts go to ``/diagnostics`` at 1 Hz.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, PointCloud2
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 from transforms3d.euler import quat2euler
 
 from armpilot.dataset.resampler import ClockJumpError, LiveSampler
 from armpilot.paths import urdf_path
 from armpilot.policies.base import Observation
+from armpilot.policies.chunking import blend_with_previous, drop_past_points
 from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.perturbed import PerturbedProposer, ProposerConfig
 from armpilot.policies.registry import make_policy
@@ -48,8 +61,20 @@ class PolicyNode(Node):
         self.config = declare_config(self, PolicyNodeConfig)
         cfg = self.config
         self.proposer_config = declare_config(self, ProposerConfig)
-        policy = make_policy(cfg.backend, ArmModel(urdf_path()), cfg.task, cfg.horizon, cfg.chunk_dt)
+        try:
+            policy = make_policy(cfg.backend, ArmModel(urdf_path()), cfg.task, cfg.horizon, cfg.chunk_dt, cfg,
+                                 self.proposer_config.seed)
+        except ValueError as error:  # CheckpointError included: say what is wrong, then exit non-zero
+            self.get_logger().fatal(f"cannot start backend '{cfg.backend}': {error}")
+            raise
+        self.history_offsets: tuple[float, ...] = tuple(getattr(policy, "history_offsets", ()))
         self.policy = PerturbedProposer(policy, self.proposer_config)
+        self.policy_lock = threading.Lock()
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-inference")
+        self.inference: object | None = None  # the running Future
+        self.previous: tuple[float, np.ndarray, np.ndarray] | None = None
+        self.inference_ms: deque[float] = deque(maxlen=500)
+        self.counts = {"published": 0, "dropped_stale": 0, "skipped_nan": 0, "skipped_busy": 0}
         self.joints: tuple[float, np.ndarray] | None = None
         self.sampler = LiveSampler((JOINTS, OBJECT))
         self.objects_alive = float("-inf")
@@ -63,6 +88,8 @@ class PolicyNode(Node):
         self.create_subscription(PoseArray, object_topic, self.on_objects, qos.STATE_QOS)
         self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
         self.create_timer(1.0 / cfg.rate_hz, self.propose)
+        self.diagnostics = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
+        self.create_timer(1.0, self.publish_diagnostics)
         self.get_logger().info(f"backend '{cfg.backend}' for task '{cfg.task}' at {cfg.rate_hz} Hz")
 
     def on_joint_state(self, msg: JointState) -> None:
@@ -104,7 +131,9 @@ class PolicyNode(Node):
             self.episode_start = float(info["start"])
             self.goal = np.asarray(info.get("goal", [np.nan] * 3), float)
             self.sampler.reset()
-            self.policy.reset()
+            with self.policy_lock:
+                self.policy.reset()
+                self.previous = None
             self.fresh_episode = True
             self.get_logger().info(f"episode {self.episode} (seed {info['seed']}) began at {self.episode_start:.3f} s")
 
@@ -114,38 +143,90 @@ class PolicyNode(Node):
         if self.joints is None or self.episode_start is None:
             return None
         stamp = self.joints[0]
-        sampled = self.sampler.sample(round(stamp * 1e9))
-        if sampled is None:
+        current = self.sample_at(stamp)
+        if current is None:
             return None
-        values, _ = sampled
         if stamp - self.objects_alive > self.config.observation_timeout:
             self.get_logger().warning(f"no object message for {stamp - self.objects_alive:.2f} s (camera or "
                                       "perception stale): proposing nothing", throttle_duration_sec=2.0)
             return None
+        # history frames before the episode's first samples repeat the earliest one, as the dataset clamps
+        history = tuple(self.sample_at(stamp - offset) or current for offset in self.history_offsets)
+        return Observation(current.stamp, current.joint_names, current.joint_positions, current.object_position,
+                           current.object_yaw, current.goal_position, history)
+
+    def sample_at(self, stamp: float) -> Observation | None:
+        """Joint state and object held at ``stamp`` (None before the first of either)."""
+        sampled = self.sampler.sample(round(stamp * 1e9))
+        if sampled is None:
+            return None
+        values, _ = sampled
         obj = values[OBJECT]
-        return Observation(
-            stamp=stamp,
-            joint_names=self.config.joint_names,
-            joint_positions=values[JOINTS].copy(),
-            object_position=obj[:3].copy(),
-            object_yaw=float(obj[3]),
-            goal_position=self.goal.copy(),
-        )
+        return Observation(stamp=stamp, joint_names=self.config.joint_names, joint_positions=values[JOINTS].copy(),
+                           object_position=obj[:3].copy(), object_yaw=float(obj[3]), goal_position=self.goal.copy())
 
     def propose(self) -> None:
+        """Timer: snapshot the observation and hand it to the inference thread (unless it is still busy)."""
         obs = self.observation()
         if obs is None:
             return
-        candidates = self.policy.propose(obs)
-        chunk = candidates[0]
-        if self.fresh_episode:
-            self.fresh_episode = False
-            self.get_logger().info(
-                f"first chunk of episode {self.episode} from the observation at {obs.stamp:.3f} s, "
-                f"object at {np.round(obs.object_position, 3).tolist()}, {len(candidates)} candidates"
-            )
-        times = self.config.chunk_dt * np.arange(1, len(chunk) + 1)
-        self.pub.publish(candidates_to_msg(self.config.joint_names, times, candidates, conv.sec_to_stamp(obs.stamp)))
+        frames = (obs, *obs.history)
+        if not all(np.all(np.isfinite(f.joint_positions)) and np.all(np.isfinite(f.object_position))
+                   and np.isfinite(f.object_yaw) for f in frames):
+            self.counts["skipped_nan"] += 1
+            self.get_logger().warning("observation holds NaN (joint state or object pose): skipping this cycle",
+                                      throttle_duration_sec=2.0)
+            return
+        if self.inference is not None and not self.inference.done():
+            self.counts["skipped_busy"] += 1
+            return
+        self.inference = self.worker.submit(self.infer_and_publish, obs, self.episode)
+
+    def infer_and_publish(self, obs: Observation, episode: int) -> None:
+        """Worker thread: run the backend, anchor the chunk on the observation stamp, publish."""
+        try:
+            started = time.perf_counter()
+            with self.policy_lock:
+                if episode != self.episode:
+                    return
+                candidates = self.policy.propose(obs)
+            self.inference_ms.append(1e3 * (time.perf_counter() - started))
+            times = self.config.chunk_dt * np.arange(1, candidates.shape[1] + 1)
+            age = self.get_clock().now().nanoseconds * 1e-9 - obs.stamp
+            if age > self.config.observation_budget or episode != self.episode:
+                self.counts["dropped_stale"] += 1
+                self.get_logger().warning(f"chunk ready {age * 1e3:.0f} ms after its observation (budget "
+                                          f"{self.config.observation_budget * 1e3:.0f} ms): not sent",
+                                          throttle_duration_sec=2.0)
+                return
+            candidates = blend_with_previous(times, candidates, obs.stamp, self.previous, self.config.chunk_blend)
+            times, candidates = drop_past_points(times, candidates, age)
+            if not len(times):
+                return
+            self.previous = (obs.stamp, times, candidates[0])
+            if self.fresh_episode:
+                self.fresh_episode = False
+                self.get_logger().info(
+                    f"first chunk of episode {self.episode} from the observation at {obs.stamp:.3f} s, "
+                    f"object at {np.round(obs.object_position, 3).tolist()}, {len(candidates)} candidates")
+            self.pub.publish(candidates_to_msg(self.config.joint_names, times, candidates,
+                                               conv.sec_to_stamp(obs.stamp)))
+            self.counts["published"] += 1
+        except Exception as error:  # noqa: BLE001 - a failing backend must not kill the node silently
+            self.get_logger().error(f"backend '{self.config.backend}' failed: {error!r}", throttle_duration_sec=2.0)
+
+    def publish_diagnostics(self) -> None:
+        """Inference latency percentiles (wall clock, ms) and counts on /diagnostics."""
+        latency = np.asarray(self.inference_ms) if self.inference_ms else np.zeros(1)
+        values = {"backend": self.config.backend, "inference_ms_p50": f"{np.percentile(latency, 50):.2f}",
+                  "inference_ms_p95": f"{np.percentile(latency, 95):.2f}",
+                  "inference_ms_max": f"{latency.max():.2f}", **self.counts}
+        level = DiagnosticStatus.WARN if self.counts["dropped_stale"] or self.counts["skipped_nan"] else DiagnosticStatus.OK
+        status = DiagnosticStatus(level=level, name="armpilot: policy", hardware_id="armpilot",
+                                  message=f"{self.counts['published']} chunks published",
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        self.diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                                                 status=[status]))
 
 
 def main(args: list[str] | None = None) -> None:

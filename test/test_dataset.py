@@ -160,7 +160,7 @@ def test_frames_episodes_and_stats_consistent(dataset):
         assert np.isclose(e["videos/observation.images.color/from_timestamp"], lo / 15)
     assert episodes[0]["dataset_to_index"] == episodes[1]["dataset_from_index"]
     stats = json.loads((root / "meta/stats.json").read_text())
-    for key in ("observation.state", "action", "observation.object"):
+    for key in ("observation.state", "action", "observation.object", "observation.goal"):
         x = np.stack(frames.column(key).to_numpy(zero_copy_only=False)).astype(np.float64)
         for name, fn in (("min", np.min), ("max", np.max), ("mean", np.mean), ("std", np.std)):
             assert np.allclose(stats[key][name], fn(x, axis=0), atol=1e-6), (key, name)
@@ -176,6 +176,9 @@ def test_frames_episodes_and_stats_consistent(dataset):
     assert np.allclose(state[3], joint_positions(3 / 15), atol=1e-5)
     action = np.stack(frames.column("action").to_numpy(zero_copy_only=False))
     assert np.allclose(action[3], joint_positions(0.2 + 0.1), atol=1e-5)  # command sent at 0.2 s
+    # the task goal from /sim/episode is a per-frame column (the diffusion policy's goal input)
+    goal = np.stack(frames.column("observation.goal").to_numpy(zero_copy_only=False))
+    assert np.allclose(goal, [0.45, 0.1, 0.05])
 
 
 def test_video_decodes_to_frame_count_and_size(dataset):

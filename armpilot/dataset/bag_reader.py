@@ -52,6 +52,7 @@ class EpisodeStreams:
         joint_names: (J,) joint-state names, the column order of state/action.
         task: the task name from ``/sim/episode`` ("unspecified" without it).
         intrinsics: fx, fy, cx, cy, width, height from camera_info, if any.
+        goal: (3,) task goal from ``/sim/episode`` (base_link, m), or None.
     """
 
     folder: Path
@@ -59,6 +60,7 @@ class EpisodeStreams:
     joint_names: tuple[str, ...]
     task: str = "unspecified"
     intrinsics: dict[str, float] = field(default_factory=dict)
+    goal: np.ndarray | None = None
 
 
 def _stamp(msg: Any, log_time: int) -> int:
@@ -180,7 +182,7 @@ def read_episode(folder: Path, required: Iterable[str] = REQUIRED_TOPICS) -> Epi
             values = np.stack([np.asarray(v) for _, v in samples])
         out[topic] = TopicData(stamps, values)
     return EpisodeStreams(folder, out, joint_names, _task(raw[topics.SIM_EPISODE]),
-                          _intrinsics(raw[topics.COLOR_INFO]))
+                          _intrinsics(raw[topics.COLOR_INFO]), _goal(raw[topics.SIM_EPISODE]))
 
 
 def _task(samples: list[tuple[int, Any]]) -> str:
@@ -192,6 +194,18 @@ def _task(samples: list[tuple[int, Any]]) -> str:
         if task:
             return str(task)
     return "unspecified"
+
+
+def _goal(samples: list[tuple[int, Any]]) -> np.ndarray | None:
+    """The last episode announcement's finite (3,) goal, if any."""
+    for _, text in reversed(samples):
+        try:
+            goal = np.asarray(json.loads(text).get("goal"), np.float64).reshape(3)
+        except (ValueError, AttributeError, TypeError):
+            continue
+        if np.all(np.isfinite(goal)):
+            return goal
+    return None
 
 
 def _intrinsics(samples: list[tuple[int, Any]]) -> dict[str, float]:

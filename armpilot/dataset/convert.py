@@ -68,7 +68,8 @@ def episode_frames(episode: EpisodeStreams, fps: float) -> tuple[EpisodeFrames, 
         task=episode.task, timestamp=((out.ticks - out.ticks[0]) / NS_PER_S).astype(np.float32),
         state=v[topics.JOINT_STATES].astype(np.float32), action=v[topics.CONTROLLER_COMMAND].astype(np.float32),
         object=v[OBJECT_TOPIC].astype(np.float32), success=success,
-        color=v[topics.COLOR_IMAGE], depth=v[topics.DEPTH_IMAGE], tracks=tracks, tracks_mask=tracks_mask)
+        color=v[topics.COLOR_IMAGE], depth=v[topics.DEPTH_IMAGE], tracks=tracks, tracks_mask=tracks_mask,
+        goal=None if episode.goal is None else np.tile(episode.goal.astype(np.float32), (len(out.ticks), 1)))
     return frames, staleness
 
 

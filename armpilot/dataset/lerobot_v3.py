@@ -50,9 +50,11 @@ DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 STATE, ACTION, OBJECT = "observation.state", "action", "observation.object"
+GOAL = "observation.goal"
 COLOR, DEPTH, SUCCESS = "observation.images.color", "observation.images.depth", "next.success"
 OBJECT_NAMES = ["x", "y", "z", "qx", "qy", "qz", "qw"]
-VECTOR_KEYS = (STATE, ACTION, OBJECT)
+GOAL_NAMES = ["x", "y", "z"]
+VECTOR_KEYS = (STATE, ACTION, OBJECT, GOAL)
 SCALAR_KEYS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 
 
@@ -68,6 +70,7 @@ class EpisodeFrames:
         task: task string. timestamp: (T,) float32 s from the episode start.
         state: (T, J) joint positions. action: (T, J) commanded positions.
         object: (T, 7) xyz + quaternion xyzw. success: (T,) bool.
+        goal: (T, 3) the task goal in base_link, m (zeros when the recording has none).
         color: (T, H, W, 3) uint8 RGB. depth: (T, H, W) uint16 mm.
         tracks: (T, K, S, 3) float32 base_link xyz, 0 where missing, and
         tracks_mask: (T, K, S) bool, or None (no tracks in this episode).
@@ -83,6 +86,11 @@ class EpisodeFrames:
     depth: np.ndarray
     tracks: np.ndarray | None = None
     tracks_mask: np.ndarray | None = None
+    goal: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.goal is None:
+            self.goal = np.zeros((len(self.timestamp), 3), np.float32)
 
     def __len__(self) -> int:
         return int(self.timestamp.shape[0])
@@ -176,7 +184,7 @@ class LeRobotV3Writer:
 
     def _numeric_columns(self, ep: EpisodeFrames, index: int, task_index: int, start: int) -> dict[str, np.ndarray]:
         n = len(ep)
-        return {STATE: ep.state, ACTION: ep.action, OBJECT: ep.object,
+        return {STATE: ep.state, ACTION: ep.action, OBJECT: ep.object, GOAL: ep.goal,
                 "timestamp": ep.timestamp.astype(np.float32), "frame_index": np.arange(n),
                 "episode_index": np.full(n, index), "index": start + np.arange(n),
                 "task_index": np.full(n, task_index), SUCCESS: ep.success.astype(np.float64)}
@@ -187,7 +195,7 @@ class LeRobotV3Writer:
             [pa.array([encode_depth_png(d) for d in ep.depth], pa.binary()), pa.array([None] * n, pa.string())],
             names=["bytes", "path"])
         return pa.table({
-            STATE: _vec(ep.state, j), ACTION: _vec(ep.action, j), OBJECT: _vec(ep.object, 7),
+            STATE: _vec(ep.state, j), ACTION: _vec(ep.action, j), OBJECT: _vec(ep.object, 7), GOAL: _vec(ep.goal, 3),
             DEPTH: depth,
             SUCCESS: pa.array(np.asarray(ep.success, bool)),
             "timestamp": pa.array(ep.timestamp.astype(np.float32)),
@@ -287,6 +295,7 @@ class LeRobotV3Writer:
             STATE: {"dtype": "float32", "shape": [j], "names": names},
             ACTION: {"dtype": "float32", "shape": [j], "names": names},
             OBJECT: {"dtype": "float32", "shape": [7], "names": OBJECT_NAMES},
+            GOAL: {"dtype": "float32", "shape": [3], "names": GOAL_NAMES},
             COLOR: {"dtype": "video", "shape": [h, w, 3], "names": ["height", "width", "channels"],
                     "info": {"video.height": h, "video.width": w, "video.codec": "h264" if self.codec == "libx264"
                              else self.codec, "video.pix_fmt": "yuv420p", "video.is_depth_map": False,

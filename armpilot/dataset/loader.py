@@ -4,6 +4,7 @@ Each item is one frame ``f`` of one episode::
 
     observation.state   (T_obs, J) float32   frames f-T_obs+1 .. f (clamped to the episode start)
     observation.object  (T_obs, 7) float32
+    observation.goal    (T_obs, 3) float32   (datasets converted with a goal column)
     action              (H, J)     float32   frames f .. f+H-1, the last frame repeated past the end
     action_is_pad       (H,)       bool      True where padded
     observation.images.color (T_obs, 3, H_img, W_img) float32 in [0, 1]  (decode_video=True)
@@ -25,7 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .depth_png import decode_depth_png
-from .lerobot_v3 import ACTION, COLOR, DEPTH, OBJECT, STATE, VIDEO_PATH
+from .lerobot_v3 import ACTION, COLOR, DEPTH, GOAL, OBJECT, STATE, VIDEO_PATH
 from .tracks_feature import TRACKS, TRACKS_MASK, column_array
 
 
@@ -69,14 +70,15 @@ class LeRobotV3Dataset(Dataset):
         self.n_obs_steps, self.horizon = n_obs_steps, horizon
         self.decode_video, self.decode_depth = decode_video, decode_depth
         self.has_tracks = TRACKS in self.info.get("features", {})
-        columns = [STATE, ACTION, OBJECT, "episode_index", "frame_index", "index"] + ([DEPTH] if decode_depth else [])
+        self.vector_keys = (STATE, ACTION, OBJECT) + ((GOAL,) if GOAL in self.info.get("features", {}) else ())
+        columns = [*self.vector_keys, "episode_index", "frame_index", "index"] + ([DEPTH] if decode_depth else [])
         columns += [TRACKS, TRACKS_MASK] if self.has_tracks else []
         files = sorted((self.root / "data").glob("chunk-*/file-*.parquet"))
         if not files:
             raise FileNotFoundError(f"{self.root}: no data/chunk-*/file-*.parquet")
         table = pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
         self._arrays = {k: np.stack(table.column(k).to_numpy(zero_copy_only=False)).astype(np.float32)
-                        for k in (STATE, ACTION, OBJECT)}
+                        for k in self.vector_keys}
         self._depth = table.column(DEPTH).to_pylist() if decode_depth else None
         if self.has_tracks:
             self._arrays[TRACKS] = column_array(table.column(TRACKS), 3).astype(np.float32)
@@ -108,6 +110,7 @@ class LeRobotV3Dataset(Dataset):
         item: dict[str, Any] = {
             STATE: torch.from_numpy(self._arrays[STATE][obs]),
             OBJECT: torch.from_numpy(self._arrays[OBJECT][obs]),
+            **({GOAL: torch.from_numpy(self._arrays[GOAL][obs])} if GOAL in self._arrays else {}),
             ACTION: torch.from_numpy(self._arrays[ACTION][np.minimum(act, end - 1)]),
             "action_is_pad": torch.from_numpy(act >= end),
             "index": torch.tensor(i),

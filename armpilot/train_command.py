@@ -1,0 +1,53 @@
+"""``armpilot train``: a LeRobotDataset v3 folder -> a diffusion-policy checkpoint, loss plot and report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+
+def plot_losses(losses: list[float], val_losses: list[tuple[int, float]], path: Path, title: str) -> None:
+    """Training loss (raw and a 50-step running mean) and validation loss against step, log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    steps = np.arange(1, len(losses) + 1)
+    axis.plot(steps, losses, color="tab:blue", alpha=0.25, linewidth=0.8, label="train (per step)")
+    if len(losses) >= 50:
+        smooth = np.convolve(losses, np.ones(50) / 50, mode="valid")
+        axis.plot(steps[49:], smooth, color="tab:blue", label="train (50-step mean)")
+    if val_losses:
+        axis.plot(*zip(*val_losses), "o-", color="tab:orange", label="validation (EMA weights)")
+    axis.set(xlabel="optimiser step", ylabel="denoising MSE", yscale="log", title=title)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def train_command(options: Any) -> dict[str, Any]:
+    """Runs training with a progress bar; writes loss.png and report.json next to the checkpoint."""
+    from armpilot.policies.diffusion_training import train
+
+    with tqdm(total=options.steps, desc="training", unit="step", dynamic_ncols=True) as bar:
+        def on_step(step: int, loss: float) -> None:
+            bar.n = step + 1
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            bar.refresh() if step % 10 == 0 else None
+
+        report = train(options, on_step=on_step)
+    output = Path(options.output)
+    plot_losses(report.pop("losses"), report["val_losses"], output / "loss.png",
+                f"diffusion policy on {Path(options.dataset).name}")
+    report["loss_plot"] = str(output / "loss.png")
+    (output / "report.json").write_text(json.dumps(report, indent=2))
+    return report

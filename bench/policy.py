@@ -1,0 +1,109 @@
+"""Benchmark diffusion-policy chunk latency: samplers side by side on the same network, N=1 and N=16.
+
+One process, one network (a checkpoint, or the default configuration with
+random weights: latency does not depend on the weights), ``torch`` threads as
+the policy node uses them (``--threads``, default 1). Each row times
+``DiffusionPolicy.sample_candidates`` (observation -> N timed joint chunks,
+everything the node's inference thread does) with ``time.perf_counter`` after
+a warm-up; p50 over ``--repeats`` calls, ms.
+
+Samplers: ``ddpm100`` (the training chain, baseline), ``ddim16``, ``ddim10``,
+``dpm3`` (DPM-Solver++, 3 steps) and ``streaming`` (warm start, 3 of 10 DDIM
+steps). Ratios: each sampler's speed-up over DDPM-100, and N=16 / N=1.
+Targets (ARCHITECTURE.md): dpm3 <= 15 ms, ddim10 <= 40 ms, N=16 <= 2x N=1.
+
+    python bench/policy.py                         # table
+    python bench/policy.py --checkpoint checkpoints/diffusion_reach --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from figures import print_figures  # bench/ is on sys.path when run as a script
+from armpilot.policies.base import Observation
+from armpilot.policies.diffusion import DiffusionPolicy
+from armpilot.policies.diffusion_checkpoint import save_policy
+from armpilot.policies.diffusion_config import ACTION, GOAL, OBJECT, STATE, DiffusionConfig
+from armpilot.policies.diffusion_model import DiffusionModel
+from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION
+
+SAMPLERS = {"ddpm100": ("ddpm", 100), "ddim16": ("ddim", 16), "ddim10": ("ddim", 10), "dpm3": ("dpm", 3),
+            "streaming": ("streaming", 10)}
+TARGETS_MS = {"dpm3": 15.0, "ddim10": 40.0}
+
+
+def random_checkpoint(folder: Path) -> Path:
+    """The default network with random weights and unit statistics."""
+    config = DiffusionConfig(joint_names=CONTROLLED_JOINTS)
+
+    def unit(d: int) -> dict[str, torch.Tensor]:
+        return {"min": -torch.ones(d), "max": torch.ones(d), "mean": torch.zeros(d), "std": torch.ones(d)}
+
+    stats = {STATE: unit(7), OBJECT: unit(7), GOAL: unit(3), ACTION: unit(7)}
+    save_policy(folder, DiffusionModel(config, stats), stats, {"note": "random weights for benchmarking"})
+    return folder
+
+
+def observation(stamp: float) -> Observation:
+    q = np.asarray(HOME_POSITION, float)
+    obj = np.array([0.45, 0.05, 0.05])
+    now = Observation(stamp, CONTROLLED_JOINTS, q, obj, 0.0, obj)
+    return Observation(stamp, CONTROLLED_JOINTS, q, obj, 0.0, obj, (now,))
+
+
+def time_policy(policy: DiffusionPolicy, n: int, repeats: int) -> np.ndarray:
+    """Per-call ms of ``sample_candidates`` (streaming: each call warm-starts from the previous)."""
+    for k in range(3):
+        policy.sample_candidates(observation(0.2 * k), n)
+    times = []
+    for k in range(repeats):
+        started = time.perf_counter()
+        policy.sample_candidates(observation(1.0 + 0.2 * k), n)
+        times.append(1e3 * (time.perf_counter() - started))
+    return np.asarray(times)
+
+
+def run(checkpoint: Path, threads: int, repeats: int) -> dict[str, Any]:
+    torch.set_num_threads(threads)
+    figures: dict[str, Any] = {"threads": threads, "checkpoint": str(checkpoint)}
+    p50 = {}
+    for name, (sampler, steps) in SAMPLERS.items():
+        policy = DiffusionPolicy(checkpoint, CONTROLLED_JOINTS, 10, 0.1, sampler, steps)
+        figures.setdefault("parameters", sum(p.numel() for p in policy.model.parameters()))
+        for n in (1, 16):
+            runs = max(3, repeats // 10) if sampler == "ddpm" else repeats
+            ms = time_policy(policy, n, runs)
+            p50[name, n] = float(np.percentile(ms, 50))
+            figures[f"{name}_n{n}_p50_ms"] = p50[name, n]
+            figures[f"{name}_n{n}_p99_ms"] = float(np.percentile(ms, 99))
+    for name in SAMPLERS:
+        figures[f"{name}_speedup_vs_ddpm100"] = p50["ddpm100", 1] / p50[name, 1]
+        figures[f"{name}_n16_over_n1"] = p50[name, 16] / p50[name, 1]
+    for name, target in TARGETS_MS.items():
+        figures[f"{name}_meets_{target:.0f}ms"] = p50[name, 1] <= target
+    figures["n16_within_2x_n1"] = all(p50[name, 16] <= 2 * p50[name, 1] for name in ("dpm3", "ddim10"))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: random weights)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1, as the node)")
+    parser.add_argument("--repeats", type=int, default=50, help="timed calls per row (default: 50)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = args.checkpoint or random_checkpoint(Path(tmp) / "random")
+        print_figures(run(checkpoint, args.threads, args.repeats), args.json)
+
+
+if __name__ == "__main__":
+    main()

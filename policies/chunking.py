@@ -1,0 +1,57 @@
+"""Executing action chunks on a real clock (pure numpy, no ROS).
+
+A chunk is computed from an observation stamped ``t_obs`` and is anchored
+there: point k is due at ``t_obs + times[k]``. By the time it is published,
+``age = now - t_obs`` has passed; points already due are dropped (Diffusion
+Policy's real-robot rule), and a chunk with nothing left is not sent.
+Receding horizon = publish every 1/rate s and let the controller replace the
+rest of the previous chunk; temporal ensembling (ACT) instead blends the new
+chunk with what the previous one planned for the same instants.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def drop_past_points(times: np.ndarray, candidates: np.ndarray, age: float,
+                     margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Keeps the points due more than ``margin`` s after now.
+
+    Args:
+        times: (H,) s after the observation stamp, increasing.
+        candidates: (N, H, J).
+        age: now - observation stamp, s.
+        margin: s; points due sooner than this cannot be reached in time either.
+
+    Returns:
+        (H',) times (still relative to the stamp) and (N, H', J); H' may be 0.
+    """
+    keep = times > age + margin
+    return times[keep], candidates[:, keep]
+
+
+def blend_with_previous(times: np.ndarray, candidates: np.ndarray, stamp: float,
+                        previous: tuple[float, np.ndarray, np.ndarray] | None, weight: float) -> np.ndarray:
+    """Temporal ensembling: where the previous chunk covers a point's instant, mix it in.
+
+    Args:
+        times: (H,) s after ``stamp``. candidates: (N, H, J).
+        previous: (stamp, times (H0,), chunk (H0, J)) of the chunk published before, or None.
+        weight: share of the previous chunk in the overlap, 0..1 (0 = plain receding horizon).
+
+    Returns:
+        (N, H, J) blended candidates (a copy).
+    """
+    out = np.array(candidates, dtype=float, copy=True)
+    if previous is None or weight <= 0.0:
+        return out
+    previous_stamp, previous_times, previous_chunk = previous
+    absolute = stamp + times
+    covered = (absolute >= previous_stamp + previous_times[0]) & (absolute <= previous_stamp + previous_times[-1])
+    if not covered.any():
+        return out
+    old = np.stack([np.interp(absolute[covered], previous_stamp + previous_times, previous_chunk[:, j])
+                    for j in range(previous_chunk.shape[1])], axis=-1)
+    out[:, covered] = weight * old[None] + (1.0 - weight) * out[:, covered]
+    return out

@@ -1,0 +1,103 @@
+"""``diffusion`` backend: a trained diffusion policy behind the policy interface (PyTorch, no ROS).
+
+The network predicts ``config.horizon`` action frames ``action_dt`` apart, the
+first ``action_delay`` after the observation (the recorded command's lead).
+The backend resamples them onto the node's grid ``chunk_dt * (1..H)`` and,
+for N candidates, draws N chunks in one batch. Observation history: the
+node passes ``history`` observations at ``history_offsets`` seconds before
+the current one (oldest first), as the dataset's ``n_obs_steps`` frames.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from transforms3d.euler import euler2quat
+
+from armpilot.policies.base import Observation
+from armpilot.policies.diffusion_checkpoint import CheckpointError, load_policy
+from armpilot.policies.diffusion_config import ACTION, GOAL, OBJECT, SAMPLERS, STATE
+from armpilot.policies.diffusion_sampling import ChunkSampler
+
+
+def object_vector(position: np.ndarray, yaw: float) -> np.ndarray:
+    """(7,) x, y, z, qx, qy, qz, qw as the dataset stores a perceived object (yaw about z, qw >= 0)."""
+    w, x, y, z = euler2quat(0.0, 0.0, yaw)
+    return np.array([*position, x, y, z, w], np.float32)
+
+
+class DiffusionPolicy:
+    """Loads a checkpoint folder; (J,) observation -> (H, J) or (N, H, J) joint targets.
+
+    Raises:
+        CheckpointError: missing/corrupt checkpoint, or joint names that differ from the node's.
+    """
+
+    def __init__(self, checkpoint: Path, joint_names: tuple[str, ...], horizon: int = 10, chunk_dt: float = 0.1,
+                 sampler: str = "dpm", steps: int = 3, seed: int = 0, start_fraction: float = 0.25) -> None:
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; use one of {SAMPLERS}")
+        self.model, meta = load_policy(Path(checkpoint))
+        self.config = cfg = self.model.config
+        if tuple(cfg.joint_names) != tuple(joint_names):
+            raise CheckpointError(
+                f"checkpoint '{checkpoint}' was trained on joints {list(cfg.joint_names)} ({cfg.action_dim}) "
+                f"but the node runs {list(joint_names)} ({len(joint_names)})")
+        if cfg.use_tracks:
+            raise CheckpointError(f"checkpoint '{checkpoint}' needs motion tracks, which the policy node does "
+                                  "not feed yet; train without --tracks")
+        self.meta = meta
+        self.horizon, self.chunk_dt = horizon, chunk_dt
+        self.action_delay = cfg.action_delay
+        stats = meta["stats"][ACTION]
+        self.action_low, self.action_high = np.asarray(stats["min"], np.float32), np.asarray(stats["max"], np.float32)
+        self.history_offsets = tuple(k * cfg.action_dt for k in range(cfg.n_obs_steps - 1, 0, -1))
+        self.sampler = ChunkSampler(cfg, sampler, steps, start_fraction)
+        self.generator = torch.Generator().manual_seed(seed)
+        self._previous: tuple[float, np.ndarray] | None = None  # (stamp, native (H, A) chunk) for streaming
+
+    def reset(self) -> None:
+        self._previous = None
+
+    def _tensors(self, observation: Observation) -> dict[str, torch.Tensor]:
+        frames = (*observation.history, observation)
+        if len(frames) != self.config.n_obs_steps:
+            raise ValueError(f"{len(frames)} observation frames for a policy with n_obs_steps "
+                             f"{self.config.n_obs_steps}")
+        rows = {STATE: [f.joint_positions for f in frames],
+                OBJECT: [object_vector(f.object_position, f.object_yaw) for f in frames],
+                GOAL: [f.goal_position for f in frames]}
+        return {k: torch.as_tensor(np.asarray(rows[k], np.float32))[None] for k in self.config.obs_keys}
+
+    def _warm_start(self, stamp: float) -> torch.Tensor | None:
+        """The previous native chunk advanced to ``stamp`` (padded with its last frame), for streaming."""
+        if self.sampler.name != "streaming" or self._previous is None:
+            return None
+        previous_stamp, chunk = self._previous
+        shift = int(round((stamp - previous_stamp) / self.config.action_dt))
+        if not 0 <= shift < len(chunk):
+            return None
+        rolled = np.concatenate([chunk[shift:], np.repeat(chunk[-1:], shift, axis=0)])
+        return torch.as_tensor(rolled)
+
+    def sample_candidates(self, observation: Observation, num_samples: int) -> np.ndarray:
+        """(N, H, J) joint targets at ``stamp + chunk_dt * (1..H)``, N chunks drawn in one batch."""
+        obs = self._tensors(observation)
+        native = self.model.sample(obs, num_samples, self.sampler, self._warm_start(observation.stamp),
+                                   self.generator).numpy()
+        # never extrapolate beyond what was demonstrated (e.g. a gripper held fully open at its limit)
+        native = np.clip(native, self.action_low, self.action_high)
+        self._previous = (observation.stamp, native[0].copy())
+        native_times = self.action_delay + self.config.action_dt * np.arange(self.config.horizon)
+        times = self.chunk_dt * np.arange(1, self.horizon + 1)
+        out = np.empty((num_samples, self.horizon, native.shape[-1]))
+        for n in range(num_samples):
+            for j in range(native.shape[-1]):
+                out[n, :, j] = np.interp(times, native_times, native[n, :, j])
+        return out
+
+    def predict_action_chunk(self, observation: Observation) -> np.ndarray:
+        """(J,) observation -> (H, J) joint targets."""
+        return self.sample_candidates(observation, 1)[0]

@@ -1,0 +1,87 @@
+"""Configuration of the diffusion policy (pure dataclass, saved as JSON next to the weights)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+STATE, OBJECT, GOAL = "observation.state", "observation.object", "observation.goal"
+TRACKS, TRACKS_MASK = "observation.tracks", "observation.tracks_mask"
+ACTION = "action"
+#: Observation features the encoder knows, with their per-step sizes (the state's is the joint count).
+OBJECT_DIM, GOAL_DIM = 7, 3
+SAMPLERS = ("ddpm", "ddim", "dpm", "streaming")
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Shapes, network size and noise schedule.
+
+    Attributes:
+        joint_names: (J,) the action/state column order; a node with another order is refused.
+        obs_keys: low-dim observation features, each (n_obs_steps, D) per sample.
+        n_obs_steps: observation history, frames.
+        horizon: predicted action frames, H (a multiple of 2 ** (len(down_dims) - 1)).
+        action_dt: time between action frames, s (1 / dataset fps).
+        action_delay: time from the observation to the first action frame, s (a recorded
+            command is the first point of a chunk, ``chunk_dt`` = 0.1 s ahead).
+        use_tracks: encode motion tracks (K, T, 3) with a masked point encoder.
+        down_dims: U-Net channel widths per level.
+        kernel_size: temporal convolution width, frames.
+        n_groups: GroupNorm groups.
+        step_embed_dim: diffusion-step embedding size.
+        obs_embed_dim: observation embedding size (FiLM conditioning = step + obs).
+        num_train_timesteps: DDPM steps, T.
+        beta_schedule: diffusers beta schedule name.
+        prediction_type: "epsilon" (noise) or "sample" (clean chunk).
+        normalization: "min_max" (to [-1, 1]) or "mean_std", from dataset statistics.
+    """
+
+    joint_names: tuple[str, ...]
+    obs_keys: tuple[str, ...] = (STATE, OBJECT, GOAL)
+    n_obs_steps: int = 2
+    horizon: int = 16
+    action_dt: float = 1.0 / 15.0
+    action_delay: float = 0.1
+    use_tracks: bool = False
+    down_dims: tuple[int, ...] = (32, 64, 128)
+    kernel_size: int = 5
+    n_groups: int = 8
+    step_embed_dim: int = 64
+    obs_embed_dim: int = 128
+    num_train_timesteps: int = 100
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "sample"
+    normalization: str = "min_max"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.horizon % (2 ** (len(self.down_dims) - 1)):
+            raise ValueError(f"horizon {self.horizon} must be a multiple of 2 ** (levels - 1) = "
+                             f"{2 ** (len(self.down_dims) - 1)}")
+        unknown = set(self.obs_keys) - {STATE, OBJECT, GOAL}
+        if unknown:
+            raise ValueError(f"unknown observation keys {sorted(unknown)}; known: {[STATE, OBJECT, GOAL]}")
+        if self.prediction_type not in ("epsilon", "sample"):
+            raise ValueError(f"prediction_type {self.prediction_type!r}: use 'epsilon' or 'sample'")
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.joint_names)
+
+    def feature_dim(self, key: str) -> int:
+        """Per-step size of a low-dim observation feature."""
+        return {STATE: self.action_dim, OBJECT: OBJECT_DIM, GOAL: GOAL_DIM}[key]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> DiffusionConfig:
+        """Parse a saved config; lists become tuples, unknown keys are an error naming them."""
+        raw = json.loads(text)
+        names = {f.name for f in fields(cls)}
+        unknown = set(raw) - names
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)} (written by a newer armpilot?)")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})

@@ -1,0 +1,92 @@
+"""Observation encoder and normalisation for the diffusion policy (PyTorch, no ROS).
+
+Low-dim features (joint state, perceived object pose, task goal), each
+(B, n_obs_steps, D), are normalised with dataset statistics, flattened and
+embedded by an MLP. Motion tracks (B, n_obs_steps, K, T, 3) with a mask
+(B, n_obs_steps, K, T) are encoded by a shared per-point MLP and a masked max
+pool (PointNet style), so missing tracks cost nothing.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from armpilot.policies.diffusion_config import TRACKS, TRACKS_MASK, DiffusionConfig
+
+#: Features whose range (min_max) or std (mean_std) is below this are only centred.
+CONSTANT_SPAN = 1e-3
+
+
+class FeatureNormalizer(nn.Module):
+    """Per-feature affine map to [-1, 1] (min_max) or zero mean / unit std, stored as buffers.
+
+    ``stats``: key -> {"min", "max", "mean", "std"} tensors of the feature's last dimension.
+    """
+
+    def __init__(self, stats: dict[str, dict[str, torch.Tensor]], mode: str) -> None:
+        super().__init__()
+        if mode not in ("min_max", "mean_std"):
+            raise ValueError(f"unknown normalisation {mode!r}")
+        self.keys = sorted(stats)
+        for i, key in enumerate(self.keys):
+            s = stats[key]
+            if mode == "min_max":
+                span = s["max"] - s["min"]
+                scale, offset = 2.0 / span, -1.0 - 2.0 * s["min"] / span
+                centre = (s["max"] + s["min"]) / 2
+            else:
+                span = s["std"]
+                scale, offset = 1.0 / span, -s["mean"] / span
+                centre = s["mean"]
+            constant = span < CONSTANT_SPAN  # a feature that never varied: centre it, do not blow it up
+            scale = torch.where(constant, torch.ones_like(scale), scale)
+            offset = torch.where(constant, -centre, offset)
+            self.register_buffer(f"scale_{i}", scale.float().clone())
+            self.register_buffer(f"offset_{i}", offset.float().clone())
+
+    def _affine(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        i = self.keys.index(key)
+        return getattr(self, f"scale_{i}"), getattr(self, f"offset_{i}")
+
+    def normalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        scale, offset = self._affine(key)
+        return x * scale + offset
+
+    def unnormalize(self, key: str, y: torch.Tensor) -> torch.Tensor:
+        scale, offset = self._affine(key)
+        return (y - offset) / scale
+
+
+class TracksEncoder(nn.Module):
+    """(B, S, K, T, 3) tracks + (B, S, K, T) mask -> (B, out_dim) by masked max pooling."""
+
+    def __init__(self, steps: int, out_dim: int = 64) -> None:
+        super().__init__()
+        self.point = nn.Sequential(nn.Linear(4, 64), nn.Mish(), nn.Linear(64, out_dim))
+        self.steps = steps
+
+    def forward(self, tracks: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        t = torch.linspace(0.0, 1.0, tracks.shape[-2], device=tracks.device)
+        step = t.view(1, 1, 1, -1, 1).expand(*tracks.shape[:-1], 1)
+        features = self.point(torch.cat([tracks, step], dim=-1))
+        features = features.masked_fill(~mask[..., None], float("-inf")).flatten(1, -2).amax(dim=1)
+        return torch.nan_to_num(features, neginf=0.0)
+
+
+class ObservationEncoder(nn.Module):
+    """Normalised observation dict -> (B, obs_embed_dim) conditioning vector."""
+
+    def __init__(self, config: DiffusionConfig) -> None:
+        super().__init__()
+        self.config = config
+        low_dim = config.n_obs_steps * sum(config.feature_dim(k) for k in config.obs_keys)
+        self.tracks = TracksEncoder(config.n_obs_steps) if config.use_tracks else None
+        in_dim = low_dim + (64 if self.tracks is not None else 0)
+        self.mlp = nn.Sequential(nn.Linear(in_dim, 256), nn.Mish(), nn.Linear(256, config.obs_embed_dim))
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = [obs[k].flatten(1) for k in self.config.obs_keys]
+        if self.tracks is not None:
+            parts.append(self.tracks(obs[TRACKS], obs[TRACKS_MASK]))
+        return self.mlp(torch.cat(parts, dim=-1))

@@ -1,0 +1,83 @@
+"""Samplers for the diffusion policy, on diffusers' schedulers (PyTorch, no ROS).
+
+- ``ddpm``: the training chain, every one of T steps (ancestral).
+- ``ddim``: DDIM with k steps (deterministic, eta = 0).
+- ``dpm``: DPM-Solver++ (2nd-order multistep) in k steps; 3 is the few-step setting.
+- ``streaming``: warm start (Streaming Diffusion Policy's idea of rolling a
+  partially denoised chunk forward): the previous chunk, shifted by the time
+  that passed and padded with its last frame, is noised to an intermediate
+  step and denoised from there with DDIM, so only the last few steps run.
+
+Every sampler draws N chunks in one batch: ``denoise`` takes (N, H, A)
+starting noise and an (N, C) condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+from armpilot.policies.diffusion_config import SAMPLERS, DiffusionConfig
+
+#: (noisy chunk (N, H, A), steps (N,)) -> model output (N, H, A).
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def make_scheduler(config: DiffusionConfig, sampler: str):
+    """A fresh diffusers scheduler for ``sampler`` with the training noise schedule."""
+    common = dict(num_train_timesteps=config.num_train_timesteps, beta_schedule=config.beta_schedule,
+                  prediction_type=config.prediction_type)
+    if sampler == "ddpm":
+        return DDPMScheduler(**common, clip_sample=True, variance_type="fixed_small")
+    if sampler in ("ddim", "streaming"):
+        return DDIMScheduler(**common, clip_sample=True, set_alpha_to_one=True)
+    if sampler == "dpm":
+        return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
+                                           lower_order_final=True)
+    raise ValueError(f"unknown sampler {sampler!r}; use one of {SAMPLERS}")
+
+
+class ChunkSampler:
+    """Denoises N action chunks with one scheduler; ``steps`` = inference steps (ddpm: always T)."""
+
+    def __init__(self, config: DiffusionConfig, sampler: str = "dpm", steps: int = 3,
+                 start_fraction: float = 0.25) -> None:
+        if steps < 1:
+            raise ValueError("sampler steps must be >= 1")
+        if not 0.0 < start_fraction <= 1.0:
+            raise ValueError("start_fraction must be in (0, 1]")
+        self.config, self.name = config, sampler
+        self.steps = config.num_train_timesteps if sampler == "ddpm" else steps
+        self.start_fraction = start_fraction
+        self.scheduler = make_scheduler(config, sampler)
+
+    @torch.no_grad()
+    def denoise(self, denoiser: Denoiser, noise: torch.Tensor, warm: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """(N, H, A) noise -> (N, H, A) normalised chunks.
+
+        ``warm`` (streaming only): (N, H, A) normalised previous chunk, already
+        shifted; it is noised to ``start_fraction`` of T and only the remaining
+        steps run. Without it streaming runs the full k-step DDIM chain.
+        """
+        scheduler = self.scheduler
+        scheduler.set_timesteps(self.steps)
+        timesteps = scheduler.timesteps
+        x = noise
+        if self.name == "streaming" and warm is not None:
+            start = int(self.start_fraction * self.config.num_train_timesteps)
+            timesteps = timesteps[timesteps <= start]
+            if len(timesteps):
+                x = scheduler.add_noise(warm, noise, timesteps[:1].expand(noise.shape[0]))
+        kwargs = {"generator": generator} if self.name == "ddpm" else {}
+        for t in timesteps:
+            model_out = denoiser(x, t.expand(x.shape[0]))
+            x = scheduler.step(model_out, t, x, **kwargs).prev_sample
+        return x.clamp(-1.5, 1.5) if self.config.normalization == "min_max" else x
+
+    @property
+    def forward_passes(self) -> int:
+        """Network evaluations per chunk on a cold start."""
+        return self.steps

@@ -1,0 +1,165 @@
+"""DDPM training of the diffusion policy on a LeRobotDataset v3 folder (PyTorch, no ROS).
+
+The (small) dataset is stacked into tensors once; batches are drawn with a
+seeded generator; AdamW with warm-up + cosine learning rate; EMA weights via
+``torch.optim.swa_utils`` (what is saved as the policy); checkpoints every
+``save_every`` steps (policy + resumable training state); a held-out episode
+split gives a validation loss.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from armpilot.dataset.loader import LeRobotV3Dataset
+from armpilot.policies.diffusion_checkpoint import load_train_state, save_policy, save_train_state
+from armpilot.policies.diffusion_config import ACTION, GOAL, OBJECT, STATE, DiffusionConfig
+from armpilot.policies.diffusion_model import DiffusionModel
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What ``armpilot train`` does. Steps are optimiser steps; lr in 1/step units of AdamW."""
+
+    dataset: Path
+    output: Path
+    steps: int = 4000
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-6
+    warmup_steps: int = 200
+    ema_decay: float = 0.995
+    save_every: int = 1000
+    validation_fraction: float = 0.05
+    seed: int = 0
+    resume: bool = False
+    threads: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seeds Python, numpy and torch; returns a torch generator for batches and noise."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def stack_dataset(dataset: LeRobotV3Dataset, keys: Iterable[str]) -> dict[str, torch.Tensor]:
+    """Every frame's item stacked: key -> (N, ...) tensors, plus ``episode_index`` (N,)."""
+    items = [dataset[i] for i in range(len(dataset))]
+    out = {k: torch.stack([item[k] for item in items]) for k in (*keys, ACTION, "action_is_pad")}
+    episode_of = np.zeros(len(dataset), np.int64)
+    for ep in dataset.episodes:
+        episode_of[ep["dataset_from_index"]:ep["dataset_to_index"]] = ep["episode_index"]
+    out["episode_index"] = torch.from_numpy(episode_of)
+    return out
+
+
+def learning_rate(step: int, options: TrainOptions) -> float:
+    """Linear warm-up, then cosine decay to 0 at ``options.steps``."""
+    if step < options.warmup_steps:
+        return options.learning_rate * (step + 1) / options.warmup_steps
+    progress = (step - options.warmup_steps) / max(1, options.steps - options.warmup_steps)
+    return options.learning_rate * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def split_episodes(episodes: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, validation) frame index tensors; whole episodes go to validation."""
+    unique = np.unique(episodes.numpy())
+    count = int(round(fraction * len(unique))) if len(unique) > 1 else 0
+    held = np.random.default_rng(seed).choice(unique, size=count, replace=False) if count else np.array([], int)
+    is_val = np.isin(episodes.numpy(), held)
+    return torch.from_numpy(np.flatnonzero(~is_val)), torch.from_numpy(np.flatnonzero(is_val))
+
+
+def build_config(dataset: LeRobotV3Dataset, overrides: dict[str, Any]) -> DiffusionConfig:
+    """A DiffusionConfig for this dataset's joints, rate and features (``overrides`` win)."""
+    features = dataset.info["features"]
+    keys = tuple(k for k in (STATE, OBJECT, GOAL) if k in features)
+    base = DiffusionConfig(joint_names=tuple(features[STATE]["names"]), obs_keys=keys,
+                           action_dt=1.0 / float(dataset.info["fps"]))
+    return replace(base, **overrides)
+
+
+def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = iter,
+          on_step: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+    """Trains (or resumes) and writes the checkpoint into ``options.output``; returns a report dict."""
+    started = time.monotonic()
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    generator = seed_everything(options.seed)
+    probe = LeRobotV3Dataset(options.dataset, n_obs_steps=2, horizon=16)
+    config = build_config(probe, options.config)
+    dataset = LeRobotV3Dataset(options.dataset, n_obs_steps=config.n_obs_steps, horizon=config.horizon)
+    tensors = stack_dataset(dataset, config.obs_keys)
+    train_index, val_index = split_episodes(tensors["episode_index"], options.validation_fraction, options.seed)
+    stats = {k: dataset.stats[k] for k in (*config.obs_keys, ACTION)}
+    model = DiffusionModel(config, stats)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(options.ema_decay), use_buffers=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
+    output = Path(options.output)
+    output.mkdir(parents=True, exist_ok=True)
+    start_step, losses, val_losses = 0, [], []
+    if options.resume:
+        info = load_train_state(output, model, optimizer)
+        start_step, losses, val_losses = info["step"], info["losses"], info["val_losses"]
+        from armpilot.policies.diffusion_checkpoint import load_policy
+
+        ema.module.load_state_dict(load_policy(output)[0].state_dict())
+    batch_keys = (*config.obs_keys, ACTION, "action_is_pad")
+
+    def batch_of(index: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: tensors[k][index] for k in batch_keys}
+
+    def validation_loss() -> float | None:
+        if not len(val_index):
+            return None
+        with torch.no_grad():
+            return float(ema.module.loss(batch_of(val_index[:2048]), torch.Generator().manual_seed(1)))
+
+    def save(step: int) -> None:
+        training = {"dataset": str(options.dataset), "frames": len(dataset), "episodes": len(dataset.episodes),
+                    "steps": step, "seed": options.seed, "final_loss": losses[-1] if losses else None,
+                    "validation_loss": val_losses[-1][1] if val_losses else None}
+        save_policy(output, ema.module, stats, training)
+        save_train_state(output, model, optimizer, {"step": step, "losses": losses, "val_losses": val_losses})
+
+    model.train()
+    for step in progress(range(start_step, options.steps)):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, options)
+        index = train_index[torch.randint(len(train_index), (options.batch_size,), generator=generator)]
+        loss = model.loss(batch_of(index), generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        ema.update_parameters(model)
+        losses.append(loss.item())
+        if on_step is not None:
+            on_step(step, losses[-1])
+        if (step + 1) % options.save_every == 0 or step + 1 == options.steps:
+            val = validation_loss()
+            if val is not None:
+                val_losses.append((step + 1, val))
+            save(step + 1)
+    seconds = time.monotonic() - started
+    return {"output": str(output), "dataset": str(options.dataset), "episodes": len(dataset.episodes),
+            "frames": len(dataset), "validation_episodes": int(len(np.unique(tensors["episode_index"][val_index]))),
+            "steps": options.steps, "resumed_from_step": start_step, "batch_size": options.batch_size,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "final_loss": float(np.mean(losses[-50:])) if losses else None,
+            "validation_loss": val_losses[-1][1] if val_losses else None,
+            "seconds": round(seconds, 1), "threads": torch.get_num_threads(), "losses": losses,
+            "val_losses": val_losses}

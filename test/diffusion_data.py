@@ -1,0 +1,42 @@
+"""A small synthetic LeRobotDataset v3 for diffusion-policy tests: the arm moves joint 0 toward the goal's x.
+
+Each episode: goal x ~ U(-0.5, 0.5); joint 0 starts at 0 and moves 0.05 rad per
+frame toward it (then holds); the action is the next frame's state. Other
+joints stay put; the gripper is constant (a feature with zero range).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from armpilot.dataset.lerobot_v3 import EpisodeFrames, LeRobotV3Writer
+from armpilot.robot import CONTROLLED_JOINTS
+
+FPS = 15
+STEP = 0.05
+
+
+def episode(goal_x: float, frames: int = 24) -> EpisodeFrames:
+    """One episode as described in the module doc."""
+    q0 = np.array([0.0, -0.3, 1.6, 0.0, 1.2, 0.0, 0.04], np.float32)
+    target = np.clip(np.arange(frames + 1) * STEP * np.sign(goal_x), -abs(goal_x), abs(goal_x))
+    states = np.repeat(q0[None], frames + 1, axis=0)
+    states[:, 0] = target
+    goal = np.tile(np.array([goal_x, 0.1, 0.05], np.float32), (frames, 1))
+    obj = np.tile(np.array([goal_x, 0.1, 0.05, 0, 0, 0, 1], np.float32), (frames, 1))
+    return EpisodeFrames(task="reach", timestamp=np.arange(frames, dtype=np.float32) / FPS,
+                         state=states[:-1], action=states[1:], object=obj, success=np.zeros(frames, bool),
+                         color=np.zeros((frames, 16, 16, 3), np.uint8), depth=np.full((frames, 16, 16), 1000, np.uint16),
+                         goal=goal)
+
+
+def write_dataset(root: Path, episodes: int = 24, seed: int = 0) -> Path:
+    """Writes the dataset into ``root``; returns it."""
+    rng = np.random.default_rng(seed)
+    writer = LeRobotV3Writer(root, FPS, CONTROLLED_JOINTS)
+    for goal_x in rng.uniform(-0.5, 0.5, episodes):
+        writer.add_episode(episode(float(goal_x)))
+    writer.finalize()
+    return root

@@ -1,0 +1,208 @@
+"""Diffusion policy core (no ROS): network, normaliser, samplers, checkpoints, training, backend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from armpilot.policies.base import Observation
+from armpilot.policies.diffusion import DiffusionPolicy, object_vector
+from armpilot.policies.diffusion_checkpoint import CheckpointError, load_policy, save_policy
+from armpilot.policies.diffusion_config import SAMPLERS, DiffusionConfig
+from armpilot.policies.diffusion_encoder import FeatureNormalizer
+from armpilot.policies.diffusion_model import DiffusionModel
+from armpilot.policies.diffusion_sampling import ChunkSampler
+from armpilot.policies.diffusion_training import TrainOptions, train
+from armpilot.policies.diffusion_unet import ConditionalUnet1D
+from armpilot.policies.perturbed import PerturbedProposer, ProposerConfig
+from armpilot.robot import CONTROLLED_JOINTS
+from diffusion_data import STEP, write_dataset
+
+TINY = {"down_dims": (16, 32), "horizon": 8, "obs_embed_dim": 32, "step_embed_dim": 16, "n_groups": 4}
+
+
+def _stats(dim: int, low: float = -1.0, high: float = 1.0) -> dict[str, torch.Tensor]:
+    return {"min": torch.full((dim,), low), "max": torch.full((dim,), high), "mean": torch.zeros(dim),
+            "std": torch.ones(dim)}
+
+
+def _model(**overrides) -> DiffusionModel:
+    config = DiffusionConfig(joint_names=CONTROLLED_JOINTS, **{**TINY, **overrides})
+    stats = {"observation.state": _stats(7), "observation.object": _stats(7), "observation.goal": _stats(3),
+             "action": _stats(7)}
+    return DiffusionModel(config, stats).eval()
+
+
+def _obs(batch: int = 1, value: float = 0.0) -> dict[str, torch.Tensor]:
+    return {"observation.state": torch.full((batch, 2, 7), value), "observation.object": torch.zeros(batch, 2, 7),
+            "observation.goal": torch.full((batch, 2, 3), value)}
+
+
+def test_unet_shapes_and_film_conditioning():
+    unet = ConditionalUnet1D(7, 32, (16, 32, 64), 5, 4, 16).eval()
+    x, t = torch.randn(3, 16, 7), torch.tensor([0, 10, 99])
+    out_a = unet(x, t, torch.zeros(3, 32))
+    out_b = unet(x, t, torch.ones(3, 32))
+    assert out_a.shape == (3, 16, 7)
+    assert not torch.allclose(out_a, out_b)  # the condition reaches the output through FiLM
+    assert not torch.allclose(unet(x, t + 1, torch.zeros(3, 32)), out_a)  # so does the step
+
+
+def test_horizon_must_fit_the_levels():
+    with pytest.raises(ValueError, match="multiple"):
+        DiffusionConfig(joint_names=CONTROLLED_JOINTS, horizon=10, down_dims=(8, 16, 32))
+
+
+def test_normalizer_round_trip_and_constant_features():
+    stats = {"x": {"min": torch.tensor([0.0, 0.04]), "max": torch.tensor([2.0, 0.04]),
+                   "mean": torch.tensor([1.0, 0.04]), "std": torch.tensor([0.5, 0.0])}}
+    for mode in ("min_max", "mean_std"):
+        norm = FeatureNormalizer(stats, mode)
+        x = torch.tensor([[0.0, 0.04], [2.0, 0.05]])
+        y = norm.normalize("x", x)
+        assert torch.allclose(norm.unnormalize("x", y), x, atol=1e-6)
+        assert torch.allclose(y[:, 1], torch.tensor([0.0, 0.01]), atol=1e-6)  # centred, not blown up
+    assert torch.allclose(FeatureNormalizer(stats, "min_max").normalize("x", torch.tensor([[0.0, 0.04]]))[0, 0],
+                          torch.tensor(-1.0))
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_draws_n_chunks_in_one_batch(sampler):
+    model = _model()
+    chunks = model.sample(_obs(), 4, ChunkSampler(model.config, sampler, 3), generator=torch.Generator().manual_seed(0))
+    assert chunks.shape == (4, 8, 7) and torch.isfinite(chunks).all()
+    assert not torch.allclose(chunks[0], chunks[1])  # N distinct samples, not copies
+
+
+def test_streaming_warm_start_runs_fewer_steps():
+    model = _model()
+    calls = []
+    sampler = ChunkSampler(model.config, "streaming", 10, start_fraction=0.25)
+    unet_forward = model.unet.forward
+    model.unet.forward = lambda *a: calls.append(1) or unet_forward(*a)
+    model.sample(_obs(), 2, sampler)
+    cold = len(calls)
+    model.sample(_obs(), 2, sampler, warm=torch.zeros(8, 7))
+    assert cold == 10 and len(calls) - cold == 3
+
+
+def test_checkpoint_round_trip_gives_identical_samples(tmp_path):
+    model = _model()
+    save_policy(tmp_path, model, {k: v for k, v in [("observation.state", _stats(7)), ("observation.object", _stats(7)),
+                                                     ("observation.goal", _stats(3)), ("action", _stats(7))]}, {})
+    loaded, meta = load_policy(tmp_path)
+    assert meta["config"] == model.config
+    sampler = ChunkSampler(model.config, "ddim", 4)
+    a = model.sample(_obs(), 2, sampler, generator=torch.Generator().manual_seed(3))
+    b = loaded.sample(_obs(), 2, sampler, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    assert not list(tmp_path.glob("*.pt")) and not list(tmp_path.glob("*.pkl"))
+
+
+def test_bad_checkpoints_are_refused_with_the_reason(tmp_path):
+    model = _model()
+    stats = {"observation.state": _stats(7), "observation.object": _stats(7), "observation.goal": _stats(3),
+             "action": _stats(7)}
+    with pytest.raises(CheckpointError, match="no diffusion checkpoint"):
+        load_policy(tmp_path / "missing")
+    tmp_path.joinpath("empty").mkdir()
+    with pytest.raises(CheckpointError, match="no policy.json"):
+        load_policy(tmp_path / "empty")
+    save_policy(tmp_path / "ok", model, stats, {})
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "policy.json").write_text((tmp_path / "ok" / "policy.json").read_text())
+    (corrupt / "policy.safetensors").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_policy(corrupt)
+    meta = json.loads((tmp_path / "ok" / "policy.json").read_text())
+    meta["config"]["down_dims"] = [8, 16]
+    (tmp_path / "ok" / "policy.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="shapes"):
+        load_policy(tmp_path / "ok")
+    meta["config"]["bogus"] = 1
+    (tmp_path / "ok" / "policy.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="bogus"):
+        load_policy(tmp_path / "ok")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("diffusion")
+    dataset = write_dataset(root / "dataset")
+    options = TrainOptions(dataset, root / "policy", steps=400, batch_size=64, learning_rate=3e-3, warmup_steps=20,
+                           ema_decay=0.9, save_every=200, seed=0, threads=1, config=TINY)
+    return dataset, train(options)
+
+
+def _observation(goal_x: float, joint0: float) -> Observation:
+    q = np.array([joint0, -0.3, 1.6, 0.0, 1.2, 0.0, 0.04])
+    goal = np.array([goal_x, 0.1, 0.05])
+    now = Observation(1.0, CONTROLLED_JOINTS, q, goal, 0.0, goal)
+    return Observation(1.0, CONTROLLED_JOINTS, q, goal, 0.0, goal, (now,))
+
+
+def test_training_reduces_the_loss_and_writes_a_checkpoint(trained):
+    _, report = trained
+    losses = report["losses"]
+    assert np.mean(losses[-50:]) < 0.5 * np.mean(losses[:20])
+    assert report["validation_loss"] is not None and report["steps"] == 400
+    folder = Path(report["output"])
+    assert {"policy.safetensors", "policy.json", "train_state.safetensors", "train_state.json"} <= {
+        p.name for p in folder.iterdir()}
+
+
+def test_trained_policy_moves_toward_the_goal(trained):
+    _, report = trained
+    policy = DiffusionPolicy(Path(report["output"]), CONTROLLED_JOINTS, horizon=5, chunk_dt=1 / 15,
+                             sampler="ddim", steps=10)
+    for goal_x in (-0.4, 0.4):
+        chunk = policy.predict_action_chunk(_observation(goal_x, 0.0))
+        # the demonstrations move joint 0 by STEP per frame toward the goal; a dataset-mean policy would not move
+        assert np.sign(chunk[-1, 0]) == np.sign(goal_x)
+        assert abs(chunk[-1, 0]) > 2 * STEP
+        assert np.allclose(chunk[:, 1:6], [-0.3, 1.6, 0.0, 1.2, 0.0], atol=0.1)
+        assert np.all(chunk[:, 6] == np.float32(0.04))  # the constant gripper stays in its demonstrated range
+    candidates = policy.sample_candidates(_observation(0.4, 0.0), 16)
+    assert candidates.shape == (16, 5, 7)
+
+
+def test_training_resumes_where_it_stopped(trained, tmp_path):
+    dataset, _ = trained
+    options = TrainOptions(dataset, tmp_path / "p", steps=20, batch_size=16, save_every=10, seed=1, threads=1,
+                           config=TINY)
+    first = train(options)
+    resumed = train(TrainOptions(dataset, tmp_path / "p", steps=30, batch_size=16, save_every=10, seed=1,
+                                 threads=1, resume=True, config=TINY))
+    assert resumed["resumed_from_step"] == 20 and len(resumed["losses"]) == 30
+    assert resumed["losses"][:20] == first["losses"]
+
+
+def test_same_seed_same_weights(trained, tmp_path):
+    dataset, _ = trained
+    reports = [train(TrainOptions(dataset, tmp_path / str(k), steps=5, batch_size=8, seed=7, threads=1, config=TINY))
+               for k in range(2)]
+    assert reports[0]["losses"] == reports[1]["losses"]
+
+
+def test_policy_refuses_other_joints(trained):
+    _, report = trained
+    with pytest.raises(CheckpointError, match="trained on joints"):
+        DiffusionPolicy(Path(report["output"]), CONTROLLED_JOINTS[::-1])
+
+
+def test_proposer_uses_the_policys_own_samples(trained):
+    _, report = trained
+    policy = DiffusionPolicy(Path(report["output"]), CONTROLLED_JOINTS, horizon=5, chunk_dt=0.1)
+    candidates = PerturbedProposer(policy, ProposerConfig(num_candidates=8)).propose(_observation(0.3, 0.0))
+    assert candidates.shape == (8, 5, 7)
+    assert np.ptp(candidates[:, -1, 0]) > 0  # N different samples from the diffusion policy, not one copied
+
+
+def test_object_vector_matches_the_perception_quaternion():
+    vector = object_vector(np.array([0.4, 0.1, 0.05]), np.pi / 2)
+    assert np.allclose(vector, [0.4, 0.1, 0.05, 0, 0, np.sqrt(0.5), np.sqrt(0.5)])

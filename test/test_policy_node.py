@@ -1,0 +1,120 @@
+"""The policy node with the diffusion backend as its own process over DDS: candidates, NaN, bad checkpoints."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Pose, PoseArray
+from sensor_msgs.msg import JointState, PointCloud2
+from std_msgs.msg import String
+
+from armpilot.bringup import NodeFailed
+from armpilot.graph import load_graphs, resolve
+from armpilot.policies.diffusion_training import TrainOptions, train
+from armpilot.robot import CONTROLLED_JOINTS
+from armpilot.ros_nodes import qos, topics
+from armpilot.ros_nodes.candidate_conversions import candidates_from_msg
+from armpilot.ros_nodes.conversions import sec_to_stamp
+from diffusion_data import write_dataset
+from graph_harness import running_graph
+
+TINY = {"down_dims": (16, 32), "horizon": 8, "obs_embed_dim": 32, "step_embed_dim": 16, "n_groups": 4}
+
+
+def policy_node(**arguments: str):
+    """The sim graph's policy node on wall-clock time (no /clock in these tests)."""
+    node = next(n for n in resolve(load_graphs()["sim"], {"policy": "diffusion", **arguments}) if n.name == "policy")
+    return replace(node, parameters={**node.parameters, "use_sim_time": False})
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("policy_node")
+    options = TrainOptions(write_dataset(root / "dataset", episodes=8), root / "policy", steps=30, batch_size=16,
+                           save_every=30, threads=1, config=TINY)
+    return Path(train(options)["output"])
+
+
+@pytest.mark.graph
+@pytest.mark.timeout(120)
+def test_missing_checkpoint_stops_the_node_naming_it(tmp_path):
+    missing = tmp_path / "no_such_checkpoint"
+    with running_graph((policy_node(checkpoint=str(missing)),), tmp_path / "logs") as (graph, probe):
+        deadline = time.monotonic() + 60
+        with pytest.raises(NodeFailed) as failure:
+            while time.monotonic() < deadline:
+                graph.check()
+                probe.spin_for(0.2)
+    assert failure.value.code != 0
+    assert "no diffusion checkpoint" in str(failure.value) and str(missing) in str(failure.value)
+
+
+def _joint_state(stamp: float, positions: np.ndarray) -> JointState:
+    msg = JointState(name=list(CONTROLLED_JOINTS), position=[float(p) for p in positions])
+    msg.header.stamp = sec_to_stamp(stamp)
+    return msg
+
+
+def _objects(stamp: float) -> PoseArray:
+    msg = PoseArray(poses=[Pose()])
+    msg.header.stamp = sec_to_stamp(stamp)
+    msg.poses[0].position.x, msg.poses[0].position.z = 0.3, 0.05
+    msg.poses[0].orientation.w = 1.0
+    return msg
+
+
+@pytest.mark.graph
+@pytest.mark.timeout(180)
+def test_candidates_from_the_diffusion_policy_and_nan_skips(tmp_path, checkpoint):
+    node = policy_node(checkpoint=str(checkpoint), candidates="4")
+    with running_graph((node,), tmp_path / "logs") as (graph, probe):
+        joints = probe.create_publisher(JointState, topics.JOINT_STATES, qos.STATE_QOS)
+        objects = probe.create_publisher(PoseArray, topics.PERCEPTION_OBJECTS, qos.STATE_QOS)
+        episode = probe.create_publisher(String, topics.SIM_EPISODE, qos.LATCHED_QOS)
+        received: list[PointCloud2] = []
+        status: dict[str, str] = {}
+        probe.create_subscription(PointCloud2, topics.POLICY_CANDIDATES, received.append, qos.COMMAND_QOS)
+
+        def on_diagnostics(msg: DiagnosticArray) -> None:
+            status.update({kv.key: kv.value for s in msg.status if s.name == "armpilot: policy" for kv in s.values})
+
+        probe.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, on_diagnostics, qos.STATE_QOS)
+        probe.spin_until(lambda: joints.get_subscription_count() > 0 and episode.get_subscription_count() > 0,
+                         30, "the policy node's subscriptions")
+        start = time.time()
+        episode.publish(String(data=json.dumps({"episode": 0, "seed": 0, "task": "reach", "start": start,
+                                                "goal": [0.3, 0.0, 0.05]})))
+        q = np.array([0.0, -0.3, 1.6, 0.0, 1.2, 0.0, 0.04])
+
+        def feed(positions: np.ndarray, seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                now = time.time()
+                joints.publish(_joint_state(now, positions))
+                objects.publish(_objects(now))
+                probe.spin_for(0.02)
+
+        deadline = time.monotonic() + 30
+        while not received and time.monotonic() < deadline:
+            feed(q, 0.2)
+        graph.check()
+        assert received, "no candidates from the diffusion policy node"
+        table = candidates_from_msg(received[-1])
+        assert table.positions.shape[0] == 4 and table.positions.shape[2] == 7
+        assert np.all(np.isfinite(table.positions)) and np.all(table.times > 0)
+        stamp = received[-1].header.stamp.sec + received[-1].header.stamp.nanosec * 1e-9
+        assert stamp + table.times[0] > time.time() - 0.5  # anchored on a fresh observation, past points dropped
+        bad = q.copy()
+        bad[2] = np.nan
+        count = len(received)
+        feed(bad, 1.5)
+        probe.spin_until(lambda: int(status.get("skipped_nan", 0)) > 0, 10, "skipped_nan in /diagnostics")
+        assert len(received) <= count + 1  # at most one chunk that was already being computed
+        assert float(status["inference_ms_p50"]) > 0
+        graph.check()
