@@ -30,10 +30,9 @@ import torch
 from figures import print_figures  # bench/ is on sys.path when run as a script
 from armpilot.policies.base import Observation
 from armpilot.policies.diffusion import DiffusionPolicy
-from armpilot.policies.diffusion_checkpoint import save_policy
+from armpilot.policies.diffusion_checkpoint import read_meta, save_policy
 from armpilot.policies.diffusion_config import ACTION, GOAL, OBJECT, STATE, DiffusionConfig
 from armpilot.policies.diffusion_model import DiffusionModel
-from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION
 
 SAMPLERS = {"ddpm100": ("ddpm", 100), "ddim16": ("ddim", 16), "ddim10": ("ddim", 10), "dpm3": ("dpm", 3),
             "streaming": ("streaming", 10)}
@@ -42,6 +41,8 @@ TARGETS_MS = {"dpm3": 15.0, "ddim10": 40.0}
 
 def random_checkpoint(folder: Path) -> Path:
     """The default network with random weights and unit statistics."""
+    from armpilot.robot import CONTROLLED_JOINTS
+
     config = DiffusionConfig(joint_names=CONTROLLED_JOINTS)
 
     def unit(d: int) -> dict[str, torch.Tensor]:
@@ -52,31 +53,34 @@ def random_checkpoint(folder: Path) -> Path:
     return folder
 
 
-def observation(stamp: float) -> Observation:
-    q = np.asarray(HOME_POSITION, float)
+def observation(stamp: float, joints: tuple[str, ...]) -> Observation:
+    q = np.array([0.0, -0.3, 1.6, 0.0, 1.2, 0.0, 0.04])  # the home pose
     obj = np.array([0.45, 0.05, 0.05])
-    now = Observation(stamp, CONTROLLED_JOINTS, q, obj, 0.0, obj)
-    return Observation(stamp, CONTROLLED_JOINTS, q, obj, 0.0, obj, (now,))
+    now = Observation(stamp, joints, q, obj, 0.0, obj)
+    return Observation(stamp, joints, q, obj, 0.0, obj, (now,))
 
 
 def time_policy(policy: DiffusionPolicy, n: int, repeats: int) -> np.ndarray:
     """Per-call ms of ``sample_candidates`` (streaming: each call warm-starts from the previous)."""
+    joints = policy.config.joint_names
     for k in range(3):
-        policy.sample_candidates(observation(0.2 * k), n)
+        policy.sample_candidates(observation(0.2 * k, joints), n)
     times = []
     for k in range(repeats):
         started = time.perf_counter()
-        policy.sample_candidates(observation(1.0 + 0.2 * k), n)
+        policy.sample_candidates(observation(1.0 + 0.2 * k, joints), n)  # returns numpy: synchronised
         times.append(1e3 * (time.perf_counter() - started))
     return np.asarray(times)
 
 
-def run(checkpoint: Path, threads: int, repeats: int) -> dict[str, Any]:
+def run(checkpoint: Path, threads: int, repeats: int, device: str = "cpu") -> dict[str, Any]:
     torch.set_num_threads(threads)
-    figures: dict[str, Any] = {"threads": threads, "checkpoint": str(checkpoint)}
+    figures: dict[str, Any] = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+                               "threads": threads, "checkpoint": str(checkpoint)}
     p50 = {}
     for name, (sampler, steps) in SAMPLERS.items():
-        policy = DiffusionPolicy(checkpoint, CONTROLLED_JOINTS, 10, 0.1, sampler, steps)
+        joints = tuple(read_meta(checkpoint)["config"].joint_names)
+        policy = DiffusionPolicy(checkpoint, joints, 10, 0.1, sampler, steps, device=device)
         figures.setdefault("parameters", sum(p.numel() for p in policy.model.parameters()))
         for n in (1, 16):
             runs = max(3, repeats // 10) if sampler == "ddpm" else repeats
@@ -98,11 +102,12 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: random weights)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1, as the node)")
     parser.add_argument("--repeats", type=int, default=50, help="timed calls per row (default: 50)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu | cuda (default: cpu)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint or random_checkpoint(Path(tmp) / "random")
-        print_figures(run(checkpoint, args.threads, args.repeats), args.json)
+        print_figures(run(checkpoint, args.threads, args.repeats, args.device), args.json)
 
 
 if __name__ == "__main__":

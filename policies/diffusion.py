@@ -36,10 +36,13 @@ class DiffusionPolicy:
     """
 
     def __init__(self, checkpoint: Path, joint_names: tuple[str, ...], horizon: int = 10, chunk_dt: float = 0.1,
-                 sampler: str = "dpm", steps: int = 3, seed: int = 0, start_fraction: float = 0.25) -> None:
+                 sampler: str = "dpm", steps: int = 3, seed: int = 0, start_fraction: float = 0.25,
+                 device: str = "cpu") -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; use one of {SAMPLERS}")
         self.model, meta = load_policy(Path(checkpoint))
+        self.device = torch.device(device)
+        self.model.to(self.device)
         self.config = cfg = self.model.config
         if tuple(cfg.joint_names) != tuple(joint_names):
             raise CheckpointError(
@@ -55,7 +58,7 @@ class DiffusionPolicy:
         self.action_low, self.action_high = np.asarray(stats["min"], np.float32), np.asarray(stats["max"], np.float32)
         self.history_offsets = tuple(k * cfg.action_dt for k in range(cfg.n_obs_steps - 1, 0, -1))
         self.sampler = ChunkSampler(cfg, sampler, steps, start_fraction)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator(self.device).manual_seed(seed)
         self._previous: tuple[float, np.ndarray] | None = None  # (stamp, native (H, A) chunk) for streaming
 
     def reset(self) -> None:
@@ -69,7 +72,8 @@ class DiffusionPolicy:
         rows = {STATE: [f.joint_positions for f in frames],
                 OBJECT: [object_vector(f.object_position, f.object_yaw) for f in frames],
                 GOAL: [f.goal_position for f in frames]}
-        return {k: torch.as_tensor(np.asarray(rows[k], np.float32))[None] for k in self.config.obs_keys}
+        return {k: torch.as_tensor(np.asarray(rows[k], np.float32), device=self.device)[None]
+                for k in self.config.obs_keys}
 
     def _warm_start(self, stamp: float) -> torch.Tensor | None:
         """The previous native chunk advanced to ``stamp`` (padded with its last frame), for streaming."""
@@ -80,13 +84,13 @@ class DiffusionPolicy:
         if not 0 <= shift < len(chunk):
             return None
         rolled = np.concatenate([chunk[shift:], np.repeat(chunk[-1:], shift, axis=0)])
-        return torch.as_tensor(rolled)
+        return torch.as_tensor(rolled, device=self.device)
 
     def sample_candidates(self, observation: Observation, num_samples: int) -> np.ndarray:
         """(N, H, J) joint targets at ``stamp + chunk_dt * (1..H)``, N chunks drawn in one batch."""
         obs = self._tensors(observation)
         native = self.model.sample(obs, num_samples, self.sampler, self._warm_start(observation.stamp),
-                                   self.generator).numpy()
+                                   self.generator).cpu().numpy()
         # never extrapolate beyond what was demonstrated (e.g. a gripper held fully open at its limit)
         native = np.clip(native, self.action_low, self.action_high)
         self._previous = (observation.stamp, native[0].copy())

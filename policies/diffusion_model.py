@@ -67,9 +67,9 @@ class DiffusionModel(nn.Module):
 
         ``warm``: (H, A) previous chunk in joint units, already shifted (streaming sampler).
         """
-        cond = self.encode(obs).expand(num_samples, -1)
+        cond = self.encode(obs)  # (1, C): shared by the N chunks, FiLM computed once per step
         shape = (num_samples, self.config.horizon, self.config.action_dim)
-        noise = torch.randn(shape, generator=generator)
+        noise = torch.randn(shape, generator=generator, device=cond.device)
         warm_norm = None if warm is None else self.normalizer.normalize(ACTION, warm).expand(shape)
         normalised = sampler.denoise(lambda x, t: self.unet(x, t, cond), noise, warm_norm, generator)
         return self.normalizer.unnormalize(ACTION, normalised)

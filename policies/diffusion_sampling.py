@@ -9,7 +9,7 @@
   step and denoised from there with DDIM, so only the last few steps run.
 
 Every sampler draws N chunks in one batch: ``denoise`` takes (N, H, A)
-starting noise and an (N, C) condition.
+starting noise; the denoiser gets the step as a (1,) tensor shared by all N.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
 from armpilot.policies.diffusion_config import SAMPLERS, DiffusionConfig
 
-#: (noisy chunk (N, H, A), steps (N,)) -> model output (N, H, A).
+#: (noisy chunk (N, H, A), step (1,)) -> model output (N, H, A).
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -63,17 +63,17 @@ class ChunkSampler:
         steps run. Without it streaming runs the full k-step DDIM chain.
         """
         scheduler = self.scheduler
-        scheduler.set_timesteps(self.steps)
+        scheduler.set_timesteps(self.steps, device=noise.device)
         timesteps = scheduler.timesteps
         x = noise
         if self.name == "streaming" and warm is not None:
             start = int(self.start_fraction * self.config.num_train_timesteps)
             timesteps = timesteps[timesteps <= start]
             if len(timesteps):
-                x = scheduler.add_noise(warm, noise, timesteps[:1].expand(noise.shape[0]))
+                x = scheduler.add_noise(warm, noise, timesteps[:1])
         kwargs = {"generator": generator} if self.name == "ddpm" else {}
         for t in timesteps:
-            model_out = denoiser(x, t.expand(x.shape[0]))
+            model_out = denoiser(x, t.reshape(1))
             x = scheduler.step(model_out, t, x, **kwargs).prev_sample
         return x.clamp(-1.5, 1.5) if self.config.normalization == "min_max" else x
 

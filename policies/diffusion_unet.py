@@ -57,7 +57,12 @@ class FiLMResidualBlock(nn.Module):
 
 
 class ConditionalUnet1D(nn.Module):
-    """(B, H, A) noisy chunk, (B,) step, (B, C) condition -> (B, H, A)."""
+    """(B, H, A) noisy chunk, (B,) step, (B, C) condition -> (B, H, A).
+
+    Step and condition may also have batch 1 (shared by all B chunks, as when
+    N candidates are sampled for one observation): FiLM is then computed once
+    and broadcast.
+    """
 
     def __init__(self, action_dim: int, cond_dim: int, down_dims: tuple[int, ...] = (64, 128, 256),
                  kernel: int = 5, groups: int = 8, step_embed_dim: int = 64) -> None:

@@ -176,6 +176,9 @@ def test_frames_episodes_and_stats_consistent(dataset):
     assert np.allclose(state[3], joint_positions(3 / 15), atol=1e-5)
     action = np.stack(frames.column("action").to_numpy(zero_copy_only=False))
     assert np.allclose(action[3], joint_positions(0.2 + 0.1), atol=1e-5)  # command sent at 0.2 s
+    # between commands the label follows the active command's trajectory 0.1 s ahead (no 5 Hz staircase)
+    for k in (4, 5):
+        assert np.allclose(action[k], joint_positions(k / 15 + 0.1), atol=1e-3), k
     # the task goal from /sim/episode is a per-frame column (the diffusion policy's goal input)
     goal = np.stack(frames.column("observation.goal").to_numpy(zero_copy_only=False))
     assert np.allclose(goal, [0.45, 0.1, 0.05])

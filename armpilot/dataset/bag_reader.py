@@ -17,6 +17,7 @@ import numpy as np
 
 from armpilot.ros_nodes import topics
 
+from .command_reference import trajectory_grid
 from .tracks_feature import TRACKS_TOPIC, decode_tracks_msg
 
 OBJECT_TOPIC = topics.PERCEPTION_OBJECTS
@@ -53,6 +54,8 @@ class EpisodeStreams:
         task: the task name from ``/sim/episode`` ("unspecified" without it).
         intrinsics: fx, fy, cx, cy, width, height from camera_info, if any.
         goal: (3,) task goal from ``/sim/episode`` (base_link, m), or None.
+        command_grid: each command's trajectory on the ``command_reference`` grid, values
+            (N, G, J) in joint-state order (the action label's source).
     """
 
     folder: Path
@@ -61,6 +64,7 @@ class EpisodeStreams:
     task: str = "unspecified"
     intrinsics: dict[str, float] = field(default_factory=dict)
     goal: np.ndarray | None = None
+    command_grid: TopicData | None = None
 
 
 def _stamp(msg: Any, log_time: int) -> int:
@@ -95,9 +99,12 @@ def _first_pose(msg: Any) -> np.ndarray | None:
 
 
 def _command(msg: Any) -> tuple[tuple[str, ...], np.ndarray] | None:
+    """(joint names, (G + 1, J)): the first point, then the trajectory on the ``command_reference`` grid."""
     if not msg.points:
         return None
-    return tuple(msg.joint_names), np.asarray(msg.points[0].positions, np.float64)
+    positions = np.asarray([p.positions for p in msg.points], np.float64)
+    times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
+    return tuple(msg.joint_names), np.concatenate([positions[:1], trajectory_grid(times, positions)])
 
 
 _DECODERS: dict[str, Callable[[Any], Any]] = {
@@ -121,7 +128,7 @@ def _reorder(folder: Path, topic: str, names: tuple[str, ...], values: np.ndarra
     missing = [n for n in order if n not in index]
     if missing:
         raise BagError(f"{folder}: topic '{topic}' lacks joints {missing} of /joint_states {list(order)}")
-    return values[[index[n] for n in order]]
+    return values[..., [index[n] for n in order]]
 
 
 def _read_raw(folder: Path, wanted: Iterable[str]) -> dict[str, list[tuple[int, Any]]]:
@@ -171,6 +178,7 @@ def read_episode(folder: Path, required: Iterable[str] = REQUIRED_TOPICS) -> Epi
                            f"{sorted(t for t, v in raw.items() if v)}")
     joint_names = raw[topics.JOINT_STATES][0][1][0]
     out: dict[str, TopicData] = {}
+    command_grid = None
     for topic, samples in raw.items():
         samples = [(s, v) for s, v in samples if v is not None]
         if not samples or topic in (topics.SIM_EPISODE, topics.COLOR_INFO):
@@ -178,11 +186,14 @@ def read_episode(folder: Path, required: Iterable[str] = REQUIRED_TOPICS) -> Epi
         stamps = np.array([s for s, _ in samples], np.int64)
         if topic in (topics.JOINT_STATES, topics.CONTROLLER_COMMAND):
             values = np.stack([_reorder(folder, topic, n, v, joint_names) for _, (n, v) in samples])
+            if topic == topics.CONTROLLER_COMMAND:
+                command_grid = TopicData(stamps, values[:, 1:])
+                values = values[:, 0]
         else:
             values = np.stack([np.asarray(v) for _, v in samples])
         out[topic] = TopicData(stamps, values)
     return EpisodeStreams(folder, out, joint_names, _task(raw[topics.SIM_EPISODE]),
-                          _intrinsics(raw[topics.COLOR_INFO]), _goal(raw[topics.SIM_EPISODE]))
+                          _intrinsics(raw[topics.COLOR_INFO]), _goal(raw[topics.SIM_EPISODE]), command_grid)
 
 
 def _task(samples: list[tuple[int, Any]]) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 from armpilot.ros_nodes import topics
 
 from .bag_reader import OBJECT_TOPIC, BagError, EpisodeStreams, read_episode
+from .command_reference import reference_actions
 from .lerobot_v3 import EpisodeFrames, LeRobotV3Writer
 from .resampler import NS_PER_S, ResampleError, Stream, hold_indices, resample
 from .tracks_feature import TRACKS_TOPIC, bag_has_tracks, tracks_on_ticks
@@ -64,9 +65,12 @@ def episode_frames(episode: EpisodeStreams, fps: float) -> tuple[EpisodeFrames, 
     if tracks_stale is not None:
         staleness[TRACKS_TOPIC] = tracks_stale
     v = out.values
+    action = v[topics.CONTROLLER_COMMAND]
+    if episode.command_grid is not None:  # smooth and causal: see command_reference
+        action = reference_actions(episode.command_grid.stamps, episode.command_grid.values, out.ticks)
     frames = EpisodeFrames(
         task=episode.task, timestamp=((out.ticks - out.ticks[0]) / NS_PER_S).astype(np.float32),
-        state=v[topics.JOINT_STATES].astype(np.float32), action=v[topics.CONTROLLER_COMMAND].astype(np.float32),
+        state=v[topics.JOINT_STATES].astype(np.float32), action=action.astype(np.float32),
         object=v[OBJECT_TOPIC].astype(np.float32), success=success,
         color=v[topics.COLOR_IMAGE], depth=v[topics.DEPTH_IMAGE], tracks=tracks, tracks_mask=tracks_mask,
         goal=None if episode.goal is None else np.tile(episode.goal.astype(np.float32), (len(out.ticks), 1)))
