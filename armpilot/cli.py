@@ -21,6 +21,7 @@ EXAMPLES = """examples:
   armpilot convert out/bags --output out/dataset --fps 15  # episode bags -> LeRobotDataset v3
   armpilot train out/dataset --output out/policy           # a diffusion policy on it (CPU, minutes)
   armpilot demo --task reach --policy diffusion --checkpoint out/policy --candidates 16
+  armpilot serve --task reach --port 8000 &  armpilot demo --policy remote   # inference behind a policy server
 """
 
 
@@ -82,6 +83,19 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--fps", type=int, default=15, help="dataset rate, Hz (default: 15)")
     conv.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --output")
     _add_train_parser(sub)
+    serve = sub.add_parser(
+        "serve", help="host a policy backend on openpi's websocket protocol (run it on the GPU machine)",
+        description="Serve a backend (diffusion, scripted) to policy nodes started with policy:=remote "
+        "server_uri:=ws://HOST:PORT, and to openpi clients. Binds 127.0.0.1 unless --host says otherwise; set "
+        "$ARMPILOT_POLICY_API_KEY to require 'Authorization: Api-Key <key>'. GET /healthz answers 200.")
+    serve.add_argument("--backend", default="diffusion", help="backend to host (default: diffusion)")
+    serve.add_argument("--task", choices=sorted(TASKS), default="reach", help="task (default: reach)")
+    serve.add_argument("--checkpoint", default="", help="diffusion checkpoint folder (default: the shipped one)")
+    serve.add_argument("--sampler", default="dpm", help="diffusion sampler (default: dpm)")
+    serve.add_argument("--steps", type=int, default=3, help="denoising steps (default: 3)")
+    serve.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     evaluate = sub.add_parser(
         "evaluate", help="closed-loop evaluation of a policy checkpoint for several candidate counts N (same seeds)",
         description="For each N in --candidates, run the seeded episodes of 'armpilot demo' (sim -> perception -> "
@@ -113,6 +127,7 @@ def _add_closed_loop_arguments(demo: argparse.ArgumentParser, policy: str, episo
     demo.add_argument("--checkpoint", default="", help="diffusion checkpoint folder (default: the shipped one)")
     demo.add_argument("--sampler", default="dpm", help="diffusion sampler: dpm | ddim | ddpm | streaming")
     demo.add_argument("--steps", type=int, default=3, help="diffusion denoising steps per chunk (default: 3)")
+    demo.add_argument("--server-uri", default="ws://127.0.0.1:8000", help="policy server for --policy remote")
     demo.add_argument("--episodes", type=int, default=episodes, help=f"number of seeded episodes (default: {episodes})")
     demo.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode k uses seed+k")
     demo.add_argument("--report", type=Path, default=Path("out/report.json"), help="JSON report path")
@@ -254,7 +269,7 @@ def _demo_options(args: argparse.Namespace):
         domain_id=args.domain_id, video=not args.no_video, min_success=args.min_success,
         extra_arguments={"object_source": args.object_source, "candidates": str(args.candidates) if isinstance(args.candidates, int) else "1",
                          "checkpoint": str(Path(args.checkpoint).resolve()) if args.checkpoint else '""',
-                         "sampler_steps": str(args.steps),
+                         "sampler_steps": str(args.steps), "server_uri": args.server_uri,
                          "noise_std": str(args.noise_std), "bad_probability": str(args.bad_probability),
                          "bad_offset": str(args.bad_offset)},
     )
@@ -281,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_replay(args)
     if args.command == "train":
         return _cmd_train(args)
+    if args.command == "serve":
+        from armpilot.serve_command import serve_command
+
+        return serve_command(args)
     if args.command == "evaluate":
         from armpilot.bringup import NodeFailed
         from armpilot.evaluate_command import evaluate

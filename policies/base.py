@@ -26,6 +26,8 @@ class Observation:
         goal_position: (3,) task goal, m.
         history: earlier observations at the backend's ``history_offsets``
             seconds before ``stamp``, oldest first (empty unless asked for).
+        image: (H, W, 3) uint8 RGB camera frame, for backends that ask for one
+            (``needs_image``), else None.
     """
 
     stamp: float
@@ -35,6 +37,7 @@ class Observation:
     object_yaw: float
     goal_position: np.ndarray
     history: tuple[Observation, ...] = ()
+    image: np.ndarray | None = None
 
 
 class Policy(Protocol):

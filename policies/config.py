@@ -16,7 +16,7 @@ SAMPLER_NAMES = ("dpm", "ddim", "ddpm", "streaming")
 class PolicyNodeConfig:
     """Which backend runs and how often it proposes a chunk."""
 
-    backend: str = field(default="scripted", metadata=_describe("policy backend: scripted | diffusion"))
+    backend: str = field(default="scripted", metadata=_describe("policy backend: scripted | diffusion | remote (a policy server)"))
     task: str = field(default="reach", metadata=_describe("task the backend solves: reach | push | pick"))
     rate_hz: float = field(default=5.0, metadata=_describe("chunks proposed per second (ROS time), Hz"))
     horizon: int = field(default=10, metadata=_describe("points per chunk, H"))
@@ -45,7 +45,17 @@ class PolicyNodeConfig:
         default=0.0, metadata=_describe("temporal ensembling: share of the previous chunk where chunks overlap, "
                                         "0..1 (0 = receding horizon: the new chunk replaces the old)"))
 
+    server_uri: str = field(default="ws://127.0.0.1:8000",
+                            metadata=_describe("remote: policy server (openpi websocket protocol)"))
+    api_key: str = field(default="", metadata=_describe("remote: Api-Key for the server (empty: "
+                                                        "$ARMPILOT_POLICY_API_KEY or none)"))
+    request_timeout: float = field(default=0.5, metadata=_describe("remote: seconds to wait for an answer"))
+    instruction: str = field(default="", metadata=_describe("language instruction for VLA backends (also "
+                                                            "settable live on /policy/instruction)"))
+
     def __post_init__(self) -> None:
+        if self.request_timeout <= 0:
+            raise ValueError("parameter 'request_timeout' must be > 0 s")
         if self.sampler not in SAMPLER_NAMES:
             raise ValueError(f"parameter 'sampler' is '{self.sampler}'; use one of {SAMPLER_NAMES}")
         if not 0.0 <= self.chunk_blend < 1.0 or self.observation_budget <= 0 or self.sampler_steps < 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from armpilot.paths import shipped_checkpoint
@@ -10,7 +11,9 @@ from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.scripted import ScriptedPolicy
 from armpilot.robot import ArmModel
 
-BACKENDS = ("scripted", "diffusion")
+#: Environment variable holding the policy server key (keeps it out of parameter files).
+API_KEY_ENV = "ARMPILOT_POLICY_API_KEY"
+BACKENDS = ("scripted", "diffusion", "remote")
 
 
 def make_policy(backend: str, arm: ArmModel, task: str, horizon: int, chunk_dt: float,
@@ -33,4 +36,11 @@ def make_policy(backend: str, arm: ArmModel, task: str, horizon: int, chunk_dt: 
         checkpoint = Path(config.checkpoint) if config.checkpoint else shipped_checkpoint(task)
         return DiffusionPolicy(checkpoint, config.joint_names, horizon, chunk_dt, config.sampler,
                                config.sampler_steps, seed)
+    if backend == "remote":
+        from armpilot.policies.remote import RemotePolicy
+
+        config = config or PolicyNodeConfig(backend=backend, task=task)
+        api_key = config.api_key or os.environ.get(API_KEY_ENV, "")
+        return RemotePolicy(config.server_uri, config.joint_names, horizon, chunk_dt, api_key,
+                            config.request_timeout, config.instruction)
     raise ValueError(f"unknown policy backend '{backend}'; known backends: {list(BACKENDS)}")

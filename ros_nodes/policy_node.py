@@ -67,7 +67,7 @@ class PolicyNode(Node):
         except ValueError as error:  # CheckpointError included: say what is wrong, then exit non-zero
             self.get_logger().fatal(f"cannot start backend '{cfg.backend}': {error}")
             raise
-        self.history_offsets: tuple[float, ...] = tuple(getattr(policy, "history_offsets", ()))
+        self.backend = policy
         self.policy = PerturbedProposer(policy, self.proposer_config)
         self.policy_lock = threading.Lock()
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-inference")
@@ -87,6 +87,7 @@ class PolicyNode(Node):
         object_topic = topics.PERCEPTION_OBJECTS if cfg.object_source == "perception" else topics.SIM_PRIVILEGED_OBJECTS
         self.create_subscription(PoseArray, object_topic, self.on_objects, qos.STATE_QOS)
         self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
+        self.create_subscription(String, topics.POLICY_INSTRUCTION, self.on_instruction, qos.LATCHED_QOS)
         self.create_timer(1.0 / cfg.rate_hz, self.propose)
         self.diagnostics = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
         self.create_timer(1.0, self.publish_diagnostics)
@@ -124,6 +125,19 @@ class PolicyNode(Node):
             self.get_logger().warning(f"{error}; starting the observation buffers again")
             self.sampler.reset()
 
+    def on_instruction(self, msg: String) -> None:
+        """A new language instruction for backends that take one; an empty one is refused."""
+        if not msg.data.strip():
+            self.get_logger().error(f"{topics.POLICY_INSTRUCTION}: the instruction is empty; keeping the previous one")
+            return
+        if not hasattr(self.backend, "set_instruction"):
+            self.get_logger().warning(f"backend '{self.config.backend}' takes no instruction; ignoring "
+                                      f"'{msg.data}'", throttle_duration_sec=10.0)
+            return
+        with self.policy_lock:
+            self.backend.set_instruction(msg.data.strip())
+        self.get_logger().info(f"instruction: '{msg.data.strip()}'")
+
     def on_episode(self, msg: String) -> None:
         info = json.loads(msg.data)
         if info["episode"] != self.episode:
@@ -151,7 +165,8 @@ class PolicyNode(Node):
                                       "perception stale): proposing nothing", throttle_duration_sec=2.0)
             return None
         # history frames before the episode's first samples repeat the earliest one, as the dataset clamps
-        history = tuple(self.sample_at(stamp - offset) or current for offset in self.history_offsets)
+        offsets = tuple(getattr(self.backend, "history_offsets", ()))
+        history = tuple(self.sample_at(stamp - offset) or current for offset in offsets)
         return Observation(current.stamp, current.joint_names, current.joint_positions, current.object_position,
                            current.object_yaw, current.goal_position, history)
 

@@ -26,6 +26,7 @@ PERCEPTION_TRACKS = "/perception/tracks"
 PERCEPTION_TRACK_MARKERS = "/perception/track_markers"
 # proposals into the safety node
 POLICY_CANDIDATES = "/policy/candidates"
+POLICY_INSTRUCTION = "/policy/instruction"
 TELEOP_COMMAND = "/teleop/joint_trajectory"
 # safety node services (node-relative to the node called "safety")
 ESTOP_SERVICE = "~/estop"

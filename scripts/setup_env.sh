@@ -23,6 +23,14 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV with $($PYTHON --version)"
   "$PYTHON" -m venv "$VENV"
 fi
+# openpi's published client pins numpy<2: it gets its own small venv (used by the protocol test)
+OPENPI_VENV="${ARMPILOT_OPENPI_VENV:-.venv-openpi}"
+if [ ! -x "$OPENPI_VENV/bin/python" ] || ! "$OPENPI_VENV/bin/python" -c "import openpi_client, typing_extensions" 2>/dev/null; then
+  echo "[setup] creating $OPENPI_VENV with openpi-client (numpy<2)"
+  "$PYTHON" -m venv "$OPENPI_VENV"
+  "$OPENPI_VENV/bin/python" -m pip install -q "openpi-client==0.1.2" typing_extensions \
+    || echo "[setup] warning: could not install openpi-client; its interoperability test will be skipped"
+fi
 stamp="$VENV/.armpilot-setup"
 want="$(cat requirements.txt setup.py | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

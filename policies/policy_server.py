@@ -1,0 +1,113 @@
+"""A policy server on openpi's websocket protocol (no ROS).
+
+Protocol (openpi ``WebsocketPolicyServer`` / ``WebsocketClientPolicy``): the
+client connects (``Authorization: Api-Key <key>`` header when the server has
+a key), the server first sends one msgpack map of metadata, then answers each
+binary msgpack observation map with one binary msgpack action map (at least
+``actions``). An error is answered with a text frame (the message), then the
+connection is closed. ``GET /healthz`` answers 200 for load balancers.
+
+The server binds 127.0.0.1 unless told otherwise, checks the key before the
+websocket handshake completes (401 otherwise), decodes with ``wire`` (no
+pickle) and serialises inference with a lock (one model, many clients).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import Server, ServerConnection, serve
+
+from armpilot.policies.wire import WireError, packb, unpackb
+
+LOG = logging.getLogger("armpilot.policy_server")
+Infer = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where and how the server listens. ``port`` 0 picks a free port."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = None
+
+
+class PolicyServer:
+    """Serves ``infer(observation dict) -> action dict`` to any number of websocket clients."""
+
+    def __init__(self, infer: Infer, metadata: dict[str, Any], config: ServerConfig = ServerConfig()) -> None:
+        self.infer, self.metadata, self.config = infer, metadata, config
+        self.lock = threading.Lock()
+        self.requests = 0
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def _process_request(self, connection: ServerConnection, request: Any) -> Any:
+        if request.path == "/healthz":
+            return connection.respond(HTTPStatus.OK, "OK\n")
+        if self.config.api_key and request.headers.get("Authorization") != f"Api-Key {self.config.api_key}":
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "missing or wrong 'Authorization: Api-Key' header\n")
+        return None
+
+    def _handle(self, connection: ServerConnection) -> None:
+        peer = connection.remote_address
+        LOG.info("client %s connected", peer)
+        connection.send(packb(self.metadata))
+        try:
+            for message in connection:
+                if isinstance(message, str):
+                    connection.send("expected a binary msgpack observation, got a text frame")
+                    continue
+                try:
+                    observation = unpackb(message)
+                    started = time.perf_counter()
+                    with self.lock:
+                        actions = dict(self.infer(observation))
+                    infer_ms = 1e3 * (time.perf_counter() - started)
+                    actions["server_timing"] = {"infer_ms": infer_ms}
+                    self.requests += 1
+                    connection.send(packb(actions))
+                except (WireError, KeyError, ValueError, TypeError) as error:
+                    LOG.warning("bad request from %s: %s", peer, error)
+                    connection.send(f"bad request: {error}")
+                    connection.close()
+                    return
+        except ConnectionClosed:
+            pass
+        LOG.info("client %s disconnected", peer)
+
+    def start(self) -> PolicyServer:
+        """Listen in a background thread; returns self (``address`` is then known)."""
+        self._server = serve(self._handle, self.config.host, self.config.port, compression=None, max_size=None,
+                             process_request=self._process_request)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="policy-server", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) actually bound."""
+        assert self._server is not None, "call start() first"
+        host, port = self._server.socket.getsockname()[:2]
+        return host, port
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> PolicyServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,153 @@
+"""Policies across the openpi websocket protocol (no ROS): the node's ``remote`` backend and the server side.
+
+Request map (client -> server), openpi-style keys plus armpilot's::
+
+    observation/state            (J,) float32   joint positions, rad / m
+    observation/joint_names      [str] * J
+    observation/stamp            float          s
+    observation/object_position  (3,) float32   observation/object_yaw  float
+    observation/goal             (3,) float32
+    observation/history/state    (K, J) float32 (and history/object_position (K, 3), history/object_yaw (K,))
+    observation/image            (H, W, 3) uint8 (when the node has a camera image)
+    prompt                       str            the language instruction
+    num_samples                  int            N candidates wanted
+
+Reply map: ``actions`` (H, J) for N = 1 or (N, H, J), joint positions at
+``action_dt`` (metadata, default the node's ``chunk_dt``) steps after the
+observation; openpi adds ``server_timing``. Metadata on connect: ``joint_names``,
+``horizon``, ``action_dt``, ``history_offsets``, ``backend``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from armpilot.policies.base import Observation, Policy
+from armpilot.policies.policy_client import PolicyClient, PolicyServerError
+
+
+def observation_to_request(obs: Observation, num_samples: int = 1, prompt: str = "") -> dict[str, Any]:
+    """The request map for one observation (see module doc)."""
+    request: dict[str, Any] = {
+        "observation/state": np.asarray(obs.joint_positions, np.float32),
+        "observation/joint_names": list(obs.joint_names),
+        "observation/stamp": float(obs.stamp),
+        "observation/object_position": np.asarray(obs.object_position, np.float32),
+        "observation/object_yaw": float(obs.object_yaw),
+        "observation/goal": np.asarray(obs.goal_position, np.float32),
+        "observation/history/state": np.asarray([h.joint_positions for h in obs.history], np.float32).reshape(
+            len(obs.history), len(obs.joint_names)),
+        "observation/history/object_position": np.asarray([h.object_position for h in obs.history],
+                                                          np.float32).reshape(len(obs.history), 3),
+        "observation/history/object_yaw": np.asarray([h.object_yaw for h in obs.history], np.float32),
+        "prompt": prompt,
+        "num_samples": int(num_samples),
+    }
+    if obs.image is not None:
+        request["observation/image"] = np.asarray(obs.image, np.uint8)
+    return request
+
+
+def request_to_observation(request: dict[str, Any]) -> tuple[Observation, int, str]:
+    """(observation, N, prompt) from a request map. Raises KeyError/ValueError naming a bad field."""
+    names = tuple(request["observation/joint_names"])
+    state = np.asarray(request["observation/state"], float)
+    if state.shape != (len(names),):
+        raise ValueError(f"observation/state has shape {state.shape} for {len(names)} joint names")
+    goal = np.asarray(request.get("observation/goal", np.full(3, np.nan)), float)
+    stamp = float(request["observation/stamp"])
+    history = tuple(
+        Observation(stamp, names, np.asarray(q, float), np.asarray(p, float), float(y), goal)
+        for q, p, y in zip(request.get("observation/history/state", []),
+                           request.get("observation/history/object_position", []),
+                           request.get("observation/history/object_yaw", [])))
+    image = request.get("observation/image")
+    obs = Observation(stamp, names, state, np.asarray(request["observation/object_position"], float),
+                      float(request["observation/object_yaw"]), goal, history,
+                      None if image is None else np.asarray(image))
+    return obs, max(1, int(request.get("num_samples", 1))), str(request.get("prompt", ""))
+
+
+def serve_policy(policy: Policy, joint_names: tuple[str, ...], backend: str):
+    """(infer function, metadata) that host an armpilot backend on a ``PolicyServer``."""
+    metadata = {"backend": backend, "joint_names": list(joint_names), "horizon": policy.horizon,
+                "action_dt": policy.chunk_dt, "history_offsets": list(getattr(policy, "history_offsets", ())),
+                "protocol": "openpi-websocket", "server": "armpilot"}
+
+    def infer(request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("__ctrl__"):  # openpi episode_start / episode_end
+            if request["__ctrl__"] == "episode_start":
+                policy.reset()
+            return {}
+        obs, n, prompt = request_to_observation(request)
+        if tuple(obs.joint_names) != tuple(joint_names):
+            raise ValueError(f"joint names {list(obs.joint_names)} differ from the server's {list(joint_names)}")
+        if hasattr(policy, "set_instruction") and prompt:
+            policy.set_instruction(prompt)
+        sample = getattr(policy, "sample_candidates", None)
+        if sample is not None:
+            actions = np.asarray(sample(obs, n), np.float32)
+        else:
+            actions = np.repeat(np.asarray(policy.predict_action_chunk(obs), np.float32)[None], n, axis=0)
+        return {"actions": actions[0] if n == 1 else actions}
+
+    return infer, metadata
+
+
+class RemotePolicy:
+    """The ``remote`` backend: a policy server does the inference; this side sends observations.
+
+    Any failure (down, slow, wrong shapes) raises ``PolicyServerError``; the
+    node then proposes nothing and the safety node holds the arm.
+    """
+
+    def __init__(self, uri: str, joint_names: tuple[str, ...], horizon: int = 10, chunk_dt: float = 0.1,
+                 api_key: str | None = None, timeout: float = 0.5, instruction: str = "") -> None:
+        self.client = PolicyClient(uri, api_key or None, timeout)
+        self.joint_names, self.horizon, self.chunk_dt = tuple(joint_names), horizon, chunk_dt
+        self.instruction = instruction
+
+    @property
+    def history_offsets(self) -> tuple[float, ...]:
+        """What the served policy asked for in its metadata (none until connected)."""
+        return tuple((self.client.metadata or {}).get("history_offsets", ()))
+
+    def set_instruction(self, instruction: str) -> None:
+        self.instruction = instruction
+
+    def reset(self) -> None:
+        try:
+            if self.client.metadata is not None:
+                self.client.infer({"__ctrl__": "episode_start", "__task__": self.instruction})
+        except PolicyServerError:
+            pass  # the next request reports it
+
+    def sample_candidates(self, observation: Observation, num_samples: int) -> np.ndarray:
+        """(N, H, J) joint targets at ``stamp + chunk_dt * (1..H)``, resampled from the server's grid."""
+        reply = self.client.infer(observation_to_request(observation, num_samples, self.instruction))
+        if "actions" not in reply:
+            raise PolicyServerError(f"policy server answered without 'actions' (keys {sorted(reply)})")
+        actions = np.asarray(reply["actions"], float)
+        if actions.ndim == 2:
+            actions = actions[None]
+        joints = len(self.joint_names)
+        if actions.ndim != 3 or actions.shape[0] not in (1, num_samples) or actions.shape[2] != joints:
+            raise PolicyServerError(f"policy server answered actions of shape {tuple(np.shape(reply['actions']))}; "
+                                    f"expected (H, {joints}) or ({num_samples}, H, {joints})")
+        if not np.all(np.isfinite(actions)):
+            raise PolicyServerError("policy server answered non-finite actions")
+        metadata = self.client.metadata or {}
+        if metadata.get("joint_names") not in (None, list(self.joint_names)):
+            raise PolicyServerError(f"policy server runs joints {metadata['joint_names']}, the node "
+                                    f"{list(self.joint_names)}")
+        action_dt = float(metadata.get("action_dt", self.chunk_dt))
+        native = action_dt * np.arange(1, actions.shape[1] + 1)
+        times = self.chunk_dt * np.arange(1, self.horizon + 1)
+        out = np.stack([[np.interp(times, native, a[:, j]) for j in range(joints)] for a in actions])
+        out = out.transpose(0, 2, 1)
+        return np.repeat(out, num_samples, axis=0) if out.shape[0] == 1 and num_samples > 1 else out
+
+    def predict_action_chunk(self, observation: Observation) -> np.ndarray:
+        return self.sample_candidates(observation, 1)[0]

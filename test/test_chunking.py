@@ -1,0 +1,44 @@
+"""Executing chunks on a clock: dropping past points, temporal ensembling (pure numpy)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from armpilot.policies.chunking import blend_with_previous, drop_past_points
+
+TIMES = 0.1 * np.arange(1, 11)
+
+
+@given(age=st.floats(0.0, 1.2), margin=st.floats(0.0, 0.2))
+def test_only_points_still_ahead_are_kept(age, margin):
+    candidates = np.random.default_rng(0).normal(size=(3, 10, 7))
+    times, kept = drop_past_points(TIMES, candidates, age, margin)
+    assert np.all(times > age + margin)
+    assert kept.shape == (3, len(times), 7)
+    assert np.array_equal(kept, candidates[:, len(TIMES) - len(times):])  # a suffix, order kept
+
+
+def test_zero_weight_or_no_previous_is_plain_receding_horizon():
+    new = np.ones((2, 10, 7))
+    assert np.array_equal(blend_with_previous(TIMES, new, 5.0, None, 0.5), new)
+    previous = (4.8, TIMES, np.zeros((10, 7)))
+    assert np.array_equal(blend_with_previous(TIMES, new, 5.0, previous, 0.0), new)
+
+
+def test_blend_mixes_only_where_the_previous_chunk_covers_the_instant():
+    new = np.ones((2, 10, 7))
+    previous = (4.8, TIMES, np.zeros((10, 7)))  # covers 4.9 .. 5.8 s
+    out = blend_with_previous(TIMES, new, 5.0, previous, 0.25)  # new points at 5.1 .. 6.0 s
+    covered = 5.0 + TIMES <= 5.8 + 1e-9
+    assert np.allclose(out[:, covered], 0.75)
+    assert np.allclose(out[:, ~covered], 1.0)
+    assert np.array_equal(new, np.ones((2, 10, 7)))  # input untouched
+
+
+def test_blend_interpolates_the_previous_plan_in_time():
+    ramp = np.repeat(np.arange(10.0)[:, None], 7, axis=1)  # previous plan: joint = index
+    previous = (4.95, TIMES, ramp)  # its points at 5.05, 5.15, ...
+    out = blend_with_previous(TIMES, np.zeros((1, 10, 7)), 5.0, previous, 1.0)
+    assert np.isclose(out[0, 0, 0], 0.5)  # 5.1 s is halfway between its points 0 and 1

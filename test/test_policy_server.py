@@ -1,0 +1,203 @@
+"""openpi websocket protocol: wire format, server, client, the remote backend, and the real openpi-client."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+
+from armpilot.policies.base import Observation
+from armpilot.policies.policy_client import PolicyClient, PolicyServerError
+from armpilot.policies.policy_server import PolicyServer, ServerConfig
+from armpilot.policies.remote import RemotePolicy, observation_to_request, request_to_observation, serve_policy
+from armpilot.policies.wire import WireError, packb, unpackb
+from armpilot.robot import CONTROLLED_JOINTS
+
+OPENPI_PYTHON = Path(__file__).resolve().parents[1] / ".venv-openpi" / "bin" / "python"
+
+
+class LinePolicy:
+    """A deterministic stand-in backend: joint k moves by 0.01 * (step) from the measured state."""
+
+    horizon, chunk_dt = 10, 0.1
+    history_offsets = (1 / 15,)
+
+    def __init__(self) -> None:
+        self.resets = 0
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def sample_candidates(self, obs: Observation, n: int) -> np.ndarray:
+        steps = np.arange(1, self.horizon + 1)[:, None] * 0.01
+        return np.stack([obs.joint_positions + steps * (k + 1) for k in range(n)])
+
+    def predict_action_chunk(self, obs: Observation) -> np.ndarray:
+        return self.sample_candidates(obs, 1)[0]
+
+
+def _observation(image: bool = False) -> Observation:
+    q = np.linspace(0.0, 0.6, 7)
+    past = Observation(0.9, CONTROLLED_JOINTS, q - 0.01, np.array([0.4, 0.0, 0.05]), 0.1, np.array([0.5, 0.1, 0.05]))
+    return Observation(1.0, CONTROLLED_JOINTS, q, np.array([0.4, 0.0, 0.05]), 0.1, np.array([0.5, 0.1, 0.05]),
+                       (past,), np.zeros((4, 6, 3), np.uint8) if image else None)
+
+
+def test_wire_round_trip_and_refusals():
+    message = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.int64(3), "s": "text", "n": {"x": [1, 2]}}
+    back = unpackb(packb(message))
+    assert np.array_equal(back["a"], message["a"]) and back["a"].dtype == np.float32
+    assert back["b"] == 3 and back["s"] == "text" and back["n"] == {"x": [1, 2]}
+    with pytest.raises(WireError, match="not allowed"):
+        packb({"x": np.array([object()], dtype=object)})
+    forged = msgpack.packb({b"__ndarray__": True, b"data": b"\x00" * 8, b"dtype": "|O", b"shape": [1]})
+    with pytest.raises(WireError, match="not allowed"):  # an object array from the network is never built
+        unpackb(forged)
+    short = msgpack.packb({b"__ndarray__": True, b"data": b"\x00" * 3, b"dtype": "<f4", b"shape": [2]})
+    with pytest.raises(WireError, match="needs 8 bytes"):
+        unpackb(short)
+    with pytest.raises(WireError):
+        unpackb(b"\xc1 not msgpack")
+
+
+def test_request_round_trip():
+    obs, n, prompt = request_to_observation(unpackb(packb(observation_to_request(_observation(True), 4, "reach"))))
+    source = _observation(True)
+    assert n == 4 and prompt == "reach" and obs.joint_names == CONTROLLED_JOINTS
+    assert np.allclose(obs.joint_positions, source.joint_positions) and np.allclose(obs.goal_position, source.goal_position)
+    assert len(obs.history) == 1 and np.allclose(obs.history[0].joint_positions, source.history[0].joint_positions)
+    assert obs.image.shape == (4, 6, 3)
+
+
+@pytest.fixture
+def server():
+    policy = LinePolicy()
+    infer, metadata = serve_policy(policy, CONTROLLED_JOINTS, "line")
+    with PolicyServer(infer, metadata, ServerConfig(port=0, api_key="secret")) as running:
+        running.policy = policy
+        yield running
+
+
+def _uri(server: PolicyServer) -> str:
+    host, port = server.address
+    return f"ws://{host}:{port}"
+
+
+def test_remote_policy_gets_n_candidates_and_metadata(server):
+    remote = RemotePolicy(_uri(server), CONTROLLED_JOINTS, api_key="secret", timeout=2.0)
+    candidates = remote.sample_candidates(_observation(), 3)
+    assert candidates.shape == (3, 10, 7)
+    assert np.allclose(candidates[2, 0], _observation().joint_positions + 0.03)
+    assert remote.history_offsets == (1 / 15,)
+    remote.reset()
+    assert server.policy.resets == 1  # openpi's episode_start control message resets the hosted policy
+    assert server.address[0] == "127.0.0.1"
+
+
+def test_wrong_key_is_refused_before_the_handshake(server):
+    with pytest.raises(PolicyServerError, match="HTTP 401"):
+        PolicyClient(_uri(server), api_key="wrong").connect()
+    with pytest.raises(PolicyServerError, match="HTTP 401"):
+        PolicyClient(_uri(server)).connect()
+
+
+def test_wrong_shapes_and_bad_requests_are_named():
+    def infer(_request):
+        return {"actions": np.zeros((10, 6), np.float32)}  # one joint short
+
+    with PolicyServer(infer, {"action_dt": 0.1}, ServerConfig(port=0)) as running:
+        remote = RemotePolicy(_uri(running), CONTROLLED_JOINTS, timeout=2.0)
+        with pytest.raises(PolicyServerError, match=r"shape \(10, 6\)"):
+            remote.predict_action_chunk(_observation())
+    infer, metadata = serve_policy(LinePolicy(), CONTROLLED_JOINTS, "line")
+    with PolicyServer(infer, metadata, ServerConfig(port=0)) as running:
+        client = PolicyClient(_uri(running), timeout=2.0)
+        with pytest.raises(PolicyServerError, match="bad request"):
+            client.infer({"observation/state": np.zeros(3, np.float32)})  # no joint names
+
+
+def test_slow_server_times_out_then_recovers():
+    delay = {"s": 0.5}
+
+    def infer(request):
+        time.sleep(delay["s"])
+        return {"actions": np.zeros((10, 7), np.float32)}
+
+    with PolicyServer(infer, {}, ServerConfig(port=0)) as running:
+        client = PolicyClient(_uri(running), timeout=0.2, retry_interval=0.0)
+        with pytest.raises(PolicyServerError, match="did not answer within 0.20 s"):
+            client.infer({"x": np.zeros(1)})
+        delay["s"] = 0.0
+        time.sleep(0.6)  # the late answer goes to the closed connection, never to the next request
+        assert client.infer({"x": np.zeros(1)})["actions"].shape == (10, 7)
+
+
+def test_client_reconnects_when_the_server_returns():
+    infer, metadata = serve_policy(LinePolicy(), CONTROLLED_JOINTS, "line")
+    first = PolicyServer(infer, metadata, ServerConfig(port=0)).start()
+    port = first.address[1]
+    remote = RemotePolicy(f"127.0.0.1:{port}", CONTROLLED_JOINTS, timeout=1.0)
+    remote.client.retry_interval = 0.0
+    assert remote.predict_action_chunk(_observation()).shape == (10, 7)
+    first.stop()
+    with pytest.raises(PolicyServerError):
+        remote.predict_action_chunk(_observation())
+    with PolicyServer(infer, metadata, ServerConfig(port=port)):
+        assert remote.predict_action_chunk(_observation()).shape == (10, 7)
+
+
+def test_four_clients_at_once(server):
+    results: list[tuple[int, ...]] = []
+
+    def run() -> None:
+        remote = RemotePolicy(_uri(server), CONTROLLED_JOINTS, api_key="secret", timeout=5.0)
+        for _ in range(20):
+            results.append(remote.sample_candidates(_observation(), 2).shape)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert results == [(2, 10, 7)] * 80 and server.requests == 80
+
+
+OPENPI_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from openpi_client import websocket_client_policy
+    policy = websocket_client_policy.WebsocketClientPolicy(host="127.0.0.1", port=int(sys.argv[1]), api_key="secret")
+    names = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_1_joint", "wrist_2_joint",
+             "wrist_3_joint", "gripper_joint"]
+    obs = {"observation/state": np.linspace(0, 0.6, 7).astype(np.float32), "observation/joint_names": names,
+           "observation/stamp": 1.0, "observation/object_position": np.array([0.4, 0, 0.05], np.float32),
+           "observation/object_yaw": 0.1, "observation/goal": np.array([0.5, 0.1, 0.05], np.float32),
+           "prompt": "reach the ball", "num_samples": 1}
+    out = policy.infer(obs)
+    print(json.dumps({"metadata": policy.get_server_metadata(), "shape": list(out["actions"].shape),
+                      "first": out["actions"][0].tolist(), "numpy": np.__version__,
+                      "timing": sorted(out["server_timing"])}))
+""")
+
+
+@pytest.mark.timeout(60)
+def test_the_published_openpi_client_drives_our_server(server, tmp_path):
+    if not OPENPI_PYTHON.is_file():
+        pytest.skip(f"{OPENPI_PYTHON} missing: run scripts/setup_env.sh (it makes the openpi-client venv)")
+    script = tmp_path / "client.py"
+    script.write_text(OPENPI_SCRIPT)
+    result = subprocess.run([str(OPENPI_PYTHON), str(script), str(server.address[1])], capture_output=True,
+                            text=True, timeout=50)
+    assert result.returncode == 0, result.stderr[-2000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["numpy"].startswith("1.")  # openpi-client's own numpy<2 environment
+    assert answer["metadata"]["backend"] == "line" and answer["metadata"]["protocol"] == "openpi-websocket"
+    assert answer["shape"] == [10, 7] and answer["timing"] == ["infer_ms"]
+    assert np.allclose(answer["first"], np.linspace(0, 0.6, 7) + 0.01, atol=1e-6)
