@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   armpilot train out/dataset --output out/policy           # a diffusion policy on it (CPU, minutes)
   armpilot demo --task reach --policy diffusion --checkpoint out/policy --candidates 16
   armpilot serve --task reach --port 8000 &  armpilot demo --policy remote   # inference behind a policy server
+  armpilot train-vla out/dataset --output out/vla      # a tiny VLA fine-tuned on the demonstrations
 """
 
 
@@ -83,6 +84,18 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--fps", type=int, default=15, help="dataset rate, Hz (default: 15)")
     conv.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --output")
     _add_train_parser(sub)
+    vla = sub.add_parser(
+        "train-vla", help="fine-tune a VLA (Hugging Face vision-language model + action tokens) on a dataset",
+        description="Next-token training on the binned action tokens of a LeRobotDataset v3 (camera image, "
+        "instruction from the task, joint state as context). Without --base a tiny random PaliGemma is built "
+        "(no download). Under torchrun it trains with DistributedDataParallel: torchrun --nproc_per_node 2 "
+        "$(which armpilot) train-vla DATASET --output DIR")
+    vla.add_argument("dataset", type=Path, help="LeRobotDataset v3 folder (from armpilot convert)")
+    vla.add_argument("--output", type=Path, required=True, help="model folder to write")
+    vla.add_argument("--base", type=Path, default=None, help="local model folder to start from (default: tiny)")
+    vla.add_argument("--steps", type=int, default=300, help="optimiser steps (default: 300)")
+    vla.add_argument("--batch-size", type=int, default=32, help="examples per step and rank (default: 32)")
+    vla.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     serve = sub.add_parser(
         "serve", help="host a policy backend on openpi's websocket protocol (run it on the GPU machine)",
         description="Serve a backend (diffusion, scripted) to policy nodes started with policy:=remote "
@@ -296,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_replay(args)
     if args.command == "train":
         return _cmd_train(args)
+    if args.command == "train-vla":
+        from armpilot.train_command import train_vla_command
+
+        return train_vla_command(args)
     if args.command == "serve":
         from armpilot.serve_command import serve_command
 

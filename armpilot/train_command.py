@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ def plot_losses(losses: list[float], val_losses: list[tuple[int, float]], path: 
         axis.plot(steps[49:], smooth, color="tab:blue", label="train (50-step mean)")
     if val_losses:
         axis.plot(*zip(*val_losses), "o-", color="tab:orange", label="validation (EMA weights)")
-    axis.set(xlabel="optimiser step", ylabel="denoising MSE", yscale="log", title=title)
+    axis.set(xlabel="optimiser step", ylabel="loss", yscale="log", title=title)
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
@@ -51,3 +52,22 @@ def train_command(options: Any) -> dict[str, Any]:
     report["loss_plot"] = str(output / "loss.png")
     (output / "report.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def train_vla_command(args: Any) -> int:
+    """``armpilot train-vla``: fine-tune with a progress bar (rank 0), then a loss plot and report.json."""
+    from armpilot.policies.vla_training import VLATrainOptions, finetune_vla
+
+    options = VLATrainOptions(args.dataset, args.output, args.base, args.steps, args.batch_size, seed=args.seed)
+    with tqdm(total=options.steps, desc="fine-tuning", unit="step", dynamic_ncols=True) as bar:
+        def on_step(step: int, loss: float) -> None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+        report = finetune_vla(options, on_step)
+    losses = report.pop("losses")
+    if int(os.environ.get("RANK", "0")) == 0:
+        plot_losses(losses, [], Path(options.output) / "loss.png", f"VLA fine-tuning on {Path(options.dataset).name}")
+        (Path(options.output) / "report.json").write_text(json.dumps(report, indent=2))
+    print("\n".join(f"  {key:<14} {value}" for key, value in report.items()))
+    return 0

@@ -16,7 +16,7 @@ SAMPLER_NAMES = ("dpm", "ddim", "ddpm", "streaming")
 class PolicyNodeConfig:
     """Which backend runs and how often it proposes a chunk."""
 
-    backend: str = field(default="scripted", metadata=_describe("policy backend: scripted | diffusion | remote (a policy server)"))
+    backend: str = field(default="scripted", metadata=_describe("policy backend: scripted | diffusion | vla | remote (a policy server)"))
     task: str = field(default="reach", metadata=_describe("task the backend solves: reach | push | pick"))
     rate_hz: float = field(default=5.0, metadata=_describe("chunks proposed per second (ROS time), Hz"))
     horizon: int = field(default=10, metadata=_describe("points per chunk, H"))
@@ -34,7 +34,7 @@ class PolicyNodeConfig:
 
     checkpoint: str = field(
         default="", metadata=_describe("diffusion: checkpoint folder (policy.safetensors + policy.json); empty = "
-                                       "the one shipped for the task"))
+                                       "the one shipped for the task. vla: the local model folder"))
     sampler: str = field(default="dpm", metadata=_describe("diffusion sampler: dpm | ddim | ddpm | streaming"))
     sampler_steps: int = field(default=3, metadata=_describe("denoising steps per chunk (ddpm: always all)"))
     inference_threads: int = field(default=1, metadata=_describe("torch CPU threads for inference"))

@@ -13,7 +13,7 @@ from armpilot.robot import ArmModel
 
 #: Environment variable holding the policy server key (keeps it out of parameter files).
 API_KEY_ENV = "ARMPILOT_POLICY_API_KEY"
-BACKENDS = ("scripted", "diffusion", "remote")
+BACKENDS = ("scripted", "diffusion", "remote", "vla")
 
 
 def make_policy(backend: str, arm: ArmModel, task: str, horizon: int, chunk_dt: float,
@@ -36,6 +36,15 @@ def make_policy(backend: str, arm: ArmModel, task: str, horizon: int, chunk_dt: 
         checkpoint = Path(config.checkpoint) if config.checkpoint else shipped_checkpoint(task)
         return DiffusionPolicy(checkpoint, config.joint_names, horizon, chunk_dt, config.sampler,
                                config.sampler_steps, seed)
+    if backend == "vla":
+        from armpilot.policies.vla import VLAPolicy
+
+        config = config or PolicyNodeConfig(backend=backend, task=task)
+        if not config.checkpoint:
+            raise ValueError("backend 'vla' needs the parameter 'checkpoint': a local model folder "
+                             "(armpilot train-vla writes one)")
+        return VLAPolicy(Path(config.checkpoint), config.joint_names, horizon, chunk_dt, config.instruction,
+                         seed=seed)
     if backend == "remote":
         from armpilot.policies.remote import RemotePolicy
 

@@ -103,6 +103,8 @@ class RemotePolicy:
     node then proposes nothing and the safety node holds the arm.
     """
 
+    needs_image = True  # served VLAs look at the camera; a served diffusion policy ignores it
+
     def __init__(self, uri: str, joint_names: tuple[str, ...], horizon: int = 10, chunk_dt: float = 0.1,
                  api_key: str | None = None, timeout: float = 0.5, instruction: str = "") -> None:
         self.client = PolicyClient(uri, api_key or None, timeout)

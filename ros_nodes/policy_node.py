@@ -29,7 +29,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
-from sensor_msgs.msg import JointState, PointCloud2
+from sensor_msgs.msg import Image, JointState, PointCloud2
 from std_msgs.msg import Header, String
 from transforms3d.euler import quat2euler
 
@@ -88,6 +88,9 @@ class PolicyNode(Node):
         self.create_subscription(PoseArray, object_topic, self.on_objects, qos.STATE_QOS)
         self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
         self.create_subscription(String, topics.POLICY_INSTRUCTION, self.on_instruction, qos.LATCHED_QOS)
+        self.image: np.ndarray | None = None
+        if getattr(self.backend, "needs_image", False):  # VLA backends look at the camera
+            self.create_subscription(Image, topics.COLOR_IMAGE, self.on_image, qos.CAMERA_QOS)
         self.create_timer(1.0 / cfg.rate_hz, self.propose)
         self.diagnostics = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
         self.create_timer(1.0, self.publish_diagnostics)
@@ -125,6 +128,12 @@ class PolicyNode(Node):
             self.get_logger().warning(f"{error}; starting the observation buffers again")
             self.sampler.reset()
 
+    def on_image(self, msg: Image) -> None:
+        try:
+            self.image = conv.image_from_msg(msg)
+        except conv.ConversionError as error:
+            self.get_logger().warning(f"{topics.COLOR_IMAGE}: {error}", throttle_duration_sec=5.0)
+
     def on_instruction(self, msg: String) -> None:
         """A new language instruction for backends that take one; an empty one is refused."""
         if not msg.data.strip():
@@ -135,7 +144,11 @@ class PolicyNode(Node):
                                       f"'{msg.data}'", throttle_duration_sec=10.0)
             return
         with self.policy_lock:
-            self.backend.set_instruction(msg.data.strip())
+            try:
+                self.backend.set_instruction(msg.data.strip())
+            except ValueError as error:
+                self.get_logger().error(str(error))
+                return
         self.get_logger().info(f"instruction: '{msg.data.strip()}'")
 
     def on_episode(self, msg: String) -> None:
@@ -168,7 +181,7 @@ class PolicyNode(Node):
         offsets = tuple(getattr(self.backend, "history_offsets", ()))
         history = tuple(self.sample_at(stamp - offset) or current for offset in offsets)
         return Observation(current.stamp, current.joint_names, current.joint_positions, current.object_position,
-                           current.object_yaw, current.goal_position, history)
+                           current.object_yaw, current.goal_position, history, self.image)
 
     def sample_at(self, stamp: float) -> Observation | None:
         """Joint state and object held at ``stamp`` (None before the first of either)."""

@@ -1,0 +1,178 @@
+"""Build a tiny VLA and fine-tune a VLA on a LeRobotDataset v3 (PyTorch + transformers, no ROS).
+
+``build_tiny_vla`` writes a randomly initialised PaliGemma (SigLIP vision
+tower + Gemma decoder; the architecture of pi0's backbone) shrunk to ~60 k
+parameters, a word-level tokenizer whose vocabulary ends with the 256-token
+action block, and ``armpilot_vla.json`` (see ``vla``). Nothing is downloaded.
+
+``finetune_vla``: next-token cross-entropy on the action tokens only (prompt
+and image are context). Runs under ``torchrun`` with PyTorch's
+DistributedDataParallel (gloo on CPU, nccl on GPUs): each rank draws its own
+batches, gradients are averaged by DDP, rank 0 saves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from armpilot.dataset.loader import LeRobotV3Dataset
+from armpilot.policies.action_tokenizers import BinningTokenizer
+from armpilot.policies.vla import VLA_META, image_tensor, load_vla, prompt_ids
+
+SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]
+WORDS = ("reach the ball push box to goal pick up cube lift move arm gripper open close left right red green "
+         "a an and on of in").split()
+#: Instruction used for a dataset's task name when the dataset has no instruction of its own.
+TASK_INSTRUCTIONS = {"reach": "reach the ball", "push": "push the box to the goal", "pick": "pick up the box"}
+
+
+def _word_tokenizer(words: list[str], action_bins: int):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate([*SPECIALS, *dict.fromkeys(words)])}
+    offset = len(vocab)
+    vocab.update({f"<act_{k:03d}>": offset + k for k in range(action_bins)})
+    vocab["<image>"] = len(vocab)
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", unk_token="<unk>",
+                                        bos_token="<bos>", eos_token="<eos>")
+    return tokenizer, offset, vocab["<image>"]
+
+
+def build_tiny_vla(folder: Path, joint_names: tuple[str, ...], action_low: np.ndarray, action_high: np.ndarray,
+                   action_horizon: int = 5, action_dt: float = 0.2, image_size: int = 32, seed: int = 0,
+                   default_instruction: str = "") -> Path:
+    """Writes a tiny random PaliGemma VLA (model, tokenizer, armpilot_vla.json) into ``folder``."""
+    from transformers import GemmaConfig, PaliGemmaConfig, PaliGemmaForConditionalGeneration, SiglipVisionConfig
+
+    tokenizer, offset, image_id = _word_tokenizer(list(WORDS), 256)
+    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                image_size=image_size, patch_size=8, projection_dim=32)
+    text = GemmaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                       num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                       eos_token_id=tokenizer.eos_token_id)
+    config = PaliGemmaConfig(vision_config=vision.to_dict(), text_config=text.to_dict(), image_token_index=image_id,
+                             projection_dim=32)
+    torch.manual_seed(seed)
+    model = PaliGemmaForConditionalGeneration(config)
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    low, high = tuple(float(v) for v in action_low), tuple(float(v) for v in action_high)
+    meta = {"joint_names": list(joint_names), "action_token_offset": offset,
+            "action_tokenizer": json.loads(BinningTokenizer(low, high).to_json()),
+            "state_tokenizer": json.loads(BinningTokenizer(low, high).to_json()),
+            "action_horizon": action_horizon, "action_dt": action_dt, "image_size": image_size,
+            "prompt_template": "{instruction}", "default_instruction": default_instruction}
+    (folder / VLA_META).write_text(json.dumps(meta, indent=2))
+    return folder
+
+
+def dataset_examples(dataset: LeRobotV3Dataset, model: Any, tokenizer: Any, meta: dict[str, Any],
+                     stride: int) -> dict[str, torch.Tensor]:
+    """Every frame as (input_ids (N, L), action mask (N, L), pixel_values (N, 3, S, S))."""
+    config = model.config
+    vision = config.vision_config
+    image_tokens = (vision.image_size // vision.patch_size) ** 2
+    image_id = config.image_token_id if hasattr(config, "image_token_id") else config.image_token_index
+    horizon = meta["action_horizon"]
+    tasks = {ep["episode_index"]: (ep.get("tasks") or ["reach"])[0] for ep in dataset.episodes}
+    episode_of = {i: ep["episode_index"] for ep in dataset.episodes
+                  for i in range(ep["dataset_from_index"], ep["dataset_to_index"])}
+    ids, masks, images = [], [], []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        instruction = TASK_INSTRUCTIONS.get(tasks[episode_of[i]], tasks[episode_of[i]])
+        prefix = prompt_ids(tokenizer, meta, instruction, item["observation.state"][-1].numpy(), image_tokens,
+                            image_id)
+        actions = item["action"][stride - 1::stride][:horizon].numpy()  # frames stride, 2 stride, ... ahead
+        action_ids = (meta["action_tokenizer"].encode(actions) + meta["action_token_offset"]).tolist()
+        ids.append(prefix + action_ids)
+        masks.append([False] * len(prefix) + [True] * len(action_ids))
+        color = (item["observation.images.color"][-1].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        images.append(image_tensor(color, meta["image_size"]))
+    length = max(len(x) for x in ids)
+    pad = tokenizer.pad_token_id
+    return {"input_ids": torch.tensor([x + [pad] * (length - len(x)) for x in ids]),
+            "action_mask": torch.tensor([m + [False] * (length - len(m)) for m in masks]),
+            "pixel_values": torch.stack(images)}
+
+
+@dataclass(frozen=True)
+class VLATrainOptions:
+    """``armpilot train-vla``: dataset, output folder, base model (None = build a tiny random one)."""
+
+    dataset: Path
+    output: Path
+    base: Path | None = None
+    steps: int = 300
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    seed: int = 0
+
+
+def finetune_vla(options: VLATrainOptions, on_step: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+    """Fine-tunes (DDP under torchrun) and saves into ``options.output``; returns a report."""
+    started = time.monotonic()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    action_horizon, action_dt = 5, 0.2
+    dataset = LeRobotV3Dataset(options.dataset, n_obs_steps=1, horizon=16, decode_video=True)
+    stride = max(1, round(action_dt * dataset.info["fps"]))
+    base = options.base
+    if base is None:
+        stats = dataset.stats["action"]
+        base = Path(options.output)
+        if rank == 0:
+            build_tiny_vla(base, tuple(dataset.info["features"]["observation.state"]["names"]),
+                           stats["min"].numpy(), stats["max"].numpy(), action_horizon, action_dt,
+                           seed=options.seed, default_instruction=TASK_INSTRUCTIONS.get(
+                               (dataset.episodes[0].get("tasks") or ["reach"])[0], ""))
+        if world > 1:
+            torch.distributed.barrier()
+    model, tokenizer, meta = load_vla(base)
+    examples = dataset_examples(dataset, model, tokenizer, meta, stride)
+    model.train()
+    # the vision tower has parameters PaliGemma never uses (its pooling head): let DDP skip them
+    trained = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate)
+    generator = torch.Generator().manual_seed(options.seed + rank)
+    losses = []
+    for step in range(options.steps):
+        index = torch.randint(len(examples["input_ids"]), (options.batch_size,), generator=generator)
+        ids, mask = examples["input_ids"][index], examples["action_mask"][index]
+        logits = trained(input_ids=ids, pixel_values=examples["pixel_values"][index],
+                         attention_mask=(ids != tokenizer.pad_token_id).long()).logits
+        target_mask = mask[:, 1:]
+        loss = F.cross_entropy(logits[:, :-1][target_mask], ids[:, 1:][target_mask])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if on_step is not None and rank == 0:
+            on_step(step, losses[-1])
+    if rank == 0:
+        model.eval().save_pretrained(options.output)
+        tokenizer.save_pretrained(options.output)
+        serialisable = {k: json.loads(v.to_json()) if hasattr(v, "to_json") else v for k, v in meta.items()}
+        (Path(options.output) / VLA_META).write_text(json.dumps(serialisable, indent=2))
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return {"output": str(options.output), "frames": len(dataset), "steps": options.steps, "world_size": world,
+            "first_loss": losses[0], "final_loss": float(np.mean(losses[-20:])),
+            "seconds": round(time.monotonic() - started, 1), "losses": losses}
