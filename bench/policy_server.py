@@ -1,0 +1,110 @@
+"""Benchmark the policy server: round trip vs in-process inference for the same model, and 4 clients at once.
+
+One process: a ``PolicyServer`` on 127.0.0.1 hosting a backend (default: the
+shipped reach diffusion checkpoint, DPM-Solver 3 steps, 1 torch thread), and
+clients on the openpi websocket protocol. Rows (p50 / p99 over ``--repeats``
+calls, ms):
+
+* ``in_process``: ``policy.sample_candidates`` called directly (baseline);
+* ``round_trip``: the same call through ``RemotePolicy`` -> websocket -> server;
+* ``overhead``: round_trip - in_process (protocol, msgpack, the socket), and the
+  ratio round_trip / in_process;
+* ``echo_round_trip``: a server that returns zeros without inference (pure
+  protocol cost);
+* ``clients4_rps``: requests per second with 4 clients in threads, each
+  sending ``--repeats`` requests (the server serialises inference with a lock).
+
+    python bench/policy_server.py            # table
+    python bench/policy_server.py --backend vla --checkpoint out/vla --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from figures import print_figures  # bench/ is on sys.path when run as a script
+from armpilot.paths import urdf_path
+from armpilot.policies.base import Observation
+from armpilot.policies.config import PolicyNodeConfig
+from armpilot.policies.policy_server import PolicyServer, ServerConfig
+from armpilot.policies.registry import make_policy
+from armpilot.policies.remote import RemotePolicy, serve_policy
+from armpilot.robot import CONTROLLED_JOINTS, ArmModel
+
+
+def observation(k: int) -> Observation:
+    q = np.array([0.0, -0.3, 1.6, 0.0, 1.2, 0.0, 0.04]) + 0.001 * k
+    obj = np.array([0.45, 0.05, 0.05])
+    now = Observation(1.0 + 0.2 * k, CONTROLLED_JOINTS, q, obj, 0.0, obj)
+    return Observation(now.stamp, CONTROLLED_JOINTS, q, obj, 0.0, obj, (now,), np.zeros((240, 320, 3), np.uint8))
+
+
+def timed(call, repeats: int) -> np.ndarray:
+    for k in range(3):
+        call(k)
+    out = []
+    for k in range(repeats):
+        started = time.perf_counter()
+        call(k)
+        out.append(1e3 * (time.perf_counter() - started))
+    return np.asarray(out)
+
+
+def run(backend: str, checkpoint: str, repeats: int, candidates: int) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    config = PolicyNodeConfig(backend=backend, task="reach", checkpoint=checkpoint, instruction="reach the ball")
+    policy = make_policy(backend, ArmModel(urdf_path()), "reach", config.horizon, config.chunk_dt, config)
+    figures: dict[str, Any] = {"backend": backend, "candidates": candidates}
+    local = timed(lambda k: policy.sample_candidates(observation(k), candidates), repeats)
+    infer, metadata = serve_policy(policy, CONTROLLED_JOINTS, backend)
+    with PolicyServer(infer, metadata, ServerConfig(port=0)) as server:
+        uri = f"127.0.0.1:{server.address[1]}"
+        remote = RemotePolicy(uri, CONTROLLED_JOINTS, timeout=10.0)
+        through = timed(lambda k: remote.sample_candidates(observation(k), candidates), repeats)
+        counts = []
+
+        def client() -> None:
+            worker = RemotePolicy(uri, CONTROLLED_JOINTS, timeout=30.0)
+            for k in range(repeats):
+                worker.sample_candidates(observation(k), candidates)
+            counts.append(repeats)
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        figures["clients4_rps"] = sum(counts) / (time.perf_counter() - started)
+    zeros = {"actions": np.zeros((10, 7), np.float32)}
+    with PolicyServer(lambda _r: zeros, {"action_dt": 0.1}, ServerConfig(port=0)) as echo:
+        echo_client = RemotePolicy(f"127.0.0.1:{echo.address[1]}", CONTROLLED_JOINTS, timeout=10.0)
+        echo_ms = timed(lambda k: echo_client.sample_candidates(observation(k), 1), repeats)
+    for name, ms in (("in_process", local), ("round_trip", through), ("echo_round_trip", echo_ms)):
+        figures[f"{name}_p50_ms"] = float(np.percentile(ms, 50))
+        figures[f"{name}_p99_ms"] = float(np.percentile(ms, 99))
+    figures["overhead_p50_ms"] = figures["round_trip_p50_ms"] - figures["in_process_p50_ms"]
+    figures["round_trip_over_in_process"] = figures["round_trip_p50_ms"] / figures["in_process_p50_ms"]
+    figures["clients4_rps_over_single_client_rps"] = figures["clients4_rps"] / (1e3 / figures["round_trip_p50_ms"])
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", default="diffusion", help="backend to host (default: diffusion)")
+    parser.add_argument("--checkpoint", default="", help="checkpoint / model folder (default: shipped reach)")
+    parser.add_argument("--candidates", type=int, default=1, help="N per request (default: 1)")
+    parser.add_argument("--repeats", type=int, default=100, help="requests per row and per client (default: 100)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    print_figures(run(args.backend, args.checkpoint, args.repeats, args.candidates), args.json)
+
+
+if __name__ == "__main__":
+    main()
