@@ -279,7 +279,7 @@ def _demo_options(args: argparse.Namespace):
     return DemoOptions(
         task=args.task, policy=args.policy, episodes=args.episodes, seed=args.seed, report=args.report,
         media=args.media, width=args.width, height=args.height, camera_rate=args.camera_rate,
-        domain_id=args.domain_id, video=not args.no_video, min_success=args.min_success,
+        domain_id=args.domain_id, video=not args.no_video, min_success=getattr(args, "min_success", 0.0),
         extra_arguments={"object_source": args.object_source, "candidates": str(args.candidates) if isinstance(args.candidates, int) else "1",
                          "checkpoint": str(Path(args.checkpoint).resolve()) if args.checkpoint else '""',
                          "sampler_steps": str(args.steps), "server_uri": args.server_uri,

@@ -39,7 +39,10 @@ def make_policy(backend: str, arm: ArmModel, task: str, horizon: int, chunk_dt: 
     if backend == "vla":
         from armpilot.policies.vla import VLAPolicy
 
+        import torch
+
         config = config or PolicyNodeConfig(backend=backend, task=task)
+        torch.set_num_threads(config.inference_threads)
         if not config.checkpoint:
             raise ValueError("backend 'vla' needs the parameter 'checkpoint': a local model folder "
                              "(armpilot train-vla writes one)")

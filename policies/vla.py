@@ -5,14 +5,16 @@ transformers model (``config.json`` + safetensors), its tokenizer, and
 ``armpilot_vla.json``::
 
     {"joint_names": [...], "action_token_offset": int, "action_tokenizer": <BinningTokenizer JSON>,
-     "state_tokenizer": <BinningTokenizer JSON>, "action_horizon": 5, "action_dt": 0.2, "image_size": 32,
-     "prompt_template": "{instruction}"}
+     "state_tokenizer": <BinningTokenizer JSON>, "object_tokenizer": <BinningTokenizer JSON> (optional),
+     "action_horizon": 5, "action_dt": 0.2, "image_size": 32, "prompt_template": "{instruction}"}
 
 Prompt: the camera image (resized, SigLIP normalisation), then the tokenised
-instruction, then the joint state as ``state_tokenizer`` bins mapped onto the
-action-token block; the model continues with ``action_horizon x J`` action
-tokens (generation is constrained to that block), which the binning tokenizer
-turns back into joint positions. N candidates = N sampled sequences.
+instruction, then the proprioception as bins mapped onto the action-token
+block: the joint state (``state_tokenizer``) and, when the model was trained
+with it, the perceived object position (``object_tokenizer``); the model
+continues with ``action_horizon x J`` action tokens, decoded with a KV cache
+and constrained to the action block, which the binning tokenizer turns back
+into joint positions. N candidates = N sampled sequences in one batch.
 """
 
 from __future__ import annotations
@@ -30,18 +32,6 @@ from armpilot.policies.base import Observation
 from armpilot.policies.diffusion_checkpoint import CheckpointError
 
 VLA_META = "armpilot_vla.json"
-
-
-class ActionTokenMask:
-    """A logits processor that allows only the action-token block [offset, offset + size)."""
-
-    def __init__(self, offset: int, size: int) -> None:
-        self.offset, self.size = offset, size
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        masked = torch.full_like(scores, float("-inf"))
-        masked[:, self.offset:self.offset + self.size] = scores[:, self.offset:self.offset + self.size]
-        return masked
 
 
 def load_vla(folder: Path) -> tuple[Any, Any, dict[str, Any]]:
@@ -69,6 +59,8 @@ def load_vla(folder: Path) -> tuple[Any, Any, dict[str, Any]]:
     meta = json.loads((folder / VLA_META).read_text())
     meta["action_tokenizer"] = tokenizer_from_json(json.dumps(meta["action_tokenizer"]))
     meta["state_tokenizer"] = tokenizer_from_json(json.dumps(meta["state_tokenizer"]))
+    if "object_tokenizer" in meta:
+        meta["object_tokenizer"] = tokenizer_from_json(json.dumps(meta["object_tokenizer"]))
     return model.eval(), tokenizer, meta
 
 
@@ -81,12 +73,16 @@ def image_tensor(image: np.ndarray | None, size: int) -> torch.Tensor:
 
 
 def prompt_ids(tokenizer: Any, meta: dict[str, Any], instruction: str, state: np.ndarray, image_tokens: int,
-               image_token_id: int) -> list[int]:
-    """Token ids of [image] * n, <bos>, instruction, state bins (as action tokens)."""
+               image_token_id: int, object_position: np.ndarray | None = None) -> list[int]:
+    """Token ids of [image] * n, <bos>, instruction, state bins and object bins (as action tokens)."""
     text = meta.get("prompt_template", "{instruction}").format(instruction=instruction)
     words = tokenizer(text, add_special_tokens=False)["input_ids"]
-    state_tokens = meta["state_tokenizer"].encode(np.asarray(state, float)[None]) + meta["action_token_offset"]
-    return [image_token_id] * image_tokens + [tokenizer.bos_token_id, *words, *state_tokens.tolist()]
+    offset = meta["action_token_offset"]
+    proprio = (meta["state_tokenizer"].encode(np.asarray(state, float)[None]) + offset).tolist()
+    if "object_tokenizer" in meta:
+        position = np.nan_to_num(np.asarray(object_position if object_position is not None else np.zeros(3), float))
+        proprio += (meta["object_tokenizer"].encode(position[None]) + offset).tolist()
+    return [image_token_id] * image_tokens + [tokenizer.bos_token_id, *words, *proprio]
 
 
 class VLAPolicy:
@@ -109,8 +105,7 @@ class VLAPolicy:
         vision = config.vision_config
         self.image_tokens = (vision.image_size // vision.patch_size) ** 2
         self.action_tokenizer: BinningTokenizer = self.meta["action_tokenizer"]
-        self.mask = ActionTokenMask(self.meta["action_token_offset"], self.action_tokenizer.bins)
-        torch.manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)
 
     def set_instruction(self, instruction: str) -> None:
         """Raises ValueError on an empty instruction (a VLA needs one)."""
@@ -127,21 +122,37 @@ class VLAPolicy:
         """(N, H, J) joint targets at ``stamp + chunk_dt * (1..H)``; N = 1 decodes greedily."""
         meta = self.meta
         ids = prompt_ids(self.tokenizer, meta, self.instruction, observation.joint_positions, self.image_tokens,
-                         self.image_token_id)
-        count = meta["action_horizon"] * len(self.joint_names)
-        generated = self.model.generate(
-            input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-            pixel_values=image_tensor(observation.image, meta["image_size"])[None],
-            max_new_tokens=count, min_new_tokens=count, logits_processor=[self.mask],
-            num_return_sequences=num_samples, pad_token_id=self.tokenizer.pad_token_id,
-            **({"do_sample": True, "temperature": self.temperature, "top_k": None} if num_samples > 1
-               else {"do_sample": False}))
-        tokens = generated[:, len(ids):].numpy() - meta["action_token_offset"]
+                         self.image_token_id, observation.object_position)
+        tokens = self._decode(torch.tensor([ids] * num_samples),
+                              image_tensor(observation.image, meta["image_size"])[None].expand(num_samples, -1, -1, -1),
+                              meta["action_horizon"] * len(self.joint_names), sample=num_samples > 1)
         chunks = np.stack([self.action_tokenizer.decode(t, meta["action_horizon"]) for t in tokens])
         native = meta["action_dt"] * np.arange(1, meta["action_horizon"] + 1)
         times = self.chunk_dt * np.arange(1, self.horizon + 1)
         return np.stack([np.stack([np.interp(times, native, c[:, j]) for j in range(c.shape[1])], -1)
                          for c in chunks])
+
+    def _decode(self, ids: torch.Tensor, pixels: torch.Tensor, count: int, sample: bool) -> np.ndarray:
+        """(N, L) prompts -> (N, count) action-bin indices: KV-cached decoding restricted to the action block."""
+        offset, size = self.meta["action_token_offset"], self.action_tokenizer.bins
+        length = ids.shape[1]
+        # token types: 0 = prefix (image, prompt, proprioception; attends both ways), 1 = generated actions (causal)
+        out = self.model(input_ids=ids, pixel_values=pixels, attention_mask=torch.ones_like(ids),
+                         token_type_ids=torch.zeros_like(ids), use_cache=True)
+        chosen = []
+        for step in range(count):
+            logits = out.logits[:, -1, offset:offset + size]
+            if sample:
+                probs = torch.softmax(logits / max(self.temperature, 1e-3), dim=-1)
+                bins = torch.multinomial(probs, 1, generator=self.generator)[:, 0]
+            else:
+                bins = logits.argmax(dim=-1)
+            chosen.append(bins)
+            if step + 1 < count:
+                mask = torch.ones(ids.shape[0], length + step + 1, dtype=torch.long)
+                out = self.model(input_ids=(bins + offset)[:, None], cache=out.cache, attention_mask=mask,
+                                 token_type_ids=torch.ones(ids.shape[0], 1, dtype=torch.long), use_cache=True)
+        return torch.stack(chosen, dim=1).numpy()
 
     def predict_action_chunk(self, observation: Observation) -> np.ndarray:
         return self.sample_candidates(observation, 1)[0]

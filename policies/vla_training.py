@@ -32,6 +32,8 @@ from armpilot.policies.vla import VLA_META, image_tensor, load_vla, prompt_ids
 SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]
 WORDS = ("reach the ball push box to goal pick up cube lift move arm gripper open close left right red green "
          "a an and on of in").split()
+#: Range of the perceived object's position given to the model, m (the perception workspace box).
+OBJECT_LOW, OBJECT_HIGH = (0.15, -0.45, -0.05), (0.85, 0.45, 0.40)
 #: Instruction used for a dataset's task name when the dataset has no instruction of its own.
 TASK_INSTRUCTIONS = {"reach": "reach the ball", "push": "push the box to the goal", "pick": "pick up the box"}
 
@@ -75,6 +77,7 @@ def build_tiny_vla(folder: Path, joint_names: tuple[str, ...], action_low: np.nd
     meta = {"joint_names": list(joint_names), "action_token_offset": offset,
             "action_tokenizer": json.loads(BinningTokenizer(low, high).to_json()),
             "state_tokenizer": json.loads(BinningTokenizer(low, high).to_json()),
+            "object_tokenizer": json.loads(BinningTokenizer(OBJECT_LOW, OBJECT_HIGH).to_json()),
             "action_horizon": action_horizon, "action_dt": action_dt, "image_size": image_size,
             "prompt_template": "{instruction}", "default_instruction": default_instruction}
     (folder / VLA_META).write_text(json.dumps(meta, indent=2))
@@ -97,7 +100,7 @@ def dataset_examples(dataset: LeRobotV3Dataset, model: Any, tokenizer: Any, meta
         item = dataset[i]
         instruction = TASK_INSTRUCTIONS.get(tasks[episode_of[i]], tasks[episode_of[i]])
         prefix = prompt_ids(tokenizer, meta, instruction, item["observation.state"][-1].numpy(), image_tokens,
-                            image_id)
+                            image_id, item["observation.object"][-1, :3].numpy())
         actions = item["action"][stride - 1::stride][:horizon].numpy()  # frames stride, 2 stride, ... ahead
         action_ids = (meta["action_tokenizer"].encode(actions) + meta["action_token_offset"]).tolist()
         ids.append(prefix + action_ids)
@@ -156,8 +159,10 @@ def finetune_vla(options: VLATrainOptions, on_step: Callable[[int, float], None]
     for step in range(options.steps):
         index = torch.randint(len(examples["input_ids"]), (options.batch_size,), generator=generator)
         ids, mask = examples["input_ids"][index], examples["action_mask"][index]
+        # prefix-LM as PaliGemma: the prompt attends both ways, the action tokens causally (token type 1);
+        # without the types every action token could see the ones after it and the loss would be a lie
         logits = trained(input_ids=ids, pixel_values=examples["pixel_values"][index],
-                         attention_mask=(ids != tokenizer.pad_token_id).long()).logits
+                         attention_mask=(ids != tokenizer.pad_token_id).long(), token_type_ids=mask.long()).logits
         target_mask = mask[:, 1:]
         loss = F.cross_entropy(logits[:, :-1][target_mask], ids[:, 1:][target_mask])
         optimizer.zero_grad(set_to_none=True)

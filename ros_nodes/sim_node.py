@@ -18,6 +18,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from geometry_msgs.msg import Pose, PoseArray  # noqa: E402
+from rclpy._rclpy_pybind11 import RCLError  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
@@ -48,6 +49,7 @@ class SimNode(Node):
 
     def __init__(self) -> None:
         super().__init__("sim")
+        self.dropped_messages = 0
         self.config = declare_config(self, SimConfig, dynamic=("seed",))
         cfg = self.config
         camera = CameraConfig(cfg.width, cfg.height, cfg.fovy_deg)
@@ -112,7 +114,17 @@ class SimNode(Node):
         info = {"episode": self.runner.episode, "seed": self.runner.seed, "task": self.config.task,
                 "start": self.runner.episode_start,
                 "goal": self.runner.world.goal_position().round(5).tolist()}
-        self.pub_episode.publish(String(data=json.dumps(info)))
+        self.publish(self.pub_episode, String(data=json.dumps(info)))
+
+    def publish(self, publisher, msg) -> None:
+        """Publish like a driver: a failed DDS write (a stalled subscriber filled the transport) drops this
+        one sample with an error in the log instead of stopping the simulation."""
+        try:
+            publisher.publish(msg)
+        except RCLError as error:
+            self.dropped_messages += 1
+            self.get_logger().error(f"dropped a message on {publisher.topic_name} ({self.dropped_messages} so far): "
+                                    f"{error}", throttle_duration_sec=2.0)
 
     def step_once(self) -> None:
         """Advance one control tick and publish what is due."""
@@ -120,9 +132,9 @@ class SimNode(Node):
         runner.tick(self.tick_steps)
         self.ticks += 1
         stamp = conv.sec_to_stamp(runner.now)
-        self.pub_clock.publish(Clock(clock=stamp))
+        self.publish(self.pub_clock, Clock(clock=stamp))
         world = runner.world
-        self.pub_joints.publish(
+        self.publish(self.pub_joints, 
             conv.joint_state_to_msg(
                 runner.joint_names, world.joint_positions(), world.joint_velocities(), world.joint_efforts(), stamp
             )
@@ -130,7 +142,7 @@ class SimNode(Node):
         if self.ticks % self.privileged_every == 0:
             self.publish_privileged(stamp)
         if self.ticks % self.success_every == 0:
-            self.pub_success.publish(Bool(data=world.success()))
+            self.publish(self.pub_success, Bool(data=world.success()))
         if self.config.render and self.ticks % self.camera_every == 0:
             self.publish_camera(stamp)
 
@@ -144,17 +156,17 @@ class SimNode(Node):
             pose.position.x, pose.position.y, pose.position.z = (float(v) for v in xyz)
             pose.orientation.w, pose.orientation.x, pose.orientation.y, pose.orientation.z = (float(v) for v in wxyz)
             msg.poses.append(pose)
-        self.pub_objects.publish(msg)
+        self.publish(self.pub_objects, msg)
 
     def publish_camera(self, stamp) -> None:
         cfg = self.config
         color, depth = self.runner.world.render()
         depth_mm = np.round(depth * 1000.0).astype(np.uint16)
         info = conv.camera_info_msg(cfg.width, cfg.height, self.fx, self.fy, self.cx, self.cy, stamp, cfg.camera_frame)
-        self.pub_color.publish(conv.image_to_msg(color, "rgb8", stamp, cfg.camera_frame))
-        self.pub_color_info.publish(info)
-        self.pub_depth.publish(conv.image_to_msg(depth_mm, "16UC1", stamp, cfg.camera_frame))
-        self.pub_depth_info.publish(info)
+        self.publish(self.pub_color, conv.image_to_msg(color, "rgb8", stamp, cfg.camera_frame))
+        self.publish(self.pub_color_info, info)
+        self.publish(self.pub_depth, conv.image_to_msg(depth_mm, "16UC1", stamp, cfg.camera_frame))
+        self.publish(self.pub_depth_info, info)
 
     def run(self, executor: SingleThreadedExecutor) -> None:
         """Paced loop: callbacks between ticks, ticks at ``real_time_factor`` x wall time."""

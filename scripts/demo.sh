@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 if [ "$#" -eq 0 ]; then
-  set -- --task reach --policy scripted --episodes 20 --report out/report.json
+  set -- --task reach --policy diffusion --episodes 20 --report out/report.json
 fi
 exec "${ARMPILOT_VENV:-.venv}/bin/armpilot" demo "$@"

@@ -58,3 +58,40 @@ def test_verifier_with_16_candidates_beats_one_on_the_same_seeds(tmp_path):
     one = run_demo(tmp_path / "n1", "pick", 20, "--candidates", "1", *perturbed)
     sixteen = run_demo(tmp_path / "n16", "pick", 20, "--candidates", "16", *perturbed)
     assert sixteen["success_rate"] >= one["success_rate"] + 0.20, (one["success_rate"], sixteen["success_rate"])
+
+
+@pytest.mark.timeout(400)
+def test_demo_with_the_shipped_diffusion_policy(tmp_path):
+    """The README's main job with fewer episodes: the shipped checkpoint through perception and the verifier."""
+    report = run_demo(tmp_path, "reach", 3, "--policy", "diffusion", "--candidates", "4", "--width", "320",
+                      "--height", "240", "--no-video")
+    assert report["policy"] == "diffusion" and report["success_rate"] >= 2 / 3, report["per_episode"]
+    assert float(report["policy_node"]["inference_ms_p50"]) > 0 and int(report["policy_node"]["published"]) > 0
+
+
+@pytest.mark.timeout(400)
+def test_demo_through_a_policy_server(tmp_path):
+    """policy:=remote: armpilot serve hosts the shipped diffusion policy in another process."""
+    port = 8700 + unique_domain_id() % 200
+    server = subprocess.Popen([ARMPILOT, "serve", "--backend", "diffusion", "--task", "reach", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = [server.stdout.readline() for _ in range(1)]
+        while "serving 'diffusion'" not in lines[-1] and lines[-1] and len(lines) < 100:
+            lines.append(server.stdout.readline())
+        assert "serving 'diffusion'" in lines[-1], "".join(lines)
+        report = run_demo(tmp_path, "reach", 2, "--policy", "remote", "--server-uri", f"ws://127.0.0.1:{port}",
+                          "--width", "320", "--height", "240", "--no-video")
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    assert report["success_rate"] >= 0.5, report["per_episode"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("task, threshold", [("reach", 0.90), ("push", 0.70)])
+def test_shipped_diffusion_policy_fifty_episodes(tmp_path, task, threshold):
+    """Issue 6's bar: 50 seeded episodes through perception -> policy -> verifier/safety, separate processes."""
+    report = run_demo(tmp_path, task, 50, "--policy", "diffusion", "--no-video")
+    assert report["success_rate"] >= threshold, report["per_episode"]
