@@ -38,8 +38,9 @@ def test_full_graph_flows_at_configured_rates_and_is_wired(tmp_path):
                     topics.DEPTH_IMAGE: 1 / (8 * 0.008), topics.CONTROLLER_COMMAND: 5.0}
         for topic, rate in expected.items():
             assert rates[topic] == pytest.approx(rate, rel=0.2), f"{topic}: {rates}"
-        # every topic a graph node subscribes to has a publisher (teleop is an optional input of the safety node)
-        optional_inputs = {topics.TELEOP_COMMAND}
+        # every topic a graph node subscribes to has a publisher (teleop commands and the language instruction
+        # are optional inputs from people)
+        optional_inputs = {topics.TELEOP_COMMAND, topics.POLICY_INSTRUCTION}
         for name in ("sim", "perception", "tracks", "policy", "safety"):
             for topic, _types in probe.get_subscriber_names_and_types_by_node(name, "/"):
                 if topic in optional_inputs:

@@ -19,8 +19,6 @@ from armpilot.policies.vla_training import VLATrainOptions, build_tiny_vla, fine
 from armpilot.robot import CONTROLLED_JOINTS
 from diffusion_data import write_dataset
 
-pytest.importorskip("transformers")
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, dict]:
