@@ -53,7 +53,7 @@ class PolicyClient:
                 warnings.simplefilter("ignore", DeprecationWarning)
                 connection = connect(self.uri, additional_headers=headers, compression=None, max_size=None,
                                      open_timeout=self.connect_timeout)
-            metadata = unpackb(connection.recv(timeout=self.connect_timeout))
+                metadata = unpackb(connection.recv(timeout=self.connect_timeout))
         except InvalidStatus as error:
             raise PolicyServerError(f"{self.uri} refused the connection: HTTP {error.response.status_code} "
                                     f"{error.response.body.decode(errors='replace').strip()}") from error

@@ -122,6 +122,8 @@ class SimNode(Node):
         try:
             publisher.publish(msg)
         except RCLError as error:
+            if not self.context.ok():  # shutting down (Ctrl-C, SIGTERM): let run_node end the loop
+                raise
             self.dropped_messages += 1
             self.get_logger().error(f"dropped a message on {publisher.topic_name} ({self.dropped_messages} so far): "
                                     f"{error}", throttle_duration_sec=2.0)
