@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -231,6 +232,8 @@ def _cmd_up(name: str, pairs: list[str], domain_id: int | None, logs: Path) -> i
     if name not in graphs:
         raise SystemExit(f"unknown graph '{name}'; graphs: {sorted(graphs)}")
     nodes = resolve(graphs[name], _launch_values(pairs))
+    # Ctrl-C must stop the graph even when a parent shell started us with SIGINT ignored (a background job)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     supervisor = GraphSupervisor(nodes, ros_environment(domain_id), logs)
     supervisor.start()
     print(f"started {supervisor.pids()} (logs in {logs}); skipped {list(supervisor.skipped)}; Ctrl-C stops")

@@ -31,6 +31,17 @@ def start_up(tmp_path: Path) -> tuple[subprocess.Popen, dict[str, int]]:
     return process, pids
 
 
+@pytest.fixture
+def graph_processes():
+    """Whatever a test started is killed afterwards, so a failure cannot leave a graph loading the machine."""
+    started: list[tuple[subprocess.Popen, dict[str, int]]] = []
+    yield started
+    for process, pids in started:
+        for pid in [*pids.values(), process.pid]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -39,8 +50,9 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_ctrl_c_stops_every_node(tmp_path):
+def test_ctrl_c_stops_every_node(tmp_path, graph_processes):
     process, pids = start_up(tmp_path)
+    graph_processes.append((process, pids))
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, out + err
@@ -48,8 +60,9 @@ def test_ctrl_c_stops_every_node(tmp_path):
     assert not any(alive(pid) for pid in pids.values())
 
 
-def test_crashing_node_is_named_and_the_rest_stop(tmp_path):
+def test_crashing_node_is_named_and_the_rest_stop(tmp_path, graph_processes):
     process, pids = start_up(tmp_path)
+    graph_processes.append((process, pids))
     os.kill(pids["safety"], signal.SIGKILL)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 1
