@@ -90,7 +90,7 @@ def train_scorer(chunks: np.ndarray, measured: np.ndarray, config: ScorerConfig,
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return model.eval(), losses
 
 
