@@ -42,8 +42,7 @@ def train_command(options: Any) -> dict[str, Any]:
         def on_step(step: int, loss: float) -> None:
             bar.n = step + 1
             if step % 10 == 0:
-                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            bar.refresh() if step % 10 == 0 else None
+                bar.set_postfix(loss=f"{loss:.4f}")  # refreshes the bar
 
         report = train(options, on_step=on_step)
     output = Path(options.output)

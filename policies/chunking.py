@@ -14,6 +14,22 @@ from __future__ import annotations
 import numpy as np
 
 
+def resample_in_time(times: np.ndarray, source_times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Linear interpolation along the time axis, held beyond the ends.
+
+    Args:
+        times: (T,) wanted instants, s. source_times: (H,) increasing instants of ``values``, s.
+        values: (..., H, J).
+
+    Returns:
+        (..., T, J) float64.
+    """
+    values = np.asarray(values, float)
+    columns = np.moveaxis(values, -2, -1).reshape(-1, values.shape[-2])
+    out = np.stack([np.interp(times, source_times, column) for column in columns])
+    return np.moveaxis(out.reshape(*values.shape[:-2], values.shape[-1], len(times)), -1, -2)
+
+
 def drop_past_points(times: np.ndarray, candidates: np.ndarray, age: float,
                      margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Keeps the points due more than ``margin`` s after now.
@@ -51,7 +67,6 @@ def blend_with_previous(times: np.ndarray, candidates: np.ndarray, stamp: float,
     covered = (absolute >= previous_stamp + previous_times[0]) & (absolute <= previous_stamp + previous_times[-1])
     if not covered.any():
         return out
-    old = np.stack([np.interp(absolute[covered], previous_stamp + previous_times, previous_chunk[:, j])
-                    for j in range(previous_chunk.shape[1])], axis=-1)
+    old = resample_in_time(absolute[covered], previous_stamp + previous_times, previous_chunk)
     out[:, covered] = weight * old[None] + (1.0 - weight) * out[:, covered]
     return out

@@ -17,6 +17,7 @@ import torch
 from transforms3d.euler import euler2quat
 
 from armpilot.policies.base import Observation
+from armpilot.policies.chunking import resample_in_time
 from armpilot.policies.diffusion_checkpoint import CheckpointError, load_policy
 from armpilot.policies.diffusion_config import ACTION, GOAL, OBJECT, SAMPLERS, STATE
 from armpilot.policies.diffusion_sampling import ChunkSampler
@@ -95,12 +96,7 @@ class DiffusionPolicy:
         native = np.clip(native, self.action_low, self.action_high)
         self._previous = (observation.stamp, native[0].copy())
         native_times = self.action_delay + self.config.action_dt * np.arange(self.config.horizon)
-        times = self.chunk_dt * np.arange(1, self.horizon + 1)
-        out = np.empty((num_samples, self.horizon, native.shape[-1]))
-        for n in range(num_samples):
-            for j in range(native.shape[-1]):
-                out[n, :, j] = np.interp(times, native_times, native[n, :, j])
-        return out
+        return resample_in_time(self.chunk_dt * np.arange(1, self.horizon + 1), native_times, native)
 
     def predict_action_chunk(self, observation: Observation) -> np.ndarray:
         """(J,) observation -> (H, J) joint targets."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 STATE, OBJECT, GOAL = "observation.state", "observation.object", "observation.goal"
 TRACKS, TRACKS_MASK = "observation.tracks", "observation.tracks_mask"
@@ -53,7 +53,6 @@ class DiffusionConfig:
     beta_schedule: str = "squaredcos_cap_v2"
     prediction_type: str = "sample"
     normalization: str = "min_max"
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.horizon % (2 ** (len(self.down_dims) - 1)):

@@ -76,8 +76,3 @@ class ChunkSampler:
             model_out = denoiser(x, t.reshape(1))
             x = scheduler.step(model_out, t, x, **kwargs).prev_sample
         return x.clamp(-1.5, 1.5) if self.config.normalization == "min_max" else x
-
-    @property
-    def forward_passes(self) -> int:
-        """Network evaluations per chunk on a cold start."""
-        return self.steps

@@ -9,6 +9,7 @@ split gives a validation loss.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -22,7 +23,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from armpilot.dataset.loader import LeRobotV3Dataset
-from armpilot.policies.diffusion_checkpoint import load_train_state, save_policy, save_train_state
+from armpilot.policies.diffusion_checkpoint import load_policy, load_train_state, save_policy, save_train_state
 from armpilot.policies.diffusion_config import ACTION, GOAL, OBJECT, STATE, DiffusionConfig
 from armpilot.policies.diffusion_model import DiffusionModel
 
@@ -33,8 +34,8 @@ class TrainOptions:
 
     dataset: Path
     output: Path
-    steps: int = 4000
-    batch_size: int = 256
+    steps: int = 3000
+    batch_size: int = 128
     learning_rate: float = 1e-3
     weight_decay: float = 1e-6
     warmup_steps: int = 200
@@ -83,12 +84,12 @@ def split_episodes(episodes: torch.Tensor, fraction: float, seed: int) -> tuple[
     return torch.from_numpy(np.flatnonzero(~is_val)), torch.from_numpy(np.flatnonzero(is_val))
 
 
-def build_config(dataset: LeRobotV3Dataset, overrides: dict[str, Any]) -> DiffusionConfig:
-    """A DiffusionConfig for this dataset's joints, rate and features (``overrides`` win)."""
-    features = dataset.info["features"]
+def build_config(info: dict[str, Any], overrides: dict[str, Any]) -> DiffusionConfig:
+    """A DiffusionConfig for a dataset's joints, rate and features (``info``: meta/info.json; ``overrides`` win)."""
+    features = info["features"]
     keys = tuple(k for k in (STATE, OBJECT, GOAL) if k in features)
     base = DiffusionConfig(joint_names=tuple(features[STATE]["names"]), obs_keys=keys,
-                           action_dt=1.0 / float(dataset.info["fps"]))
+                           action_dt=1.0 / float(info["fps"]))
     return replace(base, **overrides)
 
 
@@ -99,8 +100,7 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
     if options.threads:
         torch.set_num_threads(options.threads)
     generator = seed_everything(options.seed)
-    probe = LeRobotV3Dataset(options.dataset, n_obs_steps=2, horizon=16)
-    config = build_config(probe, options.config)
+    config = build_config(json.loads((Path(options.dataset) / "meta" / "info.json").read_text()), options.config)
     dataset = LeRobotV3Dataset(options.dataset, n_obs_steps=config.n_obs_steps, horizon=config.horizon)
     tensors = stack_dataset(dataset, config.obs_keys)
     train_index, val_index = split_episodes(tensors["episode_index"], options.validation_fraction, options.seed)
@@ -114,8 +114,6 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
     if options.resume:
         info = load_train_state(output, model, optimizer)
         start_step, losses, val_losses = info["step"], info["losses"], info["val_losses"]
-        from armpilot.policies.diffusion_checkpoint import load_policy
-
         ema.module.load_state_dict(load_policy(output)[0].state_dict())
     batch_keys = (*config.obs_keys, ACTION, "action_is_pad")
 

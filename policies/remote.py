@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from armpilot.policies.base import Observation, Policy
+from armpilot.policies.chunking import resample_in_time
 from armpilot.policies.policy_client import PolicyClient, PolicyServerError
 
 
@@ -145,10 +146,8 @@ class RemotePolicy:
             raise PolicyServerError(f"policy server runs joints {metadata['joint_names']}, the node "
                                     f"{list(self.joint_names)}")
         action_dt = float(metadata.get("action_dt", self.chunk_dt))
-        native = action_dt * np.arange(1, actions.shape[1] + 1)
-        times = self.chunk_dt * np.arange(1, self.horizon + 1)
-        out = np.stack([[np.interp(times, native, a[:, j]) for j in range(joints)] for a in actions])
-        out = out.transpose(0, 2, 1)
+        out = resample_in_time(self.chunk_dt * np.arange(1, self.horizon + 1),
+                               action_dt * np.arange(1, actions.shape[1] + 1), actions)
         return np.repeat(out, num_samples, axis=0) if out.shape[0] == 1 and num_samples > 1 else out
 
     def predict_action_chunk(self, observation: Observation) -> np.ndarray:

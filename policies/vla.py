@@ -29,6 +29,7 @@ import torch
 
 from armpilot.policies.action_tokenizers import BinningTokenizer, tokenizer_from_json
 from armpilot.policies.base import Observation
+from armpilot.policies.chunking import resample_in_time
 from armpilot.policies.diffusion_checkpoint import CheckpointError
 
 VLA_META = "armpilot_vla.json"
@@ -127,10 +128,8 @@ class VLAPolicy:
                               image_tensor(observation.image, meta["image_size"])[None].expand(num_samples, -1, -1, -1),
                               meta["action_horizon"] * len(self.joint_names), sample=num_samples > 1)
         chunks = np.stack([self.action_tokenizer.decode(t, meta["action_horizon"]) for t in tokens])
-        native = meta["action_dt"] * np.arange(1, meta["action_horizon"] + 1)
-        times = self.chunk_dt * np.arange(1, self.horizon + 1)
-        return np.stack([np.stack([np.interp(times, native, c[:, j]) for j in range(c.shape[1])], -1)
-                         for c in chunks])
+        return resample_in_time(self.chunk_dt * np.arange(1, self.horizon + 1),
+                                meta["action_dt"] * np.arange(1, meta["action_horizon"] + 1), chunks)
 
     def _decode(self, ids: torch.Tensor, pixels: torch.Tensor, count: int, sample: bool) -> np.ndarray:
         """(N, L) prompts -> (N, count) action-bin indices: KV-cached decoding restricted to the action block."""

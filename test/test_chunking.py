@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from armpilot.policies.chunking import blend_with_previous, drop_past_points
+from armpilot.policies.chunking import blend_with_previous, drop_past_points, resample_in_time
 
 TIMES = 0.1 * np.arange(1, 11)
 
@@ -42,3 +42,13 @@ def test_blend_interpolates_the_previous_plan_in_time():
     previous = (4.95, TIMES, ramp)  # its points at 5.05, 5.15, ...
     out = blend_with_previous(TIMES, np.zeros((1, 10, 7)), 5.0, previous, 1.0)
     assert np.isclose(out[0, 0, 0], 0.5)  # 5.1 s is halfway between its points 0 and 1
+
+
+def test_resample_in_time_keeps_samples_and_holds_the_ends():
+    values = np.random.default_rng(1).normal(size=(3, 5, 7))
+    source = 0.2 * np.arange(1, 6)
+    assert np.allclose(resample_in_time(source, source, values), values)
+    out = resample_in_time(np.array([0.0, 0.3, 2.0]), source, values)
+    assert out.shape == (3, 3, 7)
+    assert np.allclose(out[:, 0], values[:, 0]) and np.allclose(out[:, 2], values[:, -1])
+    assert np.allclose(out[:, 1], (values[:, 0] + values[:, 1]) / 2)
