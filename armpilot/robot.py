@@ -1,17 +1,24 @@
-"""The arm's kinematic model from its URDF (pinocchio): names, limits, FK, IK.
+"""The arm's kinematic model from its robot profile (pinocchio): names, limits, FK, IK.
 
-Joint vectors are ordered like ``ArmModel.joint_names``: the six arm joints then
-``gripper_joint`` (metres per finger, 0 = closed). Positions in rad / m.
+Joint vectors are ordered like ``ArmModel.joint_names`` (the profile's
+controller order). Joints the arm controller does not command (a gripper on
+its own controller, any other movable joint) take their measured value where
+one is given, otherwise a default; mimic joints follow their master; a
+continuous joint's angle is unbounded (pinocchio's cos/sin pair is filled
+from it). Positions in rad / m.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pinocchio as pin
 
+from armpilot.robot_profile import GripperController, RobotProfile, load_profile
+
+# armpilot's own arm (the default profile); only modules specific to that arm use these
 ARM_JOINTS: tuple[str, ...] = (
     "shoulder_pan_joint",
     "shoulder_lift_joint",
@@ -32,13 +39,30 @@ HOME_POSITION = np.array([0.0, -0.3, 1.6, 0.0, 1.2, 0.0, GRIPPER_OPEN])
 
 @dataclass(frozen=True)
 class JointLimits:
-    """Per-joint limits from the URDF, arrays of shape (J,)."""
+    """Per-joint limits from the URDF, arrays of shape (J,); +-inf position for continuous joints."""
 
     names: tuple[str, ...]
     lower: np.ndarray
     upper: np.ndarray
     velocity: np.ndarray
     effort: np.ndarray
+    acceleration: np.ndarray | None = None  # from the profile, rad/s^2 or m/s^2
+    jerk: np.ndarray | None = None  # rad/s^3 or m/s^3
+
+    @property
+    def continuous(self) -> np.ndarray:
+        """(J,) True where the joint has no position limits."""
+        return ~np.isfinite(self.lower) & ~np.isfinite(self.upper)
+
+    def reordered(self, names: tuple[str, ...] | list[str]) -> "JointLimits":
+        """These limits for ``names`` (any order or subset; KeyError naming an unknown joint)."""
+        missing = [n for n in names if n not in self.names]
+        if missing:
+            raise KeyError(f"joints {missing} are not among {list(self.names)}")
+        idx = [self.names.index(n) for n in names]
+        return JointLimits(tuple(names), self.lower[idx], self.upper[idx], self.velocity[idx], self.effort[idx],
+                           None if self.acceleration is None else self.acceleration[idx],
+                           None if self.jerk is None else self.jerk[idx])
 
 
 @dataclass(frozen=True)
@@ -52,50 +76,116 @@ class IkResult:
 
 
 class ArmModel:
-    """Pinocchio model of the arm restricted to the controlled joints."""
+    """Pinocchio model of the profile's arm, addressed by the controlled joints."""
 
-    def __init__(self, urdf: str | Path, tcp_frame: str = TCP_FRAME) -> None:
-        self.urdf = Path(urdf)
-        self.model = pin.buildModelFromUrdf(str(self.urdf))
+    def __init__(self, profile: RobotProfile | None = None) -> None:
+        self.profile = profile if profile is not None else load_profile()
+        self.model = pin.buildModelFromXML(self.profile.urdf_xml)
         self.data = self.model.createData()
-        self.joint_names = CONTROLLED_JOINTS
-        self._tcp_id = self._frame_id(tcp_frame)
-        self._q_index = np.array(
-            [self.model.joints[self.model.getJointId(n)].idx_q for n in self.joint_names]
-        )
-        self._v_index = np.array(
-            [self.model.joints[self.model.getJointId(n)].idx_v for n in self.joint_names]
-        )
-        self._mimic_q = self.model.joints[self.model.getJointId("gripper_right_finger_joint")].idx_q
+        self.joint_names = self.profile.joints
+        self._tcp_id = self._frame_id(self.profile.tcp_frame)
+        urdf = self.profile.urdf_joints
+        #: every movable URDF joint pinocchio knows, in one order: (name, idx_q, nq, idx_v)
+        self._movable = [(n, self.model.joints[self.model.getJointId(n)].idx_q,
+                          self.model.joints[self.model.getJointId(n)].nq,
+                          self.model.joints[self.model.getJointId(n)].idx_v)
+                         for n in urdf if self.model.existJointName(n)]
+        names = [m[0] for m in self._movable]
+        self._slot = {n: k for k, n in enumerate(names)}
+        self._controlled_slots = np.array([self._slot[n] for n in self.joint_names])
+        self._mimic = [(self._slot[n], self._slot[j.mimic], j.multiplier, j.offset)
+                       for n, j in urdf.items() if j.mimic and n in self._slot and j.mimic in self._slot]
+        self._v_index = np.array([self._movable[self._slot[n]][3] for n in self.joint_names])
+        self._one_q = np.array([m[1] for m in self._movable if m[2] == 1], dtype=int)
+        self._one_slot = np.array([k for k, m in enumerate(self._movable) if m[2] == 1], dtype=int)
+        self._two_q = np.array([m[1] for m in self._movable if m[2] == 2], dtype=int)
+        self._two_slot = np.array([k for k, m in enumerate(self._movable) if m[2] == 2], dtype=int)
+        self.passive_defaults = self._passive_defaults()
+        self._slot_cache: dict[tuple[str, ...], np.ndarray] = {}
         self.limits = JointLimits(
             names=self.joint_names,
-            lower=self.model.lowerPositionLimit[self._q_index].copy(),
-            upper=self.model.upperPositionLimit[self._q_index].copy(),
-            velocity=self.model.velocityLimit[self._v_index].copy(),
-            effort=self.model.effortLimit[self._v_index].copy(),
+            lower=np.array([urdf[n].lower for n in self.joint_names]),
+            upper=np.array([urdf[n].upper for n in self.joint_names]),
+            velocity=np.array([urdf[n].velocity for n in self.joint_names]),
+            effort=np.array([urdf[n].effort for n in self.joint_names]),
+            acceleration=self.profile.max_acceleration.copy(),
+            jerk=self.profile.max_jerk.copy(),
         )
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+    @property
+    def passive_joints(self) -> tuple[str, ...]:
+        """Movable, non-mimic joints the arm controller does not command (e.g. a separate gripper)."""
+        return tuple(self.passive_defaults)
+
+    def _passive_defaults(self) -> dict[str, float]:
+        urdf, gripper = self.profile.urdf_joints, self.profile.gripper
+        out = {}
+        for name, _, _, _ in self._movable:
+            joint = urdf[name]
+            if name in self.joint_names or joint.mimic:
+                continue
+            if name == gripper.joint and gripper.controller is GripperController.SEPARATE:
+                out[name] = gripper.open
+            else:
+                out[name] = float(np.clip(0.0, joint.lower, joint.upper))
+        return out
 
     def _frame_id(self, name: str) -> int:
         if not self.model.existFrame(name):
-            raise KeyError(f"frame '{name}' is not in {self.urdf}")
+            raise KeyError(f"frame '{name}' is not in the URDF of robot '{self.profile.name}'")
         return self.model.getFrameId(name)
 
-    def full_configuration(self, q: np.ndarray) -> np.ndarray:
-        """Map controlled positions (J,) to pinocchio's configuration (nq,)."""
+    def slots(self, names: tuple[str, ...]) -> np.ndarray:
+        """Positions of ``names`` in the movable-joint vector (KeyError naming an unknown joint)."""
+        cached = self._slot_cache.get(names)
+        if cached is None:
+            unknown = [n for n in names if n not in self._slot or n not in self.profile.joints + self.passive_joints]
+            if unknown:
+                raise KeyError(f"joints {unknown} are not commandable joints of robot '{self.profile.name}'")
+            cached = self._slot_cache[names] = np.array([self._slot[n] for n in names], dtype=int)
+        return cached
+
+    def full_configuration(self, q: np.ndarray, passive: Mapping[str, float] | None = None,
+                           names: tuple[str, ...] | None = None) -> np.ndarray:
+        """Map joint positions (J,) to pinocchio's configuration (nq,), by joint name.
+
+        Args:
+            q: positions in ``names`` order (default ``joint_names``).
+            passive: measured values of joints not in ``names`` (default: ``passive_defaults``).
+            names: the order of ``q``: any order or subset of the commandable joints.
+        """
+        values = np.zeros(len(self._movable))
+        for name, value in self.passive_defaults.items():
+            values[self._slot[name]] = value if passive is None else passive.get(name, value)
+        if names is None:
+            values[self._controlled_slots] = q
+        else:
+            if len(names) < len(self.joint_names):
+                values[self._controlled_slots] = [self.profile.home[k] if passive is None else
+                                                  passive.get(n, self.profile.home[k])
+                                                  for k, n in enumerate(self.joint_names)]
+            values[self.slots(names)] = q
+        for slot, master, multiplier, offset in self._mimic:
+            values[slot] = multiplier * values[master] + offset
         full = pin.neutral(self.model)
-        full[self._q_index] = q
-        full[self._mimic_q] = q[-1]
+        full[self._one_q] = values[self._one_slot]
+        full[self._two_q] = np.cos(values[self._two_slot])
+        full[self._two_q + 1] = np.sin(values[self._two_slot])
         return full
 
     def frame_pose(self, frame: str, q: np.ndarray | None = None) -> np.ndarray:
-        """4x4 pose of ``frame`` in ``base_link`` at positions ``q`` (default: home)."""
-        q = HOME_POSITION if q is None else q
+        """4x4 pose of ``frame`` in the base frame at positions ``q`` (default: home)."""
+        q = self.profile.home if q is None else q
         full = self.full_configuration(np.asarray(q, dtype=float))
         pin.framesForwardKinematics(self.model, self.data, full)
         return self.data.oMf[self._frame_id(frame)].homogeneous.copy()
 
     def tcp_pose(self, q: np.ndarray) -> np.ndarray:
-        """4x4 pose of the tool centre point in ``base_link``."""
+        """4x4 pose of the tool centre point in the base frame."""
         full = self.full_configuration(np.asarray(q, dtype=float))
         pin.framesForwardKinematics(self.model, self.data, full)
         return self.data.oMf[self._tcp_id].homogeneous.copy()
@@ -110,7 +200,7 @@ class ArmModel:
         tol_rotation: float = 1e-3,
         damping: float = 1e-4,
     ) -> IkResult:
-        """Damped-least-squares IK for the TCP; the gripper joint is kept as given.
+        """Damped-least-squares IK for the TCP over the arm joints; the gripper is kept as given.
 
         Args:
             position: target TCP position (3,), metres, base frame.
@@ -119,7 +209,7 @@ class ArmModel:
         """
         target = pin.SE3(np.asarray(rotation, float), np.asarray(position, float))
         q = np.asarray(q_init, dtype=float).copy()
-        arm = slice(0, len(ARM_JOINTS))
+        arm = np.array([k for k, n in enumerate(self.joint_names) if n != self.profile.gripper.joint])
         err = np.full(6, np.inf)
         for _ in range(max_iters):
             full = self.full_configuration(q)

@@ -36,7 +36,7 @@ def train_scorer_command(task: str, episodes: int, epochs: int, output: Path, se
     from armpilot.policies.scorer import ScorerConfig, as_verifier_scorer, save_scorer, train_scorer
 
     started = time.monotonic()
-    arm = ArmModel(urdf_path())
+    arm = ArmModel()
     world = SimWorld(urdf_path(), get_task(task), render=False)
     expert = ScriptedExpert(arm, get_task(task))
     bar = lambda items: tqdm(items, desc="demonstrations", unit="ep")  # noqa: E731

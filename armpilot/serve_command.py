@@ -12,7 +12,6 @@ import os
 import time
 from typing import Any
 
-from armpilot.paths import urdf_path
 from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.policy_server import PolicyServer, ServerConfig
 from armpilot.policies.registry import API_KEY_ENV, make_policy
@@ -27,7 +26,7 @@ def build_server(backend: str, task: str, checkpoint: str, host: str, port: int,
         raise ValueError("a server cannot host the 'remote' backend (it would call itself)")
     config = PolicyNodeConfig(backend=backend, task=task, checkpoint=checkpoint, sampler=sampler,
                               sampler_steps=steps, inference_threads=threads)
-    policy = make_policy(backend, ArmModel(urdf_path()), task, config.horizon, config.chunk_dt, config)
+    policy = make_policy(backend, ArmModel(), task, config.horizon, config.chunk_dt, config)
     infer, metadata = serve_policy(policy, config.joint_names, backend)
     return PolicyServer(infer, {**metadata, "task": task}, ServerConfig(host, port, api_key))
 

@@ -44,7 +44,7 @@ def sim_frame():
     from armpilot.sim.world import SimWorld
     from armpilot.tasks import get_task
 
-    arm = ArmModel(urdf_path())
+    arm = ArmModel()
     world = SimWorld(urdf_path(), get_task("pick"), CameraConfig(640, 480))
     world.reset(0)
     world.step(HOME_POSITION, 5)

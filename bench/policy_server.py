@@ -29,7 +29,6 @@ import numpy as np
 import torch
 
 from figures import print_figures  # bench/ is on sys.path when run as a script
-from armpilot.paths import urdf_path
 from armpilot.policies.base import Observation
 from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.policy_server import PolicyServer, ServerConfig
@@ -59,7 +58,7 @@ def timed(call, repeats: int) -> np.ndarray:
 def run(backend: str, checkpoint: str, repeats: int, candidates: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     config = PolicyNodeConfig(backend=backend, task="reach", checkpoint=checkpoint, instruction="reach the ball")
-    policy = make_policy(backend, ArmModel(urdf_path()), "reach", config.horizon, config.chunk_dt, config)
+    policy = make_policy(backend, ArmModel(), "reach", config.horizon, config.chunk_dt, config)
     figures: dict[str, Any] = {"backend": backend, "candidates": candidates}
     local = timed(lambda k: policy.sample_candidates(observation(k), candidates), repeats)
     infer, metadata = serve_policy(policy, CONTROLLED_JOINTS, backend)

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from figures import print_figures  # bench/ is on sys.path when run as a script
-from armpilot.paths import urdf_path
 from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION, ArmModel, top_down_rotation
 from armpilot.safety.limits import SafetyConfig, check_chunk
 from armpilot.safety.verifier import VerifierConfig, select
@@ -96,7 +95,7 @@ def bench_select(arm: ArmModel, cfg: SafetyConfig, ws: WorkspaceChecker, runs: i
 
     def run(cands: np.ndarray, config: VerifierConfig, measured: np.ndarray = HOME_POSITION) -> Callable[[], Any]:
         def call():
-            selection = select(config, cfg, arm.limits, CONTROLLED_JOINTS, NOW, times, cands, NOW, measured,
+            selection = select(config, cfg, arm.limits, CONTROLLED_JOINTS, NOW, times, cands, NOW, measured, gripper_joint=GRIPPER_JOINT,
                                executing=cands[0], workspace=ws, rng=rng)
             assert selection.verdict.accepted
             return selection
@@ -123,10 +122,9 @@ def bench_select(arm: ArmModel, cfg: SafetyConfig, ws: WorkspaceChecker, runs: i
 
 def main() -> None:
     args = _parse()
-    arm = ArmModel(urdf_path())
+    arm = ArmModel()
     cfg = SafetyConfig()
-    ws = WorkspaceChecker(arm, np.array(cfg.workspace_min), np.array(cfg.workspace_max), cfg.table_z,
-                          cfg.table_clearance, self_collision=True)
+    ws = WorkspaceChecker(arm, table_clearance=cfg.table_clearance, self_collision=True)
     start = time.perf_counter()
     figures = {**bench_check(arm, cfg, ws, args.runs), **bench_select(arm, cfg, ws, args.select_runs)}
     figures["collision_pairs"] = len(ws.geometry.collisionPairs)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 ConfigT = TypeVar("ConfigT")
 
@@ -43,6 +44,11 @@ def declare_config(node: Node, config_type: type[ConfigT], dynamic: tuple[str, .
             description=field.metadata.get("description", ""),
             read_only=field.name not in dynamic,
         )
+        if as_param == []:  # an empty list has no type for rclpy: declare the type, not the value
+            as_param = Parameter.Type.STRING_ARRAY if field.metadata.get("items", "str") == "str" \
+                else Parameter.Type.DOUBLE_ARRAY
         value = node.declare_parameter(field.name, as_param, descriptor).value
+        if value is None:
+            value = ()
         values[field.name] = tuple(value) if isinstance(default, tuple) else value
     return config_type(**values)

@@ -19,7 +19,6 @@ from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 from transforms3d.euler import euler2quat
 from visualization_msgs.msg import Marker, MarkerArray
 
-from armpilot.paths import urdf_path
 from armpilot.perception.cloud import CloudPipeline, PerceptionResult
 from armpilot.perception.config import PerceptionConfig
 from armpilot.perception.frames import FrameError, check_sizes, depth_to_metres
@@ -33,6 +32,7 @@ from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.camera_inputs import CameraInputs
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
+from armpilot.ros_nodes.robot_loading import load_robot
 
 CLOUD_MSG_DTYPE = np.dtype([("x", np.float32), ("y", np.float32), ("z", np.float32), ("rgb", np.float32)])
 
@@ -57,7 +57,7 @@ class PerceptionNode(CameraInputs, Node):
         super().__init__("perception")
         self.pipeline_config = declare_config(self, PerceptionConfig)
         self.config = declare_config(self, PerceptionNodeConfig)
-        self.arm = ArmModel(urdf_path())
+        self.arm = ArmModel(load_robot(self))
         self.base_T_camera = camera_pose_from_urdf(self.arm, self.config.camera_frame)
         self.pipeline: CloudPipeline | None = None
         self.intrinsics: Intrinsics | None = None

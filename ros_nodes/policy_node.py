@@ -34,7 +34,6 @@ from std_msgs.msg import Header, String
 from transforms3d.euler import quat2euler
 
 from armpilot.dataset.resampler import ClockJumpError, LiveSampler
-from armpilot.paths import urdf_path
 from armpilot.policies.base import Observation
 from armpilot.policies.chunking import blend_with_previous, drop_past_points
 from armpilot.policies.config import PolicyNodeConfig
@@ -46,6 +45,7 @@ from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.candidate_conversions import candidates_to_msg
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
+from armpilot.ros_nodes.robot_loading import load_robot
 
 
 JOINTS, OBJECT = "joints", "object"
@@ -62,7 +62,7 @@ class PolicyNode(Node):
         cfg = self.config
         self.proposer_config = declare_config(self, ProposerConfig)
         try:
-            policy = make_policy(cfg.backend, ArmModel(urdf_path()), cfg.task, cfg.horizon, cfg.chunk_dt, cfg,
+            policy = make_policy(cfg.backend, ArmModel(load_robot(self)), cfg.task, cfg.horizon, cfg.chunk_dt, cfg,
                                  self.proposer_config.seed)
         except ValueError as error:  # CheckpointError included: say what is wrong, then exit non-zero
             self.get_logger().fatal(f"cannot start backend '{cfg.backend}': {error}")

@@ -4,11 +4,15 @@ Inputs: candidate chunks on ``/policy/candidates`` (N x H x J table), a single
 JointTrajectory on ``/teleop/joint_trajectory``, ``/joint_states``. Output: one
 timed JointTrajectory on ``/arm_controller/joint_trajectory``. Picks the best
 safe candidate (``armpilot.safety.verifier``), enforces limits, workspace and
-stamps (``armpilot.safety.limits``), and holds the arm at its measured position
-when the executing chunk goes stale, joint states stop, or the e-stop latches
-(``armpilot.safety.supervisor``). A rejected proposal never moves the arm: the
+stamps (``armpilot.safety.limits``), and holds the arm when the executing
+chunk goes stale, joint states stop, or the e-stop latches
+(``armpilot.safety.supervisor``). A hold is a decelerating stop within the
+profile's acceleration and jerk limits from the state the controller follows
+(``armpilot.safety.stopping``). A rejected proposal never moves the arm: the
 verified chunk already executing continues until ``proposal_timeout``, then
-the arm holds. Services: ``~/estop``, ``~/reset`` (std_srvs/Trigger), ``~/enable``
+the arm holds. The arm is the robot profile's (``robot`` parameter); a
+profile the URDF does not support, or ``/joint_states`` without a profile
+joint, is refused with the joint named. Services: ``~/estop``, ``~/reset`` (std_srvs/Trigger), ``~/enable``
 (std_srvs/SetBool). Diagnostics on ``/diagnostics`` at 1 Hz.
 """
 
@@ -21,29 +25,21 @@ from sensor_msgs.msg import JointState, PointCloud2
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from armpilot.paths import urdf_path
 from armpilot.rejections import RejectionLog
-from armpilot.robot import GRIPPER_JOINT, ArmModel, JointLimits
+from armpilot.robot import ArmModel
+from armpilot.robot_profile import RobotProfile
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.candidate_conversions import candidates_from_msg
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
+from armpilot.ros_nodes.robot_loading import load_robot
 from armpilot.ros_nodes.safety_diagnostics import diagnostics_message
 from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
+from armpilot.safety.state_tracking import ArmState, controller_joints, hold_command
 from armpilot.safety.supervisor import Supervisor
 from armpilot.safety.verifier import VerifierConfig, sample_chunk, select
 from armpilot.safety.workspace import WorkspaceChecker
-
-
-def limits_in_order(arm: ArmModel, names: tuple[str, ...]) -> JointLimits:
-    """The URDF's limits reordered to ``names`` (KeyError naming an unknown joint)."""
-    unknown = [n for n in names if n not in arm.joint_names]
-    if unknown:
-        raise KeyError(f"joint_names {unknown} are not controlled joints of {arm.urdf}")
-    idx = [arm.joint_names.index(n) for n in names]
-    lim = arm.limits
-    return JointLimits(names, lim.lower[idx], lim.upper[idx], lim.velocity[idx], lim.effort[idx])
 
 
 class SafetyNode(Node):
@@ -54,10 +50,15 @@ class SafetyNode(Node):
         self.config = declare_config(self, SafetyConfig)
         self.verifier = declare_config(self, VerifierConfig)
         cfg = self.config
-        arm = ArmModel(urdf_path())
-        self.limits = limits_in_order(arm, cfg.joint_names)
-        self.workspace = WorkspaceChecker(arm, np.array(cfg.workspace_min), np.array(cfg.workspace_max),
-                                          cfg.table_z, cfg.table_clearance, cfg.self_collision)
+        self.profile: RobotProfile = load_robot(self)
+        arm = ArmModel(self.profile)
+        self.joint_names = controller_joints(self.profile, cfg.joint_names)
+        self.limits = arm.limits.reordered(self.joint_names)
+        self.state = ArmState(self.joint_names, tuple(n for n in self.profile.joints if n not in self.joint_names)
+                              + arm.passive_joints)
+        self.workspace = WorkspaceChecker(arm, table_clearance=cfg.table_clearance, self_collision=cfg.self_collision)
+        self.get_logger().info(f"controller joint order {list(self.joint_names)}; /joint_states must carry "
+                               f"{list(self.state.required)}")
         self.supervisor = Supervisor(cfg.proposal_timeout, cfg.joint_state_timeout)
         self.rng = np.random.default_rng(0)
         self.learned = None
@@ -67,7 +68,6 @@ class SafetyNode(Node):
             self.learned = as_verifier_scorer(load_scorer(self.verifier.learned_scorer))
             self.get_logger().info(f"learned scorer from {self.verifier.learned_scorer}, "
                                    f"weight {self.verifier.weight_learned}")
-        self.measured: np.ndarray | None = None
         self.executing: tuple[float, np.ndarray, np.ndarray] | None = None
         self.accepted = 0
         self.candidates_seen = 0
@@ -86,12 +86,15 @@ class SafetyNode(Node):
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    @property
+    def measured(self) -> np.ndarray | None:
+        return self.state.positions
+
     def on_joint_state(self, msg: JointState) -> None:
-        names, positions, _, _ = conv.joint_state_from_msg(msg)
-        try:
-            self.measured = positions[[names.index(n) for n in self.config.joint_names]].copy()
-        except ValueError:
-            self.reject("joint_states", f"/joint_states lacks some of {self.config.joint_names}: {names}")
+        names, positions, velocities, _ = conv.joint_state_from_msg(msg)
+        problem = self.state.update(names, positions, velocities)
+        if problem is not None:
+            self.reject("joint_state_mismatch", problem)
             return
         self.supervisor.joint_state(self.now())
 
@@ -109,7 +112,8 @@ class SafetyNode(Node):
         if self.executing is not None:
             executing = sample_chunk(*self.executing, table.stamp_sec + table.times)
         selection = select(self.verifier, self.config, self.limits, table.joint_names, table.stamp_sec, table.times,
-                           table.positions, now, self.measured, executing, self.workspace, self.rng, self.learned)
+                           table.positions, now, self.measured, executing, self.workspace, self.rng, self.learned,
+                           self.state.passive, self.profile.gripper.joint)
         self.forward(selection.verdict, now)
 
     def on_trajectory(self, msg: JointTrajectory) -> None:
@@ -122,7 +126,8 @@ class SafetyNode(Node):
         if self.refused(now):
             return
         verdict = check_chunk(self.config, self.limits, arrays.joint_names, arrays.stamp_sec, arrays.times,
-                              arrays.positions, now, self.measured, arrays.velocities, self.workspace)
+                              arrays.positions, now, self.measured, arrays.velocities, self.workspace,
+                              self.state.passive)
         self.forward(verdict, now)
 
     def refused(self, now: float) -> bool:
@@ -140,7 +145,7 @@ class SafetyNode(Node):
         self.executing = (verdict.stamp, verdict.times, verdict.positions)
         self.supervisor.accepted(now, verdict.stamp + float(verdict.times[-1]))
         self.pub_command.publish(conv.joint_trajectory_to_msg(
-            self.config.joint_names, verdict.times, verdict.positions, None, conv.sec_to_stamp(verdict.stamp)))
+            self.joint_names, verdict.times, verdict.positions, None, conv.sec_to_stamp(verdict.stamp)))
 
     def reject(self, reason: str, detail: str) -> None:
         if self.rejections.record(reason, detail):
@@ -148,19 +153,15 @@ class SafetyNode(Node):
                                       f"{reason}: {detail}")
 
     def hold(self, reason: str, detail: str) -> None:
-        """Stop at the measured position (one command) and say why."""
+        """Brake to rest within the acceleration and jerk limits (one command) and say why."""
         self.rejections.record(reason, detail)
         self.get_logger().warning(f"holding the arm: {reason}: {detail}")
-        target = None if self.measured is None else self.measured.copy()
-        if target is not None and self.executing is not None and GRIPPER_JOINT in self.config.joint_names:
-            # the arm stops where it is; a gripper keeps its last command (a grasp keeps squeezing)
-            g = self.config.joint_names.index(GRIPPER_JOINT)
-            target[g] = self.executing[2][-1, g]
+        stop = hold_command(self.state, self.limits, self.executing, self.now())
         self.executing = None
         self.supervisor.held()
-        if target is not None:
+        if stop is not None:
             self.pub_command.publish(conv.joint_trajectory_to_msg(
-                self.config.joint_names, np.array([self.config.hold_duration]), target[None, :], None, None))
+                self.joint_names, stop.times, stop.positions, stop.velocities, None))
 
     def on_watchdog(self) -> None:
         reason = self.supervisor.watchdog(self.now())

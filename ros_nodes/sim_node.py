@@ -37,7 +37,9 @@ from armpilot.ros_nodes.params import declare_config  # noqa: E402
 from armpilot.sim.config import SimConfig  # noqa: E402
 from armpilot.sim.runner import SimRunner  # noqa: E402
 from armpilot.sim.scene import CameraConfig  # noqa: E402
-from armpilot.sim.world import SimWorld  # noqa: E402
+from armpilot.robot_profile import RobotDescriptionError  # noqa: E402
+from armpilot.ros_nodes.robot_loading import load_robot  # noqa: E402
+from armpilot.sim.world import SIMULATED_ROBOTS, SimWorld  # noqa: E402
 from armpilot.tasks import get_task  # noqa: E402
 
 #: Wall-clock lag (s) after which the loop stops catching up and re-synchronises.
@@ -53,6 +55,10 @@ class SimNode(Node):
         self.config = declare_config(self, SimConfig, dynamic=("seed",))
         cfg = self.config
         camera = CameraConfig(cfg.width, cfg.height, cfg.fovy_deg)
+        profile = load_robot(self)
+        if profile.name not in SIMULATED_ROBOTS:
+            raise RobotDescriptionError(f"the MuJoCo sim runs robot profiles {list(SIMULATED_ROBOTS)}, not "
+                                        f"'{profile.name}' (vendor arms in the sim are not built yet)")
         world = SimWorld(urdf_path(), get_task(cfg.task), camera, render=cfg.render)
         self.runner = SimRunner(world)
         self.runner.reset(cfg.seed)

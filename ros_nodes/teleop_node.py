@@ -20,13 +20,13 @@ from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
+from armpilot.ros_nodes.robot_loading import load_robot
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, Joy
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from armpilot.paths import urdf_path
 from armpilot.robot import CONTROLLED_JOINTS, ArmModel
 from armpilot.teleop.diff_ik import DiffIk, DiffIkConfig
 from armpilot.teleop.inputs import (
@@ -57,7 +57,7 @@ class TeleopNode(Node):
         self.config = declare_config(self, TeleopConfig)
         ik_config = declare_config(self, DiffIkConfig)
         self.joy_mapping = declare_config(self, JoyMapping)
-        self.streamer = ChunkStreamer(DiffIk(ArmModel(urdf_path()), ik_config), self.config)
+        self.streamer = ChunkStreamer(DiffIk(ArmModel(load_robot(self)), ik_config), self.config)
         self.measured: np.ndarray | None = None
         self.measured_stamp = None
         self.measured_at = 0.0

@@ -23,7 +23,6 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from armpilot.paths import urdf_path
 from armpilot.perception.frames import FrameError, check_sizes, depth_to_metres
 from armpilot.perception.geometry import Intrinsics, camera_pose_from_urdf
 from armpilot.perception.pairing import ApproximateTimePairer, PairResult
@@ -35,6 +34,7 @@ from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.camera_inputs import CameraInputs
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
+from armpilot.ros_nodes.robot_loading import load_robot
 
 _TO_GRAY = {"rgb8": cv2.COLOR_RGB2GRAY, "bgr8": cv2.COLOR_BGR2GRAY}
 
@@ -121,7 +121,7 @@ class TracksNode(CameraInputs, Node):
         super().__init__("tracks")
         self.tracks_config = declare_config(self, TracksConfig)
         self.config = declare_config(self, TracksNodeConfig)
-        self.base_T_camera = camera_pose_from_urdf(ArmModel(urdf_path()), self.config.camera_frame)
+        self.base_T_camera = camera_pose_from_urdf(ArmModel(load_robot(self)), self.config.camera_frame)
         self.tracker = MotionTracker(self.tracks_config)
         self.intrinsics: Intrinsics | None = None
         self.pairer: ApproximateTimePairer[Image, Image] = ApproximateTimePairer(self.config.sync_slop)

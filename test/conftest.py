@@ -15,7 +15,7 @@ from armpilot.robot import ArmModel  # noqa: E402
 @pytest.fixture(scope="session")
 def arm() -> ArmModel:
     """The arm's pinocchio model from the package URDF."""
-    return ArmModel(urdf_path())
+    return ArmModel()
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from armpilot.robot import CONTROLLED_JOINTS, GRIPPER_JOINT, HOME_POSITION, top_down_rotation
+from armpilot.robot_profile import load_profile
 from armpilot.safety.limits import SafetyConfig, check_chunk
 from armpilot.safety.verifier import VerifierConfig, perturb, select
 from armpilot.safety.workspace import WorkspaceChecker
 
 CFG = SafetyConfig()
+PROFILE = load_profile()
 NOW = 100.0
 TOL = 1e-6
 #: Independent statement of the watched points: (pinocchio joint, min height above the table, m).
@@ -32,7 +34,7 @@ FINGERS_ROUND_ARM = np.array([0.0, -1.0, 2.4, 0.0, 1.95, 0.0, 0.04])  # folded: 
 
 @pytest.fixture(scope="module")
 def ws(arm) -> WorkspaceChecker:
-    return WorkspaceChecker(arm, np.array(CFG.workspace_min), np.array(CFG.workspace_max), CFG.table_z,
+    return WorkspaceChecker(arm, np.array(PROFILE.workspace_min), np.array(PROFILE.workspace_max), PROFILE.table_z,
                             CFG.table_clearance, self_collision=True)
 
 
@@ -122,7 +124,7 @@ def test_fingertips_below_table(arm, ws):
 
 def test_tool_outside_box(arm, ws):
     q = ik(arm, *BEHIND, pan=2.6)
-    assert watched_points(arm, q)[0][2, 0] < CFG.workspace_min[0]
+    assert watched_points(arm, q)[0][2, 0] < PROFILE.workspace_min[0]
     assert check(arm, *hold_chunk(q), ws=ws).reason == "workspace"
 
 
@@ -137,12 +139,12 @@ def test_arm_folded_into_itself(arm, ws):
     assert hits
     for q in hits:  # the collision is real: the tool is inside the watched box and above the table
         points, heights = watched_points(arm, q)
-        assert np.all(points[:, 2] > heights) and np.all(points > CFG.workspace_min)
+        assert np.all(points[:, 2] > heights) and np.all(points > PROFILE.workspace_min)
 
 
 def test_self_collision_can_be_switched_off(arm, ws):
     q = np.array([0.0, -1.0, 2.4, 0.508, 2.0, 0.0, 0.04])
-    plain = WorkspaceChecker(arm, np.array(CFG.workspace_min), np.array(CFG.workspace_max), 0.0, 0.003, False)
+    plain = WorkspaceChecker(arm, np.array(PROFILE.workspace_min), np.array(PROFILE.workspace_max), 0.0, 0.003, False)
     assert check(arm, *hold_chunk(q), ws=plain).accepted
     assert check(arm, *hold_chunk(q), ws=ws).reason == "self_collision"
 
@@ -162,12 +164,12 @@ def assert_safe(arm, verdict, measured):
         assert np.all(np.abs(velocity) <= lim.velocity * CFG.velocity_scale + TOL)
         if len(times) > 2:  # central second difference on a non-uniform grid
             accel = 2 * np.diff(velocity, axis=0) / (times[2:] - times[:-2])[:, None]
-            assert np.all(np.abs(accel) <= np.array(CFG.max_acceleration) + TOL)
+            assert np.all(np.abs(accel) <= np.array(PROFILE.max_acceleration) + TOL)
     for q in positions:
         points, heights = watched_points(arm, q)
-        assert np.all(points[:, 2] >= CFG.table_z + CFG.table_clearance + heights - TOL)
-        assert np.all(points >= np.array(CFG.workspace_min) - TOL)
-        assert np.all(points <= np.array(CFG.workspace_max) + TOL)
+        assert np.all(points[:, 2] >= PROFILE.table_z + CFG.table_clearance + heights - TOL)
+        assert np.all(points >= np.array(PROFILE.workspace_min) - TOL)
+        assert np.all(points <= np.array(PROFILE.workspace_max) + TOL)
 
 
 def swinging_chunk(arm, start, seed, v_frac, a_frac, drift, dt, horizon):
@@ -175,7 +177,7 @@ def swinging_chunk(arm, start, seed, v_frac, a_frac, drift, dt, horizon):
     amplitude ``a_frac`` of its limit, random phase) on a random drift (``drift`` of the velocity limits)."""
     rng = np.random.default_rng(seed)
     speed = arm.limits.velocity * v_frac * rng.uniform(0.2, 1.0, 7)
-    omega = a_frac * np.array(CFG.max_acceleration) / speed
+    omega = a_frac * np.array(PROFILE.max_acceleration) / speed
     phase = rng.uniform(0, 2 * np.pi, 7)
     times = dt * np.arange(1, horizon + 1)[:, None]
     swing = speed / omega * (np.cos(phase) - np.cos(omega * times + phase))
@@ -218,7 +220,7 @@ def candidates_around(q, offsets, horizon=8, dt=0.1):
 
 def choose(arm, times, candidates, ws=None, config=None, names=CONTROLLED_JOINTS, measured=HOME_POSITION, **kw):
     return select(config or VerifierConfig(), CFG, arm.limits, names, NOW, times, candidates, NOW, measured,
-                  workspace=ws, rng=np.random.default_rng(0), **kw)
+                  workspace=ws, rng=np.random.default_rng(0), gripper_joint=GRIPPER_JOINT, **kw)
 
 
 def arm_offset(value, joint=1):
@@ -308,7 +310,8 @@ def test_property_select_returns_only_checked_chunks(arm, ws, starts, start, off
     config = VerifierConfig(perturb_samples=samples, perturb_std=0.02)
     measured = starts[start]
     selection = select(config, CFG, arm.limits, names, NOW, times, cands[..., order], NOW, measured,
-                       executing=executing, workspace=ws, rng=np.random.default_rng(0))
+                       executing=executing, workspace=ws, rng=np.random.default_rng(0),
+                       gripper_joint=GRIPPER_JOINT)
     every = perturbed_in_message_order(cands[..., order], names, config)
     passing = [check_chunk(CFG, arm.limits, names, NOW, times, c, NOW, measured, workspace=ws).accepted for c in every]
     assert selection.verdict.accepted == any(passing)

@@ -1,20 +1,28 @@
-"""Safety checks on a proposed joint trajectory chunk (pure; v0 of the safety core).
+"""Safety checks on a proposed joint trajectory chunk (pure).
 
 A chunk is accepted only if every check passes; otherwise it is rejected with
 a stable reason key and a detail naming the joint and point. Nothing is
-clipped: the safety node holds the arm instead.
+clipped: the safety node holds the arm instead. Joints are matched by name;
+the controller's order is ``limits.names``. A continuous joint's chunk is
+shifted by whole turns so that its first point is nearest the measured angle
+(the forwarded chunk carries the shifted values), then checked like any
+other joint without position limits. Every point must leave room to brake
+(within the acceleration and jerk limits, :mod:`armpilot.safety.stopping`)
+inside the position limits, the box and above the table, so a hold from
+anywhere in an accepted chunk stays safe.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from armpilot.fields import describe as _describe
 from armpilot.control.trajectory import TrajectoryError, validate_trajectory
-from armpilot.robot import CONTROLLED_JOINTS, JointLimits
+from armpilot.robot import JointLimits
+from armpilot.safety.stopping import braking_distance
 from armpilot.safety.workspace import WorkspaceChecker
 
 #: Slack for rounding in limit comparisons (rad, m, rad/s).
@@ -28,7 +36,8 @@ class SafetyConfig:
     """Limits the safety node enforces beyond the URDF's."""
 
     joint_names: tuple[str, ...] = field(
-        default=CONTROLLED_JOINTS, metadata=_describe("controller joint order (names must match the URDF)")
+        default=(), metadata=_describe("arm controller joint order; empty = the robot profile's 'joints' "
+                                       "(names must be the profile's joints)")
     )
     velocity_scale: float = field(
         default=1.0, metadata=_describe("fraction of the URDF velocity limits allowed, (0, 1]")
@@ -41,22 +50,8 @@ class SafetyConfig:
     joint_state_timeout: float = field(
         default=0.25, metadata=_describe("hold when /joint_states is older than this, s")
     )
-    hold_duration: float = field(default=0.1, metadata=_describe("time_from_start of the hold command, s"))
-    max_acceleration: tuple[float, ...] = field(
-        default=(20.0, 20.0, 20.0, 30.0, 30.0, 30.0, 2.0),
-        metadata=_describe("per joint, between points, rad/s^2 (gripper m/s^2)"),
-    )
-    max_jerk: tuple[float, ...] = field(
-        default=(400.0, 400.0, 400.0, 600.0, 600.0, 600.0, 40.0),
-        metadata=_describe("per joint, between points, rad/s^3 (gripper m/s^3)"),
-    )
     max_step: float = field(default=0.35, metadata=_describe("largest change of any joint between two points, rad / m"))
-    workspace_min: tuple[float, ...] = field(
-        default=(-0.3, -0.7, -0.05), metadata=_describe("box the elbow, wrist, tool and fingertips stay in [x, y, z], m")
-    )
-    workspace_max: tuple[float, ...] = field(default=(1.0, 0.7, 1.2), metadata=_describe("upper corner of that box, m"))
-    table_z: float = field(default=0.0, metadata=_describe("height of the table top in base_link, m"))
-    table_clearance: float = field(default=0.003, metadata=_describe("fingertips stay this far above the table, m"))
+    table_clearance: float = field(default=0.003, metadata=_describe("watched points stay this far above the table, m"))
     self_collision: bool = field(default=True, metadata=_describe("check self-collision (pinocchio/coal)"))
     proposal_timeout: float = field(
         default=0.3, metadata=_describe("hold when the executing chunk gets no fresh proposal for this long, s")
@@ -65,15 +60,12 @@ class SafetyConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.velocity_scale <= 1.0:
             raise ValueError(f"parameter 'velocity_scale' must be in (0, 1], got {self.velocity_scale}")
-        for name in ("max_chunk_age", "max_future", "tracking_allowance", "joint_state_timeout", "hold_duration",
-                     "max_step", "proposal_timeout"):
+        for name in ("max_chunk_age", "max_future", "tracking_allowance", "joint_state_timeout",
+                     "max_step", "proposal_timeout", "table_clearance"):
             if getattr(self, name) < 0:
                 raise ValueError(f"parameter '{name}' must be >= 0")
-        for name in ("max_acceleration", "max_jerk"):
-            if len(getattr(self, name)) != len(self.joint_names) or min(getattr(self, name)) <= 0:
-                raise ValueError(f"parameter '{name}' needs one positive value per joint in joint_names")
-        if any(lo >= hi for lo, hi in zip(self.workspace_min, self.workspace_max)) or len(self.workspace_min) != 3:
-            raise ValueError("workspace_min must be below workspace_max, three values each")
+        if len(set(self.joint_names)) != len(self.joint_names):
+            raise ValueError(f"parameter 'joint_names' repeats a joint: {list(self.joint_names)}")
 
 
 @dataclass(frozen=True)
@@ -104,11 +96,12 @@ def check_chunk(
     measured: np.ndarray | None,
     velocities: np.ndarray | None = None,
     workspace: WorkspaceChecker | None = None,
+    passive: Mapping[str, float] | None = None,
 ) -> Verdict:
     """Check one chunk against limits, stamps and the measured state.
 
     Args:
-        limits: URDF limits in ``config.joint_names`` order.
+        limits: limits in the controller's order (``limits.names``), with acceleration and jerk.
         stamp: header stamp, s (0 = now).
         times: (P,) time_from_start, s.
         positions: (P, J) in message order.
@@ -116,12 +109,13 @@ def check_chunk(
         measured: (J,) measured positions in controller order, or None if unknown.
         velocities: optional (P, J) in message order.
         workspace: kinematic checks (box, table, self-collision), or None to skip them.
+        passive: measured positions of joints the controller does not command (a separate gripper).
     """
     if measured is None:
         return _reject("no_joint_state", "no fresh /joint_states: cannot check continuity")
     try:
         times, positions, velocities = validate_trajectory(
-            joint_names, config.joint_names, times, positions, velocities
+            joint_names, limits.names, times, positions, velocities
         )
     except TrajectoryError as error:
         return _reject(error.reason, error.detail)
@@ -137,7 +131,8 @@ def check_chunk(
         return _reject("stale", "every point is already in the past")
     times, positions = times[ahead], positions[ahead]
     velocities = None if velocities is None else velocities[ahead]
-    names = config.joint_names
+    names = limits.names
+    positions = unwrap_to(positions, measured, limits.continuous)
     below = positions < limits.lower - EPS
     above = positions > limits.upper + EPS
     if np.any(below | above):
@@ -164,19 +159,49 @@ def check_chunk(
     if velocities is not None and np.any(np.abs(velocities) > vmax + EPS):
         k, j = np.argwhere(np.abs(velocities) > vmax + EPS)[0]
         return _reject("velocity_limit", f"{names[j]} commanded velocity {velocities[k, j]:.3f} (max {vmax[j]:.3f})")
-    verdict = _check_derivatives(config, names, times, positions)
+    verdict = _check_derivatives(config, limits, times, positions)
     if verdict is not None:
         return verdict
+    stops = _braking_ends(limits, times, positions, vmax)
+    outside = (stops < limits.lower - EPS) | (stops > limits.upper + EPS)
+    if np.any(outside):
+        k, j = np.argwhere(outside)[0]
+        return _reject("braking_distance", f"{names[j]} would stop at {stops[k, j]:.4f} from point {k}, outside "
+                                           f"[{limits.lower[j]}, {limits.upper[j]}]")
     if workspace is not None:
-        violation = workspace.check(positions)
+        violation = workspace.check(positions, names, passive)
+        if violation is None:
+            violation = workspace.check(stops, names, passive, self_collision=False, label="braking stop of ")
         if violation is not None:
             return _reject(violation.reason, violation.detail)
     return Verdict(True, stamp=stamp, times=times, positions=positions)
 
 
-def _check_derivatives(config: SafetyConfig, names: Sequence[str], times: np.ndarray,
+def unwrap_to(positions: np.ndarray, measured: np.ndarray, continuous: np.ndarray) -> np.ndarray:
+    """(P, J) with continuous joints shifted by whole turns so the first point is nearest ``measured``."""
+    if not np.any(continuous):
+        return positions
+    turns = np.where(continuous, np.round((measured - positions[0]) / (2 * np.pi)), 0.0)
+    return positions + 2 * np.pi * turns
+
+
+def _braking_ends(limits: JointLimits, times: np.ndarray, positions: np.ndarray, vmax: np.ndarray) -> np.ndarray:
+    """(P, J) where each joint comes to rest if a hold brakes at each point.
+
+    The velocity at a point is that of the segment leaving it (the last point: the segment reaching it),
+    capped at the velocity limit; the approach from the measured state is the continuity check's.
+    """
+    if len(times) < 2:
+        return positions.copy()
+    segment = np.diff(positions, axis=0) / np.diff(times)[:, None]
+    velocity = np.clip(np.vstack([segment, segment[-1:]]), -vmax, vmax)
+    return positions + braking_distance(velocity, limits.acceleration, limits.jerk)
+
+
+def _check_derivatives(config: SafetyConfig, limits: JointLimits, times: np.ndarray,
                        positions: np.ndarray) -> Verdict | None:
     """Step size, acceleration and jerk between consecutive points (finite differences)."""
+    names = limits.names
     steps = np.abs(np.diff(positions, axis=0))
     if steps.size and steps.max() > config.max_step + EPS:
         k, j = np.unravel_index(int(np.argmax(steps)), steps.shape)
@@ -186,14 +211,14 @@ def _check_derivatives(config: SafetyConfig, names: Sequence[str], times: np.nda
     velocity = np.diff(positions, axis=0) / np.diff(times)[:, None]
     mid = (times[1:] + times[:-1]) / 2
     acceleration = np.diff(velocity, axis=0) / np.diff(mid)[:, None]
-    amax = np.asarray(config.max_acceleration)
+    amax = np.asarray(limits.acceleration)
     if np.any(np.abs(acceleration) > amax + EPS):
         k, j = np.argwhere(np.abs(acceleration) > amax + EPS)[0]
         return _reject("acceleration_limit", f"{names[j]} at {acceleration[k, j]:.2f} near point {k + 1} (max {amax[j]})")
     if len(times) < 4:
         return None
     jerk = np.diff(acceleration, axis=0) / np.diff((mid[1:] + mid[:-1]) / 2)[:, None]
-    jmax = np.asarray(config.max_jerk)
+    jmax = np.asarray(limits.jerk)
     if np.any(np.abs(jerk) > jmax + EPS):
         k, j = np.argwhere(np.abs(jerk) > jmax + EPS)[0]
         return _reject("jerk_limit", f"{names[j]} at {jerk[k, j]:.1f} near point {k + 1} (max {jmax[j]})")

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from armpilot.fields import describe as _describe
-from armpilot.robot import GRIPPER_JOINT, JointLimits
+from armpilot.robot import JointLimits
 from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
 from armpilot.safety.workspace import WorkspaceChecker
 
@@ -87,9 +87,13 @@ def jerk_penalty(candidates: np.ndarray, times: np.ndarray, max_jerk: np.ndarray
 
 
 def limit_margin(candidates: np.ndarray, limits: JointLimits) -> np.ndarray:
-    """(N,) smallest distance to a position limit as a fraction of that joint's range."""
-    span = limits.upper - limits.lower
-    margin = np.minimum(candidates - limits.lower, limits.upper - candidates) / span
+    """(N,) smallest distance to a position limit as a fraction of that joint's range (continuous joints: 1)."""
+    bounded = ~limits.continuous
+    if not np.any(bounded):
+        return np.ones(len(candidates))
+    lower, upper = limits.lower[bounded], limits.upper[bounded]
+    chosen = candidates[..., bounded]
+    margin = np.minimum(chosen - lower, upper - chosen) / (upper - lower)
     return margin.min(axis=(1, 2))
 
 
@@ -107,18 +111,22 @@ def select(
     workspace: WorkspaceChecker | None = None,
     rng: np.random.Generator | None = None,
     learned: LearnedScorer | None = None,
+    passive: Mapping[str, float] | None = None,
+    gripper_joint: str = "",
 ) -> Selection:
     """Pick the best safe candidate of (N, H, J) ``candidates`` in message joint order.
 
     Args:
         executing: (H, J) where the chunk executing now will be at ``stamp + times``
             (controller order), or None.
+        passive: measured values of joints the controller does not command.
+        gripper_joint: never perturbed.
     """
     rng = rng or np.random.default_rng()
     candidates = np.asarray(candidates, float)
     if candidates.ndim != 3 or len(candidates) == 0:
         return Selection(Verdict(False, "wrong_length", f"candidates have shape {candidates.shape}"), None, np.zeros(0))
-    gripper = [k for k, name in enumerate(joint_names) if name == GRIPPER_JOINT]  # never perturbed
+    gripper = [k for k, name in enumerate(joint_names) if name == gripper_joint]  # never perturbed
     candidates = perturb(candidates, config.perturb_samples, config.perturb_std, rng, gripper)
     verdicts = [check_chunk(safety, limits, joint_names, stamp, times, c, now, measured) for c in candidates]
     rejected = Counter(v.reason for v in verdicts if not v.accepted)
@@ -132,7 +140,7 @@ def select(
     chunks = np.stack([verdicts[k].positions for k in ok])  # controller order, points still ahead
     ahead = verdicts[ok[0]].times
     score = config.weight_vote * vote(chunks, config.vote_bandwidth)
-    score -= config.weight_smoothness * jerk_penalty(chunks, ahead, np.asarray(safety.max_jerk))
+    score -= config.weight_smoothness * jerk_penalty(chunks, ahead, np.asarray(limits.jerk))
     score += config.weight_margin * np.minimum(limit_margin(chunks, limits), 0.1)
     if executing is not None:
         score -= config.weight_continuity * np.abs(chunks - executing[-len(ahead):][None]).mean(axis=(1, 2))
@@ -141,10 +149,13 @@ def select(
     scores[ok] = score
     for rank in np.argsort(-score):
         index = int(ok[rank])
-        violation = workspace.check(chunks[rank]) if workspace is not None else None
-        if violation is None:
+        if workspace is None:
             return Selection(verdicts[index], index, scores, rejected, len(candidates))
-        rejected[violation.reason] += 1
+        verdict = check_chunk(safety, limits, joint_names, stamp, times, candidates[index], now, measured,
+                              workspace=workspace, passive=passive)
+        if verdict.accepted:
+            return Selection(verdict, index, scores, rejected, len(candidates))
+        rejected[verdict.reason] += 1
         scores[index] = -np.inf
     return Selection(Verdict(False, "workspace", f"no candidate of {len(candidates)} passes the kinematic checks "
                              f"({dict(rejected)})"), None, scores, rejected, len(candidates))

@@ -1,25 +1,21 @@
-"""Kinematic checks of joint positions: tool workspace box, table clearance, self-collision.
+"""Kinematic checks of joint positions: workspace box, table clearance, self-collision.
 
-Forward kinematics and collision checking with pinocchio (coal). Positions are
-(P, J) in the controller's joint order; lengths in metres.
+Forward kinematics and collision checking with pinocchio (coal), on the robot
+profile's URDF. Positions are (P, J) in the order of the ``names`` passed (any
+order or subset of the profile's joints); joints not named take the measured
+``passive`` values. The watched points and their heights above the table come
+from the profile; lengths in metres.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import pinocchio as pin
 
 from armpilot.robot import ArmModel
-
-#: Points watched against the box and the table: (pinocchio joint or frame, offset along its z (m), min height above the table (m)).
-WATCHED_POINTS = (
-    ("elbow_joint", 0.0, 0.05),
-    ("wrist_2_joint", 0.0, 0.04),
-    ("tool_tcp", 0.0, 0.0),
-    ("tool_tcp", 0.015, 0.0),  # fingertips
-)
 
 
 @dataclass(frozen=True)
@@ -34,21 +30,24 @@ class WorkspaceViolation:
 class WorkspaceChecker:
     """Checks many configurations against a box, the table and self-collision."""
 
-    def __init__(self, arm: ArmModel, box_min: np.ndarray, box_max: np.ndarray, table_z: float,
-                 table_clearance: float, self_collision: bool = True) -> None:
+    def __init__(self, arm: ArmModel, box_min: np.ndarray | None = None, box_max: np.ndarray | None = None,
+                 table_z: float | None = None, table_clearance: float = 0.003, self_collision: bool = True) -> None:
+        profile = arm.profile
         self.arm = arm
-        self.box_min = np.asarray(box_min, float)
-        self.box_max = np.asarray(box_max, float)
-        self.table_z = table_z
+        self.box_min = np.asarray(profile.workspace_min if box_min is None else box_min, float)
+        self.box_max = np.asarray(profile.workspace_max if box_max is None else box_max, float)
+        self.table_z = profile.table_z if table_z is None else table_z
         self.table_clearance = table_clearance
         self.model = pin.Model(arm.model)  # a copy: the watched points become frames of its own
-        self._frames = [self._add_watch_frame(k, name, offset) for k, (name, offset, _) in enumerate(WATCHED_POINTS)]
-        self._heights = np.array([height for _, _, height in WATCHED_POINTS])
+        self.watched = profile.watched_frames
+        self._frames = [self._add_watch_frame(k, w.frame, w.offset_z) for k, w in enumerate(self.watched)]
+        self._heights = np.array([w.min_height for w in self.watched])
         self.data = self.model.createData()
         self.geometry = None
         if self_collision:
-            self.geometry = pin.buildGeomFromUrdf(self.model, str(arm.urdf), pin.GeometryType.COLLISION)
+            self.geometry = pin.buildGeomFromUrdfString(self.model, profile.urdf_xml, pin.GeometryType.COLLISION)
             self.geometry.addAllCollisionPairs()
+            self._drop_disabled_pairs()
             self._drop_touching_pairs()
             self.geometry_data = pin.GeometryData(self.geometry)
 
@@ -57,73 +56,103 @@ class WorkspaceChecker:
         along_z = pin.SE3(np.eye(3), np.array([0.0, 0.0, offset]))
         if self.model.existJointName(name):
             joint, parent_frame, placement = self.model.getJointId(name), 0, along_z
-        else:
+        elif self.model.existFrame(name):
             parent = self.model.frames[self.model.getFrameId(name)]
             joint, parent_frame, placement = parent.parentJoint, self.model.getFrameId(name), parent.placement * along_z
+        else:
+            raise KeyError(f"watched frame '{name}' of robot '{self.arm.name}' is neither a joint nor a frame "
+                           f"of its URDF")
         frame = pin.Frame(f"safety_watch_{index}", joint, parent_frame, placement, pin.FrameType.OP_FRAME)
         return self.model.addFrame(frame, False)
+
+    def _drop_disabled_pairs(self) -> None:
+        """Remove the pairs of links the profile's SRDF disables."""
+        disabled = {frozenset(p) for p in self.arm.profile.disabled_collisions}
+        if not disabled:
+            return
+        geometry = self.geometry
+        links = [self.model.frames[g.parentFrame].name for g in geometry.geometryObjects]
+        for pair in list(geometry.collisionPairs):
+            if frozenset((links[pair.first], links[pair.second])) in disabled:
+                geometry.removeCollisionPair(pair)
 
     def _drop_touching_pairs(self) -> None:
         """Remove pairs of geometries that touch by construction (neighbours, fingers on their base)."""
         geometry = self.geometry
         data = pin.GeometryData(geometry)
-        samples = [self.arm.full_configuration(q) for q in _neutral_samples(self.arm)]
         touching = set()
-        for q in samples:
-            pin.computeCollisions(self.model, self.data, geometry, data, q, False)
+        for q in _neutral_samples(self.arm):
+            pin.computeCollisions(self.model, self.data, geometry, data, self.arm.full_configuration(q), False)
             touching |= {k for k, result in enumerate(data.collisionResults) if result.isCollision()}
         for k in sorted(touching, reverse=True):
             geometry.removeCollisionPair(geometry.collisionPairs[k])
 
-    def points(self, positions: np.ndarray) -> np.ndarray:
+    def _full(self, q: np.ndarray, names: tuple[str, ...] | None, passive: Mapping[str, float] | None) -> np.ndarray:
+        return self.arm.full_configuration(q, passive, names)
+
+    def points(self, positions: np.ndarray, names: tuple[str, ...] | None = None,
+               passive: Mapping[str, float] | None = None) -> np.ndarray:
         """(P, K, 3) watched points at each configuration."""
         out = np.empty((len(positions), len(self._frames), 3))
         for p, q in enumerate(positions):
-            pin.forwardKinematics(self.model, self.data, self.arm.full_configuration(q))
+            pin.forwardKinematics(self.model, self.data, self._full(q, names, passive))
             for k, frame in enumerate(self._frames):
                 out[p, k] = pin.updateFramePlacement(self.model, self.data, frame).translation
         return out
 
-    def clearance(self, positions: np.ndarray) -> float:
+    def clearance(self, positions: np.ndarray, names: tuple[str, ...] | None = None,
+                  passive: Mapping[str, float] | None = None) -> float:
         """Smallest margin (m) of any watched point to the box faces or its table height; < 0 = violation."""
-        pts = self.points(positions)
+        pts = self.points(positions, names, passive)
         table = pts[..., 2] - (self.table_z + self.table_clearance + self._heights)
         box = np.minimum(pts - self.box_min, self.box_max - pts).min(axis=-1)
         return float(min(table.min(), box.min()))
 
-    def check(self, positions: np.ndarray) -> WorkspaceViolation | None:
-        """The first violation in (P, J) positions, or None when all are fine."""
-        pts = self.points(positions)
+    def check(self, positions: np.ndarray, names: tuple[str, ...] | None = None,
+              passive: Mapping[str, float] | None = None, self_collision: bool = True,
+              label: str = "") -> WorkspaceViolation | None:
+        """The first violation in (P, J) positions, or None when all are fine.
+
+        Args:
+            positions: (P, J) in ``names`` order (default: the profile's joints).
+            passive: measured values of joints not in ``names``.
+            self_collision: False skips the (slower) collision check.
+            label: prefix of the point description in the detail ("braking stop of ").
+        """
+        pts = self.points(positions, names, passive)
         heights = self._heights
         below = pts[..., 2] < self.table_z + self.table_clearance + heights
         if np.any(below):
             p, k = np.argwhere(below)[0]
-            return WorkspaceViolation("table_clearance", int(p), f"{WATCHED_POINTS[k][0]} at z = {pts[p, k, 2]:.3f} m "
-                                      f"at point {p} (needs >= {self.table_z + self.table_clearance + heights[k]:.3f})")
+            return WorkspaceViolation("table_clearance", int(p), f"{self.watched[k].frame} at z = {pts[p, k, 2]:.3f} m "
+                                      f"at {label}point {p} (needs >= {self.table_z + self.table_clearance + heights[k]:.3f})")
         outside = np.any((pts < self.box_min) | (pts > self.box_max), axis=-1)
         if np.any(outside):
             p, k = np.argwhere(outside)[0]
-            return WorkspaceViolation("workspace", int(p), f"{WATCHED_POINTS[k][0]} at {np.round(pts[p, k], 3).tolist()} "
-                                      f"outside the box at point {p}")
-        if self.geometry is not None:
+            return WorkspaceViolation("workspace", int(p), f"{self.watched[k].frame} at {np.round(pts[p, k], 3).tolist()} "
+                                      f"outside the box at {label}point {p}")
+        if self.geometry is not None and self_collision:
             for p, q in enumerate(positions):
-                full = self.arm.full_configuration(q)
+                full = self._full(q, names, passive)
                 if pin.computeCollisions(self.model, self.data, self.geometry, self.geometry_data, full, True):
                     pair = next(self.geometry.collisionPairs[k] for k, r in enumerate(self.geometry_data.collisionResults)
                                 if r.isCollision())
-                    names = [self.geometry.geometryObjects[i].name for i in (pair.first, pair.second)]
-                    return WorkspaceViolation("self_collision", p, f"{names[0]} hits {names[1]} at point {p}")
+                    hit = [self.geometry.geometryObjects[i].name for i in (pair.first, pair.second)]
+                    return WorkspaceViolation("self_collision", p, f"{hit[0]} hits {hit[1]} at {label}point {p}")
         return None
 
 
 def _neutral_samples(arm: ArmModel) -> list[np.ndarray]:
-    """Configurations where only constructive contacts exist: the gripper open and closed, wrist straight."""
-    from armpilot.robot import HOME_POSITION
-
+    """Configurations where only constructive contacts exist: home and zero, gripper open and closed."""
+    profile = arm.profile
+    bases = [profile.home, np.clip(np.zeros(len(profile.joints)), arm.limits.lower, arm.limits.upper)]
+    if profile.gripper.joint not in profile.joints:
+        return bases
+    g = profile.joints.index(profile.gripper.joint)
     samples = []
-    for gripper in (arm.limits.lower[-1], arm.limits.upper[-1]):
-        for base in (HOME_POSITION, np.zeros(len(HOME_POSITION))):
+    for value in (profile.gripper.open, profile.gripper.closed):
+        for base in bases:
             q = np.array(base, float)
-            q[-1] = gripper
+            q[g] = value
             samples.append(q)
     return samples

@@ -57,7 +57,7 @@ def camera_pose_in_mujoco(arm: ArmModel) -> tuple[np.ndarray, np.ndarray]:
 
 def build_scene(urdf: str | Path, task: Task, camera: CameraConfig) -> mujoco.MjSpec:
     """The full scene spec: arm from ``urdf``, table, ``task``'s object, camera, lights."""
-    arm = ArmModel(urdf)
+    arm = ArmModel()  # armpilot's own profile: the only arm the scene is built for so far
     spec = mujoco.MjSpec.from_file(str(urdf))
     # the URDF's own visuals were dropped at parse time; keep the scene's visual-only markers
     spec.compiler.discardvisual = False

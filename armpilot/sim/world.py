@@ -15,6 +15,8 @@ from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION
 from armpilot.sim.scene import CAMERA_NAME, GOAL_BODY, OBJECT_BODY, TCP_BODY, CameraConfig, build_scene
 from armpilot.tasks import Task, TaskInit, TaskState
 
+#: Robot profiles the sim can build a scene for (vendor arms: not yet).
+SIMULATED_ROBOTS = ("armpilot",)
 #: Depth beyond this (m) is reported as 0 (no return), as a RealSense does.
 MAX_DEPTH = 4.0
 

@@ -1,0 +1,333 @@
+"""The robot profile: the one description of the arm every node reads (pure, no rclpy).
+
+A profile is a YAML file (shipped ones in ``config/robots/NAME.yaml``; a user's
+anywhere) naming the URDF (path, ``package://`` URI or xacro; the launch's
+``robot_description`` text overrides it), the controller's joints in the
+controller's order, the gripper, frames, home pose, workspace, acceleration and
+jerk limits (or a MoveIt/ros2_control ``joint_limits.yaml``) and an SRDF whose
+``disable_collisions`` pairs self-collision checking skips. Every field is
+documented in ``docs/robot-profile.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import yaml
+
+from armpilot.fields import describe
+from armpilot.urdf_source import (
+    RobotDescriptionError,
+    UrdfJoint,
+    description_hash,
+    parse_joints,
+    read_description,
+    resolve_package_uris,
+    resolve_uri,
+)
+
+DEFAULT_ROBOT = "armpilot"
+#: Profile YAML larger than this is refused, bytes.
+MAX_PROFILE_BYTES = 256 * 1024
+PROFILE_KEYS = frozenset({
+    "name", "description", "urdf", "srdf", "joint_limits", "package_paths", "joints", "gripper", "tcp_frame",
+    "base_frame", "camera_frame", "camera_extrinsics", "home", "workspace_min", "workspace_max", "table_z",
+    "max_acceleration", "max_jerk", "watched_frames", "reach",
+})
+
+
+class GripperController(str, Enum):
+    """Where the gripper joint is commanded."""
+
+    NONE = "none"  # no gripper
+    ARM = "arm"  # a joint of the arm's trajectory controller
+    SEPARATE = "separate"  # its own controller: the arm controller never sees it
+
+
+@dataclass(frozen=True)
+class Gripper:
+    """The gripper: its driving joint and the open/closed positions (rad or m)."""
+
+    controller: GripperController = GripperController.NONE
+    joint: str = ""
+    open: float = 0.0
+    closed: float = 0.0
+
+
+@dataclass(frozen=True)
+class WatchedFrame:
+    """A point kept in the workspace box and ``min_height`` m above the table (frame or joint name)."""
+
+    frame: str
+    min_height: float = 0.0
+    offset_z: float = 0.0  # along the frame's z axis, m
+
+
+@dataclass(frozen=True)
+class RobotProfile:
+    """Everything armpilot needs to know about an arm. Joint vectors follow ``joints``."""
+
+    name: str
+    urdf_xml: str  # package:// already resolved to absolute paths
+    joints: tuple[str, ...]  # the arm controller's joints, in its order
+    gripper: Gripper
+    tcp_frame: str
+    base_frame: str
+    home: np.ndarray  # (J,) in ``joints`` order
+    max_acceleration: np.ndarray  # (J,) rad/s^2 or m/s^2
+    max_jerk: np.ndarray  # (J,) rad/s^3 or m/s^3
+    workspace_min: np.ndarray  # (3,) m in base_frame
+    workspace_max: np.ndarray
+    table_z: float
+    reach: float  # m, comfortable TCP distance from the base (sizes the sim's scene)
+    watched_frames: tuple[WatchedFrame, ...]
+    urdf_joints: Mapping[str, UrdfJoint] = field(repr=False)
+    disabled_collisions: tuple[tuple[str, str], ...] = ()
+    camera_frame: str = ""
+    camera_extrinsics: np.ndarray | None = None  # 4x4 base_T_camera_optical when not in the URDF
+    description: str = ""
+    source: str = ""  # where the profile came from
+
+    @property
+    def urdf_hash(self) -> str:
+        return description_hash(self.urdf_xml)
+
+    @property
+    def arm_joints(self) -> tuple[str, ...]:
+        """``joints`` without the gripper."""
+        return tuple(n for n in self.joints if n != self.gripper.joint)
+
+    @property
+    def has_gripper(self) -> bool:
+        return self.gripper.controller is not GripperController.NONE
+
+    def index(self, names: tuple[str, ...] | list[str]) -> np.ndarray:
+        """Indices of ``names`` in ``joints`` (KeyError naming the unknown one)."""
+        missing = [n for n in names if n not in self.joints]
+        if missing:
+            raise KeyError(f"joints {missing} are not controlled joints of robot '{self.name}' {list(self.joints)}")
+        return np.array([self.joints.index(n) for n in names], dtype=int)
+
+    def summary(self) -> str:
+        """One log line: name, URDF hash, joints and gripper."""
+        gripper = "no gripper" if not self.has_gripper else f"gripper {self.gripper.joint} ({self.gripper.controller.value})"
+        return f"robot '{self.name}' (URDF sha256 {self.urdf_hash}), joints {list(self.joints)}, {gripper}"
+
+
+def shipped_profiles() -> dict[str, Path]:
+    """Profiles shipped in ``config/robots`` by name (the ``--robot`` choices)."""
+    from armpilot.paths import share_dir
+
+    folder = share_dir() / "config" / "robots"
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def profile_path(robot: str) -> Path:
+    """File of a shipped profile name, or ``robot`` itself when it is a path."""
+    shipped = shipped_profiles()
+    if robot in shipped:
+        return shipped[robot]
+    path = Path(robot).expanduser()
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    raise RobotDescriptionError(f"robot '{robot}' is neither a shipped profile {sorted(shipped)} "
+                                f"nor a profile YAML file")
+
+
+def load_profile(robot: str = DEFAULT_ROBOT, robot_description: str = "") -> RobotProfile:
+    """Load a profile by shipped name or YAML path.
+
+    Args:
+        robot: shipped profile name (``armpilot``, ``panda``, ...) or a path to a profile YAML.
+        robot_description: URDF text (the launch's ``robot_description``); replaces the profile's URDF.
+
+    Raises:
+        RobotDescriptionError: for anything that does not fit, naming the key or joint.
+    """
+    path = profile_path(robot)
+    if path.stat().st_size > MAX_PROFILE_BYTES:
+        raise RobotDescriptionError(f"robot profile {path} is larger than {MAX_PROFILE_BYTES} bytes")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise RobotDescriptionError(f"robot profile {path} must be a mapping")
+    return profile_from_dict(raw, path.parent, robot_description, source=str(path))
+
+
+def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: str = "",
+                      source: str = "") -> RobotProfile:
+    """Build and validate a profile from its YAML mapping (relative paths from ``folder``)."""
+    unknown = sorted(set(raw) - PROFILE_KEYS)
+    if unknown:
+        raise RobotDescriptionError(f"robot profile {source}: unknown keys {unknown}; known: {sorted(PROFILE_KEYS)}")
+    search = [resolve_uri(str(p), relative_to=folder) for p in raw.get("package_paths", [])]
+    name = str(raw.get("name") or Path(source).stem)
+    if robot_description:
+        xml = robot_description
+    else:
+        if "urdf" not in raw:
+            raise RobotDescriptionError(f"robot profile {source} names no 'urdf' and no robot_description was given")
+        xml = read_description(resolve_uri(str(raw["urdf"]), search, folder))
+    xml = resolve_package_uris(xml, search)
+    urdf_joints = parse_joints(xml)
+    joints = tuple(str(j) for j in raw.get("joints", []))
+    gripper = _gripper(raw.get("gripper"), joints, source)
+    _check_joints(joints, gripper, urdf_joints, name)
+    accel = _per_joint(raw.get("max_acceleration"), joints, "max_acceleration", source)
+    jerk = _per_joint(raw.get("max_jerk"), joints, "max_jerk", source)
+    if raw.get("joint_limits"):
+        accel, jerk = _apply_joint_limits_yaml(resolve_uri(str(raw["joint_limits"]), search, folder), joints, accel, jerk)
+    for label, values in (("max_acceleration", accel), ("max_jerk", jerk)):
+        bad = [joints[k] for k, v in enumerate(values) if not (math.isfinite(v) and v > 0)]
+        if bad:
+            raise RobotDescriptionError(f"robot '{name}': {label} is missing or not positive for joints {bad}")
+    disabled: list[tuple[str, str]] = []
+    if raw.get("srdf"):
+        from armpilot.urdf_source import srdf_disabled_pairs
+
+        disabled = srdf_disabled_pairs(read_description(resolve_uri(str(raw["srdf"]), search, folder)))
+    home = _home(raw.get("home"), joints, urdf_joints, gripper, name)
+    ws_min = np.asarray(raw.get("workspace_min", [-1.0, -1.0, -0.05]), float)
+    ws_max = np.asarray(raw.get("workspace_max", [1.0, 1.0, 1.5]), float)
+    if ws_min.shape != (3,) or ws_max.shape != (3,) or np.any(ws_min >= ws_max):
+        raise RobotDescriptionError(f"robot '{name}': workspace_min must be below workspace_max, three values each")
+    tcp = str(raw.get("tcp_frame", ""))
+    watched = tuple(WatchedFrame(str(w["frame"]), float(w.get("min_height", 0.0)), float(w.get("offset_z", 0.0)))
+                    for w in raw.get("watched_frames", [{"frame": tcp}]))
+    return RobotProfile(
+        name=name, urdf_xml=xml, joints=joints, gripper=gripper, tcp_frame=tcp,
+        base_frame=str(raw.get("base_frame", "base_link")), home=home, max_acceleration=accel, max_jerk=jerk,
+        workspace_min=ws_min, workspace_max=ws_max, table_z=float(raw.get("table_z", 0.0)),
+        reach=float(raw.get("reach", 0.6)), watched_frames=watched, urdf_joints=urdf_joints,
+        disabled_collisions=tuple(disabled), camera_frame=str(raw.get("camera_frame", "")),
+        camera_extrinsics=_extrinsics(raw.get("camera_extrinsics")), description=str(raw.get("description", "")),
+        source=source,
+    )
+
+
+def _gripper(raw: Mapping[str, Any] | None, joints: tuple[str, ...], source: str) -> Gripper:
+    if not raw:
+        return Gripper()
+    controller = GripperController(raw.get("controller", "arm"))
+    gripper = Gripper(controller, str(raw.get("joint", "")), float(raw.get("open", 0.0)), float(raw.get("closed", 0.0)))
+    if controller is GripperController.ARM and gripper.joint not in joints:
+        raise RobotDescriptionError(f"robot profile {source}: gripper joint '{gripper.joint}' is on the arm "
+                                    f"controller but not in joints {list(joints)}")
+    if controller is GripperController.SEPARATE and gripper.joint in joints:
+        raise RobotDescriptionError(f"robot profile {source}: gripper joint '{gripper.joint}' has its own "
+                                    f"controller but is listed in the arm's joints")
+    return gripper
+
+
+def _check_joints(joints: tuple[str, ...], gripper: Gripper, urdf: Mapping[str, UrdfJoint], name: str) -> None:
+    """Fail closed: every commanded joint is a movable, velocity-limited, non-mimic URDF joint."""
+    if not joints:
+        raise RobotDescriptionError(f"robot '{name}': the profile lists no joints")
+    if len(set(joints)) != len(joints):
+        raise RobotDescriptionError(f"robot '{name}': joints repeat in {list(joints)}")
+    wanted = list(joints) + ([gripper.joint] if gripper.controller is GripperController.SEPARATE else [])
+    for joint in wanted:
+        if joint not in urdf:
+            raise RobotDescriptionError(f"robot '{name}': joint '{joint}' is not a movable joint of the URDF "
+                                        f"(movable joints: {sorted(urdf)})")
+        if urdf[joint].mimic:
+            raise RobotDescriptionError(f"robot '{name}': joint '{joint}' mimics '{urdf[joint].mimic}' and "
+                                        f"cannot be commanded")
+        if not urdf[joint].velocity > 0:
+            raise RobotDescriptionError(f"robot '{name}': joint '{joint}' has no velocity limit in the URDF; "
+                                        f"add <limit velocity=...> (the safety node refuses unlimited joints)")
+
+
+def _per_joint(value: Any, joints: tuple[str, ...], label: str, source: str) -> np.ndarray:
+    """A scalar, a list in ``joints`` order, or ``{default: x, joint: y}``; NaN where unset."""
+    if value is None:
+        return np.full(len(joints), np.nan)
+    if isinstance(value, (int, float)):
+        return np.full(len(joints), float(value))
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(joints) - {"default"})
+        if unknown:
+            raise RobotDescriptionError(f"robot profile {source}: {label} names unknown joints {unknown}")
+        return np.array([float(value.get(j, value.get("default", np.nan))) for j in joints])
+    values = np.asarray(value, float)
+    if values.shape != (len(joints),):
+        raise RobotDescriptionError(f"robot profile {source}: {label} needs {len(joints)} values, got {len(values)}")
+    return values
+
+
+def _find_joint_limits(tree: Any) -> Mapping[str, Any] | None:
+    if isinstance(tree, Mapping):
+        if isinstance(tree.get("joint_limits"), Mapping):
+            return tree["joint_limits"]
+        for child in tree.values():
+            found = _find_joint_limits(child)
+            if found is not None:
+                return found
+    return None
+
+
+def _apply_joint_limits_yaml(path: Path, joints: tuple[str, ...], accel: np.ndarray,
+                             jerk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Acceleration and jerk limits from a MoveIt / ros2_control ``joint_limits.yaml`` (they win)."""
+    if not path.is_file():
+        raise RobotDescriptionError(f"joint_limits file {path} does not exist")
+    limits = _find_joint_limits(yaml.safe_load(path.read_text())) or {}
+    accel, jerk = accel.copy(), jerk.copy()
+    for k, joint in enumerate(joints):
+        entry = limits.get(joint) or {}
+        if entry.get("has_acceleration_limits") and entry.get("max_acceleration"):
+            accel[k] = float(entry["max_acceleration"])
+        if entry.get("has_jerk_limits") and entry.get("max_jerk"):
+            jerk[k] = float(entry["max_jerk"])
+    return accel, jerk
+
+
+def _home(raw: Any, joints: tuple[str, ...], urdf: Mapping[str, UrdfJoint], gripper: Gripper,
+          name: str) -> np.ndarray:
+    """Home pose in ``joints`` order: a list or a name -> value mapping; inside the URDF limits."""
+    if isinstance(raw, Mapping):
+        missing = [j for j in joints if j not in raw and j != gripper.joint]
+        if missing:
+            raise RobotDescriptionError(f"robot '{name}': home gives no value for {missing}")
+        home = np.array([float(raw.get(j, gripper.open)) for j in joints])
+    elif raw is None:
+        home = np.array([gripper.open if j == gripper.joint else
+                         float(np.clip(0.0, urdf[j].lower, urdf[j].upper)) for j in joints])
+    else:
+        home = np.asarray(raw, float)
+        if home.shape != (len(joints),):
+            raise RobotDescriptionError(f"robot '{name}': home needs {len(joints)} values in joints order")
+    for k, joint in enumerate(joints):
+        if not urdf[joint].lower <= home[k] <= urdf[joint].upper:
+            raise RobotDescriptionError(f"robot '{name}': home {joint} = {home[k]} is outside "
+                                        f"[{urdf[joint].lower}, {urdf[joint].upper}]")
+    return home
+
+
+def _extrinsics(raw: Mapping[str, Any] | None) -> np.ndarray | None:
+    """4x4 base_T_camera_optical from ``{xyz: [..], rpy: [..]}`` (m, rad, fixed-axis roll-pitch-yaw)."""
+    if not raw:
+        return None
+    from transforms3d.euler import euler2mat
+
+    pose = np.eye(4)
+    pose[:3, :3] = euler2mat(*[float(a) for a in raw.get("rpy", (0, 0, 0))], axes="sxyz")
+    pose[:3, 3] = np.asarray(raw.get("xyz", (0, 0, 0)), float)
+    return pose
+
+
+@dataclass(frozen=True)
+class RobotSelection:
+    """The robot parameters every node declares (``robot``, ``robot_description``)."""
+
+    robot: str = field(default=DEFAULT_ROBOT, metadata=describe(
+        "robot profile: a shipped name (armpilot, panda, ur5, so101) or a profile YAML path"))
+    robot_description: str = field(default="", metadata=describe(
+        "URDF text (as robot_state_publisher gets it); replaces the profile's URDF when set"))
+
+    def load(self) -> RobotProfile:
+        return load_profile(self.robot, self.robot_description)

@@ -1,0 +1,105 @@
+"""What the safety node knows of the arm: measured joints by name, and the hold it sends (pure).
+
+``/joint_states`` is matched to the robot profile by name: every joint the
+controller commands and every joint it does not (a separate gripper, joints
+left out of ``joint_names``) must be there with a finite position, or the
+message is refused with the joints named and nothing moves.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from armpilot.robot import JointLimits
+from armpilot.robot_profile import RobotDescriptionError, RobotProfile
+from armpilot.safety.stopping import StopTrajectory, stop_trajectory
+
+#: Largest /joint_states accepted (joints); real arms have tens.
+MAX_JOINT_STATE_NAMES = 1024
+
+
+def controller_joints(profile: RobotProfile, override: Sequence[str] = ()) -> tuple[str, ...]:
+    """The arm controller's joint order: ``override`` when given (any order or subset of the profile's joints).
+
+    Raises:
+        RobotDescriptionError: naming joints the profile does not command.
+    """
+    if not override:
+        return profile.joints
+    unknown = [n for n in override if n not in profile.joints]
+    if unknown:
+        raise RobotDescriptionError(f"joint_names {unknown} are not joints of robot '{profile.name}' "
+                                    f"{list(profile.joints)} (set 'robot' to your arm's profile)")
+    return tuple(override)
+
+
+class ArmState:
+    """Latest measured positions (and velocities) in controller order, plus uncommanded joints by name."""
+
+    def __init__(self, joints: tuple[str, ...], passive_joints: Sequence[str] = ()) -> None:
+        self.joints = joints
+        self.passive_joints = tuple(dict.fromkeys(n for n in passive_joints if n not in joints))
+        self.required = joints + self.passive_joints
+        self.positions: np.ndarray | None = None
+        self.velocities: np.ndarray | None = None
+        self.passive: dict[str, float] = {}
+
+    def update(self, names: Sequence[str], positions: np.ndarray, velocities: np.ndarray | None) -> str | None:
+        """Take one /joint_states; returns why it was refused (state unchanged) or None."""
+        if len(names) > MAX_JOINT_STATE_NAMES:
+            return f"/joint_states has {len(names)} joints (max {MAX_JOINT_STATE_NAMES})"
+        index = {n: k for k, n in enumerate(names)}
+        missing = [n for n in self.required if n not in index]
+        if missing:
+            return (f"/joint_states lacks joints {missing} of the robot profile (it has {list(names)[:20]}); "
+                    f"is 'robot' set to this arm?")
+        rows = np.array([index[n] for n in self.required])
+        values = np.asarray(positions, float)[rows]
+        if not np.all(np.isfinite(values)):
+            bad = [n for n, v in zip(self.required, values) if not np.isfinite(v)]
+            return f"/joint_states position of {bad} is not finite"
+        count = len(self.joints)
+        self.positions = values[:count].copy()
+        self.passive = dict(zip(self.passive_joints, values[count:].tolist()))
+        speeds = None
+        if velocities is not None and len(velocities) == len(names):
+            speeds = np.asarray(velocities, float)[rows[:count]]
+        self.velocities = speeds if speeds is not None and np.all(np.isfinite(speeds)) else None
+        return None
+
+
+def hold_command(state: ArmState, limits: JointLimits, executing: tuple[float, np.ndarray, np.ndarray] | None,
+                 now: float) -> StopTrajectory | None:
+    """A decelerating stop from the state the controller follows now, or None without any state.
+
+    Args:
+        executing: (stamp, times (P,), positions (P, J)) of the chunk sent last, or None.
+        now: the node's clock, s.
+
+    Within the executing chunk the controller's desired state is the chunk's
+    (linear between points); after its end the arm rests at its last point;
+    with no chunk it is the measured state.
+    """
+    vmax = limits.velocity
+    if executing is not None:
+        stamp, times, positions = executing
+        absolute = stamp + np.asarray(times)
+        if now >= absolute[-1]:
+            position, velocity = positions[-1].copy(), np.zeros(len(vmax))
+        elif now >= absolute[0] and len(absolute) > 1:
+            k = int(np.searchsorted(absolute, now, side="right")) - 1
+            s = (now - absolute[k]) / (absolute[k + 1] - absolute[k])
+            position = positions[k] + s * (positions[k + 1] - positions[k])
+            velocity = (positions[k + 1] - positions[k]) / (absolute[k + 1] - absolute[k])
+        else:
+            position = positions[0].copy() if state.positions is None else state.positions.copy()
+            velocity = (positions[0] - position) / max(absolute[0] - now, 1e-3)
+    elif state.positions is not None:
+        position = state.positions.copy()
+        velocity = np.zeros(len(vmax)) if state.velocities is None else state.velocities.copy()
+    else:
+        return None
+    velocity = np.clip(velocity, -vmax, vmax)
+    return stop_trajectory(position, velocity, limits.acceleration, limits.jerk, limits.lower, limits.upper)

@@ -1,0 +1,82 @@
+"""Decelerating stops within acceleration and jerk limits (pure).
+
+Each joint brakes on its own with a raised-cosine velocity profile
+``v(t) = v0 (1 + cos(pi t / T)) / 2`` for ``0 <= t <= T``: the acceleration
+starts and ends at zero (no step at the start, as joint_trajectory_controller's
+decelerate-on-cancel avoids), peaks at ``pi |v0| / (2 T)`` and the jerk at
+``pi^2 |v0| / (2 T^2)``. ``T`` is the shortest time that keeps both within
+the joint's limits; the joint travels ``v0 T / 2`` while braking. Times in s,
+positions in rad or m.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Spacing of the stop trajectory's points, s.
+STOP_POINT_SPACING = 0.02
+#: Shortest stop command, s (a joint at rest still gets a point this far ahead).
+MIN_STOP_TIME = 0.05
+
+
+@dataclass(frozen=True)
+class StopTrajectory:
+    """A stop command: times (P,) from now, positions and velocities (P, J)."""
+
+    times: np.ndarray
+    positions: np.ndarray
+    velocities: np.ndarray
+
+
+def braking_time(velocity: np.ndarray, max_acceleration: np.ndarray, max_jerk: np.ndarray) -> np.ndarray:
+    """(…, J) shortest raised-cosine braking time per joint, s."""
+    speed = np.abs(velocity)
+    by_accel = np.pi * speed / (2.0 * max_acceleration)
+    by_jerk = np.sqrt(np.pi**2 * speed / (2.0 * max_jerk))
+    return np.maximum(by_accel, by_jerk)
+
+
+def braking_distance(velocity: np.ndarray, max_acceleration: np.ndarray, max_jerk: np.ndarray) -> np.ndarray:
+    """(…, J) signed distance travelled while braking from ``velocity``."""
+    return velocity * braking_time(velocity, max_acceleration, max_jerk) / 2.0
+
+
+def stop_trajectory(
+    position: np.ndarray,
+    velocity: np.ndarray,
+    max_acceleration: np.ndarray,
+    max_jerk: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+) -> StopTrajectory:
+    """Bring every joint from (position, velocity) to rest within its limits.
+
+    Args:
+        position, velocity: (J,) the state the controller is following now.
+        max_acceleration, max_jerk: (J,) positive limits.
+        lower, upper: (J,) position limits (+-inf for continuous joints).
+
+    A joint already past a position limit, or whose stop would cross one,
+    still brakes within its acceleration and jerk limits; the caller reports
+    it (:func:`crosses_limit`). Nothing here ever steps a position.
+    """
+    position = np.asarray(position, float)
+    velocity = np.asarray(velocity, float)
+    duration = braking_time(velocity, max_acceleration, max_jerk)
+    horizon = max(float(duration.max(initial=0.0)), MIN_STOP_TIME)
+    count = max(int(np.ceil(horizon / STOP_POINT_SPACING)), 1)
+    times = np.linspace(horizon / count, horizon, count)
+    t = times[:, None]
+    span = np.where(duration > 0, duration, 1.0)[None, :]
+    phase = np.clip(t / span, 0.0, 1.0)
+    travelled = velocity * span * (phase + np.sin(np.pi * phase) / np.pi) / 2.0
+    positions = position + np.where(duration[None, :] > 0, travelled, 0.0)
+    velocities = np.where(phase < 1.0, velocity * (1.0 + np.cos(np.pi * phase)) / 2.0, 0.0)
+    return StopTrajectory(times, positions, velocities)
+
+
+def crosses_limit(stop: StopTrajectory, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """(J,) True where the stop leaves the position limits."""
+    return np.any((stop.positions < lower - 1e-9) | (stop.positions > upper + 1e-9), axis=0)
