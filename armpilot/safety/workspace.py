@@ -46,6 +46,7 @@ class WorkspaceChecker:
         self.geometry = None
         if self_collision:
             self.geometry = pin.buildGeomFromUrdfString(self.model, profile.urdf_xml, pin.GeometryType.COLLISION)
+            _use_convex_hulls(self.geometry)
             self.geometry.addAllCollisionPairs()
             self._drop_disabled_pairs()
             self._drop_touching_pairs()
@@ -140,6 +141,15 @@ class WorkspaceChecker:
                     hit = [self.geometry.geometryObjects[i].name for i in (pair.first, pair.second)]
                     return WorkspaceViolation("self_collision", p, f"{hit[0]} hits {hit[1]} at {label}point {p}")
         return None
+
+
+def _use_convex_hulls(geometry: pin.GeometryModel) -> None:
+    """Replace meshes by their convex hulls: conservative (a hull contains its mesh) and far faster."""
+    for obj in geometry.geometryObjects:
+        mesh = obj.geometry
+        if hasattr(mesh, "buildConvexRepresentation"):
+            mesh.buildConvexRepresentation(False)
+            obj.geometry = mesh.convex
 
 
 def _neutral_samples(arm: ArmModel) -> list[np.ndarray]:

@@ -1,0 +1,58 @@
+"""Robot profiles for the safety property tests: every shipped one plus the hard configurations.
+
+- ``armpilot_shuffled``: the controller's joint order shuffled (gripper first);
+- ``armpilot_six``: six arm joints, the gripper on its own controller;
+- ``ur5_continuous``: the UR5 with continuous wrist joints (unbounded, velocity-limited).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from armpilot.robot_profile import RobotProfile, load_profile, profile_from_dict, shipped_profiles
+
+VARIANTS = ("armpilot_shuffled", "armpilot_six", "ur5_continuous")
+ALL_PROFILES = tuple(shipped_profiles()) + VARIANTS
+
+
+def _raw(name: str) -> tuple[dict, Path]:
+    path = shipped_profiles()[name]
+    return yaml.safe_load(path.read_text()), path.parent
+
+
+@lru_cache(maxsize=None)
+def profile(name: str) -> RobotProfile:
+    """A shipped profile or one of the variants above."""
+    if name in shipped_profiles():
+        return load_profile(name)
+    if name == "armpilot_shuffled":
+        raw, folder = _raw("armpilot")
+        order = [6, 2, 0, 5, 1, 4, 3]
+        for key in ("joints", "home", "max_acceleration", "max_jerk"):
+            raw[key] = [raw[key][k] for k in order]
+        return profile_from_dict(raw, folder, source="armpilot_shuffled")
+    if name == "armpilot_six":
+        raw, folder = _raw("armpilot")
+        for key in ("joints", "home", "max_acceleration", "max_jerk"):
+            raw[key] = raw[key][:6]
+        raw["gripper"]["controller"] = "separate"
+        return profile_from_dict(raw, folder, source="armpilot_six")
+    if name == "ur5_continuous":
+        raw, folder = _raw("ur5")
+        xml = load_profile("ur5").urdf_xml
+        root = ET.fromstring(xml)
+        for joint in root.findall("joint"):
+            if joint.get("name") in ("wrist_1_joint", "wrist_3_joint"):
+                joint.set("type", "continuous")
+        return profile_from_dict(raw, folder, ET.tostring(root, encoding="unicode"), source="ur5_continuous")
+    raise KeyError(name)
+
+
+def safe_velocity(p: RobotProfile) -> np.ndarray:
+    """(J,) URDF velocity limits, capped at 3 rad/s so chunks stay in a few-point neighbourhood."""
+    return np.minimum([p.urdf_joints[n].velocity for n in p.joints], 3.0)

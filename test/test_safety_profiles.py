@@ -1,0 +1,175 @@
+"""Safety invariants over every robot profile, checked with an independent FK oracle.
+
+Profiles: every shipped one, a shuffled controller order, six joints with a
+separate gripper, continuous wrist joints (``robot_variants``). For each,
+generated chunks (random walks from poses near home, some with defects) go
+through ``check_chunk`` with the workspace checker; whatever is accepted is
+re-checked here against the URDF's position, velocity, acceleration and jerk
+limits, the braking distance, and, through ``fk_oracle`` (plain numpy on the
+URDF, no pinocchio), the workspace box and the table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from armpilot.robot import ArmModel
+from armpilot.safety.limits import SafetyConfig, check_chunk
+from armpilot.safety.state_tracking import ArmState, hold_command
+from armpilot.safety.stopping import braking_distance
+from armpilot.safety.workspace import WorkspaceChecker
+
+from fk_oracle import UrdfChain
+from robot_variants import ALL_PROFILES, profile, safe_velocity
+
+CFG = SafetyConfig()
+NOW = 50.0
+TOL = 1e-6
+DT = 0.1
+
+
+@pytest.fixture(scope="module")
+def kit():
+    """Per profile: (profile, ArmModel, WorkspaceChecker, oracle), built once."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            p = profile(name)
+            arm = ArmModel(p)
+            cache[name] = (p, arm, WorkspaceChecker(arm, table_clearance=CFG.table_clearance), UrdfChain(p.urdf_xml))
+        return cache[name]
+
+    return get
+
+
+def make_chunk(p, rng: np.random.Generator, start: np.ndarray, horizon: int, speed: float, defect: str):
+    """(times (H,), positions (H, J)) a smooth random motion from ``start`` plus an optional defect."""
+    vmax = safe_velocity(p)
+    direction = rng.uniform(-1, 1, len(start))
+    bend = rng.uniform(-1, 1, len(start))
+    t = DT * np.arange(1, horizon + 1)
+    positions = start + vmax * speed * (np.outer(t, direction) + 0.5 * np.outer(t**2, bend))
+    joint = int(rng.integers(len(start)))
+    if defect == "jump":
+        positions[horizon // 2:, joint] += 0.4
+    elif defect == "limit":
+        positions[:, joint] += 3.5
+    elif defect == "nan":
+        positions[-1, joint] = np.nan
+    elif defect == "dive":  # push the wrist down towards the table
+        positions[:, 1 % len(start)] += np.linspace(0, 1.2, horizon)
+    return t, positions
+
+
+def assert_safe(p, arm, oracle, verdict, measured, passive):
+    """Everything the safety node promises about an accepted chunk, re-derived independently."""
+    names = p.joints
+    lower = np.array([p.urdf_joints[n].lower for n in names])
+    upper = np.array([p.urdf_joints[n].upper for n in names])
+    vmax = np.array([p.urdf_joints[n].velocity for n in names])
+    q, t = verdict.positions, verdict.times
+    assert np.all(q >= lower - TOL) and np.all(q <= upper + TOL)
+    continuous = ~np.isfinite(lower)
+    wrapped = (q[0] - measured + np.pi) % (2 * np.pi) - np.pi
+    assert np.allclose(np.where(continuous, q[0] - measured, wrapped), wrapped, atol=1e-9), \
+        "a continuous joint was not shifted to the measured turn"
+    if len(t) > 1:
+        v = np.diff(q, axis=0) / np.diff(t)[:, None]
+        assert np.all(np.abs(v) <= vmax + TOL)
+        ends = q + braking_distance(np.vstack([v, v[-1:]]), p.max_acceleration, p.max_jerk)
+        assert np.all(ends >= lower - TOL) and np.all(ends <= upper + TOL)
+    if len(t) > 2:
+        mid = (t[1:] + t[:-1]) / 2
+        a = np.diff(np.diff(q, axis=0) / np.diff(t)[:, None], axis=0) / np.diff(mid)[:, None]
+        assert np.all(np.abs(a) <= p.max_acceleration + TOL)
+    for row in q:
+        values = dict(zip(names, row))
+        values.update(passive)
+        for watched in p.watched_frames:
+            point = oracle.point(watched.frame, values, watched.offset_z)
+            assert point[2] >= p.table_z + CFG.table_clearance + watched.min_height - TOL, watched.frame
+            assert np.all(point >= p.workspace_min - TOL) and np.all(point <= p.workspace_max + TOL), watched.frame
+
+
+@pytest.mark.parametrize("name", ALL_PROFILES)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**31), speed=st.floats(0.0, 1.5), horizon=st.integers(2, 12),
+       defect=st.sampled_from(["none", "none", "jump", "limit", "nan", "dive"]), shuffle=st.booleans(),
+       turns=st.integers(-1, 1))
+def test_accepted_chunks_obey_every_limit(kit, name, seed, speed, horizon, defect, shuffle, turns):
+    p, arm, ws, oracle = kit(name)
+    rng = np.random.default_rng(seed)
+    lower, upper = arm.limits.lower, arm.limits.upper
+    spread = np.where(np.isfinite(upper - lower), 0.15 * np.minimum(upper - lower, 2.0), 0.3)
+    measured = np.clip(p.home + rng.uniform(-1, 1, len(p.home)) * spread, lower, upper)
+    passive = dict(arm.passive_defaults)
+    times, positions = make_chunk(p, rng, measured, horizon, speed, defect)
+    # a continuous joint may be proposed a whole turn away: it is the same angle
+    positions = positions + 2 * np.pi * turns * arm.limits.continuous
+    order = rng.permutation(len(p.joints)) if shuffle else np.arange(len(p.joints))
+    names = [p.joints[k] for k in order]
+    verdict = check_chunk(CFG, arm.limits, names, NOW, times, positions[:, order], NOW, measured,
+                          workspace=ws, passive=passive)
+    event(f"{name}: {verdict.reason}")
+    if verdict.accepted:
+        assert_safe(p, arm, oracle, verdict, measured, passive)
+    if defect in ("limit", "nan") and not arm.limits.continuous.any():
+        assert not verdict.accepted
+
+
+@pytest.mark.parametrize("name", ALL_PROFILES)
+def test_hold_from_full_speed_stays_within_acceleration_and_jerk(kit, name):
+    """Every joint at its velocity limit mid-chunk: the hold brakes within the profile's limits."""
+    p, arm, _, _ = kit(name)
+    lim = arm.limits
+    velocity = lim.velocity * np.where(np.arange(len(p.joints)) % 2, 1.0, -1.0)
+    times = np.array([0.0, 1.0])
+    positions = np.vstack([p.home, p.home + velocity])
+    state = ArmState(p.joints)
+    stop = hold_command(state, lim, (NOW - 0.5, times, positions), NOW)
+    start = p.home + 0.5 * velocity
+    t = np.concatenate([[0.0], stop.times])
+    q = np.vstack([start, stop.positions])
+    v = np.vstack([velocity, stop.velocities])
+    assert np.allclose(v[-1], 0.0) and np.allclose(q[1] - start, velocity * t[1], rtol=0.05, atol=1e-3)
+    accel = np.diff(v, axis=0) / np.diff(t)[:, None]
+    assert np.all(np.abs(accel) <= p.max_acceleration * 1.001)
+    fd_velocity = np.diff(q, axis=0) / np.diff(t)[:, None]
+    assert np.all(np.abs(fd_velocity) <= lim.velocity + TOL)
+
+
+@pytest.mark.parametrize("name", ALL_PROFILES)
+def test_hold_at_rest_does_not_move(kit, name):
+    p, arm, _, _ = kit(name)
+    state = ArmState(p.joints)
+    assert state.update(list(p.joints), p.home, np.zeros(len(p.joints))) is None
+    stop = hold_command(state, arm.limits, None, NOW)
+    assert np.allclose(stop.positions, p.home) and np.allclose(stop.velocities, 0.0)
+
+
+def test_joint_states_missing_a_profile_joint_is_refused_with_the_joint_named():
+    p = profile("armpilot_six")
+    state = ArmState(p.joints, ArmModel(p).passive_joints)
+    problem = state.update(list(p.joints), p.home, None)  # no gripper_joint: the separate gripper is required
+    assert problem is not None and "gripper_joint" in problem and state.positions is None
+    names = list(p.joints) + ["gripper_joint"]
+    assert state.update(names, np.append(p.home, 0.02), None) is None
+    assert state.passive == {"gripper_joint": 0.02}
+    ur = profile("ur5")
+    other = ArmState(ur.joints)
+    problem = other.update(["panda_joint1", "panda_joint2"], np.zeros(2), None)
+    assert "shoulder_pan_joint" in problem
+
+
+def test_shuffled_order_checks_kinematics_by_name(kit):
+    """The same motion in the shuffled profile and the plain one gets the same verdict and FK."""
+    plain, arm_plain, ws_plain, _ = kit("armpilot")
+    shuffled, arm_shuffled, ws_shuffled, _ = kit("armpilot_shuffled")
+    dive = np.array([[0.0, 1.3, 1.0, 0.0, 0.3, 0.0, 0.04]])  # tool 4.5 cm below the table
+    order = [plain.joints.index(n) for n in shuffled.joints]
+    assert ws_plain.check(dive).reason == ws_shuffled.check(dive[:, order]).reason == "table_clearance"
+    assert np.allclose(arm_plain.tcp_pose(dive[0]), arm_shuffled.tcp_pose(dive[0, order]))
