@@ -8,7 +8,18 @@ import sys
 from pathlib import Path
 
 from armpilot.graph import load_graphs, resolve
+from armpilot.policies.diffusion_config import SAMPLERS
+from armpilot.policies.registry import BACKENDS
+from armpilot.robot_profile import DEFAULT_ROBOT, shipped_profiles
 from armpilot.tasks import TASKS
+
+
+def _robot_choice(text: str) -> str:
+    """``--robot``: a shipped profile name or an existing profile YAML."""
+    if text in shipped_profiles() or (text.endswith((".yaml", ".yml")) and Path(text).expanduser().is_file()):
+        return text
+    raise argparse.ArgumentTypeError(f"'{text}' is neither a shipped robot {sorted(shipped_profiles())} "
+                                     f"nor a profile YAML file")
 
 EXAMPLES = """examples:
   armpilot demo --task reach --policy scripted --episodes 20 --report out/report.json
@@ -136,10 +147,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_closed_loop_arguments(demo: argparse.ArgumentParser, policy: str, episodes: int) -> None:
+    demo.add_argument("--robot", type=_robot_choice, default=DEFAULT_ROBOT,
+                      help=f"robot profile: {' | '.join(sorted(shipped_profiles()))} or a profile YAML "
+                           f"(default: {DEFAULT_ROBOT})")
     demo.add_argument("--task", choices=sorted(TASKS), default="reach", help="task to solve (default: reach)")
-    demo.add_argument("--policy", default=policy, help=f"policy backend: scripted | diffusion (default: {policy})")
+    demo.add_argument("--policy", choices=BACKENDS, default=policy, help=f"policy backend (default: {policy})")
     demo.add_argument("--checkpoint", default="", help="diffusion checkpoint folder (default: the shipped one)")
-    demo.add_argument("--sampler", default="dpm", help="diffusion sampler: dpm | ddim | ddpm | streaming")
+    demo.add_argument("--sampler", choices=SAMPLERS, default="dpm", help="diffusion sampler (default: dpm)")
     demo.add_argument("--steps", type=int, default=3, help="diffusion denoising steps per chunk (default: 3)")
     demo.add_argument("--server-uri", default="ws://127.0.0.1:8000", help="policy server for --policy remote")
     demo.add_argument("--episodes", type=int, default=episodes, help=f"number of seeded episodes (default: {episodes})")
@@ -285,7 +299,8 @@ def _demo_options(args: argparse.Namespace):
         domain_id=args.domain_id, video=not args.no_video, min_success=getattr(args, "min_success", 0.0),
         extra_arguments={"object_source": args.object_source, "candidates": str(args.candidates) if isinstance(args.candidates, int) else "1",
                          "checkpoint": str(Path(args.checkpoint).resolve()) if args.checkpoint else '""',
-                         "sampler_steps": str(args.steps), "server_uri": args.server_uri,
+                         "sampler_steps": str(args.steps), "sampler": args.sampler, "server_uri": args.server_uri,
+                         "robot": args.robot,
                          "noise_std": str(args.noise_std), "bad_probability": str(args.bad_probability),
                          "bad_offset": str(args.bad_offset)},
     )

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from armpilot.graph import GraphSpec, NodeSpec, load_graphs, resolve
-from armpilot.paths import share_dir, urdf_path
+from armpilot.graph import GraphSpec, NodeSpec, load_graphs, parse_value, resolve
+from armpilot.paths import share_dir
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,8 @@ REALSENSE_ARGUMENTS = {"camera_namespace": "camera", "camera_name": "camera", "a
 
 
 def real_arguments() -> tuple[ExtraArgument, ...]:
-    """The real graph's launch-only arguments: ``urdf`` and ``camera``."""
+    """The real graph's launch-only argument ``camera`` (``robot`` and ``urdf`` are graph arguments)."""
     return (
-        ExtraArgument("urdf", str(urdf_path()),
-                      "path of the arm's URDF for robot_state_publisher (default: armpilot's own arm)"),
         ExtraArgument("camera", "none", "camera driver to start: realsense2_camera (its rs_launch.py, depth "
                       "aligned to colour) | none (run your camera driver yourself)"),
     )
@@ -92,16 +90,20 @@ def with_robot_description(kwargs: dict[str, Any], urdf_text: str) -> dict[str, 
     return {**kwargs, "parameters": parameters}
 
 
-def urdf_from_argument(configurations: Mapping[str, str]) -> str:
-    """The text of the URDF named by the ``urdf`` argument (default: armpilot's own).
+def robot_description_text(configurations: Mapping[str, str]) -> str:
+    """The URDF text of the ``robot`` profile (or the ``urdf`` file replacing its URDF), checked.
+
+    The profile is loaded and validated here, so a launch with a URDF that does
+    not fit its profile fails before any node starts.
 
     Raises:
-        FileNotFoundError: when the file does not exist.
+        RobotDescriptionError: naming the file, profile key or joint that does not fit.
     """
-    path = Path(configurations.get("urdf") or urdf_path()).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"urdf:={path}: no such file (give the path of a URDF; run xacro first)")
-    return path.read_text()
+    from armpilot.robot_profile import DEFAULT_ROBOT, load_profile
+
+    robot = str(parse_value(configurations.get("robot", DEFAULT_ROBOT), DEFAULT_ROBOT))
+    urdf = str(parse_value(configurations.get("urdf", '""'), '""'))
+    return load_profile(robot, urdf=urdf).urdf_xml
 
 
 def camera_choice(configurations: Mapping[str, str]) -> str:
@@ -181,7 +183,7 @@ def graph_launch_description(graph_name: str, extra_arguments: Sequence[ExtraArg
         graph_name: the graph (sim, real, gazebo).
         extra_arguments: launch-only arguments besides the graph's and ``rviz``.
         extras: more actions, built at launch time from the configurations and nodes.
-        urdf: the robot_description text from the configurations (default: the arm's URDF).
+        urdf: the robot_description text from the configurations (default: the robot profile's URDF).
         graph_file: another graph.yaml (tests).
     """
     from launch import LaunchDescription
@@ -192,7 +194,7 @@ def graph_launch_description(graph_name: str, extra_arguments: Sequence[ExtraArg
     def build(context: Any, *args: Any, **kwargs: Any) -> list:
         configurations = dict(context.launch_configurations)
         nodes = resolve(graph, graph_values(graph, configurations))
-        urdf_text = urdf(configurations) if urdf else urdf_path().read_text()
+        urdf_text = (urdf or robot_description_text)(configurations)
         actions = graph_nodes(nodes, urdf_text)
         if is_true(configurations.get(RVIZ_ARGUMENT.name, RVIZ_ARGUMENT.default)):
             actions.append(rviz_node(uses_sim_time(nodes)))

@@ -199,6 +199,7 @@ class ArmModel:
         tol_position: float = 1e-4,
         tol_rotation: float = 1e-3,
         damping: float = 1e-4,
+        rotation_weight: float = 1.0,
     ) -> IkResult:
         """Damped-least-squares IK for the TCP over the arm joints; the gripper is kept as given.
 
@@ -206,6 +207,7 @@ class ArmModel:
             position: target TCP position (3,), metres, base frame.
             rotation: target TCP rotation matrix (3, 3).
             q_init: warm start (J,); its gripper value is kept.
+            rotation_weight: < 1 trades orientation for position (arms with fewer than six joints).
         """
         target = pin.SE3(np.asarray(rotation, float), np.asarray(position, float))
         q = np.asarray(q_init, dtype=float).copy()
@@ -219,8 +221,10 @@ class ArmModel:
             if np.linalg.norm(err[:3]) < tol_position and np.linalg.norm(err[3:]) < tol_rotation:
                 break
             jac = pin.computeFrameJacobian(self.model, self.data, full, self._tcp_id, pin.LOCAL)
-            jac_arm = jac[:, self._v_index[arm]]
-            step = jac_arm.T @ np.linalg.solve(jac_arm @ jac_arm.T + damping * np.eye(6), err)
+            weights = np.array([1.0, 1.0, 1.0, rotation_weight, rotation_weight, rotation_weight])
+            jac_arm = weights[:, None] * jac[:, self._v_index[arm]]
+            weighted = weights * err
+            step = jac_arm.T @ np.linalg.solve(jac_arm @ jac_arm.T + damping * np.eye(6), weighted)
             q[arm] = np.clip(q[arm] + step, self.limits.lower[arm], self.limits.upper[arm])
         pos_err = float(np.linalg.norm(err[:3]))
         rot_err = float(np.linalg.norm(err[3:]))

@@ -139,12 +139,13 @@ def profile_path(robot: str) -> Path:
                                 f"nor a profile YAML file")
 
 
-def load_profile(robot: str = DEFAULT_ROBOT, robot_description: str = "") -> RobotProfile:
+def load_profile(robot: str = DEFAULT_ROBOT, robot_description: str = "", urdf: str = "") -> RobotProfile:
     """Load a profile by shipped name or YAML path.
 
     Args:
         robot: shipped profile name (``armpilot``, ``panda``, ...) or a path to a profile YAML.
         robot_description: URDF text (the launch's ``robot_description``); replaces the profile's URDF.
+        urdf: a URDF or xacro file (path or ``package://`` URI) that replaces the profile's.
 
     Raises:
         RobotDescriptionError: for anything that does not fit, naming the key or joint.
@@ -155,6 +156,8 @@ def load_profile(robot: str = DEFAULT_ROBOT, robot_description: str = "") -> Rob
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
         raise RobotDescriptionError(f"robot profile {path} must be a mapping")
+    if urdf and not robot_description:  # a relative path counts from the working directory
+        raw = {**raw, "urdf": urdf if urdf.startswith("package://") else str(resolve_uri(urdf, relative_to=Path.cwd()))}
     return profile_from_dict(raw, path.parent, robot_description, source=str(path))
 
 
@@ -326,8 +329,10 @@ class RobotSelection:
 
     robot: str = field(default=DEFAULT_ROBOT, metadata=describe(
         "robot profile: a shipped name (armpilot, panda, ur5, so101) or a profile YAML path"))
+    urdf: str = field(default="", metadata=describe(
+        "URDF or xacro file (path or package:// URI) replacing the profile's; empty = the profile's"))
     robot_description: str = field(default="", metadata=describe(
         "URDF text (as robot_state_publisher gets it); replaces the profile's URDF when set"))
 
     def load(self) -> RobotProfile:
-        return load_profile(self.robot, self.robot_description)
+        return load_profile(self.robot, self.robot_description, self.urdf)

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from armpilot.paths import urdf_path
 from armpilot.robot import ArmModel
 from armpilot.sim.world import SimWorld
 from armpilot.tasks import get_task
@@ -37,7 +36,7 @@ def train_scorer_command(task: str, episodes: int, epochs: int, output: Path, se
 
     started = time.monotonic()
     arm = ArmModel()
-    world = SimWorld(urdf_path(), get_task(task), render=False)
+    world = SimWorld(None, get_task(task), render=False)
     expert = ScriptedExpert(arm, get_task(task))
     bar = lambda items: tqdm(items, desc="demonstrations", unit="ep")  # noqa: E731
     train_seeds = range(seed, seed + episodes)

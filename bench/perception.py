@@ -37,7 +37,6 @@ def frames_per_second(step, seconds: float) -> float:
 
 def sim_frame():
     """A 640x480 colour + depth frame of the pick scene, its intrinsics and camera pose."""
-    from armpilot.paths import urdf_path
     from armpilot.perception.geometry import Intrinsics, camera_pose_from_urdf
     from armpilot.robot import ArmModel, HOME_POSITION
     from armpilot.sim.scene import CameraConfig
@@ -45,7 +44,7 @@ def sim_frame():
     from armpilot.tasks import get_task
 
     arm = ArmModel()
-    world = SimWorld(urdf_path(), get_task("pick"), CameraConfig(640, 480))
+    world = SimWorld(None, get_task("pick"), CameraConfig(640, 480))
     world.reset(0)
     world.step(HOME_POSITION, 5)
     color, depth = world.render()

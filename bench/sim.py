@@ -53,14 +53,14 @@ def run(seconds: float) -> dict[str, float]:
     bare = mujoco.MjSpec.from_file(str(urdf_path())).compile()
     bare_data = mujoco.MjData(bare)
     figures["bare_arm_steps_per_s"] = steps_per_second(bare, bare_data, seconds)
-    world = SimWorld(urdf_path(), get_task("pick"), CameraConfig(640, 480), render=True)
+    world = SimWorld(None, get_task("pick"), CameraConfig(640, 480), render=True)
     world.reset(0)
     world.data.ctrl[:] = HOME_POSITION
     figures["scene_steps_per_s"] = steps_per_second(world.model, world.data, seconds)
     figures["scene_vs_bare_ratio"] = figures["scene_steps_per_s"] / figures["bare_arm_steps_per_s"]
     figures["physics_real_time_factor"] = figures["scene_steps_per_s"] * world.timestep
     for width, height in ((640, 480), (320, 240)):
-        sized = SimWorld(urdf_path(), get_task("pick"), CameraConfig(width, height), render=True)
+        sized = SimWorld(None, get_task("pick"), CameraConfig(width, height), render=True)
         sized.reset(0)
         key = f"{width}x{height}"
         figures[f"render_fps_{key}"] = renders_per_second(sized, seconds, shadows=False)

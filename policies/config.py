@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from armpilot.fields import describe as _describe
-from armpilot.robot import CONTROLLED_JOINTS
 
 
 OBJECT_SOURCES = ("perception", "privileged")
@@ -21,7 +20,8 @@ class PolicyNodeConfig:
     rate_hz: float = field(default=5.0, metadata=_describe("chunks proposed per second (ROS time), Hz"))
     horizon: int = field(default=10, metadata=_describe("points per chunk, H"))
     chunk_dt: float = field(default=0.1, metadata=_describe("time between chunk points, s"))
-    joint_names: tuple[str, ...] = field(default=CONTROLLED_JOINTS, metadata=_describe("joint order of chunks"))
+    joint_names: tuple[str, ...] = field(default=(), metadata=_describe(
+        "joint order of chunks; empty = the robot profile's 'joints'"))
     object_source: str = field(
         default="perception",
         metadata=_describe("where the task object comes from: perception (/perception/objects, largest first) "

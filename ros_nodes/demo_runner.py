@@ -17,6 +17,7 @@ from tqdm import tqdm
 from armpilot.bringup import GraphSupervisor, ros_environment
 from armpilot.evaluation import EpisodeResult, contact_sheet, episode_summary, format_summary
 from armpilot.graph import load_graphs, resolve
+from armpilot.robot_profile import DEFAULT_ROBOT, load_profile
 from armpilot.tasks import get_task
 
 #: Episodes whose first and last frames go into the contact sheet.
@@ -91,7 +92,8 @@ def run_demo(options: DemoOptions) -> dict:
     Raises:
         armpilot.bringup.NodeFailed: a node of the graph died (named, with its last log lines).
     """
-    task = get_task(options.task)
+    robot = options.extra_arguments.get("robot", DEFAULT_ROBOT)
+    task = get_task(options.task, load_profile(robot).reach)
     media = options.media or options.report.parent / f"{options.report.stem}_media"
     media.mkdir(parents=True, exist_ok=True)
     options.report.parent.mkdir(parents=True, exist_ok=True)

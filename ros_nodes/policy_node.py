@@ -24,6 +24,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -46,6 +47,7 @@ from armpilot.ros_nodes.candidate_conversions import candidates_to_msg
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
 from armpilot.ros_nodes.robot_loading import load_robot
+from armpilot.safety.state_tracking import controller_joints
 
 
 JOINTS, OBJECT = "joints", "object"
@@ -59,10 +61,11 @@ class PolicyNode(Node):
     def __init__(self) -> None:
         super().__init__("policy")
         self.config = declare_config(self, PolicyNodeConfig)
-        cfg = self.config
+        profile = load_robot(self)
+        self.config = cfg = replace(self.config, joint_names=controller_joints(profile, self.config.joint_names))
         self.proposer_config = declare_config(self, ProposerConfig)
         try:
-            policy = make_policy(cfg.backend, ArmModel(load_robot(self)), cfg.task, cfg.horizon, cfg.chunk_dt, cfg,
+            policy = make_policy(cfg.backend, ArmModel(profile), cfg.task, cfg.horizon, cfg.chunk_dt, cfg,
                                  self.proposer_config.seed)
         except ValueError as error:  # CheckpointError included: say what is wrong, then exit non-zero
             self.get_logger().fatal(f"cannot start backend '{cfg.backend}': {error}")

@@ -28,7 +28,6 @@ from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from armpilot.control.trajectory import TrajectoryError  # noqa: E402
-from armpilot.paths import urdf_path  # noqa: E402
 from armpilot.rejections import RejectionLog  # noqa: E402
 from armpilot.ros_nodes import conversions as conv  # noqa: E402
 from armpilot.ros_nodes import qos, topics  # noqa: E402
@@ -37,9 +36,8 @@ from armpilot.ros_nodes.params import declare_config  # noqa: E402
 from armpilot.sim.config import SimConfig  # noqa: E402
 from armpilot.sim.runner import SimRunner  # noqa: E402
 from armpilot.sim.scene import CameraConfig  # noqa: E402
-from armpilot.robot_profile import RobotDescriptionError  # noqa: E402
 from armpilot.ros_nodes.robot_loading import load_robot  # noqa: E402
-from armpilot.sim.world import SIMULATED_ROBOTS, SimWorld  # noqa: E402
+from armpilot.sim.world import SimWorld  # noqa: E402
 from armpilot.tasks import get_task  # noqa: E402
 
 #: Wall-clock lag (s) after which the loop stops catching up and re-synchronises.
@@ -56,10 +54,7 @@ class SimNode(Node):
         cfg = self.config
         camera = CameraConfig(cfg.width, cfg.height, cfg.fovy_deg)
         profile = load_robot(self)
-        if profile.name not in SIMULATED_ROBOTS:
-            raise RobotDescriptionError(f"the MuJoCo sim runs robot profiles {list(SIMULATED_ROBOTS)}, not "
-                                        f"'{profile.name}' (vendor arms in the sim are not built yet)")
-        world = SimWorld(urdf_path(), get_task(cfg.task), camera, render=cfg.render)
+        world = SimWorld(profile, get_task(cfg.task, profile.reach), camera, render=cfg.render)
         self.runner = SimRunner(world)
         self.runner.reset(cfg.seed)
         self.tick_steps = max(1, round(1.0 / (cfg.joint_state_rate_hz * world.timestep)))

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from transforms3d.euler import quat2euler
 
-from armpilot.paths import urdf_path
 from armpilot.sim.world import SimWorld
 from armpilot.tasks import get_task
 from armpilot.tasks.demonstrations import run_expert_episode
@@ -19,14 +18,14 @@ def run_episode(world, expert, seed):
 
 @pytest.mark.parametrize("task, seeds, needed", [("reach", range(6), 6), ("pick", range(6), 5), ("push", range(4), 3)])
 def test_expert_solves_task(arm, task, seeds, needed):
-    world = SimWorld(urdf_path(), get_task(task), render=False)
+    world = SimWorld(None, get_task(task), render=False)
     expert = ScriptedExpert(arm, get_task(task))
     successes = sum(run_episode(world, expert, seed) for seed in seeds)
     assert successes >= needed
 
 
 def test_chunks_respect_joint_limits(arm):
-    world = SimWorld(urdf_path(), get_task("pick"), render=False)
+    world = SimWorld(None, get_task("pick"), render=False)
     expert = ScriptedExpert(arm, get_task("pick"))
     world.reset(0)
     pos, quat = world.object_pose()

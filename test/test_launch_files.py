@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from armpilot.robot_profile import load_profile
 from armpilot.gazebo_support import GZ_SYSTEM_PLUGIN, gazebo_urdf
 from armpilot.graph import load_graphs, resolve
 
@@ -180,9 +181,16 @@ def test_real_urdf_and_camera_arguments(stubs: None, tmp_path: Path) -> None:
     urdf_text = (ROOT / "urdf" / "armpilot_arm.urdf").read_text()
     assert nodes["robot_state_publisher"]["parameters"][-1]["robot_description"] == urdf_text
     other = tmp_path / "other.urdf"
-    other.write_text('<robot name="other"><link name="base_link"/></robot>')
+    other.write_text(urdf_text.replace('<robot name="armpilot_arm"', '<robot name="other"'))
     nodes = _nodes(_launch("real", urdf=str(other))[1])
     assert nodes["robot_state_publisher"]["parameters"][-1]["robot_description"] == other.read_text()
+    assert nodes["safety"]["parameters"][-1]["urdf"] == str(other)
+    panda = _nodes(_launch("real", robot="panda")[1])
+    assert "panda_joint7" in panda["robot_state_publisher"]["parameters"][-1]["robot_description"]
+    assert {panda[n]["parameters"][-1]["robot"] for n in ("safety", "policy", "perception")} == {"panda"}
+    with pytest.raises(ValueError, match="not a movable joint"):  # a URDF without the profile's joints
+        (tmp_path / "bare.urdf").write_text('<robot name="bare"><link name="base_link"/></robot>')
+        _launch("real", urdf=str(tmp_path / "bare.urdf"))
     assert not [a for a in _launch("real")[1] if type(a).__name__ == "IncludeLaunchDescription"]
     (include,) = [a for a in _launch("real", camera="realsense2_camera")[1]
                   if type(a).__name__ == "IncludeLaunchDescription"]
@@ -190,7 +198,7 @@ def test_real_urdf_and_camera_arguments(stubs: None, tmp_path: Path) -> None:
     assert ("align_depth.enable", "true") in include.kwargs["launch_arguments"]
     with pytest.raises(ValueError, match="camera"):
         _launch("real", camera="kinect")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ValueError, match="missing.urdf does not exist"):
         _launch("real", urdf=str(tmp_path / "missing.urdf"))
 
 
@@ -276,7 +284,4 @@ def test_controllers_match_the_urdf() -> None:
     manager = config["controller_manager"]["ros__parameters"]
     assert manager["update_rate"] == 250
     assert manager["arm_controller"]["type"] == "joint_trajectory_controller/JointTrajectoryController"
-    for name in ("safety.yaml", "policy.yaml"):
-        node = yaml.safe_load((ROOT / "config" / name).read_text())
-        (params,) = [v["ros__parameters"] for v in node.values()]
-        assert params["joint_names"] == urdf_joints
+    assert load_profile("armpilot").arm_joints == tuple(urdf_joints)

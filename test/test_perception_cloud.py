@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from armpilot.paths import urdf_path
 from armpilot.perception.cloud import CloudPipeline, fit_plane_ransac, pack_rgb
 from armpilot.perception.config import PerceptionConfig
 from armpilot.perception.frames import FrameError, check_sizes, depth_to_metres
@@ -78,7 +77,7 @@ def test_ransac_recovers_tilted_plane():
 @pytest.mark.parametrize("task", ["pick", "push", "reach"])
 def test_sim_scenes_median_error_below_1cm(arm, camera_pose, task):
     """17 random scenes per task (51 in all): perceived vs ground-truth object position."""
-    world = SimWorld(urdf_path(), get_task(task), CameraConfig(640, 480))
+    world = SimWorld(None, get_task(task), CameraConfig(640, 480))
     fx, fy, cx, cy = world.intrinsics()
     pipeline = CloudPipeline(PerceptionConfig(), Intrinsics(fx, fy, cx, cy, 640, 480), camera_pose)
     errors = []
@@ -95,7 +94,7 @@ def test_sim_scenes_median_error_below_1cm(arm, camera_pose, task):
 
 
 def test_self_filter_removes_the_arm_reaching_into_the_workspace(arm, camera_pose):
-    world = SimWorld(urdf_path(), get_task("pick"), CameraConfig(640, 480))
+    world = SimWorld(None, get_task("pick"), CameraConfig(640, 480))
     world.reset(0)
     q = arm.ik(np.array([0.45, 0.15, 0.12]), arm.tcp_pose(HOME_POSITION)[:3, :3], HOME_POSITION).positions
     world.data.qpos[:7] = q

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from armpilot.paths import urdf_path
 from armpilot.policies.scorer import ScorerConfig, as_verifier_scorer, load_scorer, save_scorer, train_scorer
 from armpilot.scorer_training import held_out_accuracy
 from armpilot.sim.world import SimWorld
@@ -16,7 +15,7 @@ from armpilot.tasks.experts import ScriptedExpert
 
 @pytest.fixture(scope="module")
 def demonstrations(arm):
-    world = SimWorld(urdf_path(), get_task("reach"), render=False)
+    world = SimWorld(None, get_task("reach"), render=False)
     expert = ScriptedExpert(arm, get_task("reach"))
     train = collect_demonstrations(world, expert, range(4))
     test = collect_demonstrations(world, expert, range(100, 102))

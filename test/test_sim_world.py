@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from armpilot.control.trajectory import TrajectoryError
-from armpilot.paths import urdf_path
 from armpilot.robot import CAMERA_OPTICAL_FRAME, CONTROLLED_JOINTS, HOME_POSITION
 from armpilot.sim.runner import SimRunner
 from armpilot.sim.scene import CameraConfig
@@ -16,7 +15,7 @@ from armpilot.tasks import get_task
 
 @pytest.fixture(scope="module")
 def pick_world():
-    world = SimWorld(urdf_path(), get_task("pick"), CameraConfig(320, 240), render=True)
+    world = SimWorld(None, get_task("pick"), CameraConfig(320, 240), render=True)
     yield world
     world.close()
 

@@ -32,8 +32,19 @@ class Intrinsics:
 
 
 def camera_pose_from_urdf(arm: ArmModel, frame: str = CAMERA_OPTICAL_FRAME) -> np.ndarray:
-    """4x4 pose of a fixed camera frame in ``base_link``, from the URDF."""
-    return arm.frame_pose(frame)
+    """4x4 base_T_camera_optical: ``frame`` where the URDF has it, else the profile's camera frame or extrinsics.
+
+    Raises:
+        ValueError: when none of them is known (name the frame or give camera_extrinsics in the profile).
+    """
+    profile = arm.profile
+    for name in (frame, profile.camera_frame):
+        if name and arm.model.existFrame(name):
+            return arm.frame_pose(name)
+    if profile.camera_extrinsics is not None:
+        return profile.camera_extrinsics.copy()
+    raise ValueError(f"robot '{profile.name}': camera frame '{frame}' is not in its URDF and its profile gives no "
+                     f"camera_frame or camera_extrinsics")
 
 
 @lru_cache(maxsize=8)

@@ -7,7 +7,7 @@ import pinocchio as pin
 
 from armpilot.robot import ArmModel
 
-#: Radius (m) around each link's centre line; from the URDF's primitive geometry.
+#: armpilot's own arm: radius (m) around each link's centre line, from the URDF's primitive geometry.
 LINK_RADIUS = {
     "shoulder_pan_joint": 0.07,
     "shoulder_lift_joint": 0.05,
@@ -17,18 +17,22 @@ LINK_RADIUS = {
     "wrist_3_joint": 0.06,
 }
 SPACING = 0.03
+#: Other arms: link radius as a fraction of the profile's reach (armpilot's 0.06 m at 0.6 m).
+RADIUS_PER_REACH = 0.1
 
 
 def robot_spheres(arm: ArmModel, q: np.ndarray) -> np.ndarray:
-    """(K, 4) sphere centres and radii (m) along each link, joint to joint, up to the fingertips."""
+    """(K, 4) sphere centres and radii (m) along each link, joint to joint (profile order), up to the fingertips."""
     full = arm.full_configuration(np.asarray(q, float))
     pin.forwardKinematics(arm.model, arm.data, full)
     pin.updateFramePlacements(arm.model, arm.data)
-    chain = [np.zeros(3)] + [arm.data.oMi[arm.model.getJointId(n)].translation.copy() for n in LINK_RADIUS]
-    tcp = arm.data.oMf[arm.model.getFrameId("tool_tcp")]
+    joints = arm.profile.arm_joints
+    chain = [np.zeros(3)] + [arm.data.oMi[arm.model.getJointId(n)].translation.copy() for n in joints]
+    tcp = arm.data.oMf[arm.model.getFrameId(arm.profile.tcp_frame)]
     fingertips = tcp.translation + tcp.rotation[:, 2] * 0.015
     chain.append(fingertips)
-    radii = [LINK_RADIUS["shoulder_pan_joint"]] + list(LINK_RADIUS.values())
+    generic = RADIUS_PER_REACH * arm.profile.reach
+    radii = [LINK_RADIUS.get(n, generic) for n in (joints[0],) + joints]
     spheres = []
     for start, end, radius in zip(chain[:-1], chain[1:], radii):
         steps = max(2, int(np.ceil(np.linalg.norm(end - start) / SPACING)) + 1)

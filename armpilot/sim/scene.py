@@ -1,32 +1,45 @@
-"""Compose the MuJoCo scene around the arm's URDF with ``mujoco.MjSpec``.
+"""Compose the MuJoCo scene around the robot profile's arm with ``mujoco.MjSpec``.
 
-The URDF is the single source of truth for the arm and the camera pose; this
-module adds the table, the task object, lights, position servos and the RGB-D
-camera at the URDF's ``camera_color_optical_frame``.
+The profile's URDF (meshes resolved to absolute paths) is the single source of
+truth for the arm; this module adds the table and task regions scaled to the
+arm's reach, the task object, lights, position servos sized from the URDF's
+effort limits (armpilot's own arm keeps its tuned gains) and the RGB-D camera
+at the profile's camera frame or extrinsics.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import mujoco
 import numpy as np
 from transforms3d.quaternions import mat2quat
 
-from armpilot.robot import CAMERA_OPTICAL_FRAME, CONTROLLED_JOINTS, ArmModel
+from armpilot.perception.geometry import camera_pose_from_urdf
+from armpilot.robot import ArmModel
+from armpilot.robot_profile import RobotProfile
 from armpilot.tasks import Task
 
 CAMERA_NAME = "rgbd"
 OBJECT_BODY = "task_object"
 GOAL_BODY = "task_goal"
-TCP_BODY = "tool_tcp"
-TABLE_SIZE = (0.6, 0.5, 0.02)  # half extents, m
-TABLE_CENTRE = (0.35, 0.0)
-#: Position-servo stiffness (N m/rad or N/m) and damping per controlled joint.
-SERVO_KP = (3000.0, 3000.0, 2000.0, 500.0, 500.0, 300.0, 800.0)
-SERVO_KV = (120.0, 120.0, 80.0, 20.0, 20.0, 10.0, 20.0)
-ARMATURE = (0.2, 0.2, 0.1, 0.02, 0.02, 0.01, 0.01)
+#: Table half extents and centre as fractions of the arm's reach (armpilot's 0.6 m: 0.6 x 0.5 m at x = 0.35).
+TABLE_HALF = (1.0, 5.0 / 6.0)
+TABLE_CENTRE_X = 0.35 / 0.6
+TABLE_THICKNESS = 0.02  # half, m
+#: armpilot's own arm: tuned position-servo stiffness (N m/rad or N/m), damping and armature per joint.
+ARMPILOT_SERVOS = {
+    "shoulder_pan_joint": (3000.0, 120.0, 0.2), "shoulder_lift_joint": (3000.0, 120.0, 0.2),
+    "elbow_joint": (2000.0, 80.0, 0.1), "wrist_1_joint": (500.0, 20.0, 0.02), "wrist_2_joint": (500.0, 20.0, 0.02),
+    "wrist_3_joint": (300.0, 10.0, 0.01), "gripper_joint": (800.0, 20.0, 0.01),
+}
+#: Other arms: stiffness = effort limit / this error (rad or m), capped; damping = stiffness * KV_RATIO.
+SERVO_FULL_EFFORT_ERROR = 0.03
+SERVO_KP_MAX = 6000.0
+KV_RATIO = 0.04
+MUJOCO_URDF_OPTIONS = '<mujoco><compiler strippath="false" discardvisual="true" fusestatic="false"/></mujoco>'
+
 LINK_COLOURS = {
     "base_link": (0.15, 0.15, 0.17, 1),
     "upper_arm_link": (0.95, 0.5, 0.1, 1),
@@ -45,20 +58,26 @@ class CameraConfig:
 
 
 def camera_pose_in_mujoco(arm: ArmModel) -> tuple[np.ndarray, np.ndarray]:
-    """Position (3,) and MuJoCo quaternion (w, x, y, z) of the URDF's optical frame.
+    """Position (3,) and MuJoCo quaternion (w, x, y, z) of the camera's optical frame.
 
     MuJoCo cameras look along -z with y up; ROS optical frames look along +z
     with y down, so the rotation is the optical one turned pi about x.
     """
-    pose = arm.frame_pose(CAMERA_OPTICAL_FRAME)
+    pose = camera_pose_from_urdf(arm, arm.profile.camera_frame)
     rotation = pose[:3, :3] @ np.diag([1.0, -1.0, -1.0])
     return pose[:3, 3].copy(), mat2quat(rotation)
 
 
-def build_scene(urdf: str | Path, task: Task, camera: CameraConfig) -> mujoco.MjSpec:
-    """The full scene spec: arm from ``urdf``, table, ``task``'s object, camera, lights."""
-    arm = ArmModel()  # armpilot's own profile: the only arm the scene is built for so far
-    spec = mujoco.MjSpec.from_file(str(urdf))
+def mujoco_urdf(profile: RobotProfile) -> str:
+    """The profile's URDF with MuJoCo's import options (absolute mesh paths, no visuals, links kept)."""
+    xml = re.sub(r"<mujoco>.*?</mujoco>", "", profile.urdf_xml, flags=re.S)
+    return re.sub(r"(<robot[^>]*>)", r"\1" + MUJOCO_URDF_OPTIONS, xml, count=1)
+
+
+def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig) -> mujoco.MjSpec:
+    """The full scene spec: the profile's arm, table, ``task``'s object, camera, lights."""
+    arm = ArmModel(profile)
+    spec = mujoco.MjSpec.from_string(mujoco_urdf(profile))
     # the URDF's own visuals were dropped at parse time; keep the scene's visual-only markers
     spec.compiler.discardvisual = False
     spec.option.timestep = 0.002
@@ -68,13 +87,14 @@ def build_scene(urdf: str | Path, task: Task, camera: CameraConfig) -> mujoco.Mj
     spec.visual.global_.offwidth = max(camera.width, 640)
     spec.visual.global_.offheight = max(camera.height, 480)
     spec.visual.headlight.ambient = [0.35, 0.35, 0.35]
-    _configure_arm(spec)
+    _configure_arm(spec, profile)
     world = spec.worldbody
+    reach = profile.reach
     table_top = world.add_geom(
         name="table",
         type=mujoco.mjtGeom.mjGEOM_BOX,
-        size=list(TABLE_SIZE),
-        pos=[TABLE_CENTRE[0], TABLE_CENTRE[1], -TABLE_SIZE[2]],
+        size=[TABLE_HALF[0] * reach, TABLE_HALF[1] * reach, TABLE_THICKNESS],
+        pos=[TABLE_CENTRE_X * reach, 0.0, profile.table_z - TABLE_THICKNESS],
         rgba=[0.72, 0.6, 0.45, 1],
     )
     table_top.friction = [0.8, 0.005, 0.0001]
@@ -89,30 +109,68 @@ def build_scene(urdf: str | Path, task: Task, camera: CameraConfig) -> mujoco.Mj
     return spec
 
 
-def _configure_arm(spec: mujoco.MjSpec) -> None:
+def _configure_arm(spec: mujoco.MjSpec, profile: RobotProfile) -> None:
     """Gravity compensation, colours, servos and contact exclusions for the arm."""
+    gripper_links = _gripper_links(profile)
     for body in spec.bodies:
         if body.name not in ("world",):
             body.gravcomp = 1.0
         for geom in body.geoms:
             geom.rgba = list(LINK_COLOURS.get(body.name, (0.55, 0.57, 0.6, 1)))
-            if "finger" in body.name:
+            if body.name in gripper_links:
                 geom.friction = [1.5, 0.01, 0.0001]
                 geom.condim = 4
-    for name, kp, kv, armature in zip(CONTROLLED_JOINTS, SERVO_KP, SERVO_KV, ARMATURE):
+    commanded = list(profile.joints)
+    if profile.gripper.joint and profile.gripper.joint not in commanded:
+        commanded.append(profile.gripper.joint)
+    for name in commanded:
         joint = spec.joint(name)
+        effort = profile.urdf_joints[name].effort or 100.0
+        kp, kv, armature = ARMPILOT_SERVOS.get(name) if profile.name == "armpilot" else _servo(effort)
         joint.armature = armature
         actuator = spec.add_actuator(name=name, target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
         actuator.set_to_position(kp=kp, kv=kv)
-        actuator.ctrlrange = list(joint.range)
-        actuator.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
-        effort = joint.actfrcrange[1] if joint.actfrcrange[1] > 0 else 100.0
+        if profile.urdf_joints[name].continuous:
+            actuator.ctrllimited = mujoco.mjtLimited.mjLIMITED_FALSE
+        else:
+            actuator.ctrlrange = list(joint.range)
+            actuator.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
         actuator.forcerange = [-effort, effort]
         actuator.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
-    spec.joint("gripper_right_finger_joint").armature = ARMATURE[-1]
-    spec.add_exclude(bodyname1="gripper_left_finger", bodyname2="gripper_right_finger")
-    spec.add_exclude(bodyname1="base_link", bodyname2="shoulder_link")
-    spec.add_exclude(bodyname1="world", bodyname2="base_link")
+    for name, joint in profile.urdf_joints.items():
+        if joint.mimic and joint.mimic in commanded:
+            spec.joint(name).armature = spec.joint(joint.mimic).armature
+    links = sorted(gripper_links)
+    for k, first in enumerate(links):
+        for second in links[k + 1:]:
+            spec.add_exclude(bodyname1=first, bodyname2=second)
+    base = spec.worldbody.first_body()
+    spec.add_exclude(bodyname1="world", bodyname2=base.name)
+    child = base.first_body()
+    if child is not None:
+        spec.add_exclude(bodyname1=base.name, bodyname2=child.name)
+
+
+def _servo(effort: float) -> tuple[float, float, float]:
+    """(stiffness, damping, armature) of a position servo for a joint with this effort limit."""
+    kp = min(effort / SERVO_FULL_EFFORT_ERROR, SERVO_KP_MAX)
+    return kp, KV_RATIO * kp, 0.1 if effort > 50 else 0.02
+
+
+def _gripper_links(profile: RobotProfile) -> set[str]:
+    """Links moved by the gripper joint or a joint mimicking it (they touch each other by design)."""
+    if not profile.gripper.joint:
+        return set()
+    import xml.etree.ElementTree as ET
+
+    moving = {profile.gripper.joint} | {n for n, j in profile.urdf_joints.items() if j.mimic == profile.gripper.joint}
+    root = ET.fromstring(profile.urdf_xml)
+    links = set()
+    for joint in root.findall("joint"):
+        if joint.get("name") in moving:
+            links.add(joint.find("child").get("link"))
+            links.add(joint.find("parent").get("link"))
+    return links
 
 
 def _add_task_bodies(spec: mujoco.MjSpec, task: Task) -> None:

@@ -1,22 +1,18 @@
 """The simulated world: arm, task object, RGB-D camera (MuJoCo, no ROS).
 
-Joint vectors follow ``CONTROLLED_JOINTS``; depth images are float32 metres
+Joint vectors follow the robot profile's ``joints``; depth images are float32 metres
 along the optical axis (0 where nothing was hit); colour images are RGB uint8.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import mujoco
 import numpy as np
 
-from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION
-from armpilot.sim.scene import CAMERA_NAME, GOAL_BODY, OBJECT_BODY, TCP_BODY, CameraConfig, build_scene
+from armpilot.robot_profile import RobotProfile, load_profile
+from armpilot.sim.scene import CAMERA_NAME, GOAL_BODY, OBJECT_BODY, CameraConfig, build_scene
 from armpilot.tasks import Task, TaskInit, TaskState
 
-#: Robot profiles the sim can build a scene for (vendor arms: not yet).
-SIMULATED_ROBOTS = ("armpilot",)
 #: Depth beyond this (m) is reported as 0 (no return), as a RealSense does.
 MAX_DEPTH = 4.0
 
@@ -24,22 +20,28 @@ MAX_DEPTH = 4.0
 class SimWorld:
     """One MuJoCo world for one task; ``reset(seed)`` starts an episode."""
 
-    def __init__(self, urdf: str | Path, task: Task, camera: CameraConfig | None = None, render: bool = True):
+    def __init__(self, robot: RobotProfile | None, task: Task, camera: CameraConfig | None = None,
+                 render: bool = True):
+        """``robot``: the arm's profile (None: armpilot's own); ``task`` as ``get_task(name, robot.reach)``."""
+        self.profile = robot if robot is not None else load_profile()
         self.task = task
         self.camera = camera or CameraConfig()
-        self.model = build_scene(urdf, task, self.camera).compile()
+        self.model = build_scene(self.profile, task, self.camera).compile()
         self.data = mujoco.MjData(self.model)
-        self.joint_names = CONTROLLED_JOINTS
-        self._qpos = np.array([self.model.joint(n).qposadr[0] for n in CONTROLLED_JOINTS])
-        self._dof = np.array([self.model.joint(n).dofadr[0] for n in CONTROLLED_JOINTS])
-        self._mimic_qpos = self.model.joint("gripper_right_finger_joint").qposadr[0]
+        self.joint_names = self.profile.joints
+        self._qpos = np.array([self.model.joint(n).qposadr[0] for n in self.joint_names])
+        self._dof = np.array([self.model.joint(n).dofadr[0] for n in self.joint_names])
+        self._actuators = np.array([self.model.actuator(n).id for n in self.joint_names])
+        gripper = self.profile.gripper
+        self._gripper_slot = self.joint_names.index(gripper.joint) if gripper.joint in self.joint_names else None
+        self._home_all = self._home_of_every_joint()
         self._object_body = self.model.body(OBJECT_BODY).id
         self._goal_mocap = self.model.body(GOAL_BODY).mocapid[0]
         self._object_mocap = self.model.body(OBJECT_BODY).mocapid[0]
         self._object_free_qpos = (
             self.model.joint("task_object_free").qposadr[0] if task.object_kind == "box" else None
         )
-        self._tcp_body = self.model.body(TCP_BODY).id
+        self._tcp_body = self.model.body(self.profile.tcp_frame).id
         self._renderer: mujoco.Renderer | None = None
         if render:
             self._renderer = mujoco.Renderer(self.model, self.camera.height, self.camera.width)
@@ -59,9 +61,9 @@ class SimWorld:
         """Put the arm at home and the task object at a pose drawn from ``seed``."""
         init = self.task.sample(np.random.default_rng(seed))
         mujoco.mj_resetData(self.model, self.data)
-        self.data.qpos[self._qpos] = HOME_POSITION
-        self.data.qpos[self._mimic_qpos] = HOME_POSITION[-1]
-        self.data.ctrl[:] = HOME_POSITION
+        for adr, value in self._home_all:
+            self.data.qpos[adr] = value
+        self.data.ctrl[:] = [value for _, value in self._home_ctrl]
         half_yaw = init.object_yaw / 2
         quat = np.array([np.cos(half_yaw), 0.0, 0.0, np.sin(half_yaw)])
         if self._object_free_qpos is not None:
@@ -75,9 +77,20 @@ class SimWorld:
         self.episode_init = init
         return init
 
+    def _home_of_every_joint(self) -> list[tuple[int, float]]:
+        """(qpos address, value) at home for every commanded, separate-gripper and mimic joint."""
+        values = dict(zip(self.joint_names, self.profile.home))
+        if self.profile.gripper.joint and self.profile.gripper.joint not in values:
+            values[self.profile.gripper.joint] = self.profile.gripper.open
+        self._home_ctrl = [(k, values[self.model.actuator(k).name]) for k in range(self.model.nu)]
+        for name, joint in self.profile.urdf_joints.items():
+            if joint.mimic in values:
+                values[name] = joint.multiplier * values[joint.mimic] + joint.offset
+        return [(self.model.joint(n).qposadr[0], v) for n, v in values.items()]
+
     def step(self, targets: np.ndarray, n_steps: int = 1) -> None:
-        """Command position targets (J,) and advance ``n_steps`` physics steps."""
-        self.data.ctrl[:] = targets
+        """Command position targets (J,) in ``joint_names`` order and advance ``n_steps`` physics steps."""
+        self.data.ctrl[self._actuators] = targets
         mujoco.mj_step(self.model, self.data, nstep=n_steps)
 
     def joint_positions(self) -> np.ndarray:
@@ -90,7 +103,7 @@ class SimWorld:
 
     def joint_efforts(self) -> np.ndarray:
         """Actuator forces (J,), N m / N."""
-        return self.data.actuator_force.copy()
+        return self.data.actuator_force[self._actuators].copy()
 
     def object_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Task object position (3,) and quaternion (w, x, y, z) in ``base_link``."""
@@ -107,7 +120,8 @@ class SimWorld:
 
     def task_state(self) -> TaskState:
         """Everything the task's success test reads."""
-        return TaskState(self.object_pose()[0], self.goal_position(), self.tcp_position(), float(self.joint_positions()[-1]))
+        gripper = self.profile.gripper.open if self._gripper_slot is None else self.joint_positions()[self._gripper_slot]
+        return TaskState(self.object_pose()[0], self.goal_position(), self.tcp_position(), float(gripper))
 
     def success(self) -> bool:
         """True when the current episode's task is solved."""

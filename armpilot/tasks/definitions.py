@@ -5,7 +5,7 @@ All positions are metres in ``base_link`` (the table top is z = 0).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -53,13 +53,14 @@ class Task:
     tolerance: float
     lift_height: float = 0.0
     max_duration: float = 12.0
+    scale: float = 1.0  # regions are for armpilot's arm (reach 0.6 m) times this
 
     def sample(self, rng: np.random.Generator) -> TaskInit:
         """Draw an initial state from ``rng``."""
         position = rng.uniform(self.region_low, self.region_high)
         yaw = float(rng.uniform(-np.pi / 4, np.pi / 4))
         if self.name == "push":
-            goal = _push_goal(position, rng)
+            goal = _push_goal(position, rng, self.scale)
         elif self.name == "pick":
             goal = position + np.array([0.0, 0.0, self.lift_height])
         else:
@@ -77,12 +78,12 @@ class Task:
         return bool(lifted and near_gripper)
 
 
-def _push_goal(position: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A goal 10-15 cm from the box, pushing away from or across the robot."""
+def _push_goal(position: np.ndarray, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+    """A goal 10-15 cm (times ``scale``) from the box, pushing away from or across the robot."""
     angle = rng.uniform(-np.pi / 2, np.pi / 2)
-    distance = rng.uniform(0.10, 0.15)
+    distance = rng.uniform(0.10, 0.15) * scale
     goal = position + distance * np.array([np.cos(angle), np.sin(angle), 0.0])
-    goal[:2] = np.clip(goal[:2], [0.30, -0.22], [0.58, 0.22])
+    goal[:2] = np.clip(goal[:2], np.array([0.30, -0.22]) * scale, np.array([0.58, 0.22]) * scale)
     return goal
 
 
@@ -93,8 +94,18 @@ TASKS: dict[str, Task] = {
 }
 
 
-def get_task(name: str) -> Task:
-    """The task called ``name``; a KeyError lists the known tasks."""
+#: Reach (m) the task regions were drawn for: armpilot's own arm.
+REFERENCE_REACH = 0.6
+
+
+def get_task(name: str, reach: float = REFERENCE_REACH) -> Task:
+    """The task called ``name``, its regions scaled to an arm of ``reach`` m; a KeyError lists the known tasks."""
     if name not in TASKS:
         raise KeyError(f"unknown task '{name}'; known tasks: {sorted(TASKS)}")
-    return TASKS[name]
+    task = TASKS[name]
+    if reach == REFERENCE_REACH:
+        return task
+    scale = reach / REFERENCE_REACH
+    low, high = np.array(task.region_low), np.array(task.region_high)
+    height = np.array([scale, scale, scale if task.object_kind == "target" else 1.0])  # boxes rest on the table
+    return replace(task, region_low=tuple(low * height), region_high=tuple(high * height), scale=scale)
