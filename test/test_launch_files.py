@@ -284,4 +284,4 @@ def test_controllers_match_the_urdf() -> None:
     manager = config["controller_manager"]["ros__parameters"]
     assert manager["update_rate"] == 250
     assert manager["arm_controller"]["type"] == "joint_trajectory_controller/JointTrajectoryController"
-    assert load_profile("armpilot").arm_joints == tuple(urdf_joints)
+    assert load_profile("armpilot").joints == tuple(urdf_joints)

@@ -15,7 +15,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from armpilot.graph import NodeSpec
-from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION
+from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION, ArmModel
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.candidate_conversions import candidates_to_msg
@@ -28,12 +28,13 @@ SAFETY_ALONE = (NodeSpec("safety", "safety_node", parameter_files=("safety.yaml"
 
 
 class Commands:
-    """Records controller commands: (wall time, is_hold, sim time) — a hold is one point stamped zero."""
+    """Records controller commands: (wall time, is_hold, sim time) — a hold is stamped zero (start on receipt)."""
 
     def __init__(self, probe) -> None:
         self.probe = probe
         self.log: list[tuple[float, bool]] = []
         self.sim_log: list[tuple[float, bool]] = []
+        self.holds: list[JointTrajectory] = []
         probe.create_subscription(JointTrajectory, topics.CONTROLLER_COMMAND, self.on, qos.COMMAND_QOS)
 
     @property
@@ -42,7 +43,9 @@ class Commands:
         return self.probe.stamp
 
     def on(self, msg: JointTrajectory) -> None:
-        hold = len(msg.points) == 1 and msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0
+        hold = msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0
+        if hold:
+            self.holds.append(msg)
         self.log.append((time.monotonic(), hold))
         self.sim_log.append((self.sim_time, hold))
 
@@ -72,7 +75,19 @@ def _kill_mid_motion_and_time_the_hold(tmp_path, victim: str, **values: str) -> 
         probe.spin_for(0.5)
         assert np.allclose(probe.joints, before, atol=2e-3), "the arm must stand still after the hold"
         assert commands.moves_after(killed + wall_reaction + 0.05) == 0
+        assert_decelerates_within_limits(commands.holds[-1])
         return reaction
+
+
+def assert_decelerates_within_limits(hold: JointTrajectory) -> None:
+    """A hold brakes to rest (last velocity 0) within the profile's acceleration limits."""
+    limits = ArmModel().limits.reordered(list(hold.joint_names))
+    times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in hold.points])
+    velocities = np.array([list(p.velocities) for p in hold.points])
+    assert velocities.shape == (len(times), len(hold.joint_names)) and np.allclose(velocities[-1], 0.0)
+    if len(times) > 1:
+        accel = np.diff(velocities, axis=0) / np.diff(times)[:, None]
+        assert np.all(np.abs(accel) <= limits.acceleration * 1.001)
 
 
 def test_policy_killed_mid_motion_arm_holds_within_two_control_periods(tmp_path):
