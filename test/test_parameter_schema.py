@@ -1,0 +1,64 @@
+"""One parameter schema: every key a node's YAML sets is a field of a config dataclass the node declares.
+
+The node's dataclasses are read from its source (``declare_config(self, X)``; ``load_robot`` declares
+``RobotSelection``), so a YAML key that nothing declares, or a field renamed without its YAML, fails here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from armpilot.robot_profile import PROFILE_KEYS, RobotSelection, load_profile, shipped_profiles
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_FILES = sorted((ROOT / "ros_nodes").glob("*_node.py"))
+SKIPPED = {"graph.yaml", "ros2_controllers.yaml"}
+ROS_BUILT_IN = {"use_sim_time"}
+
+
+def _schemas() -> dict[str, set[str]]:
+    """Node name -> every parameter its config dataclasses declare."""
+    schemas = {}
+    for path in NODE_FILES:
+        source = path.read_text()
+        name = re.search(r'super\(\).__init__\("([a-z_]+)"', source)
+        if name is None:
+            continue
+        module = importlib.import_module(f"armpilot.ros_nodes.{path.stem}")
+        classes = [getattr(module, c) for c in re.findall(r"declare_config\(self, (\w+)", source)]
+        if "load_robot(self)" in source:
+            classes.append(RobotSelection)
+        schemas[name.group(1)] = {f.name for c in classes for f in dataclasses.fields(c)}
+    return schemas
+
+
+SCHEMAS = _schemas()
+
+
+@pytest.mark.parametrize("path", sorted(p for p in (ROOT / "config").glob("*.yaml") if p.name not in SKIPPED),
+                         ids=lambda p: p.name)
+def test_every_yaml_key_is_declared(path):
+    for node, body in yaml.safe_load(path.read_text()).items():
+        assert node in SCHEMAS, f"{path.name}: no node is called '{node}' (nodes: {sorted(SCHEMAS)})"
+        unknown = set(body["ros__parameters"]) - SCHEMAS[node] - ROS_BUILT_IN
+        assert not unknown, f"{path.name}: {node} declares no parameter(s) {sorted(unknown)}"
+
+
+def test_every_node_that_loads_the_robot_gets_it_from_the_graph():
+    graph = yaml.safe_load((ROOT / "config" / "graph.yaml").read_text())
+    targets = {p.split(".")[0] for p in graph["arguments"]["robot"]["params"]}
+    loaders = {n for n, fields in SCHEMAS.items() if "robot" in fields}
+    assert loaders - {"teleop"} <= targets, "the robot argument must reach every node that loads a profile"
+
+
+@pytest.mark.parametrize("name", sorted(shipped_profiles()))
+def test_shipped_profiles_use_only_known_keys_and_load(name):
+    raw = yaml.safe_load(shipped_profiles()[name].read_text())
+    assert set(raw) <= PROFILE_KEYS
+    assert load_profile(name).name == name

@@ -1,0 +1,107 @@
+"""The robot profile: URDF sources, package:// resolution, xacro, joint_limits.yaml, SRDF, fail-closed checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from armpilot.robot import ArmModel
+from armpilot.robot_profile import GripperController, RobotDescriptionError, load_profile, profile_from_dict
+from armpilot.urdf_source import package_dir, parse_joints, resolve_package_uris
+
+ROOT = Path(__file__).resolve().parent.parent
+ARMPILOT_URDF = (ROOT / "urdf" / "armpilot_arm.urdf").read_text()
+
+
+def armpilot_raw() -> dict:
+    return yaml.safe_load((ROOT / "config" / "robots" / "armpilot.yaml").read_text())
+
+
+def test_vendor_meshes_resolve_through_the_package_index():
+    panda = load_profile("panda")
+    assert "package://" not in panda.urdf_xml
+    assert (package_dir("example-robot-data") / "robots" / "panda_description").is_dir()
+    assert panda.disabled_collisions, "the Panda SRDF's disable_collisions pairs are read"
+    assert panda.joints[-1] == "panda_finger_joint1" and panda.gripper.controller is GripperController.ARM
+
+
+def test_package_paths_in_the_profile_and_ros_package_path(tmp_path, monkeypatch):
+    (tmp_path / "my_arm" / "meshes").mkdir(parents=True)
+    text = '<robot name="r"><link name="a"><visual><geometry><mesh filename="package://my_arm/meshes/a.stl"/>' \
+           '</geometry></visual></link></robot>'
+    assert str(tmp_path / "my_arm" / "meshes" / "a.stl") in resolve_package_uris(text, [tmp_path])
+    monkeypatch.setenv("ROS_PACKAGE_PATH", str(tmp_path))
+    assert str(tmp_path / "my_arm") in resolve_package_uris(text)
+    with pytest.raises(RobotDescriptionError, match="package 'nowhere' not found"):
+        resolve_package_uris(text.replace("my_arm", "nowhere"))
+
+
+def test_xacro_is_expanded(tmp_path):
+    xacro = tmp_path / "arm.urdf.xacro"
+    xacro.write_text(ARMPILOT_URDF.replace('<robot name="armpilot_arm"',
+                                           '<robot name="armpilot_arm" xmlns:xacro="http://www.ros.org/wiki/xacro"')
+                     .replace("</robot>", '<xacro:property name="unused" value="1"/></robot>'))
+    profile = load_profile("armpilot", urdf=str(xacro))
+    assert "xacro:property" not in profile.urdf_xml and profile.joints[0] == "shoulder_pan_joint"
+
+
+def test_joint_limits_yaml_overrides_acceleration_and_jerk(tmp_path):
+    limits = tmp_path / "joint_limits.yaml"
+    limits.write_text(yaml.safe_dump({"joint_limits": {"elbow_joint": {
+        "has_acceleration_limits": True, "max_acceleration": 3.5, "has_jerk_limits": True, "max_jerk": 70.0}}}))
+    raw = {**armpilot_raw(), "joint_limits": str(limits)}
+    profile = profile_from_dict(raw, ROOT / "config" / "robots")
+    k = profile.joints.index("elbow_joint")
+    assert profile.max_acceleration[k] == 3.5 and profile.max_jerk[k] == 70.0
+    assert profile.max_acceleration[0] == 20.0
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r.update(joints=["no_such_joint"] + r["joints"][1:]), "'no_such_joint' is not a movable joint"),
+    (lambda r: r.update(joints=["gripper_right_finger_joint"] + r["joints"][1:]), "mimics"),
+    (lambda r: r.update(max_acceleration=None), "max_acceleration is missing"),
+    (lambda r: r.update(home=[0.0, 9.0, 0, 0, 0, 0, 0.04]), "home shoulder_lift_joint = 9.0"),
+    (lambda r: r.update(colour="red"), "unknown keys \\['colour'\\]"),
+])
+def test_a_profile_that_does_not_fit_is_refused_naming_what(change, message):
+    raw = armpilot_raw()
+    change(raw)
+    with pytest.raises(RobotDescriptionError, match=message):
+        profile_from_dict(raw, ROOT / "config" / "robots")
+
+
+def test_a_joint_without_velocity_limit_is_refused():
+    text = ARMPILOT_URDF.replace('velocity="2.0"', 'velocity="0"', 1)
+    assert text != ARMPILOT_URDF
+    with pytest.raises(RobotDescriptionError, match="no velocity limit"):
+        profile_from_dict(armpilot_raw(), ROOT / "config" / "robots", robot_description=text)
+
+
+def test_continuous_joints_are_unbounded_and_fk_is_right():
+    text = ARMPILOT_URDF.replace('<joint name="wrist_3_joint" type="revolute">',
+                                 '<joint name="wrist_3_joint" type="continuous">')
+    joints = parse_joints(text)
+    assert joints["wrist_3_joint"].continuous and joints["wrist_3_joint"].upper == np.inf
+    arm = ArmModel(profile_from_dict(armpilot_raw(), ROOT / "config" / "robots", robot_description=text))
+    plain = ArmModel()
+    q = plain.profile.home.copy()
+    q[5] = 2.5
+    assert np.allclose(arm.tcp_pose(q), plain.tcp_pose(q)) and arm.limits.continuous[5]
+    q[5] += 2 * np.pi
+    assert np.allclose(arm.tcp_pose(q)[:3, 3], plain.tcp_pose(q)[:3, 3])
+
+
+def test_separate_gripper_is_a_passive_joint():
+    raw = armpilot_raw()
+    raw["joints"] = raw["joints"][:6]
+    for key in ("home", "max_acceleration", "max_jerk"):
+        raw[key] = raw[key][:6]
+    raw["gripper"]["controller"] = "separate"
+    arm = ArmModel(profile_from_dict(raw, ROOT / "config" / "robots"))
+    assert arm.joint_names == tuple(raw["joints"]) and arm.passive_joints == ("gripper_joint",)
+    closed = arm.frame_pose("gripper_right_finger", arm.profile.home)
+    full = arm.full_configuration(arm.profile.home, {"gripper_joint": 0.0})
+    assert full.shape == (arm.model.nq,) and closed.shape == (4, 4)
