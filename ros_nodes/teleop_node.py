@@ -27,7 +27,7 @@ from sensor_msgs.msg import JointState, Joy
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from armpilot.robot import CONTROLLED_JOINTS, ArmModel
+from armpilot.robot import ArmModel
 from armpilot.teleop.diff_ik import DiffIk, DiffIkConfig
 from armpilot.teleop.inputs import (
     DISCARD,
@@ -57,7 +57,11 @@ class TeleopNode(Node):
         self.config = declare_config(self, TeleopConfig)
         ik_config = declare_config(self, DiffIkConfig)
         self.joy_mapping = declare_config(self, JoyMapping)
-        self.streamer = ChunkStreamer(DiffIk(ArmModel(load_robot(self)), ik_config), self.config)
+        profile = load_robot(self)
+        self.streamer = ChunkStreamer(DiffIk(ArmModel(profile), ik_config), self.config)
+        # the streamer's joint vector: arm joints, then the gripper slot (a placeholder without one)
+        self.names = profile.arm_joints + ((profile.gripper.joint,) if profile.gripper.joint in profile.joints else ())
+        self.placeholder_gripper = len(self.names) == len(profile.arm_joints)
         self.measured: np.ndarray | None = None
         self.measured_stamp = None
         self.measured_at = 0.0
@@ -105,9 +109,10 @@ class TeleopNode(Node):
     def on_joint_state(self, msg: JointState) -> None:
         names, positions, _, _ = conv.joint_state_from_msg(msg)
         try:
-            self.measured = positions[[names.index(n) for n in CONTROLLED_JOINTS]].copy()
+            measured = positions[[names.index(n) for n in self.names]]
         except ValueError:
             return
+        self.measured = np.append(measured, 0.0) if self.placeholder_gripper else measured.copy()
         self.measured_stamp = msg.header.stamp
         self.measured_at = time.monotonic()
 
@@ -141,7 +146,7 @@ class TeleopNode(Node):
             return
         points = self.streamer.tick(twist, self.measured)
         if points is not None:
-            self.pub.publish(conv.joint_trajectory_to_msg(CONTROLLED_JOINTS, self.config.times, points, None,
+            self.pub.publish(conv.joint_trajectory_to_msg(self.names, self.config.times, points[:, : len(self.names)], None,
                                                           self.measured_stamp))
 
     def handle_discrete(self, command: TeleopCommand) -> None:

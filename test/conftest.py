@@ -8,7 +8,6 @@ import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from armpilot.paths import urdf_path  # noqa: E402
 from armpilot.robot import ArmModel  # noqa: E402
 
 

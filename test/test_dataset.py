@@ -245,7 +245,9 @@ def _expected_tracks(table: np.ndarray, k: int = 32, horizon: int = 8) -> tuple[
     for r in table:
         if -horizon < int(r["step"]) <= 0:
             by_id.setdefault(int(r["track_id"]), []).append(r)
-    valid = lambda r: all(np.isfinite(r[c]) for c in "xyz")
+    def valid(r) -> bool:
+        return all(np.isfinite(r[c]) for c in "xyz")
+
     order = sorted(by_id, key=lambda tid: (-sum(valid(r) for r in by_id[tid]), tid))[:k]
     xyz, mask = np.zeros((k, horizon, 3), np.float32), np.zeros((k, horizon), bool)
     for slot, tid in enumerate(order):

@@ -21,9 +21,7 @@ import numpy as np
 import pinocchio as pin
 
 from armpilot.fields import describe as _describe
-from armpilot.robot import ARM_JOINTS, TCP_FRAME, ArmModel
-
-N_ARM = len(ARM_JOINTS)
+from armpilot.robot import ArmModel
 
 
 @dataclass(frozen=True)
@@ -68,24 +66,37 @@ def pose_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
 
 
 class DiffIk:
-    """Twist -> joint targets for the six arm joints of an ``ArmModel``."""
+    """Twist -> joint targets for the arm joints of an ``ArmModel`` (its profile's ``arm_joints``).
+
+    Joint vectors here are the arm joints first (profile order), then anything else (a gripper), copied.
+    """
 
     def __init__(self, arm: ArmModel, config: DiffIkConfig | None = None) -> None:
         self.arm = arm
         self.config = config or DiffIkConfig()
         model = arm.model
-        self._tcp = model.getFrameId(TCP_FRAME)
-        self._v_index = np.array([model.joints[model.getJointId(n)].idx_v for n in ARM_JOINTS])
-        lim = arm.limits
+        self.arm_joints = arm.profile.arm_joints
+        self.n = len(self.arm_joints)
+        self._tcp = model.getFrameId(arm.profile.tcp_frame)
+        self._v_index = np.array([model.joints[model.getJointId(n)].idx_v for n in self.arm_joints])
+        lim = arm.limits.reordered(self.arm_joints)
         margin = self.config.limit_margin
-        self.lower = lim.lower[:N_ARM] + margin
-        self.upper = lim.upper[:N_ARM] - margin
-        self.vmax = lim.velocity[:N_ARM] * self.config.velocity_scale
+        self.lower = lim.lower + margin
+        self.upper = lim.upper - margin
+        self.vmax = lim.velocity * self.config.velocity_scale
+
+    def _full(self, q: np.ndarray) -> np.ndarray:
+        return self.arm.full_configuration(np.asarray(q, dtype=float)[: self.n], names=self.arm_joints)
+
+    def tcp_pose(self, q: np.ndarray) -> np.ndarray:
+        """4x4 TCP pose at (arm joints first) positions ``q``."""
+        pin.framesForwardKinematics(self.arm.model, self.arm.data, self._full(q))
+        return self.arm.data.oMf[self._tcp].homogeneous.copy()
 
     def jacobian(self, q: np.ndarray) -> np.ndarray:
-        """(6, 6) TCP Jacobian of the arm joints, base-aligned (linear rows first)."""
-        full = self.arm.full_configuration(np.asarray(q, dtype=float))
-        jac = pin.computeFrameJacobian(self.arm.model, self.arm.data, full, self._tcp, pin.LOCAL_WORLD_ALIGNED)
+        """(6, n) TCP Jacobian of the arm joints, base-aligned (linear rows first)."""
+        jac = pin.computeFrameJacobian(self.arm.model, self.arm.data, self._full(q), self._tcp,
+                                       pin.LOCAL_WORLD_ALIGNED)
         return jac[:, self._v_index]
 
     def _dls(self, jac: np.ndarray, task: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,23 +111,23 @@ class DiffIk:
         return pinv @ task, pinv
 
     def _avoidance(self, q: np.ndarray) -> np.ndarray:
-        """(6,) joint velocity pushing joints inside ``limit_band`` of a limit toward the middle, rad/s."""
+        """(n,) joint velocity pushing joints inside ``limit_band`` of a limit toward the middle, rad/s."""
         band = max(self.config.limit_band, 1e-9)
         push_up = np.clip((self.lower + band - q) / band, 0.0, 1.0)
         push_down = np.clip((q - (self.upper - band)) / band, 0.0, 1.0)
         return self.config.nullspace_gain * (push_up - push_down)
 
     def joint_velocity(self, q: np.ndarray, velocity: np.ndarray, dt: float) -> np.ndarray:
-        """(6,) arm joint velocity (rad/s) realising a TCP ``velocity`` (6,) within limits for ``dt`` s."""
-        q = np.asarray(q, dtype=float)[:N_ARM]
-        jac = self.jacobian(np.concatenate([q, np.zeros(len(self.arm.joint_names) - N_ARM)]))
+        """(n,) arm joint velocity (rad/s) realising a TCP ``velocity`` (6,) within limits for ``dt`` s."""
+        q = np.asarray(q, dtype=float)[: self.n]
+        jac = self.jacobian(q)
         # allowed velocity so that q + dq*dt stays inside the margins (or does not go further out)
         lo = np.maximum(-self.vmax, np.minimum(0.0, (self.lower - q) / dt))
         hi = np.minimum(self.vmax, np.maximum(0.0, (self.upper - q) / dt))
         avoid = self._avoidance(q)
-        free = np.ones(N_ARM, dtype=bool)
-        dq = np.zeros(N_ARM)
-        for _ in range(N_ARM):
+        free = np.ones(self.n, dtype=bool)
+        dq = np.zeros(self.n)
+        for _ in range(self.n):
             task = velocity - jac[:, ~free] @ dq[~free]
             sol, pinv = self._dls(jac[:, free], task)
             null = np.eye(int(free.sum())) - pinv @ jac[:, free]
@@ -139,7 +150,7 @@ class DiffIk:
         """Next joint positions (J,) and the next target pose after moving by ``twist`` for ``dt`` s.
 
         Args:
-            q: current commanded positions (J,), arm joints first; the rest is copied.
+            q: current commanded positions, arm joints first; the rest is copied.
             twist: (6,) TCP velocity in ``base_link``: m/s then rad/s.
             dt: step, s (> 0).
             target: the integrated TCP pose (4x4) the arm should be at now, or None to start
@@ -154,7 +165,7 @@ class DiffIk:
             raise ValueError(f"dt must be > 0, got {dt}")
         if target is None and not np.any(twist):
             return q.copy(), None
-        current = self.arm.tcp_pose(q)
+        current = self.tcp_pose(q)
         if target is None:
             target = current
         error = pose_error(target, current)
@@ -164,5 +175,5 @@ class DiffIk:
         velocity = twist + cfg.pose_gain * error
         out = q.copy()
         if np.any(velocity):
-            out[:N_ARM] = q[:N_ARM] + self.joint_velocity(q, velocity, dt) * dt
+            out[: self.n] = q[: self.n] + self.joint_velocity(q, velocity, dt) * dt
         return out, integrate_pose(target, twist, dt)

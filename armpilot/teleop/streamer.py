@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from armpilot.fields import describe as _describe
-from armpilot.robot import GRIPPER_CLOSED, GRIPPER_OPEN
-from armpilot.teleop.diff_ik import N_ARM, DiffIk
+from armpilot.teleop.diff_ik import DiffIk
 from armpilot.teleop.inputs import Gripper, TeleopCommand
 
 DEVICES = ("keyboard", "joy", "spacemouse")
@@ -91,16 +90,18 @@ class ChunkStreamer:
             return
         if command.gripper is Gripper.TOGGLE:
             current = self.gripper_goal if self.gripper_goal is not None else float(measured[-1])
-            opening = current < (GRIPPER_OPEN + GRIPPER_CLOSED) / 2
+            gripper = self.ik.arm.profile.gripper
+            opening = abs(current - gripper.closed) < abs(current - gripper.open)
         else:
             opening = command.gripper is Gripper.OPEN
-        self.gripper_goal = GRIPPER_OPEN if opening else GRIPPER_CLOSED
+        gripper = self.ik.arm.profile.gripper
+        self.gripper_goal = gripper.open if opening else gripper.closed
 
     def _sync(self, measured: np.ndarray) -> None:
         if self.commanded is None:
             self.commanded = measured.copy()
-        if np.max(np.abs(self.commanded[:N_ARM] - measured[:N_ARM])) > self.config.resync_arm:
-            self.commanded[:N_ARM] = measured[:N_ARM]
+        if np.max(np.abs(self.commanded[: self.ik.n] - measured[: self.ik.n])) > self.config.resync_arm:
+            self.commanded[: self.ik.n] = measured[: self.ik.n]
             self.target = None
         if abs(self.commanded[-1] - measured[-1]) > self.config.resync_gripper:
             self.commanded[-1] = measured[-1]
@@ -121,7 +122,7 @@ class ChunkStreamer:
         moving = bool(np.any(twist))
         gripper_moving = abs(self.commanded[-1] - self.gripper_goal) > 1e-6
         if not moving and not gripper_moving:
-            self.commanded[:N_ARM] = measured[:N_ARM]
+            self.commanded[: self.ik.n] = measured[: self.ik.n]
             self.target = None
             return None
         if not moving:
