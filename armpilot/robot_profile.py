@@ -37,7 +37,7 @@ MAX_PROFILE_BYTES = 256 * 1024
 PROFILE_KEYS = frozenset({
     "name", "description", "urdf", "srdf", "joint_limits", "package_paths", "joints", "gripper", "tcp_frame",
     "base_frame", "camera_frame", "camera_extrinsics", "home", "workspace_min", "workspace_max", "table_z",
-    "max_acceleration", "max_jerk", "watched_frames", "reach",
+    "max_acceleration", "max_jerk", "watched_frames", "reach", "xacro_args",
 })
 
 
@@ -174,7 +174,8 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
     else:
         if "urdf" not in raw:
             raise RobotDescriptionError(f"robot profile {source} names no 'urdf' and no robot_description was given")
-        xml = read_description(resolve_uri(str(raw["urdf"]), search, folder))
+        mappings = {str(k): str(v) for k, v in (raw.get("xacro_args") or {}).items()}
+        xml = read_description(resolve_uri(str(raw["urdf"]), search, folder), mappings)
     xml = resolve_package_uris(xml, search)
     urdf_joints = parse_joints(xml)
     joints = tuple(str(j) for j in raw.get("joints", []))

@@ -62,3 +62,9 @@ def test_shipped_profiles_use_only_known_keys_and_load(name):
     raw = yaml.safe_load(shipped_profiles()[name].read_text())
     assert set(raw) <= PROFILE_KEYS
     assert load_profile(name).name == name
+
+
+def test_every_profile_key_is_documented():
+    text = (ROOT / "docs" / "robot-profile.md").read_text()
+    missing = [k for k in sorted(PROFILE_KEYS) if f"`{k}`" not in text]
+    assert not missing, f"docs/robot-profile.md does not describe {missing}"
