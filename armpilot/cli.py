@@ -68,8 +68,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Bring up the sim graph with the recorder node; the task expert drives the arm through the "
         "safety node like a person would; each seeded episode becomes OUTPUT/episode_NNNNNN (rosbag2, MCAP). "
         "Failed episodes are discarded unless --keep-failures.")
+    record.add_argument("--robot", type=_robot_choice, default=DEFAULT_ROBOT,
+                        help=f"robot profile (default: {DEFAULT_ROBOT})")
     record.add_argument("--task", choices=sorted(TASKS), default="reach", help="task (default: reach)")
-    record.add_argument("--policy", default="scripted", help="who drives (default: the scripted expert)")
+    record.add_argument("--policy", choices=BACKENDS, default="scripted",
+                        help="who drives (default: the scripted expert)")
     record.add_argument("--episodes", type=int, default=20, help="episodes to record (default: 20)")
     record.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     record.add_argument("--output", type=Path, required=True, help="folder for the bags")
@@ -113,10 +116,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve a backend (diffusion, scripted) to policy nodes started with policy:=remote "
         "server_uri:=ws://HOST:PORT, and to openpi clients. Binds 127.0.0.1 unless --host says otherwise; set "
         "$ARMPILOT_POLICY_API_KEY to require 'Authorization: Api-Key <key>'. GET /healthz answers 200.")
-    serve.add_argument("--backend", default="diffusion", help="backend to host (default: diffusion)")
+    serve.add_argument("--backend", choices=[b for b in BACKENDS if b != "remote"], default="diffusion",
+                       help="backend to host (default: diffusion)")
+    serve.add_argument("--robot", type=_robot_choice, default=DEFAULT_ROBOT,
+                       help=f"robot profile the policy runs for (default: {DEFAULT_ROBOT})")
     serve.add_argument("--task", choices=sorted(TASKS), default="reach", help="task (default: reach)")
     serve.add_argument("--checkpoint", default="", help="diffusion checkpoint folder (default: the shipped one)")
-    serve.add_argument("--sampler", default="dpm", help="diffusion sampler (default: dpm)")
+    serve.add_argument("--sampler", choices=SAMPLERS, default="dpm", help="diffusion sampler (default: dpm)")
     serve.add_argument("--steps", type=int, default=3, help="denoising steps (default: 3)")
     serve.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
@@ -317,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         from armpilot.ros_nodes.record_runner import RecordOptions, run_record
 
         report = run_record(RecordOptions(args.task, args.output, args.episodes, args.seed, args.policy,
-                                          args.keep_failures, args.width, args.height, args.domain_id))
+                                          args.keep_failures, args.width, args.height, args.domain_id, args.robot))
         print(f"recorded {sum(b['kept'] for b in report['bags'])} of {report['episodes']} episodes "
               f"(success rate {report['success_rate']:.2f}) into {report['output']}")
         return 0

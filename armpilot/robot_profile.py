@@ -119,6 +119,16 @@ class RobotProfile:
         return f"robot '{self.name}' (URDF sha256 {self.urdf_hash}), joints {list(self.joints)}, {gripper}"
 
 
+#: Keys of the robot identity stored with recordings (bag custom data), datasets and checkpoints.
+ROBOT_KEY = "armpilot.robot"
+URDF_HASH_KEY = "armpilot.urdf_sha256"
+
+
+def robot_identity(profile: RobotProfile) -> dict[str, str]:
+    """What recordings store about the arm: profile name and URDF hash."""
+    return {ROBOT_KEY: profile.name, URDF_HASH_KEY: profile.urdf_hash}
+
+
 def shipped_profiles() -> dict[str, Path]:
     """Profiles shipped in ``config/robots`` by name (the ``--robot`` choices)."""
     from armpilot.paths import share_dir

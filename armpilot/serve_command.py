@@ -17,16 +17,18 @@ from armpilot.policies.policy_server import PolicyServer, ServerConfig
 from armpilot.policies.registry import API_KEY_ENV, make_policy
 from armpilot.policies.remote import serve_policy
 from armpilot.robot import ArmModel
+from armpilot.robot_profile import DEFAULT_ROBOT, load_profile
 
 
 def build_server(backend: str, task: str, checkpoint: str, host: str, port: int, api_key: str | None,
-                 sampler: str = "dpm", steps: int = 3, threads: int = 1) -> PolicyServer:
-    """A (not yet started) server hosting ``backend`` with the policy node's chunk shape."""
+                 sampler: str = "dpm", steps: int = 3, threads: int = 1, robot: str = DEFAULT_ROBOT) -> PolicyServer:
+    """A (not yet started) server hosting ``backend`` for ``robot`` with the policy node's chunk shape."""
     if backend == "remote":
         raise ValueError("a server cannot host the 'remote' backend (it would call itself)")
+    arm = ArmModel(load_profile(robot))
     config = PolicyNodeConfig(backend=backend, task=task, checkpoint=checkpoint, sampler=sampler,
-                              sampler_steps=steps, inference_threads=threads)
-    policy = make_policy(backend, ArmModel(), task, config.horizon, config.chunk_dt, config)
+                              sampler_steps=steps, inference_threads=threads, joint_names=arm.joint_names)
+    policy = make_policy(backend, arm, task, config.horizon, config.chunk_dt, config)
     infer, metadata = serve_policy(policy, config.joint_names, backend)
     return PolicyServer(infer, {**metadata, "task": task}, ServerConfig(host, port, api_key))
 
@@ -36,7 +38,7 @@ def serve_command(args: Any) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     api_key = os.environ.get(API_KEY_ENV) or None
     server = build_server(args.backend, args.task, args.checkpoint, args.host, args.port, api_key, args.sampler,
-                          args.steps, args.threads).start()
+                          args.steps, args.threads, args.robot).start()
     host, port = server.address
     print(f"serving '{args.backend}' ({args.task}) on ws://{host}:{port} "
           f"({'Api-Key required' if api_key else 'no key'}; GET /healthz)", flush=True)

@@ -38,7 +38,7 @@ class DiffusionPolicy:
 
     def __init__(self, checkpoint: Path, joint_names: tuple[str, ...], horizon: int = 10, chunk_dt: float = 0.1,
                  sampler: str = "dpm", steps: int = 3, seed: int = 0, start_fraction: float = 0.25,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", robot: str = "") -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; use one of {SAMPLERS}")
         self.model, meta = load_policy(Path(checkpoint))
@@ -49,6 +49,9 @@ class DiffusionPolicy:
             raise CheckpointError(
                 f"checkpoint '{checkpoint}' was trained on joints {list(cfg.joint_names)} ({cfg.action_dim}) "
                 f"but the node runs {list(joint_names)} ({len(joint_names)})")
+        if cfg.robot and robot and cfg.robot != robot:
+            raise CheckpointError(f"checkpoint '{checkpoint}' was trained on robot '{cfg.robot}' but the node runs "
+                                  f"robot '{robot}' (set the robot parameter, or train on this robot's data)")
         if cfg.use_tracks:
             raise CheckpointError(f"checkpoint '{checkpoint}' needs motion tracks, which the policy node does "
                                   "not feed yet; train without --tracks")

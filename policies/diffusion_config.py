@@ -35,6 +35,8 @@ class DiffusionConfig:
         beta_schedule: diffusers beta schedule name.
         prediction_type: "epsilon" (noise) or "sample" (clean chunk).
         normalization: "min_max" (to [-1, 1]) or "mean_std", from dataset statistics.
+        robot: the robot profile the training data was recorded with ("" = unknown); a node
+            running another robot is refused.
     """
 
     joint_names: tuple[str, ...]
@@ -53,6 +55,7 @@ class DiffusionConfig:
     beta_schedule: str = "squaredcos_cap_v2"
     prediction_type: str = "sample"
     normalization: str = "min_max"
+    robot: str = ""
 
     def __post_init__(self) -> None:
         if self.horizon % (2 ** (len(self.down_dims) - 1)):

@@ -84,12 +84,17 @@ def split_episodes(episodes: torch.Tensor, fraction: float, seed: int) -> tuple[
     return torch.from_numpy(np.flatnonzero(~is_val)), torch.from_numpy(np.flatnonzero(is_val))
 
 
+#: robot_type values of datasets written before robot profiles: the name they stand for ("" = unknown).
+LEGACY_ROBOT_TYPES = {"armpilot_arm": "armpilot", "unknown": ""}
+
+
 def build_config(info: dict[str, Any], overrides: dict[str, Any]) -> DiffusionConfig:
     """A DiffusionConfig for a dataset's joints, rate and features (``info``: meta/info.json; ``overrides`` win)."""
     features = info["features"]
     keys = tuple(k for k in (STATE, OBJECT, GOAL) if k in features)
+    robot = str(info.get("robot_type", ""))
     base = DiffusionConfig(joint_names=tuple(features[STATE]["names"]), obs_keys=keys,
-                           action_dt=1.0 / float(info["fps"]))
+                           action_dt=1.0 / float(info["fps"]), robot=LEGACY_ROBOT_TYPES.get(robot, robot))
     return replace(base, **overrides)
 
 

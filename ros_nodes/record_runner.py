@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from armpilot.evaluation import episode_summary
+from armpilot.robot_profile import DEFAULT_ROBOT, load_profile
 from armpilot.ros_nodes import topics
 from armpilot.ros_nodes.demo_runner import graph_session
 from armpilot.tasks import get_task
@@ -38,14 +39,15 @@ class RecordOptions:
     width: int = 640
     height: int = 480
     domain_id: int | None = None
+    robot: str = DEFAULT_ROBOT
 
 
 def run_record(options: RecordOptions) -> dict:
     """Collect ``options.episodes`` episodes; returns (and writes to OUTPUT/record_report.json) a summary."""
-    task = get_task(options.task)
+    task = get_task(options.task, load_profile(options.robot).reach)
     options.output.mkdir(parents=True, exist_ok=True)
     values = {"task": options.task, "policy": options.policy, "seed": str(options.seed), "width": str(options.width),
-              "height": str(options.height), "output": str(options.output.resolve())}
+              "height": str(options.height), "output": str(options.output.resolve()), "robot": options.robot}
     results, bags = [], []
     with graph_session("record", values, options.domain_id, options.output / "logs") as (graph, node):
         # the recorder must have discovered every publisher and the clock before the first episode

@@ -24,9 +24,11 @@ from std_srvs.srv import Trigger
 
 from armpilot.recording import EpisodeRecorder, RecorderConfig, RecordingError, TopicSpec
 from armpilot.recording.episode_bag import episode_name
+from armpilot.robot_profile import robot_identity
 from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
+from armpilot.ros_nodes.robot_loading import load_robot
 
 QOS_BY_PRESET: dict[str, QoSProfile] = {"camera": qos.CAMERA_QOS, "sensor": qos.SENSOR_QOS, "state": qos.STATE_QOS,
                                     "command": qos.COMMAND_QOS, "latched": qos.LATCHED_QOS}
@@ -57,8 +59,10 @@ class RecorderNode(Node):
         super().__init__("recorder")
         self.config = declare_config(self, RecorderConfig)
         self.specs = self.config.topic_specs()
+        profile = load_robot(self)
         self.recorder = EpisodeRecorder(self.config.output_dir, self.specs,
-                                        chunk_interval_s=self.config.chunk_interval_s)
+                                        chunk_interval_s=self.config.chunk_interval_s,
+                                        custom=robot_identity(profile))
         for result in self.recorder.recovered:
             self.get_logger().warning(f"leftover of a crashed recorder: {result.line()}")
         self.latched: dict[str, tuple[bytes, int]] = {}

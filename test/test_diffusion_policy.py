@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +194,18 @@ def test_policy_refuses_other_joints(trained):
     _, report = trained
     with pytest.raises(CheckpointError, match="trained on joints"):
         DiffusionPolicy(Path(report["output"]), CONTROLLED_JOINTS[::-1])
+
+
+def test_policy_refuses_a_checkpoint_of_another_robot(trained, tmp_path):
+    _, report = trained
+    folder = tmp_path / "panda_policy"
+    shutil.copytree(report["output"], folder)
+    meta = json.loads((folder / "policy.json").read_text())
+    meta["config"]["robot"] = "panda"
+    (folder / "policy.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="trained on robot 'panda' but the node runs robot 'armpilot'"):
+        DiffusionPolicy(folder, CONTROLLED_JOINTS, robot="armpilot")
+    assert DiffusionPolicy(folder, CONTROLLED_JOINTS, robot="panda").config.robot == "panda"
 
 
 def test_proposer_uses_the_policys_own_samples(trained):

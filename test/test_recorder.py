@@ -319,3 +319,23 @@ def test_recorder_node_records_over_dds_and_survives_sigkill(tmp_path: Path) -> 
     assert result.action == "recovered" and result.messages > 50
     recovered = rosbags_counts(result.path)[0]
     assert sum(recovered.values()) == result.messages and recovered[JS] > 50
+
+
+def test_robot_identity_travels_from_the_bag_to_the_dataset(tmp_path: Path) -> None:
+    from armpilot.dataset.bag_reader import bag_custom_data
+    from armpilot.dataset.convert import recorded_robot
+    from armpilot.policies.diffusion_training import build_config
+    from armpilot.robot_profile import ROBOT_KEY, load_profile, robot_identity
+
+    identity = robot_identity(load_profile("panda"))
+    first = record(EpisodeRecorder(tmp_path / "a", TOPICS, custom=identity), 3, 1)
+    second = record(EpisodeRecorder(tmp_path / "a", TOPICS, custom=identity), 3, 1)
+    assert bag_custom_data(first)[ROBOT_KEY] == "panda" and bag_custom_data(second) == bag_custom_data(first) | {
+        "armpilot.episode": "1"}
+    assert recorded_robot([first, second]) == identity
+    other = record(EpisodeRecorder(tmp_path / "b", TOPICS, custom=robot_identity(load_profile("ur5"))), 3, 1)
+    with pytest.raises(ValueError, match="different robots.*panda.*ur5"):
+        recorded_robot([first, other])
+    info = {"features": {"observation.state": {"names": list(load_profile("panda").joints)}}, "fps": 15}
+    assert build_config({**info, "robot_type": "panda"}, {}).robot == "panda"
+    assert build_config({**info, "robot_type": "armpilot_arm"}, {}).robot == "armpilot"

@@ -154,6 +154,21 @@ def _read_raw(folder: Path, wanted: Iterable[str]) -> dict[str, list[tuple[int, 
     return raw
 
 
+def bag_custom_data(folder: Path) -> dict[str, str]:
+    """The ``custom_data`` of an episode's ``metadata.yaml`` (robot identity, episode index); {} without one."""
+    import yaml
+
+    path = Path(folder) / "metadata.yaml"
+    if not path.is_file() or path.stat().st_size > 1 << 20:
+        return {}
+    try:
+        info = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        return {}
+    custom = (info.get("rosbag2_bagfile_information") or {}).get("custom_data") or {}
+    return {str(k): str(v) for k, v in custom.items()} if isinstance(custom, dict) else {}
+
+
 def read_episode(folder: Path, required: Iterable[str] = REQUIRED_TOPICS) -> EpisodeStreams:
     """Reads an episode bag folder.
 

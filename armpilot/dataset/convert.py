@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from armpilot.robot_profile import ROBOT_KEY, URDF_HASH_KEY
 from armpilot.ros_nodes import topics
 
-from .bag_reader import OBJECT_TOPIC, BagError, EpisodeStreams, read_episode
+from .bag_reader import OBJECT_TOPIC, BagError, EpisodeStreams, bag_custom_data, read_episode
 from .command_reference import reference_actions
 from .lerobot_v3 import EpisodeFrames, LeRobotV3Writer
 from .resampler import NS_PER_S, ResampleError, Stream, hold_indices, resample
@@ -87,6 +88,31 @@ def find_episodes(bag_dir: Path) -> list[Path]:
     return sorted(p for p in bag_dir.glob("episode_*") if p.is_dir())
 
 
+#: robot_type of a dataset whose bags name no robot (recorded before robot profiles).
+UNKNOWN_ROBOT = "unknown"
+
+
+def recorded_robot(folders: list[Path]) -> dict[str, str]:
+    """The robot identity the episodes were recorded with ({} if none names one).
+
+    Raises:
+        ValueError: episodes of different robots (or URDFs) in one dataset, naming two of them.
+    """
+    seen: dict[tuple[str, str], Path] = {}
+    for folder in folders:
+        custom = bag_custom_data(folder)
+        if ROBOT_KEY in custom:
+            seen.setdefault((custom[ROBOT_KEY], custom.get(URDF_HASH_KEY, "")), folder)
+    if len(seen) > 1:
+        (a, fa), (b, fb) = list(seen.items())[:2]
+        raise ValueError(f"episodes of different robots in one dataset: {fa.name} is {a[0]} (URDF {a[1]}), "
+                         f"{fb.name} is {b[0]} (URDF {b[1]}); convert them separately")
+    if not seen:
+        return {}
+    (name, urdf_hash), = seen
+    return {ROBOT_KEY: name, URDF_HASH_KEY: urdf_hash}
+
+
 def convert(bag_dir: Path, output: Path, fps: int = 15, overwrite: bool = False,
             progress: bool = True) -> ConversionSummary:
     """Converts every episode under ``bag_dir`` into one dataset at ``output``.
@@ -104,6 +130,8 @@ def convert(bag_dir: Path, output: Path, fps: int = 15, overwrite: bool = False,
     summary = ConversionSummary(Path(output))
     writer = LeRobotV3Writer(output, fps, None, overwrite)  # fails fast on an existing/unwritable output
     writer.with_tracks = any(bag_has_tracks(f) for f in folders)
+    robot = recorded_robot(folders)
+    writer.robot_type = robot.get(ROBOT_KEY, UNKNOWN_ROBOT)
     intrinsics: dict[str, float] = {}
     try:
         for folder in tqdm(folders, desc="converting", unit="episode", disable=not progress):
@@ -125,7 +153,7 @@ def convert(bag_dir: Path, output: Path, fps: int = 15, overwrite: bool = False,
         if summary.episodes == 0:
             raise ValueError("no episode could be converted:\n" + "\n".join(summary.skipped.values()))
         writer.finalize({"source_bags": str(Path(bag_dir).resolve()),
-                         "camera_intrinsics": intrinsics})
+                         "camera_intrinsics": intrinsics, "armpilot_robot": robot})
     except BaseException:
         writer.abort()
         raise

@@ -183,7 +183,8 @@ class EpisodeRecorder:
     """
 
     def __init__(self, out: str | Path, topics: Sequence[TopicSpec], typestore: Typestore | None = None,
-                 chunk_interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 chunk_interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 custom: dict[str, str] | None = None) -> None:
         from armpilot.recording.recovery import recover_leftovers
 
         self.out = Path(out).expanduser().absolute()
@@ -193,6 +194,7 @@ class EpisodeRecorder:
         if unknown:
             raise RecordingError(f"message types {unknown} are unknown to the rosbags typestore")
         self.chunk_interval_s, self.clock = chunk_interval_s, clock
+        self.custom = dict(custom or {})  # written into every episode's metadata (robot identity)
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -221,7 +223,8 @@ class EpisodeRecorder:
         try:
             partial.mkdir()
             self._writer = _BagWriter(partial / episode_name(index), self.topics, self.typestore,
-                                      self.chunk_interval_s, self.clock, {"armpilot.episode": str(index)})
+                                      self.chunk_interval_s, self.clock,
+                                      {**self.custom, "armpilot.episode": str(index)})
         except OSError as error:
             shutil.rmtree(partial, ignore_errors=True)
             raise RecordingError(f"cannot start {episode_name(index)} in {partial}: {describe_os_error(error)}",
