@@ -191,3 +191,19 @@ def test_flood_of_malformed_messages_does_not_stop_valid_ones(tmp_path):
         valid = commands.moves_after(start)
         assert sent > 400
         assert valid >= 0.8 * 3.0 / CONTROL_PERIOD, f"only {valid} valid proposals passed during the flood"
+
+
+def test_joint_states_of_another_arm_are_refused_naming_the_joint_and_nothing_moves(tmp_path):
+    """The safety node runs the Panda profile; armpilot's arm publishes: every state and proposal is refused."""
+    panda_safety = (NodeSpec("safety", "safety_node", parameter_files=("safety.yaml",), parameters={"robot": "panda"}),)
+    with running_graph(panda_safety, tmp_path) as (_graph, probe):
+        _arm, commands = FakeArm(probe), Commands(probe)
+        messages: list[str] = []
+        probe.create_subscription(DiagnosticArray, topics.DIAGNOSTICS,
+                                  lambda m: messages.extend(s.message for s in m.status), qos.STATE_QOS)
+        probe.spin_until(lambda: any("joint_state_mismatch" in m for m in messages), 30,
+                         "diagnostics reporting the mismatch")
+        probe.spin_for(1.0)
+        mismatch = next(m for m in messages if "joint_state_mismatch" in m)
+        assert "panda_joint1" in mismatch, mismatch
+        assert commands.moves_after(0) == 0, "no chunk may reach the controller"
