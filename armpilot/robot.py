@@ -33,6 +33,8 @@ TCP_FRAME = "tool_tcp"
 CAMERA_OPTICAL_FRAME = "camera_color_optical_frame"
 GRIPPER_OPEN = 0.04
 GRIPPER_CLOSED = 0.0
+#: Name of the frame added at the profile's ``tcp_offset`` from its ``tcp_frame``.
+TCP_OFFSET_FRAME = "armpilot_tcp"
 #: A comfortable start pose (rad): elbow bent, tool pointing down over the table.
 HOME_POSITION = np.array([0.0, -0.3, 1.6, 0.0, 1.2, 0.0, GRIPPER_OPEN])
 
@@ -83,7 +85,8 @@ class ArmModel:
         self.model = pin.buildModelFromXML(self.profile.urdf_xml)
         self.data = self.model.createData()
         self.joint_names = self.profile.joints
-        self._tcp_id = self._frame_id(self.profile.tcp_frame)
+        self.tcp_frame = self._add_tcp_frame()
+        self._tcp_id = self._frame_id(self.tcp_frame)
         urdf = self.profile.urdf_joints
         #: every movable URDF joint pinocchio knows, in one order: (name, idx_q, nq, idx_v)
         self._movable = [(n, self.model.joints[self.model.getJointId(n)].idx_q,
@@ -133,6 +136,19 @@ class ArmModel:
             else:
                 out[name] = float(np.clip(0.0, joint.lower, joint.upper))
         return out
+
+    def _add_tcp_frame(self) -> str:
+        """The TCP frame: the profile's ``tcp_frame``, moved by ``tcp_offset`` when one is given."""
+        name = self.profile.tcp_frame
+        parent_id = self._frame_id(name)
+        if not np.any(self.profile.tcp_offset):
+            return name
+        parent = self.model.frames[parent_id]
+        placement = parent.placement * pin.SE3(np.eye(3), self.profile.tcp_offset)
+        self.model.addFrame(pin.Frame(TCP_OFFSET_FRAME, parent.parentJoint, parent_id, placement,
+                                      pin.FrameType.OP_FRAME), False)
+        self.data = self.model.createData()
+        return TCP_OFFSET_FRAME
 
     def _frame_id(self, name: str) -> int:
         if not self.model.existFrame(name):
@@ -225,7 +241,12 @@ class ArmModel:
             jac_arm = weights[:, None] * jac[:, self._v_index[arm]]
             weighted = weights * err
             step = jac_arm.T @ np.linalg.solve(jac_arm @ jac_arm.T + damping * np.eye(6), weighted)
-            q[arm] = np.clip(q[arm] + step, self.limits.lower[arm], self.limits.upper[arm])
+            lower, upper = self.limits.lower[arm], self.limits.upper[arm]
+            blocked = ((q[arm] <= lower + 1e-9) & (step < 0)) | ((q[arm] >= upper - 1e-9) & (step > 0))
+            if np.any(blocked) and not np.all(blocked):  # a joint at its limit: solve with the others
+                free = jac_arm * ~blocked
+                step = free.T @ np.linalg.solve(free @ free.T + damping * np.eye(6), weighted)
+            q[arm] = np.clip(q[arm] + step, lower, upper)
         pos_err = float(np.linalg.norm(err[:3]))
         rot_err = float(np.linalg.norm(err[3:]))
         return IkResult(q, pos_err < 10 * tol_position and rot_err < 10 * tol_rotation, pos_err, rot_err)

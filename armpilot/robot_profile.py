@@ -37,7 +37,7 @@ MAX_PROFILE_BYTES = 256 * 1024
 PROFILE_KEYS = frozenset({
     "name", "description", "urdf", "srdf", "joint_limits", "package_paths", "joints", "gripper", "tcp_frame",
     "base_frame", "camera_frame", "camera_extrinsics", "home", "workspace_min", "workspace_max", "table_z",
-    "max_acceleration", "max_jerk", "watched_frames", "reach", "xacro_args",
+    "max_acceleration", "max_jerk", "watched_frames", "reach", "xacro_args", "tcp_offset",
 })
 
 
@@ -92,6 +92,7 @@ class RobotProfile:
     camera_extrinsics: np.ndarray | None = None  # 4x4 base_T_camera_optical when not in the URDF
     description: str = ""
     source: str = ""  # where the profile came from
+    tcp_offset: np.ndarray = field(default_factory=lambda: np.zeros(3))  # (3,) m in tcp_frame: the grasp point
 
     @property
     def urdf_hash(self) -> str:
@@ -219,7 +220,7 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
         reach=float(raw.get("reach", 0.6)), watched_frames=watched, urdf_joints=urdf_joints,
         disabled_collisions=tuple(disabled), camera_frame=str(raw.get("camera_frame", "")),
         camera_extrinsics=_extrinsics(raw.get("camera_extrinsics")), description=str(raw.get("description", "")),
-        source=source,
+        source=source, tcp_offset=np.asarray(raw.get("tcp_offset", (0.0, 0.0, 0.0)), float).reshape(3),
     )
 
 

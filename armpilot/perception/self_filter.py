@@ -28,7 +28,7 @@ def robot_spheres(arm: ArmModel, q: np.ndarray) -> np.ndarray:
     pin.updateFramePlacements(arm.model, arm.data)
     joints = arm.profile.arm_joints
     chain = [np.zeros(3)] + [arm.data.oMi[arm.model.getJointId(n)].translation.copy() for n in joints]
-    tcp = arm.data.oMf[arm.model.getFrameId(arm.profile.tcp_frame)]
+    tcp = arm.data.oMf[arm.model.getFrameId(arm.tcp_frame)]
     fingertips = tcp.translation + tcp.rotation[:, 2] * 0.015
     chain.append(fingertips)
     generic = RADIUS_PER_REACH * arm.profile.reach

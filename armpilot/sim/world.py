@@ -115,8 +115,9 @@ class SimWorld:
         return self.episode_init.goal_position.copy()
 
     def tcp_position(self) -> np.ndarray:
-        """Tool centre point position (3,)."""
-        return self.data.xpos[self._tcp_body].copy()
+        """Tool centre point position (3,): the profile's TCP body moved by its ``tcp_offset``."""
+        body = self._tcp_body
+        return self.data.xpos[body] + self.data.xmat[body].reshape(3, 3) @ self.profile.tcp_offset
 
     def task_state(self) -> TaskState:
         """Everything the task's success test reads."""

@@ -64,17 +64,19 @@ def plan_waypoints(task: Task, obs: ExpertObservation, gripper_open: float = 0.0
     """The expert's plan for ``task`` from the first observation of an episode."""
     obj, goal = obs.object_position, obs.goal_position
     natural = float(np.arctan2(obj[1], obj[0]))
+    up = task.scale  # approach heights shrink with the arm
     if task.name == "reach":
         return [Waypoint(obj.copy(), natural, gripper_open, tolerance=0.004)]
     if task.name == "pick":
         yaw = grasp_yaw(obs.object_yaw, obj)
-        top = obj + [0.0, 0.0, 0.12]
+        top = obj + [0.0, 0.0, 0.12 * up]
         grasp = obj + [0.0, 0.0, 0.006]
         return [
             Waypoint(top, yaw, gripper_open, tolerance=0.01),
             Waypoint(grasp, yaw, gripper_open, tolerance=0.005, speed=0.15),
             Waypoint(grasp, yaw, gripper_closed, tolerance=0.01, dwell=0.7),
-            Waypoint(obj + [0.0, 0.0, 0.16], yaw, gripper_closed, tolerance=0.01, speed=0.15),
+            Waypoint(obj + [0.0, 0.0, max(0.16 * up, task.lift_height + 0.03)], yaw, gripper_closed, tolerance=0.01,
+                     speed=0.15),
         ]
     if task.name == "push":
         direction = np.append((goal - obj)[:2], 0.0)
@@ -86,10 +88,10 @@ def plan_waypoints(task: Task, obs: ExpertObservation, gripper_open: float = 0.0
         yaw = float(np.arctan2(direction[1], direction[0])) + np.pi / 2
         yaw = grasp_yaw(yaw, obj)
         return [
-            Waypoint(behind + [0.0, 0.0, 0.10], yaw, gripper_closed, tolerance=0.01),
+            Waypoint(behind + [0.0, 0.0, 0.10 * up], yaw, gripper_closed, tolerance=0.01),
             Waypoint(behind, yaw, gripper_closed, tolerance=0.006, speed=0.15),
             Waypoint(contact, yaw, gripper_closed, tolerance=0.006, speed=0.08),
-            Waypoint(contact + [0.0, 0.0, 0.10], yaw, gripper_closed, tolerance=0.01),
+            Waypoint(contact + [0.0, 0.0, 0.10 * up], yaw, gripper_closed, tolerance=0.01),
         ]
     raise KeyError(f"no scripted expert for task '{task.name}'")
 
@@ -179,7 +181,7 @@ def down_reference(arm: ArmModel) -> np.ndarray:
 
     For armpilot's arm this is ``top_down_rotation(0)``; waypoint yaw 0 points along the base's +x.
     """
-    home = arm.frame_pose(arm.profile.tcp_frame)[:3, :3]
+    home = arm.frame_pose(arm.tcp_frame)[:3, :3]
     z = np.array([0.0, 0.0, -1.0])
     x = home[:, 0] - home[:, 0] @ z * z
     if np.linalg.norm(x) < 1e-6:  # tool x vertical at home: use its y instead
@@ -187,7 +189,7 @@ def down_reference(arm: ArmModel) -> np.ndarray:
     x /= np.linalg.norm(x)
     rotation = np.column_stack([x, np.cross(z, x), z])
     # turn so that yaw 0 matches the natural yaw of a point straight ahead of the base (+x)
-    tcp = arm.frame_pose(arm.profile.tcp_frame)[:3, 3]
+    tcp = arm.frame_pose(arm.tcp_frame)[:3, 3]
     heading = float(np.arctan2(tcp[1], tcp[0])) if np.linalg.norm(tcp[:2]) > 1e-6 else 0.0
     return turned_about_z(rotation, -heading)
 

@@ -77,7 +77,7 @@ class DiffIk:
         model = arm.model
         self.arm_joints = arm.profile.arm_joints
         self.n = len(self.arm_joints)
-        self._tcp = model.getFrameId(arm.profile.tcp_frame)
+        self._tcp = model.getFrameId(arm.tcp_frame)
         self._v_index = np.array([model.joints[model.getJointId(n)].idx_v for n in self.arm_joints])
         lim = arm.limits.reordered(self.arm_joints)
         margin = self.config.limit_margin
