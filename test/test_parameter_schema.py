@@ -1,44 +1,23 @@
-"""One parameter schema: every key a node's YAML sets is a field of a config dataclass the node declares.
-
-The node's dataclasses are read from its source (``declare_config(self, X)``; ``load_robot`` declares
-``RobotSelection``), so a YAML key that nothing declares, or a field renamed without its YAML, fails here.
+"""One parameter schema: every key a node's YAML sets is a field of a config dataclass the node declares,
+and docs/parameters.md is generated from those dataclasses.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from armpilot.robot_profile import PROFILE_KEYS, RobotSelection, load_profile, shipped_profiles
+from armpilot.robot_profile import PROFILE_KEYS, load_profile, shipped_profiles
+from armpilot.ros_nodes.parameter_docs import markdown, node_config_classes
 
 ROOT = Path(__file__).resolve().parent.parent
-NODE_FILES = sorted((ROOT / "ros_nodes").glob("*_node.py"))
 SKIPPED = {"graph.yaml", "ros2_controllers.yaml"}
 ROS_BUILT_IN = {"use_sim_time"}
-
-
-def _schemas() -> dict[str, set[str]]:
-    """Node name -> every parameter its config dataclasses declare."""
-    schemas = {}
-    for path in NODE_FILES:
-        source = path.read_text()
-        name = re.search(r'super\(\).__init__\("([a-z_]+)"', source)
-        if name is None:
-            continue
-        module = importlib.import_module(f"armpilot.ros_nodes.{path.stem}")
-        classes = [getattr(module, c) for c in re.findall(r"declare_config\(self, (\w+)", source)]
-        if "load_robot(self)" in source:
-            classes.append(RobotSelection)
-        schemas[name.group(1)] = {f.name for c in classes for f in dataclasses.fields(c)}
-    return schemas
-
-
-SCHEMAS = _schemas()
+SCHEMAS = {node: {f.name for c in classes for f in dataclasses.fields(c)}
+           for node, classes in node_config_classes().items()}
 
 
 @pytest.mark.parametrize("path", sorted(p for p in (ROOT / "config").glob("*.yaml") if p.name not in SKIPPED),
@@ -68,3 +47,8 @@ def test_every_profile_key_is_documented():
     text = (ROOT / "docs" / "robot-profile.md").read_text()
     missing = [k for k in sorted(PROFILE_KEYS) if f"`{k}`" not in text]
     assert not missing, f"docs/robot-profile.md does not describe {missing}"
+
+
+def test_parameter_reference_is_generated_from_the_dataclasses():
+    current = (ROOT / "docs" / "parameters.md").read_text()
+    assert current == markdown(), "regenerate: python -m armpilot.ros_nodes.parameter_docs > docs/parameters.md"
