@@ -37,6 +37,7 @@ from armpilot.ros_nodes.robot_loading import load_robot
 from armpilot.ros_nodes.safety_diagnostics import diagnostics_message
 from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
 from armpilot.safety.state_tracking import ArmState, controller_joints, hold_command
+from armpilot.safety.stopping import crosses_limit
 from armpilot.safety.supervisor import Supervisor
 from armpilot.safety.verifier import VerifierConfig, sample_chunk, select
 from armpilot.safety.workspace import WorkspaceChecker
@@ -159,6 +160,10 @@ class SafetyNode(Node):
         stop = hold_command(self.state, self.limits, self.executing, self.now())
         self.executing = None
         self.supervisor.held()
+        if stop is not None and np.any(crossing := crosses_limit(stop, self.limits.lower, self.limits.upper)):
+            joints = [n for n, c in zip(self.joint_names, crossing) if c]
+            self.get_logger().error(f"the stop of {joints} passes their position limits: the arm was moving "
+                                    f"toward them faster than it can brake (moved by something else?)")
         if stop is not None:
             self.pub_command.publish(conv.joint_trajectory_to_msg(
                 self.joint_names, stop.times, stop.positions, stop.velocities, None))
