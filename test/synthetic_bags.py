@@ -105,11 +105,13 @@ def joint_positions(t: float) -> np.ndarray:
 
 def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, task: str = "pick",
                   size: tuple[int, int] = (48, 64), skip: Iterable[str] = (), object_delay: float = 0.0,
-                  success_at: float | None = 1.5) -> Path:
+                  success_at: float | None = 1.5, command_lag: float | None = None) -> Path:
     """Writes one episode bag: joints 100 Hz, commands 10 Hz, camera, objects and tracks 15 Hz.
 
     Color pixel (0, 0) red channel encodes the camera frame number (mod 256);
-    depth is ``1000 + 10 * frame`` mm with a horizontal ramp.
+    depth is ``1000 + 10 * frame`` mm with a horizontal ramp. Commands are stamped zero (start on
+    receipt) unless ``command_lag``: then each is stamped that many seconds before it is written, as
+    a chunk anchored on its observation, and every third is a zero-stamped hold (stamps go back).
     """
     skip = set(skip)
     h, w = size
@@ -134,8 +136,9 @@ def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, tas
         points = [Pt(positions=joint_positions(t + 0.1 * (i + 1))[::-1].copy(), velocities=np.zeros(0),
                      accelerations=np.zeros(0), effort=np.zeros(0), time_from_start=D(sec=0, nanosec=10**8 * (i + 1)))
                   for i in range(4)]
+        stamp = 0 if command_lag is None or k % 3 == 2 else ns - round(command_lag * 1e9)
         add(t, topics.CONTROLLER_COMMAND, T["trajectory_msgs/msg/JointTrajectory"](
-            header=_header(0), joint_names=list(JOINTS[::-1]), points=points))
+            header=_header(stamp), joint_names=list(JOINTS[::-1]), points=points))
     ramp = np.arange(w, dtype=np.uint16)[None, :].repeat(h, 0)
     for k in range(int(duration * 15) + 1):
         t = k / 15

@@ -334,3 +334,16 @@ def test_loader_returns_tracks(dataset):
     assert np.array_equal(item[TRACKS].numpy(), tracks[3:6]) and np.array_equal(item[TRACKS_MASK].numpy(), mask[3:6])
     first = ds[0]  # history clamped at the episode start
     assert np.array_equal(first[TRACKS_MASK].numpy(), mask[[0, 0, 0]])
+
+
+def test_commands_take_over_when_received_even_if_stamped_earlier(tmp_path: Path) -> None:
+    """A chunk stamped at its observation arrives after a zero-stamped hold: not a clock jump."""
+    from armpilot.dataset.bag_reader import read_episode
+
+    episode = read_episode(write_episode(tmp_path / "episode_000000", command_lag=0.15))
+    grid = episode.command_grid
+    assert grid is not None and np.all(np.diff(grid.stamps) > 0)
+    plain = read_episode(write_episode(tmp_path / "episode_000001"))
+    # a command stamped 0.15 s before it was received is 0.15 s further along its trajectory on arrival
+    lagged = [k for k in range(len(grid.stamps)) if k % 3 != 2]
+    assert not np.allclose(grid.values[lagged[1]], plain.command_grid.values[lagged[1]])

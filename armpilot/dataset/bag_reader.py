@@ -98,12 +98,16 @@ def _first_pose(msg: Any) -> np.ndarray | None:
                      p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w])
 
 
-def _command(msg: Any) -> tuple[tuple[str, ...], np.ndarray] | None:
-    """(joint names, (G + 1, J)): the first point, then the trajectory on the ``command_reference`` grid."""
+def _command(msg: Any, lag: float = 0.0) -> tuple[tuple[str, ...], np.ndarray] | None:
+    """(joint names, (G + 1, J)): the first point, then the trajectory on the ``command_reference`` grid.
+
+    A command is stored from when it was received (it replaces the previous one then, as a
+    joint_trajectory_controller does): ``lag`` s after its header stamp, so the grid starts there.
+    """
     if not msg.points:
         return None
     positions = np.asarray([p.positions for p in msg.points], np.float64)
-    times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
+    times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]) - lag
     return tuple(msg.joint_names), np.concatenate([positions[:1], trajectory_grid(times, positions)])
 
 
@@ -145,7 +149,11 @@ def _read_raw(folder: Path, wanted: Iterable[str]) -> dict[str, list[tuple[int, 
                 current = conn.topic
                 # tolerant of the trailing CDR padding Fast DDS leaves (see armpilot.recording.read_cdr)
                 msg = read_cdr(reader.typestore, data, conn.msgtype)
-                raw[conn.topic].append((_stamp(msg, log_time), _DECODERS[conn.topic](msg)))
+                if conn.topic == topics.CONTROLLER_COMMAND:  # takes over when received (JTC), anchored at its stamp
+                    lag = (int(log_time) - _stamp(msg, log_time)) / 1e9
+                    raw[conn.topic].append((int(log_time), _command(msg, lag)))
+                else:
+                    raw[conn.topic].append((_stamp(msg, log_time), _DECODERS[conn.topic](msg)))
     except BagError:
         raise
     except Exception as exc:  # rosbags/mcap raise many types for damaged files
