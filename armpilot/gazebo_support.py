@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from armpilot.graph import NodeSpec
-from armpilot.paths import config_path, urdf_path
+from armpilot.paths import config_path
 
 CONTROLLERS_FILE = "ros2_controllers.yaml"
 ROBOT_NAME = "armpilot_arm"
@@ -108,8 +108,11 @@ def gazebo_urdf(urdf_text: str, controllers_yaml_path: str | Path, *, width: int
 
 
 def gazebo_robot_description(configurations: Mapping[str, str]) -> str:
-    """The installed URDF, via :func:`gazebo_urdf`, with the installed controllers file."""
-    return gazebo_urdf(urdf_path().read_text(), config_path(CONTROLLERS_FILE))
+    """The ``robot`` profile's URDF (its ``<ros2_control>`` block required), via :func:`gazebo_urdf`,
+    with the installed controllers file."""
+    from armpilot.launch_support import robot_description_text
+
+    return gazebo_urdf(robot_description_text(configurations), config_path(CONTROLLERS_FILE))
 
 
 def gazebo_actions(configurations: Mapping[str, str], nodes: Sequence[NodeSpec]) -> list:
