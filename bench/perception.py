@@ -58,12 +58,12 @@ def pipeline_figures(seconds: float) -> dict[str, float]:
 
     from armpilot.perception.cloud import CloudPipeline
     from armpilot.perception.config import PerceptionConfig
-    from armpilot.perception.self_filter import robot_spheres
+    from armpilot.perception.self_filter import RobotSpheres
     from armpilot.robot import HOME_POSITION
 
     arm, color, depth, intr, pose = sim_frame()
     pipeline = CloudPipeline(PerceptionConfig(), intr, pose)
-    spheres = robot_spheres(arm, HOME_POSITION)
+    spheres = RobotSpheres(arm)(HOME_POSITION)
     ours = frames_per_second(lambda: pipeline.process(depth, color, spheres), seconds)
     o3d_intr = o3d.camera.PinholeCameraIntrinsic(intr.width, intr.height, intr.fx, intr.fy, intr.cx, intr.cy)
     extrinsic = np.linalg.inv(pose)

@@ -24,7 +24,7 @@ from armpilot.perception.config import PerceptionConfig
 from armpilot.perception.frames import FrameError, check_sizes, depth_to_metres
 from armpilot.perception.geometry import Intrinsics, camera_pose_from_urdf
 from armpilot.perception.pairing import ApproximateTimePairer
-from armpilot.perception.self_filter import robot_spheres
+from armpilot.perception.self_filter import RobotSpheres
 from armpilot.rejections import RejectionLog
 from armpilot.robot import ArmModel
 from armpilot.ros_nodes import conversions as conv
@@ -58,6 +58,7 @@ class PerceptionNode(CameraInputs, Node):
         self.pipeline_config = declare_config(self, PerceptionConfig)
         self.config = declare_config(self, PerceptionNodeConfig)
         self.arm = ArmModel(load_robot(self))
+        self.robot_spheres = RobotSpheres(self.arm)
         self.base_T_camera = camera_pose_from_urdf(self.arm, self.config.camera_frame)
         self.pipeline: CloudPipeline | None = None
         self.intrinsics: Intrinsics | None = None
@@ -125,7 +126,7 @@ class PerceptionNode(CameraInputs, Node):
             return
         spheres = None
         if self.config.self_filter and self.joints is not None and stamp - self.joints[0] < self.config.joint_state_timeout:
-            spheres = robot_spheres(self.arm, self.joints[1])
+            spheres = self.robot_spheres(self.joints[1])
         result = self.pipeline.process(depth, color, spheres)
         self.publish(result, depth_msg.header.stamp)
 

@@ -9,7 +9,7 @@ from armpilot.perception.cloud import CloudPipeline, fit_plane_ransac, pack_rgb
 from armpilot.perception.config import PerceptionConfig
 from armpilot.perception.frames import FrameError, check_sizes, depth_to_metres
 from armpilot.perception.geometry import Deprojector, Intrinsics, camera_pose_from_urdf, project
-from armpilot.perception.self_filter import robot_spheres
+from armpilot.perception.self_filter import RobotSpheres
 from armpilot.robot import HOME_POSITION
 from armpilot.sim.scene import CameraConfig
 from armpilot.sim.world import SimWorld
@@ -85,7 +85,7 @@ def test_sim_scenes_median_error_below_1cm(arm, camera_pose, task):
         world.reset(seed)
         world.step(HOME_POSITION, 5)
         color, depth = world.render()
-        result = pipeline.process(depth, color, robot_spheres(arm, world.joint_positions()))
+        result = pipeline.process(depth, color, RobotSpheres(arm)(world.joint_positions()))
         assert len(result.objects) == 1, f"seed {seed}: {len(result.objects)} objects"
         errors.append(np.linalg.norm(result.objects[0].position - world.object_pose()[0]))
         assert result.objects[0].color[0] > 2 * result.objects[0].color[1], "the task object is red"
@@ -104,7 +104,7 @@ def test_self_filter_removes_the_arm_reaching_into_the_workspace(arm, camera_pos
     fx, fy, cx, cy = world.intrinsics()
     pipeline = CloudPipeline(PerceptionConfig(), Intrinsics(fx, fy, cx, cy, 640, 480), camera_pose)
     unfiltered = pipeline.process(depth, color)
-    filtered = pipeline.process(depth, color, robot_spheres(arm, q))
+    filtered = pipeline.process(depth, color, RobotSpheres(arm)(q))
     world.close()
     assert len(unfiltered.objects) >= 2, "the arm shows up as an object without the filter"
     assert len(filtered.objects) == 1
