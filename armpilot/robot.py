@@ -216,6 +216,8 @@ class ArmModel:
         tol_rotation: float = 1e-3,
         damping: float = 1e-4,
         rotation_weight: float = 1.0,
+        posture: np.ndarray | None = None,
+        posture_gain: float = 0.1,
     ) -> IkResult:
         """Damped-least-squares IK for the TCP over the arm joints; the gripper is kept as given.
 
@@ -224,6 +226,10 @@ class ArmModel:
             rotation: target TCP rotation matrix (3, 3).
             q_init: warm start (J,); its gripper value is kept.
             rotation_weight: < 1 trades orientation for position (arms with fewer than six joints).
+            posture: (J,) joint positions the redundant joints drift toward in the task's null space
+                (arms with more than six joints: the same TCP pose gets the same posture, whatever
+                the path), or None.
+            posture_gain: fraction of the posture error corrected per iteration.
         """
         target = pin.SE3(np.asarray(rotation, float), np.asarray(position, float))
         q = np.asarray(q_init, dtype=float).copy()
@@ -246,6 +252,9 @@ class ArmModel:
             if np.any(blocked) and not np.all(blocked):  # a joint at its limit: solve with the others
                 free = jac_arm * ~blocked
                 step = free.T @ np.linalg.solve(free @ free.T + damping * np.eye(6), weighted)
+            if posture is not None and len(arm) > 6:
+                pinv = jac_arm.T @ np.linalg.inv(jac_arm @ jac_arm.T + damping * np.eye(6))
+                step = step + (np.eye(len(arm)) - pinv @ jac_arm) @ (posture_gain * (posture[arm] - q[arm]))
             q[arm] = np.clip(q[arm] + step, lower, upper)
         pos_err = float(np.linalg.norm(err[:3]))
         rot_err = float(np.linalg.norm(err[3:]))

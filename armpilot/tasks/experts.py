@@ -168,7 +168,7 @@ class ScriptedExpert:
             fraction = min(1.0, waypoint.speed * self.dt * (k + 1) / max(distance, 1e-9))
             pose = start * pin.exp6(fraction * delta)
             guess = self.arm.ik(pose.translation, pose.rotation, guess, max_iters=self.ik_iterations,
-                                rotation_weight=self.rotation_weight).positions
+                                rotation_weight=self.rotation_weight, posture=self.arm.profile.home).positions
             chunk[k] = guess
             if gripper is not None:
                 gripper = gripper + np.clip(waypoint.gripper - gripper, -limit, limit)
