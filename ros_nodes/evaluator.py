@@ -39,6 +39,9 @@ MEASURED_TOPICS = (
 )
 
 
+#: How long a service call to the sim may take, s (its one thread also steps physics and renders).
+SERVICE_TIMEOUT_S = 30.0
+
 class EvaluatorNode(Node):
     """Episode driver and meter for ``armpilot demo`` and the graph tests."""
 
@@ -121,7 +124,7 @@ class EvaluatorNode(Node):
         while time.monotonic() < deadline:
             rclpy.spin_once(self, timeout_sec=min(0.05, max(0.0, deadline - time.monotonic())))
 
-    def _call(self, client, request, what: str, timeout: float = 10.0):
+    def _call(self, client, request, what: str, timeout: float = SERVICE_TIMEOUT_S):
         if not client.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f"service {client.srv_name} not available after {timeout:.0f} s ({what})")
         future = client.call_async(request)

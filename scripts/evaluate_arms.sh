@@ -14,6 +14,6 @@ for pair in "${@:-panda:reach panda:pick ur5:reach so101:reach so101:pick}"; do
   for p in $pair; do
     robot="${p%%:*}"; task="${p##*:}"
     "$ARMPILOT" demo --robot "$robot" --task "$task" --policy scripted --episodes 20 --no-video \
-        --report "$OUT/${robot}_${task}.json"
+        --report "$OUT/${robot}_${task}.json" || echo "[evaluate_arms] $robot $task failed" >&2
   done
 done
