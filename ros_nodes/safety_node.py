@@ -157,7 +157,7 @@ class SafetyNode(Node):
         """Brake to rest within the acceleration and jerk limits (one command) and say why."""
         self.rejections.record(reason, detail)
         self.get_logger().warning(f"holding the arm: {reason}: {detail}")
-        stop = hold_command(self.state, self.limits, self.executing, self.now())
+        stop = hold_command(self.state, self.limits, self.executing, self.now(), self.config.tracking_allowance)
         self.executing = None
         self.supervisor.held()
         if stop is not None and np.any(crossing := crosses_limit(stop, self.limits.lower, self.limits.upper)):

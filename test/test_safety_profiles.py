@@ -173,3 +173,16 @@ def test_shuffled_order_checks_kinematics_by_name(kit):
     order = [plain.joints.index(n) for n in shuffled.joints]
     assert ws_plain.check(dive).reason == ws_shuffled.check(dive[:, order]).reason == "table_clearance"
     assert np.allclose(arm_plain.tcp_pose(dive[0]), arm_shuffled.tcp_pose(dive[0, order]))
+
+
+@pytest.mark.parametrize("name", ALL_PROFILES)
+def test_hold_starts_from_the_arm_when_it_is_not_where_the_chunk_says(kit, name):
+    """The arm was reset or moved by something else: the hold brakes from the measured state, not the chunk's."""
+    p, arm, _, _ = kit(name)
+    lim = arm.limits
+    far = np.clip(p.home + 0.8, lim.lower, lim.upper)
+    state = ArmState(p.joints)
+    state.update(list(p.joints), p.home, np.zeros(len(p.joints)))
+    stale = (NOW - 0.2, np.array([0.0, 1.0]), np.vstack([far, far]))
+    stop = hold_command(state, lim, stale, NOW, tolerance=0.05)
+    assert np.allclose(stop.positions, p.home) and np.allclose(stop.velocities, 0.0)

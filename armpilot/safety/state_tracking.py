@@ -71,16 +71,19 @@ class ArmState:
 
 
 def hold_command(state: ArmState, limits: JointLimits, executing: tuple[float, np.ndarray, np.ndarray] | None,
-                 now: float) -> StopTrajectory | None:
+                 now: float, tolerance: float = 0.1) -> StopTrajectory | None:
     """A decelerating stop from the state the controller follows now, or None without any state.
 
     Args:
         executing: (stamp, times (P,), positions (P, J)) of the chunk sent last, or None.
         now: the node's clock, s.
+        tolerance: s at the velocity limit the measured arm may differ from the chunk's desired state.
 
     Within the executing chunk the controller's desired state is the chunk's
     (linear between points); after its end the arm rests at its last point;
-    with no chunk it is the measured state.
+    with no chunk, or when the measured arm is further from that state than
+    ``tolerance`` allows (it was moved, reset or stopped by something else), it
+    is the measured state: a hold never starts away from the arm.
     """
     vmax = limits.velocity
     if executing is not None:
@@ -101,5 +104,8 @@ def hold_command(state: ArmState, limits: JointLimits, executing: tuple[float, n
         velocity = np.zeros(len(vmax)) if state.velocities is None else state.velocities.copy()
     else:
         return None
+    if state.positions is not None and np.any(np.abs(position - state.positions) > vmax * tolerance):
+        position = state.positions.copy()
+        velocity = np.zeros(len(vmax)) if state.velocities is None else state.velocities.copy()
     velocity = np.clip(velocity, -vmax, vmax)
     return stop_trajectory(position, velocity, limits.acceleration, limits.jerk, limits.lower, limits.upper)
