@@ -17,7 +17,7 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from armpilot.policies.wire import WireError, packb, unpackb
+from armpilot.policies.wire import MAX_MESSAGE_BYTES, WireError, packb, unpackb
 
 
 class PolicyServerError(RuntimeError):
@@ -51,7 +51,7 @@ class PolicyClient:
         try:
             with warnings.catch_warnings():  # this object owns the connection's lifetime (close()), not a with-block
                 warnings.simplefilter("ignore", DeprecationWarning)
-                connection = connect(self.uri, additional_headers=headers, compression=None, max_size=None,
+                connection = connect(self.uri, additional_headers=headers, compression=None, max_size=MAX_MESSAGE_BYTES,
                                      open_timeout=self.connect_timeout)
                 metadata = unpackb(connection.recv(timeout=self.connect_timeout))
         except InvalidStatus as error:

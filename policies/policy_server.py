@@ -25,7 +25,7 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
-from armpilot.policies.wire import WireError, packb, unpackb
+from armpilot.policies.wire import MAX_MESSAGE_BYTES, WireError, packb, unpackb
 
 LOG = logging.getLogger("armpilot.policy_server")
 Infer = Callable[[dict[str, Any]], dict[str, Any]]
@@ -86,7 +86,7 @@ class PolicyServer:
 
     def start(self) -> PolicyServer:
         """Listen in a background thread; returns self (``address`` is then known)."""
-        self._server = serve(self._handle, self.config.host, self.config.port, compression=None, max_size=None,
+        self._server = serve(self._handle, self.config.host, self.config.port, compression=None, max_size=MAX_MESSAGE_BYTES,
                              process_request=self._process_request)
         self._thread = threading.Thread(target=self._server.serve_forever, name="policy-server", daemon=True)
         self._thread.start()

@@ -15,6 +15,8 @@ import msgpack
 import numpy as np
 
 ALLOWED_KINDS = "biuf"  # bool, signed, unsigned, float
+#: Largest websocket message either side accepts, bytes (a 640x480 RGB observation is ~0.9 MB).
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 class WireError(ValueError):

@@ -201,3 +201,21 @@ def test_the_published_openpi_client_drives_our_server(server, tmp_path):
     assert answer["metadata"]["backend"] == "line" and answer["metadata"]["protocol"] == "openpi-websocket"
     assert answer["shape"] == [10, 7] and answer["timing"] == ["infer_ms"]
     assert np.allclose(answer["first"], np.linspace(0, 0.6, 7) + 0.01, atol=1e-6)
+
+
+def test_an_oversized_frame_closes_the_connection_and_the_server_keeps_serving(server):
+    """Every input from outside is bounded: a frame over MAX_MESSAGE_BYTES is refused (close code 1009)."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    from armpilot.policies.wire import MAX_MESSAGE_BYTES
+
+    headers = {"Authorization": "Api-Key secret"}
+    with connect(_uri(server), additional_headers=headers, max_size=None) as connection:
+        connection.recv(timeout=5)  # metadata
+        connection.send(b"\x00" * (MAX_MESSAGE_BYTES + 1))
+        with pytest.raises(ConnectionClosed) as closed:
+            connection.recv(timeout=5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    remote = RemotePolicy(_uri(server), CONTROLLED_JOINTS, api_key="secret", timeout=2.0)
+    assert remote.predict_action_chunk(_observation()).shape == (10, 7)
