@@ -3,6 +3,9 @@
 Same executables, parameter files and remappings as the launch files (both read
 ``config/graph.yaml``). Ctrl-C or a crashing child stops every node (SIGINT,
 then SIGTERM, then SIGKILL) and the failure names the node and its exit code.
+Stopping goes in ``STOP_ORDER``: the safety node first (it sends its hold),
+then the proposers, then the rest. Each node gets this process's pid in
+``SUPERVISOR_PID_ENV`` and ends itself when this process dies, however it dies.
 """
 
 from __future__ import annotations
@@ -20,8 +23,12 @@ from typing import IO, Mapping
 from armpilot.graph import NodeSpec, ros_arguments
 from armpilot.paths import share_dir
 
-#: Seconds given to each stage of shutdown (SIGINT, then SIGTERM) before the next.
-STOP_GRACE = 5.0
+#: Environment variable with the pid of the supervisor a node must not outlive.
+SUPERVISOR_PID_ENV = "ARMPILOT_SUPERVISOR_PID"
+#: Seconds given to each signal of shutdown (SIGINT, then SIGTERM) before the next.
+STOP_GRACE = 3.0
+#: Executables stopped in this order, each group to its end before the next; then the rest.
+STOP_ORDER: tuple[tuple[str, ...], ...] = (("safety_node",), ("policy_node", "teleop_node", "player_node"))
 
 
 class NodeFailed(RuntimeError):
@@ -72,7 +79,7 @@ class GraphSupervisor:
     def __init__(self, nodes: tuple[NodeSpec, ...], env: Mapping[str, str], log_dir: Path) -> None:
         self.nodes = tuple(n for n in nodes if not n.ros_only)
         self.skipped = tuple(n.name for n in nodes if n.ros_only)
-        self.env = dict(env)
+        self.env = {**env, SUPERVISOR_PID_ENV: str(os.getpid())}
         self.log_dir = Path(log_dir)
         self.children: list[_Child] = []
 
@@ -118,20 +125,13 @@ class GraphSupervisor:
             time.sleep(poll_interval)
 
     def stop(self) -> dict[str, int]:
-        """Stop every node; returns each node's exit code."""
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-            running = [c for c in self.children if c.process.poll() is None]
-            for child in running:
-                try:
-                    os.killpg(child.process.pid, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + STOP_GRACE
-            for child in running:
-                try:
-                    child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pass
+        """Stop every node, in ``STOP_ORDER``; returns each node's exit code."""
+        def stage(child: _Child) -> int:
+            groups = [i for i, group in enumerate(STOP_ORDER) if child.spec.executable in group]
+            return groups[0] if groups else len(STOP_ORDER)
+
+        for index in sorted({stage(c) for c in self.children}):
+            _stop_processes([c.process for c in self.children if stage(c) == index])
         codes = {}
         for child in self.children:
             child.log_file.close()
@@ -144,3 +144,20 @@ class GraphSupervisor:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _stop_processes(processes: list[subprocess.Popen]) -> None:
+    """SIGINT, then SIGTERM, then SIGKILL (each to the process group) until every process has ended."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        running = [p for p in processes if p.poll() is None]
+        for process in running:
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + STOP_GRACE
+        for process in running:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass

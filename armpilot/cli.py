@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
+from typing import IO
 
 from armpilot.graph import load_graphs, resolve
 from armpilot.policies.diffusion_config import SAMPLERS
@@ -252,22 +254,39 @@ def _cmd_up(name: str, pairs: list[str], domain_id: int | None, logs: Path) -> i
     if name not in graphs:
         raise SystemExit(f"unknown graph '{name}'; graphs: {sorted(graphs)}")
     nodes = resolve(graphs[name], _launch_values(pairs))
-    # Ctrl-C must stop the graph even when a parent shell started us with SIGINT ignored (a background job)
+    # Ctrl-C must stop the graph even when a parent shell started us with SIGINT ignored (a background job);
+    # SIGTERM and SIGHUP (a closed terminal) stop it the same way
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     supervisor = GraphSupervisor(nodes, ros_environment(domain_id), logs)
-    supervisor.start()
-    print(f"started {supervisor.pids()} (logs in {logs}); skipped {list(supervisor.skipped)}; Ctrl-C stops")
+    failure: NodeFailed | None = None
     try:
+        supervisor.start()
+        _say(f"started {supervisor.pids()} (logs in {logs}); skipped {list(supervisor.skipped)}; Ctrl-C stops")
         supervisor.wait()
     except KeyboardInterrupt:
-        print("stopping...")
-        print(f"stopped: exit codes {supervisor.stop()}")
-        return 0
-    except NodeFailed as failure:
-        print(f"error: {failure}", file=sys.stderr)
-        print(f"stopped the other nodes: exit codes {supervisor.stop()}", file=sys.stderr)
-        return 1
-    return 0
+        _say("stopping (safety node first: it holds the arm)...")
+    except NodeFailed as error:
+        failure = error
+        _say(f"error: {failure}", sys.stderr)
+    finally:  # whatever ended the wait (a signal, a closed stdout, an error), the nodes stop
+        codes = supervisor.stop()
+    _say(f"stopped: exit codes {codes}", sys.stderr if failure else sys.stdout)
+    return 1 if failure else 0
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _say(text: str, stream: IO[str] | None = None) -> None:
+    """Print, ignoring a closed output (``armpilot up | head``): stopping the graph matters more."""
+    try:
+        print(text, file=stream or sys.stdout, flush=True)
+    except (BrokenPipeError, OSError, ValueError):
+        if stream is None:  # no "Exception ignored" noise at exit from the unflushable stdout
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
 
 
 def _cmd_convert(bag_dir: Path, output: Path, fps: int, overwrite: bool) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, PointCloud2
 from std_srvs.srv import SetBool, Trigger
@@ -41,6 +42,9 @@ from armpilot.safety.stopping import crosses_limit
 from armpilot.safety.supervisor import Supervisor
 from armpilot.safety.verifier import VerifierConfig, sample_chunk, select
 from armpilot.safety.workspace import WorkspaceChecker
+
+#: Seconds the shutdown hold waits for the controller's acknowledgement (DDS acks it within ~0.4 s).
+HOLD_ACK_TIMEOUT_S = 0.6
 
 
 class SafetyNode(Node):
@@ -168,6 +172,13 @@ class SafetyNode(Node):
             self.pub_command.publish(conv.joint_trajectory_to_msg(
                 self.joint_names, stop.times, stop.positions, stop.velocities, None))
 
+    def hold_on_stop(self) -> None:
+        """The last command before the node exits: a hold, acknowledged by the controller or 0.5 s spent waiting."""
+        self.hold("shutdown", "the safety node is stopping; nothing passes to the controller after this hold")
+        if not self.pub_command.wait_for_all_acked(Duration(seconds=HOLD_ACK_TIMEOUT_S)):
+            self.get_logger().info(f"the shutdown hold was not acknowledged within {HOLD_ACK_TIMEOUT_S} s "
+                                   "(no controller, or it is stopping too)")
+
     def on_watchdog(self) -> None:
         reason = self.supervisor.watchdog(self.now())
         if reason is not None:
@@ -200,7 +211,7 @@ class SafetyNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Entry point: ``safety_node``."""
-    run_node(SafetyNode, args)
+    run_node(SafetyNode, args, on_stop=lambda node: node.hold_on_stop())  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":
