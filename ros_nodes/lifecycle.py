@@ -23,7 +23,7 @@ import time
 from typing import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
@@ -107,7 +107,8 @@ def die_with_supervisor() -> None:
 def run_node(make_node: Callable[[], Node], args: list[str] | None = None,
              spin: Callable[[Node, SingleThreadedExecutor], None] | None = None,
              cleanup: Callable[[Node], None] | None = None,
-             on_stop: Callable[[Node], None] | None = None) -> None:
+             on_stop: Callable[[Node], None] | None = None,
+             executor: Callable[[], Executor] = SingleThreadedExecutor) -> None:
     """``rclpy.init``, build the node, spin it, and shut down within the exit deadline.
 
     Args:
@@ -116,6 +117,7 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None,
         spin: custom loop (default: ``executor.spin()``).
         cleanup: releases what the node holds (renderer, devices) before it is destroyed.
         on_stop: runs first on a stop signal, with the ROS context still up (may publish).
+        executor: builds the executor (a multi-threaded one for nodes with several callback groups).
 
     A stop signal and errors raised by rclpy while the context is already
     shutting down end quietly; any other error propagates so the process exits
@@ -131,12 +133,12 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None,
         wake = node.create_guard_condition(signals.raise_if_received)
         signals.wake = wake.trigger
         signals.raise_if_received()  # a signal that came while the node was being built
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
+        running = executor()
+        running.add_node(node)
         if spin is None:
-            executor.spin()
+            running.spin()
         else:
-            spin(node, executor)
+            spin(node, running)  # type: ignore[arg-type]
     except (StopRequested, KeyboardInterrupt, ExternalShutdownException):
         stopped = True
     except RuntimeError:

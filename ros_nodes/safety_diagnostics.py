@@ -10,16 +10,24 @@ from armpilot.safety.supervisor import SupervisorState
 STATUS_NAME = "armpilot: safety"
 
 
-def diagnostics_message(state: SupervisorState, accepted: int, candidates: int, rejections: RejectionLog) -> DiagnosticArray:
-    """ERROR while the e-stop is latched, WARN when disabled or after rejections, else OK."""
+def diagnostics_message(state: SupervisorState, accepted: int, candidates: int, rejections: RejectionLog,
+                        clock_problem: str = "") -> DiagnosticArray:
+    """ERROR while the e-stop is latched or a second proposer publishes; WARN when disabled, after a clock
+    jump or after rejections within the log's recent window; else OK. Counts cover the whole run."""
+    recent = rejections.recent()
     if state.estopped:
         level, message = DiagnosticStatus.ERROR, f"e-stop latched: {state.estop_cause}"
+    elif state.proposer_fault:
+        level, message = DiagnosticStatus.ERROR, f"refusing every proposal: {state.proposer_fault}"
     elif not state.enabled:
         level, message = DiagnosticStatus.WARN, "disabled"
-    elif rejections.total():
-        level, message = DiagnosticStatus.WARN, f"last rejection: {rejections.last}"
+    elif clock_problem:
+        level, message = DiagnosticStatus.WARN, clock_problem
+    elif recent:
+        level, message = DiagnosticStatus.WARN, (f"{sum(recent.values())} rejection(s) in the last "
+                                                 f"{rejections.window_s:.0f} s; last: {rejections.last}")
     else:
-        level, message = DiagnosticStatus.OK, "all proposals accepted"
+        level, message = DiagnosticStatus.OK, f"no rejection in the last {rejections.window_s:.0f} s"
     values = {"accepted": accepted, "candidates_seen": candidates, "estopped": state.estopped,
               "enabled": state.enabled, **rejections.counts}
     status = DiagnosticStatus(level=level, name=STATUS_NAME, hardware_id="armpilot", message=message,

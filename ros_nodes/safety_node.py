@@ -13,15 +13,30 @@ verified chunk already executing continues until ``proposal_timeout``, then
 the arm holds. The arm is the robot profile's (``robot`` parameter); a
 profile the URDF does not support, or ``/joint_states`` without a profile
 joint, is refused with the joint named. Services: ``~/estop``, ``~/reset`` (std_srvs/Trigger), ``~/enable``
-(std_srvs/SetBool). Diagnostics on ``/diagnostics`` at 1 Hz.
+(std_srvs/SetBool). Diagnostics on ``/diagnostics`` at 1 Hz (wall clock).
+
+Verification runs on a thread of its own with a one-place mailbox per input
+topic (a newer proposal replaces one from the same topic not yet started: the
+freshest wins; topics take turns); the executor
+thread keeps supervision (joint states, watchdog, e-stop, diagnostics, the
+proposer and clock watch) running while a table is checked. (rclpy's
+multi-threaded executor cut valid throughput under a flood to a fifth here.)
+A proposal is decoded only within ``InputBounds``; the e-stop, the supervisor
+and the chunk's age are checked again at the moment it is forwarded.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from typing import Callable
+
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.duration import Duration
+from rclpy.clock import Clock, ClockType, JumpThreshold, TimeJump
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import JointState, PointCloud2
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -36,13 +51,20 @@ from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
 from armpilot.ros_nodes.robot_loading import load_robot
 from armpilot.ros_nodes.safety_diagnostics import diagnostics_message
+from armpilot.safety.input_bounds import InputBounds, oversized_chunk, oversized_message
 from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
 from armpilot.safety.state_tracking import ArmState, controller_joints, hold_command
 from armpilot.safety.stopping import crosses_limit
-from armpilot.safety.supervisor import Supervisor
+from armpilot.safety.supervisor import Supervisor, proposer_fault
 from armpilot.safety.verifier import VerifierConfig, sample_chunk, select
 from armpilot.safety.workspace import WorkspaceChecker
 
+#: Topics a proposal may come from; each must have at most one publishing node.
+PROPOSAL_TOPICS = (topics.POLICY_CANDIDATES, topics.TELEOP_COMMAND)
+#: Clock jumps reported (s): any jump back, forward jumps beyond this.
+CLOCK_JUMP_FORWARD_S = 1.0
+#: Seconds between checks of who publishes proposals (wall clock).
+PROPOSER_CHECK_PERIOD_S = 0.5
 #: Seconds the shutdown hold waits for the controller's acknowledgement (DDS acks it within ~0.4 s).
 HOLD_ACK_TIMEOUT_S = 0.6
 
@@ -54,6 +76,7 @@ class SafetyNode(Node):
         super().__init__("safety")
         self.config = declare_config(self, SafetyConfig)
         self.verifier = declare_config(self, VerifierConfig)
+        self.bounds = declare_config(self, InputBounds)
         cfg = self.config
         self.profile: RobotProfile = load_robot(self)
         arm = ArmModel(self.profile)
@@ -73,138 +96,232 @@ class SafetyNode(Node):
             self.learned = as_verifier_scorer(load_scorer(self.verifier.learned_scorer))
             self.get_logger().info(f"learned scorer from {self.verifier.learned_scorer}, "
                                    f"weight {self.verifier.weight_learned}")
+        self.lock = threading.RLock()  # state shared by the executor and the verifier thread
         self.executing: tuple[float, np.ndarray, np.ndarray] | None = None
         self.accepted = 0
         self.candidates_seen = 0
         self.rejections = RejectionLog()
+        self.superseded = 0
+        self.pending: dict[str, Callable[[], Verdict]] = {}  # input topic -> its latest unchecked proposal
+        self.pending_ready = threading.Condition()
+        threading.Thread(target=self.verify_loop, name="verifier", daemon=True).start()
+        wall = Clock(clock_type=ClockType.STEADY_TIME)
         self.pub_command = self.create_publisher(JointTrajectory, topics.CONTROLLER_COMMAND, qos.COMMAND_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
         self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, qos.STATE_QOS)
-        self.create_subscription(PointCloud2, topics.POLICY_CANDIDATES, self.on_candidates, qos.COMMAND_QOS)
-        self.create_subscription(JointTrajectory, topics.TELEOP_COMMAND, self.on_trajectory, qos.COMMAND_QOS)
+        self.create_subscription(PointCloud2, topics.POLICY_CANDIDATES, self.on_candidates, qos.COMMAND_QOS,
+                                 raw=True)
+        self.create_subscription(JointTrajectory, topics.TELEOP_COMMAND, self.on_trajectory, qos.COMMAND_QOS,
+                                 raw=True)
         self.create_service(Trigger, topics.ESTOP_SERVICE, self.on_estop)
         self.create_service(Trigger, topics.ESTOP_RESET_SERVICE, self.on_reset)
         self.create_service(SetBool, topics.ENABLE_SERVICE, self.on_enable)
-        self.create_timer(0.02, self.on_watchdog)
-        self.create_timer(1.0, self.publish_diagnostics)
+        self.create_timer(0.02, self.on_watchdog, clock=wall)
+        self.create_timer(1.0, self.publish_diagnostics, clock=wall)
+        self.create_timer(PROPOSER_CHECK_PERIOD_S, self.check_proposers, clock=wall)
+        self.jump_handle = self.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=Duration(seconds=CLOCK_JUMP_FORWARD_S), min_backward=Duration(nanoseconds=-1),
+                          on_clock_change=False), post_callback=self.on_clock_jump)
 
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    @property
-    def measured(self) -> np.ndarray | None:
-        return self.state.positions
-
     def on_joint_state(self, msg: JointState) -> None:
         names, positions, velocities, _ = conv.joint_state_from_msg(msg)
-        problem = self.state.update(names, positions, velocities)
-        if problem is not None:
-            self.reject("joint_state_mismatch", problem)
-            return
-        self.supervisor.joint_state(self.now())
+        with self.lock:
+            problem = self.state.update(names, positions, velocities)
+            if problem is not None:
+                self.reject("joint_state_mismatch", problem)
+                return
+            self.supervisor.joint_state(time.monotonic())
 
-    def on_candidates(self, msg: PointCloud2) -> None:
-        now = self.now()
+    def decode(self, raw: bytes, msg_type: type):
+        """The message, or None (counted as ``oversized`` / ``malformed``) when it is too large or unreadable."""
+        problem = oversized_message(self.bounds, len(raw))
+        if problem is None:
+            msg = deserialize_message(raw, msg_type)
+            shape = ((msg.height, msg.width, len(msg.fields) - 1) if msg_type is PointCloud2
+                     else (1, len(msg.points), len(msg.joint_names)))
+            problem = oversized_chunk(self.bounds, *shape)
+        if problem is not None:
+            self.reject("oversized", f"{msg_type.__name__}: {problem}")
+            return None
+        return msg
+
+    def on_candidates(self, raw: bytes) -> None:
+        msg = self.decode(raw, PointCloud2)
+        if msg is None:
+            return
         try:
             table = candidates_from_msg(msg)
         except conv.ConversionError as error:
             self.reject("malformed", str(error))
             return
-        self.candidates_seen += len(table.positions)
-        if self.refused(now):
-            return
-        executing = None
-        if self.executing is not None:
-            executing = sample_chunk(*self.executing, table.stamp_sec + table.times)
-        selection = select(self.verifier, self.config, self.limits, table.joint_names, table.stamp_sec, table.times,
-                           table.positions, now, self.measured, executing, self.workspace, self.rng, self.learned,
-                           self.state.passive, self.profile.gripper.joint)
-        self.forward(selection.verdict, now)
+        with self.lock:
+            self.candidates_seen += len(table.positions)
+            if self.refused():
+                return
+            now, measured, passive = self.now(), self.state.positions, self.state.passive
+            executing = None
+            if self.executing is not None:
+                executing = sample_chunk(*self.executing, table.stamp_sec + table.times)
+        self.submit(topics.POLICY_CANDIDATES, lambda: select(
+            self.verifier, self.config, self.limits, table.joint_names, table.stamp_sec, table.times, table.positions,
+            now, measured, executing, self.workspace, self.rng, self.learned, passive,
+            self.profile.gripper.joint).verdict)
 
-    def on_trajectory(self, msg: JointTrajectory) -> None:
-        now = self.now()
+    def on_trajectory(self, raw: bytes) -> None:
+        msg = self.decode(raw, JointTrajectory)
+        if msg is None:
+            return
         try:
             arrays = conv.joint_trajectory_from_msg(msg)
         except conv.ConversionError as error:
             self.reject("malformed", str(error))
             return
-        if self.refused(now):
-            return
-        verdict = check_chunk(self.config, self.limits, arrays.joint_names, arrays.stamp_sec, arrays.times,
-                              arrays.positions, now, self.measured, arrays.velocities, self.workspace,
-                              self.state.passive)
-        self.forward(verdict, now)
+        with self.lock:
+            if self.refused():
+                return
+            now, measured, passive = self.now(), self.state.positions, self.state.passive
+        self.submit(topics.TELEOP_COMMAND, lambda: check_chunk(self.config, self.limits, arrays.joint_names, arrays.stamp_sec, arrays.times,
+                                        arrays.positions, now, measured, arrays.velocities, self.workspace, passive))
 
-    def refused(self, now: float) -> bool:
-        refusal = self.supervisor.refusal(now)
+    def submit(self, topic: str, check: Callable[[], Verdict]) -> None:
+        """Hand a proposal's check to the verifier thread, replacing one from ``topic`` not yet started."""
+        with self.pending_ready:
+            if self.pending.pop(topic, None) is not None:
+                self.superseded += 1
+            self.pending[topic] = check  # to the back of the queue: topics take turns
+            self.pending_ready.notify()
+
+    def verify_loop(self) -> None:
+        """The verifier thread: check the latest proposal, forward it if it passes."""
+        while True:
+            with self.pending_ready:
+                while not self.pending:
+                    self.pending_ready.wait()
+                check = self.pending.pop(next(iter(self.pending)))
+            try:
+                verdict = check()
+            except Exception as error:  # noqa: BLE001 - a failing check rejects; it never ends verification
+                self.get_logger().error(f"a check failed: {error!r}")
+                self.reject("internal_error", repr(error))
+                continue
+            self.forward(verdict)
+
+    def refused(self) -> bool:
+        refusal = self.supervisor.refusal(time.monotonic())
         if refusal is not None:
             self.reject(*refusal)
         return refusal is not None
 
-    def forward(self, verdict: Verdict, now: float) -> None:
-        """Send an accepted chunk to the controller; count and log a rejected one."""
+    def forward(self, verdict: Verdict) -> None:
+        """Send an accepted chunk to the controller, if nothing changed while it was checked."""
         if not verdict.accepted:
             self.reject(verdict.reason, verdict.detail)
             return
-        self.accepted += 1
-        self.executing = (verdict.stamp, verdict.times, verdict.positions)
-        self.supervisor.accepted(now, verdict.stamp + float(verdict.times[-1]))
-        self.pub_command.publish(conv.joint_trajectory_to_msg(
-            self.joint_names, verdict.times, verdict.positions, None, conv.sec_to_stamp(verdict.stamp)))
+        with self.lock:  # the e-stop, a hold or the clock may have moved on during verification
+            if self.refused():
+                return
+            now = self.now()
+            ahead = verdict.stamp + verdict.times > now
+            if now - verdict.stamp > self.config.max_chunk_age or not np.any(ahead):
+                self.reject("stale", f"{now - verdict.stamp:.3f} s old when checked (max "
+                                     f"{self.config.max_chunk_age} s, {int(np.sum(ahead))} point(s) ahead)")
+                return
+            times, positions = verdict.times[ahead], verdict.positions[ahead]
+            self.accepted += 1
+            self.executing = (verdict.stamp, times, positions)
+            self.supervisor.accepted(now, verdict.stamp + float(times[-1]))
+            self.pub_command.publish(conv.joint_trajectory_to_msg(
+                self.joint_names, times, positions, None, conv.sec_to_stamp(verdict.stamp)))
 
     def reject(self, reason: str, detail: str) -> None:
-        if self.rejections.record(reason, detail):
+        with self.lock:
+            log = self.rejections.record(reason, detail)
+        if log:
             self.get_logger().warning(f"rejected ({self.rejections.counts[reason]} so far for this reason): "
                                       f"{reason}: {detail}")
 
     def hold(self, reason: str, detail: str) -> None:
         """Brake to rest within the acceleration and jerk limits (one command) and say why."""
-        self.rejections.record(reason, detail)
-        self.get_logger().warning(f"holding the arm: {reason}: {detail}")
-        stop = hold_command(self.state, self.limits, self.executing, self.now(), self.config.tracking_allowance)
-        self.executing = None
-        self.supervisor.held()
-        if stop is not None and np.any(crossing := crosses_limit(stop, self.limits.lower, self.limits.upper)):
-            joints = [n for n, c in zip(self.joint_names, crossing) if c]
-            self.get_logger().error(f"the stop of {joints} passes their position limits: the arm was moving "
-                                    f"toward them faster than it can brake (moved by something else?)")
-        if stop is not None:
+        with self.lock:
+            self.rejections.record(reason, detail)
+            self.get_logger().warning(f"holding the arm: {reason}: {detail}")
+            stop = hold_command(self.state, self.limits, self.executing, self.now(), self.config.tracking_allowance)
+            self.executing = None
+            self.supervisor.held()
+            if stop is None:
+                return
+            if np.any(crossing := crosses_limit(stop, self.limits.lower, self.limits.upper)):
+                joints = [n for n, c in zip(self.joint_names, crossing) if c]
+                self.get_logger().error(f"the stop of {joints} passes their position limits: the arm was moving "
+                                        f"toward them faster than it can brake (moved by something else?)")
             self.pub_command.publish(conv.joint_trajectory_to_msg(
                 self.joint_names, stop.times, stop.positions, stop.velocities, None))
 
     def hold_on_stop(self) -> None:
-        """The last command before the node exits: a hold, acknowledged by the controller or 0.5 s spent waiting."""
+        """The last command before the node exits: a hold, acknowledged by the controller or 0.6 s spent waiting."""
         self.hold("shutdown", "the safety node is stopping; nothing passes to the controller after this hold")
         if not self.pub_command.wait_for_all_acked(Duration(seconds=HOLD_ACK_TIMEOUT_S)):
             self.get_logger().info(f"the shutdown hold was not acknowledged within {HOLD_ACK_TIMEOUT_S} s "
                                    "(no controller, or it is stopping too)")
 
     def on_watchdog(self) -> None:
-        reason = self.supervisor.watchdog(self.now())
-        if reason is not None:
-            self.hold(*reason)
+        with self.lock:
+            reason = self.supervisor.watchdog(self.now(), time.monotonic())
+            if reason is not None:
+                self.hold(*reason)
+
+    def check_proposers(self) -> None:
+        """Hold and refuse while more than one node publishes on a proposal topic."""
+        publishers = {topic: [f"{i.node_namespace.rstrip('/')}/{i.node_name}"
+                              for i in self.get_publishers_info_by_topic(topic)] for topic in PROPOSAL_TOPICS}
+        fault = proposer_fault(publishers)
+        with self.lock:
+            before = self.supervisor.state.proposer_fault
+            if self.supervisor.proposers(fault):
+                self.get_logger().error(f"refusing every proposal: {fault}")
+                self.hold("second_proposer", fault)
+            elif before and not fault:
+                self.get_logger().info("one proposer per topic again: proposals are checked again")
+
+    def on_clock_jump(self, jump: TimeJump) -> None:
+        delta = jump.delta.nanoseconds * 1e-9
+        if self.now() - delta <= 0.0:  # the first /clock message after start: not a jump
+            return
+        with self.lock:
+            if self.supervisor.clock_jumped(delta, time.monotonic()):
+                self.hold("clock_jump", self.supervisor.clock_problem(time.monotonic()))
+            else:
+                self.get_logger().warning(self.supervisor.clock_problem(time.monotonic()))
 
     def on_estop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        self.supervisor.estop("e-stop service called")
-        self.hold("estop", "e-stop latched; only the reset service clears it")
+        with self.lock:
+            self.supervisor.estop("e-stop service called")
+            self.hold("estop", "e-stop latched; only the reset service clears it")
         response.success, response.message = True, "e-stop latched; call reset to clear"
         return response
 
     def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        self.supervisor.reset()
+        with self.lock:
+            self.supervisor.reset()
         self.get_logger().info("e-stop cleared")
         response.success, response.message = True, "e-stop cleared"
         return response
 
     def on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        self.supervisor.set_enabled(bool(request.data))
-        if not request.data:
-            self.hold("disabled", "disabled by the enable service")
+        with self.lock:
+            self.supervisor.set_enabled(bool(request.data))
+            if not request.data:
+                self.hold("disabled", "disabled by the enable service")
         response.success, response.message = True, "enabled" if request.data else "disabled"
         return response
 
     def publish_diagnostics(self) -> None:
-        msg = diagnostics_message(self.supervisor.state, self.accepted, self.candidates_seen, self.rejections)
+        with self.lock:
+            msg = diagnostics_message(self.supervisor.state, self.accepted, self.candidates_seen, self.rejections,
+                                      self.supervisor.clock_problem(time.monotonic()))
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)
 

@@ -41,26 +41,51 @@ def test_disabled_refuses():
 def test_proposal_timeout_only_while_executing_and_once():
     sup = Supervisor(proposal_timeout=0.3, joint_state_timeout=10.0)
     sup.joint_state(0.0)
-    assert sup.watchdog(5.0) is None  # idle: silence is fine
+    assert sup.watchdog(5.0, 0.0) is None  # idle: silence is fine
     sup.accepted(1.0, ends_at=2.0)
-    assert sup.watchdog(1.2) is None
-    assert sup.watchdog(1.4)[0] == "proposal_timeout"
+    assert sup.watchdog(1.2, 0.0) is None
+    assert sup.watchdog(1.4, 0.0)[0] == "proposal_timeout"
     sup.held()
-    assert sup.watchdog(1.5) is None and sup.watchdog(1.9) is None
+    assert sup.watchdog(1.5, 0.0) is None and sup.watchdog(1.9, 0.0) is None
     sup.accepted(3.0, ends_at=3.2)
-    assert sup.watchdog(3.5) is None  # the chunk ended before the timeout: nothing moves
+    assert sup.watchdog(3.5, 0.0) is None  # the chunk ended before the timeout: nothing moves
 
 
 def test_joint_state_timeout():
     sup = Supervisor(proposal_timeout=0.3, joint_state_timeout=0.25)
     assert sup.refusal(0.0)[0] == "no_joint_state"
     sup.joint_state(1.0)
-    assert sup.watchdog(1.2) is None and sup.refusal(1.2) is None
-    assert sup.watchdog(1.3)[0] == "joint_state_timeout" and sup.refusal(1.3)[0] == "no_joint_state"
+    assert sup.watchdog(0.0, 1.2) is None and sup.refusal(1.2) is None
+    assert sup.watchdog(0.0, 1.3)[0] == "joint_state_timeout" and sup.refusal(1.3)[0] == "no_joint_state"
     sup.held()
-    assert sup.watchdog(1.4) is None
+    assert sup.watchdog(0.0, 1.4) is None
     sup.joint_state(1.5)
     assert sup.refusal(1.5) is None
+
+
+def test_joint_state_timeout_is_judged_in_wall_time_while_the_node_clock_is_frozen():
+    sup = Supervisor(proposal_timeout=0.3, joint_state_timeout=0.25)
+    sup.joint_state(10.0)
+    assert sup.watchdog(now=5.0, wall=10.3)[0] == "joint_state_timeout"  # /clock stuck at 5.0
+
+
+def test_second_proposer_holds_once_and_refuses_until_one_is_left():
+    sup = Supervisor(0.3, 0.25)
+    sup.joint_state(0.0)
+    assert sup.proposers("2 nodes publish on /policy/candidates: ['/policy', '/intruder']")
+    assert not sup.proposers("2 nodes publish on /policy/candidates: ['/policy', '/intruder']")  # once
+    assert sup.refusal(0.1)[0] == "second_proposer" and "/intruder" in sup.refusal(0.1)[1]
+    assert not sup.proposers("")
+    assert sup.refusal(0.1) is None
+
+
+def test_a_clock_jump_back_holds_and_either_jump_is_reported_for_a_while():
+    sup = Supervisor(0.3, 0.25)
+    assert sup.clock_jumped(-3.0, wall=100.0)
+    assert "back by 3.000 s" in sup.clock_problem(101.0)
+    assert not sup.clock_jumped(2.0, wall=102.0)
+    assert "forward" in sup.clock_problem(102.0)
+    assert sup.clock_problem(102.0 + Supervisor.CLOCK_FAULT_S + 0.1) == ""
 
 
 # --- candidate table ------------------------------------------------------------------------------------------------

@@ -1,12 +1,15 @@
 """Watchdog, e-stop and enable state of the safety node (pure, clock passed in).
 
 Decides *when* the arm must hold; the node sends the hold command. Times in
-seconds on the node's clock.
+seconds: ``now`` on the node's clock (sim time in simulation), ``wall`` on a
+steady clock. Input freshness is judged in wall time, so a frozen ``/clock``
+never hides silent joint states.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 
 @dataclass
@@ -20,6 +23,9 @@ class SupervisorState:
     last_proposal: float | None = None
     executing_until: float = float("-inf")
     holding: bool = False
+    proposer_fault: str = ""
+    clock_fault: str = ""
+    clock_fault_wall: float = float("-inf")
 
 
 class Supervisor:
@@ -28,15 +34,38 @@ class Supervisor:
     - e-stop latches until ``reset``; while latched or disabled every proposal is refused.
     - While a chunk executes, no accepted proposal for ``proposal_timeout`` -> hold once.
     - Joint states older than ``joint_state_timeout`` -> hold once (and refuse proposals).
+    - More than one node publishing proposals on a topic -> hold once, refuse until one is left.
+    - The node's clock jumps back -> hold once; jumps either way are reported for ``CLOCK_FAULT_S``.
     """
+
+    #: Seconds (wall) a clock jump stays in the diagnostics.
+    CLOCK_FAULT_S = 10.0
 
     def __init__(self, proposal_timeout: float, joint_state_timeout: float) -> None:
         self.proposal_timeout = proposal_timeout
         self.joint_state_timeout = joint_state_timeout
         self.state = SupervisorState()
 
-    def joint_state(self, now: float) -> None:
-        self.state.last_joint_state = now
+    def joint_state(self, wall: float) -> None:
+        self.state.last_joint_state = wall
+
+    def proposers(self, fault: str) -> bool:
+        """Set the second-proposer fault ("" = none); True when it newly appeared."""
+        appeared = bool(fault) and not self.state.proposer_fault
+        self.state.proposer_fault = fault
+        return appeared
+
+    def clock_jumped(self, delta: float, wall: float) -> bool:
+        """The node's clock jumped by ``delta`` s; True when the arm must hold (a jump back)."""
+        direction = "back" if delta < 0 else "forward"
+        self.state.clock_fault = f"the clock jumped {direction} by {abs(delta):.3f} s"
+        self.state.clock_fault_wall = wall
+        return delta < 0
+
+    def clock_problem(self, wall: float) -> str:
+        """The last clock jump while it is recent, else ""."""
+        recent = wall - self.state.clock_fault_wall <= self.CLOCK_FAULT_S
+        return self.state.clock_fault if recent else ""
 
     def accepted(self, now: float, ends_at: float) -> None:
         """A chunk was sent to the controller; it runs until ``ends_at``."""
@@ -62,23 +91,40 @@ class Supervisor:
     def set_enabled(self, enabled: bool) -> None:
         self.state.enabled = enabled
 
-    def refusal(self, now: float) -> tuple[str, str] | None:
+    def refusal(self, wall: float) -> tuple[str, str] | None:
         """Why a proposal must be refused now (reason, detail), or None."""
         if self.state.estopped:
             return "estop", f"e-stop latched ({self.state.estop_cause}); call the reset service"
         if not self.state.enabled:
             return "disabled", "the safety node is disabled; enable it to pass commands"
-        if self.state.last_joint_state is None or now - self.state.last_joint_state > self.joint_state_timeout:
+        if self.state.proposer_fault:
+            return "second_proposer", self.state.proposer_fault
+        if self.state.last_joint_state is None or wall - self.state.last_joint_state > self.joint_state_timeout:
             return "no_joint_state", f"no /joint_states within {self.joint_state_timeout} s"
         return None
 
-    def watchdog(self, now: float) -> tuple[str, str] | None:
+    def watchdog(self, now: float, wall: float) -> tuple[str, str] | None:
         """A reason to hold now (once per event), or None."""
         if self.state.holding:
             return None
-        if self.state.last_joint_state is not None and now - self.state.last_joint_state > self.joint_state_timeout:
-            return "joint_state_timeout", f"/joint_states silent for {now - self.state.last_joint_state:.2f} s"
+        silent = None if self.state.last_joint_state is None else wall - self.state.last_joint_state
+        if silent is not None and silent > self.joint_state_timeout:
+            return "joint_state_timeout", f"/joint_states silent for {silent:.2f} s"
         executing = now < self.state.executing_until
         if executing and self.state.last_proposal is not None and now - self.state.last_proposal > self.proposal_timeout:
             return "proposal_timeout", f"no fresh proposal for {now - self.state.last_proposal:.2f} s while moving"
         return None
+
+
+def proposer_fault(publishers: Mapping[str, Sequence[str]]) -> str:
+    """Describe every proposal topic published by more than one node ("" when none is).
+
+    Args:
+        publishers: topic -> the node of each publisher on it (one node may publish twice).
+    """
+    faults = []
+    for topic, nodes in sorted(publishers.items()):
+        distinct = sorted(set(nodes))
+        if len(distinct) > 1:
+            faults.append(f"{len(distinct)} nodes publish on {topic}: {distinct}")
+    return "; ".join(faults)

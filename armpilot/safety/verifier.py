@@ -69,10 +69,16 @@ def perturb(candidates: np.ndarray, samples: int, std: float, rng: np.random.Gen
 
 
 def vote(candidates: np.ndarray, bandwidth: float) -> np.ndarray:
-    """(N,) share of the candidates near each one (Gaussian kernel on the mean |difference|)."""
+    """(N,) share of the candidates near each one (Gaussian kernel on the mean |difference|).
+
+    One row of distances at a time: memory O(N x H x J), never O(N^2 x H x J).
+    """
     flat = candidates.reshape(len(candidates), -1)
-    distance = np.abs(flat[:, None, :] - flat[None, :, :]).mean(axis=2)
-    return np.exp(-((distance / bandwidth) ** 2)).mean(axis=1)
+    share = np.empty(len(flat))
+    for i, row in enumerate(flat):
+        distance = np.abs(flat - row).mean(axis=1)
+        share[i] = np.exp(-((distance / bandwidth) ** 2)).mean()
+    return share
 
 
 def jerk_penalty(candidates: np.ndarray, times: np.ndarray, max_jerk: np.ndarray) -> np.ndarray:

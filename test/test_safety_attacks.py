@@ -1,0 +1,155 @@
+"""Faults and attacks on the safety node over DDS: oversized tables, a second proposer, a frozen or
+jumping clock. Each ends safe: nothing stale or unchecked reaches the controller, supervision keeps
+reporting (diagnostics within 1 s wall), the fault is named."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import PointCloud2
+from trajectory_msgs.msg import JointTrajectory
+
+from armpilot.graph import NodeSpec
+from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION
+from armpilot.ros_nodes import qos, topics
+from armpilot.ros_nodes.candidate_conversions import candidates_to_msg
+from armpilot.safety.input_bounds import InputBounds, oversized_chunk, oversized_message
+from armpilot.safety.verifier import vote
+from graph_harness import running_graph
+from test_safety_faults import ERROR, SAFETY_ALONE, Commands, FakeArm
+
+pytestmark = [pytest.mark.graph, pytest.mark.timeout(180)]
+WARN = 1
+REPORT_WITHIN_S = 1.0
+
+
+class Diagnostics:
+    """The safety node's diagnostics: (wall arrival, level, message, values)."""
+
+    def __init__(self, probe) -> None:
+        self.log: list[tuple[float, int, str, dict[str, str]]] = []
+        probe.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self.on, qos.STATE_QOS)
+
+    def on(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            level = status.level[0] if isinstance(status.level, bytes) else status.level
+            self.log.append((time.monotonic(), level, status.message, {kv.key: kv.value for kv in status.values}))
+
+    def after(self, t: float) -> list[tuple[float, int, str, dict[str, str]]]:
+        return [entry for entry in self.log if entry[0] >= t]
+
+    def largest_gap(self, start: float, end: float) -> float:
+        arrivals = [start] + [t for t, *_ in self.log if start <= t <= end] + [end]
+        return float(np.max(np.diff(arrivals)))
+
+
+def test_input_bounds_are_checked_before_decoding():
+    bounds = InputBounds()
+    assert oversized_message(bounds, bounds.max_message_bytes) is None
+    assert "max_message_bytes" in oversized_message(bounds, bounds.max_message_bytes + 1)
+    assert oversized_chunk(bounds, 64, 100, 32) is None
+    assert "max_candidates" in oversized_chunk(bounds, 8192, 10, 7)
+    assert "max_points" in oversized_chunk(bounds, 1, 101, 7)
+    assert "max_joints" in oversized_chunk(bounds, 1, 10, 33)
+
+
+def test_vote_memory_grows_linearly_not_quadratically():
+    rng = np.random.default_rng(0)
+    candidates = rng.normal(size=(2000, 10, 7))  # an O(N^2 H J) vote would need 2000^2*70*8 B = 2.2 GB
+    tracemalloc.start()
+    share = vote(candidates, 0.03)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert share.shape == (2000,) and np.all(share >= 1 / 2000)
+    assert peak < 20 * candidates.nbytes, f"vote peaked at {peak / 1e6:.0f} MB for a {candidates.nbytes / 1e6:.1f} MB table"
+
+
+def test_oversized_tables_are_refused_and_supervision_keeps_reporting(tmp_path):
+    with running_graph(SAFETY_ALONE, tmp_path) as (graph, probe):
+        _arm, commands, diagnostics = FakeArm(probe), Commands(probe), Diagnostics(probe)
+        forwarded: list[float] = []  # age of each forwarded chunk's stamp at receipt (wall clock)
+        probe.create_subscription(JointTrajectory, topics.CONTROLLER_COMMAND, lambda m: forwarded.append(
+            time.time() - (m.header.stamp.sec + m.header.stamp.nanosec * 1e-9)) if m.header.stamp.sec else None,
+            qos.COMMAND_QOS)
+        probe.spin_until(lambda: commands.moves_after(0) >= 3 and diagnostics.log, 30, "proposals and diagnostics")
+        attacker = probe.create_publisher(PointCloud2, topics.POLICY_CANDIDATES, qos.COMMAND_QOS)
+        times = 0.1 * np.arange(1, 11)
+        chunk = HOME_POSITION + np.outer(np.arange(1, 11), [0.01, 0, 0, 0, 0, 0, 0])
+        start = time.monotonic()
+        for n in (1000, 8192, 8192):  # 0.6 MB well-formed; 4.7 MB (a MemoryError in the old vote)
+            attacker.publish(candidates_to_msg(CONTROLLED_JOINTS, times, np.repeat(chunk[None], n, 0), time.time()))
+            probe.spin_for(1.0)
+        probe.spin_for(2.0)
+        end = time.monotonic()
+        graph.check()  # the safety node is alive
+        assert int(diagnostics.log[-1][3].get("oversized", 0)) == 3
+        assert diagnostics.largest_gap(start, end) <= 1.0 + REPORT_WITHIN_S, "supervision went blind"
+        assert commands.moves_after(start + 2.5) >= 3, "valid proposals keep passing"
+        assert max(forwarded) < 0.5 + 0.2, f"a chunk {max(forwarded):.2f} s old was forwarded"
+
+
+def test_a_second_proposer_is_refused_by_name_and_the_arm_holds(tmp_path):
+    with running_graph(SAFETY_ALONE, tmp_path) as (_graph, probe):
+        arm, commands, diagnostics = FakeArm(probe), Commands(probe), Diagnostics(probe)
+        probe.spin_until(lambda: commands.moves_after(0) >= 3, 30, "proposals passing through")
+        intruder = rclpy.create_node("intruder")
+        probe.executor_.add_node(intruder)
+        intruder_pub = intruder.create_publisher(PointCloud2, topics.POLICY_CANDIDATES, qos.COMMAND_QOS)
+        intruder.create_timer(0.1, lambda: intruder_pub.publish(arm.valid_candidates()))
+        appeared = time.monotonic()
+        probe.spin_until(lambda: any(level == ERROR and "/intruder" in text for _, level, text, _ in
+                                     diagnostics.after(appeared)), 10, "an ERROR diagnostic naming /intruder")
+        named = next(t for t, level, text, _ in diagnostics.after(appeared) if level == ERROR and "/intruder" in text)
+        assert commands.holds_after(appeared), "a second proposer holds the arm"
+        probe.spin_for(1.5)
+        assert commands.moves_after(named + 0.1) == 0, "nothing passes while two nodes propose"
+        probe.executor_.remove_node(intruder)
+        intruder.destroy_node()
+        gone = time.monotonic()
+        probe.spin_until(lambda: commands.moves_after(gone) >= 2, 15, "proposals once the intruder is gone")
+
+
+class SimClockArm(FakeArm):
+    """The fake arm on a simulated clock the test publishes on /clock (and can freeze or turn back)."""
+
+    def __init__(self, probe) -> None:
+        self.sim_t = 1000.0
+        self.frozen = False
+        self.clock = probe.create_publisher(Clock, topics.CLOCK, qos.CLOCK_QOS)
+        probe.create_timer(0.01, self.tick_clock)
+        super().__init__(probe)
+
+    def now(self) -> float:
+        return self.sim_t
+
+    def tick_clock(self) -> None:
+        if not self.frozen:
+            self.sim_t += 0.01
+            self.clock.publish(Clock(clock=Time(sec=int(self.sim_t), nanosec=int(self.sim_t % 1 * 1e9))))
+
+
+def test_frozen_and_jumping_clocks_are_reported_and_a_jump_back_holds(tmp_path):
+    safety = (NodeSpec("safety", "safety_node", parameter_files=("safety.yaml",), parameters={"use_sim_time": True}),)
+    with running_graph(safety, tmp_path) as (_graph, probe):
+        arm, commands, diagnostics = SimClockArm(probe), Commands(probe), Diagnostics(probe)
+        probe.spin_until(lambda: commands.moves_after(0) >= 3, 30, "proposals passing through on sim time")
+        arm.frozen = True
+        frozen = time.monotonic()
+        probe.spin_for(3.0)
+        assert diagnostics.largest_gap(frozen, time.monotonic()) <= 1.0 + REPORT_WITHIN_S, \
+            "diagnostics stopped with the clock"
+        arm.frozen = False
+        probe.spin_until(lambda: commands.moves_after(time.monotonic() - 0.5) >= 1, 10, "proposals after the freeze")
+        arm.sim_t -= 5.0  # the clock jumps back
+        jumped = time.monotonic()
+        probe.spin_until(lambda: commands.holds_after(jumped), 5, "a hold on the jump back")
+        probe.spin_until(lambda: any(level >= WARN and "jumped back" in text
+                                     for _, level, text, _ in diagnostics.after(jumped)),
+                         1.0 + REPORT_WITHIN_S + 0.5, "a diagnostic naming the clock jump")
