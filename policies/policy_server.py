@@ -8,8 +8,13 @@ binary msgpack observation map with one binary msgpack action map (at least
 connection is closed. ``GET /healthz`` answers 200 for load balancers.
 
 The server binds 127.0.0.1 unless told otherwise, checks the key before the
-websocket handshake completes (401 otherwise), decodes with ``wire`` (no
-pickle) and serialises inference with a lock (one model, many clients).
+websocket handshake completes (401 otherwise, also for a repeated or
+malformed header), decodes with ``wire`` (no pickle, bounded frames and
+containers) and serialises inference with a lock (one model, many clients).
+Bounded: ``max_connections`` at once (503 beyond, ``/healthz`` always
+answers), a connection idle for ``idle_timeout_s`` is closed, and the accept
+loop is restarted if it ever ends while the server should run (EMFILE).
+Logged errors are cut to ``MAX_LOGGED_CHARS``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,20 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str | None = None
+    max_connections: int = 32
+    idle_timeout_s: float = 60.0
+
+
+#: Longest client-provided text a log line or error reply carries.
+MAX_LOGGED_CHARS = 200
+#: Seconds between restarts of an accept loop that ended on its own (out of file descriptors).
+ACCEPT_RETRY_S = 0.5
+
+
+def brief(value: object, limit: int = MAX_LOGGED_CHARS) -> str:
+    """``str(value)`` cut to ``limit`` characters (client input is never echoed whole)."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
 
 
 class PolicyServer:
@@ -47,22 +66,44 @@ class PolicyServer:
         self.infer, self.metadata, self.config = infer, metadata, config
         self.lock = threading.Lock()
         self.requests = 0
+        self.connections = 0
+        self._count_lock = threading.Lock()
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
+        self._running = False
 
     def _process_request(self, connection: ServerConnection, request: Any) -> Any:
         if request.path == "/healthz":
             return connection.respond(HTTPStatus.OK, "OK\n")
-        if self.config.api_key and request.headers.get("Authorization") != f"Api-Key {self.config.api_key}":
-            return connection.respond(HTTPStatus.UNAUTHORIZED, "missing or wrong 'Authorization: Api-Key' header\n")
+        if self.config.api_key and request.headers.get_all("Authorization") != [f"Api-Key {self.config.api_key}"]:
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "missing, repeated or wrong 'Authorization: Api-Key' "
+                                                               "header\n")
+        if self.connections >= self.config.max_connections:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE,
+                                      f"{self.connections} clients connected (max {self.config.max_connections})\n")
         return None
 
     def _handle(self, connection: ServerConnection) -> None:
+        with self._count_lock:
+            self.connections += 1
+        try:
+            self._serve_client(connection)
+        finally:
+            with self._count_lock:
+                self.connections -= 1
+
+    def _serve_client(self, connection: ServerConnection) -> None:
         peer = connection.remote_address
         LOG.info("client %s connected", peer)
         connection.send(packb(self.metadata))
         try:
-            for message in connection:
+            while True:
+                try:
+                    message = connection.recv(timeout=self.config.idle_timeout_s)
+                except TimeoutError:
+                    LOG.info("client %s idle for %.0f s: closing", peer, self.config.idle_timeout_s)
+                    connection.close()
+                    return
                 if isinstance(message, str):
                     connection.send("expected a binary msgpack observation, got a text frame")
                     continue
@@ -76,8 +117,8 @@ class PolicyServer:
                     self.requests += 1
                     connection.send(packb(actions))
                 except (WireError, KeyError, ValueError, TypeError) as error:
-                    LOG.warning("bad request from %s: %s", peer, error)
-                    connection.send(f"bad request: {error}")
+                    LOG.warning("bad request from %s: %s", peer, brief(error))
+                    connection.send(f"bad request: {brief(error)}")
                     connection.close()
                     return
         except ConnectionClosed:
@@ -88,9 +129,21 @@ class PolicyServer:
         """Listen in a background thread; returns self (``address`` is then known)."""
         self._server = serve(self._handle, self.config.host, self.config.port, compression=None, max_size=MAX_MESSAGE_BYTES,
                              process_request=self._process_request)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="policy-server", daemon=True)
+        self._running = True
+        self._thread = threading.Thread(target=self._accept_loop, name="policy-server", daemon=True)
         self._thread.start()
         return self
+
+    def _accept_loop(self) -> None:
+        """``serve_forever`` again whenever it ends while the server should run (it ends on EMFILE)."""
+        while self._running and self._server is not None:
+            try:
+                self._server.serve_forever()
+            except OSError as error:
+                LOG.error("accepting connections failed: %s", error)
+            if self._running:
+                LOG.error("the accept loop ended (out of file descriptors?); restarting in %.1f s", ACCEPT_RETRY_S)
+                time.sleep(ACCEPT_RETRY_S)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -100,6 +153,7 @@ class PolicyServer:
         return host, port
 
     def stop(self) -> None:
+        self._running = False
         if self._server is not None:
             self._server.shutdown()
             self._server = None

@@ -27,6 +27,14 @@ import numpy as np
 from armpilot.policies.base import Observation, Policy
 from armpilot.policies.chunking import resample_in_time
 from armpilot.policies.policy_client import PolicyClient, PolicyServerError
+from armpilot.safety.input_bounds import InputBounds
+
+#: Most candidates one request may ask for: what the safety node accepts in one table.
+MAX_NUM_SAMPLES = InputBounds().max_candidates
+#: Most joints in one observation (the safety node's bound).
+MAX_JOINTS = InputBounds().max_joints
+#: Most past observations in one request.
+MAX_HISTORY = 16
 
 
 def observation_to_request(obs: Observation, num_samples: int = 1, prompt: str = "") -> dict[str, Any]:
@@ -52,13 +60,28 @@ def observation_to_request(obs: Observation, num_samples: int = 1, prompt: str =
 
 
 def request_to_observation(request: dict[str, Any]) -> tuple[Observation, int, str]:
-    """(observation, N, prompt) from a request map. Raises KeyError/ValueError naming a bad field."""
+    """(observation, N, prompt) from a request map. Raises KeyError/ValueError naming a bad field.
+
+    Bounded: at most ``MAX_NUM_SAMPLES`` candidates, ``MAX_JOINTS`` joints, ``MAX_HISTORY`` past
+    observations; the state and stamp must be finite, other numbers finite or NaN ("unknown").
+    """
     names = tuple(request["observation/joint_names"])
+    if not 0 < len(names) <= MAX_JOINTS:
+        raise ValueError(f"observation/joint_names has {len(names)} names (1..{MAX_JOINTS})")
     state = np.asarray(request["observation/state"], float)
     if state.shape != (len(names),):
         raise ValueError(f"observation/state has shape {state.shape} for {len(names)} joint names")
+    if not np.all(np.isfinite(state)):
+        raise ValueError("observation/state is not finite (NaN or inf)")
+    num_samples = int(request.get("num_samples", 1))
+    if not 1 <= num_samples <= MAX_NUM_SAMPLES:
+        raise ValueError(f"num_samples {num_samples} outside 1..{MAX_NUM_SAMPLES}")
+    if len(request.get("observation/history/state", [])) > MAX_HISTORY:
+        raise ValueError(f"more than {MAX_HISTORY} past observations")
     goal = np.asarray(request.get("observation/goal", np.full(3, np.nan)), float)
     stamp = float(request["observation/stamp"])
+    if not np.isfinite(stamp):
+        raise ValueError("observation/stamp is not finite")
     history = tuple(
         Observation(stamp, names, np.asarray(q, float), np.asarray(p, float), float(y), goal)
         for q, p, y in zip(request.get("observation/history/state", []),
@@ -68,7 +91,11 @@ def request_to_observation(request: dict[str, Any]) -> tuple[Observation, int, s
     obs = Observation(stamp, names, state, np.asarray(request["observation/object_position"], float),
                       float(request["observation/object_yaw"]), goal, history,
                       None if image is None else np.asarray(image))
-    return obs, max(1, int(request.get("num_samples", 1))), str(request.get("prompt", ""))
+    for field_name, value in (("object_position", obs.object_position), ("object_yaw", obs.object_yaw),
+                              ("goal", obs.goal_position)):
+        if np.any(np.isinf(value)):
+            raise ValueError(f"observation/{field_name} is infinite")
+    return obs, num_samples, str(request.get("prompt", ""))
 
 
 def serve_policy(policy: Policy, joint_names: tuple[str, ...], backend: str):
@@ -84,7 +111,7 @@ def serve_policy(policy: Policy, joint_names: tuple[str, ...], backend: str):
             return {}
         obs, n, prompt = request_to_observation(request)
         if tuple(obs.joint_names) != tuple(joint_names):
-            raise ValueError(f"joint names {list(obs.joint_names)} differ from the server's {list(joint_names)}")
+            raise ValueError(f"joint names {list(obs.joint_names)[:12]} differ from the server's {list(joint_names)}")
         if hasattr(policy, "set_instruction") and prompt:
             policy.set_instruction(prompt)
         sample = getattr(policy, "sample_candidates", None)

@@ -17,6 +17,9 @@ import numpy as np
 ALLOWED_KINDS = "biuf"  # bool, signed, unsigned, float
 #: Largest websocket message either side accepts, bytes (a 640x480 RGB observation is ~0.9 MB).
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Most items in one msgpack list or map (arrays travel as one binary field, not as lists): a 16 MiB frame
+#: of small integers would otherwise decode to ~600 MB of Python objects.
+MAX_CONTAINER_LEN = 4096
 
 
 class WireError(ValueError):
@@ -69,7 +72,8 @@ def packb(message: dict[str, Any]) -> bytes:
 def unpackb(data: bytes) -> dict[str, Any]:
     """msgpack bytes -> dict (arrays read-only views of the message). Raises WireError."""
     try:
-        message = msgpack.unpackb(data, object_hook=_decode, raw=False, strict_map_key=False)
+        message = msgpack.unpackb(data, object_hook=_decode, raw=False, strict_map_key=False,
+                                  max_array_len=MAX_CONTAINER_LEN, max_map_len=MAX_CONTAINER_LEN)
     except WireError:
         raise
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as error:

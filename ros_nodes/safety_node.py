@@ -37,6 +37,7 @@ from rclpy.duration import Duration
 from rclpy.clock import Clock, ClockType, JumpThreshold, TimeJump
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
+from rclpy.topic_endpoint_info import TopicEndpointInfo
 from sensor_msgs.msg import JointState, PointCloud2
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -108,7 +109,8 @@ class SafetyNode(Node):
         wall = Clock(clock_type=ClockType.STEADY_TIME)
         self.pub_command = self.create_publisher(JointTrajectory, topics.CONTROLLER_COMMAND, qos.COMMAND_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
-        self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, qos.STATE_QOS)
+        self.joint_states = self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state,
+                                                     qos.STATE_QOS)
         self.create_subscription(PointCloud2, topics.POLICY_CANDIDATES, self.on_candidates, qos.COMMAND_QOS,
                                  raw=True)
         self.create_subscription(JointTrajectory, topics.TELEOP_COMMAND, self.on_trajectory, qos.COMMAND_QOS,
@@ -243,8 +245,18 @@ class SafetyNode(Node):
             self.get_logger().warning(f"rejected ({self.rejections.counts[reason]} so far for this reason): "
                                       f"{reason}: {detail}")
 
+    def drain_joint_states(self) -> None:
+        """Read every joint state already queued (after a stall the queue holds newer ones than the node has)."""
+        for _ in range(qos.STATE_QOS.depth):
+            with self.joint_states.handle:
+                taken = self.joint_states.handle.take_message(JointState, False)
+            if taken is None:
+                return
+            self.on_joint_state(taken[0])
+
     def hold(self, reason: str, detail: str) -> None:
-        """Brake to rest within the acceleration and jerk limits (one command) and say why."""
+        """Brake to rest within the acceleration and jerk limits (one command) from the freshest state; say why."""
+        self.drain_joint_states()
         with self.lock:
             self.rejections.record(reason, detail)
             self.get_logger().warning(f"holding the arm: {reason}: {detail}")
@@ -275,8 +287,8 @@ class SafetyNode(Node):
 
     def check_proposers(self) -> None:
         """Hold and refuse while more than one node publishes on a proposal topic."""
-        publishers = {topic: [f"{i.node_namespace.rstrip('/')}/{i.node_name}"
-                              for i in self.get_publishers_info_by_topic(topic)] for topic in PROPOSAL_TOPICS}
+        publishers = {topic: [_publisher_identity(i) for i in self.get_publishers_info_by_topic(topic)]
+                      for topic in PROPOSAL_TOPICS}
         fault = proposer_fault(publishers)
         with self.lock:
             before = self.supervisor.state.proposer_fault
@@ -324,6 +336,12 @@ class SafetyNode(Node):
                                       self.supervisor.clock_problem(time.monotonic()))
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)
+
+
+def _publisher_identity(info: TopicEndpointInfo) -> str:
+    """Node name and DDS participant of a publisher: a node that takes another's name is still told apart."""
+    participant = bytes(info.endpoint_gid[:12]).hex()
+    return f"{info.node_namespace.rstrip('/')}/{info.node_name} (participant {participant[-8:]})"
 
 
 def main(args: list[str] | None = None) -> None:

@@ -219,3 +219,81 @@ def test_an_oversized_frame_closes_the_connection_and_the_server_keeps_serving(s
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
     remote = RemotePolicy(_uri(server), CONTROLLED_JOINTS, api_key="secret", timeout=2.0)
     assert remote.predict_action_chunk(_observation()).shape == (10, 7)
+
+
+def test_requests_beyond_the_bounds_are_refused_by_name():
+    request = observation_to_request(_observation(), 1)
+    for change, match in (({"num_samples": 5000}, "num_samples 5000 outside"),
+                          ({"observation/state": np.full(7, np.nan)}, "not finite"),
+                          ({"observation/goal": np.full(3, np.inf)}, "goal is infinite"),
+                          ({"observation/joint_names": [f"j{k}" for k in range(10_000)],
+                            "observation/state": np.zeros(10_000)}, "names")):
+        with pytest.raises(ValueError, match=match):
+            request_to_observation({**request, **change})
+    with pytest.raises(WireError, match="max_array_len|exceeds"):
+        unpackb(msgpack.packb({"x": list(range(100_000))}))
+
+
+def test_a_repeated_authorization_header_is_401_not_500(server):
+    import http.client
+
+    host, port = server.address
+    connection = http.client.HTTPConnection(host, port, timeout=5)
+    connection.putrequest("GET", "/")
+    for value in ("Api-Key secret", "Api-Key secret"):
+        connection.putheader("Authorization", value)
+    for name, value in (("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13"),
+                        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")):
+        connection.putheader(name, value)
+    connection.endheaders()
+    assert connection.getresponse().status == 401
+
+
+def test_connections_are_capped_idle_ones_closed_and_healthz_always_answers():
+    import urllib.request
+
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    from websockets.sync.client import connect
+
+    infer, metadata = serve_policy(LinePolicy(), CONTROLLED_JOINTS, "line")
+    config = ServerConfig(port=0, max_connections=2, idle_timeout_s=1.0)
+    with PolicyServer(infer, metadata, config) as running:
+        uri = _uri(running)
+        idle = [connect(uri) for _ in range(2)]
+        for connection in idle:
+            connection.recv(timeout=5)  # metadata: both are in
+        with pytest.raises(InvalidStatus, match="503"):
+            connect(uri)
+        host, port = running.address
+        assert urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=5).status == 200
+        for connection in idle:  # idle past idle_timeout_s: the server closes them
+            with pytest.raises(ConnectionClosed):
+                connection.recv(timeout=5)
+        deadline = time.monotonic() + 5
+        while running.connections and time.monotonic() < deadline:
+            time.sleep(0.05)
+        remote = RemotePolicy(uri, CONTROLLED_JOINTS, timeout=2.0)
+        assert remote.predict_action_chunk(_observation()).shape == (10, 7)
+
+
+def test_the_accept_loop_restarts_when_it_ends_while_serving(monkeypatch):
+    """websockets' serve_forever returns when accept() fails (EMFILE): the server starts it again."""
+    from websockets.sync.server import Server
+
+    import armpilot.policies.policy_server as policy_server
+
+    original, calls = Server.serve_forever, []
+
+    def fails_once(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(24, "Too many open files")
+        original(self)
+
+    monkeypatch.setattr(Server, "serve_forever", fails_once)
+    monkeypatch.setattr(policy_server, "ACCEPT_RETRY_S", 0.05)
+    infer, metadata = serve_policy(LinePolicy(), CONTROLLED_JOINTS, "line")
+    with PolicyServer(infer, metadata, ServerConfig(port=0)) as running:
+        remote = RemotePolicy(_uri(running), CONTROLLED_JOINTS, timeout=5.0)
+        assert remote.predict_action_chunk(_observation()).shape == (10, 7)
+    assert len(calls) >= 2
