@@ -227,6 +227,29 @@ def test_output_never_overwritten_and_unwritable(bags, dataset, tmp_path):
         convert(bags, blocker / "dataset", progress=False)
 
 
+def test_a_truncated_bag_converts_its_readable_part_with_a_note(tmp_path):
+    write_episode(tmp_path / "bags" / "episode_000000", duration=6.0)
+    mcap = next((tmp_path / "bags" / "episode_000000").glob("*.mcap"))
+    mcap.write_bytes(mcap.read_bytes()[: int(mcap.stat().st_size * 0.8)])
+    summary = convert(tmp_path / "bags", tmp_path / "ds", progress=False)
+    assert summary.episodes == 1 and not summary.skipped and summary.frames > 15
+    assert "read before the damage" in summary.recovered["episode_000000"]
+    assert any("recovered" in line for line in summary.lines())
+
+
+def test_overwrite_replaces_only_a_dataset_and_never_the_input(bags, tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "keep.txt").write_text("mine")
+    with pytest.raises(DatasetWriteError, match="not a LeRobot dataset"):
+        convert(bags, notes, overwrite=True, progress=False)
+    assert (notes / "keep.txt").read_text() == "mine"
+    for output in (bags, bags / "dataset", bags.parent):
+        with pytest.raises(ValueError, match="overlaps the input bags"):
+            convert(bags, output, overwrite=True, progress=False)
+    assert (bags / "episode_000000" / "metadata.yaml").is_file()
+
+
 def test_cli_convert_overwrite(bags, tmp_path, capsys):
     one = tmp_path / "bags"
     shutil.copytree(bags / "episode_000000", one / "episode_000000")

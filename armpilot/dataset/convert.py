@@ -10,6 +10,7 @@ for when ``observation.tracks`` / ``observation.tracks_mask`` are written.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class ConversionSummary:
     frames: int = 0
     seconds: float = 0.0
     skipped: dict[str, str] = field(default_factory=dict)
+    recovered: dict[str, str] = field(default_factory=dict)
     max_staleness_s: dict[str, float] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
@@ -41,6 +43,8 @@ class ConversionSummary:
         out = [f"dataset: {self.output}", f"episodes: {self.episodes}", f"frames: {self.frames}",
                f"seconds: {self.seconds:.1f}", f"skipped: {len(self.skipped)}"]
         out += [f"  {name}: {reason}" for name, reason in self.skipped.items()]
+        out += [f"recovered (only the readable part converted): {len(self.recovered)}"] if self.recovered else []
+        out += [f"  {name}: {note}" for name, note in self.recovered.items()]
         out += [f"max staleness {topic}: {s * 1e3:.1f} ms" for topic, s in self.max_staleness_s.items()]
         return out
 
@@ -113,6 +117,37 @@ def recorded_robot(folders: list[Path]) -> dict[str, str]:
     return {ROBOT_KEY: name, URDF_HASH_KEY: urdf_hash}
 
 
+def refuse_output_over_input(bag_dir: Path, output: Path) -> None:
+    """``output`` may be neither the bag folder, inside it, nor contain it (``--overwrite`` would delete bags)."""
+    bags, out = bag_dir.resolve(), output.resolve()
+    if out == bags or bags in out.parents or out in bags.parents:
+        raise ValueError(f"the output {output} overlaps the input bags {bag_dir}; choose another folder")
+
+
+def read_episode_or_its_readable_part(folder: Path, summary: ConversionSummary) -> EpisodeStreams:
+    """``read_episode``; for a truncated or corrupt bag, the part before the damage (noted in ``summary``)."""
+    try:
+        return read_episode(folder)
+    except BagError as error:
+        if "cannot read the bag" not in str(error):
+            raise
+        first_error = error
+    from armpilot.recording.episode_bag import default_typestore
+    from armpilot.recording.recovery import recover_copy
+
+    with tempfile.TemporaryDirectory(prefix="armpilot-recovery-") as scratch:
+        target = Path(scratch) / folder.name
+        try:
+            kept, note = recover_copy(folder, target, default_typestore())
+            if kept == 0:
+                raise BagError(f"no complete chunk ({note})")
+            episode = read_episode(target)
+        except Exception as error:  # noqa: BLE001 - the original error says what is wrong with the bag
+            raise BagError(f"{first_error}; recovery failed too: {error}") from error
+    summary.recovered[folder.name] = f"{kept} messages read before the damage ({note})"
+    return episode
+
+
 def convert(bag_dir: Path, output: Path, fps: int = 15, overwrite: bool = False,
             progress: bool = True) -> ConversionSummary:
     """Converts every episode under ``bag_dir`` into one dataset at ``output``.
@@ -127,6 +162,7 @@ def convert(bag_dir: Path, output: Path, fps: int = 15, overwrite: bool = False,
     folders = find_episodes(bag_dir)
     if not folders:
         raise FileNotFoundError(f"no episode_* folder in {bag_dir}")
+    refuse_output_over_input(Path(bag_dir), Path(output))
     summary = ConversionSummary(Path(output))
     writer = LeRobotV3Writer(output, fps, None, overwrite)  # fails fast on an existing/unwritable output
     writer.with_tracks = any(bag_has_tracks(f) for f in folders)
@@ -136,7 +172,7 @@ def convert(bag_dir: Path, output: Path, fps: int = 15, overwrite: bool = False,
     try:
         for folder in tqdm(folders, desc="converting", unit="episode", disable=not progress):
             try:
-                episode = read_episode(folder)
+                episode = read_episode_or_its_readable_part(folder, summary)
                 frames, staleness = episode_frames(episode, fps)
             except (BagError, ResampleError) as exc:
                 reason = str(exc)

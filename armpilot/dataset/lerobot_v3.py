@@ -116,8 +116,12 @@ class LeRobotV3Writer:
         self.root, self.fps, self.overwrite, self.robot_type = Path(root), int(fps), overwrite, robot_type
         self.joint_names = joint_names
         self.with_tracks = False  # write observation.tracks(_mask); set before the first episode
-        if self.root.exists() and any(self.root.iterdir()) and not overwrite:
-            raise DatasetWriteError(f"{self.root} already exists and is not empty; pass --overwrite to replace it")
+        if self.root.exists() and any(self.root.iterdir()):
+            if not overwrite:
+                raise DatasetWriteError(f"{self.root} already exists and is not empty; pass --overwrite to replace it")
+            if not (self.root / "meta" / "info.json").is_file():
+                raise DatasetWriteError(f"{self.root} is not a LeRobot dataset (no meta/info.json): --overwrite only "
+                                        "replaces a dataset, never another folder")
         self.stage = self.root.parent / f".{self.root.name}.partial"
         try:
             self.root.parent.mkdir(parents=True, exist_ok=True)

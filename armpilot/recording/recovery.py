@@ -93,6 +93,18 @@ def _handle(out: Path, partial: Path, index: int, typestore: Typestore) -> Recov
     return RecoveryResult(index, "recovered", final, count, note)
 
 
+def recover_copy(folder: Path, target: Path, typestore: Typestore) -> tuple[int, str]:
+    """Rewrite the readable part of the bag in ``folder`` as a complete bag ``target`` (``folder`` untouched).
+
+    Returns (messages kept, how reading ended). Raises ``FileNotFoundError`` without an MCAP file.
+    """
+    files = sorted(Path(folder).glob("*.mcap"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no MCAP file")
+    index = int(folder.name.split("_")[-1]) if folder.name.split("_")[-1].isdigit() else 0
+    return _rewrite(files[0], target, index, typestore)
+
+
 def _move_aside(out: Path, partial: Path, index: int, why: str) -> RecoveryResult:
     target = out / CRASHED / f"{episode_name(index)}-{int(time.time())}"
     target.parent.mkdir(exist_ok=True)
