@@ -54,7 +54,7 @@ from armpilot.ros_nodes.robot_loading import load_robot
 from armpilot.ros_nodes.safety_diagnostics import diagnostics_message
 from armpilot.safety.input_bounds import InputBounds, oversized_chunk, oversized_message
 from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
-from armpilot.safety.state_tracking import ArmState, controller_joints, hold_command
+from armpilot.safety.state_tracking import ArmState, CommandedPath, controller_joints, hold_command
 from armpilot.safety.stopping import crosses_limit
 from armpilot.safety.supervisor import Supervisor, proposer_fault
 from armpilot.safety.verifier import VerifierConfig, sample_chunk, select
@@ -66,6 +66,13 @@ PROPOSAL_TOPICS = (topics.POLICY_CANDIDATES, topics.TELEOP_COMMAND)
 CLOCK_JUMP_FORWARD_S = 1.0
 #: Seconds between checks of who publishes proposals (wall clock).
 PROPOSER_CHECK_PERIOD_S = 0.5
+#: Seconds between watchdog checks (wall clock).
+WATCHDOG_PERIOD_S = 0.02
+#: A gap between watchdog checks longer than this means the node itself stalled (s): the next check
+#: judges the inputs, after the executor and DDS have delivered what queued up meanwhile.
+SELF_STALL_S = 0.2
+#: Seconds proposals are refused after such a stall while queued joint states and /clock are read.
+SETTLE_AFTER_STALL_S = 0.3
 #: Seconds the shutdown hold waits for the controller's acknowledgement (DDS acks it within ~0.4 s).
 HOLD_ACK_TIMEOUT_S = 0.6
 
@@ -98,7 +105,7 @@ class SafetyNode(Node):
             self.get_logger().info(f"learned scorer from {self.verifier.learned_scorer}, "
                                    f"weight {self.verifier.weight_learned}")
         self.lock = threading.RLock()  # state shared by the executor and the verifier thread
-        self.executing: tuple[float, np.ndarray, np.ndarray] | None = None
+        self.path = CommandedPath(self.limits.velocity * cfg.tracking_allowance)  # what the controller follows
         self.accepted = 0
         self.candidates_seen = 0
         self.rejections = RejectionLog()
@@ -118,7 +125,8 @@ class SafetyNode(Node):
         self.create_service(Trigger, topics.ESTOP_SERVICE, self.on_estop)
         self.create_service(Trigger, topics.ESTOP_RESET_SERVICE, self.on_reset)
         self.create_service(SetBool, topics.ENABLE_SERVICE, self.on_enable)
-        self.create_timer(0.02, self.on_watchdog, clock=wall)
+        self.last_watchdog = time.monotonic()
+        self.create_timer(WATCHDOG_PERIOD_S, self.on_watchdog, clock=wall)
         self.create_timer(1.0, self.publish_diagnostics, clock=wall)
         self.create_timer(PROPOSER_CHECK_PERIOD_S, self.check_proposers, clock=wall)
         self.jump_handle = self.get_clock().create_jump_callback(
@@ -164,13 +172,14 @@ class SafetyNode(Node):
             if self.refused():
                 return
             now, measured, passive = self.now(), self.state.positions, self.state.passive
+            reference = self.path.reference(now, measured)
             executing = None
-            if self.executing is not None:
-                executing = sample_chunk(*self.executing, table.stamp_sec + table.times)
+            if self.path.times is not None:
+                executing = sample_chunk(*self.path.as_chunk(), table.stamp_sec + table.times)
         self.submit(topics.POLICY_CANDIDATES, lambda: select(
             self.verifier, self.config, self.limits, table.joint_names, table.stamp_sec, table.times, table.positions,
             now, measured, executing, self.workspace, self.rng, self.learned, passive,
-            self.profile.gripper.joint).verdict)
+            self.profile.gripper.joint, reference).verdict)
 
     def on_trajectory(self, raw: bytes) -> None:
         msg = self.decode(raw, JointTrajectory)
@@ -185,8 +194,10 @@ class SafetyNode(Node):
             if self.refused():
                 return
             now, measured, passive = self.now(), self.state.positions, self.state.passive
-        self.submit(topics.TELEOP_COMMAND, lambda: check_chunk(self.config, self.limits, arrays.joint_names, arrays.stamp_sec, arrays.times,
-                                        arrays.positions, now, measured, arrays.velocities, self.workspace, passive))
+            reference = self.path.reference(now, measured)
+        self.submit(topics.TELEOP_COMMAND, lambda: check_chunk(
+            self.config, self.limits, arrays.joint_names, arrays.stamp_sec, arrays.times, arrays.positions, now,
+            measured, arrays.velocities, self.workspace, passive, reference))
 
     def submit(self, topic: str, check: Callable[[], Verdict]) -> None:
         """Hand a proposal's check to the verifier thread, replacing one from ``topic`` not yet started."""
@@ -233,7 +244,7 @@ class SafetyNode(Node):
                 return
             times, positions = verdict.times[ahead], verdict.positions[ahead]
             self.accepted += 1
-            self.executing = (verdict.stamp, times, positions)
+            self.path.command(now, verdict.stamp, times, positions, self.state.positions)
             self.supervisor.accepted(now, verdict.stamp + float(times[-1]))
             self.pub_command.publish(conv.joint_trajectory_to_msg(
                 self.joint_names, times, positions, None, conv.sec_to_stamp(verdict.stamp)))
@@ -260,11 +271,13 @@ class SafetyNode(Node):
         with self.lock:
             self.rejections.record(reason, detail)
             self.get_logger().warning(f"holding the arm: {reason}: {detail}")
-            stop = hold_command(self.state, self.limits, self.executing, self.now(), self.config.tracking_allowance)
-            self.executing = None
+            now = self.now()
+            stop = hold_command(self.state, self.limits, self.path.as_chunk(), now, self.config.tracking_allowance)
             self.supervisor.held()
             if stop is None:
                 return
+            self.path.clear()  # the stop starts from its own first point (the reference, or the measured arm)
+            self.path.command(now, now, stop.times, stop.positions, None)
             if np.any(crossing := crosses_limit(stop, self.limits.lower, self.limits.upper)):
                 joints = [n for n, c in zip(self.joint_names, crossing) if c]
                 self.get_logger().error(f"the stop of {joints} passes their position limits: the arm was moving "
@@ -280,8 +293,16 @@ class SafetyNode(Node):
                                    "(no controller, or it is stopping too)")
 
     def on_watchdog(self) -> None:
+        wall = time.monotonic()
+        stalled, self.last_watchdog = wall - self.last_watchdog, wall
+        if stalled > SELF_STALL_S:  # this process did not run (stopped, swapped, starved): its inputs are queued
+            self.get_logger().warning(f"the safety node itself did not run for {stalled:.2f} s; reading what "
+                                      f"arrived meanwhile ({SETTLE_AFTER_STALL_S} s) before judging its inputs")
+            with self.lock:
+                self.supervisor.stalled(stalled, wall, SETTLE_AFTER_STALL_S)
+            return
         with self.lock:
-            reason = self.supervisor.watchdog(self.now(), time.monotonic())
+            reason = self.supervisor.watchdog(self.now(), wall)
             if reason is not None:
                 self.hold(*reason)
 

@@ -4,6 +4,8 @@ reporting (diagnostics within 1 s wall), the fault is named."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import tracemalloc
 
@@ -13,16 +15,16 @@ import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import PointCloud2
+from sensor_msgs.msg import JointState, PointCloud2
 from trajectory_msgs.msg import JointTrajectory
 
 from armpilot.graph import NodeSpec
-from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION
+from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION, ArmModel
 from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.candidate_conversions import candidates_to_msg
 from armpilot.safety.input_bounds import InputBounds, oversized_chunk, oversized_message
 from armpilot.safety.verifier import vote
-from graph_harness import running_graph
+from graph_harness import running_graph, sim_graph_nodes
 from test_safety_faults import ERROR, SAFETY_ALONE, Commands, FakeArm
 
 pytestmark = [pytest.mark.graph, pytest.mark.timeout(180)]
@@ -153,3 +155,32 @@ def test_frozen_and_jumping_clocks_are_reported_and_a_jump_back_holds(tmp_path):
         probe.spin_until(lambda: any(level >= WARN and "jumped back" in text
                                      for _, level, text, _ in diagnostics.after(jumped)),
                          1.0 + REPORT_WITHIN_S + 0.5, "a diagnostic naming the clock jump")
+
+
+def test_a_stalled_safety_node_resumes_without_a_violent_hold(tmp_path):
+    """SIGSTOP the safety node for 2 s mid-motion, SIGCONT: no joint moves faster than its limit afterwards."""
+    nodes = sim_graph_nodes(task="pick", object_source="privileged")
+    limits = ArmModel().limits.reordered(list(CONTROLLED_JOINTS))
+    with running_graph(nodes, tmp_path) as (graph, probe):
+        commands = Commands(probe)
+        speeds: list[tuple[float, np.ndarray]] = []
+        probe.create_subscription(JointState, topics.JOINT_STATES, lambda m: speeds.append(
+            (time.monotonic(), np.abs(np.array(m.velocity)[:len(CONTROLLED_JOINTS)]))), qos.STATE_QOS)
+        probe.spin_until(lambda: commands.moves_after(0) >= 5, 90, "the policy driving the arm")
+        safety = graph.pids()["safety"]
+        os.kill(safety, signal.SIGSTOP)
+        probe.spin_for(2.0)
+        os.kill(safety, signal.SIGCONT)
+        resumed = time.monotonic()
+        probe.spin_for(3.0)
+        after = np.array([v for t, v in speeds if t >= resumed])
+        assert len(after) > 10, "joint states after the stall"
+        # arm joints only: the gripper's measured speed on contact is the object's doing (it reaches 1.1x its
+        # limit closing on the cube without any stall); its commands are checked like every joint's
+        arm = [k for k, name in enumerate(CONTROLLED_JOINTS) if name != "gripper_joint"]
+        ratio = np.zeros(len(CONTROLLED_JOINTS))
+        ratio[arm] = (after[:, arm] / limits.velocity[arm]).max(axis=0)
+        worst = int(np.argmax(ratio))
+        assert ratio[worst] <= 1.05, (f"{CONTROLLED_JOINTS[worst]} reached {after[:, worst].max():.2f} rad/s "
+                                      f"(limit {limits.velocity[worst]:.2f}) after the stall")
+        graph.check()

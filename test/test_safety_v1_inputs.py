@@ -177,3 +177,42 @@ def test_proposer_bad_candidate_rate(probability):
     assert abs(bad.mean() - probability) < 0.035
     if probability:
         assert 0.15 < np.isnan(cands).any(axis=(1, 2)).sum() / bad.sum() < 0.35  # a quarter are malformed
+
+
+def test_commanded_path_is_the_reference_until_the_arm_is_moved_by_something_else():
+    from armpilot.safety.state_tracking import CommandedPath
+
+    path = CommandedPath(np.array([0.2, 0.2]))
+    measured = np.array([0.0, 0.0])
+    assert path.reference(10.0, measured) is measured  # nothing commanded yet
+    path.command(10.0, 10.0, np.array([0.1, 0.2]), np.array([[0.1, 0.0], [0.2, 0.0]]), measured)
+    assert np.allclose(path.reference(10.05, measured), [0.05, 0.0])  # from where it was, to the first point
+    assert np.allclose(path.reference(10.15, measured), [0.15, 0.0])
+    assert np.allclose(path.reference(11.0, np.array([0.19, 0.0])), [0.2, 0.0])  # held after the last point
+    assert np.allclose(path.reference(11.0, np.array([0.9, 0.0])), [0.9, 0.0])  # reset by someone else
+    assert path.times is None
+
+
+def test_the_first_point_is_reachable_from_where_the_controller_heads_at_the_velocity_limit():
+    """A chunk may start no further from the controller's reference than vmax * lead (+ start_tolerance)."""
+    from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION, ArmModel
+    from armpilot.safety.limits import SafetyConfig, check_chunk
+
+    limits = ArmModel().limits.reordered(list(CONTROLLED_JOINTS))
+    config = SafetyConfig()
+    lead = 0.05
+    times = lead + 0.1 * np.arange(5)
+
+    def chunk(offset: float) -> np.ndarray:
+        return HOME_POSITION + np.outer(np.ones(5), np.eye(7)[1] * offset)
+
+    reach = limits.velocity[1] * lead + config.start_tolerance
+    ok = check_chunk(config, limits, CONTROLLED_JOINTS, 100.0, times, chunk(0.9 * reach), 100.0, HOME_POSITION)
+    assert ok.accepted, ok.detail
+    far = check_chunk(config, limits, CONTROLLED_JOINTS, 100.0, times, chunk(1.2 * reach), 100.0, HOME_POSITION)
+    assert far.reason == "discontinuity" and "where the controller is heading" in far.detail
+    # heading elsewhere (an executing chunk): the same chunk measured against that reference
+    heading = HOME_POSITION + np.eye(7)[1] * reach
+    moving = check_chunk(config, limits, CONTROLLED_JOINTS, 100.0, times, chunk(1.2 * reach), 100.0, HOME_POSITION,
+                         reference=heading)
+    assert moving.accepted, moving.detail

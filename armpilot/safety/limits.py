@@ -45,7 +45,11 @@ class SafetyConfig:
     max_chunk_age: float = field(default=0.5, metadata=_describe("reject chunks stamped longer ago than this, s"))
     max_future: float = field(default=0.05, metadata=_describe("reject chunks stamped further ahead than this, s"))
     tracking_allowance: float = field(
-        default=0.1, metadata=_describe("time the arm may take to catch up with the first point, s")
+        default=0.1, metadata=_describe("time the measured arm may lag the first point, s")
+    )
+    start_tolerance: float = field(
+        default=0.01, metadata=_describe("how far the first point may be from where the controller is heading "
+                                         "beyond what the velocity limit reaches in the lead time, rad / m")
     )
     joint_state_timeout: float = field(
         default=0.25, metadata=_describe("hold when /joint_states is older than this, s")
@@ -60,7 +64,7 @@ class SafetyConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.velocity_scale <= 1.0:
             raise ValueError(f"parameter 'velocity_scale' must be in (0, 1], got {self.velocity_scale}")
-        for name in ("max_chunk_age", "max_future", "tracking_allowance", "joint_state_timeout",
+        for name in ("max_chunk_age", "max_future", "tracking_allowance", "start_tolerance", "joint_state_timeout",
                      "max_step", "proposal_timeout", "table_clearance"):
             if getattr(self, name) < 0:
                 raise ValueError(f"parameter '{name}' must be >= 0")
@@ -97,6 +101,7 @@ def check_chunk(
     velocities: np.ndarray | None = None,
     workspace: WorkspaceChecker | None = None,
     passive: Mapping[str, float] | None = None,
+    reference: np.ndarray | None = None,
 ) -> Verdict:
     """Check one chunk against limits, stamps and the measured state.
 
@@ -110,6 +115,9 @@ def check_chunk(
         velocities: optional (P, J) in message order.
         workspace: kinematic checks (box, table, self-collision), or None to skip them.
         passive: measured positions of joints the controller does not command (a separate gripper).
+        reference: (J,) where the controller is heading now (``CommandedPath.reference``), or None for
+            ``measured``: the controller interpolates from there to the first point within the lead time,
+            so that jump must be within the velocity limit (plus ``start_tolerance``).
     """
     if measured is None:
         return _reject("no_joint_state", "no fresh /joint_states: cannot check continuity")
@@ -143,14 +151,14 @@ def check_chunk(
         )
     vmax = limits.velocity * config.velocity_scale
     lead = stamp + times[0] - now
-    reach = vmax * (lead + config.tracking_allowance)
-    jump = np.abs(positions[0] - measured)
-    if np.any(jump > reach + EPS):
-        j = int(np.argmax(jump - reach))
-        return _reject(
-            "discontinuity",
-            f"{names[j]} first point {jump[j]:.4f} away from measured; reachable {reach[j]:.4f} in {lead:.3f} s",
-        )
+    origin = measured if reference is None else unwrap_to(reference[None], measured, limits.continuous)[0]
+    for start, reach, what in ((origin, vmax * lead + config.start_tolerance, "where the controller is heading"),
+                               (measured, vmax * (lead + config.tracking_allowance), "measured")):
+        jump = np.abs(positions[0] - start)
+        if np.any(jump > reach + EPS):
+            j = int(np.argmax(jump - reach))
+            return _reject("discontinuity", f"{names[j]} first point {jump[j]:.4f} from {what}; reachable "
+                                            f"{reach[j]:.4f} in {lead:.3f} s at the velocity limit")
     if len(times) > 1:
         speed = np.abs(np.diff(positions, axis=0)) / np.diff(times)[:, None]
         if np.any(speed > vmax + EPS):

@@ -109,3 +109,53 @@ def hold_command(state: ArmState, limits: JointLimits, executing: tuple[float, n
         velocity = np.zeros(len(vmax)) if state.velocities is None else state.velocities.copy()
     velocity = np.clip(velocity, -vmax, vmax)
     return stop_trajectory(position, velocity, limits.acceleration, limits.jerk, limits.lower, limits.upper)
+
+
+class CommandedPath:
+    """What the controller was told to follow, on absolute time: the reference a new command starts from.
+
+    A trajectory controller that interpolates from its desired state (JTC's
+    ``interpolate_from_desired_state``, armpilot's sim) moves, on receipt of a
+    command at ``now``, from where it was heading at ``now`` to the first
+    point. The path is that segment followed by the command's points; before
+    any command it is empty and the reference is the measured state.
+    """
+
+    def __init__(self, tolerance: np.ndarray) -> None:
+        """``tolerance`` (J,): a measured arm further than this from the path was moved by something else."""
+        self.tolerance = np.asarray(tolerance, float)
+        self.times: np.ndarray | None = None  # (P + 1,) absolute s
+        self.positions: np.ndarray | None = None  # (P + 1, J)
+
+    def reference(self, now: float, measured: np.ndarray | None) -> np.ndarray | None:
+        """(J,) where the controller is heading at ``now`` (held after the last point), or ``measured``.
+
+        When the measured arm is further than ``tolerance`` from it (a sim reset, the controller's own
+        hold, a collision), the path is dropped and the measured state is the reference.
+        """
+        if self.times is None:
+            return measured
+        heading = np.array([np.interp(now, self.times, self.positions[:, k]) for k in range(self.positions.shape[1])])
+        if measured is not None and np.any(np.abs(heading - measured) > self.tolerance):
+            self.clear()
+            return measured
+        return heading
+
+    def command(self, now: float, start: float, times: np.ndarray, positions: np.ndarray,
+                measured: np.ndarray | None) -> None:
+        """A command sent at ``now``: points at ``start + times`` (P,), ``positions`` (P, J)."""
+        origin = self.reference(now, measured)
+        absolute = start + np.asarray(times, float)
+        if origin is None or absolute[0] <= now:
+            self.times, self.positions = absolute, np.asarray(positions, float)
+        else:
+            self.times = np.concatenate([[now], absolute])
+            self.positions = np.vstack([origin, positions])
+
+    def as_chunk(self) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """(0, absolute times, positions) for ``hold_command`` and ``sample_chunk``, or None."""
+        return None if self.times is None else (0.0, self.times, self.positions)
+
+    def clear(self) -> None:
+        """The arm was reset or moved by something else: start from the measured state again."""
+        self.times = self.positions = None

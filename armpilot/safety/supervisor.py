@@ -24,6 +24,8 @@ class SupervisorState:
     executing_until: float = float("-inf")
     holding: bool = False
     proposer_fault: str = ""
+    catching_up_until: float = float("-inf")
+    stall_s: float = 0.0
     clock_fault: str = ""
     clock_fault_wall: float = float("-inf")
 
@@ -48,6 +50,11 @@ class Supervisor:
 
     def joint_state(self, wall: float) -> None:
         self.state.last_joint_state = wall
+
+    def stalled(self, seconds: float, wall: float, settle: float) -> None:
+        """The node itself did not run for ``seconds``: refuse proposals for ``settle`` s while queued inputs
+        (joint states, the clock) are read, so nothing is judged against a stale state or clock."""
+        self.state.catching_up_until, self.state.stall_s = wall + settle, seconds
 
     def proposers(self, fault: str) -> bool:
         """Set the second-proposer fault ("" = none); True when it newly appeared."""
@@ -99,13 +106,16 @@ class Supervisor:
             return "disabled", "the safety node is disabled; enable it to pass commands"
         if self.state.proposer_fault:
             return "second_proposer", self.state.proposer_fault
+        if wall < self.state.catching_up_until:
+            return "catching_up", (f"the safety node did not run for {self.state.stall_s:.2f} s; reading the inputs "
+                                   "that queued up meanwhile")
         if self.state.last_joint_state is None or wall - self.state.last_joint_state > self.joint_state_timeout:
             return "no_joint_state", f"no /joint_states within {self.joint_state_timeout} s"
         return None
 
     def watchdog(self, now: float, wall: float) -> tuple[str, str] | None:
-        """A reason to hold now (once per event), or None."""
-        if self.state.holding:
+        """A reason to hold now (once per event), or None (also while catching up after the node's own stall)."""
+        if self.state.holding or wall < self.state.catching_up_until:
             return None
         silent = None if self.state.last_joint_state is None else wall - self.state.last_joint_state
         if silent is not None and silent > self.joint_state_timeout:
