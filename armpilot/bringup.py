@@ -1,8 +1,10 @@
 """Bring up a graph without ``launch``: every node its own process, supervised.
 
 Same executables, parameter files and remappings as the launch files (both read
-``config/graph.yaml``). Ctrl-C or a crashing child stops every node (SIGINT,
-then SIGTERM, then SIGKILL) and the failure names the node and its exit code.
+``config/graph.yaml``). Ctrl-C or a crashing required child stops every node (SIGINT,
+then SIGTERM, then SIGKILL) and the failure names the node and its exit code;
+a ``respawn`` node (perception, tracks, policy) is restarted instead, up to
+``RESPAWN_MAX_RETRIES`` times, while the safety node holds the arm.
 Stopping goes in ``STOP_ORDER``: the safety node first (it sends its hold),
 then the proposers, then the rest. Each node gets this process's pid in
 ``SUPERVISOR_PID_ENV`` and ends itself when this process dies, however it dies.
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Mapping
 
-from armpilot.graph import NodeSpec, ros_arguments
+from armpilot.graph import RESPAWN_DELAY_S, RESPAWN_MAX_RETRIES, NodeSpec, ros_arguments
 from armpilot.paths import share_dir
 
 #: Environment variable with the pid of the supervisor a node must not outlive.
@@ -71,6 +73,9 @@ class _Child:
     process: subprocess.Popen
     log_path: Path
     log_file: IO[bytes]
+    command: list[str]
+    respawns: int = 0
+    respawn_at: float | None = None  # monotonic time of the next start of a dead respawned node
 
 
 class GraphSupervisor:
@@ -91,23 +96,35 @@ class GraphSupervisor:
             command = [find_executable(spec.executable)] + ros_arguments(spec, config_dir)
             log_path = self.log_dir / f"{spec.name}.log"
             log_file = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-            log_file.write((" ".join(command) + "\n").encode())
-            log_file.flush()
-            process = subprocess.Popen(
-                command, stdout=log_file, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
-            )
-            self.children.append(_Child(spec, process, log_path, log_file))
+            self.children.append(_Child(spec, self._spawn(command, log_file), log_path, log_file, command))
+
+    def _spawn(self, command: list[str], log_file: IO[bytes]) -> subprocess.Popen:
+        log_file.write((" ".join(command) + "\n").encode())
+        log_file.flush()
+        return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=self.env,
+                                start_new_session=True)
 
     def pids(self) -> dict[str, int]:
         """Process id of each running node."""
         return {c.spec.name: c.process.pid for c in self.children}
 
     def check(self) -> None:
-        """Raise ``NodeFailed`` if any node has exited."""
+        """Raise ``NodeFailed`` if a required node has exited, or a respawned one more than
+        ``RESPAWN_MAX_RETRIES`` times; restart a dead respawned node ``RESPAWN_DELAY_S`` after it died."""
         for child in self.children:
             code = child.process.poll()
-            if code is not None:
+            if code is None:
+                continue
+            if not child.spec.respawn or child.respawns >= RESPAWN_MAX_RETRIES:
                 raise NodeFailed(child.spec.name, child.process.pid, code, self.log_tail(child.spec.name))
+            now = time.monotonic()
+            if child.respawn_at is None:
+                child.respawn_at = now + RESPAWN_DELAY_S
+                print(f"node '{child.spec.name}' (pid {child.process.pid}) exited with code {code}; respawning in "
+                      f"{RESPAWN_DELAY_S} s ({child.respawns + 1} of {RESPAWN_MAX_RETRIES})", file=sys.stderr)
+            elif now >= child.respawn_at:
+                child.respawns, child.respawn_at = child.respawns + 1, None
+                child.process = self._spawn(child.command, child.log_file)
 
     def log_tail(self, name: str, lines: int = 15) -> str:
         """The last ``lines`` lines a node printed."""

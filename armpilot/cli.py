@@ -253,7 +253,10 @@ def _cmd_up(name: str, pairs: list[str], domain_id: int | None, logs: Path) -> i
     graphs = load_graphs()
     if name not in graphs:
         raise SystemExit(f"unknown graph '{name}'; graphs: {sorted(graphs)}")
-    nodes = resolve(graphs[name], _launch_values(pairs))
+    try:
+        nodes = resolve(graphs[name], _launch_values(pairs))
+    except KeyError as error:  # a misspelt argument: the same error as in ros2 launch
+        raise SystemExit(f"error: {error.args[0]}") from None
     # Ctrl-C must stop the graph even when a parent shell started us with SIGINT ignored (a background job);
     # SIGTERM and SIGHUP (a closed terminal) stop it the same way
     signal.signal(signal.SIGINT, signal.default_int_handler)

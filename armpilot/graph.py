@@ -28,6 +28,17 @@ class NodeSpec:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
     ros_only: bool = False
+    respawn: bool = False
+
+    @property
+    def required(self) -> bool:
+        """Its exit stops the whole graph: every armpilot node that is not respawned."""
+        return not self.respawn and not self.ros_only
+
+
+#: Seconds before a respawned node starts again, and how often it may be respawned (launch and ``armpilot up``).
+RESPAWN_DELAY_S = 1.0
+RESPAWN_MAX_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,7 @@ def _node(raw: Mapping[str, Any]) -> NodeSpec:
         parameters=dict(raw.get("set", {})),
         remappings=tuple((k, v) for k, v in raw.get("remap", {}).items()),
         ros_only=bool(raw.get("ros_only", False)),
+        respawn=bool(raw.get("respawn", False)),
     )
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from armpilot.graph import GraphSpec, NodeSpec, load_graphs, parse_value, resolve
+from armpilot.graph import (RESPAWN_DELAY_S, RESPAWN_MAX_RETRIES, GraphSpec, NodeSpec, load_graphs, parse_value,
+                            resolve)
 from armpilot.paths import share_dir
 
 
@@ -70,7 +71,7 @@ def node_kwargs(node: NodeSpec, config_dir: Path) -> dict[str, Any]:
     parameters: list[Any] = [str(config_dir / f) for f in node.parameter_files]
     if node.parameters:
         parameters.append(dict(node.parameters))
-    return {
+    kwargs: dict[str, Any] = {
         "package": node.package,
         "executable": node.executable,
         "name": node.name,
@@ -78,6 +79,18 @@ def node_kwargs(node: NodeSpec, config_dir: Path) -> dict[str, Any]:
         "remappings": list(node.remappings),
         "output": "screen",
     }
+    if node.respawn:
+        kwargs.update(respawn=True, respawn_delay=RESPAWN_DELAY_S, respawn_max_retries=RESPAWN_MAX_RETRIES)
+    return kwargs
+
+
+def lifecycle_kwargs(node: NodeSpec) -> dict[str, Any]:
+    """``on_exit`` for a required node: its exit shuts the launch down (the safety node holds on SIGINT)."""
+    if not node.required:
+        return {}
+    from launch.actions import Shutdown
+
+    return {"on_exit": [Shutdown(reason=f"required node '{node.name}' exited")]}
 
 
 def with_robot_description(kwargs: dict[str, Any], urdf_text: str) -> dict[str, Any]:
@@ -144,7 +157,7 @@ def graph_nodes(nodes: Sequence[NodeSpec], urdf_text: str) -> list:
         kwargs = node_kwargs(node, config_dir)
         if node.executable == "robot_state_publisher":
             kwargs = with_robot_description(kwargs, urdf_text)
-        actions.append(Node(**kwargs))
+        actions.append(Node(**kwargs, **lifecycle_kwargs(node)))
     return actions
 
 
@@ -191,8 +204,14 @@ def graph_launch_description(graph_name: str, extra_arguments: Sequence[ExtraArg
 
     graph = load_graphs(graph_file)[graph_name]
 
+    declared = {a.name for a in graph.arguments} | {a.name for a in extra_arguments} | {RVIZ_ARGUMENT.name}
+
     def build(context: Any, *args: Any, **kwargs: Any) -> list:
         configurations = dict(context.launch_configurations)
+        unknown = sorted(set(configurations) - declared)
+        if unknown:
+            raise ValueError(f"unknown launch argument(s) {unknown} for the '{graph_name}' graph; "
+                             f"it takes {sorted(declared)}")
         nodes = resolve(graph, graph_values(graph, configurations))
         urdf_text = (urdf or robot_description_text)(configurations)
         actions = graph_nodes(nodes, urdf_text)

@@ -68,3 +68,9 @@ def test_crashing_node_is_named_and_the_rest_stop(tmp_path, graph_processes):
     assert process.returncode == 1
     assert "node 'safety'" in err and "exited with code -9" in err
     assert not any(alive(pid) for pid in pids.values())
+
+
+def test_a_misspelt_argument_is_an_error_naming_the_known_ones():
+    result = subprocess.run([ARMPILOT, "up", "sim", "tsak:=pick"], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "tsak" in result.stderr and "'task'" in result.stderr, result.stderr

@@ -46,10 +46,17 @@ def test_full_graph_flows_at_configured_rates_and_is_wired(tmp_path):
                 if topic in optional_inputs:
                     continue
                 assert probe.count_publishers(topic) > 0, f"{name} subscribes to {topic}, which nobody publishes"
-        # a crashing node is detected and named
-        os.kill(graph.pids()["policy"], signal.SIGKILL)
+        # a dead proposer is respawned (the safety node holds meanwhile); a dead required node stops the graph
+        first = graph.pids()["policy"]
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while graph.pids()["policy"] == first and time.monotonic() < deadline:
+            graph.check()
+            probe.spin_for(0.1)
+        assert graph.pids()["policy"] != first, "the policy node was not respawned"
+        os.kill(graph.pids()["safety"], signal.SIGKILL)
         probe.spin_for(0.5)
-        with pytest.raises(NodeFailed, match="policy"):
+        with pytest.raises(NodeFailed, match="safety"):
             graph.check()
 
 

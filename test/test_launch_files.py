@@ -43,7 +43,7 @@ def _stub_modules() -> dict[str, types.ModuleType]:
     classes = {
         "launch": ["LaunchDescription"],
         "launch.actions": ["DeclareLaunchArgument", "OpaqueFunction", "IncludeLaunchDescription",
-                           "RegisterEventHandler"],
+                           "RegisterEventHandler", "Shutdown"],
         "launch.substitutions": ["LaunchConfiguration"],
         "launch.launch_description_sources": ["PythonLaunchDescriptionSource"],
         "launch.event_handlers": ["OnProcessExit"],
@@ -68,7 +68,7 @@ def stubs(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(sys.modules, name, module)
 
 
-def _launch(graph: str, **values: str) -> tuple[list[Recorder], list[Recorder]]:
+def _launch(graph: str, _check_known: bool = True, **values: str) -> tuple[list[Recorder], list[Recorder]]:
     """(declared arguments, actions the OpaqueFunction returns) for ``values``."""
     path = ROOT / "launch" / LAUNCH_FILES[graph]
     spec = importlib.util.spec_from_file_location(f"armpilot_test_{graph}_launch", path)
@@ -81,7 +81,7 @@ def _launch(graph: str, **values: str) -> tuple[list[Recorder], list[Recorder]]:
     (opaque,) = [e for e in entities if type(e).__name__ == "OpaqueFunction"]
     configurations = {d.args[0]: d.kwargs["default_value"] for d in declared}
     unknown = set(values) - set(configurations)
-    assert not unknown, f"{graph} launch has no arguments {unknown}"
+    assert not unknown or not _check_known, f"{graph} launch has no arguments {unknown}"
     configurations.update(values)
     context = types.SimpleNamespace(launch_configurations=configurations)
     return declared, opaque.kwargs["function"](context)
@@ -165,6 +165,23 @@ def test_overrides_reach_the_nodes(stubs: None) -> None:
     nodes = _nodes(_launch("real", controller_topic="/my/topic")[1])
     assert ("/arm_controller/joint_trajectory", "/my/topic") in nodes["safety"]["remappings"]
     assert not nodes["policy"]["remappings"]
+
+
+@pytest.mark.parametrize("graph", sorted(LAUNCH_FILES))
+def test_a_misspelt_argument_is_an_error_naming_the_known_ones(stubs: None, graph: str) -> None:
+    with pytest.raises(ValueError, match=r"unknown launch argument\(s\) \['tsak'\].*'rviz'"):
+        _launch(graph, _check_known=False, tsak="pick")
+
+
+def test_required_nodes_stop_the_launch_and_proposers_respawn(stubs: None) -> None:
+    nodes = _nodes(_launch("sim")[1])
+    for name in ("sim", "safety"):
+        (shutdown,) = nodes[name]["on_exit"]
+        assert type(shutdown).__name__ == "Shutdown" and name in shutdown.kwargs["reason"]
+        assert not nodes[name].get("respawn")
+    for name in ("perception", "tracks", "policy"):
+        assert nodes[name]["respawn"] is True and nodes[name]["respawn_delay"] > 0
+        assert nodes[name]["respawn_max_retries"] > 0 and "on_exit" not in nodes[name]
 
 
 def test_rviz_is_optional(stubs: None) -> None:
