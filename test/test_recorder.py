@@ -95,6 +95,29 @@ def test_bag_reads_back_with_rosbags_and_mcap(tmp_path: Path) -> None:
     assert rec.stats.messages[JS] == 40 and rec.stats.finished_episodes == 1 and not rec.stats.recording
 
 
+def test_chunks_carry_crcs_and_a_flipped_byte_is_caught(tmp_path: Path) -> None:
+    from mcap.records import Chunk
+    from mcap.stream_reader import CRCValidationError, StreamReader
+
+    from armpilot.dataset.bag_reader import BagError, read_episode
+
+    rec = EpisodeRecorder(tmp_path, TOPICS, chunk_interval_s=0.0)  # a chunk per message
+    bag = record(rec, 40, 7)
+    (file,) = bag.glob("*.mcap")
+    with open(file, "rb") as handle:
+        chunks = [r for r in StreamReader(handle, emit_chunks=True).records if isinstance(r, Chunk)]
+    assert len(chunks) > 10 and all(c.uncompressed_crc != 0 for c in chunks)
+    data = bytearray(file.read_bytes())
+    target = data.find(b"rgb8", len(data) // 2)  # inside a late chunk's (uncompressed) image
+    data[target + 40] ^= 0xFF
+    file.write_bytes(bytes(data))
+    with open(file, "rb") as handle, pytest.raises(CRCValidationError):
+        for _ in StreamReader(handle, validate_crcs=True).records:
+            pass
+    with pytest.raises(BagError, match="(?i)crc"):
+        read_episode(bag)
+
+
 def test_mcap_ros2_decoder_reads_the_bag(tmp_path: Path) -> None:
     from mcap_ros2.decoder import DecoderFactory
 

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rosbags.rosbag2 import Writer
 from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 from rosbags.typesys.store import Typestore
 
 from armpilot.recording.config import TopicSpec
+from armpilot.recording.mcap_crc import CrcWriter
 
 BAG_VERSION = 9
 EPISODE_RE = re.compile(r"^\.?episode_(\d{6})(?:\.partial|\.recovery)?$")
@@ -132,7 +132,7 @@ class _BagWriter:
 
     def __init__(self, path: Path, topics: Sequence[TopicSpec], typestore: Typestore,
                  chunk_interval_s: float, clock: Callable[[], float], custom: dict[str, str]) -> None:
-        self.writer = Writer(path, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP)
+        self.writer = CrcWriter(path, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP)
         self.writer.open()
         for key, value in custom.items():
             self.writer.set_custom_data(key, value)

@@ -34,6 +34,7 @@ from rosbags.rosbag2.metadata import parse_qos
 from rosbags.typesys.store import Typestore
 
 from armpilot.recording.episode_bag import BAG_VERSION, episode_name
+from armpilot.recording.mcap_crc import CrcWriter
 
 CRASHED = ".crashed"
 
@@ -114,7 +115,7 @@ def _move_aside(out: Path, partial: Path, index: int, why: str) -> RecoveryResul
 
 def _rewrite(source: Path, target: Path, index: int, typestore: Typestore) -> tuple[int, str]:
     """Copy every complete message of ``source`` into a new bag ``target``; (count, how reading ended)."""
-    writer = Writer(target, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP)
+    writer = CrcWriter(target, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP)
     writer.open()
     writer.set_custom_data("armpilot.episode", str(index))
     writer.set_custom_data("armpilot.recovered", "true")
@@ -123,7 +124,7 @@ def _rewrite(source: Path, target: Path, index: int, typestore: Typestore) -> tu
     connections = {}
     count, notes = 0, []
     with open(source, "rb") as handle:
-        for record in _complete_records(StreamReader(handle, skip_magic=False).records, notes):
+        for record in _complete_records(StreamReader(handle, skip_magic=False, validate_crcs=True).records, notes):
             if isinstance(record, Schema):
                 schemas[record.id] = record
             elif isinstance(record, Channel):
