@@ -4,6 +4,12 @@ The design card's top-level folders become one import namespace so nothing
 clashes in a shared ROS workspace: ``armpilot/`` is ``armpilot`` (pure cores),
 ``ros_nodes/`` is ``armpilot.ros_nodes`` (rclpy shells) and ``policies/`` is
 ``armpilot.policies`` (PyTorch, no ROS).
+
+How: ``armpilot/ros_nodes`` and ``armpilot/policies`` are relative symlinks to
+the top-level folders, so the package is one plain tree. A ``package_dir``
+mapping did the same for pip and plain ``colcon build`` but not for
+``colcon build --symlink-install``, which links only the ``armpilot`` folder
+into its build directory ("package directory 'ros_nodes' does not exist").
 """
 
 from glob import glob
@@ -11,9 +17,7 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "armpilot"
-core_packages = find_packages(include=["armpilot", "armpilot.*"])
-packages = core_packages + ["armpilot.ros_nodes", "armpilot.policies"]
-package_dir = {"armpilot.ros_nodes": "ros_nodes", "armpilot.policies": "policies"}
+packages = find_packages(include=["armpilot", "armpilot.*"])  # follows the two symlinks
 
 NODES = {
     "sim_node": "armpilot.ros_nodes.sim_node:main",
@@ -31,7 +35,6 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=packages,
-    package_dir=package_dir,
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),

@@ -31,6 +31,14 @@ if [ ! -x "$OPENPI_VENV/bin/python" ] || ! "$OPENPI_VENV/bin/python" -c "import 
   "$OPENPI_VENV/bin/python" -m pip install -q "openpi-client==0.1.2" typing_extensions \
     || echo "[setup] warning: could not install openpi-client; its interoperability test will be skipped"
 fi
+# colcon (PyPI) in its own venv: the tests build armpilot as a ROS workspace would, plain and --symlink-install
+COLCON_VENV="${ARMPILOT_COLCON_VENV:-.venv-colcon}"
+if [ ! -x "$COLCON_VENV/bin/colcon" ]; then
+  echo "[setup] creating $COLCON_VENV with colcon"
+  "$PYTHON" -m venv "$COLCON_VENV"
+  "$COLCON_VENV/bin/python" -m pip install -q colcon-core colcon-ros colcon-package-selection setuptools \
+    || echo "[setup] warning: could not install colcon; the colcon build tests will be skipped"
+fi
 stamp="$VENV/.armpilot-setup"
 want="$(cat requirements.txt setup.py | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
