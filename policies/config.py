@@ -41,6 +41,9 @@ class PolicyNodeConfig:
     observation_budget: float = field(
         default=0.25, metadata=_describe("a chunk whose observation is older than this when it is ready is "
                                          "dropped, s"))
+    min_lead: float = field(
+        default=0.05, metadata=_describe("points due sooner than this after the chunk is ready are dropped: the "
+                                         "controller could not reach them within the velocity limit, s"))
     chunk_blend: float = field(
         default=0.0, metadata=_describe("temporal ensembling: share of the previous chunk where chunks overlap, "
                                         "0..1 (0 = receding horizon: the new chunk replaces the old)"))
@@ -60,6 +63,8 @@ class PolicyNodeConfig:
             raise ValueError(f"parameter 'sampler' is '{self.sampler}'; use one of {SAMPLER_NAMES}")
         if not 0.0 <= self.chunk_blend < 1.0 or self.observation_budget <= 0 or self.sampler_steps < 1:
             raise ValueError("chunk_blend must be in [0, 1), observation_budget > 0 and sampler_steps >= 1")
+        if not 0.0 <= self.min_lead < self.chunk_dt:
+            raise ValueError(f"min_lead must be in [0, chunk_dt = {self.chunk_dt}), got {self.min_lead}")
         if self.object_source not in OBJECT_SOURCES:
             raise ValueError(f"parameter 'object_source' is '{self.object_source}'; use one of {OBJECT_SOURCES}")
         if self.rate_hz <= 0 or self.chunk_dt <= 0 or self.horizon < 1:

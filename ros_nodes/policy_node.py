@@ -231,7 +231,7 @@ class PolicyNode(Node):
                                           throttle_duration_sec=2.0)
                 return
             candidates = blend_with_previous(times, candidates, obs.stamp, self.previous, self.config.chunk_blend)
-            times, candidates = drop_past_points(times, candidates, age)
+            times, candidates = drop_past_points(times, candidates, age, self.config.min_lead)
             if not len(times):
                 return
             self.previous = (obs.stamp, times, candidates[0])

@@ -11,7 +11,7 @@ STATUS_NAME = "armpilot: safety"
 
 
 def diagnostics_message(state: SupervisorState, accepted: int, candidates: int, rejections: RejectionLog,
-                        clock_problem: str = "") -> DiagnosticArray:
+                        clock_problem: str = "", extra: dict[str, object] | None = None) -> DiagnosticArray:
     """ERROR while the e-stop is latched or a second proposer publishes; WARN when disabled, after a clock
     jump or after rejections within the log's recent window; else OK. Counts cover the whole run."""
     recent = rejections.recent()
@@ -29,7 +29,7 @@ def diagnostics_message(state: SupervisorState, accepted: int, candidates: int, 
     else:
         level, message = DiagnosticStatus.OK, f"no rejection in the last {rejections.window_s:.0f} s"
     values = {"accepted": accepted, "candidates_seen": candidates, "estopped": state.estopped,
-              "enabled": state.enabled, **rejections.counts}
+              "enabled": state.enabled, **rejections.counts, **(extra or {})}
     status = DiagnosticStatus(level=level, name=STATUS_NAME, hardware_id="armpilot", message=message,
                               values=[KeyValue(key=k, value=str(v)) for k, v in sorted(values.items())])
     return DiagnosticArray(status=[status])

@@ -109,7 +109,8 @@ class SafetyNode(Node):
         self.accepted = 0
         self.candidates_seen = 0
         self.rejections = RejectionLog()
-        self.superseded = 0
+        self.superseded = 0  # proposals replaced by a newer one before their check started
+        self.verify_ms_max = 0.0
         self.pending: dict[str, Callable[[], Verdict]] = {}  # input topic -> its latest unchecked proposal
         self.pending_ready = threading.Condition()
         threading.Thread(target=self.verify_loop, name="verifier", daemon=True).start()
@@ -214,8 +215,10 @@ class SafetyNode(Node):
                 while not self.pending:
                     self.pending_ready.wait()
                 check = self.pending.pop(next(iter(self.pending)))
+            started = time.perf_counter()
             try:
                 verdict = check()
+                self.verify_ms_max = max(self.verify_ms_max, 1e3 * (time.perf_counter() - started))
             except Exception as error:  # noqa: BLE001 - a failing check rejects; it never ends verification
                 self.get_logger().error(f"a check failed: {error!r}")
                 self.reject("internal_error", repr(error))
@@ -354,7 +357,8 @@ class SafetyNode(Node):
     def publish_diagnostics(self) -> None:
         with self.lock:
             msg = diagnostics_message(self.supervisor.state, self.accepted, self.candidates_seen, self.rejections,
-                                      self.supervisor.clock_problem(time.monotonic()))
+                                      self.supervisor.clock_problem(time.monotonic()),
+                                      {"superseded": self.superseded, "verify_ms_max": round(self.verify_ms_max, 1)})
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)
 
