@@ -39,6 +39,19 @@ if [ ! -x "$COLCON_VENV/bin/colcon" ]; then
   "$COLCON_VENV/bin/python" -m pip install -q colcon-core colcon-ros colcon-package-selection setuptools \
     || echo "[setup] warning: could not install colcon; the colcon build tests will be skipped"
 fi
+# the real ROS 2 launch / launch_ros (not on PyPI; unmodified sources next to the repository) for the
+# tests that run every launch file under a real LaunchService (test/test_real_launch.py)
+if ! "$VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(0 if u.find_spec('launch_ros') else 1)" 2>/dev/null; then
+  for src in "${ARMPILOT_LAUNCH_SOURCES:-}" ../shared/third_party/ros2_launch /work/shared/third_party/ros2_launch; do
+    if [ -n "$src" ] && [ -d "$src/launch_ros" ]; then
+      echo "[setup] installing launch, launch_ros and ros2launch from $src"
+      "$VENV/bin/python" -m pip install -q osrf-pycommon lark pyyaml \
+        && "$VENV/bin/python" -m pip install -q --no-deps "$src/launch" "$src/launch_ros" "$src/ros2launch" \
+        || echo "[setup] warning: could not install launch from $src; the real-launch tests will be skipped"
+      break
+    fi
+  done
+fi
 stamp="$VENV/.armpilot-setup"
 want="$(cat requirements.txt setup.py | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
