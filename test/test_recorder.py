@@ -203,12 +203,13 @@ class _FullDisk:
 
 
 def test_disk_full_stops_episode_and_keeps_earlier(tmp_path: Path) -> None:
-    rec = EpisodeRecorder(tmp_path, TOPICS)
-    first = record(rec, 5, 1)
+    first = record(EpisodeRecorder(tmp_path, TOPICS), 5, 1)
+    rec = EpisodeRecorder(tmp_path, TOPICS)  # a new recorder (process): the earlier episode is still counted
     partial = rec.start()
     rec._writer.writer.storage.bio = _FullDisk(rec._writer.writer.storage.bio)  # type: ignore[union-attr]
     rec.write(JS, joint_state(0), 1)
-    with pytest.raises(RecordingError, match=r"episode_000001 stopped: disk full \(ENOSPC\).*episode_000001\.partial"):
+    with pytest.raises(RecordingError, match=r"episode_000001 stopped: disk full \(ENOSPC\).*episode_000001\.partial; "
+                                             r"1 earlier episode\(s\)"):
         rec.flush()
     assert not rec.recording and rec.write(JS, joint_state(0), 2) is False
     assert rosbags_counts(first)[0] == {JS: 5, IMG: 1}

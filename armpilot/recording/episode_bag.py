@@ -318,13 +318,17 @@ class EpisodeRecorder:
         self.stats.path = path
         self.stats.duration_s = self.clock() - self._started
 
+    def intact_episodes(self) -> int:
+        """Finished episodes in ``out`` (this session's and earlier ones): folders with ``metadata.yaml``."""
+        return sum(1 for folder in self.out.glob("episode_*") if (folder / "metadata.yaml").is_file())
+
     def _fail(self, error: OSError, doing: str) -> None:
         writer, index, partial = self._require_open(doing)
         writer.abort()
         self._close_stats(partial)
         raise RecordingError(
             f"{episode_name(index)} stopped: {describe_os_error(error)} while {doing} in {partial}; "
-            f"{self.stats.finished_episodes} earlier episode(s) in {self.out} are intact; the partial "
+            f"{self.intact_episodes()} earlier episode(s) in {self.out} are intact; the partial "
             "data is kept and recovered when the recorder next opens (or discard it)", index, partial) from error
 
     @staticmethod
