@@ -4,7 +4,51 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
+from enum import StrEnum
 from typing import Callable
+
+class Reason(StrEnum):
+    """Why the safety node refused a proposal or held the arm: one name in code, diagnostics, docs and tests.
+
+    Members are strings (``Reason.STALE == "stale"``), so counts keyed by them read as plain names.
+    """
+
+    # the message itself
+    MALFORMED = "malformed"
+    OVERSIZED = "oversized"
+    EMPTY = "empty"
+    DUPLICATE_JOINT = "duplicate_joint"
+    UNKNOWN_JOINT = "unknown_joint"
+    MISSING_JOINT = "missing_joint"
+    WRONG_LENGTH = "wrong_length"
+    NOT_FINITE = "not_finite"
+    TIME_NOT_INCREASING = "time_not_increasing"
+    STALE = "stale"
+    FUTURE_STAMP = "future_stamp"
+    # the chunk against the arm's limits and workspace
+    POSITION_LIMIT = "position_limit"
+    DISCONTINUITY = "discontinuity"
+    VELOCITY_LIMIT = "velocity_limit"
+    MAX_STEP = "max_step"
+    ACCELERATION_LIMIT = "acceleration_limit"
+    JERK_LIMIT = "jerk_limit"
+    BRAKING_DISTANCE = "braking_distance"
+    TABLE_CLEARANCE = "table_clearance"
+    WORKSPACE = "workspace"
+    SELF_COLLISION = "self_collision"
+    # supervision: inputs, latches, the node itself
+    NO_JOINT_STATE = "no_joint_state"
+    JOINT_STATE_MISMATCH = "joint_state_mismatch"
+    JOINT_STATE_TIMEOUT = "joint_state_timeout"
+    PROPOSAL_TIMEOUT = "proposal_timeout"
+    ESTOP = "estop"
+    DISABLED = "disabled"
+    SECOND_PROPOSER = "second_proposer"
+    CATCHING_UP = "catching_up"
+    CLOCK_JUMP = "clock_jump"
+    SHUTDOWN = "shutdown"
+    INTERNAL_ERROR = "internal_error"
+
 
 #: Most rejections remembered for the recent window (older ones drop out first).
 RECENT_CAPACITY = 10_000

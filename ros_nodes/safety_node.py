@@ -42,7 +42,7 @@ from sensor_msgs.msg import JointState, PointCloud2
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from armpilot.rejections import RejectionLog
+from armpilot.rejections import Reason, RejectionLog
 from armpilot.robot import ArmModel
 from armpilot.robot_profile import RobotProfile
 from armpilot.ros_nodes import conversions as conv
@@ -142,7 +142,7 @@ class SafetyNode(Node):
         with self.lock:
             problem = self.state.update(names, positions, velocities)
             if problem is not None:
-                self.reject("joint_state_mismatch", problem)
+                self.reject(Reason.JOINT_STATE_MISMATCH, problem)
                 return
             self.supervisor.joint_state(time.monotonic())
 
@@ -155,7 +155,7 @@ class SafetyNode(Node):
                      else (1, len(msg.points), len(msg.joint_names)))
             problem = oversized_chunk(self.bounds, *shape)
         if problem is not None:
-            self.reject("oversized", f"{msg_type.__name__}: {problem}")
+            self.reject(Reason.OVERSIZED, f"{msg_type.__name__}: {problem}")
             return None
         return msg
 
@@ -166,7 +166,7 @@ class SafetyNode(Node):
         try:
             table = candidates_from_msg(msg)
         except conv.ConversionError as error:
-            self.reject("malformed", str(error))
+            self.reject(Reason.MALFORMED, str(error))
             return
         with self.lock:
             self.candidates_seen += len(table.positions)
@@ -189,7 +189,7 @@ class SafetyNode(Node):
         try:
             arrays = conv.joint_trajectory_from_msg(msg)
         except conv.ConversionError as error:
-            self.reject("malformed", str(error))
+            self.reject(Reason.MALFORMED, str(error))
             return
         with self.lock:
             if self.refused():
@@ -221,7 +221,7 @@ class SafetyNode(Node):
                 self.verify_ms_max = max(self.verify_ms_max, 1e3 * (time.perf_counter() - started))
             except Exception as error:  # noqa: BLE001 - a failing check rejects; it never ends verification
                 self.get_logger().error(f"a check failed: {error!r}")
-                self.reject("internal_error", repr(error))
+                self.reject(Reason.INTERNAL_ERROR, repr(error))
                 continue
             self.forward(verdict)
 
@@ -242,7 +242,7 @@ class SafetyNode(Node):
             now = self.now()
             ahead = verdict.stamp + verdict.times > now
             if now - verdict.stamp > self.config.max_chunk_age or not np.any(ahead):
-                self.reject("stale", f"{now - verdict.stamp:.3f} s old when checked (max "
+                self.reject(Reason.STALE, f"{now - verdict.stamp:.3f} s old when checked (max "
                                      f"{self.config.max_chunk_age} s, {int(np.sum(ahead))} point(s) ahead)")
                 return
             times, positions = verdict.times[ahead], verdict.positions[ahead]
@@ -290,7 +290,7 @@ class SafetyNode(Node):
 
     def hold_on_stop(self) -> None:
         """The last command before the node exits: a hold, acknowledged by the controller or 0.6 s spent waiting."""
-        self.hold("shutdown", "the safety node is stopping; nothing passes to the controller after this hold")
+        self.hold(Reason.SHUTDOWN, "the safety node is stopping; nothing passes to the controller after this hold")
         if not self.pub_command.wait_for_all_acked(Duration(seconds=HOLD_ACK_TIMEOUT_S)):
             self.get_logger().info(f"the shutdown hold was not acknowledged within {HOLD_ACK_TIMEOUT_S} s "
                                    "(no controller, or it is stopping too)")
@@ -318,7 +318,7 @@ class SafetyNode(Node):
             before = self.supervisor.state.proposer_fault
             if self.supervisor.proposers(fault):
                 self.get_logger().error(f"refusing every proposal: {fault}")
-                self.hold("second_proposer", fault)
+                self.hold(Reason.SECOND_PROPOSER, fault)
             elif before and not fault:
                 self.get_logger().info("one proposer per topic again: proposals are checked again")
 
@@ -328,14 +328,14 @@ class SafetyNode(Node):
             return
         with self.lock:
             if self.supervisor.clock_jumped(delta, time.monotonic()):
-                self.hold("clock_jump", self.supervisor.clock_problem(time.monotonic()))
+                self.hold(Reason.CLOCK_JUMP, self.supervisor.clock_problem(time.monotonic()))
             else:
                 self.get_logger().warning(self.supervisor.clock_problem(time.monotonic()))
 
     def on_estop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self.lock:
             self.supervisor.estop("e-stop service called")
-            self.hold("estop", "e-stop latched; only the reset service clears it")
+            self.hold(Reason.ESTOP, "e-stop latched; only the reset service clears it")
         response.success, response.message = True, "e-stop latched; call reset to clear"
         return response
 
@@ -350,7 +350,7 @@ class SafetyNode(Node):
         with self.lock:
             self.supervisor.set_enabled(bool(request.data))
             if not request.data:
-                self.hold("disabled", "disabled by the enable service")
+                self.hold(Reason.DISABLED, "disabled by the enable service")
         response.success, response.message = True, "enabled" if request.data else "disabled"
         return response
 

@@ -216,3 +216,21 @@ def test_the_first_point_is_reachable_from_where_the_controller_heads_at_the_vel
     moving = check_chunk(config, limits, CONTROLLED_JOINTS, 100.0, times, chunk(1.2 * reach), 100.0, HOME_POSITION,
                          reference=heading)
     assert moving.accepted, moving.detail
+
+
+def test_every_rejection_reason_is_one_enum_documented_once():
+    """Reasons in code are ``Reason`` members; every member is documented in docs/interfaces.md."""
+    import re
+    from pathlib import Path
+
+    from armpilot.rejections import Reason
+
+    root = Path(__file__).resolve().parent.parent
+    sources = [*root.glob("armpilot/safety/*.py"), root / "armpilot/control/trajectory.py",
+               root / "ros_nodes/safety_node.py"]
+    literal = re.compile(r'(?:_reject|reject|hold|Violation|TrajectoryError)\(\s*"([a-z_]+)"|return "([a-z_]+)", ')
+    strays = {m for path in sources for pair in literal.findall(path.read_text()) for m in pair if m}
+    assert not strays, f"reasons written as strings, not Reason members: {sorted(strays)}"
+    docs = (root / "docs" / "interfaces.md").read_text()
+    undocumented = [r.value for r in Reason if f"`{r.value}`" not in docs]
+    assert not undocumented, f"reasons missing from docs/interfaces.md: {undocumented}"

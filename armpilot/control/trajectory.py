@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from armpilot.rejections import Reason
+
 
 class TrajectoryError(ValueError):
     """A trajectory that must be rejected; ``reason`` is a short stable key."""
@@ -65,34 +67,34 @@ def validate_trajectory(
     """
     names = list(joint_names)
     if len(times) == 0:
-        raise TrajectoryError("empty", "the trajectory has no points")
+        raise TrajectoryError(Reason.EMPTY, "the trajectory has no points")
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
-        raise TrajectoryError("duplicate_joint", f"joint names repeated: {dupes}")
+        raise TrajectoryError(Reason.DUPLICATE_JOINT, f"joint names repeated: {dupes}")
     unknown = [n for n in names if n not in controller_joints]
     if unknown:
-        raise TrajectoryError("unknown_joint", f"not controlled here: {unknown}")
+        raise TrajectoryError(Reason.UNKNOWN_JOINT, f"not controlled here: {unknown}")
     missing = [n for n in controller_joints if n not in names]
     if missing:
-        raise TrajectoryError("missing_joint", f"joints not commanded: {missing}")
+        raise TrajectoryError(Reason.MISSING_JOINT, f"joints not commanded: {missing}")
     times = np.asarray(times, dtype=float)
     positions = np.asarray(positions, dtype=float)
     if positions.ndim != 2 or positions.shape != (len(times), len(names)):
         raise TrajectoryError(
-            "wrong_length",
+            Reason.WRONG_LENGTH,
             f"positions have shape {positions.shape}, expected ({len(times)}, {len(names)})",
         )
     if velocities is not None:
         velocities = np.asarray(velocities, dtype=float)
         if velocities.shape != positions.shape:
             raise TrajectoryError(
-                "wrong_length", f"velocities have shape {velocities.shape}, expected {positions.shape}"
+                Reason.WRONG_LENGTH, f"velocities have shape {velocities.shape}, expected {positions.shape}"
             )
     values = [times, positions] + ([velocities] if velocities is not None else [])
     if not all(np.all(np.isfinite(v)) for v in values):
-        raise TrajectoryError("not_finite", "NaN or inf in times, positions or velocities")
+        raise TrajectoryError(Reason.NOT_FINITE, "NaN or inf in times, positions or velocities")
     if times[0] < 0.0 or np.any(np.diff(times) <= 0.0):
-        raise TrajectoryError("time_not_increasing", f"time_from_start must increase from >= 0: {times.tolist()}")
+        raise TrajectoryError(Reason.TIME_NOT_INCREASING, f"time_from_start must increase from >= 0: {times.tolist()}")
     order = np.array([names.index(n) for n in controller_joints])
     return times, positions[:, order], None if velocities is None else velocities[:, order]
 

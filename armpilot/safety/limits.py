@@ -24,6 +24,7 @@ from armpilot.control.trajectory import TrajectoryError, validate_trajectory
 from armpilot.robot import JointLimits
 from armpilot.safety.stopping import braking_distance
 from armpilot.safety.workspace import WorkspaceChecker
+from armpilot.rejections import Reason
 
 #: Slack for rounding in limit comparisons (rad, m, rad/s).
 EPS = 1e-9
@@ -120,7 +121,7 @@ def check_chunk(
             so that jump must be within the velocity limit (plus ``start_tolerance``).
     """
     if measured is None:
-        return _reject("no_joint_state", "no fresh /joint_states: cannot check continuity")
+        return _reject(Reason.NO_JOINT_STATE, "no fresh /joint_states: cannot check continuity")
     try:
         times, positions, velocities = validate_trajectory(
             joint_names, limits.names, times, positions, velocities
@@ -128,15 +129,15 @@ def check_chunk(
     except TrajectoryError as error:
         return _reject(error.reason, error.detail)
     if len(times) > 1 and np.min(np.diff(times)) < MIN_POINT_SPACING:
-        return _reject("time_not_increasing", f"points closer than {MIN_POINT_SPACING * 1e3:.0f} ms apart")
+        return _reject(Reason.TIME_NOT_INCREASING, f"points closer than {MIN_POINT_SPACING * 1e3:.0f} ms apart")
     stamp = now if stamp == 0.0 else stamp
     if now - stamp > config.max_chunk_age:
-        return _reject("stale", f"stamped {now - stamp:.3f} s ago (max {config.max_chunk_age} s)")
+        return _reject(Reason.STALE, f"stamped {now - stamp:.3f} s ago (max {config.max_chunk_age} s)")
     if stamp - now > config.max_future:
-        return _reject("future_stamp", f"stamped {stamp - now:.3f} s ahead (max {config.max_future} s)")
+        return _reject(Reason.FUTURE_STAMP, f"stamped {stamp - now:.3f} s ahead (max {config.max_future} s)")
     ahead = stamp + times > now
     if not np.any(ahead):
-        return _reject("stale", "every point is already in the past")
+        return _reject(Reason.STALE, "every point is already in the past")
     times, positions = times[ahead], positions[ahead]
     velocities = None if velocities is None else velocities[ahead]
     names = limits.names
@@ -146,7 +147,7 @@ def check_chunk(
     if np.any(below | above):
         k, j = np.argwhere(below | above)[0]
         return _reject(
-            "position_limit",
+            Reason.POSITION_LIMIT,
             f"{names[j]} = {positions[k, j]:.4f} at point {k} outside [{limits.lower[j]}, {limits.upper[j]}]",
         )
     vmax = limits.velocity * config.velocity_scale
@@ -157,16 +158,16 @@ def check_chunk(
         jump = np.abs(positions[0] - start)
         if np.any(jump > reach + EPS):
             j = int(np.argmax(jump - reach))
-            return _reject("discontinuity", f"{names[j]} first point {jump[j]:.4f} from {what}; reachable "
+            return _reject(Reason.DISCONTINUITY, f"{names[j]} first point {jump[j]:.4f} from {what}; reachable "
                                             f"{reach[j]:.4f} in {lead:.3f} s at the velocity limit")
     if len(times) > 1:
         speed = np.abs(np.diff(positions, axis=0)) / np.diff(times)[:, None]
         if np.any(speed > vmax + EPS):
             k, j = np.argwhere(speed > vmax + EPS)[0]
-            return _reject("velocity_limit", f"{names[j]} at {speed[k, j]:.3f} between points {k}-{k + 1} (max {vmax[j]:.3f})")
+            return _reject(Reason.VELOCITY_LIMIT, f"{names[j]} at {speed[k, j]:.3f} between points {k}-{k + 1} (max {vmax[j]:.3f})")
     if velocities is not None and np.any(np.abs(velocities) > vmax + EPS):
         k, j = np.argwhere(np.abs(velocities) > vmax + EPS)[0]
-        return _reject("velocity_limit", f"{names[j]} commanded velocity {velocities[k, j]:.3f} (max {vmax[j]:.3f})")
+        return _reject(Reason.VELOCITY_LIMIT, f"{names[j]} commanded velocity {velocities[k, j]:.3f} (max {vmax[j]:.3f})")
     verdict = _check_derivatives(config, limits, times, positions)
     if verdict is not None:
         return verdict
@@ -174,7 +175,7 @@ def check_chunk(
     outside = (stops < limits.lower - EPS) | (stops > limits.upper + EPS)
     if np.any(outside):
         k, j = np.argwhere(outside)[0]
-        return _reject("braking_distance", f"{names[j]} would stop at {stops[k, j]:.4f} from point {k}, outside "
+        return _reject(Reason.BRAKING_DISTANCE, f"{names[j]} would stop at {stops[k, j]:.4f} from point {k}, outside "
                                            f"[{limits.lower[j]}, {limits.upper[j]}]")
     if workspace is not None:
         violation = workspace.check(positions, names, passive)
@@ -213,7 +214,7 @@ def _check_derivatives(config: SafetyConfig, limits: JointLimits, times: np.ndar
     steps = np.abs(np.diff(positions, axis=0))
     if steps.size and steps.max() > config.max_step + EPS:
         k, j = np.unravel_index(int(np.argmax(steps)), steps.shape)
-        return _reject("max_step", f"{names[j]} moves {steps[k, j]:.3f} between points {k}-{k + 1} (max {config.max_step})")
+        return _reject(Reason.MAX_STEP, f"{names[j]} moves {steps[k, j]:.3f} between points {k}-{k + 1} (max {config.max_step})")
     if len(times) < 3:
         return None
     velocity = np.diff(positions, axis=0) / np.diff(times)[:, None]
@@ -222,12 +223,12 @@ def _check_derivatives(config: SafetyConfig, limits: JointLimits, times: np.ndar
     amax = np.asarray(limits.acceleration)
     if np.any(np.abs(acceleration) > amax + EPS):
         k, j = np.argwhere(np.abs(acceleration) > amax + EPS)[0]
-        return _reject("acceleration_limit", f"{names[j]} at {acceleration[k, j]:.2f} near point {k + 1} (max {amax[j]})")
+        return _reject(Reason.ACCELERATION_LIMIT, f"{names[j]} at {acceleration[k, j]:.2f} near point {k + 1} (max {amax[j]})")
     if len(times) < 4:
         return None
     jerk = np.diff(acceleration, axis=0) / np.diff((mid[1:] + mid[:-1]) / 2)[:, None]
     jmax = np.asarray(limits.jerk)
     if np.any(np.abs(jerk) > jmax + EPS):
         k, j = np.argwhere(np.abs(jerk) > jmax + EPS)[0]
-        return _reject("jerk_limit", f"{names[j]} at {jerk[k, j]:.1f} near point {k + 1} (max {jmax[j]})")
+        return _reject(Reason.JERK_LIMIT, f"{names[j]} at {jerk[k, j]:.1f} near point {k + 1} (max {jmax[j]})")
     return None

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from armpilot.rejections import Reason
+
 
 @dataclass
 class SupervisorState:
@@ -101,16 +103,16 @@ class Supervisor:
     def refusal(self, wall: float) -> tuple[str, str] | None:
         """Why a proposal must be refused now (reason, detail), or None."""
         if self.state.estopped:
-            return "estop", f"e-stop latched ({self.state.estop_cause}); call the reset service"
+            return Reason.ESTOP, f"e-stop latched ({self.state.estop_cause}); call the reset service"
         if not self.state.enabled:
-            return "disabled", "the safety node is disabled; enable it to pass commands"
+            return Reason.DISABLED, "the safety node is disabled; enable it to pass commands"
         if self.state.proposer_fault:
-            return "second_proposer", self.state.proposer_fault
+            return Reason.SECOND_PROPOSER, self.state.proposer_fault
         if wall < self.state.catching_up_until:
-            return "catching_up", (f"the safety node did not run for {self.state.stall_s:.2f} s; reading the inputs "
+            return Reason.CATCHING_UP, (f"the safety node did not run for {self.state.stall_s:.2f} s; reading the inputs "
                                    "that queued up meanwhile")
         if self.state.last_joint_state is None or wall - self.state.last_joint_state > self.joint_state_timeout:
-            return "no_joint_state", f"no /joint_states within {self.joint_state_timeout} s"
+            return Reason.NO_JOINT_STATE, f"no /joint_states within {self.joint_state_timeout} s"
         return None
 
     def watchdog(self, now: float, wall: float) -> tuple[str, str] | None:
@@ -119,10 +121,10 @@ class Supervisor:
             return None
         silent = None if self.state.last_joint_state is None else wall - self.state.last_joint_state
         if silent is not None and silent > self.joint_state_timeout:
-            return "joint_state_timeout", f"/joint_states silent for {silent:.2f} s"
+            return Reason.JOINT_STATE_TIMEOUT, f"/joint_states silent for {silent:.2f} s"
         executing = now < self.state.executing_until
         if executing and self.state.last_proposal is not None and now - self.state.last_proposal > self.proposal_timeout:
-            return "proposal_timeout", f"no fresh proposal for {now - self.state.last_proposal:.2f} s while moving"
+            return Reason.PROPOSAL_TIMEOUT, f"no fresh proposal for {now - self.state.last_proposal:.2f} s while moving"
         return None
 
 

@@ -18,6 +18,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from armpilot.fields import describe as _describe
+from armpilot.rejections import Reason
 from armpilot.robot import JointLimits
 from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
 from armpilot.safety.workspace import WorkspaceChecker
@@ -133,7 +134,7 @@ def select(
     rng = rng or np.random.default_rng()
     candidates = np.asarray(candidates, float)
     if candidates.ndim != 3 or len(candidates) == 0:
-        return Selection(Verdict(False, "wrong_length", f"candidates have shape {candidates.shape}"), None, np.zeros(0))
+        return Selection(Verdict(False, Reason.WRONG_LENGTH, f"candidates have shape {candidates.shape}"), None, np.zeros(0))
     gripper = [k for k, name in enumerate(joint_names) if name == gripper_joint]  # never perturbed
     candidates = perturb(candidates, config.perturb_samples, config.perturb_std, rng, gripper)
     verdicts = [check_chunk(safety, limits, joint_names, stamp, times, c, now, measured, reference=reference)
@@ -166,7 +167,7 @@ def select(
             return Selection(verdict, index, scores, rejected, len(candidates))
         rejected[verdict.reason] += 1
         scores[index] = -np.inf
-    return Selection(Verdict(False, "workspace", f"no candidate of {len(candidates)} passes the kinematic checks "
+    return Selection(Verdict(False, Reason.WORKSPACE, f"no candidate of {len(candidates)} passes the kinematic checks "
                              f"({dict(rejected)})"), None, scores, rejected, len(candidates))
 
 

@@ -15,6 +15,7 @@ from typing import Mapping
 import numpy as np
 import pinocchio as pin
 
+from armpilot.rejections import Reason
 from armpilot.robot import ArmModel
 
 
@@ -125,12 +126,12 @@ class WorkspaceChecker:
         below = pts[..., 2] < self.table_z + self.table_clearance + heights
         if np.any(below):
             p, k = np.argwhere(below)[0]
-            return WorkspaceViolation("table_clearance", int(p), f"{self.watched[k].frame} at z = {pts[p, k, 2]:.3f} m "
+            return WorkspaceViolation(Reason.TABLE_CLEARANCE, int(p), f"{self.watched[k].frame} at z = {pts[p, k, 2]:.3f} m "
                                       f"at {label}point {p} (needs >= {self.table_z + self.table_clearance + heights[k]:.3f})")
         outside = np.any((pts < self.box_min) | (pts > self.box_max), axis=-1)
         if np.any(outside):
             p, k = np.argwhere(outside)[0]
-            return WorkspaceViolation("workspace", int(p), f"{self.watched[k].frame} at {np.round(pts[p, k], 3).tolist()} "
+            return WorkspaceViolation(Reason.WORKSPACE, int(p), f"{self.watched[k].frame} at {np.round(pts[p, k], 3).tolist()} "
                                       f"outside the box at {label}point {p}")
         if self.geometry is not None and self_collision:
             for p, q in enumerate(positions):
@@ -139,7 +140,7 @@ class WorkspaceChecker:
                     pair = next(self.geometry.collisionPairs[k] for k, r in enumerate(self.geometry_data.collisionResults)
                                 if r.isCollision())
                     hit = [self.geometry.geometryObjects[i].name for i in (pair.first, pair.second)]
-                    return WorkspaceViolation("self_collision", p, f"{hit[0]} hits {hit[1]} at {label}point {p}")
+                    return WorkspaceViolation(Reason.SELF_COLLISION, p, f"{hit[0]} hits {hit[1]} at {label}point {p}")
         return None
 
 
