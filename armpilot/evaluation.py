@@ -116,7 +116,8 @@ def format_summary(report: dict) -> str:
         lines.append("  safety: " + ", ".join(f"{k}={v}" for k, v in sorted(safety.items())))
     policy = report.get("policy_node", {})
     if policy:
-        lines.append(f"  policy inference      p50 {policy.get('inference_ms_p50')} ms, p95 {policy.get('inference_ms_p95')} ms "
+        lines.append(f"  policy inference      p50 {policy.get('inference_ms_p50')} ms, "
+                     f"p95 {policy.get('inference_ms_p95')} ms "
                      f"(chunks published {policy.get('published')}, dropped stale {policy.get('dropped_stale')}, "
                      f"busy skips {policy.get('skipped_busy')})")
     return "\n".join(lines)

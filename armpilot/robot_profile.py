@@ -116,7 +116,8 @@ class RobotProfile:
 
     def summary(self) -> str:
         """One log line: name, URDF hash, joints and gripper."""
-        gripper = "no gripper" if not self.has_gripper else f"gripper {self.gripper.joint} ({self.gripper.controller.value})"
+        gripper = ("no gripper" if not self.has_gripper
+                   else f"gripper {self.gripper.joint} ({self.gripper.controller.value})")
         return f"robot '{self.name}' (URDF sha256 {self.urdf_hash}), joints {list(self.joints)}, {gripper}"
 
 
@@ -195,7 +196,8 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
     accel = _per_joint(raw.get("max_acceleration"), joints, "max_acceleration", source)
     jerk = _per_joint(raw.get("max_jerk"), joints, "max_jerk", source)
     if raw.get("joint_limits"):
-        accel, jerk = _apply_joint_limits_yaml(resolve_uri(str(raw["joint_limits"]), search, folder), joints, accel, jerk)
+        limits_file = resolve_uri(str(raw["joint_limits"]), search, folder)
+        accel, jerk = _apply_joint_limits_yaml(limits_file, joints, accel, jerk)
     for label, values in (("max_acceleration", accel), ("max_jerk", jerk)):
         bad = [joints[k] for k, v in enumerate(values) if not (math.isfinite(v) and v > 0)]
         if bad:

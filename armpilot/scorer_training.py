@@ -54,7 +54,8 @@ def train_scorer_command(task: str, episodes: int, epochs: int, output: Path, se
     figure.savefig(output / "loss.png", dpi=100)
     report = {"task": task, "demonstrations": int(len(chunks)), "expert_success_rate": rate,
               "final_loss": losses[-1], "held_out_pairs": int(len(test_chunks)),
-              "held_out_ranking_accuracy": held_out_accuracy(as_verifier_scorer(model), test_chunks, test_measured, seed),
+              "held_out_ranking_accuracy": held_out_accuracy(as_verifier_scorer(model), test_chunks, test_measured,
+                                                             seed),
               "seconds": round(time.monotonic() - started, 1), "output": str(output)}
     (output / "report.json").write_text(json.dumps(report, indent=2))
     return report

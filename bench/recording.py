@@ -31,7 +31,8 @@ from armpilot.graph import NodeSpec
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 from graph_harness import running_graph  # noqa: E402
 
-COLOR, DEPTH, CLOUD = "/camera/camera/color/image_raw", "/camera/camera/aligned_depth_to_color/image_raw", "/perception/points"
+COLOR, DEPTH = "/camera/camera/color/image_raw", "/camera/camera/aligned_depth_to_color/image_raw"
+CLOUD = "/perception/points"
 
 PUBLISHER = """
 import json, sys, time
@@ -133,7 +134,8 @@ def run(seconds: float) -> dict:
         "recorder_cpu_share": round((cpu1 - cpu0) / elapsed, 2),
         "baseline_plain_file_mb_per_s": round(size / 1e6 / base_s, 1),
     }
-    figures["recorder_vs_baseline_ratio"] = round(figures["recorder_mb_per_s"] / figures["baseline_plain_file_mb_per_s"], 3)
+    figures["recorder_vs_baseline_ratio"] = round(
+        figures["recorder_mb_per_s"] / figures["baseline_plain_file_mb_per_s"], 3)
     return figures
 
 

@@ -95,8 +95,8 @@ def bench_select(arm: ArmModel, cfg: SafetyConfig, ws: WorkspaceChecker, runs: i
 
     def run(cands: np.ndarray, config: VerifierConfig, measured: np.ndarray = HOME_POSITION) -> Callable[[], Any]:
         def call():
-            selection = select(config, cfg, arm.limits, CONTROLLED_JOINTS, NOW, times, cands, NOW, measured, gripper_joint="gripper_joint",
-                               executing=cands[0], workspace=ws, rng=rng)
+            selection = select(config, cfg, arm.limits, CONTROLLED_JOINTS, NOW, times, cands, NOW, measured,
+                               gripper_joint="gripper_joint", executing=cands[0], workspace=ws, rng=rng)
             assert selection.verdict.accepted
             return selection
         return call

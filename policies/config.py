@@ -15,7 +15,8 @@ SAMPLER_NAMES = ("dpm", "ddim", "ddpm", "streaming")
 class PolicyNodeConfig:
     """Which backend runs and how often it proposes a chunk."""
 
-    backend: str = field(default="scripted", metadata=_describe("policy backend: scripted | diffusion | vla | remote (a policy server)"))
+    backend: str = field(default="scripted", metadata=_describe(
+        "policy backend: scripted | diffusion | vla | remote (a policy server)"))
     task: str = field(default="reach", metadata=_describe("task the backend solves: reach | push | pick"))
     rate_hz: float = field(default=5.0, metadata=_describe("chunks proposed per second (ROS time), Hz"))
     horizon: int = field(default=10, metadata=_describe("points per chunk, H"))

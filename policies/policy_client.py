@@ -75,7 +75,8 @@ class PolicyClient:
             reply = self._connection.recv(timeout=self.timeout)
         except TimeoutError as error:
             self.close()
-            raise PolicyServerError(f"policy server at {self.uri} did not answer within {self.timeout:.2f} s") from error
+            raise PolicyServerError(
+                f"policy server at {self.uri} did not answer within {self.timeout:.2f} s") from error
         except (ConnectionClosed, OSError) as error:
             self.close()
             raise PolicyServerError(f"policy server at {self.uri} disconnected: {error}") from error

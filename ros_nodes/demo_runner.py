@@ -108,7 +108,8 @@ def run_demo(options: DemoOptions) -> dict:
         wall_loop = time.monotonic()
         progress = tqdm(range(options.episodes), desc=f"{options.task} episodes", unit="ep")
         for index in progress:
-            video = _VideoRecorder(media / "episode_0.mp4", options.camera_rate) if index == 0 and options.video else None
+            first = index == 0 and options.video
+            video = _VideoRecorder(media / "episode_0.mp4", options.camera_rate) if first else None
             if video:
                 node.frame_listeners.append(video)
             result = node.run_episode(index, options.seed + index, task.max_duration)

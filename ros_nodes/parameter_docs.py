@@ -42,7 +42,8 @@ def _default(field: dataclasses.Field) -> str:
 def markdown() -> str:
     """The parameter reference page."""
     lines = ["# Parameters", "",
-             "Generated from the config dataclasses each node declares (`python -m armpilot.ros_nodes.parameter_docs`);",
+             "Generated from the config dataclasses each node declares "
+             "(`python -m armpilot.ros_nodes.parameter_docs`);",
              "`ros2 param describe` shows the same descriptions. YAML files under `config/` hold overrides only.", ""]
     for node, classes in node_config_classes().items():
         lines += [f"## {node}", "", "| parameter | default | description |", "|---|---|---|"]

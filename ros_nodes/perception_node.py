@@ -125,7 +125,8 @@ class PerceptionNode(CameraInputs, Node):
             self.skip("bad_image", str(error))
             return
         spheres = None
-        if self.config.self_filter and self.joints is not None and stamp - self.joints[0] < self.config.joint_state_timeout:
+        fresh = self.joints is not None and stamp - self.joints[0] < self.config.joint_state_timeout
+        if self.config.self_filter and fresh:
             spheres = self.robot_spheres(self.joints[1])
         result = self.pipeline.process(depth, color, spheres)
         self.publish(result, depth_msg.header.stamp)

@@ -252,7 +252,8 @@ class PolicyNode(Node):
         values = {"backend": self.config.backend, "inference_ms_p50": f"{np.percentile(latency, 50):.2f}",
                   "inference_ms_p95": f"{np.percentile(latency, 95):.2f}",
                   "inference_ms_max": f"{latency.max():.2f}", **self.counts}
-        level = DiagnosticStatus.WARN if self.counts["dropped_stale"] or self.counts["skipped_nan"] else DiagnosticStatus.OK
+        trouble = self.counts["dropped_stale"] or self.counts["skipped_nan"]
+        level = DiagnosticStatus.WARN if trouble else DiagnosticStatus.OK
         status = DiagnosticStatus(level=level, name="armpilot: policy", hardware_id="armpilot",
                                   message=f"{self.counts['published']} chunks published",
                                   values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])

@@ -103,7 +103,8 @@ def run_replay(options: ReplayOptions) -> dict:
             deadline = time.monotonic() + duration_s / options.rate + SLACK_S
             while child.process.poll() is None:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"the player did not finish {bag} in {duration_s / options.rate + SLACK_S:.0f} s")
+                    limit = duration_s / options.rate + SLACK_S
+                    raise TimeoutError(f"the player did not finish {bag} in {limit:.0f} s")
                 for other in graph.children:
                     if other is not child and other.process.poll() is not None:
                         graph.check()

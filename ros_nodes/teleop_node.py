@@ -146,7 +146,8 @@ class TeleopNode(Node):
             return
         points = self.streamer.tick(twist, self.measured)
         if points is not None:
-            self.pub.publish(conv.joint_trajectory_to_msg(self.names, self.config.times, points[:, : len(self.names)], None,
+            arm_points = points[:, : len(self.names)]
+            self.pub.publish(conv.joint_trajectory_to_msg(self.names, self.config.times, arm_points, None,
                                                           self.measured_stamp))
 
     def handle_discrete(self, command: TeleopCommand) -> None:

@@ -44,7 +44,8 @@ class TracksNodeConfig:
     """Node settings beyond the tracker's."""
 
     camera_frame: str = field(default=CAMERA_OPTICAL_FRAME,
-                              metadata={"description": "URDF frame of the colour optical centre (gives the extrinsics)"})
+                              metadata={"description":
+                                        "URDF frame of the colour optical centre (gives the extrinsics)"})
     base_frame: str = field(default="base_link", metadata={"description": "frame of the published 3D points"})
     sync_slop: float = field(default=0.02, metadata={"description": "largest colour/depth stamp gap paired, s"})
     marker_width: float = field(default=0.003, metadata={"description": "line width of the track markers, m"})

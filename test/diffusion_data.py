@@ -28,7 +28,8 @@ def episode(goal_x: float, frames: int = 24) -> EpisodeFrames:
     obj = np.tile(np.array([goal_x, 0.1, 0.05, 0, 0, 0, 1], np.float32), (frames, 1))
     return EpisodeFrames(task="reach", timestamp=np.arange(frames, dtype=np.float32) / FPS,
                          state=states[:-1], action=states[1:], object=obj, success=np.zeros(frames, bool),
-                         color=np.zeros((frames, 16, 16, 3), np.uint8), depth=np.full((frames, 16, 16), 1000, np.uint16),
+                         color=np.zeros((frames, 16, 16, 3), np.uint8),
+                         depth=np.full((frames, 16, 16), 1000, np.uint16),
                          goal=goal)
 
 

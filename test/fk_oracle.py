@@ -62,7 +62,8 @@ class UrdfChain:
 
     def joint_pose(self, name: str, values: dict[str, float]) -> np.ndarray:
         joint = self.joints[name]
-        return self.link_pose(joint["parent"], values) @ joint["origin"] @ self._motion(joint, self._value(name, values))
+        motion = self._motion(joint, self._value(name, values))
+        return self.link_pose(joint["parent"], values) @ joint["origin"] @ motion
 
     def link_pose(self, link: str, values: dict[str, float]) -> np.ndarray:
         if link not in self.by_child:

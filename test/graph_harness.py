@@ -35,7 +35,8 @@ def running_graph(nodes: tuple[NodeSpec, ...], log_dir: Path) -> Iterator[tuple[
     """Start ``nodes`` as processes on a fresh domain, and a probe node in this process."""
     domain = unique_domain_id()
     env = ros_environment(domain)
-    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_BUILTIN_TRANSPORTS")}
+    keys = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_BUILTIN_TRANSPORTS")
+    saved = {k: os.environ.get(k) for k in keys}
     os.environ.update({k: env[k] for k in saved})
     supervisor = GraphSupervisor(nodes, env, log_dir)
     supervisor.start()
@@ -75,7 +76,8 @@ class Probe(Node):
 
     def count(self, msg_type: type, topic: str, profile) -> None:
         """Record arrival times of ``topic``."""
-        self.create_subscription(msg_type, topic, lambda _m: self.arrivals.setdefault(topic, []).append(time.monotonic()), profile)
+        self.create_subscription(
+            msg_type, topic, lambda _m: self.arrivals.setdefault(topic, []).append(time.monotonic()), profile)
 
     def spin_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout

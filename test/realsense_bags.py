@@ -54,7 +54,8 @@ def record_bag(path: Path) -> None:
         for name, pixels, bpp in (("color", expected_color(i), 3), ("depth", raw_depth, 2)):
             frame = rs.software_video_frame()
             frame.pixels, frame.bpp, frame.stride = np.ascontiguousarray(pixels), bpp, W * bpp
-            frame.timestamp, frame.domain, frame.frame_number = T0_MS + i * 1000.0 / FPS, rs.timestamp_domain.system_time, i
+            frame.timestamp = T0_MS + i * 1000.0 / FPS
+            frame.domain, frame.frame_number = rs.timestamp_domain.system_time, i
             frame.profile = profiles[name].as_video_stream_profile()
             sensors[name].on_video_frame(frame)
         time.sleep(1.0 / FPS)

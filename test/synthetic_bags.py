@@ -158,7 +158,8 @@ def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, tas
         header=_header(t0), height=h, width=w, distortion_model="plumb_bob", d=np.zeros(5), k=K,
         r=np.eye(3).ravel(), p=np.zeros(12), binning_x=0, binning_y=0,
         roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)))
-    add(0.0, topics.SIM_EPISODE, T["std_msgs/msg/String"](data=json.dumps({"task": task, "seed": 0, "goal": [0.45, 0.1, 0.05]})))
+    episode = {"task": task, "seed": 0, "goal": [0.45, 0.1, 0.05]}
+    add(0.0, topics.SIM_EPISODE, T["std_msgs/msg/String"](data=json.dumps(episode)))
     for k in range(int(duration * 10) + 1):
         add(k / 10, topics.SIM_TASK_SUCCESS, T["std_msgs/msg/Bool"](
             data=success_at is not None and k / 10 >= success_at))

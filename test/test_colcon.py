@@ -23,7 +23,8 @@ def _workspace(tmp_path: Path) -> Path:
     """A workspace whose src/armpilot holds the tracked files (symlinks kept as symlinks)."""
     source = tmp_path / "ws" / "src" / "armpilot"
     source.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"], capture_output=True, check=True).stdout
+    listing = ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    archive = subprocess.run(listing, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-C", str(ROOT), "--null", "-T", "-", "-cf", str(tmp_path / "src.tar")],
                    input=archive, check=True)
     subprocess.run(["tar", "-C", str(source), "-xf", str(tmp_path / "src.tar")], check=True)
@@ -47,7 +48,8 @@ def test_colcon_build_installs_one_armpilot_namespace(tmp_path: Path, symlink: b
     assert (share / "launch" / "sim.launch.py").exists() and (share / "config" / "graph.yaml").exists()
     assert (install / "share" / "ament_index" / "resource_index" / "packages" / "armpilot").exists()
     site = next((install / "lib").glob("python3*/site-packages"))
-    paths = [str(site)] + [line.strip() for link in site.glob("*.egg-link") for line in link.read_text().splitlines()[:1]]
+    links = [link.read_text().splitlines()[0].strip() for link in site.glob("*.egg-link")]
+    paths = [str(site), *links]
     # the packages (light __init__ files) from the install space only, with colcon's Python: no editable
     # armpilot there to shadow them, as on a ROS machine
     probe = "import armpilot, armpilot.ros_nodes, armpilot.policies as p; print(armpilot.__file__, p.__file__)"

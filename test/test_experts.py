@@ -38,5 +38,6 @@ def test_chunks_respect_joint_limits(arm):
 
 def test_grasp_yaw_is_box_aligned_and_near_natural():
     yaw = grasp_yaw(0.3, np.array([0.4, 0.0, 0.02]))
-    assert (yaw - 0.3) % (np.pi / 2) == pytest.approx(0.0, abs=1e-9) or (yaw - 0.3) % (np.pi / 2) == pytest.approx(np.pi / 2)
+    turned = (yaw - 0.3) % (np.pi / 2)
+    assert turned == pytest.approx(0.0, abs=1e-9) or turned == pytest.approx(np.pi / 2)
     assert abs(yaw) <= np.pi / 4 + 1e-9

@@ -71,7 +71,8 @@ def test_request_round_trip():
     obs, n, prompt = request_to_observation(unpackb(packb(observation_to_request(_observation(True), 4, "reach"))))
     source = _observation(True)
     assert n == 4 and prompt == "reach" and obs.joint_names == CONTROLLED_JOINTS
-    assert np.allclose(obs.joint_positions, source.joint_positions) and np.allclose(obs.goal_position, source.goal_position)
+    assert np.allclose(obs.joint_positions, source.joint_positions)
+    assert np.allclose(obs.goal_position, source.goal_position)
     assert len(obs.history) == 1 and np.allclose(obs.history[0].joint_positions, source.history[0].joint_positions)
     assert obs.image.shape == (4, 6, 3)
 

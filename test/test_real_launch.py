@@ -36,7 +36,8 @@ NODE_EXECUTABLES = ("sim_node", "policy_node", "safety_node", "perception_node",
 STAND_INS = {"robot_state_publisher": ["robot_state_publisher"], "rviz2": ["rviz2"], "ros_gz_sim": ["create"],
              "ros_gz_bridge": ["parameter_bridge"], "controller_manager": ["spawner"]}
 #: An included launch file stands in as an empty description.
-EMPTY_LAUNCH = "from launch import LaunchDescription\n\ndef generate_launch_description():\n    return LaunchDescription([])\n"
+EMPTY_LAUNCH = ("from launch import LaunchDescription\n\n"
+                "def generate_launch_description():\n    return LaunchDescription([])\n")
 RUNNER = """
 import sys
 from launch import LaunchDescription, LaunchService

@@ -166,7 +166,8 @@ def test_player_node_publishes_recorded_stamps_and_clock(tmp_path: Path) -> None
         joints: list[int] = []
         clock: list[int] = []
         episodes: list[str] = []
-        probe.create_subscription(JointState, JS, lambda m: joints.append(m.header.stamp.sec * S + m.header.stamp.nanosec),
+        probe.create_subscription(JointState, JS,
+                                  lambda m: joints.append(m.header.stamp.sec * S + m.header.stamp.nanosec),
                                   qos.STATE_QOS)
         probe.create_subscription(Clock, "/clock", lambda m: clock.append(m.clock.sec * S + m.clock.nanosec),
                                   qos.CLOCK_QOS)

@@ -70,7 +70,8 @@ def test_vote_memory_grows_linearly_not_quadratically():
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert share.shape == (2000,) and np.all(share >= 1 / 2000)
-    assert peak < 20 * candidates.nbytes, f"vote peaked at {peak / 1e6:.0f} MB for a {candidates.nbytes / 1e6:.1f} MB table"
+    assert peak < 20 * candidates.nbytes, \
+        f"vote peaked at {peak / 1e6:.0f} MB for a {candidates.nbytes / 1e6:.1f} MB table"
 
 
 def test_oversized_tables_are_refused_and_supervision_keeps_reporting(tmp_path):

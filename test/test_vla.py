@@ -39,7 +39,8 @@ def test_fine_tuning_learns_the_action_tokens(trained):
     _, report = trained
     assert report["final_loss"] < 0.5 * report["first_loss"]
     folder = Path(report["output"])
-    assert {"model.safetensors", "config.json", "tokenizer.json", "armpilot_vla.json"} <= {p.name for p in folder.iterdir()}
+    expected = {"model.safetensors", "config.json", "tokenizer.json", "armpilot_vla.json"}
+    assert expected <= {p.name for p in folder.iterdir()}
     assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))  # safetensors only
 
 

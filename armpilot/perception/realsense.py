@@ -39,7 +39,8 @@ class RealSenseConfig:
     height: int = field(default=480, metadata=_describe("colour (and aligned depth) height, px; live camera only"))
     fps: int = field(default=30, metadata=_describe("frame rate, Hz; live camera only"))
     align_depth: bool = field(default=True, metadata=_describe("align depth to the colour image"))
-    bag_file: str = field(default="", metadata=_describe("play this RealSense recording (.db3/.bag) instead of a camera"))
+    bag_file: str = field(default="", metadata=_describe(
+        "play this RealSense recording (.db3/.bag) instead of a camera"))
     loop_bag: bool = field(default=True, metadata=_describe("restart the recording when it ends"))
     reconnect_period_s: float = field(default=1.0, metadata=_describe("retry opening the camera every this many s"))
     frame_timeout_ms: int = field(default=1000, metadata=_describe("a stream with no frame for this long is lost, ms"))
@@ -200,7 +201,8 @@ class RealSenseSource:
     def __init__(self, config: RealSenseConfig, pipeline_factory: Callable[[], Any] = rs.pipeline,
                  list_devices: Callable[[], list[tuple[str, str]]] = connected_devices,
                  clock: Callable[[], float] = time.time) -> None:
-        self.config, self.pipeline_factory, self.list_devices, self.clock = config, pipeline_factory, list_devices, clock
+        self.config, self.pipeline_factory = config, pipeline_factory
+        self.list_devices, self.clock = list_devices, clock
         self.pipeline: Any = None
         self.opened: Opened | None = None
         self.finished = False  # a non-looping recording reached its end

@@ -181,7 +181,8 @@ class EpisodePlayer:
                     anchor_t = message.t_ns
                 elif previous_t is not None and message.t_ns < previous_t:
                     if sent:  # a loop restart is expected, not warned
-                        self.warn(f"{self.folder.name}: receive time jumps back {(previous_t - message.t_ns) / 1e9:.3f} s "
+                        back = (previous_t - message.t_ns) / 1e9
+                        self.warn(f"{self.folder.name}: receive time jumps back {back:.3f} s "
                                   f"on {message.topic} (t={message.t_ns} ns); sending it at once")
                         jumped = True
                     anchor_wall, anchor_t = previous_due, message.t_ns

@@ -164,10 +164,12 @@ def check_chunk(
         speed = np.abs(np.diff(positions, axis=0)) / np.diff(times)[:, None]
         if np.any(speed > vmax + EPS):
             k, j = np.argwhere(speed > vmax + EPS)[0]
-            return _reject(Reason.VELOCITY_LIMIT, f"{names[j]} at {speed[k, j]:.3f} between points {k}-{k + 1} (max {vmax[j]:.3f})")
+            return _reject(Reason.VELOCITY_LIMIT,
+                           f"{names[j]} at {speed[k, j]:.3f} between points {k}-{k + 1} (max {vmax[j]:.3f})")
     if velocities is not None and np.any(np.abs(velocities) > vmax + EPS):
         k, j = np.argwhere(np.abs(velocities) > vmax + EPS)[0]
-        return _reject(Reason.VELOCITY_LIMIT, f"{names[j]} commanded velocity {velocities[k, j]:.3f} (max {vmax[j]:.3f})")
+        return _reject(Reason.VELOCITY_LIMIT,
+                       f"{names[j]} commanded velocity {velocities[k, j]:.3f} (max {vmax[j]:.3f})")
     verdict = _check_derivatives(config, limits, times, positions)
     if verdict is not None:
         return verdict
@@ -214,7 +216,8 @@ def _check_derivatives(config: SafetyConfig, limits: JointLimits, times: np.ndar
     steps = np.abs(np.diff(positions, axis=0))
     if steps.size and steps.max() > config.max_step + EPS:
         k, j = np.unravel_index(int(np.argmax(steps)), steps.shape)
-        return _reject(Reason.MAX_STEP, f"{names[j]} moves {steps[k, j]:.3f} between points {k}-{k + 1} (max {config.max_step})")
+        return _reject(Reason.MAX_STEP,
+                       f"{names[j]} moves {steps[k, j]:.3f} between points {k}-{k + 1} (max {config.max_step})")
     if len(times) < 3:
         return None
     velocity = np.diff(positions, axis=0) / np.diff(times)[:, None]
@@ -223,7 +226,8 @@ def _check_derivatives(config: SafetyConfig, limits: JointLimits, times: np.ndar
     amax = np.asarray(limits.acceleration)
     if np.any(np.abs(acceleration) > amax + EPS):
         k, j = np.argwhere(np.abs(acceleration) > amax + EPS)[0]
-        return _reject(Reason.ACCELERATION_LIMIT, f"{names[j]} at {acceleration[k, j]:.2f} near point {k + 1} (max {amax[j]})")
+        return _reject(Reason.ACCELERATION_LIMIT,
+                       f"{names[j]} at {acceleration[k, j]:.2f} near point {k + 1} (max {amax[j]})")
     if len(times) < 4:
         return None
     jerk = np.diff(acceleration, axis=0) / np.diff((mid[1:] + mid[:-1]) / 2)[:, None]

@@ -109,7 +109,8 @@ class Supervisor:
         if self.state.proposer_fault:
             return Reason.SECOND_PROPOSER, self.state.proposer_fault
         if wall < self.state.catching_up_until:
-            return Reason.CATCHING_UP, (f"the safety node did not run for {self.state.stall_s:.2f} s; reading the inputs "
+            return Reason.CATCHING_UP, (f"the safety node did not run for {self.state.stall_s:.2f} s; "
+                                        "reading the inputs "
                                    "that queued up meanwhile")
         if self.state.last_joint_state is None or wall - self.state.last_joint_state > self.joint_state_timeout:
             return Reason.NO_JOINT_STATE, f"no /joint_states within {self.joint_state_timeout} s"
@@ -123,7 +124,8 @@ class Supervisor:
         if silent is not None and silent > self.joint_state_timeout:
             return Reason.JOINT_STATE_TIMEOUT, f"/joint_states silent for {silent:.2f} s"
         executing = now < self.state.executing_until
-        if executing and self.state.last_proposal is not None and now - self.state.last_proposal > self.proposal_timeout:
+        last = self.state.last_proposal
+        if executing and last is not None and now - last > self.proposal_timeout:
             return Reason.PROPOSAL_TIMEOUT, f"no fresh proposal for {now - self.state.last_proposal:.2f} s while moving"
         return None
 

@@ -31,15 +31,20 @@ LearnedScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 class VerifierConfig:
     """Weights and settings of candidate selection."""
 
-    perturb_samples: int = field(default=0, metadata=_describe("Gaussian-perturbed copies added per proposal (0 = off)"))
-    perturb_std: float = field(default=0.01, metadata=_describe("std of the perturbation, rad (constant over the chunk)"))
-    vote_bandwidth: float = field(default=0.03, metadata=_describe("kernel width of the vote, mean |joint difference|, rad"))
+    perturb_samples: int = field(default=0, metadata=_describe(
+        "Gaussian-perturbed copies added per proposal (0 = off)"))
+    perturb_std: float = field(default=0.01, metadata=_describe(
+        "std of the perturbation, rad (constant over the chunk)"))
+    vote_bandwidth: float = field(default=0.03, metadata=_describe(
+        "kernel width of the vote, mean |joint difference|, rad"))
     weight_vote: float = field(default=1.0, metadata=_describe("weight of the consensus vote (0..1)"))
     weight_smoothness: float = field(default=0.2, metadata=_describe("weight of the jerk penalty (jerk / max_jerk)"))
     weight_continuity: float = field(default=0.5, metadata=_describe("weight of the gap to the executing chunk, 1/rad"))
-    weight_margin: float = field(default=0.5, metadata=_describe("weight of the joint-limit margin (fraction of range)"))
+    weight_margin: float = field(default=0.5, metadata=_describe(
+        "weight of the joint-limit margin (fraction of range)"))
     weight_learned: float = field(default=0.0, metadata=_describe("weight of the learned scorer (0 = not used)"))
-    learned_scorer: str = field(default="", metadata=_describe("folder of a scorer from `armpilot train-scorer` ('' = none)"))
+    learned_scorer: str = field(default="", metadata=_describe(
+        "folder of a scorer from `armpilot train-scorer` ('' = none)"))
 
     def __post_init__(self) -> None:
         if self.perturb_samples < 0 or self.perturb_std < 0 or self.vote_bandwidth <= 0:
@@ -134,7 +139,8 @@ def select(
     rng = rng or np.random.default_rng()
     candidates = np.asarray(candidates, float)
     if candidates.ndim != 3 or len(candidates) == 0:
-        return Selection(Verdict(False, Reason.WRONG_LENGTH, f"candidates have shape {candidates.shape}"), None, np.zeros(0))
+        wrong = Verdict(False, Reason.WRONG_LENGTH, f"candidates have shape {candidates.shape}")
+        return Selection(wrong, None, np.zeros(0))
     gripper = [k for k, name in enumerate(joint_names) if name == gripper_joint]  # never perturbed
     candidates = perturb(candidates, config.perturb_samples, config.perturb_std, rng, gripper)
     verdicts = [check_chunk(safety, limits, joint_names, stamp, times, c, now, measured, reference=reference)

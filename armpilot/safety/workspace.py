@@ -126,19 +126,22 @@ class WorkspaceChecker:
         below = pts[..., 2] < self.table_z + self.table_clearance + heights
         if np.any(below):
             p, k = np.argwhere(below)[0]
-            return WorkspaceViolation(Reason.TABLE_CLEARANCE, int(p), f"{self.watched[k].frame} at z = {pts[p, k, 2]:.3f} m "
-                                      f"at {label}point {p} (needs >= {self.table_z + self.table_clearance + heights[k]:.3f})")
+            needed = self.table_z + self.table_clearance + heights[k]
+            return WorkspaceViolation(Reason.TABLE_CLEARANCE, int(p),
+                                      f"{self.watched[k].frame} at z = {pts[p, k, 2]:.3f} m "
+                                      f"at {label}point {p} (needs >= {needed:.3f})")
         outside = np.any((pts < self.box_min) | (pts > self.box_max), axis=-1)
         if np.any(outside):
             p, k = np.argwhere(outside)[0]
-            return WorkspaceViolation(Reason.WORKSPACE, int(p), f"{self.watched[k].frame} at {np.round(pts[p, k], 3).tolist()} "
+            return WorkspaceViolation(Reason.WORKSPACE, int(p),
+                                      f"{self.watched[k].frame} at {np.round(pts[p, k], 3).tolist()} "
                                       f"outside the box at {label}point {p}")
         if self.geometry is not None and self_collision:
             for p, q in enumerate(positions):
                 full = self._full(q, names, passive)
                 if pin.computeCollisions(self.model, self.data, self.geometry, self.geometry_data, full, True):
-                    pair = next(self.geometry.collisionPairs[k] for k, r in enumerate(self.geometry_data.collisionResults)
-                                if r.isCollision())
+                    results = self.geometry_data.collisionResults
+                    pair = next(self.geometry.collisionPairs[k] for k, r in enumerate(results) if r.isCollision())
                     hit = [self.geometry.geometryObjects[i].name for i in (pair.first, pair.second)]
                     return WorkspaceViolation(Reason.SELF_COLLISION, p, f"{hit[0]} hits {hit[1]} at {label}point {p}")
         return None

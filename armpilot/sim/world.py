@@ -121,7 +121,8 @@ class SimWorld:
 
     def task_state(self) -> TaskState:
         """Everything the task's success test reads."""
-        gripper = self.profile.gripper.open if self._gripper_slot is None else self.joint_positions()[self._gripper_slot]
+        slot = self._gripper_slot
+        gripper = self.profile.gripper.open if slot is None else self.joint_positions()[slot]
         return TaskState(self.object_pose()[0], self.goal_position(), self.tcp_position(), float(gripper))
 
     def success(self) -> bool:

@@ -45,7 +45,8 @@ def run_expert_episode(world: SimWorld, expert: ScriptedExpert, seed: int, repla
     return rollout
 
 
-def collect_demonstrations(world: SimWorld, expert: ScriptedExpert, seeds, progress=None) -> tuple[np.ndarray, np.ndarray, float]:
+def collect_demonstrations(world: SimWorld, expert: ScriptedExpert, seeds,
+                           progress=None) -> tuple[np.ndarray, np.ndarray, float]:
     """Chunks (M, H, J) and measured states (M, J) of the successful episodes, and the success rate."""
     chunks, measured, successes = [], [], 0
     seeds = list(seeds)

@@ -144,7 +144,8 @@ class ScriptedExpert:
             tcp = self.arm.tcp_pose(q)[:3, 3]
             close = np.linalg.norm(tcp - waypoint.position) < waypoint.tolerance
             gripper_done = (self.gripper is None or waypoint.gripper == self.gripper_closed
-                            or abs(q[self.gripper] - waypoint.gripper) < 0.1 * abs(self.gripper_open - self.gripper_closed))
+                            or abs(q[self.gripper] - waypoint.gripper)
+                            < 0.1 * abs(self.gripper_open - self.gripper_closed))
             if not (close and gripper_done):
                 self._arrived_at = None
                 return
