@@ -31,9 +31,13 @@ def check_bag(folder: Path) -> dict[str, int]:
     """Per-topic counts from rosbags, mcap and metadata.yaml must agree; returns them."""
     with AnyReader([folder]) as reader:
         by_rosbags: dict[str, int] = {}
-        for connection, _, _ in reader.messages():
+        joint_stamps: list[float] = []  # sim time: a loaded machine slows the sim's wall rate, not this one
+        for connection, _, raw in reader.messages():
             by_rosbags[connection.topic] = by_rosbags.get(connection.topic, 0) + 1
-        duration_s = (reader.end_time - reader.start_time) * 1e-9
+            if connection.topic == "/joint_states":
+                stamp = reader.deserialize(raw, connection.msgtype).header.stamp
+                joint_stamps.append(stamp.sec + stamp.nanosec * 1e-9)
+        duration_s = max(joint_stamps) - min(joint_stamps)
     (mcap_file,) = folder.glob("*.mcap")
     by_mcap: dict[str, int] = {}
     with open(mcap_file, "rb") as stream:
