@@ -30,6 +30,10 @@ class BagError(RuntimeError):
     """An episode bag cannot be used; the message names the folder (and topic)."""
 
 
+class BagDamaged(BagError):
+    """The bag's file cannot be read to its end (truncated or corrupt): part of it may be recoverable."""
+
+
 @dataclass
 class TopicData:
     """One topic's samples: ``stamps`` (N,) int64 ns, ``values`` (N, *D)."""
@@ -157,7 +161,7 @@ def _read_raw(folder: Path, wanted: Iterable[str]) -> dict[str, list[tuple[int, 
     except BagError:
         raise
     except Exception as exc:  # rosbags/mcap raise many types for damaged files
-        raise BagError(f"{folder}: cannot read the bag (truncated or corrupt?) while reading topic "
+        raise BagDamaged(f"{folder}: cannot read the bag (truncated or corrupt?) while reading topic "
                        f"'{current}': {type(exc).__name__}: {exc}") from exc
     return raw
 

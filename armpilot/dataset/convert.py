@@ -19,7 +19,7 @@ import numpy as np
 from armpilot.robot_profile import ROBOT_KEY, URDF_HASH_KEY
 from armpilot.ros_nodes import topics
 
-from .bag_reader import OBJECT_TOPIC, BagError, EpisodeStreams, bag_custom_data, read_episode
+from .bag_reader import OBJECT_TOPIC, BagDamaged, BagError, EpisodeStreams, bag_custom_data, read_episode
 from .command_reference import reference_actions
 from .lerobot_v3 import EpisodeFrames, LeRobotV3Writer
 from .resampler import NS_PER_S, ResampleError, Stream, hold_indices, resample
@@ -128,9 +128,7 @@ def read_episode_or_its_readable_part(folder: Path, summary: ConversionSummary) 
     """``read_episode``; for a truncated or corrupt bag, the part before the damage (noted in ``summary``)."""
     try:
         return read_episode(folder)
-    except BagError as error:
-        if "cannot read the bag" not in str(error):
-            raise
+    except BagDamaged as error:
         first_error = error
     from armpilot.recording.episode_bag import default_typestore
     from armpilot.recording.recovery import recover_copy
