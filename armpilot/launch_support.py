@@ -1,9 +1,13 @@
 """Launch-file helpers: a graph from ``config/graph.yaml`` as ``launch`` actions.
 
 The launch files in ``launch/`` only name their graph; everything else comes
-from here. Argument values are read at launch time (``OpaqueFunction``) and
-applied with :func:`armpilot.graph.resolve`, exactly as ``armpilot up`` applies
-them, so both bring up the same nodes with the same parameters and remappings.
+from here. Every node of the graph is a static ``launch_ros`` Node (visible to
+``ros2 launch -p``); the parameters and remappings that launch arguments set
+are substitutions performed at launch time with the rules of
+:func:`armpilot.graph.resolve`, so ``ros2 launch`` and ``armpilot up`` bring up
+the same nodes with the same parameters and remappings. One ``OpaqueFunction``
+before the nodes refuses unknown arguments and a URDF that does not fit the
+profile, and adds a launch file's extra actions (camera driver, gz sim).
 
 The pure parts (no ``launch`` import) are tested on any machine; the functions
 that build actions import ``launch``/``launch_ros`` inside, so importing this
@@ -12,12 +16,13 @@ module needs neither.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from armpilot.graph import (RESPAWN_DELAY_S, RESPAWN_MAX_RETRIES, GraphSpec, NodeSpec, load_graphs, parse_value,
-                            resolve)
+
+from armpilot.graph import (RESPAWN_DELAY_S, RESPAWN_MAX_RETRIES, ArgumentSpec, GraphSpec, NodeSpec, load_graphs,
+                            parse_value, resolve)
 from armpilot.paths import share_dir
 
 
@@ -62,6 +67,27 @@ def uses_sim_time(nodes: Sequence[NodeSpec]) -> bool:
     return any(n.parameters.get("use_sim_time") is True for n in nodes)
 
 
+def bind_arguments(graph: GraphSpec, value: Callable[[ArgumentSpec], Any],
+                   topic: Callable[[ArgumentSpec], Any]) -> tuple[NodeSpec, ...]:
+    """The graph's nodes with what each argument changes set to a launch-time stand-in.
+
+    The counterpart of :func:`armpilot.graph.resolve` for values not known yet:
+    each parameter an argument sets gets ``value(argument)``, each topic it
+    remaps gets the remapping ``(topic, topic(argument))``.
+    """
+    nodes = {n.name: n for n in graph.nodes}
+    for argument in graph.arguments:
+        for node_name, param in argument.params:
+            if node_name in nodes:
+                node = nodes[node_name]
+                nodes[node_name] = replace(node, parameters={**node.parameters, param: value(argument)})
+        for node_name, remapped in argument.remaps:
+            if node_name in nodes:
+                node = nodes[node_name]
+                nodes[node_name] = replace(node, remappings=node.remappings + ((remapped, topic(argument)),))
+    return tuple(nodes[n.name] for n in graph.nodes)
+
+
 def node_kwargs(node: NodeSpec, config_dir: Path) -> dict[str, Any]:
     """Keyword arguments of ``launch_ros.actions.Node`` for a resolved ``node``.
 
@@ -93,7 +119,7 @@ def lifecycle_kwargs(node: NodeSpec) -> dict[str, Any]:
     return {"on_exit": [Shutdown(reason=f"required node '{node.name}' exited")]}
 
 
-def with_robot_description(kwargs: dict[str, Any], urdf_text: str) -> dict[str, Any]:
+def with_robot_description(kwargs: dict[str, Any], urdf_text: Any) -> dict[str, Any]:
     """``kwargs`` of robot_state_publisher with ``robot_description`` added to its values."""
     parameters = list(kwargs["parameters"])
     if parameters and isinstance(parameters[-1], dict):
@@ -135,6 +161,8 @@ def camera_choice(configurations: Mapping[str, str]) -> str:
 
 #: Extra actions of a launch file: (launch configurations, resolved nodes) -> actions.
 Extras = Callable[[Mapping[str, str], Sequence[NodeSpec]], list]
+#: robot_description text from the launch configurations.
+UrdfText = Callable[[Mapping[str, str]], str]
 
 
 def declare_arguments(graph: GraphSpec, extra: Sequence[ExtraArgument] = ()) -> list:
@@ -147,27 +175,40 @@ def declare_arguments(graph: GraphSpec, extra: Sequence[ExtraArgument] = ()) -> 
             for name, default, description in specs]
 
 
-def graph_nodes(nodes: Sequence[NodeSpec], urdf_text: str) -> list:
-    """``launch_ros`` Node actions for resolved nodes; robot_state_publisher gets the URDF."""
-    from launch_ros.actions import Node
+def graph_nodes(graph: GraphSpec, urdf: UrdfText) -> list:
+    """A ``launch_ros`` Node per node of ``graph``, argument values filled in at launch time.
 
+    robot_state_publisher gets ``robot_description`` = ``urdf(configurations)``.
+    """
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+    from launch_ros.parameter_descriptions import ParameterValue
+
+    from armpilot.launch_substitutions import GraphArgumentValue, RobotDescriptionText
+
+    nodes = bind_arguments(graph, lambda a: GraphArgumentValue(a.name, a.default),
+                           lambda a: LaunchConfiguration(a.name, default=a.default))
     config_dir = share_dir() / "config"
     actions = []
     for node in nodes:
         kwargs = node_kwargs(node, config_dir)
         if node.executable == "robot_state_publisher":
-            kwargs = with_robot_description(kwargs, urdf_text)
+            kwargs = with_robot_description(kwargs, ParameterValue(RobotDescriptionText(urdf), value_type=str))
         actions.append(Node(**kwargs, **lifecycle_kwargs(node)))
     return actions
 
 
 def rviz_node(sim_time: bool) -> Any:
-    """rviz2 with ``config/armpilot.rviz``."""
+    """rviz2 with ``config/armpilot.rviz``, started when the ``rviz`` argument is true."""
+    from launch import Condition
     from launch_ros.actions import Node
+
+    def wanted(context: Any) -> bool:
+        return is_true(context.launch_configurations.get(RVIZ_ARGUMENT.name, RVIZ_ARGUMENT.default))
 
     return Node(package="rviz2", executable="rviz2", name="rviz2", output="screen",
                 arguments=["-d", str(share_dir() / "config" / "armpilot.rviz")],
-                parameters=[{"use_sim_time": sim_time}])
+                parameters=[{"use_sim_time": sim_time}], condition=Condition(predicate=wanted))
 
 
 def include_launch(package: str, relative_path: str, arguments: Mapping[str, str]) -> Any:
@@ -188,12 +229,16 @@ def camera_actions(configurations: Mapping[str, str], nodes: Sequence[NodeSpec])
 
 
 def graph_launch_description(graph_name: str, extra_arguments: Sequence[ExtraArgument] = (),
-                             extras: Extras | None = None, urdf: Callable[[Mapping[str, str]], str] | None = None,
+                             extras: Extras | None = None, urdf: UrdfText | None = None,
                              graph_file: str | Path | None = None) -> Any:
     """A ``LaunchDescription`` for graph ``graph_name`` of ``config/graph.yaml``.
 
+    Its entities: the declared arguments, a check (``OpaqueFunction``: unknown
+    arguments and a URDF that does not fit the profile stop the launch before
+    any node starts; it also returns ``extras``), a Node per graph node, rviz2.
+
     Args:
-        graph_name: the graph (sim, real, gazebo).
+        graph_name: the graph (sim, real, gazebo, record, teleop, replay).
         extra_arguments: launch-only arguments besides the graph's and ``rviz``.
         extras: more actions, built at launch time from the configurations and nodes.
         urdf: the robot_description text from the configurations (default: the robot profile's URDF).
@@ -203,23 +248,25 @@ def graph_launch_description(graph_name: str, extra_arguments: Sequence[ExtraArg
     from launch.actions import OpaqueFunction
 
     graph = load_graphs(graph_file)[graph_name]
+    make_urdf = urdf or robot_description_text
+    made: dict[tuple, str] = {}
 
+    def urdf_text(configurations: Mapping[str, str]) -> str:  # made once per launch (xacro can take a second)
+        key = tuple(sorted(configurations.items()))
+        if key not in made:
+            made[key] = make_urdf(configurations)
+        return made[key]
     declared = {a.name for a in graph.arguments} | {a.name for a in extra_arguments} | {RVIZ_ARGUMENT.name}
 
-    def build(context: Any, *args: Any, **kwargs: Any) -> list:
+    def check_and_extras(context: Any, *args: Any, **kwargs: Any) -> list:
         configurations = dict(context.launch_configurations)
         unknown = sorted(set(configurations) - declared)
         if unknown:
             raise ValueError(f"unknown launch argument(s) {unknown} for the '{graph_name}' graph; "
                              f"it takes {sorted(declared)}")
-        nodes = resolve(graph, graph_values(graph, configurations))
-        urdf_text = (urdf or robot_description_text)(configurations)
-        actions = graph_nodes(nodes, urdf_text)
-        if is_true(configurations.get(RVIZ_ARGUMENT.name, RVIZ_ARGUMENT.default)):
-            actions.append(rviz_node(uses_sim_time(nodes)))
-        if extras:
-            actions += extras(configurations, nodes)
-        return actions
+        urdf_text(configurations)  # raises, naming what does not fit, before any node starts
+        return extras(configurations, resolve(graph, graph_values(graph, configurations))) if extras else []
 
     arguments = declare_arguments(graph, [*extra_arguments, RVIZ_ARGUMENT])
-    return LaunchDescription([*arguments, OpaqueFunction(function=build)])
+    return LaunchDescription([*arguments, OpaqueFunction(function=check_and_extras),
+                              *graph_nodes(graph, urdf_text), rviz_node(uses_sim_time(graph.nodes))])
