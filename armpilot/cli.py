@@ -11,6 +11,7 @@ from typing import IO
 
 from armpilot.graph import load_graphs, resolve
 from armpilot.policies.diffusion_config import SAMPLERS
+from armpilot.policies.realtime import TRANSITIONS
 from armpilot.policies.registry import BACKENDS
 from armpilot.robot_profile import DEFAULT_ROBOT, shipped_profiles
 from armpilot.tasks import TASKS
@@ -178,6 +179,10 @@ def _add_closed_loop_arguments(demo: argparse.ArgumentParser, policy: str, episo
                       help="where the policy gets the task object (default: perception)")
     demo.add_argument("--noise-std", type=float, default=0.0,
                       help="perturbed proposer: std of each candidate's joint offset, rad (default: 0)")
+    demo.add_argument("--transition", choices=TRANSITIONS, default="replace",
+                      help="how a new chunk takes over: replace | ensemble | rtc (Real-Time Chunking) "
+                           "(default: replace)")
+    demo.add_argument("--delay-ms", type=float, default=0.0, help="latency added to every inference, ms (default: 0)")
     demo.add_argument("--bad-probability", type=float, default=0.0,
                       help="perturbed proposer: chance a candidate is bad (default: 0)")
     demo.add_argument("--bad-offset", type=float, default=0.15, help="size of a wrong candidate's offset, rad")
@@ -318,6 +323,15 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _slow_policy_timeout(delay_ms: float) -> dict[str, str]:
+    """An injected delay slows proposals down by as much: the safety node's proposal timeout grows with it."""
+    if delay_ms <= 0:
+        return {}
+    from armpilot.safety.limits import SafetyConfig
+
+    return {"proposal_timeout": str(SafetyConfig.proposal_timeout + delay_ms * 1e-3)}
+
+
 def _demo_options(args: argparse.Namespace):
     from armpilot.ros_nodes.demo_runner import DemoOptions
 
@@ -331,7 +345,8 @@ def _demo_options(args: argparse.Namespace):
                          "sampler_steps": str(args.steps), "sampler": args.sampler, "server_uri": args.server_uri,
                          "robot": args.robot,
                          "noise_std": str(args.noise_std), "bad_probability": str(args.bad_probability),
-                         "bad_offset": str(args.bad_offset)},
+                         "bad_offset": str(args.bad_offset), "transition": args.transition,
+                         "delay_ms": str(args.delay_ms), **_slow_policy_timeout(args.delay_ms)},
     )
 
 

@@ -96,6 +96,14 @@ def contact_sheet(frames: Sequence[tuple[str, np.ndarray]], columns: int = 4, wi
     return np.vstack(rows)
 
 
+def _switch_lines(switches: dict | None) -> list[str]:
+    if not switches:
+        return []
+    p, v, a = switches["position_rad"], switches["velocity_rad_s"], switches["acceleration_rad_s2"]
+    return [f"  chunk switches        {switches['count']}: jump p95 {p['p95']:.3f} rad, {v['p95']:.2f} rad/s, "
+            f"{a['p95']:.1f} rad/s^2 (max {p['max']:.3f} / {v['max']:.2f} / {a['max']:.1f})"]
+
+
 def format_summary(report: dict) -> str:
     """Human-readable table of a demo report."""
     lat = report["command_latency_ms"]
@@ -107,6 +115,7 @@ def format_summary(report: dict) -> str:
         f"  command latency       p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms, p99 {lat['p99']:.1f} ms "
         f"(n={lat['count']}; joint state received -> command at controller)",
         f"  real-time factor      {report['real_time_factor']:.2f}",
+        *_switch_lines(report.get("chunk_switches")),
         "  topic rates (Hz):",
     ]
     for topic, rate in report["topic_rates_hz"].items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from armpilot.fields import describe as _describe
+from armpilot.policies.realtime import TRANSITIONS
 
 
 OBJECT_SOURCES = ("perception", "privileged")
@@ -45,9 +46,22 @@ class PolicyNodeConfig:
     min_lead: float = field(
         default=0.05, metadata=_describe("points due sooner than this after the chunk is ready are dropped: the "
                                          "controller could not reach them within the velocity limit, s"))
+    transition: str = field(
+        default="replace", metadata=_describe(
+            "how a new chunk takes over from the executing one: replace (receding horizon) | ensemble (temporal "
+            "ensembling, chunk_blend) | rtc (Real-Time Chunking: the frames due before the chunk is ready are "
+            "frozen to the executing chunk and the overlap inpainted; backends that inpaint: diffusion)"))
     chunk_blend: float = field(
-        default=0.0, metadata=_describe("temporal ensembling: share of the previous chunk where chunks overlap, "
-                                        "0..1 (0 = receding horizon: the new chunk replaces the old)"))
+        default=0.5, metadata=_describe("transition ensemble: share of the previous chunk where chunks overlap, "
+                                        "0..1"))
+    latency_percentile: float = field(
+        default=95.0, metadata=_describe("transition rtc: the frozen prefix lasts this percentile of the last 50 "
+                                         "observation -> chunk-ready latencies plus min_lead, %"))
+    inject_delay_ms: float = field(
+        default=0.0, metadata=_describe("evaluation: latency added to every inference, ms (the observation "
+                                        "budget grows by the same amount)"))
+    inject_delay_jitter_ms: float = field(
+        default=0.0, metadata=_describe("evaluation: uniform random 0..this added on top of inject_delay_ms, ms"))
 
     server_uri: str = field(default="ws://127.0.0.1:8000",
                             metadata=_describe("remote: policy server (openpi websocket protocol)"))
@@ -64,6 +78,12 @@ class PolicyNodeConfig:
             raise ValueError(f"parameter 'sampler' is '{self.sampler}'; use one of {SAMPLER_NAMES}")
         if not 0.0 <= self.chunk_blend < 1.0 or self.observation_budget <= 0 or self.sampler_steps < 1:
             raise ValueError("chunk_blend must be in [0, 1), observation_budget > 0 and sampler_steps >= 1")
+        if self.transition not in TRANSITIONS:
+            raise ValueError(f"parameter 'transition' is '{self.transition}'; use one of {TRANSITIONS}")
+        if not 0.0 < self.latency_percentile <= 100.0:
+            raise ValueError("latency_percentile must be in (0, 100]")
+        if self.inject_delay_ms < 0 or self.inject_delay_jitter_ms < 0:
+            raise ValueError("inject_delay_ms and inject_delay_jitter_ms must be >= 0")
         if not 0.0 <= self.min_lead < self.chunk_dt:
             raise ValueError(f"min_lead must be in [0, chunk_dt = {self.chunk_dt}), got {self.min_lead}")
         if self.object_source not in OBJECT_SOURCES:

@@ -21,6 +21,7 @@ from armpilot.policies.chunking import resample_in_time
 from armpilot.policies.diffusion_checkpoint import CheckpointError, load_policy
 from armpilot.policies.diffusion_config import ACTION, GOAL, OBJECT, SAMPLERS, STATE
 from armpilot.policies.diffusion_sampling import ChunkSampler
+from armpilot.policies.realtime import CommittedPrefix
 
 
 def object_vector(position: np.ndarray, yaw: float) -> np.ndarray:
@@ -31,6 +32,9 @@ def object_vector(position: np.ndarray, yaw: float) -> np.ndarray:
 
 class DiffusionPolicy:
     """Loads a checkpoint folder; (J,) observation -> (H, J) or (N, H, J) joint targets.
+
+    ``supports_inpainting``: ``sample_candidates`` takes a committed prefix
+    (Real-Time Chunking), inpainted at the network's own frame times.
 
     Raises:
         CheckpointError: missing/corrupt checkpoint, or joint names that differ from the node's.
@@ -65,6 +69,13 @@ class DiffusionPolicy:
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self._previous: tuple[float, np.ndarray] | None = None  # (stamp, native (H, A) chunk) for streaming
 
+    supports_inpainting = True
+
+    @property
+    def native_times(self) -> np.ndarray:
+        """(H_native,) s after the observation of the network's frames."""
+        return self.action_delay + self.config.action_dt * np.arange(self.config.horizon)
+
     def reset(self) -> None:
         self._previous = None
 
@@ -90,16 +101,28 @@ class DiffusionPolicy:
         rolled = np.concatenate([chunk[shift:], np.repeat(chunk[-1:], shift, axis=0)])
         return torch.as_tensor(rolled, device=self.device)
 
-    def sample_candidates(self, observation: Observation, num_samples: int) -> np.ndarray:
-        """(N, H, J) joint targets at ``stamp + chunk_dt * (1..H)``, N chunks drawn in one batch."""
+    def _guide(self, stamp: float, prefix: CommittedPrefix | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if prefix is None:
+            return None
+        targets, weights = prefix.guide(stamp, self.native_times)
+        if not weights.any():
+            return None
+        return (torch.as_tensor(targets, dtype=torch.float32, device=self.device),
+                torch.as_tensor(weights, dtype=torch.float32, device=self.device))
+
+    def sample_candidates(self, observation: Observation, num_samples: int,
+                          prefix: CommittedPrefix | None = None) -> np.ndarray:
+        """(N, H, J) joint targets at ``stamp + chunk_dt * (1..H)``, N chunks drawn in one batch.
+
+        ``prefix``: the executing chunk to continue (frozen frames kept, overlap inpainted).
+        """
         obs = self._tensors(observation)
         native = self.model.sample(obs, num_samples, self.sampler, self._warm_start(observation.stamp),
-                                   self.generator).cpu().numpy()
+                                   self.generator, self._guide(observation.stamp, prefix)).cpu().numpy()
         # never extrapolate beyond what was demonstrated (e.g. a gripper held fully open at its limit)
         native = np.clip(native, self.action_low, self.action_high)
         self._previous = (observation.stamp, native[0].copy())
-        native_times = self.action_delay + self.config.action_dt * np.arange(self.config.horizon)
-        return resample_in_time(self.chunk_dt * np.arange(1, self.horizon + 1), native_times, native)
+        return resample_in_time(self.chunk_dt * np.arange(1, self.horizon + 1), self.native_times, native)
 
     def predict_action_chunk(self, observation: Observation) -> np.ndarray:
         """(J,) observation -> (H, J) joint targets."""

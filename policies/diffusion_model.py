@@ -62,14 +62,17 @@ class DiffusionModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, obs: dict[str, torch.Tensor], num_samples: int, sampler: ChunkSampler,
-               warm: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+               warm: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               guide: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """One observation (each value (1, n_obs_steps, ...)) -> (N, H, A) chunks in joint units.
 
         ``warm``: (H, A) previous chunk in joint units, already shifted (streaming sampler).
+        ``guide``: (targets (H, A) in joint units, weights (H,)) to inpaint (Real-Time Chunking).
         """
         cond = self.encode(obs)  # (1, C): shared by the N chunks, FiLM computed once per step
         shape = (num_samples, self.config.horizon, self.config.action_dim)
         noise = torch.randn(shape, generator=generator, device=cond.device)
         warm_norm = None if warm is None else self.normalizer.normalize(ACTION, warm).expand(shape)
-        normalised = sampler.denoise(lambda x, t: self.unet(x, t, cond), noise, warm_norm, generator)
+        guide_norm = None if guide is None else (self.normalizer.normalize(ACTION, guide[0]), guide[1])
+        normalised = sampler.denoise(lambda x, t: self.unet(x, t, cond), noise, warm_norm, generator, guide_norm)
         return self.normalizer.unnormalize(ACTION, normalised)

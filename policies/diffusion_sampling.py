@@ -10,6 +10,13 @@
 
 Every sampler draws N chunks in one batch: ``denoise`` takes (N, H, A)
 starting noise; the denoiser gets the step as a (1,) tensor shared by all N.
+
+Inpainting (Real-Time Chunking at inference): a ``guide`` of known frames
+(H, A) and weights (H,) is imposed after every step, noised to the level of
+the next step (RePaint-style replacement; the same starting noise, so a
+deterministic sampler stays deterministic) and exactly at the end: frames of
+weight 1 equal the known ones, the soft-weighted overlap is pulled toward
+them, and the denoiser shapes the free frames to continue them.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from armpilot.policies.diffusion_config import SAMPLERS, DiffusionConfig
 
 #: (noisy chunk (N, H, A), step (1,)) -> model output (N, H, A).
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: (known normalised frames (H, A), weights (H,) in [0, 1]) to inpaint.
+Guide = tuple[torch.Tensor, torch.Tensor]
 
 
 def make_scheduler(config: DiffusionConfig, sampler: str):
@@ -55,12 +64,13 @@ class ChunkSampler:
 
     @torch.no_grad()
     def denoise(self, denoiser: Denoiser, noise: torch.Tensor, warm: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | None = None, guide: Guide | None = None) -> torch.Tensor:
         """(N, H, A) noise -> (N, H, A) normalised chunks.
 
         ``warm`` (streaming only): (N, H, A) normalised previous chunk, already
         shifted; it is noised to ``start_fraction`` of T and only the remaining
         steps run. Without it streaming runs the full k-step DDIM chain.
+        ``guide``: frames to inpaint (module docstring).
         """
         scheduler = self.scheduler
         scheduler.set_timesteps(self.steps, device=noise.device)
@@ -72,7 +82,20 @@ class ChunkSampler:
             if len(timesteps):
                 x = scheduler.add_noise(warm, noise, timesteps[:1])
         kwargs = {"generator": generator} if self.name == "ddpm" else {}
-        for t in timesteps:
+        if guide is not None and len(timesteps):
+            x = self._impose(x, guide, noise, timesteps[0])
+        for i, t in enumerate(timesteps):
             model_out = denoiser(x, t.reshape(1))
             x = scheduler.step(model_out, t, x, **kwargs).prev_sample
+            if guide is not None:
+                x = self._impose(x, guide, noise, timesteps[i + 1] if i + 1 < len(timesteps) else None)
         return x.clamp(-1.5, 1.5) if self.config.normalization == "min_max" else x
+
+    def _impose(self, x: torch.Tensor, guide: Guide, noise: torch.Tensor, step: torch.Tensor | None) -> torch.Tensor:
+        """``x`` with the guide's frames mixed in by weight, noised to ``step`` (None: clean, the end)."""
+        known, weights = guide
+        known = known.to(x.dtype).expand_as(x)
+        if step is not None:
+            known = self.scheduler.add_noise(known, noise, step.reshape(1))
+        w = weights.to(x.dtype)[None, :, None]
+        return w * known + (1.0 - w) * x

@@ -14,6 +14,7 @@ import numpy as np
 
 from armpilot.fields import describe as _describe
 from armpilot.policies.base import Observation, Policy
+from armpilot.policies.realtime import CommittedPrefix
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,17 @@ class PerturbedProposer:
     def reset(self) -> None:
         self.policy.reset()
 
-    def propose(self, observation: Observation) -> np.ndarray:
-        """(N, H, J) candidates; candidate k = chunk + offset_k (+ a defect when bad)."""
+    def propose(self, observation: Observation, prefix: CommittedPrefix | None = None) -> np.ndarray:
+        """(N, H, J) candidates; candidate k = chunk + offset_k (+ a defect when bad).
+
+        ``prefix``: the executing chunk, for a policy that inpaints (``supports_inpainting``).
+        """
         cfg = self.config
         sample = getattr(self.policy, "sample_candidates", None)
-        if sample is not None and cfg.num_candidates > 1:  # a stochastic policy: N samples in one batch
+        if prefix is not None and getattr(self.policy, "supports_inpainting", False):
+            candidates = np.asarray(self.policy.sample_candidates(observation, cfg.num_candidates, prefix), float)
+            chunk = candidates[0]
+        elif sample is not None and cfg.num_candidates > 1:  # a stochastic policy: N samples in one batch
             candidates = np.asarray(sample(observation, cfg.num_candidates), float)
             chunk = candidates[0]
         else:

@@ -127,6 +127,7 @@ def run_demo(options: DemoOptions) -> dict:
         wall_elapsed = time.monotonic() - wall_loop
         rates = node.topic_rates()
         latency = node.latency.summary_ms()
+        switches = node.switches.summary()
         safety = dict(node.safety_counts)
         policy_status = dict(node.policy_status)
     report = {
@@ -135,6 +136,7 @@ def run_demo(options: DemoOptions) -> dict:
         "arguments": values,
         **episode_summary(results),
         "command_latency_ms": latency,
+        "chunk_switches": switches,
         "topic_rates_hz": rates,
         "real_time_factor": sim_elapsed / wall_elapsed if wall_elapsed > 0 else 0.0,
         "camera": {"width": options.width, "height": options.height, "rate_hz": options.camera_rate},

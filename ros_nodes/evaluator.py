@@ -3,7 +3,8 @@
 Sets the sim's ``seed`` parameter, calls ``/sim/reset``, waits for
 ``/sim/task_success`` or the task's time limit (sim time), and meanwhile counts
 topic rates, the command latency (wall time from a joint state's arrival to
-the arrival of the controller command stamped with it) and camera frames.
+the arrival of the controller command stamped with it), camera frames and the
+jump at every switch between controller commands (:mod:`armpilot.chunk_switches`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from armpilot.chunk_switches import SwitchLog
 from armpilot.evaluation import EpisodeResult, LatencyLog, RateMeter
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos, topics
@@ -49,6 +51,7 @@ class EvaluatorNode(Node):
         super().__init__("evaluator")
         self.rates = {t: RateMeter() for t in MEASURED_TOPICS}
         self.latency = LatencyLog()
+        self.switches = SwitchLog()
         self.arrivals: OrderedDict[int, float] = OrderedDict()
         self.sim_time = 0.0
         self.success = False
@@ -91,6 +94,14 @@ class EvaluatorNode(Node):
         key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         if key in self.arrivals:
             self.latency.add(now - self.arrivals[key])
+        try:
+            trajectory = conv.joint_trajectory_from_msg(msg)
+        except conv.ConversionError:
+            trajectory = None
+        if trajectory is not None and trajectory.stamp_sec > 0:  # a hold (stamp 0: start now) ends the chain
+            self.switches.add(trajectory.stamp_sec + trajectory.times, trajectory.positions)
+        else:
+            self.switches.reset()
 
     def on_clock(self, msg: Clock) -> None:
         self.rates[topics.CLOCK].tick(time.monotonic())
@@ -156,6 +167,7 @@ class EvaluatorNode(Node):
         while self.episode_info.get("episode") != info["episode"] and time.monotonic() < deadline:
             rclpy.spin_once(self, timeout_sec=0.05)
         self.success = False
+        self.switches.reset()
         return info
 
     def wait_for_service(self, service: str, timeout: float = 30.0) -> None:

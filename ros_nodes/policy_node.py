@@ -15,6 +15,12 @@ finished chunk stays anchored on its observation's stamp: points already due
 are dropped, and a chunk whose observation is older than
 ``observation_budget`` is not sent. NaN observations skip a cycle. Latency
 and counts go to ``/diagnostics`` at 1 Hz.
+
+``transition`` decides how a new chunk takes over: ``replace``, ``ensemble``
+(blended with the previous chunk) or ``rtc`` (Real-Time Chunking: the backend
+inpaints the new chunk so that its frames due before it is ready, a running
+high percentile of the measured latency plus ``min_lead``, equal the executing
+chunk). ``inject_delay_ms`` adds latency to every inference, for evaluation.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState, PointCloud2
 from std_msgs.msg import Header, String
+from trajectory_msgs.msg import JointTrajectory
 from transforms3d.euler import quat2euler
 
 from armpilot.dataset.resampler import ClockJumpError, LiveSampler
@@ -39,6 +46,7 @@ from armpilot.policies.base import Observation
 from armpilot.policies.chunking import blend_with_previous, drop_past_points
 from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.perturbed import PerturbedProposer, ProposerConfig
+from armpilot.policies.realtime import CommittedPrefix, ExecutingChunk, InjectedDelay, LatencyTracker
 from armpilot.policies.registry import make_policy
 from armpilot.robot import ArmModel
 from armpilot.ros_nodes import conversions as conv
@@ -70,12 +78,18 @@ class PolicyNode(Node):
         except ValueError as error:  # CheckpointError included: say what is wrong, then exit non-zero
             self.get_logger().fatal(f"cannot start backend '{cfg.backend}': {error}")
             raise
+        if cfg.transition == "rtc" and not getattr(policy, "supports_inpainting", False):
+            message = f"transition 'rtc' needs a backend that inpaints its chunks (diffusion); '{cfg.backend}' does not"
+            self.get_logger().fatal(message)
+            raise ValueError(message)
         self.backend = policy
         self.policy = PerturbedProposer(policy, self.proposer_config)
         self.policy_lock = threading.Lock()
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-inference")
         self.inference: object | None = None  # the running Future
-        self.previous: tuple[float, np.ndarray, np.ndarray] | None = None
+        self.executing: ExecutingChunk | None = None  # the last command the safety node sent the controller
+        self.latency = LatencyTracker(cfg.latency_percentile)  # observation stamp -> chunk ready, s
+        self.delay = InjectedDelay(cfg.inject_delay_ms, cfg.inject_delay_jitter_ms, self.proposer_config.seed)
         self.inference_ms: deque[float] = deque(maxlen=500)
         self.counts = {"published": 0, "dropped_stale": 0, "skipped_nan": 0, "skipped_busy": 0}
         self.joints: tuple[float, np.ndarray] | None = None
@@ -91,6 +105,8 @@ class PolicyNode(Node):
         self.create_subscription(PoseArray, object_topic, self.on_objects, qos.STATE_QOS)
         self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
         self.create_subscription(String, topics.POLICY_INSTRUCTION, self.on_instruction, qos.LATCHED_QOS)
+        if cfg.transition != "replace":
+            self.create_subscription(JointTrajectory, topics.SAFETY_COMMANDED, self.on_commanded, qos.COMMAND_QOS)
         self.image: np.ndarray | None = None
         if getattr(self.backend, "needs_image", False):  # VLA backends look at the camera
             self.create_subscription(Image, topics.COLOR_IMAGE, self.on_image, qos.CAMERA_QOS)
@@ -110,6 +126,19 @@ class PolicyNode(Node):
         stamp = conv.stamp_to_sec(msg.header.stamp)
         self.joints = (stamp, ordered)
         self.push(JOINTS, stamp, ordered)
+
+    def on_commanded(self, msg: JointTrajectory) -> None:
+        """What the arm executes now (a hold, stamped 0, starts when it arrives); commands of a past episode are
+        ignored."""
+        try:
+            command = conv.joint_trajectory_from_msg(msg)
+        except conv.ConversionError:
+            return
+        stamp = command.stamp_sec or self.get_clock().now().nanoseconds * 1e-9
+        if self.episode_start is None or stamp <= self.episode_start + STAMP_TOLERANCE:
+            return
+        self.executing = ExecutingChunk.from_command(command.joint_names, stamp, command.times, command.positions,
+                                                     self.config.joint_names)
 
     def on_objects(self, msg: PoseArray) -> None:
         """Keep the task object: the first pose (perception: the largest object; privileged: [object, goal])."""
@@ -163,7 +192,7 @@ class PolicyNode(Node):
             self.sampler.reset()
             with self.policy_lock:
                 self.policy.reset()
-                self.previous = None
+                self.executing = None
             self.fresh_episode = True
             self.get_logger().info(f"episode {self.episode} (seed {info['seed']}) began at {self.episode_start:.3f} s")
 
@@ -216,25 +245,35 @@ class PolicyNode(Node):
     def infer_and_publish(self, obs: Observation, episode: int) -> None:
         """Worker thread: run the backend, anchor the chunk on the observation stamp, publish."""
         try:
+            cfg = self.config
             started = time.perf_counter()
+            executing = self.executing_at(obs.stamp)
+            rtc = cfg.transition == "rtc"
+            # rtc: what the arm executes while this chunk is computed is frozen into it
+            prefix = CommittedPrefix(executing, self.latency.estimate_s() + cfg.min_lead) if rtc and executing else None
             with self.policy_lock:
                 if episode != self.episode:
                     return
-                candidates = self.policy.propose(obs)
+                candidates = self.policy.propose(obs, prefix)
+            self.delay.wait()
             self.inference_ms.append(1e3 * (time.perf_counter() - started))
-            times = self.config.chunk_dt * np.arange(1, candidates.shape[1] + 1)
+            times = cfg.chunk_dt * np.arange(1, candidates.shape[1] + 1)
             age = self.get_clock().now().nanoseconds * 1e-9 - obs.stamp
-            if age > self.config.observation_budget or episode != self.episode:
+            self.latency.add(age)
+            budget = cfg.observation_budget + self.delay.max_s
+            if age > budget or episode != self.episode:
                 self.counts["dropped_stale"] += 1
                 self.get_logger().warning(f"chunk ready {age * 1e3:.0f} ms after its observation (budget "
-                                          f"{self.config.observation_budget * 1e3:.0f} ms): not sent",
-                                          throttle_duration_sec=2.0)
+                                          f"{budget * 1e3:.0f} ms): not sent", throttle_duration_sec=2.0)
                 return
-            candidates = blend_with_previous(times, candidates, obs.stamp, self.previous, self.config.chunk_blend)
-            times, candidates = drop_past_points(times, candidates, age, self.config.min_lead)
+            if rtc and executing is None:  # the arm stood still meanwhile: the chunk starts when it is ready (RTC)
+                times = times + age
+            if cfg.transition == "ensemble" and executing is not None:
+                previous = (executing.stamp, executing.times, executing.positions)
+                candidates = blend_with_previous(times, candidates, obs.stamp, previous, cfg.chunk_blend)
+            times, candidates = drop_past_points(times, candidates, age, cfg.min_lead)
             if not len(times):
                 return
-            self.previous = (obs.stamp, times, candidates[0])
             if self.fresh_episode:
                 self.fresh_episode = False
                 self.get_logger().info(
@@ -246,12 +285,18 @@ class PolicyNode(Node):
         except Exception as error:  # noqa: BLE001 - a failing backend must not kill the node silently
             self.get_logger().error(f"backend '{self.config.backend}' failed: {error!r}", throttle_duration_sec=2.0)
 
+    def executing_at(self, stamp: float) -> ExecutingChunk | None:
+        """The command the arm executes at ``stamp`` (None when it is standing: none sent, or it ended)."""
+        executing = self.executing
+        return executing if executing is not None and executing.end >= stamp else None
+
     def publish_diagnostics(self) -> None:
         """Inference latency percentiles (wall clock, ms) and counts on /diagnostics."""
         latency = np.asarray(self.inference_ms) if self.inference_ms else np.zeros(1)
         values = {"backend": self.config.backend, "inference_ms_p50": f"{np.percentile(latency, 50):.2f}",
                   "inference_ms_p95": f"{np.percentile(latency, 95):.2f}",
-                  "inference_ms_max": f"{latency.max():.2f}", **self.counts}
+                  "inference_ms_max": f"{latency.max():.2f}", "transition": self.config.transition,
+                  "ready_latency_ms_estimate": f"{self.latency.estimate_s() * 1e3:.1f}", **self.counts}
         trouble = self.counts["dropped_stale"] or self.counts["skipped_nan"]
         level = DiagnosticStatus.WARN if trouble else DiagnosticStatus.OK
         status = DiagnosticStatus(level=level, name="armpilot: policy", hardware_id="armpilot",

@@ -116,6 +116,7 @@ class SafetyNode(Node):
         threading.Thread(target=self.verify_loop, name="verifier", daemon=True).start()
         wall = Clock(clock_type=ClockType.STEADY_TIME)
         self.pub_command = self.create_publisher(JointTrajectory, topics.CONTROLLER_COMMAND, qos.COMMAND_QOS)
+        self.pub_commanded = self.create_publisher(JointTrajectory, topics.SAFETY_COMMANDED, qos.COMMAND_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
         self.joint_states = self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state,
                                                      qos.STATE_QOS)
@@ -249,8 +250,13 @@ class SafetyNode(Node):
             self.accepted += 1
             self.path.command(now, verdict.stamp, times, positions, self.state.positions)
             self.supervisor.accepted(now, verdict.stamp + float(times[-1]))
-            self.pub_command.publish(conv.joint_trajectory_to_msg(
-                self.joint_names, times, positions, None, conv.sec_to_stamp(verdict.stamp)))
+            self.send(conv.joint_trajectory_to_msg(self.joint_names, times, positions, None,
+                                                   conv.sec_to_stamp(verdict.stamp)))
+
+    def send(self, command: JointTrajectory) -> None:
+        """To the controller, and a copy on /safety/commanded (the policy continues what the arm executes)."""
+        self.pub_command.publish(command)
+        self.pub_commanded.publish(command)
 
     def reject(self, reason: str, detail: str) -> None:
         with self.lock:
@@ -285,8 +291,7 @@ class SafetyNode(Node):
                 joints = [n for n, c in zip(self.joint_names, crossing) if c]
                 self.get_logger().error(f"the stop of {joints} passes their position limits: the arm was moving "
                                         f"toward them faster than it can brake (moved by something else?)")
-            self.pub_command.publish(conv.joint_trajectory_to_msg(
-                self.joint_names, stop.times, stop.positions, stop.velocities, None))
+            self.send(conv.joint_trajectory_to_msg(self.joint_names, stop.times, stop.positions, stop.velocities, None))
 
     def hold_on_stop(self) -> None:
         """The last command before the node exits: a hold, acknowledged by the controller or 0.6 s spent waiting."""

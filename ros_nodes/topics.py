@@ -26,6 +26,8 @@ PERCEPTION_TRACKS = "/perception/tracks"
 PERCEPTION_TRACK_MARKERS = "/perception/track_markers"
 # proposals into the safety node
 POLICY_CANDIDATES = "/policy/candidates"
+#: A copy of every command the safety node sends to the controller (holds included): what the arm executes.
+SAFETY_COMMANDED = "/safety/commanded"
 POLICY_INSTRUCTION = "/policy/instruction"
 TELEOP_COMMAND = "/teleop/joint_trajectory"
 # safety node services (node-relative to the node called "safety")

@@ -1,0 +1,153 @@
+"""Real-time chunk transitions (pure numpy, no ROS): what a new chunk keeps of the executing one.
+
+A chunk is computed from an observation stamped ``t_obs`` and is ready some
+latency ``d`` later; until then the arm keeps executing the previous chunk.
+Real-Time Chunking (Black, Galliker, Levine 2025) therefore *freezes* the new
+chunk's frames due before ``t_obs + d`` to the executing chunk and inpaints the
+rest, with a soft mask that decays over the remaining overlap, so the new chunk
+continues the motion under way instead of jumping at the switch.
+
+- :data:`TRANSITIONS`: the policy node's ``transition`` modes.
+- :class:`LatencyTracker`: running high percentile of observation -> chunk-ready
+  latency; the frozen prefix follows it, not a constant.
+- :class:`ExecutingChunk`, :func:`inpainting_weights`, :class:`CommittedPrefix`:
+  the frozen/overlap targets and weights at a backend's own frame times.
+- :class:`InjectedDelay`: a fixed (+ random) latency added to every inference,
+  to compare modes under delay.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from armpilot.policies.chunking import resample_in_time
+
+#: replace: the new chunk replaces the executing one; ensemble: temporal ensembling (``chunk_blend``);
+#: rtc: inference-time inpainting of the frozen prefix (Real-Time Chunking).
+TRANSITIONS = ("replace", "ensemble", "rtc")
+
+
+class LatencyTracker:
+    """A running high percentile of latencies, s (observation stamp -> chunk ready)."""
+
+    def __init__(self, percentile: float = 95.0, window: int = 50, initial_s: float = 0.1) -> None:
+        if not 0.0 < percentile <= 100.0 or window < 1 or initial_s < 0:
+            raise ValueError("percentile in (0, 100], window >= 1 and initial_s >= 0 are required")
+        self.percentile, self.initial_s = percentile, initial_s
+        self.samples: deque[float] = deque(maxlen=window)
+
+    def add(self, seconds: float) -> None:
+        if np.isfinite(seconds) and seconds >= 0.0:
+            self.samples.append(float(seconds))
+
+    def estimate_s(self) -> float:
+        """The percentile of the last ``window`` latencies; ``initial_s`` before the first."""
+        return float(np.percentile(self.samples, self.percentile)) if self.samples else self.initial_s
+
+
+@dataclass(frozen=True)
+class ExecutingChunk:
+    """The chunk the arm is executing: ``positions`` (H, J) at ``stamp + times`` (H,), s."""
+
+    stamp: float
+    times: np.ndarray
+    positions: np.ndarray
+
+    @property
+    def end(self) -> float:
+        """Absolute time of its last point, s."""
+        return self.stamp + float(self.times[-1])
+
+    def at(self, absolute_times: np.ndarray) -> np.ndarray:
+        """(T, J) positions at absolute times (linear, held beyond its ends)."""
+        return resample_in_time(np.asarray(absolute_times, float), self.stamp + self.times, self.positions)
+
+    @classmethod
+    def stationary(cls, stamp: float, positions: np.ndarray, duration: float) -> ExecutingChunk:
+        """An arm that stays at ``positions`` (J,) from ``stamp`` for ``duration`` s (nothing is executing)."""
+        q = np.asarray(positions, float)
+        return cls(stamp, np.array([0.0, duration]), np.stack([q, q]))
+
+    @classmethod
+    def from_command(cls, names: tuple[str, ...], stamp: float, times: np.ndarray, positions: np.ndarray,
+                     joint_names: tuple[str, ...]) -> ExecutingChunk | None:
+        """A controller command (joints ``names``, points at ``stamp + times``) in ``joint_names`` order.
+
+        None when it has no points or lacks one of ``joint_names`` (e.g. a gripper on its own controller).
+        """
+        if not len(times) or not set(joint_names) <= set(names):
+            return None
+        columns = [names.index(n) for n in joint_names]
+        return cls(stamp, np.asarray(times, float), np.asarray(positions, float)[:, columns])
+
+
+def inpainting_weights(times: np.ndarray, frozen_until: float, overlap_until: float) -> np.ndarray:
+    """RTC's soft mask: 1 up to ``frozen_until``, exponential decay to 0 at ``overlap_until``, then 0.
+
+    Args:
+        times: (H,) frame times, s (any common origin). frozen_until, overlap_until: s, same origin.
+
+    Returns:
+        (H,) weights in [0, 1]: the share of the executing chunk in each frame.
+    """
+    times = np.asarray(times, float)
+    weights = np.zeros(len(times))
+    weights[times <= frozen_until] = 1.0
+    span = overlap_until - frozen_until
+    if span > 0:
+        inside = (times > frozen_until) & (times < overlap_until)
+        c = 1.0 - (times[inside] - frozen_until) / span  # 1 at the frozen end, 0 at the overlap end
+        weights[inside] = c * np.expm1(c) / np.expm1(1.0)
+    return weights
+
+
+@dataclass(frozen=True)
+class CommittedPrefix:
+    """What a new chunk must keep: the executing chunk, frozen for ``frozen_s`` after the observation."""
+
+    executing: ExecutingChunk
+    frozen_s: float
+
+    def guide(self, stamp: float, frame_times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(targets (H, J), weights (H,)) at a backend's frames ``stamp + frame_times``.
+
+        Frames past the executing chunk's end get weight 0 (nothing to continue there).
+        """
+        absolute = stamp + np.asarray(frame_times, float)
+        weights = inpainting_weights(absolute, stamp + self.frozen_s, self.executing.end)
+        weights[absolute > self.executing.end] = 0.0
+        return self.executing.at(absolute), weights
+
+
+class InjectedDelay:
+    """Extra latency for every inference: ``fixed_ms`` plus uniform random ``0..jitter_ms``, ms."""
+
+    def __init__(self, fixed_ms: float = 0.0, jitter_ms: float = 0.0, seed: int = 0) -> None:
+        if fixed_ms < 0 or jitter_ms < 0:
+            raise ValueError("injected delay and jitter must be >= 0 ms")
+        self.fixed_s, self.jitter_s = fixed_ms * 1e-3, jitter_ms * 1e-3
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def enabled(self) -> bool:
+        return self.fixed_s > 0 or self.jitter_s > 0
+
+    @property
+    def max_s(self) -> float:
+        """The longest delay it can draw, s."""
+        return self.fixed_s + self.jitter_s
+
+    def draw_s(self) -> float:
+        """One delay, s."""
+        return self.fixed_s + (self.rng.uniform(0.0, self.jitter_s) if self.jitter_s > 0 else 0.0)
+
+    def wait(self) -> float:
+        """Sleeps one drawn delay (wall clock); returns it, s."""
+        delay = self.draw_s()
+        if delay > 0:
+            time.sleep(delay)
+        return delay
