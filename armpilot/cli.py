@@ -206,6 +206,9 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--down-dims", default="32,64,128", help="U-Net widths per level (default: 32,64,128)")
     train.add_argument("--prediction", choices=("epsilon", "sample"), default="sample",
                        help="what the network predicts: the clean chunk or the noise (default: sample)")
+    train.add_argument("--prefix-frames", type=int, default=0,
+                       help="training-time real-time chunking: condition on a random committed prefix of up to "
+                            "this many action frames, for transition:=prefix (default: 0 = off)")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -213,7 +216,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from armpilot.policies.diffusion_training import TrainOptions
     from armpilot.train_command import train_command
 
-    config = {"down_dims": tuple(int(d) for d in args.down_dims.split(",")), "prediction_type": args.prediction}
+    config = {"down_dims": tuple(int(d) for d in args.down_dims.split(",")), "prediction_type": args.prediction,
+              "prefix_frames": args.prefix_frames}
     options = TrainOptions(args.dataset, args.output, steps=args.steps, batch_size=args.batch_size,
                            learning_rate=args.lr, seed=args.seed, resume=args.resume, threads=args.threads,
                            config=config)
@@ -323,17 +327,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _slow_policy_timeout(delay_ms: float) -> dict[str, str]:
-    """An injected delay slows proposals down by as much: the safety node's proposal timeout grows with it."""
-    if delay_ms <= 0:
-        return {}
-    from armpilot.safety.limits import SafetyConfig
-
-    return {"proposal_timeout": str(SafetyConfig.proposal_timeout + delay_ms * 1e-3)}
-
-
 def _demo_options(args: argparse.Namespace):
-    from armpilot.ros_nodes.demo_runner import DemoOptions
+    from armpilot.ros_nodes.demo_runner import DemoOptions, transition_arguments
 
     return DemoOptions(
         task=args.task, policy=args.policy, episodes=args.episodes, seed=args.seed, report=args.report,
@@ -345,8 +340,8 @@ def _demo_options(args: argparse.Namespace):
                          "sampler_steps": str(args.steps), "sampler": args.sampler, "server_uri": args.server_uri,
                          "robot": args.robot,
                          "noise_std": str(args.noise_std), "bad_probability": str(args.bad_probability),
-                         "bad_offset": str(args.bad_offset), "transition": args.transition,
-                         "delay_ms": str(args.delay_ms), **_slow_policy_timeout(args.delay_ms)},
+                         "bad_offset": str(args.bad_offset),
+                         **transition_arguments(args.transition, args.delay_ms)},
     )
 
 

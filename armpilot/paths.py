@@ -50,6 +50,7 @@ def config_path(name: str) -> Path:
     return share_dir() / "config" / name
 
 
-def shipped_checkpoint(task: str) -> Path:
-    """The diffusion-policy checkpoint the project ships for ``task`` (``checkpoints/diffusion_<task>``)."""
-    return share_dir() / "checkpoints" / f"diffusion_{task}"
+def shipped_checkpoint(task: str, prefix: bool = False) -> Path:
+    """The diffusion-policy checkpoint the project ships for ``task`` (``checkpoints/diffusion_<task>``;
+    ``prefix``: the one trained with committed action prefixes, ``checkpoints/diffusion_<task>_prefix``)."""
+    return share_dir() / "checkpoints" / f"diffusion_{task}{'_prefix' if prefix else ''}"

@@ -50,13 +50,15 @@ class PolicyNodeConfig:
         default="replace", metadata=_describe(
             "how a new chunk takes over from the executing one: replace (receding horizon) | ensemble (temporal "
             "ensembling, chunk_blend) | rtc (Real-Time Chunking: the frames due before the chunk is ready are "
-            "frozen to the executing chunk and the overlap inpainted; backends that inpaint: diffusion)"))
+            "frozen to the executing chunk and the overlap inpainted; backends that inpaint: diffusion) | prefix "
+            "(the frozen frames condition a checkpoint trained with --prefix-frames; default checkpoint: "
+            "checkpoints/diffusion_<task>_prefix)"))
     chunk_blend: float = field(
         default=0.5, metadata=_describe("transition ensemble: share of the previous chunk where chunks overlap, "
                                         "0..1"))
     latency_percentile: float = field(
-        default=95.0, metadata=_describe("transition rtc: the frozen prefix lasts this percentile of the last 50 "
-                                         "observation -> chunk-ready latencies plus min_lead, %"))
+        default=95.0, metadata=_describe("transition rtc/prefix: the frozen prefix lasts this percentile of the "
+                                         "last 50 observation -> chunk-ready latencies plus min_lead, %"))
     inject_delay_ms: float = field(
         default=0.0, metadata=_describe("evaluation: latency added to every inference, ms (the observation "
                                         "budget grows by the same amount)"))

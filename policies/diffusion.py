@@ -72,6 +72,11 @@ class DiffusionPolicy:
     supports_inpainting = True
 
     @property
+    def supports_prefix_conditioning(self) -> bool:
+        """Trained with committed action prefixes (``armpilot train --prefix-frames``)."""
+        return self.config.prefix_frames > 0
+
+    @property
     def native_times(self) -> np.ndarray:
         """(H_native,) s after the observation of the network's frames."""
         return self.action_delay + self.config.action_dt * np.arange(self.config.horizon)
@@ -116,9 +121,13 @@ class DiffusionPolicy:
 
         ``prefix``: the executing chunk to continue (frozen frames kept, overlap inpainted).
         """
+        if prefix is not None and prefix.conditioned and not self.supports_prefix_conditioning:
+            raise CheckpointError("this checkpoint was not trained with committed prefixes (armpilot train "
+                                  "--prefix-frames); use transition rtc, or a checkpoint trained for prefix")
         obs = self._tensors(observation)
         native = self.model.sample(obs, num_samples, self.sampler, self._warm_start(observation.stamp),
-                                   self.generator, self._guide(observation.stamp, prefix)).cpu().numpy()
+                                   self.generator, self._guide(observation.stamp, prefix),
+                                   condition=prefix is not None and prefix.conditioned).cpu().numpy()
         # never extrapolate beyond what was demonstrated (e.g. a gripper held fully open at its limit)
         native = np.clip(native, self.action_low, self.action_high)
         self._previous = (observation.stamp, native[0].copy())

@@ -35,6 +35,9 @@ class DiffusionConfig:
         beta_schedule: diffusers beta schedule name.
         prediction_type: "epsilon" (noise) or "sample" (clean chunk).
         normalization: "min_max" (to [-1, 1]) or "mean_std", from dataset statistics.
+        prefix_frames: training-time action conditioning (transition ``prefix``): each training
+            chunk's first d ~ U{0..prefix_frames} frames are given clean, flagged in an extra input
+            channel and left out of the loss; at inference the committed prefix goes there. 0 = off.
         robot: the robot profile the training data was recorded with ("" = unknown); a node
             running another robot is refused.
     """
@@ -55,6 +58,7 @@ class DiffusionConfig:
     beta_schedule: str = "squaredcos_cap_v2"
     prediction_type: str = "sample"
     normalization: str = "min_max"
+    prefix_frames: int = 0
     robot: str = ""
 
     def __post_init__(self) -> None:
@@ -64,6 +68,8 @@ class DiffusionConfig:
         unknown = set(self.obs_keys) - {STATE, OBJECT, GOAL}
         if unknown:
             raise ValueError(f"unknown observation keys {sorted(unknown)}; known: {[STATE, OBJECT, GOAL]}")
+        if not 0 <= self.prefix_frames < self.horizon:
+            raise ValueError(f"prefix_frames must be in [0, horizon = {self.horizon}), got {self.prefix_frames}")
         if self.prediction_type not in ("epsilon", "sample"):
             raise ValueError(f"prediction_type {self.prediction_type!r}: use 'epsilon' or 'sample'")
 

@@ -4,6 +4,10 @@ Training (DDPM, Ho et al.): pick a step t ~ U{0..T-1}, noise the normalised
 action chunk, predict the noise (or the clean chunk) conditioned on the
 observation embedding; padded frames past an episode's end are masked out of
 the MSE. Sampling: ``sample`` draws N chunks for one observation in one batch.
+
+Committed prefixes (Real-Time Chunking): ``guide`` frames are inpainted by the
+sampler, or, for a network trained with ``prefix_frames`` (training-time
+action conditioning), given as clean input frames flagged in a mask channel.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ class DiffusionModel(nn.Module):
                                             config.normalization)
         self.encoder = ObservationEncoder(config)
         self.unet = ConditionalUnet1D(config.action_dim, config.obs_embed_dim, config.down_dims,
-                                      config.kernel_size, config.n_groups, config.step_embed_dim)
+                                      config.kernel_size, config.n_groups, config.step_embed_dim,
+                                      extra_inputs=1 if config.prefix_frames else 0)
         self.train_scheduler = DDPMScheduler(num_train_timesteps=config.num_train_timesteps,
                                              beta_schedule=config.beta_schedule,
                                              prediction_type=config.prediction_type, clip_sample=True)
@@ -54,25 +59,51 @@ class DiffusionModel(nn.Module):
         steps = torch.randint(0, self.config.num_train_timesteps, (actions.shape[0],), generator=generator,
                               device=actions.device)
         noisy = self.train_scheduler.add_noise(actions, noise, steps)
-        predicted = self.unet(noisy, steps, cond)
+        prefix = torch.zeros(actions.shape[:2], dtype=torch.bool, device=actions.device)
+        if self.config.prefix_frames:  # a random committed prefix of d ~ U{0..prefix_frames} clean frames
+            lengths = torch.randint(0, self.config.prefix_frames + 1, (actions.shape[0], 1), generator=generator,
+                                    device=actions.device)
+            prefix = torch.arange(actions.shape[1], device=actions.device)[None] < lengths
+        predicted = self.unet(self.with_prefix(noisy, actions, prefix), steps, cond)
         target = noise if self.config.prediction_type == "epsilon" else actions
         per_frame = F.mse_loss(predicted, target, reduction="none").mean(dim=-1)
         valid = ~batch["action_is_pad"] if "action_is_pad" in batch else torch.ones_like(per_frame, dtype=torch.bool)
+        valid = valid & ~prefix
         return (per_frame * valid).sum() / valid.sum().clamp_min(1)
+
+    def with_prefix(self, noisy: torch.Tensor, known: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        """The U-Net input: (B, H, A) noisy frames with the ``prefix`` (B, H) bool frames replaced by ``known``
+        (normalised) and, for a network trained with ``prefix_frames``, the mask as one more channel."""
+        if not self.config.prefix_frames:
+            return noisy
+        mask = prefix[..., None].to(noisy.dtype)
+        return torch.cat([mask * known + (1.0 - mask) * noisy, mask], dim=-1)
 
     @torch.no_grad()
     def sample(self, obs: dict[str, torch.Tensor], num_samples: int, sampler: ChunkSampler,
                warm: torch.Tensor | None = None, generator: torch.Generator | None = None,
-               guide: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+               guide: tuple[torch.Tensor, torch.Tensor] | None = None, condition: bool = False) -> torch.Tensor:
         """One observation (each value (1, n_obs_steps, ...)) -> (N, H, A) chunks in joint units.
 
         ``warm``: (H, A) previous chunk in joint units, already shifted (streaming sampler).
-        ``guide``: (targets (H, A) in joint units, weights (H,)) to inpaint (Real-Time Chunking).
+        ``guide``: (targets (H, A) in joint units, weights (H,)) of a committed prefix: inpainted, or with
+        ``condition`` (a network trained with ``prefix_frames``) its leading weight-1 frames (at most
+        ``prefix_frames``) are the conditioning prefix.
         """
         cond = self.encode(obs)  # (1, C): shared by the N chunks, FiLM computed once per step
         shape = (num_samples, self.config.horizon, self.config.action_dim)
         noise = torch.randn(shape, generator=generator, device=cond.device)
         warm_norm = None if warm is None else self.normalizer.normalize(ACTION, warm).expand(shape)
         guide_norm = None if guide is None else (self.normalizer.normalize(ACTION, guide[0]), guide[1])
-        normalised = sampler.denoise(lambda x, t: self.unet(x, t, cond), noise, warm_norm, generator, guide_norm)
+        prefix = torch.zeros(shape[:2], dtype=torch.bool, device=cond.device)
+        known = torch.zeros(shape[1:], device=cond.device)
+        if condition and guide_norm is not None:
+            known, weights = guide_norm
+            leading = int(torch.cumprod((weights >= 1.0).int(), 0).sum())
+            prefix[:, : min(leading, self.config.prefix_frames)] = True
+            guide_norm = None
+        normalised = sampler.denoise(lambda x, t: self.unet(self.with_prefix(x, known, prefix), t, cond), noise,
+                                     warm_norm, generator, guide_norm)
+        if prefix.any():
+            normalised = torch.where(prefix[..., None], known.expand(shape), normalised)
         return self.normalizer.unnormalize(ACTION, normalised)

@@ -57,7 +57,7 @@ class FiLMResidualBlock(nn.Module):
 
 
 class ConditionalUnet1D(nn.Module):
-    """(B, H, A) noisy chunk, (B,) step, (B, C) condition -> (B, H, A).
+    """(B, H, A + extra_inputs) noisy chunk, (B,) step, (B, C) condition -> (B, H, A).
 
     Step and condition may also have batch 1 (shared by all B chunks, as when
     N candidates are sampled for one observation): FiLM is then computed once
@@ -65,13 +65,13 @@ class ConditionalUnet1D(nn.Module):
     """
 
     def __init__(self, action_dim: int, cond_dim: int, down_dims: tuple[int, ...] = (64, 128, 256),
-                 kernel: int = 5, groups: int = 8, step_embed_dim: int = 64) -> None:
+                 kernel: int = 5, groups: int = 8, step_embed_dim: int = 64, extra_inputs: int = 0) -> None:
         super().__init__()
         self.step_encoder = nn.Sequential(SinusoidalStepEmbedding(step_embed_dim),
                                           nn.Linear(step_embed_dim, 4 * step_embed_dim), nn.Mish(),
                                           nn.Linear(4 * step_embed_dim, step_embed_dim))
         film_dim = step_embed_dim + cond_dim
-        dims = (action_dim, *down_dims)
+        dims = (action_dim + extra_inputs, *down_dims)  # extra input channels (a prefix mask), not predicted
         levels = list(zip(dims[:-1], dims[1:]))
 
         def block(c_in: int, c_out: int) -> FiLMResidualBlock:

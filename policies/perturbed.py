@@ -52,7 +52,8 @@ class PerturbedProposer:
         """
         cfg = self.config
         sample = getattr(self.policy, "sample_candidates", None)
-        if prefix is not None and getattr(self.policy, "supports_inpainting", False):
+        if prefix is not None and (getattr(self.policy, "supports_inpainting", False)
+                                   or getattr(self.policy, "supports_prefix_conditioning", False)):
             candidates = np.asarray(self.policy.sample_candidates(observation, cfg.num_candidates, prefix), float)
             chunk = candidates[0]
         elif sample is not None and cfg.num_candidates > 1:  # a stochastic policy: N samples in one batch

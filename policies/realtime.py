@@ -27,8 +27,9 @@ import numpy as np
 from armpilot.policies.chunking import resample_in_time
 
 #: replace: the new chunk replaces the executing one; ensemble: temporal ensembling (``chunk_blend``);
-#: rtc: inference-time inpainting of the frozen prefix (Real-Time Chunking).
-TRANSITIONS = ("replace", "ensemble", "rtc")
+#: rtc: inference-time inpainting of the frozen prefix (Real-Time Chunking); prefix: the frozen prefix
+#: conditions a network trained with random committed prefixes (training-time RTC).
+TRANSITIONS = ("replace", "ensemble", "rtc", "prefix")
 
 
 class LatencyTracker:
@@ -107,10 +108,15 @@ def inpainting_weights(times: np.ndarray, frozen_until: float, overlap_until: fl
 
 @dataclass(frozen=True)
 class CommittedPrefix:
-    """What a new chunk must keep: the executing chunk, frozen for ``frozen_s`` after the observation."""
+    """What a new chunk must keep: the executing chunk, frozen for ``frozen_s`` after the observation.
+
+    ``conditioned``: given to a network trained with committed prefixes (transition ``prefix``)
+    instead of inpainted by the sampler (transition ``rtc``).
+    """
 
     executing: ExecutingChunk
     frozen_s: float
+    conditioned: bool = False
 
     def guide(self, stamp: float, frame_times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(targets (H, J), weights (H,)) at a backend's frames ``stamp + frame_times``.

@@ -36,7 +36,8 @@ def make_policy(backend: str, arm: ArmModel, task: str, horizon: int, chunk_dt: 
 
         config = config or PolicyNodeConfig(backend=backend, task=task, joint_names=arm.joint_names)
         torch.set_num_threads(config.inference_threads)
-        checkpoint = Path(config.checkpoint) if config.checkpoint else shipped_checkpoint(task)
+        checkpoint = Path(config.checkpoint) if config.checkpoint else shipped_checkpoint(
+            task, prefix=config.transition == "prefix")
         return DiffusionPolicy(checkpoint, config.joint_names, horizon, chunk_dt, config.sampler,
                                config.sampler_steps, seed, robot=arm.name)
     if backend == "vla":

@@ -43,6 +43,20 @@ class DemoOptions:
     extra_arguments: dict[str, str] = field(default_factory=dict)
 
 
+def transition_arguments(transition: str, delay_ms: float) -> dict[str, str]:
+    """Graph arguments for a chunk ``transition`` under an injected inference delay, ms.
+
+    The delay slows proposals down by as much, so the safety node's proposal
+    timeout grows with it (the policy node's observation budget does so itself).
+    """
+    values = {"transition": transition, "delay_ms": str(delay_ms)}
+    if delay_ms > 0:
+        from armpilot.safety.limits import SafetyConfig
+
+        values["proposal_timeout"] = str(SafetyConfig.proposal_timeout + delay_ms * 1e-3)
+    return values
+
+
 class _VideoRecorder:
     """Writes the frames of one episode to an MP4 (OpenCV's mp4v codec)."""
 

@@ -78,8 +78,11 @@ class PolicyNode(Node):
         except ValueError as error:  # CheckpointError included: say what is wrong, then exit non-zero
             self.get_logger().fatal(f"cannot start backend '{cfg.backend}': {error}")
             raise
-        if cfg.transition == "rtc" and not getattr(policy, "supports_inpainting", False):
-            message = f"transition 'rtc' needs a backend that inpaints its chunks (diffusion); '{cfg.backend}' does not"
+        needs = {"rtc": "supports_inpainting", "prefix": "supports_prefix_conditioning"}.get(cfg.transition)
+        if needs and not getattr(policy, needs, False):
+            message = (f"transition '{cfg.transition}' needs a backend that {needs.replace('supports_', '')} "
+                       f"(rtc: diffusion; prefix: a diffusion checkpoint trained with --prefix-frames); backend "
+                       f"'{cfg.backend}' with checkpoint '{cfg.checkpoint or 'shipped'}' does not")
             self.get_logger().fatal(message)
             raise ValueError(message)
         self.backend = policy
@@ -248,9 +251,10 @@ class PolicyNode(Node):
             cfg = self.config
             started = time.perf_counter()
             executing = self.executing_at(obs.stamp)
-            rtc = cfg.transition == "rtc"
-            # rtc: what the arm executes while this chunk is computed is frozen into it
-            prefix = CommittedPrefix(executing, self.latency.estimate_s() + cfg.min_lead) if rtc and executing else None
+            rtc = cfg.transition in ("rtc", "prefix")
+            # rtc/prefix: what the arm executes while this chunk is computed is frozen into it
+            frozen_s = self.latency.estimate_s() + cfg.min_lead
+            prefix = CommittedPrefix(executing, frozen_s, cfg.transition == "prefix") if rtc and executing else None
             with self.policy_lock:
                 if episode != self.episode:
                     return

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Rebuild the diffusion-policy checkpoints shipped in checkpoints/ (reach and push), from scratch:
+# Rebuild the diffusion-policy checkpoints shipped in checkpoints/ (reach, push, and push_prefix: the
+# push policy trained with committed action prefixes for transition:=prefix), from scratch:
 # record demonstrations with the scripted teleoperator through the full graph (seeds 1000.., never
 # the evaluation seeds 0..49), convert them to a LeRobotDataset v3, train on this CPU.
 #   bash scripts/train_shipped.sh              # both tasks, ~25 min on 2 cores
@@ -17,5 +18,11 @@ for task in "${@:-reach push}"; do
     "$ARMPILOT" train "$WORK/dataset_$t" --output "$WORK/policy_$t" --steps 3000 --batch-size 128 --seed 0 --threads 2
     mkdir -p "checkpoints/diffusion_$t"
     cp "$WORK/policy_$t"/{policy.safetensors,policy.json,loss.png,report.json} "checkpoints/diffusion_$t/"
+    if [ "$t" = push ]; then  # training-time real-time chunking: up to 8 frames (0.57 s) of committed prefix
+      "$ARMPILOT" train "$WORK/dataset_$t" --output "$WORK/policy_${t}_prefix" --steps 3000 --batch-size 128 --seed 0 \
+        --threads 2 --prefix-frames 8
+      mkdir -p "checkpoints/diffusion_${t}_prefix"
+      cp "$WORK/policy_${t}_prefix"/{policy.safetensors,policy.json,loss.png,report.json} "checkpoints/diffusion_${t}_prefix/"
+    fi
   done
 done

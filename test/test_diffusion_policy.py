@@ -219,3 +219,24 @@ def test_proposer_uses_the_policys_own_samples(trained):
 def test_object_vector_matches_the_perception_quaternion():
     vector = object_vector(np.array([0.4, 0.1, 0.05]), np.pi / 2)
     assert np.allclose(vector, [0.4, 0.1, 0.05, 0, 0, np.sqrt(0.5), np.sqrt(0.5)])
+
+
+def test_prefix_conditioned_network_takes_the_prefix_as_input_and_keeps_it():
+    model = _model(prefix_frames=3)
+    assert model.unet.down[0][0].conv1.block[0].in_channels == 8  # 7 action channels + the prefix mask
+    batch = {**_obs(4), "action": torch.rand(4, 8, 7) * 2 - 1, "action_is_pad": torch.zeros(4, 8, dtype=torch.bool)}
+    assert torch.isfinite(model.loss(batch, torch.Generator().manual_seed(0)))
+    known = torch.linspace(-0.5, 0.5, 8)[:, None].repeat(1, 7)
+    weights = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0, 0.0])
+    sampler = ChunkSampler(model.config, "dpm", 3)
+    out = model.sample(_obs(), 5, sampler, guide=(known, weights), condition=True)
+    assert torch.allclose(out[:, :3], known[:3].expand(5, 3, 7), atol=1e-5)  # at most prefix_frames frames
+    assert not torch.allclose(out[:, 3], known[3].expand(5, 7), atol=1e-3)
+    noisy = torch.randn(2, 8, 7)
+    prefix = torch.arange(8)[None].expand(2, 8) < torch.tensor([[0], [2]])
+    net_input = model.with_prefix(noisy, known, prefix)
+    assert torch.equal(net_input[1, :2, :7], known[:2]) and torch.equal(net_input[0, :, :7], noisy[0])
+    assert net_input[:, :, 7].tolist() == prefix.float().tolist()
+    assert _model().with_prefix(noisy, known, prefix) is noisy  # a network without prefix training: unchanged
+    with pytest.raises(ValueError, match="prefix_frames"):
+        _model(prefix_frames=8)
