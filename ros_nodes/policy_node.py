@@ -78,11 +78,12 @@ class PolicyNode(Node):
         except ValueError as error:  # CheckpointError included: say what is wrong, then exit non-zero
             self.get_logger().fatal(f"cannot start backend '{cfg.backend}': {error}")
             raise
-        needs = {"rtc": "supports_inpainting", "prefix": "supports_prefix_conditioning"}.get(cfg.transition)
-        if needs and not getattr(policy, needs, False):
-            message = (f"transition '{cfg.transition}' needs a backend that {needs.replace('supports_', '')} "
-                       f"(rtc: diffusion; prefix: a diffusion checkpoint trained with --prefix-frames); backend "
-                       f"'{cfg.backend}' with checkpoint '{cfg.checkpoint or 'shipped'}' does not")
+        needs = {"rtc": ("supports_inpainting", "inpaints its chunks (diffusion)"),
+                 "prefix": ("supports_prefix_conditioning", "was trained with committed prefixes (a diffusion "
+                            "checkpoint from 'armpilot train --prefix-frames')")}.get(cfg.transition)
+        if needs and not getattr(policy, needs[0], False):
+            message = (f"transition '{cfg.transition}' needs a backend that {needs[1]}; backend '{cfg.backend}' "
+                       f"(checkpoint '{cfg.checkpoint or 'shipped'}') does not")
             self.get_logger().fatal(message)
             raise ValueError(message)
         self.backend = policy

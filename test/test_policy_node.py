@@ -55,6 +55,21 @@ def test_missing_checkpoint_stops_the_node_naming_it(tmp_path):
     assert "no diffusion checkpoint" in str(failure.value) and str(missing) in str(failure.value)
 
 
+@pytest.mark.graph
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("transition", ["rtc", "prefix"])
+def test_a_transition_the_backend_cannot_do_stops_the_node_naming_it(tmp_path, checkpoint, transition):
+    """rtc needs a backend that inpaints (not scripted); prefix a checkpoint trained with --prefix-frames."""
+    arguments = {"policy": "scripted"} if transition == "rtc" else {"checkpoint": str(checkpoint)}
+    with running_graph((policy_node(transition=transition, **arguments),), tmp_path / "logs") as (graph, probe):
+        deadline = time.monotonic() + 150  # torch and diffusers load slowly on a busy 2-core machine
+        with pytest.raises(NodeFailed) as failure:
+            while time.monotonic() < deadline:
+                graph.check()
+                probe.spin_for(0.2)
+    assert failure.value.code != 0 and f"transition '{transition}' needs" in str(failure.value)
+
+
 def _joint_state(stamp: float, positions: np.ndarray) -> JointState:
     msg = JointState(name=list(CONTROLLED_JOINTS), position=[float(p) for p in positions])
     msg.header.stamp = sec_to_stamp(stamp)
