@@ -70,12 +70,15 @@ class PolicyNodeConfig:
     api_key: str = field(default="", metadata=_describe("remote: Api-Key for the server (empty: "
                                                         "$ARMPILOT_POLICY_API_KEY or none)"))
     request_timeout: float = field(default=0.5, metadata=_describe("remote: seconds to wait for an answer"))
+    server_action_dt: float = field(
+        default=0.0, metadata=_describe("remote: seconds between the server's action frames when its metadata "
+                                        "gives none (openpi servers); 0 = the metadata must give it"))
     instruction: str = field(default="", metadata=_describe("language instruction for VLA backends (also "
                                                             "settable live on /policy/instruction)"))
 
     def __post_init__(self) -> None:
-        if self.request_timeout <= 0:
-            raise ValueError("parameter 'request_timeout' must be > 0 s")
+        if self.request_timeout <= 0 or self.server_action_dt < 0:
+            raise ValueError("parameter 'request_timeout' must be > 0 s and 'server_action_dt' >= 0 s")
         if self.sampler not in SAMPLER_NAMES:
             raise ValueError(f"parameter 'sampler' is '{self.sampler}'; use one of {SAMPLER_NAMES}")
         if not 0.0 <= self.chunk_blend < 1.0 or self.observation_budget <= 0 or self.sampler_steps < 1:

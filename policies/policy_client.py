@@ -2,10 +2,12 @@
 
 ``infer`` either returns the server's action map or raises ``PolicyServerError``
 (naming what happened: refused, wrong key, timed out, disconnected, an error
-message from the server). After any failure the connection is dropped, so a
-late answer can never be taken for the next request's; the next ``infer``
-reconnects (at most once per ``retry_interval``), which is how the policy node
-recovers when a server comes back.
+message from the server). After any failure the connection is torn down at
+once (the socket closed, no close handshake a blocked server would never
+answer), so ``timeout`` bounds the call and a late answer can never be taken
+for the next request's; the next ``infer`` reconnects (at most once per
+``retry_interval``), which is how the policy node recovers when a server comes
+back.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class PolicyClient:
             with warnings.catch_warnings():  # this object owns the connection's lifetime (close()), not a with-block
                 warnings.simplefilter("ignore", DeprecationWarning)
                 connection = connect(self.uri, additional_headers=headers, compression=None, max_size=MAX_MESSAGE_BYTES,
-                                     open_timeout=self.connect_timeout)
+                                     open_timeout=self.connect_timeout, close_timeout=min(self.timeout, 1.0))
                 metadata = unpackb(connection.recv(timeout=self.connect_timeout))
         except InvalidStatus as error:
             raise PolicyServerError(f"{self.uri} refused the connection: HTTP {error.response.status_code} "
@@ -74,22 +76,30 @@ class PolicyClient:
             self._connection.send(packb(observation))
             reply = self._connection.recv(timeout=self.timeout)
         except TimeoutError as error:
-            self.close()
+            self.abort()
             raise PolicyServerError(
                 f"policy server at {self.uri} did not answer within {self.timeout:.2f} s") from error
         except (ConnectionClosed, OSError) as error:
-            self.close()
+            self.abort()
             raise PolicyServerError(f"policy server at {self.uri} disconnected: {error}") from error
         if isinstance(reply, str):
-            self.close()
+            self.abort()
             raise PolicyServerError(f"policy server at {self.uri} answered an error: {reply}")
         try:
             return unpackb(reply)
         except WireError as error:
-            self.close()
+            self.abort()
             raise PolicyServerError(f"policy server at {self.uri} sent an unreadable answer: {error}") from error
 
+    def abort(self) -> None:
+        """Drop the connection now: close the socket without the close handshake."""
+        if self._connection is not None:
+            self._connection.close_socket()
+            self._connection = None
+            self._last_attempt = time.monotonic()
+
     def close(self) -> None:
+        """Close politely (a close handshake of at most min(timeout, 1 s))."""
         if self._connection is not None:
             try:
                 self._connection.close()

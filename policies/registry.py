@@ -58,5 +58,5 @@ def make_policy(backend: str, arm: ArmModel, task: str, horizon: int, chunk_dt: 
         config = config or PolicyNodeConfig(backend=backend, task=task, joint_names=arm.joint_names)
         api_key = config.api_key or os.environ.get(API_KEY_ENV, "")
         return RemotePolicy(config.server_uri, config.joint_names, horizon, chunk_dt, api_key,
-                            config.request_timeout, config.instruction)
+                            config.request_timeout, config.instruction, config.server_action_dt)
     raise ValueError(f"unknown policy backend '{backend}'; known backends: {list(BACKENDS)}")

@@ -13,9 +13,15 @@ Request map (client -> server), openpi-style keys plus armpilot's::
     num_samples                  int            N candidates wanted
 
 Reply map: ``actions`` (H, J) for N = 1 or (N, H, J), joint positions at
-``action_dt`` (metadata, default the node's ``chunk_dt``) steps after the
-observation; openpi adds ``server_timing``. Metadata on connect: ``joint_names``,
-``horizon``, ``action_dt``, ``history_offsets``, ``backend``.
+``action_dt`` steps after the observation (H from the reply); openpi adds
+``server_timing``. Metadata on connect: ``joint_names``, ``horizon``,
+``action_dt``, ``history_offsets``, ``backend``, ``control_messages``.
+
+Third-party openpi servers send no ``action_dt``: the client then needs it as
+a parameter and refuses to guess. Control messages (``{"__ctrl__":
+"episode_start"}``) go only to servers that list them in
+``control_messages``; openpi clients never send them and openpi policies
+raise on them.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ MAX_NUM_SAMPLES = InputBounds().max_candidates
 MAX_JOINTS = InputBounds().max_joints
 #: Most past observations in one request.
 MAX_HISTORY = 16
+#: Control messages armpilot's server understands (announced in its metadata).
+CONTROL_MESSAGES = ("episode_start", "episode_end")
 
 
 def observation_to_request(obs: Observation, num_samples: int = 1, prompt: str = "") -> dict[str, Any]:
@@ -102,7 +110,7 @@ def serve_policy(policy: Policy, joint_names: tuple[str, ...], backend: str):
     """(infer function, metadata) that host an armpilot backend on a ``PolicyServer``."""
     metadata = {"backend": backend, "joint_names": list(joint_names), "horizon": policy.horizon,
                 "action_dt": policy.chunk_dt, "history_offsets": list(getattr(policy, "history_offsets", ())),
-                "protocol": "openpi-websocket", "server": "armpilot"}
+                "protocol": "openpi-websocket", "server": "armpilot", "control_messages": list(CONTROL_MESSAGES)}
 
     def infer(request: dict[str, Any]) -> dict[str, Any]:
         if request.get("__ctrl__"):  # openpi episode_start / episode_end
@@ -134,10 +142,12 @@ class RemotePolicy:
     needs_image = True  # served VLAs look at the camera; a served diffusion policy ignores it
 
     def __init__(self, uri: str, joint_names: tuple[str, ...], horizon: int = 10, chunk_dt: float = 0.1,
-                 api_key: str | None = None, timeout: float = 0.5, instruction: str = "") -> None:
+                 api_key: str | None = None, timeout: float = 0.5, instruction: str = "",
+                 action_dt: float = 0.0) -> None:
         self.client = PolicyClient(uri, api_key or None, timeout)
         self.joint_names, self.horizon, self.chunk_dt = tuple(joint_names), horizon, chunk_dt
         self.instruction = instruction
+        self.action_dt = action_dt  # s between the server's frames when its metadata has none (0: required there)
 
     @property
     def history_offsets(self) -> tuple[float, ...]:
@@ -148,11 +158,31 @@ class RemotePolicy:
         self.instruction = instruction
 
     def reset(self) -> None:
+        """Tell a server that announced ``episode_start`` in its metadata; others get nothing."""
+        metadata = self.client.metadata or {}
+        if "episode_start" not in metadata.get("control_messages", ()):
+            return
         try:
-            if self.client.metadata is not None:
-                self.client.infer({"__ctrl__": "episode_start", "__task__": self.instruction})
+            self.client.infer({"__ctrl__": "episode_start", "__task__": self.instruction})
         except PolicyServerError:
             pass  # the next request reports it
+
+    def server_action_dt(self) -> float:
+        """Seconds between the server's action frames: its metadata, else the ``action_dt`` parameter.
+
+        Raises:
+            PolicyServerError: when neither gives one (never assumed).
+        """
+        value = (self.client.metadata or {}).get("action_dt", self.action_dt)
+        try:
+            action_dt = float(value)
+        except (TypeError, ValueError):
+            action_dt = float("nan")
+        if not np.isfinite(action_dt) or action_dt <= 0:
+            raise PolicyServerError(f"policy server at {self.client.uri} gives no action spacing in its metadata "
+                                    f"(got {value!r}); set the policy node's server_action_dt parameter to its "
+                                    "seconds between action frames (openpi servers: 1 / the robot's control rate)")
+        return action_dt
 
     def sample_candidates(self, observation: Observation, num_samples: int) -> np.ndarray:
         """(N, H, J) joint targets at ``stamp + chunk_dt * (1..H)``, resampled from the server's grid."""
@@ -172,7 +202,7 @@ class RemotePolicy:
         if metadata.get("joint_names") not in (None, list(self.joint_names)):
             raise PolicyServerError(f"policy server runs joints {metadata['joint_names']}, the node "
                                     f"{list(self.joint_names)}")
-        action_dt = float(metadata.get("action_dt", self.chunk_dt))
+        action_dt = self.server_action_dt()
         out = resample_in_time(self.chunk_dt * np.arange(1, self.horizon + 1),
                                action_dt * np.arange(1, actions.shape[1] + 1), actions)
         return np.repeat(out, num_samples, axis=0) if out.shape[0] == 1 and num_samples > 1 else out

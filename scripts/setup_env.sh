@@ -23,13 +23,15 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV with $($PYTHON --version)"
   "$PYTHON" -m venv "$VENV"
 fi
-# openpi's published client pins numpy<2: it gets its own small venv (used by the protocol test)
+# openpi's published client pins numpy<2: it and the third-party openpi-server get their own small venv
+# (used by the interoperability tests, in both directions)
 OPENPI_VENV="${ARMPILOT_OPENPI_VENV:-.venv-openpi}"
-if [ ! -x "$OPENPI_VENV/bin/python" ] || ! "$OPENPI_VENV/bin/python" -c "import openpi_client, typing_extensions" 2>/dev/null; then
-  echo "[setup] creating $OPENPI_VENV with openpi-client (numpy<2)"
-  "$PYTHON" -m venv "$OPENPI_VENV"
-  "$OPENPI_VENV/bin/python" -m pip install -q "openpi-client==0.1.2" typing_extensions \
-    || echo "[setup] warning: could not install openpi-client; its interoperability test will be skipped"
+if [ ! -x "$OPENPI_VENV/bin/python" ] \
+    || ! "$OPENPI_VENV/bin/python" -c "import openpi_client, openpi_server, typing_extensions" 2>/dev/null; then
+  echo "[setup] creating $OPENPI_VENV with openpi-client and openpi-server (numpy<2)"
+  [ -x "$OPENPI_VENV/bin/python" ] || "$PYTHON" -m venv "$OPENPI_VENV"
+  "$OPENPI_VENV/bin/python" -m pip install -q "openpi-client==0.1.2" "openpi-server==0.1.0" typing_extensions \
+    || echo "[setup] warning: could not install openpi-client/openpi-server; their interoperability tests will be skipped"
 fi
 # colcon (PyPI) in its own venv: the tests build armpilot as a ROS workspace would, plain and --symlink-install
 COLCON_VENV="${ARMPILOT_COLCON_VENV:-.venv-colcon}"
