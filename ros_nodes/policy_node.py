@@ -73,8 +73,8 @@ class PolicyNode(Node):
         self.config = cfg = replace(self.config, joint_names=controller_joints(profile, self.config.joint_names))
         self.proposer_config = declare_config(self, ProposerConfig)
         try:
-            policy = make_policy(cfg.backend, ArmModel(profile), cfg.task, cfg.horizon, cfg.chunk_dt, cfg,
-                                 self.proposer_config.seed)
+            arm = ArmModel(profile)
+            policy = make_policy(cfg.backend, arm, cfg.task, cfg.horizon, cfg.chunk_dt, cfg, self.proposer_config.seed)
         except ValueError as error:  # CheckpointError included: say what is wrong, then exit non-zero
             self.get_logger().fatal(f"cannot start backend '{cfg.backend}': {error}")
             raise
@@ -87,6 +87,7 @@ class PolicyNode(Node):
             self.get_logger().fatal(message)
             raise ValueError(message)
         self.backend = policy
+        self.limits = arm.limits.reordered(cfg.joint_names)  # proposals are clipped to the position limits
         self.policy = PerturbedProposer(policy, self.proposer_config)
         self.policy_lock = threading.Lock()
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-inference")
@@ -260,6 +261,9 @@ class PolicyNode(Node):
                 if episode != self.episode:
                     return
                 candidates = self.policy.propose(obs, prefix)
+            # a policy's numerical spill past a position limit (a gripper closed to -0.0004) is clipped here;
+            # NaN stays NaN, and the safety node checks everything else
+            candidates = np.clip(candidates, self.limits.lower, self.limits.upper)
             self.delay.wait()
             self.inference_ms.append(1e3 * (time.perf_counter() - started))
             times = cfg.chunk_dt * np.arange(1, candidates.shape[1] + 1)
