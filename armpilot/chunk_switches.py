@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from armpilot.policies.chunking import resample_in_time
+
 #: Fewest points a command needs for a position, velocity and acceleration.
 MIN_POINTS = 3
 
@@ -29,7 +31,7 @@ def kinematics_at(times: np.ndarray, positions: np.ndarray, t: float) -> tuple[n
     times, positions = np.asarray(times, float), np.asarray(positions, float)
     slopes = np.diff(positions, axis=0) / np.diff(times)[:, None]  # (P-1, J)
     k = int(np.clip(np.searchsorted(times, t, side="right") - 1, 0, len(slopes) - 1))
-    position = np.array([np.interp(t, times, positions[:, j]) for j in range(positions.shape[1])])
+    position = resample_in_time(np.array([t]), times, positions)[0]
     if k == 0:
         acceleration = (slopes[1] - slopes[0]) / (0.5 * (times[2] - times[0]))
     else:

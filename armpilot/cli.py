@@ -15,6 +15,7 @@ from armpilot.policies.realtime import TRANSITIONS
 from armpilot.policies.registry import BACKENDS
 from armpilot.robot_profile import DEFAULT_ROBOT, shipped_profiles
 from armpilot.tasks import TASKS
+from armpilot.train_command import add_train_parser, train_from_args
 
 
 def _robot_choice(text: str) -> str:
@@ -101,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--output", type=Path, required=True, help="dataset folder to create")
     conv.add_argument("--fps", type=int, default=15, help="dataset rate, Hz (default: 15)")
     conv.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --output")
-    _add_train_parser(sub)
+    add_train_parser(sub)
     vla = sub.add_parser(
         "train-vla", help="fine-tune a VLA (Hugging Face vision-language model + action tokens) on a dataset",
         description="Next-token training on the binned action tokens of a LeRobotDataset v3 (camera image, "
@@ -186,48 +187,6 @@ def _add_closed_loop_arguments(demo: argparse.ArgumentParser, policy: str, episo
     demo.add_argument("--bad-probability", type=float, default=0.0,
                       help="perturbed proposer: chance a candidate is bad (default: 0)")
     demo.add_argument("--bad-offset", type=float, default=0.15, help="size of a wrong candidate's offset, rad")
-
-
-def _add_train_parser(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser(
-        "train", help="train a diffusion policy on a converted dataset (safetensors + JSON checkpoint)",
-        description="DDPM-train a conditional 1D U-Net diffusion policy on a LeRobotDataset v3 folder written by "
-        "'armpilot convert'. Observations: joint state history, perceived object pose, task goal; actions: "
-        "16 commanded joint-position frames. Saves OUTPUT/policy.safetensors + policy.json (EMA weights), a "
-        "resumable training state, loss.png and report.json. Seeded: the same command gives the same weights.")
-    train.add_argument("dataset", type=Path, help="LeRobotDataset v3 folder (from armpilot convert)")
-    train.add_argument("--output", type=Path, required=True, help="checkpoint folder")
-    train.add_argument("--steps", type=int, default=3000, help="optimiser steps (default: 3000)")
-    train.add_argument("--batch-size", type=int, default=128, help="frames per batch (default: 128)")
-    train.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default: 1e-3)")
-    train.add_argument("--seed", type=int, default=0, help="seed of batches, noise and weights (default: 0)")
-    train.add_argument("--resume", action="store_true", help="continue from OUTPUT's training state")
-    train.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
-    train.add_argument("--down-dims", default="32,64,128", help="U-Net widths per level (default: 32,64,128)")
-    train.add_argument("--prediction", choices=("epsilon", "sample"), default="sample",
-                       help="what the network predicts: the clean chunk or the noise (default: sample)")
-    train.add_argument("--prefix-frames", type=int, default=0,
-                       help="training-time real-time chunking: condition on a random committed prefix of up to "
-                            "this many action frames, for transition:=prefix (default: 0 = off)")
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from armpilot.policies.diffusion_checkpoint import CheckpointError
-    from armpilot.policies.diffusion_training import TrainOptions
-    from armpilot.train_command import train_command
-
-    config = {"down_dims": tuple(int(d) for d in args.down_dims.split(",")), "prediction_type": args.prediction,
-              "prefix_frames": args.prefix_frames}
-    options = TrainOptions(args.dataset, args.output, steps=args.steps, batch_size=args.batch_size,
-                           learning_rate=args.lr, seed=args.seed, resume=args.resume, threads=args.threads,
-                           config=config)
-    try:
-        report = train_command(options)
-    except (CheckpointError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print("\n".join(f"  {key:<22} {value}" for key, value in report.items() if key != "val_losses"))
-    return 0
 
 
 def _launch_values(pairs: list[str]) -> dict[str, str]:
@@ -365,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "replay":
         return _cmd_replay(args)
     if args.command == "train":
-        return _cmd_train(args)
+        return train_from_args(args)
     if args.command == "train-vla":
         from armpilot.train_command import train_vla_command
 

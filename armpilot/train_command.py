@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -69,4 +71,47 @@ def train_vla_command(args: Any) -> int:
         plot_losses(losses, [], Path(options.output) / "loss.png", f"VLA fine-tuning on {Path(options.dataset).name}")
         (Path(options.output) / "report.json").write_text(json.dumps(report, indent=2))
     print("\n".join(f"  {key:<14} {value}" for key, value in report.items()))
+    return 0
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``armpilot train`` subcommand and its options."""
+    train = sub.add_parser(
+        "train", help="train a diffusion policy on a converted dataset (safetensors + JSON checkpoint)",
+        description="DDPM-train a conditional 1D U-Net diffusion policy on a LeRobotDataset v3 folder written by "
+        "'armpilot convert'. Observations: joint state history, perceived object pose, task goal; actions: "
+        "16 commanded joint-position frames. Saves OUTPUT/policy.safetensors + policy.json (EMA weights), a "
+        "resumable training state, loss.png and report.json. Seeded: the same command gives the same weights.")
+    train.add_argument("dataset", type=Path, help="LeRobotDataset v3 folder (from armpilot convert)")
+    train.add_argument("--output", type=Path, required=True, help="checkpoint folder")
+    train.add_argument("--steps", type=int, default=3000, help="optimiser steps (default: 3000)")
+    train.add_argument("--batch-size", type=int, default=128, help="frames per batch (default: 128)")
+    train.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default: 1e-3)")
+    train.add_argument("--seed", type=int, default=0, help="seed of batches, noise and weights (default: 0)")
+    train.add_argument("--resume", action="store_true", help="continue from OUTPUT's training state")
+    train.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    train.add_argument("--down-dims", default="32,64,128", help="U-Net widths per level (default: 32,64,128)")
+    train.add_argument("--prediction", choices=("epsilon", "sample"), default="sample",
+                       help="what the network predicts: the clean chunk or the noise (default: sample)")
+    train.add_argument("--prefix-frames", type=int, default=0,
+                       help="training-time real-time chunking: condition on a random committed prefix of up to "
+                            "this many action frames, for transition:=prefix (default: 0 = off)")
+
+
+def train_from_args(args: argparse.Namespace) -> int:
+    """``armpilot train``: options -> training run; prints the report, 1 on a bad dataset or checkpoint."""
+    from armpilot.policies.diffusion_checkpoint import CheckpointError
+    from armpilot.policies.diffusion_training import TrainOptions
+
+    config = {"down_dims": tuple(int(d) for d in args.down_dims.split(",")), "prediction_type": args.prediction,
+              "prefix_frames": args.prefix_frames}
+    options = TrainOptions(args.dataset, args.output, steps=args.steps, batch_size=args.batch_size,
+                           learning_rate=args.lr, seed=args.seed, resume=args.resume, threads=args.threads,
+                           config=config)
+    try:
+        report = train_command(options)
+    except (CheckpointError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(f"  {key:<22} {value}" for key, value in report.items() if key != "val_losses"))
     return 0

@@ -68,12 +68,6 @@ class ExecutingChunk:
         return resample_in_time(np.asarray(absolute_times, float), self.stamp + self.times, self.positions)
 
     @classmethod
-    def stationary(cls, stamp: float, positions: np.ndarray, duration: float) -> ExecutingChunk:
-        """An arm that stays at ``positions`` (J,) from ``stamp`` for ``duration`` s (nothing is executing)."""
-        q = np.asarray(positions, float)
-        return cls(stamp, np.array([0.0, duration]), np.stack([q, q]))
-
-    @classmethod
     def from_command(cls, names: tuple[str, ...], stamp: float, times: np.ndarray, positions: np.ndarray,
                      joint_names: tuple[str, ...]) -> ExecutingChunk | None:
         """A controller command (joints ``names``, points at ``stamp + times``) in ``joint_names`` order.

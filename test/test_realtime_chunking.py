@@ -157,5 +157,3 @@ def test_executing_chunk_from_a_controller_command_in_any_joint_order() -> None:
     assert chunk.end == pytest.approx(4.3) and np.allclose(chunk.at(np.array([4.15])), [[15.0, 1.5]])
     assert ExecutingChunk.from_command(names, 4.0, np.array([0.1]), positions[:1], ("a", "c")) is None
     assert ExecutingChunk.from_command(names, 4.0, np.zeros(0), positions[:0], ("a",)) is None
-    still = ExecutingChunk.stationary(2.0, np.array([0.5, -0.5]), 1.0)
-    assert np.allclose(still.at(np.array([1.0, 2.5, 9.0])), [[0.5, -0.5]] * 3)
