@@ -289,8 +289,9 @@ class SafetyNode(Node):
             self.path.command(now, now, stop.times, stop.positions, None)
             if np.any(crossing := crosses_limit(stop, self.limits.lower, self.limits.upper)):
                 joints = [n for n, c in zip(self.joint_names, crossing) if c]
-                self.get_logger().error(f"the stop of {joints} passes their position limits: the arm was moving "
-                                        f"toward them faster than it can brake (moved by something else?)")
+                self.get_logger().error(f"the stop of {joints} passes their position limits (measured outside them, or "
+                                        f"moving toward them faster than it can brake: moved by something else?); "
+                                        f"they come back to the limit after braking")
             self.send(conv.joint_trajectory_to_msg(self.joint_names, stop.times, stop.positions, stop.velocities, None))
 
     def hold_on_stop(self) -> None:

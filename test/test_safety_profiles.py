@@ -143,6 +143,29 @@ def test_hold_from_full_speed_stays_within_acceleration_and_jerk(kit, name):
 
 
 @pytest.mark.parametrize("name", ALL_PROFILES)
+def test_hold_from_outside_the_limits_brakes_then_returns_inside(kit, name):
+    """Measured past a limit and still moving outward: the hold brakes, comes back, and ends inside."""
+    p, arm, _, _ = kit(name)
+    lim = arm.limits
+    bounded = np.flatnonzero(np.isfinite(lim.upper))
+    position = np.clip(p.home, lim.lower, lim.upper).astype(float)
+    position[bounded] = lim.upper[bounded] + 0.01
+    velocity = np.where(np.isfinite(lim.upper), lim.velocity, 0.0)
+    state = ArmState(p.joints)
+    assert state.update(list(p.joints), position, velocity) is None
+    stop = hold_command(state, lim, None, NOW)
+    assert np.all(stop.positions[-1] >= lim.lower - TOL) and np.all(stop.positions[-1] <= lim.upper + TOL)
+    assert np.allclose(stop.positions[-1][bounded], lim.upper[bounded]) and np.allclose(stop.velocities[-1], 0.0)
+    t = np.concatenate([[0.0], stop.times])
+    q = np.vstack([position, stop.positions])
+    v = np.vstack([velocity, stop.velocities])
+    fd_velocity = np.diff(q, axis=0) / np.diff(t)[:, None]
+    assert np.all(np.abs(fd_velocity) <= lim.velocity + TOL) and np.all(np.abs(v) <= lim.velocity + TOL)
+    accel = np.diff(v, axis=0) / np.diff(t)[:, None]
+    assert np.all(np.abs(accel) <= p.max_acceleration * 1.001)
+
+
+@pytest.mark.parametrize("name", ALL_PROFILES)
 def test_hold_at_rest_does_not_move(kit, name):
     p, arm, _, _ = kit(name)
     state = ArmState(p.joints)

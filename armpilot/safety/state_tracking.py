@@ -108,7 +108,7 @@ def hold_command(state: ArmState, limits: JointLimits, executing: tuple[float, n
         position = state.positions.copy()
         velocity = np.zeros(len(vmax)) if state.velocities is None else state.velocities.copy()
     velocity = np.clip(velocity, -vmax, vmax)
-    return stop_trajectory(position, velocity, limits.acceleration, limits.jerk, limits.lower, limits.upper)
+    return stop_trajectory(position, velocity, limits.acceleration, limits.jerk, limits.lower, limits.upper, vmax)
 
 
 class CommandedPath:

@@ -5,8 +5,12 @@ Each joint brakes on its own with a raised-cosine velocity profile
 starts and ends at zero (no step at the start, as joint_trajectory_controller's
 decelerate-on-cancel avoids), peaks at ``pi |v0| / (2 T)`` and the jerk at
 ``pi^2 |v0| / (2 T^2)``. ``T`` is the shortest time that keeps both within
-the joint's limits; the joint travels ``v0 T / 2`` while braking. Times in s,
-positions in rad or m.
+the joint's limits; the joint travels ``v0 T / 2`` while braking. A joint
+that comes to rest outside its position limits (measured past them, or moving
+toward one faster than it can brake) then returns to the limit on a
+raised-cosine position profile ``p(t) = p1 + d (1 - cos(pi t / R)) / 2``
+within its velocity, acceleration and jerk limits. Times in s, positions in
+rad or m.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ def stop_trajectory(
     max_jerk: np.ndarray,
     lower: np.ndarray,
     upper: np.ndarray,
+    max_velocity: np.ndarray | None = None,
 ) -> StopTrajectory:
     """Bring every joint from (position, velocity) to rest within its limits.
 
@@ -57,15 +62,22 @@ def stop_trajectory(
         position, velocity: (J,) the state the controller is following now.
         max_acceleration, max_jerk: (J,) positive limits.
         lower, upper: (J,) position limits (+-inf for continuous joints).
+        max_velocity: (J,) positive velocity limits of the return move (unbounded when None).
 
     A joint already past a position limit, or whose stop would cross one,
-    still brakes within its acceleration and jerk limits; the caller reports
-    it (:func:`crosses_limit`). Nothing here ever steps a position.
+    still brakes within its acceleration and jerk limits, then returns to the
+    limit (the caller reports it: :func:`crosses_limit`). Nothing here ever
+    steps a position, and the last point is always inside the limits.
     """
     position = np.asarray(position, float)
     velocity = np.asarray(velocity, float)
+    max_velocity = np.full(len(position), np.inf) if max_velocity is None else np.asarray(max_velocity, float)
     duration = braking_time(velocity, max_acceleration, max_jerk)
-    horizon = max(float(duration.max(initial=0.0)), MIN_STOP_TIME)
+    rest = position + np.where(duration > 0, velocity * duration / 2.0, 0.0)
+    inside = np.clip(rest, lower, upper)
+    back = return_time(inside - rest, max_velocity, max_acceleration, max_jerk)
+    braked = float(duration.max(initial=0.0))
+    horizon = max(braked + float(back.max(initial=0.0)), MIN_STOP_TIME)
     count = max(int(np.ceil(horizon / STOP_POINT_SPACING)), 1)
     times = np.linspace(horizon / count, horizon, count)
     t = times[:, None]
@@ -74,7 +86,29 @@ def stop_trajectory(
     travelled = velocity * span * (phase + np.sin(np.pi * phase) / np.pi) / 2.0
     positions = position + np.where(duration[None, :] > 0, travelled, 0.0)
     velocities = np.where(phase < 1.0, velocity * (1.0 + np.cos(np.pi * phase)) / 2.0, 0.0)
+    if np.any(back > 0):  # every joint is at rest by ``braked``; the ones outside their limits come back
+        back_span = np.where(back > 0, back, 1.0)[None, :]
+        along = np.clip((t - braked) / back_span, 0.0, 1.0)
+        offset = inside - rest
+        positions = positions + np.where(back[None, :] > 0, offset * (1.0 - np.cos(np.pi * along)) / 2.0, 0.0)
+        returning = (back[None, :] > 0) & (along > 0.0) & (along < 1.0)
+        velocities = velocities + np.where(
+            returning, offset * np.pi * np.sin(np.pi * along) / (2.0 * back_span), 0.0)
     return StopTrajectory(times, positions, velocities)
+
+
+def return_time(offset: np.ndarray, max_velocity: np.ndarray, max_acceleration: np.ndarray,
+                max_jerk: np.ndarray) -> np.ndarray:
+    """(J,) shortest raised-cosine move from rest over ``offset`` to rest within the limits, s (0: no move).
+
+    The profile's peaks are ``pi d / (2 R)`` (velocity), ``pi^2 d / (2 R^2)``
+    (acceleration) and ``pi^3 d / (2 R^3)`` (jerk) for a distance ``d``.
+    """
+    d = np.abs(offset)
+    by_velocity = np.pi * d / (2.0 * max_velocity)
+    by_accel = np.sqrt(np.pi**2 * d / (2.0 * max_acceleration))
+    by_jerk = np.cbrt(np.pi**3 * d / (2.0 * max_jerk))
+    return np.where(d > 0, np.maximum.reduce([by_velocity, by_accel, by_jerk]), 0.0)
 
 
 def crosses_limit(stop: StopTrajectory, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
