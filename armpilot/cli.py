@@ -11,6 +11,7 @@ from typing import IO
 
 from armpilot.graph import load_graphs, resolve
 from armpilot.policies.diffusion_config import SAMPLERS
+from armpilot.policies.policy_server import ServerConfig
 from armpilot.policies.realtime import TRANSITIONS
 from armpilot.policies.registry import BACKENDS
 from armpilot.robot_profile import DEFAULT_ROBOT, shipped_profiles
@@ -131,6 +132,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument("--max-batch", type=int, default=ServerConfig.max_batch,
+                       help="most concurrent requests answered by one forward pass (default: %(default)s; 1: none)")
+    serve.add_argument("--max-batch-wait-ms", type=float, default=ServerConfig.max_batch_wait_ms,
+                       help="longest a request waits for others to batch with, ms (default: %(default)s)")
     evaluate = sub.add_parser(
         "evaluate", help="closed-loop evaluation of a policy checkpoint for several candidate counts N (same seeds)",
         description="For each N in --candidates, run the seeded episodes of 'armpilot demo' (sim -> perception -> "

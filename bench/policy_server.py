@@ -11,8 +11,13 @@ calls, ms):
   ratio round_trip / in_process;
 * ``echo_round_trip``: a server that returns zeros without inference (pure
   protocol cost);
-* ``clients4_rps``: requests per second with 4 clients in threads, each
-  sending ``--repeats`` requests (the server serialises inference with a lock).
+* ``clients{1,4,16}_rps``: requests per second with 1, 4 and 16 clients in
+  threads, each sending ``--repeats`` requests, with the server's dynamic
+  batching (concurrent requests share one forward pass) and, as the baseline
+  side by side, with ``max_batch`` 1 (one request per forward pass, the
+  server before batching): ``..._unbatched_rps`` and the ratio
+  ``clients16_batched_over_unbatched``; ``clients16_mean_batch`` is the mean
+  number of requests per forward pass.
 
     python bench/policy_server.py            # table
     python bench/policy_server.py --backend vla --checkpoint out/vla --json
@@ -29,11 +34,11 @@ import numpy as np
 import torch
 
 from figures import print_figures  # bench/ is on sys.path when run as a script
-from armpilot.policies.base import Observation
+from armpilot.policies.base import BatchSampling, Observation
 from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.policy_server import PolicyServer, ServerConfig
 from armpilot.policies.registry import make_policy
-from armpilot.policies.remote import RemotePolicy, serve_policy
+from armpilot.policies.remote import RemotePolicy, batched_infer, serve_policy
 from armpilot.robot import CONTROLLED_JOINTS, ArmModel
 
 
@@ -55,6 +60,43 @@ def timed(call, repeats: int) -> np.ndarray:
     return np.asarray(out)
 
 
+def clients_rps(server: PolicyServer, clients: int, repeats: int, candidates: int) -> float:
+    """Requests per second with ``clients`` threads each sending ``repeats`` requests."""
+    uri = f"127.0.0.1:{server.address[1]}"
+    workers = [RemotePolicy(uri, CONTROLLED_JOINTS, timeout=60.0) for _ in range(clients)]
+    for worker in workers:
+        worker.sample_candidates(observation(0), candidates)  # connect and warm up
+
+    def send(worker: RemotePolicy) -> None:
+        for k in range(repeats):
+            worker.sample_candidates(observation(k), candidates)
+
+    threads = [threading.Thread(target=send, args=(w,)) for w in workers]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return clients * repeats / (time.perf_counter() - started)
+
+
+def client_throughput(policy: Any, backend: str, repeats: int, candidates: int) -> dict[str, float]:
+    """requests/s for 1, 4 and 16 clients, batched and (baseline) one request per forward pass."""
+    infer, metadata = serve_policy(policy, CONTROLLED_JOINTS, backend)
+    infer_batch = batched_infer(policy, CONTROLLED_JOINTS, infer) if isinstance(policy, BatchSampling) else None
+    figures: dict[str, float] = {}
+    for label, max_batch in (("", ServerConfig.max_batch), ("_unbatched", 1)):
+        config = ServerConfig(port=0, max_batch=max_batch)
+        with PolicyServer(infer, metadata, config, infer_batch) as server:
+            for clients in (1, 4, 16):
+                figures[f"clients{clients}{label}_rps"] = clients_rps(server, clients, repeats, candidates)
+            if not label:
+                batcher = server._batcher
+                figures["clients16_mean_batch"] = batcher.requests / max(batcher.batches, 1)
+    figures["clients16_batched_over_unbatched"] = figures["clients16_rps"] / figures["clients16_unbatched_rps"]
+    return figures
+
+
 def run(backend: str, checkpoint: str, repeats: int, candidates: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     config = PolicyNodeConfig(backend=backend, task="reach", checkpoint=checkpoint, instruction="reach the ball")
@@ -66,21 +108,7 @@ def run(backend: str, checkpoint: str, repeats: int, candidates: int) -> dict[st
         uri = f"127.0.0.1:{server.address[1]}"
         remote = RemotePolicy(uri, CONTROLLED_JOINTS, timeout=10.0)
         through = timed(lambda k: remote.sample_candidates(observation(k), candidates), repeats)
-        counts = []
-
-        def client() -> None:
-            worker = RemotePolicy(uri, CONTROLLED_JOINTS, timeout=30.0)
-            for k in range(repeats):
-                worker.sample_candidates(observation(k), candidates)
-            counts.append(repeats)
-
-        threads = [threading.Thread(target=client) for _ in range(4)]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        figures["clients4_rps"] = sum(counts) / (time.perf_counter() - started)
+    figures.update(client_throughput(policy, backend, repeats, candidates))
     zeros = {"actions": np.zeros((10, 7), np.float32)}
     with PolicyServer(lambda _r: zeros, {"action_dt": 0.1}, ServerConfig(port=0)) as echo:
         echo_client = RemotePolicy(f"127.0.0.1:{echo.address[1]}", CONTROLLED_JOINTS, timeout=10.0)
@@ -90,7 +118,6 @@ def run(backend: str, checkpoint: str, repeats: int, candidates: int) -> dict[st
         figures[f"{name}_p99_ms"] = float(np.percentile(ms, 99))
     figures["overhead_p50_ms"] = figures["round_trip_p50_ms"] - figures["in_process_p50_ms"]
     figures["round_trip_over_in_process"] = figures["round_trip_p50_ms"] / figures["in_process_p50_ms"]
-    figures["clients4_rps_over_single_client_rps"] = figures["clients4_rps"] / (1e3 / figures["round_trip_p50_ms"])
     return figures
 
 

@@ -8,7 +8,7 @@ position targets, the first ``chunk_dt`` seconds after the observation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -56,3 +56,15 @@ class Policy(Protocol):
 
     def predict_action_chunk(self, observation: Observation) -> np.ndarray:
         """(J,) observation -> (H, J) joint targets at stamp + chunk_dt * (1..H)."""
+
+
+@runtime_checkable
+class BatchSampling(Protocol):
+    """A backend that answers several observations in one forward pass (``armpilot serve`` batching)."""
+
+    def sample_batch(self, observations: list[Observation], counts: list[int]) -> list[np.ndarray]:
+        """B observations, N_b candidates each -> B arrays (N_b, H, J), one batched inference.
+
+        Stateless across calls (no warm start, no committed prefix): requests from different robots
+        share the batch.
+        """

@@ -133,6 +133,20 @@ class DiffusionPolicy:
         self._previous = (observation.stamp, native[0].copy())
         return resample_in_time(self.chunk_dt * np.arange(1, self.horizon + 1), self.native_times, native)
 
+    def sample_batch(self, observations: list[Observation], counts: list[int]) -> list[np.ndarray]:
+        """B observations -> B arrays (N_b, H, J): one batched denoising loop (``BatchSampling``).
+
+        No warm start and no committed prefix (the observations may come from different robots).
+        """
+        if len(observations) != len(counts) or min(counts, default=1) < 1:
+            raise ValueError(f"{len(observations)} observations with counts {counts[:16]}")
+        rows = [self._tensors(o) for o in observations]
+        obs = {k: torch.cat([r[k] for r in rows]) for k in self.config.obs_keys}
+        native = self.model.sample_batch(obs, counts, self.sampler, self.generator).cpu().numpy()
+        native = np.clip(native, self.action_low, self.action_high)
+        chunks = resample_in_time(self.chunk_dt * np.arange(1, self.horizon + 1), self.native_times, native)
+        return np.split(chunks, np.cumsum(counts)[:-1])
+
     def predict_action_chunk(self, observation: Observation) -> np.ndarray:
         """(J,) observation -> (H, J) joint targets."""
         return self.sample_candidates(observation, 1)[0]

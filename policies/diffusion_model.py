@@ -107,3 +107,19 @@ class DiffusionModel(nn.Module):
         if prefix.any():
             normalised = torch.where(prefix[..., None], known.expand(shape), normalised)
         return self.normalizer.unnormalize(ACTION, normalised)
+
+    @torch.no_grad()
+    def sample_batch(self, obs: dict[str, torch.Tensor], counts: list[int], sampler: ChunkSampler,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """B observations (each value (B, n_obs_steps, ...)) -> (sum(counts), H, A) chunks in joint units,
+        ``counts[b]`` chunks for observation b, in order: one denoising loop for all of them."""
+        cond = self.encode(obs).repeat_interleave(torch.as_tensor(counts, device=obs[self.config.obs_keys[0]].device),
+                                                  dim=0)
+        shape = (len(cond), self.config.horizon, self.config.action_dim)
+        noise = torch.randn(shape, generator=generator, device=cond.device)
+        prefix = torch.zeros(shape[:2], dtype=torch.bool, device=cond.device)
+        known = torch.zeros(shape[1:], device=cond.device)
+        normalised = sampler.denoise(
+            lambda x, t: self.unet(self.with_prefix(x, known, prefix), t.expand(len(cond)), cond), noise,
+            None, generator, None)
+        return self.normalizer.unnormalize(ACTION, normalised)

@@ -10,7 +10,10 @@ connection is closed. ``GET /healthz`` answers 200 for load balancers.
 The server binds 127.0.0.1 unless told otherwise, checks the key before the
 websocket handshake completes (401 otherwise, also for a repeated or
 malformed header), decodes with ``wire`` (no pickle, bounded frames and
-containers) and serialises inference with a lock (one model, many clients).
+containers) and runs inference on one worker thread that batches concurrent
+requests (``request_batching``: at most ``max_batch`` per forward pass, the
+first waits at most ``max_batch_wait_ms`` for others), so several robots
+share one model and one GPU.
 Bounded: ``max_connections`` at once (503 beyond, ``/healthz`` always
 answers), a connection idle for ``idle_timeout_s`` is closed, and the accept
 loop is restarted if it ever ends while the server should run (EMFILE).
@@ -30,6 +33,7 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
+from armpilot.policies.request_batching import BatchConfig, InferBatch, RequestBatcher, one_by_one
 from armpilot.policies.wire import MAX_MESSAGE_BYTES, WireError, packb, unpackb
 
 LOG = logging.getLogger("armpilot.policy_server")
@@ -45,6 +49,8 @@ class ServerConfig:
     api_key: str | None = None
     max_connections: int = 32
     idle_timeout_s: float = 60.0
+    max_batch: int = BatchConfig.max_batch
+    max_batch_wait_ms: float = BatchConfig.max_wait_ms
 
 
 #: Longest client-provided text a log line or error reply carries.
@@ -60,11 +66,17 @@ def brief(value: object, limit: int = MAX_LOGGED_CHARS) -> str:
 
 
 class PolicyServer:
-    """Serves ``infer(observation dict) -> action dict`` to any number of websocket clients."""
+    """Serves ``infer(observation dict) -> action dict`` to any number of websocket clients.
 
-    def __init__(self, infer: Infer, metadata: dict[str, Any], config: ServerConfig = ServerConfig()) -> None:
+    ``infer_batch`` (optional): answers several requests in one call (one forward pass); without it
+    concurrent requests are still gathered, then answered one by one with ``infer``.
+    """
+
+    def __init__(self, infer: Infer, metadata: dict[str, Any], config: ServerConfig = ServerConfig(),
+                 infer_batch: InferBatch | None = None) -> None:
         self.infer, self.metadata, self.config = infer, metadata, config
-        self.lock = threading.Lock()
+        self.infer_batch = infer_batch or one_by_one(infer)
+        self._batcher: RequestBatcher | None = None
         self.requests = 0
         self.connections = 0
         self._count_lock = threading.Lock()
@@ -109,11 +121,9 @@ class PolicyServer:
                     continue
                 try:
                     observation = unpackb(message)
-                    started = time.perf_counter()
-                    with self.lock:
-                        actions = dict(self.infer(observation))
-                    infer_ms = 1e3 * (time.perf_counter() - started)
-                    actions["server_timing"] = {"infer_ms": infer_ms}
+                    assert self._batcher is not None, "started servers have a batcher"
+                    reply, timing = self._batcher.submit(observation)
+                    actions = {**reply, "server_timing": timing}
                     self.requests += 1
                     connection.send(packb(actions))
                 except (WireError, KeyError, ValueError, TypeError) as error:
@@ -127,6 +137,8 @@ class PolicyServer:
 
     def start(self) -> PolicyServer:
         """Listen in a background thread; returns self (``address`` is then known)."""
+        self._batcher = RequestBatcher(self.infer_batch, BatchConfig(self.config.max_batch,
+                                                                     self.config.max_batch_wait_ms))
         self._server = serve(self._handle, self.config.host, self.config.port, compression=None,
                              max_size=MAX_MESSAGE_BYTES,
                              process_request=self._process_request)
@@ -160,6 +172,9 @@ class PolicyServer:
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._batcher is not None:
+            self._batcher.close()
+            self._batcher = None
 
     def __enter__(self) -> PolicyServer:
         return self.start()

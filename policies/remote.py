@@ -30,9 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from armpilot.policies.base import Observation, Policy
+from armpilot.policies.base import BatchSampling, Observation, Policy
 from armpilot.policies.chunking import resample_in_time
 from armpilot.policies.policy_client import PolicyClient, PolicyServerError
+from armpilot.policies.policy_server import Infer
+from armpilot.policies.request_batching import InferBatch, one_by_one
 from armpilot.safety.input_bounds import InputBounds
 
 #: Most candidates one request may ask for: what the safety node accepts in one table.
@@ -117,9 +119,7 @@ def serve_policy(policy: Policy, joint_names: tuple[str, ...], backend: str):
             if request["__ctrl__"] == "episode_start":
                 policy.reset()
             return {}
-        obs, n, prompt = request_to_observation(request)
-        if tuple(obs.joint_names) != tuple(joint_names):
-            raise ValueError(f"joint names {list(obs.joint_names)[:12]} differ from the server's {list(joint_names)}")
+        obs, n, prompt = _served_observation(request, joint_names)
         if hasattr(policy, "set_instruction") and prompt:
             policy.set_instruction(prompt)
         sample = getattr(policy, "sample_candidates", None)
@@ -130,6 +130,52 @@ def serve_policy(policy: Policy, joint_names: tuple[str, ...], backend: str):
         return {"actions": actions[0] if n == 1 else actions}
 
     return infer, metadata
+
+
+def _served_observation(request: dict[str, Any], joint_names: tuple[str, ...]) -> tuple[Observation, int, str]:
+    obs, n, prompt = request_to_observation(request)
+    if tuple(obs.joint_names) != tuple(joint_names):
+        raise ValueError(f"joint names {list(obs.joint_names)[:12]} differ from the server's {list(joint_names)}")
+    return obs, n, prompt
+
+
+def batched_infer(policy: BatchSampling, joint_names: tuple[str, ...], infer: Infer) -> InferBatch:
+    """Answers the observation requests of a batch with one ``policy.sample_batch`` call.
+
+    Control messages and requests that carry an instruction go through ``infer`` one by one (a
+    served instruction is policy state); a request that fails validation gets its own error, and
+    if the batched call fails, each request is answered alone so the error reaches the one that
+    caused it.
+    """
+    alone = one_by_one(infer)
+
+    def infer_batch(requests: list[dict[str, Any]]) -> list[Any]:
+        results: list[Any] = [None] * len(requests)
+        pending: list[tuple[int, Observation, int]] = []
+        for i, request in enumerate(requests):
+            if request.get("__ctrl__") or request.get("prompt"):
+                results[i] = alone([request])[0]
+                continue
+            try:
+                obs, n, _ = _served_observation(request, joint_names)
+            except (KeyError, ValueError, TypeError) as error:
+                results[i] = error
+                continue
+            pending.append((i, obs, n))
+        if pending:
+            try:
+                chunks = policy.sample_batch([obs for _, obs, _ in pending], [n for *_, n in pending])
+            except (KeyError, ValueError, TypeError):
+                chunks = None
+            for k, (i, _, n) in enumerate(pending):
+                if chunks is None:
+                    results[i] = alone([requests[i]])[0]
+                else:
+                    actions = np.asarray(chunks[k], np.float32)
+                    results[i] = {"actions": actions[0] if n == 1 else actions}
+        return results
+
+    return infer_batch
 
 
 class RemotePolicy:

@@ -145,7 +145,7 @@ class SafetyNode(Node):
             if problem is not None:
                 self.reject(Reason.JOINT_STATE_MISMATCH, problem)
                 return
-            self.supervisor.joint_state(time.monotonic())
+            self.supervisor.joint_state(time.monotonic(), self.now())
 
     def decode(self, raw: bytes, msg_type: type):
         """The message, or None (counted as ``oversized`` / ``malformed``) when it is too large or unreadable."""
@@ -227,7 +227,7 @@ class SafetyNode(Node):
             self.forward(verdict)
 
     def refused(self) -> bool:
-        refusal = self.supervisor.refusal(time.monotonic())
+        refusal = self.supervisor.refusal(time.monotonic(), self.now())
         if refusal is not None:
             self.reject(*refusal)
         return refusal is not None

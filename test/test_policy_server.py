@@ -200,7 +200,7 @@ def test_the_published_openpi_client_drives_our_server(server, tmp_path):
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert answer["numpy"].startswith("1.")  # openpi-client's own numpy<2 environment
     assert answer["metadata"]["backend"] == "line" and answer["metadata"]["protocol"] == "openpi-websocket"
-    assert answer["shape"] == [10, 7] and answer["timing"] == ["infer_ms"]
+    assert answer["shape"] == [10, 7] and answer["timing"] == ["batch", "infer_ms"]
     assert np.allclose(answer["first"], np.linspace(0, 0.6, 7) + 0.01, atol=1e-6)
 
 

@@ -51,6 +51,21 @@ def test_proposal_timeout_only_while_executing_and_once():
     assert sup.watchdog(3.5, 0.0) is None  # the chunk ended before the timeout: nothing moves
 
 
+def test_joint_state_silence_on_a_paused_sim_clock_waits_for_the_wall_cap():
+    """A sim that pauses (its clock and arm stand still) is not silent; a dead one is, after the wall cap."""
+    sup = Supervisor(proposal_timeout=0.3, joint_state_timeout=0.25)
+    sup.joint_state(wall=1.0, now=50.0)
+    sup.accepted(50.0, ends_at=51.0)
+    assert sup.watchdog(50.0, 1.5) is None and sup.refusal(1.5, 50.0) is None  # paused 0.5 s wall: no hold
+    assert sup.watchdog(50.3, 1.6)[0] == "joint_state_timeout"  # the clock ran on: silence
+    sup = Supervisor(proposal_timeout=0.3, joint_state_timeout=0.25)
+    sup.joint_state(wall=1.0, now=50.0)
+    cap = Supervisor.PAUSED_CLOCK_TIMEOUT_S
+    assert sup.watchdog(50.0, 1.0 + cap - 0.1) is None
+    assert sup.watchdog(50.0, 1.0 + cap + 0.1)[0] == "joint_state_timeout"  # nothing for the wall cap: dead
+    assert sup.refusal(1.0 + cap + 0.1, 50.0)[0] == "no_joint_state"
+
+
 def test_joint_state_timeout():
     sup = Supervisor(proposal_timeout=0.3, joint_state_timeout=0.25)
     assert sup.refusal(0.0)[0] == "no_joint_state"

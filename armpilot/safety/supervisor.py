@@ -22,6 +22,7 @@ class SupervisorState:
     estopped: bool = False
     estop_cause: str = ""
     last_joint_state: float | None = None
+    last_joint_state_clock: float | None = None
     last_proposal: float | None = None
     executing_until: float = float("-inf")
     holding: bool = False
@@ -37,21 +38,38 @@ class Supervisor:
 
     - e-stop latches until ``reset``; while latched or disabled every proposal is refused.
     - While a chunk executes, no accepted proposal for ``proposal_timeout`` -> hold once.
-    - Joint states older than ``joint_state_timeout`` -> hold once (and refuse proposals).
+    - Joint states older than ``joint_state_timeout`` -> hold once (and refuse proposals). Silence counts
+      on the wall clock and on the node's clock (the same one, except on sim time): a simulator that
+      pauses between steps (rendering) pauses its clock and its arm with it, so that is not silence;
+      silence on the wall clock alone counts after ``PAUSED_CLOCK_TIMEOUT_S`` (a dead simulator).
     - More than one node publishing proposals on a topic -> hold once, refuse until one is left.
     - The node's clock jumps back -> hold once; jumps either way are reported for ``CLOCK_FAULT_S``.
     """
 
     #: Seconds (wall) a clock jump stays in the diagnostics.
     CLOCK_FAULT_S = 10.0
+    #: Wall seconds of joint-state silence that count even while the node's clock stands still.
+    PAUSED_CLOCK_TIMEOUT_S = 2.0
 
     def __init__(self, proposal_timeout: float, joint_state_timeout: float) -> None:
         self.proposal_timeout = proposal_timeout
         self.joint_state_timeout = joint_state_timeout
         self.state = SupervisorState()
 
-    def joint_state(self, wall: float) -> None:
+    def joint_state(self, wall: float, now: float | None = None) -> None:
+        """A joint state arrived at ``wall`` (monotonic s) and ``now`` (the node's clock; None: the wall)."""
         self.state.last_joint_state = wall
+        self.state.last_joint_state_clock = now
+
+    def joint_state_silence(self, wall: float, now: float | None = None) -> float | None:
+        """Seconds the joint states have been silent (None: never heard), as the class docstring counts it."""
+        if self.state.last_joint_state is None:
+            return None
+        on_wall = wall - self.state.last_joint_state
+        clock = self.state.last_joint_state_clock
+        if now is None or clock is None or on_wall > max(self.PAUSED_CLOCK_TIMEOUT_S, self.joint_state_timeout):
+            return on_wall
+        return min(on_wall, now - clock)
 
     def stalled(self, seconds: float, wall: float, settle: float) -> None:
         """The node itself did not run for ``seconds``: refuse proposals for ``settle`` s while queued inputs
@@ -100,7 +118,7 @@ class Supervisor:
     def set_enabled(self, enabled: bool) -> None:
         self.state.enabled = enabled
 
-    def refusal(self, wall: float) -> tuple[str, str] | None:
+    def refusal(self, wall: float, now: float | None = None) -> tuple[str, str] | None:
         """Why a proposal must be refused now (reason, detail), or None."""
         if self.state.estopped:
             return Reason.ESTOP, f"e-stop latched ({self.state.estop_cause}); call the reset service"
@@ -112,7 +130,8 @@ class Supervisor:
             return Reason.CATCHING_UP, (f"the safety node did not run for {self.state.stall_s:.2f} s; "
                                         "reading the inputs "
                                    "that queued up meanwhile")
-        if self.state.last_joint_state is None or wall - self.state.last_joint_state > self.joint_state_timeout:
+        silent = self.joint_state_silence(wall, now)
+        if silent is None or silent > self.joint_state_timeout:
             return Reason.NO_JOINT_STATE, f"no /joint_states within {self.joint_state_timeout} s"
         return None
 
@@ -120,7 +139,7 @@ class Supervisor:
         """A reason to hold now (once per event), or None (also while catching up after the node's own stall)."""
         if self.state.holding or wall < self.state.catching_up_until:
             return None
-        silent = None if self.state.last_joint_state is None else wall - self.state.last_joint_state
+        silent = self.joint_state_silence(wall, now)
         if silent is not None and silent > self.joint_state_timeout:
             return Reason.JOINT_STATE_TIMEOUT, f"/joint_states silent for {silent:.2f} s"
         executing = now < self.state.executing_until
