@@ -9,6 +9,7 @@ from armpilot.policies.realtime import TRANSITIONS
 
 
 OBJECT_SOURCES = ("perception", "privileged")
+EPISODE_SOURCES = ("sim", "continuous")
 SAMPLER_NAMES = ("dpm", "ddim", "ddpm", "streaming")
 
 
@@ -29,6 +30,11 @@ class PolicyNodeConfig:
         metadata=_describe("where the task object comes from: perception (/perception/objects, largest first) "
                            "or privileged (the sim's ground truth, for debugging)"),
     )
+
+    episodes: str = field(
+        default="sim", metadata=_describe(
+            "where episodes begin: sim (each /sim/episode; the sim and replay graphs) | continuous (one episode "
+            "from start-up, a new goal on /policy/goal begins the next; real arms, Gazebo)"))
 
     observation_timeout: float = field(
         default=0.5, metadata=_describe("propose nothing when the objects are older than this, s (camera stale)")
@@ -91,6 +97,8 @@ class PolicyNodeConfig:
             raise ValueError("inject_delay_ms and inject_delay_jitter_ms must be >= 0")
         if not 0.0 <= self.min_lead < self.chunk_dt:
             raise ValueError(f"min_lead must be in [0, chunk_dt = {self.chunk_dt}), got {self.min_lead}")
+        if self.episodes not in EPISODE_SOURCES:
+            raise ValueError(f"parameter 'episodes' is '{self.episodes}'; use one of {EPISODE_SOURCES}")
         if self.object_source not in OBJECT_SOURCES:
             raise ValueError(f"parameter 'object_source' is '{self.object_source}'; use one of {OBJECT_SOURCES}")
         if self.rate_hz <= 0 or self.chunk_dt <= 0 or self.horizon < 1:

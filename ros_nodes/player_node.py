@@ -39,7 +39,7 @@ class PlayerConfig:
     rate: float = field(default=1.0, metadata=_describe("playback speed, recorded s per wall s (2.0 = twice as fast)"))
     loop: bool = field(default=False, metadata=_describe("start over after the last message (until Ctrl-C)"))
     topics: tuple[str, ...] = field(default=("",), metadata=_describe(
-        "topics to play; empty = the graph's inputs (camera streams, /joint_states, /sim/episode)"))
+        "topics to play; empty = the graph's inputs (camera streams, /joint_states, /sim/episode, /policy/goal)"))
     publish_clock: bool = field(default=True, metadata=_describe("publish /clock from the recorded stamps"))
     wait_for_subscribers_s: float = field(default=5.0, metadata=_describe(
         "wait at most this long for a subscriber on every played topic before starting, s"))

@@ -1,9 +1,11 @@
 """Policy node: runs a policy backend and proposes timed joint chunks.
 
 Reads ``/joint_states`` and the task object from ``/perception/objects``
-(or, with ``object_source: privileged``, the sim's ground truth), takes the
-task goal from ``/sim/episode`` and resets the backend on each new episode,
-and at ``rate_hz`` publishes N candidate chunks on ``/policy/candidates`` (an
+(or, with ``object_source: privileged``, the sim's ground truth) and the
+task goal from ``/policy/goal`` (``policies/episode_goal.py``: reach and pick
+derive it from the object when none is given), resets the backend on each new
+episode (``episodes``: each ``/sim/episode``, or ``continuous``: from start-up,
+a new goal begins the next), and at ``rate_hz`` publishes N candidate chunks on ``/policy/candidates`` (an
 N x H x J table stamped with the observation's time, points at
 ``chunk_dt * (1..H)`` after it) for the safety/verifier node to choose from.
 It never talks to the controller directly, and proposes nothing while its
@@ -34,7 +36,7 @@ from dataclasses import replace
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PoseArray
+from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState, PointCloud2
 from std_msgs.msg import Header, String
@@ -45,6 +47,7 @@ from armpilot.dataset.resampler import ClockJumpError, LiveSampler
 from armpilot.policies.base import Observation
 from armpilot.policies.chunking import blend_with_previous, drop_past_points
 from armpilot.policies.config import PolicyNodeConfig
+from armpilot.policies.episode_goal import EpisodeGoal
 from armpilot.policies.perturbed import PerturbedProposer, ProposerConfig
 from armpilot.policies.realtime import CommittedPrefix, ExecutingChunk, InjectedDelay, LatencyTracker
 from armpilot.policies.registry import make_policy
@@ -56,6 +59,7 @@ from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
 from armpilot.ros_nodes.robot_loading import load_robot
 from armpilot.safety.state_tracking import controller_joints
+from armpilot.tasks import get_task
 
 
 JOINTS, OBJECT = "joints", "object"
@@ -101,14 +105,19 @@ class PolicyNode(Node):
         self.sampler = LiveSampler((JOINTS, OBJECT))
         self.objects_alive = float("-inf")
         self.episode_start: float | None = None
-        self.goal = np.full(3, np.nan)
+        self.goal = EpisodeGoal(get_task(cfg.task, profile.reach))
+        self.base_frame = profile.base_frame
         self.episode = -1
         self.fresh_episode = False
         self.pub = self.create_publisher(PointCloud2, topics.POLICY_CANDIDATES, qos.COMMAND_QOS)
         self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, qos.STATE_QOS)
         object_topic = topics.PERCEPTION_OBJECTS if cfg.object_source == "perception" else topics.SIM_PRIVILEGED_OBJECTS
         self.create_subscription(PoseArray, object_topic, self.on_objects, qos.STATE_QOS)
-        self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
+        if cfg.episodes == "sim":
+            self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
+        else:
+            self.begin_episode(0, float("-inf"), "continuous episodes from start-up")
+        self.create_subscription(PoseStamped, topics.POLICY_GOAL, self.on_goal, qos.LATCHED_QOS)
         self.create_subscription(String, topics.POLICY_INSTRUCTION, self.on_instruction, qos.LATCHED_QOS)
         if cfg.transition != "replace":
             self.create_subscription(JointTrajectory, topics.SAFETY_COMMANDED, self.on_commanded, qos.COMMAND_QOS)
@@ -153,17 +162,21 @@ class PolicyNode(Node):
             pose = msg.poses[0]
             q = pose.orientation
             yaw = quat2euler([q.w, q.x, q.y, q.z])[2]
-            self.push(OBJECT, stamp, np.array([pose.position.x, pose.position.y, pose.position.z, yaw]))
+            position = np.array([pose.position.x, pose.position.y, pose.position.z])
+            if self.push(OBJECT, stamp, np.append(position, yaw)):
+                self.goal.object_seen(position)
 
-    def push(self, topic: str, stamp: float, value: np.ndarray) -> None:
-        """Feed the shared resampler; samples of a previous episode (stamped up to its reset) are ignored."""
+    def push(self, topic: str, stamp: float, value: np.ndarray) -> bool:
+        """Feed the shared resampler; samples of a previous episode (stamped up to its reset) are ignored (False)."""
         if self.episode_start is None or stamp <= self.episode_start + STAMP_TOLERANCE:
-            return
+            return False
         try:
             self.sampler.push(topic, round(stamp * 1e9), value)
         except ClockJumpError as error:
             self.get_logger().warning(f"{error}; starting the observation buffers again")
             self.sampler.reset()
+            return False
+        return True
 
     def on_image(self, msg: Image) -> None:
         try:
@@ -191,15 +204,38 @@ class PolicyNode(Node):
     def on_episode(self, msg: String) -> None:
         info = json.loads(msg.data)
         if info["episode"] != self.episode:
-            self.episode = info["episode"]
-            self.episode_start = float(info["start"])
-            self.goal = np.asarray(info.get("goal", [np.nan] * 3), float)
-            self.sampler.reset()
-            with self.policy_lock:
-                self.policy.reset()
-                self.executing = None
-            self.fresh_episode = True
-            self.get_logger().info(f"episode {self.episode} (seed {info['seed']}) began at {self.episode_start:.3f} s")
+            self.begin_episode(info["episode"], float(info["start"]), f"seed {info['seed']}")
+
+    def on_goal(self, msg: PoseStamped) -> None:
+        """The task goal; in continuous episodes a new one begins the next episode."""
+        frame = msg.header.frame_id.lstrip("/")
+        if frame not in ("", self.base_frame):
+            self.get_logger().error(f"{topics.POLICY_GOAL}: goal in frame '{frame}', expected the robot's base "
+                                    f"frame '{self.base_frame}'; goal ignored")
+            return
+        p = msg.pose.position
+        continuous = self.config.episodes == "continuous"
+        now = self.get_clock().now().nanoseconds * 1e-9
+        try:
+            changed = self.goal.set_user_goal(now if continuous else conv.stamp_to_sec(msg.header.stamp),
+                                              np.array([p.x, p.y, p.z]))
+        except ValueError as error:
+            self.get_logger().error(f"{topics.POLICY_GOAL}: {error}; goal ignored")
+            return
+        self.get_logger().info(f"goal {np.round([p.x, p.y, p.z], 3).tolist()} in '{self.base_frame}'")
+        if changed and continuous:
+            self.begin_episode(self.episode + 1, now, "a new goal")
+
+    def begin_episode(self, episode: int, start: float, why: str) -> None:
+        """Forget the previous episode's observations, goal and executing chunk; reset the backend."""
+        self.episode, self.episode_start = episode, start
+        self.goal.start_episode(start)
+        self.sampler.reset()
+        with self.policy_lock:
+            self.policy.reset()
+            self.executing = None
+        self.fresh_episode = True
+        self.get_logger().info(f"episode {episode} ({why}) began at {start:.3f} s")
 
     def observation(self) -> Observation | None:
         """The observation at the latest joint state's stamp, sampled-and-held by the same resampler
@@ -228,12 +264,16 @@ class PolicyNode(Node):
         values, _ = sampled
         obj = values[OBJECT]
         return Observation(stamp=stamp, joint_names=self.config.joint_names, joint_positions=values[JOINTS].copy(),
-                           object_position=obj[:3].copy(), object_yaw=float(obj[3]), goal_position=self.goal.copy())
+                           object_position=obj[:3].copy(), object_yaw=float(obj[3]), goal_position=self.goal.current())
 
     def propose(self) -> None:
         """Timer: snapshot the observation and hand it to the inference thread (unless it is still busy)."""
         obs = self.observation()
         if obs is None:
+            return
+        if missing := self.goal.missing():
+            self.counts["skipped_nan"] += 1
+            self.get_logger().warning(f"no goal: {missing}; proposing nothing", throttle_duration_sec=2.0)
             return
         frames = (obs, *obs.history)
         if not all(np.all(np.isfinite(f.joint_positions)) and np.all(np.isfinite(f.object_position))

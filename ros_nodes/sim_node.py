@@ -3,7 +3,8 @@
 Publishes ``/joint_states``, ``/clock``, realsense2_camera-named colour, aligned
 depth (16UC1 mm) and camera_info, ``~/privileged/object_poses`` (ground truth:
 [object, goal], for experts and evaluation only), ``~/task_success`` and
-``~/episode`` (JSON, latched); follows ``/arm_controller/joint_trajectory``;
+``~/episode`` (JSON, latched), the episode's goal on ``/policy/goal`` (as a
+user would give it); follows ``/arm_controller/joint_trajectory``;
 ``~/reset`` (std_srvs/Trigger) starts an episode with the ``seed`` parameter.
 """
 
@@ -17,7 +18,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
-from geometry_msgs.msg import Pose, PoseArray  # noqa: E402
+from geometry_msgs.msg import Pose, PoseArray, PoseStamped  # noqa: E402
 from rclpy._rclpy_pybind11 import RCLError  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
@@ -72,6 +73,8 @@ class SimNode(Node):
         self.pub_objects = self.create_publisher(PoseArray, topics.PRIVILEGED_OBJECTS, qos.STATE_QOS)
         self.pub_success = self.create_publisher(Bool, topics.TASK_SUCCESS, qos.STATE_QOS)
         self.pub_episode = self.create_publisher(String, topics.EPISODE, qos.LATCHED_QOS)
+        self.pub_goal = self.create_publisher(PoseStamped, topics.POLICY_GOAL, qos.LATCHED_QOS)
+        self.base_frame = profile.base_frame
         self.create_subscription(JointTrajectory, topics.CONTROLLER_COMMAND, self.on_trajectory, qos.COMMAND_QOS)
         self.create_service(Trigger, topics.RESET_SERVICE, self.on_reset)
         self.ticks = 0
@@ -115,6 +118,11 @@ class SimNode(Node):
         info = {"episode": self.runner.episode, "seed": self.runner.seed, "task": self.config.task,
                 "start": self.runner.episode_start,
                 "goal": self.runner.world.goal_position().round(5).tolist()}
+        goal = PoseStamped()  # the sim plays the user who says where the task should end
+        conv.set_header(goal, conv.sec_to_stamp(self.runner.episode_start), self.base_frame)
+        goal.pose.position.x, goal.pose.position.y, goal.pose.position.z = map(float, self.runner.world.goal_position())
+        goal.pose.orientation.w = 1.0
+        self.publish(self.pub_goal, goal)
         self.publish(self.pub_episode, String(data=json.dumps(info)))
 
     def publish(self, publisher, msg) -> None:

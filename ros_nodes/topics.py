@@ -29,6 +29,8 @@ POLICY_CANDIDATES = "/policy/candidates"
 #: A copy of every command the safety node sends to the controller (holds included): what the arm executes.
 SAFETY_COMMANDED = "/safety/commanded"
 POLICY_INSTRUCTION = "/policy/instruction"
+#: The task goal (geometry_msgs/PoseStamped in the robot's base frame): a user's, RViz's or the sim's.
+POLICY_GOAL = "/policy/goal"
 TELEOP_COMMAND = "/teleop/joint_trajectory"
 # safety node services (node-relative to the node called "safety")
 ESTOP_SERVICE = "~/estop"

@@ -45,6 +45,7 @@ DEFAULT_TOPICS: tuple[tuple[str, str, str], ...] = (
     ("/perception/tracks", "sensor_msgs/msg/PointCloud2", "camera"),
     ("/sim/task_success", "std_msgs/msg/Bool", "state"),
     ("/sim/episode", "std_msgs/msg/String", "latched"),
+    ("/policy/goal", "geometry_msgs/msg/PoseStamped", "latched"),
 )
 
 

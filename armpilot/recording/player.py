@@ -37,7 +37,7 @@ from armpilot.recording.config import DEFAULT_TOPICS, QOS_PRESETS
 
 LOG = logging.getLogger(__name__)
 
-#: Recorded topics that feed the live graph (camera streams, joint states, the episode).
+#: Recorded topics that feed the live graph (camera streams, joint states, the episode and its goal).
 DEFAULT_INPUTS: tuple[str, ...] = (
     "/camera/camera/color/image_raw",
     "/camera/camera/aligned_depth_to_color/image_raw",
@@ -45,6 +45,7 @@ DEFAULT_INPUTS: tuple[str, ...] = (
     "/camera/camera/aligned_depth_to_color/camera_info",
     "/joint_states",
     "/sim/episode",
+    "/policy/goal",
 )
 #: Recorded topics the live graph regenerates (never played unless asked for by name).
 RECORDED_OUTPUTS: tuple[str, ...] = (

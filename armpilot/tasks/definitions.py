@@ -59,13 +59,21 @@ class Task:
         """Draw an initial state from ``rng``."""
         position = rng.uniform(self.region_low, self.region_high)
         yaw = float(rng.uniform(-np.pi / 4, np.pi / 4))
-        if self.name == "push":
-            goal = _push_goal(position, rng, self.scale)
-        elif self.name == "pick":
-            goal = position + np.array([0.0, 0.0, self.lift_height])
-        else:
-            goal = position.copy()
+        goal = _push_goal(position, rng, self.scale) if self.needs_user_goal else self.goal_from_object(position)
         return TaskInit(position, yaw, goal)
+
+    @property
+    def needs_user_goal(self) -> bool:
+        """True when the goal is the user's choice (push: where to), not a function of the object."""
+        return self.name == "push"
+
+    def goal_from_object(self, position: np.ndarray) -> np.ndarray:
+        """(3,) the goal of a task whose goal follows from the object's initial position (reach: the object
+        itself; pick: ``lift_height`` above it). Raises ValueError for a task that needs the user's goal."""
+        if self.needs_user_goal:
+            raise ValueError(f"task '{self.name}' needs a goal from the user (a PoseStamped on /policy/goal)")
+        lift = self.lift_height if self.name == "pick" else 0.0
+        return np.asarray(position, float) + np.array([0.0, 0.0, lift])
 
     def success(self, state: TaskState) -> bool:
         """True when the task is solved in ``state``."""
