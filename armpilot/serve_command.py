@@ -15,7 +15,6 @@ from typing import Any
 from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.policy_server import PolicyServer, ServerConfig
 from armpilot.policies.registry import API_KEY_ENV, make_policy
-from armpilot.policies.base import BatchSampling
 from armpilot.policies.remote import batched_infer, serve_policy
 from armpilot.robot import ArmModel
 from armpilot.robot_profile import DEFAULT_ROBOT, load_profile
@@ -27,7 +26,7 @@ def build_server(backend: str, task: str, checkpoint: str, host: str, port: int,
                  max_batch_wait_ms: float = ServerConfig.max_batch_wait_ms) -> PolicyServer:
     """A (not yet started) server hosting ``backend`` for ``robot`` with the policy node's chunk shape.
 
-    Backends that sample a batch of observations at once (``BatchSampling``) answer concurrent
+    Backends that sample a batch of observations at once (``batches_observations``) answer concurrent
     requests in one forward pass; others one by one.
     """
     if backend == "remote":
@@ -37,7 +36,7 @@ def build_server(backend: str, task: str, checkpoint: str, host: str, port: int,
                               sampler_steps=steps, inference_threads=threads, joint_names=arm.joint_names)
     policy = make_policy(backend, arm, task, config.horizon, config.chunk_dt, config)
     infer, metadata = serve_policy(policy, config.joint_names, backend)
-    infer_batch = batched_infer(policy, config.joint_names, infer) if isinstance(policy, BatchSampling) else None
+    infer_batch = batched_infer(policy, config.joint_names, infer) if policy.capabilities.batches_observations else None
     server_config = ServerConfig(host, port, api_key, max_batch=max_batch, max_batch_wait_ms=max_batch_wait_ms)
     return PolicyServer(infer, {**metadata, "task": task}, server_config, infer_batch)
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from figures import print_figures  # bench/ is on sys.path when run as a script
-from armpilot.policies.base import BatchSampling, Observation
+from armpilot.policies.base import Observation
 from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.policy_server import PolicyServer, ServerConfig
 from armpilot.policies.registry import make_policy
@@ -83,7 +83,7 @@ def clients_rps(server: PolicyServer, clients: int, repeats: int, candidates: in
 def client_throughput(policy: Any, backend: str, repeats: int, candidates: int) -> dict[str, float]:
     """requests/s for 1, 4 and 16 clients, batched and (baseline) one request per forward pass."""
     infer, metadata = serve_policy(policy, CONTROLLED_JOINTS, backend)
-    infer_batch = batched_infer(policy, CONTROLLED_JOINTS, infer) if isinstance(policy, BatchSampling) else None
+    infer_batch = batched_infer(policy, CONTROLLED_JOINTS, infer) if policy.capabilities.batches_observations else None
     figures: dict[str, float] = {}
     for label, max_batch in (("", ServerConfig.max_batch), ("_unbatched", 1)):
         config = ServerConfig(port=0, max_batch=max_batch)

@@ -2,15 +2,20 @@
 
 Shaped like LeRobot's and Diffusion Policy's: ``reset`` at an episode start,
 ``predict_action_chunk`` maps one observation to an (H, J) chunk of joint
-position targets, the first ``chunk_dt`` seconds after the observation.
+position targets, the first ``chunk_dt`` seconds after the observation;
+``sample_candidates`` gives N of them. What else a backend can do is declared
+in its ``capabilities``; backends register themselves by name
+(``registry.register_backend``).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from armpilot.policies.realtime import CommittedPrefix
 
 
 @dataclass(frozen=True)
@@ -40,31 +45,83 @@ class Observation:
     image: np.ndarray | None = None
 
 
-class Policy(Protocol):
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, declared (the node, the server and the CLI read these; nothing is probed).
+
+    Attributes:
+        needs_image: observations must carry the colour image (``Observation.image``).
+        takes_instruction: ``set_instruction`` sets a language instruction.
+        stochastic: ``sample_candidates`` draws N different chunks in one batch (else N copies).
+        batches_observations: ``sample_batch`` answers several observations in one forward pass.
+        inpaints: ``sample_candidates`` keeps a committed prefix by inpainting (transition ``rtc``).
+        prefix_conditioned: ... or by conditioning on it (trained so; transition ``prefix``).
+    """
+
+    needs_image: bool = False
+    takes_instruction: bool = False
+    stochastic: bool = False
+    batches_observations: bool = False
+    inpaints: bool = False
+    prefix_conditioned: bool = False
+
+
+class Policy(ABC):
     """A policy backend: proposes joint-position action chunks.
 
-    Optional: ``history_offsets`` (s before the stamp, oldest first) asks the
-    node for past observations; ``sample_candidates(observation, n)`` returns
-    (N, H, J) samples drawn in one batch (stochastic policies).
+    Attributes:
+        horizon: H points per chunk. chunk_dt: s between them.
+        capabilities: what this backend can do (``Capabilities``).
+        history_offsets: s before the stamp of the past observations it needs, oldest first.
     """
 
     horizon: int
     chunk_dt: float
+    capabilities: Capabilities = Capabilities()
+    history_offsets: tuple[float, ...] = ()
 
+    @abstractmethod
     def reset(self) -> None:
         """Forget episode state."""
 
+    @abstractmethod
     def predict_action_chunk(self, observation: Observation) -> np.ndarray:
         """(J,) observation -> (H, J) joint targets at stamp + chunk_dt * (1..H)."""
 
+    def sample_candidates(self, observation: Observation, num_samples: int,
+                          prefix: CommittedPrefix | None = None) -> np.ndarray:
+        """(N, H, J) candidates; this default: N copies of the one chunk of a deterministic backend.
 
-@runtime_checkable
-class BatchSampling(Protocol):
-    """A backend that answers several observations in one forward pass (``armpilot serve`` batching)."""
+        ``prefix``: the executing chunk to keep, for backends that inpaint or condition on it.
+        """
+        if prefix is not None:
+            raise ValueError(f"backend {type(self).__name__} cannot keep a committed prefix (transition rtc/prefix)")
+        return np.repeat(np.asarray(self.predict_action_chunk(observation), float)[None], num_samples, axis=0)
 
     def sample_batch(self, observations: list[Observation], counts: list[int]) -> list[np.ndarray]:
-        """B observations, N_b candidates each -> B arrays (N_b, H, J), one batched inference.
+        """B observations, N_b candidates each -> B arrays (N_b, H, J); this default: one call each.
 
-        Stateless across calls (no warm start, no committed prefix): requests from different robots
-        share the batch.
+        Backends with ``batches_observations`` answer all of them in one forward pass, statelessly (no warm
+        start, no committed prefix): requests from different robots share the batch.
         """
+        return [self.sample_candidates(o, n) for o, n in zip(observations, counts)]
+
+    def set_instruction(self, instruction: str) -> None:
+        """Set the language instruction (backends with ``takes_instruction``)."""
+        raise ValueError(f"backend {type(self).__name__} takes no instruction")
+
+
+#: transition -> (the capability it needs, what that means for a user).
+TRANSITION_NEEDS = {
+    "rtc": ("inpaints", "inpaints its chunks (diffusion)"),
+    "prefix": ("prefix_conditioned", "was trained with committed prefixes (a diffusion checkpoint from "
+               "'armpilot train --prefix-frames')"),
+}
+
+
+def transition_problem(transition: str, backend: str, capabilities: Capabilities) -> str:
+    """Why ``backend`` cannot run chunk ``transition`` ("" when it can)."""
+    needs = TRANSITION_NEEDS.get(transition)
+    if needs is None or getattr(capabilities, needs[0]):
+        return ""
+    return f"transition '{transition}' needs a backend that {needs[1]}; backend '{backend}' does not"

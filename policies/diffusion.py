@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from transforms3d.euler import euler2quat
 
-from armpilot.policies.base import Observation
+from armpilot.policies.base import Capabilities, Observation, Policy
 from armpilot.policies.chunking import resample_in_time
 from armpilot.policies.diffusion_checkpoint import CheckpointError, load_policy
 from armpilot.policies.diffusion_config import ACTION, GOAL, OBJECT, SAMPLERS, STATE
@@ -30,11 +30,13 @@ def object_vector(position: np.ndarray, yaw: float) -> np.ndarray:
     return np.array([*position, x, y, z, w], np.float32)
 
 
-class DiffusionPolicy:
+class DiffusionPolicy(Policy):
     """Loads a checkpoint folder; (J,) observation -> (H, J) or (N, H, J) joint targets.
 
-    ``supports_inpainting``: ``sample_candidates`` takes a committed prefix
-    (Real-Time Chunking), inpainted at the network's own frame times.
+    Capabilities: N samples in one batch, several observations in one batch
+    (``sample_batch``), committed prefixes (Real-Time Chunking) inpainted at the
+    network's own frame times, or conditioned on by a checkpoint trained with
+    ``--prefix-frames``.
 
     Raises:
         CheckpointError: missing/corrupt checkpoint, or joint names that differ from the node's.
@@ -69,12 +71,11 @@ class DiffusionPolicy:
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self._previous: tuple[float, np.ndarray] | None = None  # (stamp, native (H, A) chunk) for streaming
 
-    supports_inpainting = True
-
     @property
-    def supports_prefix_conditioning(self) -> bool:
-        """Trained with committed action prefixes (``armpilot train --prefix-frames``)."""
-        return self.config.prefix_frames > 0
+    def capabilities(self) -> Capabilities:  # type: ignore[override]
+        """Prefix conditioning only for a checkpoint trained with committed prefixes (``--prefix-frames``)."""
+        return Capabilities(stochastic=True, batches_observations=True, inpaints=True,
+                            prefix_conditioned=self.config.prefix_frames > 0)
 
     @property
     def native_times(self) -> np.ndarray:
@@ -121,7 +122,7 @@ class DiffusionPolicy:
 
         ``prefix``: the executing chunk to continue (frozen frames kept, overlap inpainted).
         """
-        if prefix is not None and prefix.conditioned and not self.supports_prefix_conditioning:
+        if prefix is not None and prefix.conditioned and not self.capabilities.prefix_conditioned:
             raise CheckpointError("this checkpoint was not trained with committed prefixes (armpilot train "
                                   "--prefix-frames); use transition rtc, or a checkpoint trained for prefix")
         obs = self._tensors(observation)
@@ -134,7 +135,7 @@ class DiffusionPolicy:
         return resample_in_time(self.chunk_dt * np.arange(1, self.horizon + 1), self.native_times, native)
 
     def sample_batch(self, observations: list[Observation], counts: list[int]) -> list[np.ndarray]:
-        """B observations -> B arrays (N_b, H, J): one batched denoising loop (``BatchSampling``).
+        """B observations -> B arrays (N_b, H, J): one batched denoising loop (``batches_observations``).
 
         No warm start and no committed prefix (the observations may come from different robots).
         """

@@ -32,46 +32,52 @@ class ProposerConfig:
             raise ValueError("num_candidates >= 1, noise_std >= 0 and 0 <= bad_probability <= 1 are required")
 
 
+class CandidatePerturbation:
+    """The configured offsets and defects, applied to (N, H, J) candidates (tests and demos only)."""
+
+    def __init__(self, config: ProposerConfig, arm_joints: int = 6) -> None:
+        self.config = config
+        self.arm_joints = arm_joints
+        self.rng = np.random.default_rng(config.seed)
+
+    @property
+    def active(self) -> bool:
+        """False when the configuration perturbs nothing (the candidates pass unchanged)."""
+        return self.config.noise_std > 0 or self.config.bad_probability > 0
+
+    def apply(self, candidates: np.ndarray) -> np.ndarray:
+        """(N, H, J) candidates -> a perturbed copy; candidate k = chunk_k + offset_k (+ a defect when bad)."""
+        cfg = self.config
+        candidates = np.array(candidates, float)
+        count, horizon = candidates.shape[:2]
+        arm = slice(0, self.arm_joints)
+        candidates[:, :, arm] += self.rng.normal(0.0, cfg.noise_std, (count, 1, self.arm_joints))
+        for k in np.flatnonzero(self.rng.random(count) < cfg.bad_probability):
+            kind = self.rng.random()
+            joint = int(self.rng.integers(0, self.arm_joints))
+            if kind < 0.5:  # wrong but feasible: a smooth offset growing over the chunk
+                ramp = np.linspace(0.0, 1.0, horizon + 1)[1:]
+                candidates[k, :, joint] += self.rng.choice([-1.0, 1.0]) * cfg.bad_offset * ramp
+            elif kind < 0.75:  # a jump: infeasible
+                candidates[k, horizon // 2 :, joint] += 1.0
+            else:  # malformed
+                candidates[k, int(self.rng.integers(0, horizon)), joint] = np.nan
+        return candidates
+
+
 class PerturbedProposer:
-    """Wraps a policy: (J,) observation -> (N, H, J) candidates (a stochastic policy's own N samples,
-    or N copies of a deterministic one's chunk), then the configured perturbations."""
+    """Wraps a policy for tests and demos: its N candidates (``Policy.sample_candidates``: a stochastic
+    policy's own N samples, or N copies of a deterministic one's chunk), then ``CandidatePerturbation``."""
 
     def __init__(self, policy: Policy, config: ProposerConfig, arm_joints: int = 6) -> None:
         self.policy = policy
         self.config = config
-        self.arm_joints = arm_joints
-        self.rng = np.random.default_rng(config.seed)
+        self.perturbation = CandidatePerturbation(config, arm_joints)
 
     def reset(self) -> None:
         self.policy.reset()
 
     def propose(self, observation: Observation, prefix: CommittedPrefix | None = None) -> np.ndarray:
-        """(N, H, J) candidates; candidate k = chunk + offset_k (+ a defect when bad).
-
-        ``prefix``: the executing chunk, for a policy that inpaints (``supports_inpainting``).
-        """
-        cfg = self.config
-        sample = getattr(self.policy, "sample_candidates", None)
-        if prefix is not None and (getattr(self.policy, "supports_inpainting", False)
-                                   or getattr(self.policy, "supports_prefix_conditioning", False)):
-            candidates = np.asarray(self.policy.sample_candidates(observation, cfg.num_candidates, prefix), float)
-            chunk = candidates[0]
-        elif sample is not None and cfg.num_candidates > 1:  # a stochastic policy: N samples in one batch
-            candidates = np.asarray(sample(observation, cfg.num_candidates), float)
-            chunk = candidates[0]
-        else:
-            chunk = self.policy.predict_action_chunk(observation)
-            candidates = np.repeat(chunk[None], cfg.num_candidates, axis=0)
-        arm = slice(0, self.arm_joints)
-        candidates[:, :, arm] += self.rng.normal(0.0, cfg.noise_std, (cfg.num_candidates, 1, self.arm_joints))
-        for k in np.flatnonzero(self.rng.random(cfg.num_candidates) < cfg.bad_probability):
-            kind = self.rng.random()
-            joint = int(self.rng.integers(0, self.arm_joints))
-            if kind < 0.5:  # wrong but feasible: a smooth offset growing over the chunk
-                ramp = np.linspace(0.0, 1.0, chunk.shape[0] + 1)[1:]
-                candidates[k, :, joint] += self.rng.choice([-1.0, 1.0]) * cfg.bad_offset * ramp
-            elif kind < 0.75:  # a jump: infeasible
-                candidates[k, chunk.shape[0] // 2 :, joint] += 1.0
-            else:  # malformed
-                candidates[k, int(self.rng.integers(0, chunk.shape[0])), joint] = np.nan
-        return candidates
+        """(N, H, J) perturbed candidates; ``prefix``: the executing chunk, for a policy that keeps it."""
+        candidates = self.policy.sample_candidates(observation, self.config.num_candidates, prefix)
+        return self.perturbation.apply(candidates)

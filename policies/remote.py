@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from armpilot.policies.base import BatchSampling, Observation, Policy
+from armpilot.policies.base import Capabilities, Observation, Policy
 from armpilot.policies.chunking import resample_in_time
 from armpilot.policies.policy_client import PolicyClient, PolicyServerError
 from armpilot.policies.policy_server import Infer
+from armpilot.policies.realtime import CommittedPrefix
 from armpilot.policies.request_batching import InferBatch, one_by_one
 from armpilot.safety.input_bounds import InputBounds
 
@@ -111,7 +112,7 @@ def request_to_observation(request: dict[str, Any]) -> tuple[Observation, int, s
 def serve_policy(policy: Policy, joint_names: tuple[str, ...], backend: str):
     """(infer function, metadata) that host an armpilot backend on a ``PolicyServer``."""
     metadata = {"backend": backend, "joint_names": list(joint_names), "horizon": policy.horizon,
-                "action_dt": policy.chunk_dt, "history_offsets": list(getattr(policy, "history_offsets", ())),
+                "action_dt": policy.chunk_dt, "history_offsets": list(policy.history_offsets),
                 "protocol": "openpi-websocket", "server": "armpilot", "control_messages": list(CONTROL_MESSAGES)}
 
     def infer(request: dict[str, Any]) -> dict[str, Any]:
@@ -120,13 +121,9 @@ def serve_policy(policy: Policy, joint_names: tuple[str, ...], backend: str):
                 policy.reset()
             return {}
         obs, n, prompt = _served_observation(request, joint_names)
-        if hasattr(policy, "set_instruction") and prompt:
+        if policy.capabilities.takes_instruction and prompt:
             policy.set_instruction(prompt)
-        sample = getattr(policy, "sample_candidates", None)
-        if sample is not None:
-            actions = np.asarray(sample(obs, n), np.float32)
-        else:
-            actions = np.repeat(np.asarray(policy.predict_action_chunk(obs), np.float32)[None], n, axis=0)
+        actions = np.asarray(policy.sample_candidates(obs, n), np.float32)
         return {"actions": actions[0] if n == 1 else actions}
 
     return infer, metadata
@@ -139,7 +136,7 @@ def _served_observation(request: dict[str, Any], joint_names: tuple[str, ...]) -
     return obs, n, prompt
 
 
-def batched_infer(policy: BatchSampling, joint_names: tuple[str, ...], infer: Infer) -> InferBatch:
+def batched_infer(policy: Policy, joint_names: tuple[str, ...], infer: Infer) -> InferBatch:
     """Answers the observation requests of a batch with one ``policy.sample_batch`` call.
 
     Control messages and requests that carry an instruction go through ``infer`` one by one (a
@@ -178,14 +175,15 @@ def batched_infer(policy: BatchSampling, joint_names: tuple[str, ...], infer: In
     return infer_batch
 
 
-class RemotePolicy:
+class RemotePolicy(Policy):
     """The ``remote`` backend: a policy server does the inference; this side sends observations.
 
     Any failure (down, slow, wrong shapes) raises ``PolicyServerError``; the
     node then proposes nothing and the safety node holds the arm.
     """
 
-    needs_image = True  # served VLAs look at the camera; a served diffusion policy ignores it
+    # served VLAs look at the camera (a served diffusion policy ignores it); the server may sample N
+    capabilities = Capabilities(needs_image=True, takes_instruction=True, stochastic=True)
 
     def __init__(self, uri: str, joint_names: tuple[str, ...], horizon: int = 10, chunk_dt: float = 0.1,
                  api_key: str | None = None, timeout: float = 0.5, instruction: str = "",
@@ -230,8 +228,11 @@ class RemotePolicy:
                                     "seconds between action frames (openpi servers: 1 / the robot's control rate)")
         return action_dt
 
-    def sample_candidates(self, observation: Observation, num_samples: int) -> np.ndarray:
+    def sample_candidates(self, observation: Observation, num_samples: int,
+                          prefix: CommittedPrefix | None = None) -> np.ndarray:
         """(N, H, J) joint targets at ``stamp + chunk_dt * (1..H)``, resampled from the server's grid."""
+        if prefix is not None:
+            raise ValueError("a served policy cannot keep a committed prefix (transition rtc/prefix)")
         reply = self.client.infer(observation_to_request(observation, num_samples, self.instruction))
         if "actions" not in reply:
             raise PolicyServerError(f"policy server answered without 'actions' (keys {sorted(reply)})")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from armpilot.policies.base import Observation
+from armpilot.policies.base import Observation, Policy
 from armpilot.robot import ArmModel
 from armpilot.tasks import get_task
 from armpilot.tasks.experts import ExpertObservation, ScriptedExpert
 
 
-class ScriptedPolicy:
+class ScriptedPolicy(Policy):
     """Waypoint expert for a task, solved by pinocchio IK (see ``armpilot.tasks.experts``)."""
 
     def __init__(self, arm: ArmModel, task: str, horizon: int = 10, chunk_dt: float = 0.1) -> None:

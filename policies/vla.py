@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from armpilot.policies.action_tokenizers import BinningTokenizer, tokenizer_from_json
-from armpilot.policies.base import Observation
+from armpilot.policies.base import Capabilities, Observation, Policy
+from armpilot.policies.realtime import CommittedPrefix
 from armpilot.policies.chunking import resample_in_time
 from armpilot.policies.diffusion_checkpoint import CheckpointError
 
@@ -86,10 +87,10 @@ def prompt_ids(tokenizer: Any, meta: dict[str, Any], instruction: str, state: np
     return [image_token_id] * image_tokens + [tokenizer.bos_token_id, *words, *proprio]
 
 
-class VLAPolicy:
+class VLAPolicy(Policy):
     """Camera image + instruction + joint state -> (H, J) joint targets (see module doc)."""
 
-    needs_image = True
+    capabilities = Capabilities(needs_image=True, takes_instruction=True, stochastic=True)
 
     def __init__(self, folder: Path, joint_names: tuple[str, ...], horizon: int = 10, chunk_dt: float = 0.1,
                  instruction: str = "", temperature: float = 1.0, seed: int = 0) -> None:
@@ -119,8 +120,11 @@ class VLAPolicy:
         pass
 
     @torch.no_grad()
-    def sample_candidates(self, observation: Observation, num_samples: int) -> np.ndarray:
+    def sample_candidates(self, observation: Observation, num_samples: int,
+                          prefix: CommittedPrefix | None = None) -> np.ndarray:
         """(N, H, J) joint targets at ``stamp + chunk_dt * (1..H)``; N = 1 decodes greedily."""
+        if prefix is not None:
+            raise ValueError("the VLA cannot keep a committed prefix (transition rtc/prefix)")
         meta = self.meta
         ids = prompt_ids(self.tokenizer, meta, self.instruction, observation.joint_positions, self.image_tokens,
                          self.image_token_id, observation.object_position)

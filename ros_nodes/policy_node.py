@@ -44,11 +44,11 @@ from trajectory_msgs.msg import JointTrajectory
 from transforms3d.euler import quat2euler
 
 from armpilot.dataset.resampler import ClockJumpError, LiveSampler
-from armpilot.policies.base import Observation
+from armpilot.policies.base import Observation, transition_problem
 from armpilot.policies.chunking import blend_with_previous, drop_past_points
 from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.episode_goal import EpisodeGoal
-from armpilot.policies.perturbed import PerturbedProposer, ProposerConfig
+from armpilot.policies.perturbed import CandidatePerturbation, ProposerConfig
 from armpilot.policies.realtime import CommittedPrefix, ExecutingChunk, InjectedDelay, LatencyTracker
 from armpilot.policies.registry import make_policy
 from armpilot.robot import ArmModel
@@ -82,17 +82,13 @@ class PolicyNode(Node):
         except ValueError as error:  # CheckpointError included: say what is wrong, then exit non-zero
             self.get_logger().fatal(f"cannot start backend '{cfg.backend}': {error}")
             raise
-        needs = {"rtc": ("supports_inpainting", "inpaints its chunks (diffusion)"),
-                 "prefix": ("supports_prefix_conditioning", "was trained with committed prefixes (a diffusion "
-                            "checkpoint from 'armpilot train --prefix-frames')")}.get(cfg.transition)
-        if needs and not getattr(policy, needs[0], False):
-            message = (f"transition '{cfg.transition}' needs a backend that {needs[1]}; backend '{cfg.backend}' "
-                       f"(checkpoint '{cfg.checkpoint or 'shipped'}') does not")
+        if problem := transition_problem(cfg.transition, cfg.backend, policy.capabilities):
+            message = f"{problem} (checkpoint '{cfg.checkpoint or 'shipped'}')"
             self.get_logger().fatal(message)
             raise ValueError(message)
         self.backend = policy
         self.limits = arm.limits.reordered(cfg.joint_names)  # proposals are clipped to the position limits
-        self.policy = PerturbedProposer(policy, self.proposer_config)
+        self.perturbation = CandidatePerturbation(self.proposer_config)  # tests and demos only
         self.policy_lock = threading.Lock()
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-inference")
         self.inference: object | None = None  # the running Future
@@ -122,7 +118,7 @@ class PolicyNode(Node):
         if cfg.transition != "replace":
             self.create_subscription(JointTrajectory, topics.SAFETY_COMMANDED, self.on_commanded, qos.COMMAND_QOS)
         self.image: np.ndarray | None = None
-        if getattr(self.backend, "needs_image", False):  # VLA backends look at the camera
+        if policy.capabilities.needs_image:  # VLA backends look at the camera
             self.create_subscription(Image, topics.COLOR_IMAGE, self.on_image, qos.CAMERA_QOS)
         self.create_timer(1.0 / cfg.rate_hz, self.propose)
         self.diagnostics = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
@@ -189,7 +185,7 @@ class PolicyNode(Node):
         if not msg.data.strip():
             self.get_logger().error(f"{topics.POLICY_INSTRUCTION}: the instruction is empty; keeping the previous one")
             return
-        if not hasattr(self.backend, "set_instruction"):
+        if not self.backend.capabilities.takes_instruction:
             self.get_logger().warning(f"backend '{self.config.backend}' takes no instruction; ignoring "
                                       f"'{msg.data}'", throttle_duration_sec=10.0)
             return
@@ -232,7 +228,7 @@ class PolicyNode(Node):
         self.goal.start_episode(start)
         self.sampler.reset()
         with self.policy_lock:
-            self.policy.reset()
+            self.backend.reset()
             self.executing = None
         self.fresh_episode = True
         self.get_logger().info(f"episode {episode} ({why}) began at {start:.3f} s")
@@ -251,7 +247,7 @@ class PolicyNode(Node):
                                       "perception stale): proposing nothing", throttle_duration_sec=2.0)
             return None
         # history frames before the episode's first samples repeat the earliest one, as the dataset clamps
-        offsets = tuple(getattr(self.backend, "history_offsets", ()))
+        offsets = tuple(self.backend.history_offsets)
         history = tuple(self.sample_at(stamp - offset) or current for offset in offsets)
         return Observation(current.stamp, current.joint_names, current.joint_positions, current.object_position,
                            current.object_yaw, current.goal_position, history, self.image)
@@ -300,7 +296,9 @@ class PolicyNode(Node):
             with self.policy_lock:
                 if episode != self.episode:
                     return
-                candidates = self.policy.propose(obs, prefix)
+                candidates = self.backend.sample_candidates(obs, self.proposer_config.num_candidates, prefix)
+            if self.perturbation.active:
+                candidates = self.perturbation.apply(candidates)
             # a policy's numerical spill past a position limit (a gripper closed to -0.0004) is clipped here;
             # NaN stays NaN, and the safety node checks everything else
             candidates = np.clip(candidates, self.limits.lower, self.limits.upper)

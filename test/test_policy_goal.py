@@ -8,7 +8,6 @@ from the object.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import numpy as np
 import pytest

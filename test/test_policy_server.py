@@ -13,7 +13,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from armpilot.policies.base import Observation
+from armpilot.policies.base import Capabilities, Observation, Policy
 from armpilot.policies.policy_client import PolicyClient, PolicyServerError
 from armpilot.policies.policy_server import PolicyServer, ServerConfig
 from armpilot.policies.remote import RemotePolicy, observation_to_request, request_to_observation, serve_policy
@@ -23,11 +23,12 @@ from armpilot.robot import CONTROLLED_JOINTS
 OPENPI_PYTHON = Path(__file__).resolve().parents[1] / ".venv-openpi" / "bin" / "python"
 
 
-class LinePolicy:
+class LinePolicy(Policy):
     """A deterministic stand-in backend: joint k moves by 0.01 * (step) from the measured state."""
 
     horizon, chunk_dt = 10, 0.1
     history_offsets = (1 / 15,)
+    capabilities = Capabilities(stochastic=True)
 
     def __init__(self) -> None:
         self.resets = 0
@@ -35,7 +36,7 @@ class LinePolicy:
     def reset(self) -> None:
         self.resets += 1
 
-    def sample_candidates(self, obs: Observation, n: int) -> np.ndarray:
+    def sample_candidates(self, obs: Observation, n: int, prefix=None) -> np.ndarray:
         steps = np.arange(1, self.horizon + 1)[:, None] * 0.01
         return np.stack([obs.joint_positions + steps * (k + 1) for k in range(n)])
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from armpilot.policies.base import BatchSampling, Observation
+from armpilot.policies.base import Capabilities, Observation, Policy
 from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.policy_server import PolicyServer, ServerConfig
 from armpilot.policies.registry import make_policy
@@ -32,11 +32,12 @@ def _observation(k: int) -> Observation:
     return Observation(1.0, CONTROLLED_JOINTS, q, obj, 0.0, obj, (past,))
 
 
-class BatchLine:
+class BatchLine(Policy):
     """Joint targets = state + 0.01 * step * (candidate + 1); records every batch it was given."""
 
     horizon, chunk_dt = 10, 0.1
     history_offsets = (1 / 15,)
+    capabilities = Capabilities(stochastic=True, batches_observations=True)
 
     def __init__(self) -> None:
         self.batches: list[int] = []
@@ -46,7 +47,7 @@ class BatchLine:
     def reset(self) -> None:
         pass
 
-    def sample_candidates(self, obs: Observation, n: int) -> np.ndarray:
+    def sample_candidates(self, obs: Observation, n: int, prefix=None) -> np.ndarray:
         return self.sample_batch([obs], [n])[0]
 
     def predict_action_chunk(self, obs: Observation) -> np.ndarray:
@@ -119,7 +120,7 @@ def test_batcher_caps_the_batch_size():
 def test_server_answers_concurrent_clients_in_one_batch_each_with_its_own_chunk():
     policy = BatchLine()
     infer, metadata = serve_policy(policy, CONTROLLED_JOINTS, "line")
-    assert isinstance(policy, BatchSampling)
+    assert policy.capabilities.batches_observations
     server = PolicyServer(infer, metadata, ServerConfig(port=0, max_batch=8, max_batch_wait_ms=0.0),
                           batched_infer(policy, CONTROLLED_JOINTS, infer))
     with server:
@@ -165,7 +166,7 @@ def test_diffusion_batch_conditions_each_chunk_on_its_own_observation(monkeypatc
     torch.set_num_threads(1)
     config = PolicyNodeConfig(backend="diffusion", task="reach")
     policy = make_policy("diffusion", ArmModel(), "reach", config.horizon, config.chunk_dt, config)
-    assert isinstance(policy, BatchSampling)
+    assert policy.capabilities.batches_observations
     monkeypatch.setattr("armpilot.policies.diffusion_model.torch.randn",
                         lambda shape, **kwargs: torch.full(shape, 0.3))
     observations = [_observation(k) for k in range(3)]

@@ -7,6 +7,7 @@ import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import PointCloud2
 
+from armpilot.policies.base import Policy
 from armpilot.policies.perturbed import PerturbedProposer, ProposerConfig
 from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION
 from armpilot.ros_nodes.candidate_conversions import TIME_FIELD, candidates_from_msg, candidates_to_msg
@@ -155,7 +156,7 @@ def test_candidate_table_rejects_malformed_fields():
 
 # --- perturbed proposer ---------------------------------------------------------------------------------------------
 
-class FixedPolicy:
+class FixedPolicy(Policy):
     """A policy that always proposes the same slow chunk."""
 
     horizon, chunk_dt = 10, 0.1

@@ -1,0 +1,68 @@
+"""The policy interface as an explicit contract: declared capabilities, registered backends, safe defaults."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from armpilot.policies.base import Capabilities, Observation, Policy, transition_problem
+from armpilot.policies.realtime import CommittedPrefix, ExecutingChunk
+from armpilot.policies.registry import BACKENDS, make_policy, register_backend
+from armpilot.robot import CONTROLLED_JOINTS, ArmModel
+
+
+class Still(Policy):
+    horizon, chunk_dt = 4, 0.1
+
+    def reset(self) -> None:
+        pass
+
+    def predict_action_chunk(self, observation: Observation) -> np.ndarray:
+        return np.tile(observation.joint_positions, (self.horizon, 1))
+
+
+def _observation() -> Observation:
+    q = np.linspace(0.0, 0.6, 7)
+    return Observation(1.0, CONTROLLED_JOINTS, q, np.array([0.4, 0.0, 0.05]), 0.0, np.array([0.5, 0.0, 0.05]))
+
+
+def test_a_backend_must_implement_the_abstract_methods():
+    class Incomplete(Policy):
+        horizon, chunk_dt = 4, 0.1
+
+        def reset(self) -> None:
+            pass
+
+    with pytest.raises(TypeError, match="predict_action_chunk"):
+        Incomplete()
+
+
+def test_defaults_copy_a_deterministic_chunk_and_refuse_what_the_backend_did_not_declare():
+    policy = Still()
+    assert policy.capabilities == Capabilities() and policy.history_offsets == ()
+    candidates = policy.sample_candidates(_observation(), 3)
+    assert candidates.shape == (3, 4, 7) and np.allclose(candidates[0], candidates[2])
+    batch = policy.sample_batch([_observation(), _observation()], [1, 2])
+    assert [b.shape for b in batch] == [(1, 4, 7), (2, 4, 7)]
+    executing = ExecutingChunk(0.9, np.array([0.1, 0.2]), np.zeros((2, 7)))
+    with pytest.raises(ValueError, match="committed prefix"):
+        policy.sample_candidates(_observation(), 1, CommittedPrefix(executing, 0.2))
+    with pytest.raises(ValueError, match="takes no instruction"):
+        policy.set_instruction("push the box")
+
+
+def test_transitions_name_the_capability_they_miss():
+    assert transition_problem("replace", "scripted", Capabilities()) == ""
+    assert "inpaints" in transition_problem("rtc", "scripted", Capabilities())
+    assert transition_problem("rtc", "diffusion", Capabilities(inpaints=True)) == ""
+    assert "--prefix-frames" in transition_problem("prefix", "diffusion", Capabilities(inpaints=True))
+
+
+def test_backends_register_by_name_and_unknown_ones_are_listed():
+    assert set(BACKENDS) >= {"scripted", "diffusion", "remote", "vla"}
+    with pytest.raises(ValueError, match="registered twice"):
+        register_backend("scripted")(lambda *args: Still())
+    with pytest.raises(ValueError, match="known backends"):
+        make_policy("nope", ArmModel(), "reach", 10, 0.1)
+    scripted = make_policy("scripted", ArmModel(), "reach", 10, 0.1)
+    assert isinstance(scripted, Policy) and scripted.capabilities == Capabilities()
