@@ -12,10 +12,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from armpilot.features import COLOR, GOAL, OBJECT, STATE, TASK
 from armpilot.policies.realtime import CommittedPrefix
+
+#: The features an ``Observation`` carries (``image`` only for backends that need it).
+OBSERVATION_FEATURES = (STATE, OBJECT, GOAL, COLOR)
 
 
 @dataclass(frozen=True)
@@ -73,12 +78,19 @@ class Policy(ABC):
         horizon: H points per chunk. chunk_dt: s between them.
         capabilities: what this backend can do (``Capabilities``).
         history_offsets: s before the stamp of the past observations it needs, oldest first.
+        input_features: the features it reads (checked against what the graph feeds before it runs).
     """
 
     horizon: int
     chunk_dt: float
     capabilities: Capabilities = Capabilities()
     history_offsets: tuple[float, ...] = ()
+    #: keys of the feature contract (``config/features.yaml``) this backend reads
+    input_features: tuple[str, ...] = (STATE,)
+
+    def required_features(self) -> dict[str, dict[str, Any]]:
+        """key -> the contract entry stored with the model ({} when it stores none) of every feature it reads."""
+        return {key: {} for key in self.input_features}
 
     @abstractmethod
     def reset(self) -> None:
@@ -125,3 +137,10 @@ def transition_problem(transition: str, backend: str, capabilities: Capabilities
     if needs is None or getattr(capabilities, needs[0]):
         return ""
     return f"transition '{transition}' needs a backend that {needs[1]}; backend '{backend}' does not"
+
+
+def node_feeds(capabilities: Capabilities) -> frozenset[str]:
+    """The features the policy node feeds a backend with these capabilities: joint states, the object, the
+    goal; the camera image and the instruction to backends that declare them."""
+    return frozenset((STATE, OBJECT, GOAL, *((COLOR,) if capabilities.needs_image else ()),
+                      *((TASK,) if capabilities.takes_instruction else ())))

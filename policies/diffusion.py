@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from transforms3d.euler import euler2quat
 
-from armpilot.policies.base import Capabilities, Observation, Policy
+from armpilot.features import unfed_features
+from armpilot.policies.base import OBSERVATION_FEATURES, Capabilities, Observation, Policy
 from armpilot.policies.chunking import resample_in_time
 from armpilot.policies.diffusion_checkpoint import CheckpointError, load_policy
 from armpilot.policies.diffusion_config import ACTION, GOAL, OBJECT, SAMPLERS, STATE
@@ -58,10 +59,11 @@ class DiffusionPolicy(Policy):
         if cfg.robot and robot and cfg.robot != robot:
             raise CheckpointError(f"checkpoint '{checkpoint}' was trained on robot '{cfg.robot}' but the node runs "
                                   f"robot '{robot}' (set the robot parameter, or train on this robot's data)")
-        if cfg.use_tracks:
-            raise CheckpointError(f"checkpoint '{checkpoint}' needs motion tracks, which the policy node does "
-                                  "not feed yet; train without --tracks")
         self.meta = meta
+        unfed = unfed_features(self.required_features(), OBSERVATION_FEATURES, {"J": len(joint_names)})
+        if unfed:
+            raise CheckpointError(f"checkpoint '{checkpoint}' needs features this graph cannot feed: "
+                                  f"{'; '.join(unfed)}")
         self.horizon, self.chunk_dt = horizon, chunk_dt
         self.action_delay = cfg.action_delay
         stats = meta["stats"][ACTION]
@@ -84,6 +86,14 @@ class DiffusionPolicy(Policy):
 
     def reset(self) -> None:
         self._previous = None
+
+    @property
+    def input_features(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(key for key in self.meta["features"] if key != ACTION)
+
+    def required_features(self) -> dict[str, dict]:
+        """The contract entries stored in the checkpoint, the action's left out."""
+        return {key: entry for key, entry in self.meta["features"].items() if key != ACTION}
 
     def _tensors(self, observation: Observation) -> dict[str, torch.Tensor]:
         frames = (*observation.history, observation)

@@ -3,7 +3,8 @@
 A checkpoint is a folder::
 
     policy.safetensors   EMA weights of the network (normaliser statistics included)
-    policy.json          {"config": DiffusionConfig, "stats": dataset statistics, "training": metadata}
+    policy.json          {"config": DiffusionConfig, "features": the feature contract's entries it was
+                          trained on, "stats": dataset statistics, "training": metadata}
     train_state.safetensors / train_state.json   (optional) raw weights + optimiser moments, for resuming
 
 Loading checks the folder, the files and the shapes and says what differs.
@@ -19,6 +20,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from armpilot.dataset.tracks_feature import NUM_STEPS, NUM_TRACKS
+from armpilot.features import ACTION, TRACKS, TRACKS_MASK, checkpoint_features
 from armpilot.policies.diffusion_config import DiffusionConfig
 from armpilot.policies.diffusion_model import DiffusionModel
 
@@ -46,10 +49,21 @@ def save_policy(folder: Path, model: DiffusionModel, stats: dict[str, dict[str, 
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(tensors, str(folder / (WEIGHTS + ".tmp")))
     meta = {"format": "armpilot-diffusion-v1", "config": json.loads(model.config.to_json()),
-            "stats": _stats_to_json(stats), "training": training}
+            "features": stored_features(model.config), "stats": _stats_to_json(stats), "training": training}
     (folder / (META + ".tmp")).write_text(json.dumps(meta, indent=2))
     (folder / (WEIGHTS + ".tmp")).replace(folder / WEIGHTS)
     (folder / (META + ".tmp")).replace(folder / META)
+
+
+def input_features(config: DiffusionConfig) -> tuple[str, ...]:
+    """The observation features a network with ``config`` reads."""
+    return (*config.obs_keys, *((TRACKS, TRACKS_MASK) if config.use_tracks else ()))
+
+
+def stored_features(config: DiffusionConfig) -> dict[str, dict[str, Any]]:
+    """The feature contract's entries this checkpoint was trained on (inputs and the action), shapes resolved."""
+    sizes = {"J": config.action_dim, "K": NUM_TRACKS, "T": NUM_STEPS}
+    return checkpoint_features((*input_features(config), ACTION), sizes)
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
@@ -68,6 +82,7 @@ def read_meta(folder: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text())
         meta["config"] = DiffusionConfig.from_json(json.dumps(meta["config"]))
+        meta.setdefault("features", stored_features(meta["config"]))  # checkpoints from before the contract
     except (ValueError, KeyError, TypeError) as error:
         raise CheckpointError(f"'{path}' is corrupt or from another format: {error}") from error
     return meta

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
-STATE, OBJECT, GOAL = "observation.state", "observation.object", "observation.goal"
-TRACKS, TRACKS_MASK = "observation.tracks", "observation.tracks_mask"
-ACTION = "action"
+from armpilot.features import ACTION, GOAL, OBJECT, STATE, TRACKS, TRACKS_MASK  # noqa: F401 (re-exported)
+
 #: Observation features the encoder knows, with their per-step sizes (the state's is the joint count).
 OBJECT_DIM, GOAL_DIM = 7, 3
 SAMPLERS = ("ddpm", "ddim", "dpm", "streaming")

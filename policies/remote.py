@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from armpilot.features import COLOR, GOAL, OBJECT, STATE
 from armpilot.policies.base import Capabilities, Observation, Policy
 from armpilot.policies.chunking import resample_in_time
 from armpilot.policies.policy_client import PolicyClient, PolicyServerError
@@ -184,6 +185,7 @@ class RemotePolicy(Policy):
 
     # served VLAs look at the camera (a served diffusion policy ignores it); the server may sample N
     capabilities = Capabilities(needs_image=True, takes_instruction=True, stochastic=True)
+    input_features = (STATE, OBJECT, GOAL, COLOR)  # what a request carries
 
     def __init__(self, uri: str, joint_names: tuple[str, ...], horizon: int = 10, chunk_dt: float = 0.1,
                  api_key: str | None = None, timeout: float = 0.5, instruction: str = "",

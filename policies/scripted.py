@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from armpilot.features import GOAL, OBJECT, STATE
 from armpilot.policies.base import Observation, Policy
 from armpilot.robot import ArmModel
 from armpilot.tasks import get_task
@@ -12,6 +13,8 @@ from armpilot.tasks.experts import ExpertObservation, ScriptedExpert
 
 class ScriptedPolicy(Policy):
     """Waypoint expert for a task, solved by pinocchio IK (see ``armpilot.tasks.experts``)."""
+
+    input_features = (STATE, OBJECT, GOAL)
 
     def __init__(self, arm: ArmModel, task: str, horizon: int = 10, chunk_dt: float = 0.1) -> None:
         self.horizon = horizon

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from armpilot.policies.action_tokenizers import BinningTokenizer, tokenizer_from_json
+from armpilot.features import COLOR, OBJECT, STATE, TASK
 from armpilot.policies.base import Capabilities, Observation, Policy
 from armpilot.policies.realtime import CommittedPrefix
 from armpilot.policies.chunking import resample_in_time
@@ -91,6 +92,7 @@ class VLAPolicy(Policy):
     """Camera image + instruction + joint state -> (H, J) joint targets (see module doc)."""
 
     capabilities = Capabilities(needs_image=True, takes_instruction=True, stochastic=True)
+    input_features = (STATE, OBJECT, COLOR, TASK)
 
     def __init__(self, folder: Path, joint_names: tuple[str, ...], horizon: int = 10, chunk_dt: float = 0.1,
                  instruction: str = "", temperature: float = 1.0, seed: int = 0) -> None:

@@ -44,7 +44,8 @@ from trajectory_msgs.msg import JointTrajectory
 from transforms3d.euler import quat2euler
 
 from armpilot.dataset.resampler import ClockJumpError, LiveSampler
-from armpilot.policies.base import Observation, transition_problem
+from armpilot.features import unfed_features
+from armpilot.policies.base import Observation, node_feeds, transition_problem
 from armpilot.policies.chunking import blend_with_previous, drop_past_points
 from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.episode_goal import EpisodeGoal
@@ -84,6 +85,11 @@ class PolicyNode(Node):
             raise
         if problem := transition_problem(cfg.transition, cfg.backend, policy.capabilities):
             message = f"{problem} (checkpoint '{cfg.checkpoint or 'shipped'}')"
+            self.get_logger().fatal(message)
+            raise ValueError(message)
+        if unfed := unfed_features(policy.required_features(), node_feeds(policy.capabilities),
+                                   {"J": len(cfg.joint_names)}):
+            message = f"backend '{cfg.backend}' needs features the policy node cannot feed: {'; '.join(unfed)}"
             self.get_logger().fatal(message)
             raise ValueError(message)
         self.backend = policy

@@ -57,6 +57,24 @@ def test_missing_checkpoint_stops_the_node_naming_it(tmp_path):
 
 @pytest.mark.graph
 @pytest.mark.timeout(180)
+def test_a_checkpoint_needing_a_feature_the_graph_cannot_feed_stops_the_node_naming_it(tmp_path, checkpoint):
+    meta = json.loads((checkpoint / "policy.json").read_text())
+    meta["features"]["observation.tracks"] = {"dtype": "float32", "shape": [32, 8, 3], "topic": "/perception/tracks"}
+    forged = tmp_path / "tracks_policy"
+    forged.mkdir()
+    (forged / "policy.json").write_text(json.dumps(meta))
+    (forged / "policy.safetensors").write_bytes((checkpoint / "policy.safetensors").read_bytes())
+    with running_graph((policy_node(checkpoint=str(forged)),), tmp_path / "logs") as (graph, probe):
+        deadline = time.monotonic() + 150
+        with pytest.raises(NodeFailed) as failure:
+            while time.monotonic() < deadline:
+                graph.check()
+                probe.spin_for(0.2)
+    assert failure.value.code != 0 and "'observation.tracks' from /perception/tracks" in str(failure.value)
+
+
+@pytest.mark.graph
+@pytest.mark.timeout(180)
 @pytest.mark.parametrize("transition", ["rtc", "prefix"])
 def test_a_transition_the_backend_cannot_do_stops_the_node_naming_it(tmp_path, checkpoint, transition):
     """rtc needs a backend that inpaints (not scripted); prefix a checkpoint trained with --prefix-frames."""

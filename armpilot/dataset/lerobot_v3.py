@@ -32,6 +32,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from armpilot.features import ACTION, COLOR, DEPTH, GOAL, OBJECT, STATE, feature
+
 from .depth_png import encode_depth_png
 from .stats import RunningStats
 from .tracks_feature import (
@@ -49,9 +51,7 @@ VIDEO_FILES_SIZE_IN_MB = 200
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
-STATE, ACTION, OBJECT = "observation.state", "action", "observation.object"
-GOAL = "observation.goal"
-COLOR, DEPTH, SUCCESS = "observation.images.color", "observation.images.depth", "next.success"
+SUCCESS = "next.success"
 OBJECT_NAMES = ["x", "y", "z", "qx", "qy", "qz", "qw"]
 GOAL_NAMES = ["x", "y", "z"]
 VECTOR_KEYS = (STATE, ACTION, OBJECT, GOAL)
@@ -295,18 +295,27 @@ class LeRobotV3Writer:
         names = list(self.joint_names or [f"joint_{i}" for i in range(self.joint_dim)])
         j = len(names)
         scalar = {"shape": [1], "names": None}
+        sizes = {"J": j, "H": h, "W": w}
+
+        def contract(key: str, names: list[str], info: dict[str, Any] | None = None) -> dict[str, Any]:
+            """The feature contract's dtype and shape for ``key``, its source topic in ``info``."""
+            entry = feature(key)
+            return {"dtype": entry.dtype, "shape": entry.resolved_shape(sizes), "names": names,
+                    "info": {**(info or {}), "ros.topic": entry.topic, "ros.msg_type": entry.msg_type}}
+
+        image_names = ["height", "width", "channels"]
         features = {
-            STATE: {"dtype": "float32", "shape": [j], "names": names},
-            ACTION: {"dtype": "float32", "shape": [j], "names": names},
-            OBJECT: {"dtype": "float32", "shape": [7], "names": OBJECT_NAMES},
-            GOAL: {"dtype": "float32", "shape": [3], "names": GOAL_NAMES},
-            COLOR: {"dtype": "video", "shape": [h, w, 3], "names": ["height", "width", "channels"],
-                    "info": {"video.height": h, "video.width": w, "video.codec": "h264" if self.codec == "libx264"
-                             else self.codec, "video.pix_fmt": "yuv420p", "video.is_depth_map": False,
-                             "video.fps": self.fps, "video.channels": 3, "has_audio": False}},
-            DEPTH: {"dtype": "image", "shape": [h, w, 1], "names": ["height", "width", "channels"],
-                    "info": {"image.is_depth_map": True, "image.encoding": "png", "image.bit_depth": 16,
-                             "image.unit": "mm", "image.storage": "parquet"}},
+            STATE: contract(STATE, names),
+            ACTION: contract(ACTION, names),
+            OBJECT: contract(OBJECT, OBJECT_NAMES),
+            GOAL: contract(GOAL, GOAL_NAMES),
+            COLOR: contract(COLOR, image_names, {
+                "video.height": h, "video.width": w, "video.codec": "h264" if self.codec == "libx264" else self.codec,
+                "video.pix_fmt": "yuv420p", "video.is_depth_map": False, "video.fps": self.fps, "video.channels": 3,
+                "has_audio": False}),
+            DEPTH: contract(DEPTH, image_names, {"image.is_depth_map": True, "image.encoding": "png",
+                                                 "image.bit_depth": 16, "image.unit": "mm",
+                                                 "image.storage": "parquet"}),
             SUCCESS: {"dtype": "bool", **scalar},
             "timestamp": {"dtype": "float32", **scalar},
             **{k: {"dtype": "int64", **scalar} for k in SCALAR_KEYS[1:]},

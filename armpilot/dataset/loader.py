@@ -26,6 +26,8 @@ import torch
 from torch.utils.data import Dataset
 
 from .depth_png import decode_depth_png
+from armpilot.features import load_contract
+
 from .lerobot_v3 import ACTION, COLOR, DEPTH, GOAL, OBJECT, STATE, VIDEO_PATH
 from .tracks_feature import TRACKS, TRACKS_MASK, column_array
 
@@ -58,6 +60,23 @@ class Normalizer:
         return (y + 1) / 2 * (hi - lo + self.eps) + lo
 
 
+def check_against_contract(root: Path, features: dict[str, Any]) -> None:
+    """Raises ValueError naming a feature of ``info.json`` whose dtype or shape differs from the feature
+    contract (``config/features.yaml``). Image sizes and track counts are the dataset's own; features the
+    contract does not know are left alone."""
+    contract = load_contract()
+    sizes = {"J": features[STATE]["shape"][0]} if STATE in features else {}
+    for key, entry in features.items():
+        expected = contract.get(key)
+        if expected is None:
+            continue
+        checked = all(isinstance(d, int) or d in sizes for d in expected.shape)
+        shape = expected.resolved_shape(sizes) if checked else list(entry.get("shape", []))
+        if entry.get("dtype") != expected.dtype or list(entry.get("shape", [])) != shape:
+            raise ValueError(f"{root}: feature '{key}' is {entry.get('dtype')} {entry.get('shape')} in "
+                             f"meta/info.json, the feature contract says {expected.dtype} {shape}")
+
+
 class LeRobotV3Dataset(Dataset):
     """Frames of a v3.0 dataset with observation history and action chunks (see module doc)."""
 
@@ -69,6 +88,7 @@ class LeRobotV3Dataset(Dataset):
             raise ValueError(f"{self.root}: codebase_version {self.info.get('codebase_version')!r}, expected 'v3.0'")
         self.n_obs_steps, self.horizon = n_obs_steps, horizon
         self.decode_video, self.decode_depth = decode_video, decode_depth
+        check_against_contract(self.root, self.info.get("features", {}))
         self.has_tracks = TRACKS in self.info.get("features", {})
         self.vector_keys = (STATE, ACTION, OBJECT) + ((GOAL,) if GOAL in self.info.get("features", {}) else ())
         columns = [*self.vector_keys, "episode_index", "frame_index", "index"] + ([DEPTH] if decode_depth else [])
