@@ -314,7 +314,9 @@ class PolicyNode(Node):
             age = self.get_clock().now().nanoseconds * 1e-9 - obs.stamp
             self.latency.add(age)
             budget = cfg.observation_budget + self.delay.max_s
-            if age > budget or episode != self.episode:
+            if episode != self.episode:
+                return  # a new episode began while this chunk was computed
+            if age > budget:
                 self.counts["dropped_stale"] += 1
                 self.get_logger().warning(f"chunk ready {age * 1e3:.0f} ms after its observation (budget "
                                           f"{budget * 1e3:.0f} ms): not sent", throttle_duration_sec=2.0)

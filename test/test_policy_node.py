@@ -41,18 +41,24 @@ def checkpoint(tmp_path_factory) -> Path:
     return Path(train(options)["output"])
 
 
-@pytest.mark.graph
-@pytest.mark.timeout(120)
-def test_missing_checkpoint_stops_the_node_naming_it(tmp_path):
-    missing = tmp_path / "no_such_checkpoint"
-    with running_graph((policy_node(checkpoint=str(missing)),), tmp_path / "logs") as (graph, probe):
-        deadline = time.monotonic() + 60
+def _start_failure(node, log_dir: Path, within: float) -> NodeFailed:
+    """Run ``node`` alone until it exits (it must, within ``within`` s); its NodeFailed."""
+    with running_graph((node,), log_dir) as (graph, probe):
+        deadline = time.monotonic() + within  # torch and diffusers load slowly on a busy 2-core machine
         with pytest.raises(NodeFailed) as failure:
             while time.monotonic() < deadline:
                 graph.check()
                 probe.spin_for(0.2)
     assert failure.value.code != 0
-    assert "no diffusion checkpoint" in str(failure.value) and str(missing) in str(failure.value)
+    return failure.value
+
+
+@pytest.mark.graph
+@pytest.mark.timeout(120)
+def test_missing_checkpoint_stops_the_node_naming_it(tmp_path):
+    missing = tmp_path / "no_such_checkpoint"
+    failure = _start_failure(policy_node(checkpoint=str(missing)), tmp_path / "logs", 60)
+    assert "no diffusion checkpoint" in str(failure) and str(missing) in str(failure)
 
 
 @pytest.mark.graph
@@ -64,13 +70,8 @@ def test_a_checkpoint_needing_a_feature_the_graph_cannot_feed_stops_the_node_nam
     forged.mkdir()
     (forged / "policy.json").write_text(json.dumps(meta))
     (forged / "policy.safetensors").write_bytes((checkpoint / "policy.safetensors").read_bytes())
-    with running_graph((policy_node(checkpoint=str(forged)),), tmp_path / "logs") as (graph, probe):
-        deadline = time.monotonic() + 150
-        with pytest.raises(NodeFailed) as failure:
-            while time.monotonic() < deadline:
-                graph.check()
-                probe.spin_for(0.2)
-    assert failure.value.code != 0 and "'observation.tracks' from /perception/tracks" in str(failure.value)
+    failure = _start_failure(policy_node(checkpoint=str(forged)), tmp_path / "logs", 150)
+    assert "'observation.tracks' from /perception/tracks" in str(failure)
 
 
 @pytest.mark.graph
@@ -79,13 +80,8 @@ def test_a_checkpoint_needing_a_feature_the_graph_cannot_feed_stops_the_node_nam
 def test_a_transition_the_backend_cannot_do_stops_the_node_naming_it(tmp_path, checkpoint, transition):
     """rtc needs a backend that inpaints (not scripted); prefix a checkpoint trained with --prefix-frames."""
     arguments = {"policy": "scripted"} if transition == "rtc" else {"checkpoint": str(checkpoint)}
-    with running_graph((policy_node(transition=transition, **arguments),), tmp_path / "logs") as (graph, probe):
-        deadline = time.monotonic() + 150  # torch and diffusers load slowly on a busy 2-core machine
-        with pytest.raises(NodeFailed) as failure:
-            while time.monotonic() < deadline:
-                graph.check()
-                probe.spin_for(0.2)
-    assert failure.value.code != 0 and f"transition '{transition}' needs" in str(failure.value)
+    failure = _start_failure(policy_node(transition=transition, **arguments), tmp_path / "logs", 150)
+    assert f"transition '{transition}' needs" in str(failure)
 
 
 def _joint_state(stamp: float, positions: np.ndarray) -> JointState:
