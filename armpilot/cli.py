@@ -15,6 +15,7 @@ from armpilot.policies.policy_server import ServerConfig
 from armpilot.policies.realtime import TRANSITIONS
 from armpilot.policies.registry import BACKENDS
 from armpilot.robot_profile import DEFAULT_ROBOT, shipped_profiles
+from armpilot.sim.scenes import SCENES
 from armpilot.tasks import TASKS
 from armpilot.train_command import add_train_parser, train_from_args
 
@@ -80,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="who drives (default: the scripted expert)")
     record.add_argument("--episodes", type=int, default=20, help="episodes to record (default: 20)")
     record.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    record.add_argument("--scene", choices=SCENES, default="nominal",
+                        help="what varies per episode (default: nominal; randomized for training data)")
     record.add_argument("--output", type=Path, required=True, help="folder for the bags")
     record.add_argument("--keep-failures", action="store_true", help="keep the bags of failed episodes too")
     record.add_argument("--width", type=int, default=320, help="camera width, px (default: 320)")
@@ -173,6 +176,8 @@ def _add_closed_loop_arguments(demo: argparse.ArgumentParser, policy: str, episo
     demo.add_argument("--server-uri", default="ws://127.0.0.1:8000", help="policy server for --policy remote")
     demo.add_argument("--episodes", type=int, default=episodes, help=f"number of seeded episodes (default: {episodes})")
     demo.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode k uses seed+k")
+    demo.add_argument("--scene", choices=SCENES, default="nominal",
+                      help="what the sim varies per episode: nominal | randomized | heldout (default: nominal)")
     demo.add_argument("--report", type=Path, default=Path("out/report.json"), help="JSON report path")
     demo.add_argument("--media", type=Path, default=None, help="folder for images, video and node logs "
                       "(default: next to the report)")
@@ -302,7 +307,7 @@ def _demo_options(args: argparse.Namespace):
                          "candidates": str(args.candidates) if isinstance(args.candidates, int) else "1",
                          "checkpoint": str(Path(args.checkpoint).resolve()) if args.checkpoint else '""',
                          "sampler_steps": str(args.steps), "sampler": args.sampler, "server_uri": args.server_uri,
-                         "robot": args.robot,
+                         "robot": args.robot, "scene": args.scene,
                          "noise_std": str(args.noise_std), "bad_probability": str(args.bad_probability),
                          "bad_offset": str(args.bad_offset),
                          **transition_arguments(args.transition, args.delay_ms)},
@@ -320,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         from armpilot.ros_nodes.record_runner import RecordOptions, run_record
 
         report = run_record(RecordOptions(args.task, args.output, args.episodes, args.seed, args.policy,
-                                          args.keep_failures, args.width, args.height, args.domain_id, args.robot))
+                                          args.keep_failures, args.width, args.height, args.domain_id, args.robot,
+                                          args.scene))
         print(f"recorded {sum(b['kept'] for b in report['bags'])} of {report['episodes']} episodes "
               f"(success rate {report['success_rate']:.2f}) into {report['output']}")
         return 0

@@ -40,6 +40,7 @@ class RecordOptions:
     height: int = 480
     domain_id: int | None = None
     robot: str = DEFAULT_ROBOT
+    scene: str = "nominal"
 
 
 def run_record(options: RecordOptions) -> dict:
@@ -47,7 +48,8 @@ def run_record(options: RecordOptions) -> dict:
     task = get_task(options.task, load_profile(options.robot).reach)
     options.output.mkdir(parents=True, exist_ok=True)
     values = {"task": options.task, "policy": options.policy, "seed": str(options.seed), "width": str(options.width),
-              "height": str(options.height), "output": str(options.output.resolve()), "robot": options.robot}
+              "height": str(options.height), "output": str(options.output.resolve()), "robot": options.robot,
+              "scene": options.scene}
     results, bags = [], []
     with graph_session("record", values, options.domain_id, options.output / "logs") as (graph, node):
         # the recorder must have discovered every publisher and the clock before the first episode

@@ -55,7 +55,7 @@ class SimNode(Node):
         cfg = self.config
         camera = CameraConfig(cfg.width, cfg.height, cfg.fovy_deg)
         profile = load_robot(self)
-        world = SimWorld(profile, get_task(cfg.task, profile.reach), camera, render=cfg.render)
+        world = SimWorld(profile, get_task(cfg.task, profile.reach), camera, render=cfg.render, scene=cfg.scene)
         self.runner = SimRunner(world)
         self.runner.reset(cfg.seed)
         self.tick_steps = max(1, round(1.0 / (cfg.joint_state_rate_hz * world.timestep)))

@@ -14,7 +14,7 @@ from armpilot.robot_profile import PROFILE_KEYS, load_profile, shipped_profiles
 from armpilot.ros_nodes.parameter_docs import markdown, node_config_classes
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIPPED = {"graph.yaml", "ros2_controllers.yaml"}
+SKIPPED = {"graph.yaml", "ros2_controllers.yaml", "features.yaml"}  # not node parameters
 ROS_BUILT_IN = {"use_sim_time"}
 SCHEMAS = {node: {f.name for c in classes for f in dataclasses.fields(c)}
            for node, classes in node_config_classes().items()}

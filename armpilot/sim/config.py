@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from armpilot.fields import describe as _describe
+from armpilot.sim.scenes import SCENES
 from armpilot.tasks import TASKS
 
 
@@ -14,6 +15,9 @@ class SimConfig:
 
     task: str = field(default="reach", metadata=_describe("task: reach | push | pick"))
     seed: int = field(default=0, metadata=_describe("seed of the next reset (settable at run time)"))
+    scene: str = field(default="nominal", metadata=_describe(
+        "what varies per episode: nominal (nothing) | randomized (object colour and size, 0-2 distractor boxes, "
+        "lighting, camera jitter) | heldout (colours and sizes randomized never draws)"))
     joint_state_rate_hz: float = field(default=125.0, metadata=_describe("/joint_states and /clock rate, Hz"))
     camera_rate_hz: float = field(default=15.0, metadata=_describe("colour/depth/camera_info rate, Hz"))
     width: int = field(default=640, metadata=_describe("camera image width, px"))
@@ -32,6 +36,8 @@ class SimConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.scene not in SCENES:
+            raise ValueError(f"parameter 'scene' is '{self.scene}'; use one of {SCENES}")
         if self.task not in TASKS:
             raise ValueError(f"parameter 'task' is '{self.task}'; known tasks: {sorted(TASKS)}")
         for name in ("joint_state_rate_hz", "camera_rate_hz", "privileged_rate_hz"):

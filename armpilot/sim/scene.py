@@ -23,6 +23,8 @@ from armpilot.tasks import Task
 
 CAMERA_NAME = "rgbd"
 OBJECT_BODY = "task_object"
+DISTRACTOR_BODY = "distractor_"
+FLOOR_Z = -0.75
 GOAL_BODY = "task_goal"
 #: Table half extents and centre as fractions of the arm's reach (armpilot's 0.6 m: 0.6 x 0.5 m at x = 0.35).
 TABLE_HALF = (1.0, 5.0 / 6.0)
@@ -74,8 +76,9 @@ def mujoco_urdf(profile: RobotProfile) -> str:
     return re.sub(r"(<robot[^>]*>)", r"\1" + MUJOCO_URDF_OPTIONS, xml, count=1)
 
 
-def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig) -> mujoco.MjSpec:
-    """The full scene spec: the profile's arm, table, ``task``'s object, camera, lights."""
+def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig, distractors: int = 0) -> mujoco.MjSpec:
+    """The full scene spec: the profile's arm, table, ``task``'s object, camera, lights, and ``distractors``
+    free boxes (parked on the floor out of view until a scene variation places them)."""
     arm = ArmModel(profile)
     spec = mujoco.MjSpec.from_string(mujoco_urdf(profile))
     # the URDF's own visuals were dropped at parse time; keep the scene's visual-only markers
@@ -99,14 +102,27 @@ def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig) -> mujo
     )
     table_top.friction = [0.8, 0.005, 0.0001]
     world.add_geom(
-        name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3, 3, 0.1], pos=[0, 0, -0.75], rgba=[0.3, 0.32, 0.35, 1]
+        name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3, 3, 0.1], pos=[0, 0, FLOOR_Z], rgba=[0.3, 0.32, 0.35, 1]
     )
     world.add_light(name="key", pos=[0.4, -0.6, 1.6], dir=[0, 0.3, -1], diffuse=[0.7, 0.7, 0.7], castshadow=False)
     world.add_light(name="fill", pos=[0.9, 0.6, 1.2], dir=[-0.4, -0.3, -1], diffuse=[0.3, 0.3, 0.3], castshadow=False)
     cam_pos, cam_quat = camera_pose_in_mujoco(arm)
     world.add_camera(name=CAMERA_NAME, pos=cam_pos, quat=cam_quat, fovy=camera.fovy_deg)
     _add_task_bodies(spec, task)
+    for k in range(distractors):
+        body = world.add_body(name=f"{DISTRACTOR_BODY}{k}", pos=parked_position(k, task.object_half_size))
+        body.add_freejoint(name=f"{DISTRACTOR_BODY}{k}_free")
+        geom = body.add_geom(name=f"{DISTRACTOR_BODY}{k}_geom", type=mujoco.mjtGeom.mjGEOM_BOX,
+                             size=[task.object_half_size] * 3, mass=max(task.object_mass, 0.05),
+                             rgba=[0.5, 0.5, 0.5, 1])
+        geom.friction = [1.2, 0.01, 0.0001]
+        geom.condim = 4
     return spec
+
+
+def parked_position(index: int, half_size: float) -> list[float]:
+    """Where unused distractor ``index`` rests: on the floor, far behind the arm (out of the camera's view)."""
+    return [-2.5, 2.0 + 0.4 * index, FLOOR_Z + half_size]
 
 
 def _configure_arm(spec: mujoco.MjSpec, profile: RobotProfile) -> None:
@@ -192,7 +208,8 @@ def _add_task_bodies(spec: mujoco.MjSpec, task: Task) -> None:
     else:
         body = world.add_body(name=OBJECT_BODY, pos=[0.4, 0.0, 0.15], mocap=True)
         body.add_geom(
-            type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[size, 0, 0], rgba=[0.9, 0.1, 0.1, 1], contype=0, conaffinity=0
+            name="task_object_geom", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[size, 0, 0], rgba=[0.9, 0.1, 0.1, 1],
+            contype=0, conaffinity=0,
         )
     goal = world.add_body(name=GOAL_BODY, pos=[0.4, 0.0, 0.001], mocap=True)
     if task.name == "push":

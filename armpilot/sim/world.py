@@ -6,11 +6,15 @@ along the optical axis (0 where nothing was hit); colour images are RGB uint8.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import mujoco
 import numpy as np
 
 from armpilot.robot_profile import RobotProfile, load_profile
 from armpilot.sim.scene import CAMERA_NAME, GOAL_BODY, OBJECT_BODY, CameraConfig, build_scene
+from armpilot.sim.scene_variator import SceneVariator
+from armpilot.sim.scenes import MAX_DISTRACTORS, SCENES, SceneVariation, draw_variation
 from armpilot.tasks import Task, TaskInit, TaskState
 
 #: Depth beyond this (m) is reported as 0 (no return), as a RealSense does.
@@ -21,12 +25,17 @@ class SimWorld:
     """One MuJoCo world for one task; ``reset(seed)`` starts an episode."""
 
     def __init__(self, robot: RobotProfile | None, task: Task, camera: CameraConfig | None = None,
-                 render: bool = True):
-        """``robot``: the arm's profile (None: armpilot's own); ``task`` as ``get_task(name, robot.reach)``."""
+                 render: bool = True, scene: str = "nominal"):
+        """``robot``: the arm's profile (None: armpilot's own); ``task`` as ``get_task(name, robot.reach)``;
+        ``scene``: what varies per episode (``armpilot.sim.scenes``)."""
+        if scene not in SCENES:
+            raise ValueError(f"unknown scene '{scene}'; use one of {SCENES}")
         self.profile = robot if robot is not None else load_profile()
-        self.task = task
+        self.task = self.episode_task = task
+        self.scene = scene
         self.camera = camera or CameraConfig()
-        self.model = build_scene(self.profile, task, self.camera).compile()
+        distractors = 0 if scene == "nominal" else MAX_DISTRACTORS
+        self.model = build_scene(self.profile, task, self.camera, distractors).compile()
         self.data = mujoco.MjData(self.model)
         self.joint_names = self.profile.joints
         self._qpos = np.array([self.model.joint(n).qposadr[0] for n in self.joint_names])
@@ -46,6 +55,8 @@ class SimWorld:
         if render:
             self._renderer = mujoco.Renderer(self.model, self.camera.height, self.camera.width)
         self.episode_init: TaskInit | None = None
+        self.variation = SceneVariation()
+        self._variator = SceneVariator(self.model, task.object_half_size) if scene != "nominal" else None
 
     @property
     def time(self) -> float:
@@ -61,6 +72,15 @@ class SimWorld:
         """Put the arm at home and the task object at a pose drawn from ``seed``."""
         init = self.task.sample(np.random.default_rng(seed))
         mujoco.mj_resetData(self.model, self.data)
+        if self._variator is not None:
+            self.variation = draw_variation(self.scene, seed, init.object_position, init.goal_position,
+                                            self.task.object_half_size, np.asarray(self.task.region_low),
+                                            np.asarray(self.task.region_high), self.task.scale)
+            half = self.task.object_half_size * self.variation.object_scale
+            self.episode_task = replace(self.task, object_half_size=half)
+            if self.task.object_kind == "box":  # a resized box still rests on the table
+                init = replace(init, object_position=np.array([*init.object_position[:2], half]))
+            self._variator.apply(self.data, self.variation)
         for adr, value in self._home_all:
             self.data.qpos[adr] = value
         self.data.ctrl[:] = [value for _, value in self._home_ctrl]
@@ -127,7 +147,7 @@ class SimWorld:
 
     def success(self) -> bool:
         """True when the current episode's task is solved."""
-        return self.task.success(self.task_state())
+        return self.episode_task.success(self.task_state())
 
     def intrinsics(self) -> tuple[float, float, float, float]:
         """Pinhole fx, fy, cx, cy (px) of the rendered images (square pixels, centred)."""

@@ -1,0 +1,83 @@
+"""Scene variations drawn per seeded episode: where a pose is not enough (pure numpy, no MuJoCo).
+
+- ``nominal``: today's scene, nothing varies (the default; every figure before scenes used it).
+- ``randomized``: the training distribution: the task object's colour from ``TRAIN_COLOURS``, its
+  size x0.8-1.2, 0-2 distractor boxes (other training colours, sizes x0.7-1.3) away from the object
+  and the goal, key/fill light intensity x0.6-1.4, the camera moved up to 1 cm and turned up to 1 deg.
+- ``heldout``: the same, with colours from ``HELDOUT_COLOURS`` and sizes x0.65-0.75 or x1.25-1.4,
+  never drawn by ``randomized``: a check of what a policy learned, not what it saw.
+
+Variations come from their own random stream (``seed`` + ``VARIATION_STREAM``), so the task's own draw
+(object pose, goal) is the same in every scene.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SCENES = ("nominal", "randomized", "heldout")
+#: Most distractor boxes in a scene (the sim keeps this many bodies, parked below the floor when unused).
+MAX_DISTRACTORS = 2
+VARIATION_STREAM = 7_919
+#: RGB in 0..1. The nominal object is red.
+NOMINAL_COLOUR = (0.85, 0.15, 0.15)
+TRAIN_COLOURS = ((0.85, 0.15, 0.15), (0.15, 0.35, 0.85), (0.95, 0.8, 0.1), (0.2, 0.7, 0.25), (0.6, 0.2, 0.7))
+HELDOUT_COLOURS = ((0.95, 0.5, 0.1), (0.1, 0.75, 0.8), (0.9, 0.4, 0.7))
+#: Distractors keep at least this far (m, times the arm's reach scale) from the object and the goal.
+CLEARANCE = 0.09
+#: Distractors stand in the task's object region widened by this much on each side (m, times the scale).
+SPREAD = 0.08
+
+
+@dataclass(frozen=True)
+class Distractor:
+    """A box that is not the task's: centre (3,) in the base frame, half size (m), colour (RGB)."""
+
+    position: np.ndarray
+    half_size: float
+    colour: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class SceneVariation:
+    """What differs from the nominal scene in one episode."""
+
+    object_colour: tuple[float, float, float] = NOMINAL_COLOUR
+    object_scale: float = 1.0
+    distractors: tuple[Distractor, ...] = ()
+    light_scale: float = 1.0
+    camera_offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    camera_turn_rad: np.ndarray = field(default_factory=lambda: np.zeros(3))
+
+
+def draw_variation(scene: str, seed: int, object_position: np.ndarray, goal_position: np.ndarray,
+                   half_size: float, region_low: np.ndarray, region_high: np.ndarray,
+                   scale: float = 1.0) -> SceneVariation:
+    """The variation of ``scene`` for episode ``seed`` (module doc); distractors stand in the object region
+    ``region_*`` widened by ``SPREAD``, a box that finds no free place in 50 draws is left out."""
+    if scene not in SCENES:
+        raise ValueError(f"unknown scene '{scene}'; use one of {SCENES}")
+    if scene == "nominal":
+        return SceneVariation()
+    rng = np.random.default_rng(seed + VARIATION_STREAM)
+    palette = TRAIN_COLOURS if scene == "randomized" else HELDOUT_COLOURS
+    colour_index = int(rng.integers(len(palette)))
+    if scene == "randomized":
+        object_scale = float(rng.uniform(0.8, 1.2))
+    else:
+        object_scale = float(rng.choice([rng.uniform(0.65, 0.75), rng.uniform(1.25, 1.4)]))
+    others = [c for k, c in enumerate(palette) if k != colour_index]
+    distractors = []
+    low, high = region_low[:2] - SPREAD * scale, region_high[:2] + SPREAD * scale
+    for _ in range(int(rng.integers(0, MAX_DISTRACTORS + 1))):
+        size = half_size * float(rng.uniform(0.7, 1.3))
+        for _attempt in range(50):
+            xy = rng.uniform(low, high)
+            taken = [object_position[:2], goal_position[:2], *(d.position[:2] for d in distractors)]
+            if all(np.linalg.norm(xy - p) > CLEARANCE * scale + size for p in taken):
+                distractors.append(Distractor(np.array([*xy, size]), size, others[int(rng.integers(len(others)))]))
+                break
+    return SceneVariation(palette[colour_index], object_scale, tuple(distractors), float(rng.uniform(0.6, 1.4)),
+                          rng.uniform(-0.01, 0.01, 3), np.deg2rad(rng.uniform(-1.0, 1.0, 3)))

@@ -1,0 +1,64 @@
+"""Scenes where a pose is not enough: seeded variations (pure) and their effect on the MuJoCo world."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from armpilot.robot_profile import load_profile
+from armpilot.sim.scenes import (CLEARANCE, HELDOUT_COLOURS, MAX_DISTRACTORS, TRAIN_COLOURS, SceneVariation,
+                                 draw_variation)
+from armpilot.sim.world import SimWorld
+from armpilot.tasks import get_task
+
+PUSH = get_task("push")
+
+
+def _draw(scene: str, seed: int):
+    init = PUSH.sample(np.random.default_rng(seed))
+    variation = draw_variation(scene, seed, init.object_position, init.goal_position, PUSH.object_half_size,
+                               np.asarray(PUSH.region_low), np.asarray(PUSH.region_high))
+    return init, variation
+
+
+def test_nominal_varies_nothing_and_unknown_scenes_are_refused():
+    nominal, plain = _draw("nominal", 3)[1], SceneVariation()
+    assert nominal.object_colour == plain.object_colour and nominal.object_scale == 1.0
+    assert nominal.distractors == () and nominal.light_scale == 1.0 and not nominal.camera_offset.any()
+    with pytest.raises(ValueError, match="unknown scene"):
+        _draw("fancy", 3)
+
+
+def test_randomized_and_heldout_never_share_colours_or_sizes_and_keep_distractors_clear():
+    counts = []
+    for seed in range(200):
+        init, train = _draw("randomized", seed)
+        _, held = _draw("heldout", seed)
+        assert train.object_colour in TRAIN_COLOURS and held.object_colour in HELDOUT_COLOURS
+        assert 0.8 <= train.object_scale <= 1.2 and not 0.75 < held.object_scale < 1.25
+        assert len(train.distractors) <= MAX_DISTRACTORS
+        for box in train.distractors:
+            assert box.colour != train.object_colour
+            for other in (init.object_position, init.goal_position):
+                assert np.linalg.norm(box.position[:2] - other[:2]) > CLEARANCE
+        counts.append(len(train.distractors))
+        assert _draw("randomized", seed)[1].object_colour == train.object_colour  # seeded
+    assert set(counts) == set(range(MAX_DISTRACTORS + 1))
+    assert not set(TRAIN_COLOURS) & set(HELDOUT_COLOURS)
+
+
+def test_a_randomized_world_shows_the_variation_and_keeps_the_tasks_own_draw():
+    profile = load_profile("armpilot")
+    nominal = SimWorld(profile, PUSH, render=False)
+    varied = SimWorld(profile, PUSH, render=False, scene="randomized")
+    seed = next(s for s in range(50) if len(_draw("randomized", s)[1].distractors) == 2)
+    a, b = nominal.reset(seed), varied.reset(seed)
+    assert np.allclose(a.object_position[:2], b.object_position[:2]) and np.allclose(a.goal_position, b.goal_position)
+    geom = varied.model.geom("task_object_geom").id
+    assert np.allclose(varied.model.geom_rgba[geom][:3], varied.variation.object_colour)
+    assert np.isclose(b.object_position[2], PUSH.object_half_size * varied.variation.object_scale)
+    for k, box in enumerate(varied.variation.distractors):
+        body = varied.model.body(f"distractor_{k}").id
+        assert np.allclose(varied.data.xpos[body][:2], box.position[:2])
+    with pytest.raises(KeyError):
+        nominal.model.body("distractor_0")  # the nominal scene is today's scene, nothing added
