@@ -137,11 +137,11 @@ class PolicyServer:
 
     def start(self) -> PolicyServer:
         """Listen in a background thread; returns self (``address`` is then known)."""
-        self._batcher = RequestBatcher(self.infer_batch, BatchConfig(self.config.max_batch,
-                                                                     self.config.max_batch_wait_ms))
         self._server = serve(self._handle, self.config.host, self.config.port, compression=None,
                              max_size=MAX_MESSAGE_BYTES,
                              process_request=self._process_request)
+        self._batcher = RequestBatcher(self.infer_batch, BatchConfig(self.config.max_batch,
+                                                                     self.config.max_batch_wait_ms))
         self._running = True
         self._thread = threading.Thread(target=self._accept_loop, name="policy-server", daemon=True)
         self._thread.start()

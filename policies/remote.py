@@ -103,6 +103,11 @@ def request_to_observation(request: dict[str, Any]) -> tuple[Observation, int, s
     obs = Observation(stamp, names, state, np.asarray(request["observation/object_position"], float),
                       float(request["observation/object_yaw"]), goal, history,
                       None if image is None else np.asarray(image))
+    if obs.object_position.shape != (3,) or obs.goal_position.shape != (3,):
+        raise ValueError(f"observation/object_position and observation/goal need 3 values, got "
+                         f"{obs.object_position.shape} and {obs.goal_position.shape}")
+    if any(h.joint_positions.shape != state.shape or h.object_position.shape != (3,) for h in history):
+        raise ValueError("observation/history/* rows must match observation/state and hold 3-value positions")
     for field_name, value in (("object_position", obs.object_position), ("object_yaw", obs.object_yaw),
                               ("goal", obs.goal_position)):
         if np.any(np.isinf(value)):
@@ -140,10 +145,10 @@ def _served_observation(request: dict[str, Any], joint_names: tuple[str, ...]) -
 def batched_infer(policy: Policy, joint_names: tuple[str, ...], infer: Infer) -> InferBatch:
     """Answers the observation requests of a batch with one ``policy.sample_batch`` call.
 
-    Control messages and requests that carry an instruction go through ``infer`` one by one (a
-    served instruction is policy state); a request that fails validation gets its own error, and
-    if the batched call fails, each request is answered alone so the error reaches the one that
-    caused it.
+    Control messages and, for backends that take one, requests that carry an instruction go through
+    ``infer`` one by one (a served instruction is policy state); a request that fails validation gets
+    its own error, and if the batched call fails in any way, each request is answered alone so the
+    error reaches the one that caused it (the others are answered).
     """
     alone = one_by_one(infer)
 
@@ -151,7 +156,7 @@ def batched_infer(policy: Policy, joint_names: tuple[str, ...], infer: Infer) ->
         results: list[Any] = [None] * len(requests)
         pending: list[tuple[int, Observation, int]] = []
         for i, request in enumerate(requests):
-            if request.get("__ctrl__") or request.get("prompt"):
+            if request.get("__ctrl__") or (request.get("prompt") and policy.capabilities.takes_instruction):
                 results[i] = alone([request])[0]
                 continue
             try:
@@ -163,7 +168,9 @@ def batched_infer(policy: Policy, joint_names: tuple[str, ...], infer: Infer) ->
         if pending:
             try:
                 chunks = policy.sample_batch([obs for _, obs, _ in pending], [n for *_, n in pending])
-            except (KeyError, ValueError, TypeError):
+                if len(chunks) != len(pending):
+                    raise ValueError(f"sample_batch answered {len(chunks)} of {len(pending)} observations")
+            except Exception:  # noqa: BLE001 - answered one by one below, so the error reaches its request only
                 chunks = None
             for k, (i, _, n) in enumerate(pending):
                 if chunks is None:

@@ -59,6 +59,7 @@ class RequestBatcher:
         self.infer_batch, self.config = infer_batch, config
         self._queue: queue.Queue[tuple[dict[str, Any], Future]] = queue.Queue()
         self._running = True
+        self._lock = threading.Lock()  # submit vs close: nothing is queued after the last drain
         self.batches = 0
         self.requests = 0
         self._worker = threading.Thread(target=self._run, name="policy-batcher", daemon=True)
@@ -66,10 +67,11 @@ class RequestBatcher:
 
     def submit(self, request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
         """(reply map, timing {infer_ms, batch}) for one request; raises what its inference raised."""
-        if not self._running:
-            raise RuntimeError("the batcher is closed")
         future: Future = Future()
-        self._queue.put((request, future))
+        with self._lock:
+            if not self._running:
+                raise RuntimeError("the batcher is closed")
+            self._queue.put((request, future))
         return future.result()
 
     def _gather(self) -> list[tuple[dict[str, Any], Future]] | None:
@@ -116,7 +118,8 @@ class RequestBatcher:
 
     def close(self) -> None:
         """Stop the worker; requests still queued get a RuntimeError."""
-        self._running = False
+        with self._lock:
+            self._running = False
         self._worker.join(timeout=5)
         while True:
             try:

@@ -224,6 +224,10 @@ class PolicyNode(Node):
         except ValueError as error:
             self.get_logger().error(f"{topics.POLICY_GOAL}: {error}; goal ignored")
             return
+        if not np.all(np.isfinite(self.goal.current())) or not np.allclose(self.goal.current(), [p.x, p.y, p.z]):
+            self.get_logger().warning(f"{topics.POLICY_GOAL}: goal stamped before this episode began (stamp 0? the "
+                                      "sim graphs take goals stamped at or after the episode start); ignored")
+            return
         self.get_logger().info(f"goal {np.round([p.x, p.y, p.z], 3).tolist()} in '{self.base_frame}'")
         if changed and continuous:
             self.begin_episode(self.episode + 1, now, "a new goal")

@@ -161,6 +161,26 @@ def test_server_refuses_a_bad_request_in_a_batch_without_failing_the_others():
         assert good.sample_candidates(_observation(1), 2).shape == (2, 10, 7)
 
 
+def test_a_request_that_breaks_the_batched_call_fails_alone():
+    class Fragile(BatchLine):
+        def sample_batch(self, observations, counts):
+            if any(o.joint_positions[0] > 10 for o in observations):
+                raise RuntimeError("the forward pass failed")
+            return super().sample_batch(observations, counts)
+
+    policy = Fragile()
+    infer, _ = serve_policy(policy, CONTROLLED_JOINTS, "line")
+    poisoned = observation_to_request(_observation(0))
+    poisoned["observation/state"] = poisoned["observation/state"] + 20.0
+    results = batched_infer(policy, CONTROLLED_JOINTS, infer)([observation_to_request(_observation(1)), poisoned,
+                                                               {"__ctrl__": "episode_start"}])
+    assert results[0]["actions"].shape == (10, 7) and results[2] == {}
+    assert isinstance(results[1], RuntimeError)
+    bad_shape = observation_to_request(_observation(2))
+    bad_shape["observation/goal"] = np.zeros(2, np.float32)
+    assert "need 3 values" in str(batched_infer(policy, CONTROLLED_JOINTS, infer)([bad_shape])[0])
+
+
 def test_diffusion_batch_conditions_each_chunk_on_its_own_observation(monkeypatch):
     """With the noise fixed, a batch of observations gives exactly what one call per observation gives."""
     torch.set_num_threads(1)

@@ -60,5 +60,8 @@ def test_a_randomized_world_shows_the_variation_and_keeps_the_tasks_own_draw():
     for k, box in enumerate(varied.variation.distractors):
         body = varied.model.body(f"distractor_{k}").id
         assert np.allclose(varied.data.xpos[body][:2], box.position[:2])
+        g = varied.model.geom(f"distractor_{k}_geom").id  # collision bounds follow the size (broad phase)
+        assert np.isclose(varied.model.geom_rbound[g], np.linalg.norm(varied.model.geom_size[g]))
+    assert np.isclose(varied.model.geom_rbound[geom], np.linalg.norm(varied.model.geom_size[geom]))
     with pytest.raises(KeyError):
         nominal.model.body("distractor_0")  # the nominal scene is today's scene, nothing added

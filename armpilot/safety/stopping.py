@@ -6,10 +6,13 @@ starts and ends at zero (no step at the start, as joint_trajectory_controller's
 decelerate-on-cancel avoids), peaks at ``pi |v0| / (2 T)`` and the jerk at
 ``pi^2 |v0| / (2 T^2)``. ``T`` is the shortest time that keeps both within
 the joint's limits; the joint travels ``v0 T / 2`` while braking. A joint
-that comes to rest outside its position limits (measured past them, or moving
-toward one faster than it can brake) then returns to the limit on a
-raised-cosine position profile ``p(t) = p1 + d (1 - cos(pi t / R)) / 2``
-within its velocity, acceleration and jerk limits. Times in s, positions in
+whose braking carries it past a position limit then comes back on a
+cycloidal profile ``p(t) = p1 + d (s - sin(2 pi s) / (2 pi))``, ``s = t / R``
+(velocity, acceleration and jerk zero at both ends) within its velocity,
+acceleration and jerk limits, to the limit or, for a joint measured outside
+its limits already, to where it was measured: a hold never ends further
+outside than the joint was, and never drags a joint measured outside
+(miscalibrated, pushed by contact) across its range. Times in s, positions in
 rad or m.
 """
 
@@ -64,17 +67,17 @@ def stop_trajectory(
         lower, upper: (J,) position limits (+-inf for continuous joints).
         max_velocity: (J,) positive velocity limits of the return move (unbounded when None).
 
-    A joint already past a position limit, or whose stop would cross one,
-    still brakes within its acceleration and jerk limits, then returns to the
-    limit (the caller reports it: :func:`crosses_limit`). Nothing here ever
-    steps a position, and the last point is always inside the limits.
+    A joint whose stop would cross a position limit still brakes within its
+    acceleration and jerk limits, then returns (module doc; the caller reports
+    it: :func:`crosses_limit`). Nothing here ever steps a position; the last
+    point is inside the limits, or no further outside than ``position``.
     """
     position = np.asarray(position, float)
     velocity = np.asarray(velocity, float)
     max_velocity = np.full(len(position), np.inf) if max_velocity is None else np.asarray(max_velocity, float)
     duration = braking_time(velocity, max_acceleration, max_jerk)
     rest = position + np.where(duration > 0, velocity * duration / 2.0, 0.0)
-    inside = np.clip(rest, lower, upper)
+    inside = np.clip(rest, np.minimum(lower, position), np.maximum(upper, position))
     back = return_time(inside - rest, max_velocity, max_acceleration, max_jerk)
     braked = float(duration.max(initial=0.0))
     horizon = max(braked + float(back.max(initial=0.0)), MIN_STOP_TIME)
@@ -90,24 +93,25 @@ def stop_trajectory(
         back_span = np.where(back > 0, back, 1.0)[None, :]
         along = np.clip((t - braked) / back_span, 0.0, 1.0)
         offset = inside - rest
-        positions = positions + np.where(back[None, :] > 0, offset * (1.0 - np.cos(np.pi * along)) / 2.0, 0.0)
+        cycloid = along - np.sin(2.0 * np.pi * along) / (2.0 * np.pi)
+        positions = positions + np.where(back[None, :] > 0, offset * cycloid, 0.0)
         returning = (back[None, :] > 0) & (along > 0.0) & (along < 1.0)
         velocities = velocities + np.where(
-            returning, offset * np.pi * np.sin(np.pi * along) / (2.0 * back_span), 0.0)
+            returning, offset * (1.0 - np.cos(2.0 * np.pi * along)) / back_span, 0.0)
     return StopTrajectory(times, positions, velocities)
 
 
 def return_time(offset: np.ndarray, max_velocity: np.ndarray, max_acceleration: np.ndarray,
                 max_jerk: np.ndarray) -> np.ndarray:
-    """(J,) shortest raised-cosine move from rest over ``offset`` to rest within the limits, s (0: no move).
+    """(J,) shortest cycloidal move from rest over ``offset`` to rest within the limits, s (0: no move).
 
-    The profile's peaks are ``pi d / (2 R)`` (velocity), ``pi^2 d / (2 R^2)``
-    (acceleration) and ``pi^3 d / (2 R^3)`` (jerk) for a distance ``d``.
+    The profile's peaks are ``2 d / R`` (velocity), ``2 pi d / R^2``
+    (acceleration) and ``4 pi^2 d / R^3`` (jerk) for a distance ``d``.
     """
     d = np.abs(offset)
-    by_velocity = np.pi * d / (2.0 * max_velocity)
-    by_accel = np.sqrt(np.pi**2 * d / (2.0 * max_acceleration))
-    by_jerk = np.cbrt(np.pi**3 * d / (2.0 * max_jerk))
+    by_velocity = 2.0 * d / max_velocity
+    by_accel = np.sqrt(2.0 * np.pi * d / max_acceleration)
+    by_jerk = np.cbrt(4.0 * np.pi**2 * d / max_jerk)
     return np.where(d > 0, np.maximum.reduce([by_velocity, by_accel, by_jerk]), 0.0)
 
 

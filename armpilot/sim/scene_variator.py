@@ -24,6 +24,9 @@ class SceneVariator:
         self.object_geom = model.geom("task_object_geom").id
         self.object_rgba = model.geom_rgba[self.object_geom].copy()
         self.object_size = model.geom_size[self.object_geom].copy()
+        self.object_body = model.geom_bodyid[self.object_geom]
+        self.object_mass = model.body_mass[self.object_body].copy()
+        self.object_inertia = model.body_inertia[self.object_body].copy()
         self.light_diffuse = model.light_diffuse.copy()
         self.camera = model.camera(CAMERA_NAME).id
         self.camera_pos = model.cam_pos[self.camera].copy()
@@ -31,12 +34,15 @@ class SceneVariator:
         names = [f"{DISTRACTOR_BODY}{k}" for k in range(MAX_DISTRACTORS)]
         self.distractors = [(model.joint(f"{n}_free").qposadr[0], model.geom(f"{n}_geom").id)
                             for n in names if _has_body(model, n)]
+        first = model.geom_bodyid[self.distractors[0][1]] if self.distractors else 0
+        self.distractor_mass = (float(model.body_mass[first]), model.body_inertia[first].copy())
 
     def apply(self, data: mujoco.MjData, variation: SceneVariation) -> None:
         """Set ``variation`` on the model and place the distractors in ``data`` (qpos)."""
         model = self.model
         model.geom_rgba[self.object_geom] = [*variation.object_colour, self.object_rgba[3]]
-        model.geom_size[self.object_geom] = self.object_size * variation.object_scale
+        self._resize(self.object_geom, self.object_size, variation.object_scale, self.object_mass,
+                     self.object_inertia)
         model.light_diffuse[:] = np.clip(self.light_diffuse * variation.light_scale, 0.0, 1.0)
         model.cam_pos[self.camera] = self.camera_pos + variation.camera_offset
         turn = euler2quat(*variation.camera_turn_rad)  # (w, x, y, z), as MuJoCo stores quaternions
@@ -44,14 +50,30 @@ class SceneVariator:
         if len(variation.distractors) > len(self.distractors):
             raise ValueError(f"{len(variation.distractors)} distractors for a scene built with {len(self.distractors)}")
         for k, (qpos, geom) in enumerate(self.distractors):
-            if k < len(variation.distractors):
-                box = variation.distractors[k]
-                model.geom_size[geom] = [box.half_size] * 3
+            box = variation.distractors[k] if k < len(variation.distractors) else None
+            scale = 1.0 if box is None else box.half_size / self.half_size
+            self._resize(geom, np.full(3, self.half_size), scale, *self.distractor_mass)
+            if box is not None:
                 model.geom_rgba[geom] = [*box.colour, 1.0]
-                data.qpos[qpos:qpos + 3] = box.position
-            else:
-                data.qpos[qpos:qpos + 3] = parked_position(k, self.half_size)
+            data.qpos[qpos:qpos + 3] = parked_position(k, self.half_size) if box is None else box.position
             data.qpos[qpos + 3:qpos + 7] = [1.0, 0.0, 0.0, 0.0]
+
+    def _resize(self, geom: int, nominal_size: np.ndarray, scale: float, mass: float, inertia: np.ndarray) -> None:
+        """Scale a box or sphere geom with its collision bounds (MuJoCo does not recompute ``geom_rbound`` and
+        ``geom_aabb`` after compilation: a grown geom would be missed by the broad phase), mass and inertia."""
+        model = self.model
+        size = nominal_size * scale
+        model.geom_size[geom] = size
+        if model.geom_type[geom] == mujoco.mjtGeom.mjGEOM_SPHERE:
+            model.geom_rbound[geom] = size[0]
+            model.geom_aabb[geom, 3:] = size[0]
+        else:
+            model.geom_rbound[geom] = float(np.linalg.norm(size))
+            model.geom_aabb[geom, 3:] = size
+        body = model.geom_bodyid[geom]
+        if mass > 0:
+            model.body_mass[body] = mass * scale**3
+            model.body_inertia[body] = inertia * scale**5
 
 
 def _has_body(model: mujoco.MjModel, name: str) -> bool:

@@ -79,7 +79,9 @@ class SimWorld:
             half = self.task.object_half_size * self.variation.object_scale
             self.episode_task = replace(self.task, object_half_size=half)
             if self.task.object_kind == "box":  # a resized box still rests on the table
-                init = replace(init, object_position=np.array([*init.object_position[:2], half]))
+                position = np.array([*init.object_position[:2], half])
+                goal = init.goal_position if self.task.needs_user_goal else self.task.goal_from_object(position)
+                init = replace(init, object_position=position, goal_position=goal)
             self._variator.apply(self.data, self.variation)
         for adr, value in self._home_all:
             self.data.qpos[adr] = value
