@@ -3,9 +3,9 @@
 Where the task's goal is the user's choice (push: where to), it comes from a
 goal message (``geometry_msgs/PoseStamped`` on ``/policy/goal``: a user, an
 RViz "2D Goal Pose" remapped there, or the sim playing the user). Where it
-follows from the object (reach: the object; pick: above it), a goal message
-still wins, else it is derived from the first object position seen in the
-episode. Positions (3,) in the robot's base frame, m; stamps in s.
+follows from the object (reach: the object, wherever it is; pick: above
+where it first was), a goal message still wins, else it is derived from the
+object positions seen in the episode. Positions (3,) in the robot's base frame, m; stamps in s.
 """
 
 from __future__ import annotations
@@ -42,8 +42,11 @@ class EpisodeGoal:
         return not (np.all(np.isfinite(before)) and np.linalg.norm(before - position) < SAME_GOAL_M)
 
     def object_seen(self, position: np.ndarray) -> None:
-        """An object position of this episode; the first one fixes the derived goal (reach, pick)."""
-        if self.derived is None and not self.task.needs_user_goal and np.all(np.isfinite(position)):
+        """An object position of this episode: the derived goal follows it (reach) or is fixed by the first one
+        (pick: the box is lifted away from where it started)."""
+        if self.task.needs_user_goal or not np.all(np.isfinite(position)):
+            return
+        if self.derived is None or self.task.goal_follows_object:
             self.derived = self.task.goal_from_object(position)
 
     def current(self) -> np.ndarray:

@@ -67,6 +67,11 @@ class Task:
         """True when the goal is the user's choice (push: where to), not a function of the object."""
         return self.name == "push"
 
+    @property
+    def goal_follows_object(self) -> bool:
+        """True when the goal is the object wherever it is now (reach), not where it started (pick)."""
+        return self.name == "reach"
+
     def goal_from_object(self, position: np.ndarray) -> np.ndarray:
         """(3,) the goal of a task whose goal follows from the object's initial position (reach: the object
         itself; pick: ``lift_height`` above it). Raises ValueError for a task that needs the user's goal."""
