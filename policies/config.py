@@ -19,7 +19,7 @@ class PolicyNodeConfig:
 
     backend: str = field(default="scripted", metadata=_describe(
         "policy backend: scripted | diffusion | vla | remote (a policy server)"))
-    task: str = field(default="reach", metadata=_describe("task the backend solves: reach | push | pick"))
+    task: str = field(default="reach", metadata=_describe("task the backend solves: reach | push | pick | language"))
     rate_hz: float = field(default=5.0, metadata=_describe("chunks proposed per second (ROS time), Hz"))
     horizon: int = field(default=10, metadata=_describe("points per chunk, H"))
     chunk_dt: float = field(default=0.1, metadata=_describe("time between chunk points, s"))

@@ -3,8 +3,9 @@
 Publishes ``/joint_states``, ``/clock``, realsense2_camera-named colour, aligned
 depth (16UC1 mm) and camera_info, ``~/privileged/object_poses`` (ground truth:
 [object, goal], for experts and evaluation only), ``~/task_success`` and
-``~/episode`` (JSON, latched), the episode's goal on ``/policy/goal`` (as a
-user would give it); follows ``/arm_controller/joint_trajectory``;
+``~/episode`` (JSON, latched), the episode's goal on ``/policy/goal`` and, for
+the language task, its instruction on ``/policy/instruction`` (as a user would
+give them); follows ``/arm_controller/joint_trajectory``;
 ``~/reset`` (std_srvs/Trigger) starts an episode with the ``seed`` parameter.
 """
 
@@ -74,6 +75,7 @@ class SimNode(Node):
         self.pub_success = self.create_publisher(Bool, topics.TASK_SUCCESS, qos.STATE_QOS)
         self.pub_episode = self.create_publisher(String, topics.EPISODE, qos.LATCHED_QOS)
         self.pub_goal = self.create_publisher(PoseStamped, topics.POLICY_GOAL, qos.LATCHED_QOS)
+        self.pub_instruction = self.create_publisher(String, topics.POLICY_INSTRUCTION, qos.LATCHED_QOS)
         self.base_frame = profile.base_frame
         self.create_subscription(JointTrajectory, topics.CONTROLLER_COMMAND, self.on_trajectory, qos.COMMAND_QOS)
         self.create_service(Trigger, topics.RESET_SERVICE, self.on_reset)
@@ -123,6 +125,8 @@ class SimNode(Node):
         goal.pose.position.x, goal.pose.position.y, goal.pose.position.z = map(float, self.runner.world.goal_position())
         goal.pose.orientation.w = 1.0
         self.publish(self.pub_goal, goal)
+        if self.runner.world.instruction:  # the language task: the sim says which box, as a user would
+            self.publish(self.pub_instruction, String(data=self.runner.world.instruction))
         self.publish(self.pub_episode, String(data=json.dumps(info)))
 
     def publish(self, publisher, msg) -> None:

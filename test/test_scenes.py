@@ -65,3 +65,27 @@ def test_a_randomized_world_shows_the_variation_and_keeps_the_tasks_own_draw():
     assert np.isclose(varied.model.geom_rbound[geom], np.linalg.norm(varied.model.geom_size[geom]))
     with pytest.raises(KeyError):
         nominal.model.body("distractor_0")  # the nominal scene is today's scene, nothing added
+
+
+def test_the_language_task_names_one_box_among_boxes_of_other_colours_and_the_expert_touches_it():
+    from armpilot.robot import ArmModel
+    from armpilot.sim.scenes import COLOUR_NAMES
+    from armpilot.tasks.demonstrations import run_expert_episode
+    from armpilot.tasks.experts import ScriptedExpert
+
+    profile = load_profile("armpilot")
+    task = get_task("language")
+    world = SimWorld(profile, task, render=False)  # nominal scene: only the colours vary
+    names = set()
+    for seed in range(6):
+        world.reset(seed)
+        colours = [world.variation.object_colour, *(d.colour for d in world.variation.distractors)]
+        assert len(colours) == 3 and len(set(colours)) == 3  # the instruction names exactly one box
+        assert world.instruction == f"touch the {COLOUR_NAMES[world.variation.object_colour]} box"
+        names.add(world.instruction)
+    assert len(names) > 1
+    expert = ScriptedExpert(ArmModel(profile), task)
+    results = [run_expert_episode(world, expert, seed).success for seed in range(4)]
+    assert sum(results) >= 3, results
+    world.reset(0)
+    assert not world.success()  # the arm at home touches nothing

@@ -23,7 +23,8 @@ from .tracks_feature import TRACKS_TOPIC, decode_tracks_msg
 OBJECT_TOPIC = topics.PERCEPTION_OBJECTS
 REQUIRED_TOPICS = (topics.JOINT_STATES, topics.CONTROLLER_COMMAND, topics.COLOR_IMAGE,
                    topics.DEPTH_IMAGE, OBJECT_TOPIC)
-OPTIONAL_TOPICS = (topics.COLOR_INFO, topics.SIM_TASK_SUCCESS, topics.SIM_EPISODE, TRACKS_TOPIC)
+OPTIONAL_TOPICS = (topics.COLOR_INFO, topics.SIM_TASK_SUCCESS, topics.SIM_EPISODE, TRACKS_TOPIC, topics.POLICY_GOAL,
+                   topics.POLICY_INSTRUCTION)
 
 
 class BagError(RuntimeError):
@@ -123,6 +124,8 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     topics.CONTROLLER_COMMAND: _command,
     topics.SIM_TASK_SUCCESS: lambda m: bool(m.data),
     topics.SIM_EPISODE: lambda m: m.data,
+    topics.POLICY_INSTRUCTION: lambda m: m.data,
+    topics.POLICY_GOAL: lambda m: np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z]),
     topics.COLOR_INFO: lambda m: m,
     TRACKS_TOPIC: decode_tracks_msg,
 }
@@ -208,7 +211,8 @@ def read_episode(folder: Path, required: Iterable[str] = REQUIRED_TOPICS) -> Epi
     command_grid = None
     for topic, samples in raw.items():
         samples = [(s, v) for s, v in samples if v is not None]
-        if not samples or topic in (topics.SIM_EPISODE, topics.COLOR_INFO):
+        if not samples or topic in (topics.SIM_EPISODE, topics.COLOR_INFO, topics.POLICY_GOAL,
+                                    topics.POLICY_INSTRUCTION):
             continue
         stamps = np.array([s for s, _ in samples], np.int64)
         if topic in (topics.JOINT_STATES, topics.CONTROLLER_COMMAND):
@@ -219,8 +223,11 @@ def read_episode(folder: Path, required: Iterable[str] = REQUIRED_TOPICS) -> Epi
         else:
             values = np.stack([np.asarray(v) for _, v in samples])
         out[topic] = TopicData(stamps, values)
-    return EpisodeStreams(folder, out, joint_names, _task(raw[topics.SIM_EPISODE]),
-                          _intrinsics(raw[topics.COLOR_INFO]), _goal(raw[topics.SIM_EPISODE]), command_grid)
+    instructions = [text for _, text in raw[topics.POLICY_INSTRUCTION] if text and text.strip()]
+    goals = [g for _, g in raw[topics.POLICY_GOAL] if g is not None and np.all(np.isfinite(g))]
+    return EpisodeStreams(folder, out, joint_names, instructions[-1].strip() if instructions else
+                          _task(raw[topics.SIM_EPISODE]), _intrinsics(raw[topics.COLOR_INFO]),
+                          goals[-1] if goals else _goal(raw[topics.SIM_EPISODE]), command_grid)
 
 
 def _task(samples: list[tuple[int, Any]]) -> str:

@@ -46,6 +46,7 @@ DEFAULT_TOPICS: tuple[tuple[str, str, str], ...] = (
     ("/sim/task_success", "std_msgs/msg/Bool", "state"),
     ("/sim/episode", "std_msgs/msg/String", "latched"),
     ("/policy/goal", "geometry_msgs/msg/PoseStamped", "latched"),
+    ("/policy/instruction", "std_msgs/msg/String", "latched"),
 )
 
 

@@ -46,6 +46,7 @@ DEFAULT_INPUTS: tuple[str, ...] = (
     "/joint_states",
     "/sim/episode",
     "/policy/goal",
+    "/policy/instruction",
 )
 #: Recorded topics the live graph regenerates (never played unless asked for by name).
 RECORDED_OUTPUTS: tuple[str, ...] = (

@@ -13,7 +13,7 @@ from armpilot.tasks import TASKS
 class SimConfig:
     """What the sim node simulates, how fast it publishes and what it renders."""
 
-    task: str = field(default="reach", metadata=_describe("task: reach | push | pick"))
+    task: str = field(default="reach", metadata=_describe("task: reach | push | pick | language"))
     seed: int = field(default=0, metadata=_describe("seed of the next reset (settable at run time)"))
     scene: str = field(default="nominal", metadata=_describe(
         "what varies per episode: nominal (nothing) | randomized (object colour and size, 0-2 distractor boxes, "

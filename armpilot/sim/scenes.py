@@ -8,7 +8,9 @@
   never drawn by ``randomized``: a check of what a policy learned, not what it saw.
 
 Variations come from their own random stream (``seed`` + ``VARIATION_STREAM``), so the task's own draw
-(object pose, goal) is the same in every scene.
+(object pose, goal) is the same in every scene. The ``language`` task always has ``MAX_DISTRACTORS``
+boxes, each a colour of its own, and an instruction naming the task object's colour
+(``instruction_for``); in the nominal scene only their colours vary.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ VARIATION_STREAM = 7_919
 NOMINAL_COLOUR = (0.85, 0.15, 0.15)
 TRAIN_COLOURS = ((0.85, 0.15, 0.15), (0.15, 0.35, 0.85), (0.95, 0.8, 0.1), (0.2, 0.7, 0.25), (0.6, 0.2, 0.7))
 HELDOUT_COLOURS = ((0.95, 0.5, 0.1), (0.1, 0.75, 0.8), (0.9, 0.4, 0.7))
+#: What an instruction calls each colour.
+COLOUR_NAMES = dict(zip(TRAIN_COLOURS + HELDOUT_COLOURS,
+                        ("red", "blue", "yellow", "green", "purple", "orange", "cyan", "pink")))
 #: Distractors keep at least this far (m, times the arm's reach scale) from the object and the goal.
 CLEARANCE = 0.09
 #: Distractors stand in the task's object region widened by this much on each side (m, times the scale).
@@ -54,30 +59,44 @@ class SceneVariation:
 
 def draw_variation(scene: str, seed: int, object_position: np.ndarray, goal_position: np.ndarray,
                    half_size: float, region_low: np.ndarray, region_high: np.ndarray,
-                   scale: float = 1.0) -> SceneVariation:
+                   scale: float = 1.0, named: bool = False) -> SceneVariation:
     """The variation of ``scene`` for episode ``seed`` (module doc); distractors stand in the object region
     ``region_*`` widened by ``SPREAD``, a box that finds no free place in 50 draws is left out."""
     if scene not in SCENES:
         raise ValueError(f"unknown scene '{scene}'; use one of {SCENES}")
-    if scene == "nominal":
+    if scene == "nominal" and not named:
         return SceneVariation()
     rng = np.random.default_rng(seed + VARIATION_STREAM)
-    palette = TRAIN_COLOURS if scene == "randomized" else HELDOUT_COLOURS
+    palette = HELDOUT_COLOURS if scene == "heldout" else TRAIN_COLOURS
     colour_index = int(rng.integers(len(palette)))
     if scene == "randomized":
         object_scale = float(rng.uniform(0.8, 1.2))
-    else:
+    elif scene == "heldout":
         object_scale = float(rng.choice([rng.uniform(0.65, 0.75), rng.uniform(1.25, 1.4)]))
+    else:
+        object_scale = 1.0
     others = [c for k, c in enumerate(palette) if k != colour_index]
-    distractors = []
+    distractors: list[Distractor] = []
     low, high = region_low[:2] - SPREAD * scale, region_high[:2] + SPREAD * scale
-    for _ in range(int(rng.integers(0, MAX_DISTRACTORS + 1))):
-        size = half_size * float(rng.uniform(0.7, 1.3))
+    count = MAX_DISTRACTORS if named else int(rng.integers(0, MAX_DISTRACTORS + 1))
+    for _ in range(count):
+        size = half_size * (float(rng.uniform(0.7, 1.3)) if scene != "nominal" else 1.0)
+        if named:  # every box a colour of its own: the instruction names exactly one
+            others = [c for c in others if all(c != d.colour for d in distractors)]
         for _attempt in range(50):
             xy = rng.uniform(low, high)
             taken = [object_position[:2], goal_position[:2], *(d.position[:2] for d in distractors)]
             if all(np.linalg.norm(xy - p) > CLEARANCE * scale + size for p in taken):
                 distractors.append(Distractor(np.array([*xy, size]), size, others[int(rng.integers(len(others)))]))
                 break
+    if scene == "nominal":  # named boxes in today's scene: colours only
+        return SceneVariation(palette[colour_index], object_scale, tuple(distractors))
     return SceneVariation(palette[colour_index], object_scale, tuple(distractors), float(rng.uniform(0.6, 1.4)),
                           rng.uniform(-0.01, 0.01, 3), np.deg2rad(rng.uniform(-1.0, 1.0, 3)))
+
+
+def instruction_for(task_name: str, variation: SceneVariation) -> str:
+    """The language instruction of an episode ("" for tasks without one): names the task object's colour."""
+    if task_name != "language":
+        return ""
+    return f"touch the {COLOUR_NAMES[variation.object_colour]} box"

@@ -14,7 +14,7 @@ import numpy as np
 from armpilot.robot_profile import RobotProfile, load_profile
 from armpilot.sim.scene import CAMERA_NAME, GOAL_BODY, OBJECT_BODY, CameraConfig, build_scene
 from armpilot.sim.scene_variator import SceneVariator
-from armpilot.sim.scenes import MAX_DISTRACTORS, SCENES, SceneVariation, draw_variation
+from armpilot.sim.scenes import MAX_DISTRACTORS, SCENES, SceneVariation, draw_variation, instruction_for
 from armpilot.tasks import Task, TaskInit, TaskState
 
 #: Depth beyond this (m) is reported as 0 (no return), as a RealSense does.
@@ -34,7 +34,9 @@ class SimWorld:
         self.task = self.episode_task = task
         self.scene = scene
         self.camera = camera or CameraConfig()
-        distractors = 0 if scene == "nominal" else MAX_DISTRACTORS
+        self.named = task.name == "language"  # boxes of several colours, one named by the instruction
+        varies = scene != "nominal" or self.named
+        distractors = MAX_DISTRACTORS if varies else 0
         self.model = build_scene(self.profile, task, self.camera, distractors).compile()
         self.data = mujoco.MjData(self.model)
         self.joint_names = self.profile.joints
@@ -56,7 +58,8 @@ class SimWorld:
             self._renderer = mujoco.Renderer(self.model, self.camera.height, self.camera.width)
         self.episode_init: TaskInit | None = None
         self.variation = SceneVariation()
-        self._variator = SceneVariator(self.model, task.object_half_size) if scene != "nominal" else None
+        self._variator = SceneVariator(self.model, task.object_half_size) if varies else None
+        self.instruction = ""
 
     @property
     def time(self) -> float:
@@ -75,7 +78,8 @@ class SimWorld:
         if self._variator is not None:
             self.variation = draw_variation(self.scene, seed, init.object_position, init.goal_position,
                                             self.task.object_half_size, np.asarray(self.task.region_low),
-                                            np.asarray(self.task.region_high), self.task.scale)
+                                            np.asarray(self.task.region_high), self.task.scale, self.named)
+            self.instruction = instruction_for(self.task.name, self.variation)
             half = self.task.object_half_size * self.variation.object_scale
             self.episode_task = replace(self.task, object_half_size=half)
             if self.task.object_kind == "box":  # a resized box still rests on the table

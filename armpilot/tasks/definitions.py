@@ -34,7 +34,7 @@ class Task:
     """A task: its object, how it is randomised and when it is solved.
 
     Attributes:
-        name: task key (``reach``, ``push``, ``pick``).
+        name: task key (``reach``, ``push``, ``pick``, ``language``: touch the box the instruction names).
         object_kind: ``target`` (a visual marker, no collision) or ``box`` (a free body).
         object_half_size: half edge of the box or radius of the target, m.
         object_mass: kg (boxes only).
@@ -70,7 +70,7 @@ class Task:
     @property
     def goal_follows_object(self) -> bool:
         """True when the goal is the object wherever it is now (reach), not where it started (pick)."""
-        return self.name == "reach"
+        return self.name in ("reach", "language")
 
     def goal_from_object(self, position: np.ndarray) -> np.ndarray:
         """(3,) the goal of a task whose goal follows from the object's initial position (reach: the object
@@ -86,6 +86,9 @@ class Task:
             return bool(np.linalg.norm(state.tcp_position - state.object_position) < self.tolerance)
         if self.name == "push":
             return bool(np.linalg.norm(state.object_position[:2] - state.goal_position[:2]) < self.tolerance)
+        if self.name == "language":  # the tool on top of the named box
+            top = state.object_position + np.array([0.0, 0.0, self.object_half_size])
+            return bool(np.linalg.norm(state.tcp_position - top) < self.tolerance)
         lifted = state.object_position[2] - self.object_half_size >= self.lift_height
         near_gripper = np.linalg.norm(state.tcp_position - state.object_position) < 0.05
         return bool(lifted and near_gripper)
@@ -104,6 +107,8 @@ TASKS: dict[str, Task] = {
     "reach": Task("reach", "target", 0.015, 0.0, (0.30, -0.20, 0.05), (0.50, 0.20, 0.25), 0.02),
     "push": Task("push", "box", 0.025, 0.15, (0.34, -0.10, 0.025), (0.42, 0.10, 0.025), 0.03),
     "pick": Task("pick", "box", 0.02, 0.08, (0.32, -0.15, 0.02), (0.50, 0.15, 0.02), 0.0, lift_height=0.06),
+    # the instruction names the box to touch among others of other colours (armpilot.sim.scenes)
+    "language": Task("language", "box", 0.02, 0.08, (0.32, -0.15, 0.02), (0.50, 0.15, 0.02), 0.025),
 }
 
 

@@ -67,6 +67,10 @@ def plan_waypoints(task: Task, obs: ExpertObservation, gripper_open: float = 0.0
     up = task.scale  # approach heights shrink with the arm
     if task.name == "reach":
         return [Waypoint(obj.copy(), natural, gripper_open, tolerance=0.004)]
+    if task.name == "language":  # touch the top of the named box
+        top = obj + [0.0, 0.0, task.object_half_size + 0.004]
+        return [Waypoint(top + [0.0, 0.0, 0.08 * up], natural, gripper_closed, tolerance=0.01),
+                Waypoint(top, natural, gripper_closed, tolerance=0.004, speed=0.15)]
     if task.name == "pick":
         yaw = grasp_yaw(obs.object_yaw, obj)
         top = obj + [0.0, 0.0, 0.12 * up]
