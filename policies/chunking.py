@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from armpilot.safety.stopping import braking_distance
+
 
 def resample_in_time(times: np.ndarray, source_times: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Linear interpolation along the time axis, held beyond the ends.
@@ -70,3 +72,29 @@ def blend_with_previous(times: np.ndarray, candidates: np.ndarray, stamp: float,
     old = resample_in_time(absolute[covered], previous_stamp + previous_times, previous_chunk)
     out[:, covered] = weight * old[None] + (1.0 - weight) * out[:, covered]
     return out
+
+
+def keep_braking_inside(times: np.ndarray, candidates: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                        max_acceleration: np.ndarray, max_jerk: np.ndarray) -> np.ndarray:
+    """(N, H, J) candidates pulled back from their position limits by the braking distance of their speed.
+
+    A chunk that runs into a limit at speed (a gripper closing onto its stop) is refused by the safety
+    node (``braking_distance``: a hold just before a point would carry the joint past the limit). Each
+    point is kept ``braking_distance(v)`` inside the limits, ``v`` the faster of the segments around it
+    toward that limit; as pulling back only slows the segments, one pass is enough.
+
+    Args:
+        times: (H,) s, increasing. candidates: (N, H, J), already within [lower, upper].
+        lower, upper: (J,) limits (+-inf for continuous joints). max_acceleration, max_jerk: (J,).
+    """
+    if candidates.shape[1] < 2:
+        return candidates
+    segment = np.diff(candidates, axis=1) / np.diff(times)[None, :, None]
+    before = np.concatenate([segment[:, :1], segment], axis=1)
+    after = np.concatenate([segment, segment[:, -1:]], axis=1)
+    up = np.maximum(np.maximum(before, after), 0.0)
+    down = np.minimum(np.minimum(before, after), 0.0)
+    high = upper - braking_distance(up, max_acceleration, max_jerk)
+    low = lower - braking_distance(down, max_acceleration, max_jerk)
+    middle = (lower + upper) / 2.0
+    return np.clip(candidates, np.minimum(low, middle), np.maximum(high, middle))

@@ -46,7 +46,7 @@ from transforms3d.euler import quat2euler
 from armpilot.dataset.resampler import ClockJumpError, LiveSampler
 from armpilot.features import unfed_features
 from armpilot.policies.base import Observation, node_feeds, transition_problem
-from armpilot.policies.chunking import blend_with_previous, drop_past_points
+from armpilot.policies.chunking import blend_with_previous, drop_past_points, keep_braking_inside
 from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.episode_goal import EpisodeGoal
 from armpilot.policies.perturbed import CandidatePerturbation, ProposerConfig
@@ -94,6 +94,10 @@ class PolicyNode(Node):
             raise ValueError(message)
         self.backend = policy
         self.limits = arm.limits.reordered(cfg.joint_names)  # proposals are clipped to the position limits
+        joints = len(cfg.joint_names)
+        self.max_acceleration = self.limits.acceleration if self.limits.acceleration is not None else np.full(
+            joints, np.inf)
+        self.max_jerk = self.limits.jerk if self.limits.jerk is not None else np.full(joints, np.inf)
         self.perturbation = CandidatePerturbation(self.proposer_config)  # tests and demos only
         self.policy_lock = threading.Lock()
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-inference")
@@ -312,9 +316,12 @@ class PolicyNode(Node):
             # a policy's numerical spill past a position limit (a gripper closed to -0.0004) is clipped here;
             # NaN stays NaN, and the safety node checks everything else
             candidates = np.clip(candidates, self.limits.lower, self.limits.upper)
+            times = cfg.chunk_dt * np.arange(1, candidates.shape[1] + 1)
+            # ... and points that run into a limit at speed are kept the braking distance inside it
+            candidates = keep_braking_inside(times, candidates, self.limits.lower, self.limits.upper,
+                                             self.max_acceleration, self.max_jerk)
             self.delay.wait()
             self.inference_ms.append(1e3 * (time.perf_counter() - started))
-            times = cfg.chunk_dt * np.arange(1, candidates.shape[1] + 1)
             age = self.get_clock().now().nanoseconds * 1e-9 - obs.stamp
             self.latency.add(age)
             budget = cfg.observation_budget + self.delay.max_s

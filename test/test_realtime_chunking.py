@@ -157,3 +157,19 @@ def test_executing_chunk_from_a_controller_command_in_any_joint_order() -> None:
     assert chunk.end == pytest.approx(4.3) and np.allclose(chunk.at(np.array([4.15])), [[15.0, 1.5]])
     assert ExecutingChunk.from_command(names, 4.0, np.array([0.1]), positions[:1], ("a", "c")) is None
     assert ExecutingChunk.from_command(names, 4.0, np.zeros(0), positions[:0], ("a",)) is None
+
+
+def test_points_running_into_a_limit_at_speed_are_kept_the_braking_distance_inside() -> None:
+    from armpilot.policies.chunking import keep_braking_inside
+    from armpilot.safety.stopping import braking_distance
+
+    times = 0.1 * np.arange(1, 5)
+    lower, upper = np.array([0.0, -1.0]), np.array([0.04, 1.0])
+    amax, jmax = np.array([1.0, 10.0]), np.array([20.0, 200.0])
+    closing = np.array([[[0.03, 0.0], [0.02, 0.1], [0.01, 0.2], [0.0, 0.3]]])  # gripper closing onto 0 at 0.1 m/s
+    kept = keep_braking_inside(times, closing, lower, upper, amax, jmax)
+    speed = np.abs(np.diff(kept[0, :, 0])) / 0.1
+    assert kept[0, -1, 0] >= braking_distance(np.array([speed[-1]]), amax[:1], jmax[:1])[0] - 1e-12
+    assert kept[0, -1, 0] > 0.0 and np.allclose(kept[0, :, 1], closing[0, :, 1])  # far from its limits: untouched
+    resting = np.array([[[0.0, 0.0]] * 4])
+    assert np.array_equal(keep_braking_inside(times, resting, lower, upper, amax, jmax), resting)  # at rest: fine

@@ -80,7 +80,8 @@ def assert_safe(p, arm, oracle, verdict, measured, passive):
     if len(t) > 1:
         v = np.diff(q, axis=0) / np.diff(t)[:, None]
         assert np.all(np.abs(v) <= vmax + TOL)
-        ends = q + braking_distance(np.vstack([v, v[-1:]]), p.max_acceleration, p.max_jerk)
+        brake = braking_distance(v, p.max_acceleration, p.max_jerk)  # a hold anywhere along each segment
+        ends = np.vstack([q[:-1] + brake, q[1:] + brake])
         assert np.all(ends >= lower - TOL) and np.all(ends <= upper + TOL)
     if len(t) > 2:
         mid = (t[1:] + t[:-1]) / 2
@@ -212,3 +213,22 @@ def test_hold_starts_from_the_arm_when_it_is_not_where_the_chunk_says(kit, name)
     stale = (NOW - 0.2, np.array([0.0, 1.0]), np.vstack([far, far]))
     stop = hold_command(state, lim, stale, NOW, tolerance=0.05)
     assert np.allclose(stop.positions, p.home) and np.allclose(stop.velocities, 0.0)
+
+
+@pytest.mark.parametrize("name", ["armpilot", "panda"])
+def test_a_hold_just_before_a_point_brakes_from_the_speed_that_reached_it(kit, name):
+    """Fast into point 1, slower after it (within the acceleration limit), point 2 ending near the limit: a
+    hold just before point 1 still moves at the first segment's speed and would cross the limit."""
+    p, arm, _, _ = kit(name)
+    lim, j, dt = arm.limits, 0, 0.1
+    v0 = 0.9 * lim.velocity[j]
+    v1 = v0 - 0.9 * lim.acceleration[j] * dt
+    stop = lambda v: float(braking_distance(np.array([v]), lim.acceleration[j:j + 1], lim.jerk[j:j + 1])[0])  # noqa: E731
+    p1 = lim.upper[j] - stop(v1) - v1 * dt - 1e-3
+    assert p1 + stop(v0) > lim.upper[j], "the case must reach past the limit from point 1 at the first speed"
+    positions = np.tile(np.clip(p.home, lim.lower, lim.upper), (3, 1)).astype(float)
+    positions[:, j] = [p1 - v0 * dt, p1, p1 + v1 * dt]
+    start = positions[0].copy()
+    start[j] -= v0 * dt
+    verdict = check_chunk(CFG, lim, list(p.joints), NOW, np.array([0.1, 0.2, 0.3]), positions, NOW, start)
+    assert not verdict.accepted and verdict.reason == "braking_distance", verdict

@@ -197,16 +197,16 @@ def unwrap_to(positions: np.ndarray, measured: np.ndarray, continuous: np.ndarra
 
 
 def _braking_ends(limits: JointLimits, times: np.ndarray, positions: np.ndarray, vmax: np.ndarray) -> np.ndarray:
-    """(P, J) where each joint comes to rest if a hold brakes at each point.
-
-    The velocity at a point is that of the segment leaving it (the last point: the segment reaching it),
-    capped at the velocity limit; the approach from the measured state is the continuity check's.
+    """(P, J) where each joint comes to rest if a hold brakes just after point 0 (at the speed of the segment
+    leaving it) and just before each later point k (at the speed of the segment reaching it: the arm is as far
+    along as it gets in that segment, still at its speed), velocities capped at the velocity limit; the
+    approach from the measured state is the continuity check's.
     """
     if len(times) < 2:
         return positions.copy()
-    segment = np.diff(positions, axis=0) / np.diff(times)[:, None]
-    velocity = np.clip(np.vstack([segment, segment[-1:]]), -vmax, vmax)
-    return positions + braking_distance(velocity, limits.acceleration, limits.jerk)
+    segment = np.clip(np.diff(positions, axis=0) / np.diff(times)[:, None], -vmax, vmax)
+    brake = braking_distance(segment, limits.acceleration, limits.jerk)
+    return np.vstack([positions[:1] + brake[:1], positions[1:] + brake])
 
 
 def _check_derivatives(config: SafetyConfig, limits: JointLimits, times: np.ndarray,
