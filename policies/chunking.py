@@ -74,14 +74,19 @@ def blend_with_previous(times: np.ndarray, candidates: np.ndarray, stamp: float,
     return out
 
 
+#: Extra distance kept from a limit a joint moves toward (rad or m): rounding in the safety node's check.
+LIMIT_MARGIN = 1e-6
+
+
 def keep_braking_inside(times: np.ndarray, candidates: np.ndarray, lower: np.ndarray, upper: np.ndarray,
                         max_acceleration: np.ndarray, max_jerk: np.ndarray) -> np.ndarray:
     """(N, H, J) candidates pulled back from their position limits by the braking distance of their speed.
 
     A chunk that runs into a limit at speed (a gripper closing onto its stop) is refused by the safety
     node (``braking_distance``: a hold just before a point would carry the joint past the limit). Each
-    point is kept ``braking_distance(v)`` inside the limits, ``v`` the faster of the segments around it
-    toward that limit; as pulling back only slows the segments, one pass is enough.
+    point is kept ``braking_distance(v)`` (+ ``LIMIT_MARGIN``) inside the limits, ``v`` the faster of the
+    segments around it toward that limit, repeated until nothing moves (a pulled point gives its
+    neighbour a segment toward the limit).
 
     Args:
         times: (H,) s, increasing. candidates: (N, H, J), already within [lower, upper].
@@ -89,12 +94,18 @@ def keep_braking_inside(times: np.ndarray, candidates: np.ndarray, lower: np.nda
     """
     if candidates.shape[1] < 2:
         return candidates
-    segment = np.diff(candidates, axis=1) / np.diff(times)[None, :, None]
-    before = np.concatenate([segment[:, :1], segment], axis=1)
-    after = np.concatenate([segment, segment[:, -1:]], axis=1)
-    up = np.maximum(np.maximum(before, after), 0.0)
-    down = np.minimum(np.minimum(before, after), 0.0)
-    high = upper - braking_distance(up, max_acceleration, max_jerk)
-    low = lower - braking_distance(down, max_acceleration, max_jerk)
     middle = (lower + upper) / 2.0
-    return np.clip(candidates, np.minimum(low, middle), np.maximum(high, middle))
+    out = candidates
+    for _ in range(2 * candidates.shape[1]):  # a pulled point makes its neighbour's segment run toward the limit
+        segment = np.diff(out, axis=1) / np.diff(times)[None, :, None]
+        before = np.concatenate([segment[:, :1], segment], axis=1)
+        after = np.concatenate([segment, segment[:, -1:]], axis=1)
+        up = np.maximum(np.maximum(before, after), 0.0)
+        down = np.minimum(np.minimum(before, after), 0.0)
+        high = upper - braking_distance(up, max_acceleration, max_jerk) - LIMIT_MARGIN * (up > 0)
+        low = lower - braking_distance(down, max_acceleration, max_jerk) + LIMIT_MARGIN * (down < 0)
+        pulled = np.clip(out, np.minimum(low, middle), np.maximum(high, middle))
+        if np.array_equal(pulled, out):
+            break
+        out = pulled
+    return out
