@@ -41,3 +41,16 @@ def write_dataset(root: Path, episodes: int = 24, seed: int = 0) -> Path:
         writer.add_episode(episode(float(goal_x)))
     writer.finalize()
     return root
+
+
+#: A diffusion network small enough to train in seconds on a CPU.
+TINY = {"down_dims": (16, 32), "horizon": 8, "obs_embed_dim": 32, "step_embed_dim": 16, "n_groups": 4}
+
+
+def train_tiny(root: Path, episodes: int = 8, steps: int = 30, batch_size: int = 16) -> Path:
+    """A TINY checkpoint trained on ``write_dataset`` data under ``root``; returns its folder."""
+    from armpilot.policies.diffusion_training import TrainOptions, train
+
+    options = TrainOptions(write_dataset(root / "dataset", episodes=episodes), root / "policy", steps=steps,
+                           batch_size=batch_size, save_every=steps, threads=1, config=TINY)
+    return Path(train(options)["output"])

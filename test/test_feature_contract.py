@@ -13,12 +13,10 @@ from armpilot.features import (ACTION, COLOR, DEPTH, GOAL, OBJECT, STATE, TASK, 
 from armpilot.policies.base import Capabilities, node_feeds
 from armpilot.policies.diffusion import DiffusionPolicy
 from armpilot.policies.diffusion_checkpoint import CheckpointError
-from armpilot.policies.diffusion_training import TrainOptions, train
 from armpilot.robot import CONTROLLED_JOINTS
 from armpilot.ros_nodes import topics
-from diffusion_data import write_dataset
+from diffusion_data import train_tiny, write_dataset
 
-TINY = {"down_dims": (16, 32), "horizon": 8, "obs_embed_dim": 32, "step_embed_dim": 16, "n_groups": 4}
 
 
 def test_every_key_the_code_uses_is_in_the_contract_with_a_real_topic():
@@ -71,9 +69,7 @@ def test_the_converter_writes_the_contracts_features_and_the_loader_returns_them
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("contract")
-    options = TrainOptions(write_dataset(root / "dataset", episodes=6), root / "policy", steps=10, batch_size=8,
-                           save_every=10, threads=1, config=TINY)
-    return Path(train(options)["output"])
+    return train_tiny(root, episodes=6, steps=10, batch_size=8)
 
 
 def test_a_checkpoint_stores_its_features_and_one_the_graph_cannot_feed_is_refused(checkpoint, tmp_path):

@@ -16,15 +16,13 @@ from std_msgs.msg import String
 
 from armpilot.bringup import NodeFailed
 from armpilot.graph import load_graphs, resolve
-from armpilot.policies.diffusion_training import TrainOptions, train
 from armpilot.robot import CONTROLLED_JOINTS
 from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.candidate_conversions import candidates_from_msg
 from armpilot.ros_nodes.conversions import sec_to_stamp
-from diffusion_data import write_dataset
+from diffusion_data import train_tiny
 from graph_harness import running_graph
 
-TINY = {"down_dims": (16, 32), "horizon": 8, "obs_embed_dim": 32, "step_embed_dim": 16, "n_groups": 4}
 
 
 def policy_node(**arguments: str):
@@ -36,9 +34,7 @@ def policy_node(**arguments: str):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("policy_node")
-    options = TrainOptions(write_dataset(root / "dataset", episodes=8), root / "policy", steps=30, batch_size=16,
-                           save_every=30, threads=1, config=TINY)
-    return Path(train(options)["output"])
+    return train_tiny(root)
 
 
 def _start_failure(node, log_dir: Path, within: float) -> NodeFailed:
