@@ -96,6 +96,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--prefix-frames", type=int, default=0,
                        help="training-time real-time chunking: condition on a random committed prefix of up to "
                             "this many action frames, for transition:=prefix (default: 0 = off)")
+    train.add_argument("--relative-actions", action="store_true",
+                       help="predict action frames as offsets from the latest joint state (each chunk starts "
+                            "where the arm is; helps arms with wide joint ranges, e.g. a Panda)")
 
 
 def train_from_args(args: argparse.Namespace) -> int:
@@ -104,7 +107,7 @@ def train_from_args(args: argparse.Namespace) -> int:
     from armpilot.policies.diffusion_training import TrainOptions
 
     config = {"down_dims": tuple(int(d) for d in args.down_dims.split(",")), "prediction_type": args.prediction,
-              "prefix_frames": args.prefix_frames}
+              "prefix_frames": args.prefix_frames, "relative_actions": args.relative_actions}
     options = TrainOptions(args.dataset, args.output, steps=args.steps, batch_size=args.batch_size,
                            learning_rate=args.lr, seed=args.seed, resume=args.resume, threads=args.threads,
                            config=config)

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, fields
 
 from armpilot.features import ACTION, GOAL, OBJECT, STATE, TRACKS, TRACKS_MASK  # noqa: F401 (re-exported)
 
+#: Statistics key of action offsets from the latest joint state (``relative_actions``).
+ACTION_OFFSET = "action.relative"
 #: Observation features the encoder knows, with their per-step sizes (the state's is the joint count).
 OBJECT_DIM, GOAL_DIM = 7, 3
 SAMPLERS = ("ddpm", "ddim", "dpm", "streaming")
@@ -39,6 +41,9 @@ class DiffusionConfig:
             channel and left out of the loss; at inference the committed prefix goes there. 0 = off.
         robot: the robot profile the training data was recorded with ("" = unknown); a node
             running another robot is refused.
+        relative_actions: the network predicts each action frame as an offset from the latest
+            observed joint state (normalised with the offsets' statistics, ``action.relative``);
+            a chunk then starts where the arm is, whatever the error in absolute terms.
     """
 
     joint_names: tuple[str, ...]
@@ -59,6 +64,7 @@ class DiffusionConfig:
     normalization: str = "min_max"
     prefix_frames: int = 0
     robot: str = ""
+    relative_actions: bool = False
 
     def __post_init__(self) -> None:
         if self.horizon % (2 ** (len(self.down_dims) - 1)):
@@ -69,6 +75,8 @@ class DiffusionConfig:
             raise ValueError(f"unknown observation keys {sorted(unknown)}; known: {[STATE, OBJECT, GOAL]}")
         if not 0 <= self.prefix_frames < self.horizon:
             raise ValueError(f"prefix_frames must be in [0, horizon = {self.horizon}), got {self.prefix_frames}")
+        if self.relative_actions and STATE not in self.obs_keys:
+            raise ValueError("relative_actions needs the joint state among obs_keys")
         if self.prediction_type not in ("epsilon", "sample"):
             raise ValueError(f"prediction_type {self.prediction_type!r}: use 'epsilon' or 'sample'")
 

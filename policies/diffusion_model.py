@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from torch import nn
 
-from armpilot.policies.diffusion_config import ACTION, DiffusionConfig
+from armpilot.policies.diffusion_config import ACTION, ACTION_OFFSET, STATE, DiffusionConfig
 from armpilot.policies.diffusion_encoder import FeatureNormalizer, ObservationEncoder
 from armpilot.policies.diffusion_sampling import ChunkSampler
 from armpilot.policies.diffusion_unet import ConditionalUnet1D
@@ -27,16 +27,18 @@ class DiffusionModel(nn.Module):
     """Observation dict -> (N, H, A) action chunks in joint units.
 
     ``stats``: feature -> {min, max, mean, std} tensors (dataset statistics)
-    for every key in ``config.obs_keys`` and ``action``.
+    for every key in ``config.obs_keys`` and ``action`` (``action.relative`` as
+    well with ``relative_actions``).
     """
 
     def __init__(self, config: DiffusionConfig, stats: dict[str, dict[str, torch.Tensor]]) -> None:
         super().__init__()
-        missing = [k for k in (*config.obs_keys, ACTION) if k not in stats]
+        self.action_key = ACTION_OFFSET if config.relative_actions else ACTION
+        missing = [k for k in (*config.obs_keys, ACTION, self.action_key) if k not in stats]
         if missing:
             raise ValueError(f"dataset statistics lack {missing}")
         self.config = config
-        self.normalizer = FeatureNormalizer({k: stats[k] for k in (*config.obs_keys, ACTION)},
+        self.normalizer = FeatureNormalizer({k: stats[k] for k in (*config.obs_keys, self.action_key)},
                                             config.normalization)
         self.encoder = ObservationEncoder(config)
         self.unet = ConditionalUnet1D(config.action_dim, config.obs_embed_dim, config.down_dims,
@@ -51,9 +53,22 @@ class DiffusionModel(nn.Module):
         normalised = {k: self.normalizer.normalize(k, obs[k]) for k in self.config.obs_keys}
         return self.encoder({**obs, **normalised})
 
+    def anchor(self, obs: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """(B, 1, A) latest joint state that actions are offsets from (``relative_actions``), else None."""
+        return obs[STATE][:, -1:, :] if self.config.relative_actions else None
+
+    def to_network(self, actions: torch.Tensor, anchor: torch.Tensor | None) -> torch.Tensor:
+        """(B, H, A) actions in joint units -> normalised network frames."""
+        return self.normalizer.normalize(self.action_key, actions if anchor is None else actions - anchor)
+
+    def from_network(self, frames: torch.Tensor, anchor: torch.Tensor | None) -> torch.Tensor:
+        """Normalised (B, H, A) network frames -> actions in joint units."""
+        actions = self.normalizer.unnormalize(self.action_key, frames)
+        return actions if anchor is None else actions + anchor
+
     def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
         """Denoising MSE over one batch: actions (B, H, A), ``action_is_pad`` (B, H), observations."""
-        actions = self.normalizer.normalize(ACTION, batch[ACTION])
+        actions = self.to_network(batch[ACTION], self.anchor(batch))
         cond = self.encode(batch)
         noise = torch.randn(actions.shape, generator=generator, device=actions.device)
         steps = torch.randint(0, self.config.num_train_timesteps, (actions.shape[0],), generator=generator,
@@ -91,10 +106,11 @@ class DiffusionModel(nn.Module):
         ``prefix_frames``) are the conditioning prefix.
         """
         cond = self.encode(obs)  # (1, C): shared by the N chunks, FiLM computed once per step
+        anchor = self.anchor(obs)
         shape = (num_samples, self.config.horizon, self.config.action_dim)
         noise = torch.randn(shape, generator=generator, device=cond.device)
-        warm_norm = None if warm is None else self.normalizer.normalize(ACTION, warm).expand(shape)
-        guide_norm = None if guide is None else (self.normalizer.normalize(ACTION, guide[0]), guide[1])
+        warm_norm = None if warm is None else self.to_network(warm[None], anchor).expand(shape)
+        guide_norm = None if guide is None else (self.to_network(guide[0][None], anchor)[0], guide[1])
         prefix = torch.zeros(shape[:2], dtype=torch.bool, device=cond.device)
         known = torch.zeros(shape[1:], device=cond.device)
         if condition and guide_norm is not None:
@@ -106,7 +122,7 @@ class DiffusionModel(nn.Module):
                                      warm_norm, generator, guide_norm)
         if prefix.any():
             normalised = torch.where(prefix[..., None], known.expand(shape), normalised)
-        return self.normalizer.unnormalize(ACTION, normalised)
+        return self.from_network(normalised, anchor)
 
     @torch.no_grad()
     def sample_batch(self, obs: dict[str, torch.Tensor], counts: list[int], sampler: ChunkSampler,
@@ -122,4 +138,7 @@ class DiffusionModel(nn.Module):
         normalised = sampler.denoise(
             lambda x, t: self.unet(self.with_prefix(x, known, prefix), t.expand(len(cond)), cond), noise,
             None, generator, None)
-        return self.normalizer.unnormalize(ACTION, normalised)
+        anchor = self.anchor(obs)
+        if anchor is not None:
+            anchor = anchor.repeat_interleave(torch.as_tensor(counts, device=anchor.device), dim=0)
+        return self.from_network(normalised, anchor)

@@ -24,7 +24,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from armpilot.dataset.loader import LeRobotV3Dataset
 from armpilot.policies.diffusion_checkpoint import load_policy, load_train_state, save_policy, save_train_state
-from armpilot.policies.diffusion_config import ACTION, GOAL, OBJECT, STATE, DiffusionConfig
+from armpilot.policies.diffusion_config import ACTION, ACTION_OFFSET, GOAL, OBJECT, STATE, DiffusionConfig
 from armpilot.policies.diffusion_model import DiffusionModel
 
 
@@ -65,6 +65,13 @@ def stack_dataset(dataset: LeRobotV3Dataset, keys: Iterable[str]) -> dict[str, t
         episode_of[ep["dataset_from_index"]:ep["dataset_to_index"]] = ep["episode_index"]
     out["episode_index"] = torch.from_numpy(episode_of)
     return out
+
+
+def offset_stats(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Statistics of action frames minus the latest observed joint state, over unpadded frames."""
+    offsets = (tensors[ACTION] - tensors[STATE][:, -1:, :])[~tensors["action_is_pad"]]  # (M, A)
+    return {"min": offsets.min(0).values, "max": offsets.max(0).values, "mean": offsets.mean(0),
+            "std": offsets.std(0)}
 
 
 def learning_rate(step: int, options: TrainOptions) -> float:
@@ -110,6 +117,8 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
     tensors = stack_dataset(dataset, config.obs_keys)
     train_index, val_index = split_episodes(tensors["episode_index"], options.validation_fraction, options.seed)
     stats = {k: dataset.stats[k] for k in (*config.obs_keys, ACTION)}
+    if config.relative_actions:
+        stats[ACTION_OFFSET] = offset_stats(tensors)
     model = DiffusionModel(config, stats)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(options.ema_decay), use_buffers=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)

@@ -240,3 +240,47 @@ def test_prefix_conditioned_network_takes_the_prefix_as_input_and_keeps_it():
     assert _model().with_prefix(noisy, known, prefix) is noisy  # a network without prefix training: unchanged
     with pytest.raises(ValueError, match="prefix_frames"):
         _model(prefix_frames=8)
+
+
+def _zero_network(model: DiffusionModel) -> DiffusionModel:
+    """The model with a U-Net that always predicts the normalised chunk 0 (the centre of the action stats)."""
+    model.unet.forward = lambda x, t, cond: torch.zeros_like(x[..., : model.config.action_dim])
+    return model
+
+
+def test_relative_actions_are_offsets_from_the_latest_joint_state():
+    offsets = {"action.relative": _stats(7, -0.1, 0.3)}  # centre +0.1 rad
+    config = DiffusionConfig(joint_names=CONTROLLED_JOINTS, relative_actions=True, **TINY)
+    stats = {"observation.state": _stats(7), "observation.object": _stats(7), "observation.goal": _stats(3),
+             "action": _stats(7), **offsets}
+    relative = _zero_network(DiffusionModel(config, stats).eval())
+    absolute = _zero_network(_model())
+    sampler = ChunkSampler(relative.config, "ddim", 2)
+    for value in (-0.5, 0.2):
+        obs = _obs(value=value)
+        obs["observation.state"][0, 0] = 9.0  # an older frame: only the latest one anchors the chunk
+        assert torch.allclose(relative.sample(obs, 3, sampler), torch.full((3, 8, 7), value + 0.1), atol=1e-5)
+        assert torch.allclose(absolute.sample(obs, 3, sampler), torch.zeros(3, 8, 7), atol=1e-5)
+    known = torch.full((8, 7), 0.25)  # an inpainted prefix in joint units stays in joint units
+    weights = torch.tensor([1.0, 1.0, 0, 0, 0, 0, 0, 0])
+    guided = relative.sample(_obs(value=0.2), 2, sampler, guide=(known, weights))
+    assert torch.allclose(guided[:, :2], torch.full((2, 2, 7), 0.25), atol=1e-4)
+    batch = relative.sample_batch({k: torch.cat([_obs(value=-0.5)[k], _obs(value=0.2)[k]]) for k in _obs()},
+                                  [1, 2], sampler)
+    assert torch.allclose(batch[:, 0, 0], torch.tensor([-0.4, 0.3, 0.3]), atol=1e-5)
+    with pytest.raises(ValueError, match="action.relative"):
+        DiffusionModel(config, {k: v for k, v in stats.items() if k != "action.relative"})
+    with pytest.raises(ValueError, match="joint state"):
+        DiffusionConfig(joint_names=CONTROLLED_JOINTS, relative_actions=True, obs_keys=("observation.goal",))
+
+
+def test_relative_action_training_stores_offset_statistics(trained, tmp_path):
+    dataset, _ = trained
+    report = train(TrainOptions(dataset, tmp_path / "rel", steps=10, batch_size=16, threads=1,
+                                config={**TINY, "relative_actions": True}))
+    model, meta = load_policy(Path(report["output"]))
+    assert model.config.relative_actions
+    offsets = meta["stats"]["action.relative"]
+    # the demonstrations move joint 0 one STEP per frame: offsets over 8 frames stay within 8 STEPs
+    assert 0 < max(offsets["max"][0], -offsets["min"][0]) <= 8 * STEP + 1e-6
+    assert offsets["max"][6] == offsets["min"][6] == 0.0  # the constant gripper never moves
