@@ -9,7 +9,9 @@ a warm-up; p50 over ``--repeats`` calls, ms.
 
 Samplers: ``ddpm100`` (the training chain, baseline), ``ddim16``, ``ddim10``,
 ``dpm3`` (DPM-Solver++, 3 steps) and ``streaming`` (warm start, 3 of 10 DDIM
-steps). Ratios: each sampler's speed-up over DDPM-100, and N=16 / N=1.
+steps). Ratios: each sampler's speed-up over DDPM-100, and N=16 / N=1; and
+dpm3 at N=16 with the U-Net's im2col convolutions against the oneDNN
+convolutions it replaces for batches (``dpm3_n16_im2col_speedup``).
 Targets (ARCHITECTURE.md): dpm3 <= 15 ms, ddim10 <= 40 ms, N=16 <= 2x N=1.
 
     python bench/policy.py                         # table
@@ -32,6 +34,7 @@ from armpilot.policies.base import Observation
 from armpilot.policies.diffusion import DiffusionPolicy
 from armpilot.policies.diffusion_checkpoint import read_meta, save_policy
 from armpilot.policies.diffusion_config import ACTION, GOAL, OBJECT, STATE, DiffusionConfig
+from armpilot.policies import diffusion_unet
 from armpilot.policies.diffusion_model import DiffusionModel
 
 SAMPLERS = {"ddpm100": ("ddpm", 100), "ddim16": ("ddim", 16), "ddim10": ("ddim", 10), "dpm3": ("dpm", 3),
@@ -94,8 +97,24 @@ def run(checkpoint: Path, threads: int, repeats: int, device: str = "cpu") -> di
     for name, target in TARGETS_MS.items():
         figures[f"{name}_meets_{target:.0f}ms"] = p50[name, 1] <= target
     figures["n16_over_n1"] = figures["dpm3_n16_over_n1"]  # the default sampler (dpm, 3 steps)
+    figures.update(im2col_versus_onednn(checkpoint, repeats, device))
     figures["n16_within_2x_n1"] = all(p50[name, 16] <= 2 * p50[name, 1] for name in ("dpm3", "ddim10"))
     return figures
+
+
+def im2col_versus_onednn(checkpoint: Path, repeats: int, device: str) -> dict[str, float]:
+    """dpm3 at N=16 with the U-Net's im2col convolutions (``TemporalConv``) against the oneDNN baseline."""
+    joints = tuple(read_meta(checkpoint)["config"].joint_names)
+    policy = DiffusionPolicy(checkpoint, joints, 10, 0.1, "dpm", 3, device=device)
+    default = diffusion_unet.GEMM_MIN_BATCH
+    try:
+        diffusion_unet.GEMM_MIN_BATCH = 10**9  # every batch through nn.Conv1d (oneDNN on a CPU)
+        onednn = float(np.percentile(time_policy(policy, 16, repeats), 50))
+    finally:
+        diffusion_unet.GEMM_MIN_BATCH = default
+    im2col = float(np.percentile(time_policy(policy, 16, repeats), 50))
+    return {"dpm3_n16_onednn_p50_ms": onednn, "dpm3_n16_im2col_p50_ms": im2col,
+            "dpm3_n16_im2col_speedup": onednn / im2col}
 
 
 def main() -> None:

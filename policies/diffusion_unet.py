@@ -12,7 +12,12 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+#: Smallest inference batch for which ``TemporalConv`` runs as one im2col matrix product (bench/policy.py:
+#: at N=16 on a CPU core it beats the oneDNN convolution, at N=1 it is slower).
+GEMM_MIN_BATCH = 4
 
 
 class SinusoidalStepEmbedding(nn.Module):
@@ -28,12 +33,29 @@ class SinusoidalStepEmbedding(nn.Module):
         return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
+class TemporalConv(nn.Conv1d):
+    """``nn.Conv1d`` (same weights and result) that, for an inference batch of at least ``GEMM_MIN_BATCH``,
+    runs as one (B*H_out, C_in*k) x (C_in*k, C_out) matrix product over unfolded windows."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] < GEMM_MIN_BATCH or torch.is_grad_enabled() or self.groups != 1 or self.dilation[0] != 1:
+            return super().forward(x)
+        (k,), (stride,), (pad,) = self.kernel_size, self.stride, self.padding
+        batch, channels, _ = x.shape
+        windows = F.pad(x, (pad, pad)).unfold(2, k, stride)  # (B, C_in, H_out, k)
+        h_out = windows.shape[2]
+        columns = windows.permute(0, 2, 1, 3).reshape(batch * h_out, channels * k)
+        weight = self.weight.reshape(self.out_channels, channels * k)
+        out = torch.addmm(self.bias, columns, weight.t()) if self.bias is not None else columns @ weight.t()
+        return out.view(batch, h_out, self.out_channels).transpose(1, 2)
+
+
 class ConvBlock(nn.Module):
     """Conv1d -> GroupNorm -> Mish over (B, C, H)."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, groups: int) -> None:
         super().__init__()
-        self.block = nn.Sequential(nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2),
+        self.block = nn.Sequential(TemporalConv(c_in, c_out, kernel, padding=kernel // 2),
                                    nn.GroupNorm(groups, c_out), nn.Mish())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -48,7 +70,7 @@ class FiLMResidualBlock(nn.Module):
         self.conv1 = ConvBlock(c_in, c_out, kernel, groups)
         self.conv2 = ConvBlock(c_out, c_out, kernel, groups)
         self.film = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, 2 * c_out))
-        self.residual = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.residual = TemporalConv(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         scale, bias = self.film(cond)[:, :, None].chunk(2, dim=1)
@@ -81,7 +103,7 @@ class ConditionalUnet1D(nn.Module):
         for i, (c_in, c_out) in enumerate(levels):
             last = i == len(levels) - 1
             self.down.append(nn.ModuleList([block(c_in, c_out), block(c_out, c_out),
-                                            nn.Identity() if last else nn.Conv1d(c_out, c_out, 3, 2, 1)]))
+                                            nn.Identity() if last else TemporalConv(c_out, c_out, 3, 2, 1)]))
         mid = down_dims[-1]
         self.mid = nn.ModuleList([block(mid, mid), block(mid, mid)])
         self.up = nn.ModuleList()
@@ -89,7 +111,7 @@ class ConditionalUnet1D(nn.Module):
             self.up.append(nn.ModuleList([block(2 * c_out, c_in), block(c_in, c_in),
                                           nn.ConvTranspose1d(c_in, c_in, 4, 2, 1)]))
         self.head = nn.Sequential(ConvBlock(down_dims[0], down_dims[0], kernel, groups),
-                                  nn.Conv1d(down_dims[0], action_dim, 1))
+                                  TemporalConv(down_dims[0], action_dim, 1))
 
     def forward(self, chunk: torch.Tensor, steps: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         film = torch.cat([self.step_encoder(steps), cond], dim=-1)

@@ -18,7 +18,7 @@ from armpilot.policies.diffusion_encoder import FeatureNormalizer
 from armpilot.policies.diffusion_model import DiffusionModel
 from armpilot.policies.diffusion_sampling import ChunkSampler
 from armpilot.policies.diffusion_training import TrainOptions, train
-from armpilot.policies.diffusion_unet import ConditionalUnet1D
+from armpilot.policies.diffusion_unet import GEMM_MIN_BATCH, ConditionalUnet1D, TemporalConv
 from armpilot.policies.perturbed import PerturbedProposer, ProposerConfig
 from armpilot.robot import CONTROLLED_JOINTS
 from diffusion_data import STEP, write_dataset
@@ -51,6 +51,23 @@ def test_unet_shapes_and_film_conditioning():
     assert out_a.shape == (3, 16, 7)
     assert not torch.allclose(out_a, out_b)  # the condition reaches the output through FiLM
     assert not torch.allclose(unet(x, t + 1, torch.zeros(3, 32)), out_a)  # so does the step
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(5, 1, 2), (3, 2, 1), (1, 1, 0)])
+def test_temporal_conv_matrix_product_equals_the_convolution(kernel, stride, padding):
+    conv = TemporalConv(12, 20, kernel, stride, padding)
+    x = torch.randn(GEMM_MIN_BATCH + 12, 12, 16)
+    with torch.no_grad():
+        expected = torch.nn.functional.conv1d(x, conv.weight, conv.bias, stride, padding)
+        assert torch.allclose(conv(x), expected, atol=1e-5)  # the im2col path
+        assert torch.equal(conv(x[:1]), torch.nn.functional.conv1d(x[:1], conv.weight, conv.bias, stride, padding))
+    unet = ConditionalUnet1D(7, 32, (16, 32, 64), 5, 4, 16).eval()
+    chunks, steps = torch.randn(16, 16, 7), torch.arange(16)
+    cond = torch.randn(16, 32)
+    with torch.no_grad():
+        batched = unet(chunks, steps, cond)
+        singles = torch.cat([unet(chunks[i:i + 1], steps[i:i + 1], cond[i:i + 1]) for i in range(16)])
+    assert torch.allclose(batched, singles, atol=1e-4)  # the batch (im2col) and single (oneDNN) paths agree
 
 
 def test_horizon_must_fit_the_levels():
