@@ -30,11 +30,11 @@ import numpy as np
 import torch
 
 from figures import print_figures  # bench/ is on sys.path when run as a script
+from armpilot.policies import diffusion_unet
 from armpilot.policies.base import Observation
 from armpilot.policies.diffusion import DiffusionPolicy
 from armpilot.policies.diffusion_checkpoint import read_meta, save_policy
 from armpilot.policies.diffusion_config import ACTION, GOAL, OBJECT, STATE, DiffusionConfig
-from armpilot.policies import diffusion_unet
 from armpilot.policies.diffusion_model import DiffusionModel
 
 SAMPLERS = {"ddpm100": ("ddpm", 100), "ddim16": ("ddim", 16), "ddim10": ("ddim", 10), "dpm3": ("dpm", 3),

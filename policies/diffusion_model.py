@@ -129,8 +129,8 @@ class DiffusionModel(nn.Module):
                      generator: torch.Generator | None = None) -> torch.Tensor:
         """B observations (each value (B, n_obs_steps, ...)) -> (sum(counts), H, A) chunks in joint units,
         ``counts[b]`` chunks for observation b, in order: one denoising loop for all of them."""
-        cond = self.encode(obs).repeat_interleave(torch.as_tensor(counts, device=obs[self.config.obs_keys[0]].device),
-                                                  dim=0)
+        repeats = torch.as_tensor(counts, device=obs[self.config.obs_keys[0]].device)
+        cond = self.encode(obs).repeat_interleave(repeats, dim=0)
         shape = (len(cond), self.config.horizon, self.config.action_dim)
         noise = torch.randn(shape, generator=generator, device=cond.device)
         prefix = torch.zeros(shape[:2], dtype=torch.bool, device=cond.device)
@@ -139,6 +139,4 @@ class DiffusionModel(nn.Module):
             lambda x, t: self.unet(self.with_prefix(x, known, prefix), t.expand(len(cond)), cond), noise,
             None, generator, None)
         anchor = self.anchor(obs)
-        if anchor is not None:
-            anchor = anchor.repeat_interleave(torch.as_tensor(counts, device=anchor.device), dim=0)
-        return self.from_network(normalised, anchor)
+        return self.from_network(normalised, None if anchor is None else anchor.repeat_interleave(repeats, dim=0))

@@ -13,7 +13,7 @@ import torch
 from armpilot.policies.base import Observation
 from armpilot.policies.diffusion import DiffusionPolicy, object_vector
 from armpilot.policies.diffusion_checkpoint import CheckpointError, load_policy, save_policy
-from armpilot.policies.diffusion_config import SAMPLERS, DiffusionConfig
+from armpilot.policies.diffusion_config import ACTION_OFFSET, SAMPLERS, DiffusionConfig
 from armpilot.policies.diffusion_encoder import FeatureNormalizer
 from armpilot.policies.diffusion_model import DiffusionModel
 from armpilot.policies.diffusion_sampling import ChunkSampler
@@ -21,9 +21,7 @@ from armpilot.policies.diffusion_training import TrainOptions, train
 from armpilot.policies.diffusion_unet import GEMM_MIN_BATCH, ConditionalUnet1D, TemporalConv
 from armpilot.policies.perturbed import PerturbedProposer, ProposerConfig
 from armpilot.robot import CONTROLLED_JOINTS
-from diffusion_data import STEP, write_dataset
-
-TINY = {"down_dims": (16, 32), "horizon": 8, "obs_embed_dim": 32, "step_embed_dim": 16, "n_groups": 4}
+from diffusion_data import STEP, TINY, write_dataset
 
 
 def _stats(dim: int, low: float = -1.0, high: float = 1.0) -> dict[str, torch.Tensor]:
@@ -60,7 +58,7 @@ def test_temporal_conv_matrix_product_equals_the_convolution(kernel, stride, pad
     with torch.no_grad():
         expected = torch.nn.functional.conv1d(x, conv.weight, conv.bias, stride, padding)
         assert torch.allclose(conv(x), expected, atol=1e-5)  # the im2col path
-        assert torch.equal(conv(x[:1]), torch.nn.functional.conv1d(x[:1], conv.weight, conv.bias, stride, padding))
+        assert torch.equal(conv(x[:1]), super(TemporalConv, conv).forward(x[:1]))  # a single chunk: nn.Conv1d
     unet = ConditionalUnet1D(7, 32, (16, 32, 64), 5, 4, 16).eval()
     chunks, steps = torch.randn(16, 16, 7), torch.arange(16)
     cond = torch.randn(16, 32)
@@ -266,7 +264,7 @@ def _zero_network(model: DiffusionModel) -> DiffusionModel:
 
 
 def test_relative_actions_are_offsets_from_the_latest_joint_state():
-    offsets = {"action.relative": _stats(7, -0.1, 0.3)}  # centre +0.1 rad
+    offsets = {ACTION_OFFSET: _stats(7, -0.1, 0.3)}  # centre +0.1 rad
     config = DiffusionConfig(joint_names=CONTROLLED_JOINTS, relative_actions=True, **TINY)
     stats = {"observation.state": _stats(7), "observation.object": _stats(7), "observation.goal": _stats(3),
              "action": _stats(7), **offsets}
@@ -286,7 +284,7 @@ def test_relative_actions_are_offsets_from_the_latest_joint_state():
                                   [1, 2], sampler)
     assert torch.allclose(batch[:, 0, 0], torch.tensor([-0.4, 0.3, 0.3]), atol=1e-5)
     with pytest.raises(ValueError, match="action.relative"):
-        DiffusionModel(config, {k: v for k, v in stats.items() if k != "action.relative"})
+        DiffusionModel(config, {k: v for k, v in stats.items() if k != ACTION_OFFSET})
     with pytest.raises(ValueError, match="joint state"):
         DiffusionConfig(joint_names=CONTROLLED_JOINTS, relative_actions=True, obs_keys=("observation.goal",))
 
@@ -297,7 +295,7 @@ def test_relative_action_training_stores_offset_statistics(trained, tmp_path):
                                 config={**TINY, "relative_actions": True}))
     model, meta = load_policy(Path(report["output"]))
     assert model.config.relative_actions
-    offsets = meta["stats"]["action.relative"]
+    offsets = meta["stats"][ACTION_OFFSET]
     # the demonstrations move joint 0 one STEP per frame: offsets over 8 frames stay within 8 STEPs
     assert 0 < max(offsets["max"][0], -offsets["min"][0]) <= 8 * STEP + 1e-6
     assert offsets["max"][6] == offsets["min"][6] == 0.0  # the constant gripper never moves
