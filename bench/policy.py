@@ -103,16 +103,19 @@ def run(checkpoint: Path, threads: int, repeats: int, device: str = "cpu") -> di
 
 
 def im2col_versus_onednn(checkpoint: Path, repeats: int, device: str) -> dict[str, float]:
-    """dpm3 at N=16 with the U-Net's im2col convolutions (``TemporalConv``) against the oneDNN baseline."""
+    """dpm3 at N=16 with the U-Net's im2col convolutions (``TemporalConv``) against the oneDNN baseline,
+    calls interleaved (one each way per repeat) so that load on the machine hits both alike."""
     joints = tuple(read_meta(checkpoint)["config"].joint_names)
     policy = DiffusionPolicy(checkpoint, joints, 10, 0.1, "dpm", 3, device=device)
-    default = diffusion_unet.GEMM_MIN_BATCH
+    default, times = diffusion_unet.GEMM_MIN_BATCH, {"onednn": [], "im2col": []}
     try:
-        diffusion_unet.GEMM_MIN_BATCH = 10**9  # every batch through nn.Conv1d (oneDNN on a CPU)
-        onednn = float(np.percentile(time_policy(policy, 16, repeats), 50))
+        for _ in range(max(3, repeats)):
+            for path, min_batch in (("onednn", 10**9), ("im2col", default)):  # 10**9: every batch via nn.Conv1d
+                diffusion_unet.GEMM_MIN_BATCH = min_batch
+                times[path].append(float(time_policy(policy, 16, 1)[0]))
     finally:
         diffusion_unet.GEMM_MIN_BATCH = default
-    im2col = float(np.percentile(time_policy(policy, 16, repeats), 50))
+    onednn, im2col = (float(np.percentile(times[p], 50)) for p in ("onednn", "im2col"))
     return {"dpm3_n16_onednn_p50_ms": onednn, "dpm3_n16_im2col_p50_ms": im2col,
             "dpm3_n16_im2col_speedup": onednn / im2col}
 
