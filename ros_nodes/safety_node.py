@@ -60,8 +60,6 @@ from armpilot.safety.supervisor import Supervisor, proposer_fault
 from armpilot.safety.verifier import VerifierConfig, sample_chunk, select
 from armpilot.safety.workspace import WorkspaceChecker
 
-#: Topics a proposal may come from; each must have at most one publishing node.
-PROPOSAL_TOPICS = (topics.POLICY_CANDIDATES, topics.TELEOP_COMMAND)
 #: Clock jumps reported (s): any jump back, forward jumps beyond this.
 CLOCK_JUMP_FORWARD_S = 1.0
 #: Seconds between checks of who publishes proposals (wall clock).
@@ -120,10 +118,12 @@ class SafetyNode(Node):
         self.pub_diag = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
         self.joint_states = self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state,
                                                      qos.STATE_QOS)
-        self.create_subscription(PointCloud2, topics.POLICY_CANDIDATES, self.on_candidates, qos.COMMAND_QOS,
-                                 raw=True)
-        self.create_subscription(JointTrajectory, topics.TELEOP_COMMAND, self.on_trajectory, qos.COMMAND_QOS,
-                                 raw=True)
+        proposals = (self.create_subscription(PointCloud2, topics.POLICY_CANDIDATES, self.on_candidates,
+                                              qos.COMMAND_QOS, raw=True),
+                     self.create_subscription(JointTrajectory, topics.TELEOP_COMMAND, self.on_trajectory,
+                                              qos.COMMAND_QOS, raw=True))
+        # one publishing node each (as remapped): the proposal topics, and the controller's (this node alone)
+        self.single_source_topics = tuple(s.topic_name for s in proposals) + (self.pub_command.topic_name,)
         self.create_service(Trigger, topics.ESTOP_SERVICE, self.on_estop)
         self.create_service(Trigger, topics.ESTOP_RESET_SERVICE, self.on_reset)
         self.create_service(SetBool, topics.ENABLE_SERVICE, self.on_enable)
@@ -316,10 +316,10 @@ class SafetyNode(Node):
                 self.hold(*reason)
 
     def check_proposers(self) -> None:
-        """Hold and refuse while more than one node publishes on a proposal topic."""
+        """Hold and refuse while more than one node publishes on a proposal topic or the controller's."""
         publishers = {topic: [_publisher_identity(i) for i in self.get_publishers_info_by_topic(topic)]
-                      for topic in PROPOSAL_TOPICS}
-        fault = proposer_fault(publishers)
+                      for topic in self.single_source_topics}
+        fault = proposer_fault(publishers, self.pub_command.topic_name)
         with self.lock:
             before = self.supervisor.state.proposer_fault
             if self.supervisor.proposers(fault):

@@ -97,6 +97,9 @@ def test_command_moves_arm_and_malformed_is_rejected(tmp_path):
         nan_msg = conv.joint_trajectory_to_msg(CONTROLLED_JOINTS, np.array([0.5]), target[None, :])
         nan_msg.points[0].positions[1] = float("nan")
         direct.publish(nan_msg)
+        probe.spin_for(0.3)
+        probe.destroy_publisher(direct)  # a second node on the controller topic makes safety refuse everything
+        probe.spin_for(1.5)
         # through safety: beyond the joint limit -> rejected, hold
         too_far = held.copy()
         too_far[2] = 3.5

@@ -20,7 +20,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from armpilot.graph import NodeSpec
 from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION, ArmModel
-from armpilot.ros_nodes import qos, topics
+from armpilot.ros_nodes import conversions as conv, qos, topics
 from armpilot.ros_nodes.candidate_conversions import candidates_to_msg
 from armpilot.safety.input_bounds import InputBounds, oversized_chunk, oversized_message
 from armpilot.safety.verifier import vote
@@ -117,6 +117,33 @@ def test_a_second_proposer_is_refused_by_name_and_the_arm_holds(tmp_path):
         intruder.destroy_node()
         gone = time.monotonic()
         probe.spin_until(lambda: commands.moves_after(gone) >= 2, 15, "proposals once the intruder is gone")
+
+
+def test_a_node_commanding_the_controller_directly_is_reported_and_proposals_stop(tmp_path):
+    """The safety node cannot stop what another node sends the controller; it names it and stops adding to it."""
+    with running_graph(SAFETY_ALONE, tmp_path) as (_graph, probe):
+        _arm, diagnostics = FakeArm(probe), Diagnostics(probe)  # the fake arm publishes from its timers
+        ours: list[float] = []  # wall arrival of the safety node's moves (the intruder's carry its frame_id)
+        probe.create_subscription(JointTrajectory, topics.CONTROLLER_COMMAND, lambda m: ours.append(time.monotonic())
+                                  if m.header.frame_id != "intruder" and m.header.stamp.sec else None, qos.COMMAND_QOS)
+        probe.spin_until(lambda: len(ours) >= 3, 30, "proposals passing through")
+        intruder = rclpy.create_node("intruder")
+        probe.executor_.add_node(intruder)
+        direct = intruder.create_publisher(JointTrajectory, topics.CONTROLLER_COMMAND, qos.COMMAND_QOS)
+        command = conv.joint_trajectory_to_msg(CONTROLLED_JOINTS, np.array([0.5]), HOME_POSITION[None, :])
+        command.header.frame_id = "intruder"
+        intruder.create_timer(0.1, lambda: direct.publish(command))
+        appeared = time.monotonic()
+        probe.spin_until(lambda: any(level == ERROR and "/intruder" in text and "bypass" in text
+                                     for _, level, text, _ in diagnostics.after(appeared)), 10,
+                         "an ERROR diagnostic naming /intruder on the controller topic")
+        named = next(t for t, level, text, _ in diagnostics.after(appeared) if level == ERROR and "/intruder" in text)
+        probe.spin_for(1.5)
+        assert not [t for t in ours if t > named + 0.1], "no proposal is forwarded while another node commands"
+        probe.executor_.remove_node(intruder)
+        intruder.destroy_node()
+        gone = time.monotonic()
+        probe.spin_until(lambda: len([t for t in ours if t > gone]) >= 2, 15, "proposals once the intruder is gone")
 
 
 class SimClockArm(FakeArm):

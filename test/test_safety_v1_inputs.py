@@ -13,7 +13,7 @@ from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION
 from armpilot.ros_nodes.candidate_conversions import TIME_FIELD, candidates_from_msg, candidates_to_msg
 from armpilot.ros_nodes.conversion_core import ConversionError
 from armpilot.ros_nodes.conversions import pointcloud_to_msg
-from armpilot.safety.supervisor import Supervisor
+from armpilot.safety.supervisor import Supervisor, proposer_fault
 
 
 # --- supervisor -----------------------------------------------------------------------------------------------------
@@ -93,6 +93,16 @@ def test_second_proposer_holds_once_and_refuses_until_one_is_left():
     assert sup.refusal(0.1)[0] == "second_proposer" and "/intruder" in sup.refusal(0.1)[1]
     assert not sup.proposers("")
     assert sup.refusal(0.1) is None
+
+
+def test_a_second_node_on_the_controller_topic_is_a_fault_the_safety_node_alone_is_not():
+    controller = "/arm_controller/joint_trajectory"
+    alone = {"/policy/candidates": ["/policy (participant 1)"], controller: ["/safety (participant 2)"] * 2}
+    assert proposer_fault(alone, controller) == ""
+    bypass = {controller: ["/safety (participant 2)", "/safety (participant 3)"]}  # a second node takes its name
+    fault = proposer_fault(bypass, controller)
+    assert "bypass the safety node" in fault and "participant 3" in fault
+    assert "bypass" not in proposer_fault({"/policy/candidates": ["/policy", "/intruder"]}, controller)
 
 
 def test_a_clock_jump_back_holds_and_either_jump_is_reported_for_a_while():

@@ -149,15 +149,18 @@ class Supervisor:
         return None
 
 
-def proposer_fault(publishers: Mapping[str, Sequence[str]]) -> str:
-    """Describe every proposal topic published by more than one node ("" when none is).
+def proposer_fault(publishers: Mapping[str, Sequence[str]], controller_topic: str = "") -> str:
+    """Describe every proposal topic, and the controller topic, published by more than one node ("" when none is).
 
     Args:
-        publishers: topic -> the node of each publisher on it (one node may publish twice).
+        publishers: topic -> the node of each publisher on it (one node may publish twice); the controller
+            topic's list includes the safety node itself.
+        controller_topic: which of the topics is the controller's: a second node there bypasses the checks.
     """
     faults = []
     for topic, nodes in sorted(publishers.items()):
         distinct = sorted(set(nodes))
         if len(distinct) > 1:
-            faults.append(f"{len(distinct)} nodes publish on {topic}: {distinct}")
+            bypass = " (its commands bypass the safety node)" if topic == controller_topic else ""
+            faults.append(f"{len(distinct)} nodes publish on {topic}{bypass}: {distinct}")
     return "; ".join(faults)
