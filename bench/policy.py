@@ -5,7 +5,8 @@ random weights: latency does not depend on the weights), ``torch`` threads as
 the policy node uses them (``--threads``, default 1). Each row times
 ``DiffusionPolicy.sample_candidates`` (observation -> N timed joint chunks,
 everything the node's inference thread does) with ``time.perf_counter`` after
-a warm-up; p50 over ``--repeats`` calls, ms.
+a warm-up; p50 over ``--repeats`` calls, ms; N=1 and N=16 calls alternate, so
+a busy spell on the machine slows both alike.
 
 Samplers: ``ddpm100`` (the training chain, baseline), ``ddim16``, ``ddim10``,
 ``dpm3`` (DPM-Solver++, 3 steps) and ``streaming`` (warm start, 3 of 10 DDIM
@@ -63,17 +64,19 @@ def observation(stamp: float, joints: tuple[str, ...]) -> Observation:
     return Observation(stamp, joints, q, obj, 0.0, obj, (now,))
 
 
-def time_policy(policy: DiffusionPolicy, n: int, repeats: int) -> np.ndarray:
-    """Per-call ms of ``sample_candidates`` (streaming: each call warm-starts from the previous)."""
+def time_policy(policy: DiffusionPolicy, sizes: tuple[int, ...], repeats: int) -> dict[int, np.ndarray]:
+    """Per-call ms of ``sample_candidates`` for each N in ``sizes``, calls interleaved (N=1, N=16, N=1, ...)
+    so that load on the machine hits every N alike (streaming: each call warm-starts from the previous)."""
     joints = policy.config.joint_names
-    for k in range(3):
+    for k, n in enumerate(sizes * 2):
         policy.sample_candidates(observation(0.2 * k, joints), n)
-    times = []
+    times: dict[int, list[float]] = {n: [] for n in sizes}
     for k in range(repeats):
-        started = time.perf_counter()
-        policy.sample_candidates(observation(1.0 + 0.2 * k, joints), n)  # returns numpy: synchronised
-        times.append(1e3 * (time.perf_counter() - started))
-    return np.asarray(times)
+        for j, n in enumerate(sizes):
+            started = time.perf_counter()
+            policy.sample_candidates(observation(1.0 + 0.2 * (k * len(sizes) + j), joints), n)  # numpy: synchronised
+            times[n].append(1e3 * (time.perf_counter() - started))
+    return {n: np.asarray(t) for n, t in times.items()}
 
 
 def run(checkpoint: Path, threads: int, repeats: int, device: str = "cpu") -> dict[str, Any]:
@@ -85,9 +88,8 @@ def run(checkpoint: Path, threads: int, repeats: int, device: str = "cpu") -> di
         joints = tuple(read_meta(checkpoint)["config"].joint_names)
         policy = DiffusionPolicy(checkpoint, joints, 10, 0.1, sampler, steps, device=device)
         figures.setdefault("parameters", sum(p.numel() for p in policy.model.parameters()))
-        for n in (1, 16):
-            runs = max(3, repeats // 10) if sampler == "ddpm" else repeats
-            ms = time_policy(policy, n, runs)
+        runs = max(3, repeats // 10) if sampler == "ddpm" else repeats
+        for n, ms in time_policy(policy, (1, 16), runs).items():
             p50[name, n] = float(np.percentile(ms, 50))
             figures[f"{name}_n{n}_p50_ms"] = p50[name, n]
             figures[f"{name}_n{n}_p99_ms"] = float(np.percentile(ms, 99))
@@ -112,7 +114,7 @@ def im2col_versus_onednn(checkpoint: Path, repeats: int, device: str) -> dict[st
         for _ in range(max(3, repeats)):
             for path, min_batch in (("onednn", 10**9), ("im2col", default)):  # 10**9: every batch via nn.Conv1d
                 diffusion_unet.GEMM_MIN_BATCH = min_batch
-                times[path].append(float(time_policy(policy, 16, 1)[0]))
+                times[path].append(float(time_policy(policy, (16,), 1)[16][0]))
     finally:
         diffusion_unet.GEMM_MIN_BATCH = default
     onednn, im2col = (float(np.percentile(times[p], 50)) for p in ("onednn", "im2col"))

@@ -3,7 +3,8 @@
 A chunk is computed from an observation stamped ``t_obs`` and is anchored
 there: point k is due at ``t_obs + times[k]``. By the time it is published,
 ``age = now - t_obs`` has passed; points already due are dropped (Diffusion
-Policy's real-robot rule), and a chunk with nothing left is not sent.
+Policy's real-robot rule), and a chunk with nothing left is not sent; for an
+arm that stood still (nothing executing) the chunk starts when it is ready.
 Receding horizon = publish every 1/rate s and let the controller replace the
 rest of the previous chunk; temporal ensembling (ACT) instead blends the new
 chunk with what the previous one planned for the same instants.
@@ -33,7 +34,7 @@ def resample_in_time(times: np.ndarray, source_times: np.ndarray, values: np.nda
 
 
 def drop_past_points(times: np.ndarray, candidates: np.ndarray, age: float,
-                     margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                     margin: float = 0.0, standing: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Keeps the points due more than ``margin`` s after now.
 
     Args:
@@ -41,10 +42,15 @@ def drop_past_points(times: np.ndarray, candidates: np.ndarray, age: float,
         candidates: (N, H, J).
         age: now - observation stamp, s.
         margin: s; points due sooner than this cannot be reached in time either.
+        standing: no command was executing at the observation: the arm cannot have followed any of the
+            chunk while it was computed, so the whole chunk starts now (times shifted by ``age``) instead
+            of skipping into motion the arm never made.
 
     Returns:
         (H',) times (still relative to the stamp) and (N, H', J); H' may be 0.
     """
+    if standing:
+        times = times + age
     keep = times > age + margin
     return times[keep], candidates[:, keep]
 

@@ -125,8 +125,7 @@ class PolicyNode(Node):
             self.begin_episode(0, float("-inf"), "continuous episodes from start-up")
         self.create_subscription(PoseStamped, topics.POLICY_GOAL, self.on_goal, qos.LATCHED_QOS)
         self.create_subscription(String, topics.POLICY_INSTRUCTION, self.on_instruction, qos.LATCHED_QOS)
-        if cfg.transition != "replace":
-            self.create_subscription(JointTrajectory, topics.SAFETY_COMMANDED, self.on_commanded, qos.COMMAND_QOS)
+        self.create_subscription(JointTrajectory, topics.SAFETY_COMMANDED, self.on_commanded, qos.COMMAND_QOS)
         self.image: np.ndarray | None = None
         if policy.capabilities.needs_image:  # VLA backends look at the camera
             self.create_subscription(Image, topics.COLOR_IMAGE, self.on_image, qos.CAMERA_QOS)
@@ -332,12 +331,10 @@ class PolicyNode(Node):
                 self.get_logger().warning(f"chunk ready {age * 1e3:.0f} ms after its observation (budget "
                                           f"{budget * 1e3:.0f} ms): not sent", throttle_duration_sec=2.0)
                 return
-            if rtc and executing is None:  # the arm stood still meanwhile: the chunk starts when it is ready (RTC)
-                times = times + age
             if cfg.transition == "ensemble" and executing is not None:
                 previous = (executing.stamp, executing.times, executing.positions)
                 candidates = blend_with_previous(times, candidates, obs.stamp, previous, cfg.chunk_blend)
-            times, candidates = drop_past_points(times, candidates, age, cfg.min_lead)
+            times, candidates = drop_past_points(times, candidates, age, cfg.min_lead, standing=executing is None)
             if not len(times):
                 return
             if self.fresh_episode:
