@@ -10,6 +10,7 @@ ARMPILOT="${ARMPILOT_VENV:-.venv}/bin/armpilot"
 WORK="${ARMPILOT_WORK:-out/panda}"
 "$ARMPILOT" record --robot panda --task reach --episodes 100 --seed 1000 --width 320 --height 240 --output "$WORK/bags"
 "$ARMPILOT" convert "$WORK/bags" --output "$WORK/dataset" --overwrite
-"$ARMPILOT" train "$WORK/dataset" --output "$WORK/policy" --steps 3000 --batch-size 128 --seed 0 --threads 2
+"$ARMPILOT" train "$WORK/dataset" --output "$WORK/policy" --steps 3000 --batch-size 128 --seed 0 --threads 2 \
+    --relative-actions
 "$ARMPILOT" evaluate --robot panda --task reach --checkpoint "$WORK/policy" --episodes 50 --candidates 1 \
     --width 320 --height 240 --no-video --report "$WORK/evaluation.json"
