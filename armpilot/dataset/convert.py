@@ -21,6 +21,7 @@ from armpilot.ros_nodes import topics
 
 from .bag_reader import OBJECT_TOPIC, BagDamaged, BagError, EpisodeStreams, bag_custom_data, read_episode
 from .command_reference import reference_actions
+from .demo_speed import max_joint_speeds, recorded_velocity_limits, speed_warning, too_fast
 from .lerobot_v3 import EpisodeFrames, LeRobotV3Writer
 from .resampler import NS_PER_S, ResampleError, Stream, hold_indices, resample
 from .tracks_feature import TRACKS_TOPIC, bag_has_tracks, tracks_on_ticks
@@ -37,6 +38,8 @@ class ConversionSummary:
     skipped: dict[str, str] = field(default_factory=dict)
     recovered: dict[str, str] = field(default_factory=dict)
     max_staleness_s: dict[str, float] = field(default_factory=dict)
+    max_speed: dict[str, float] = field(default_factory=dict)  # joint -> largest recorded |dq/dt|, rad/s
+    speed_check: str = ""  # the demonstrations against the robot's velocity limits
 
     def lines(self) -> list[str]:
         """A printable summary."""
@@ -46,6 +49,7 @@ class ConversionSummary:
         out += [f"recovered (only the readable part converted): {len(self.recovered)}"] if self.recovered else []
         out += [f"  {name}: {note}" for name, note in self.recovered.items()]
         out += [f"max staleness {topic}: {s * 1e3:.1f} ms" for topic, s in self.max_staleness_s.items()]
+        out += [self.speed_check] if self.speed_check else []
         return out
 
 
@@ -117,6 +121,15 @@ def recorded_robot(folders: list[Path]) -> dict[str, str]:
     return {ROBOT_KEY: name, URDF_HASH_KEY: urdf_hash}
 
 
+def check_speeds(max_speed: dict[str, float], robot: dict[str, str]) -> str:
+    """The summary line on the demonstrations' joint speeds against the recorded robot's velocity limits."""
+    limits, unknown = recorded_velocity_limits(robot)
+    if unknown:
+        return f"joint speeds not checked: {unknown}"
+    fast = too_fast(list(max_speed), max_speed, limits)
+    return speed_warning(fast) or f"joint speeds within the velocity limits of '{robot[ROBOT_KEY]}'"
+
+
 def refuse_output_over_input(bag_dir: Path, output: Path) -> None:
     """``output`` may be neither the bag folder, inside it, nor contain it (``--overwrite`` would delete bags)."""
     bags, out = bag_dir.resolve(), output.resolve()
@@ -184,8 +197,11 @@ def convert(bag_dir: Path, output: Path, fps: int = 15, overwrite: bool = False,
             summary.seconds += len(frames) / fps
             for topic, s in staleness.items():
                 summary.max_staleness_s[topic] = max(s, summary.max_staleness_s.get(topic, 0.0))
+            for name, speed in zip(episode.joint_names, max_joint_speeds(frames.timestamp, frames.state)):
+                summary.max_speed[name] = max(float(speed), summary.max_speed.get(name, 0.0))
         if summary.episodes == 0:
             raise ValueError("no episode could be converted:\n" + "\n".join(summary.skipped.values()))
+        summary.speed_check = check_speeds(summary.max_speed, robot)
         writer.finalize({"source_bags": str(Path(bag_dir).resolve()),
                          "camera_intrinsics": intrinsics, "armpilot_robot": robot})
     except BaseException:
