@@ -4,7 +4,7 @@ A chunk is computed from an observation stamped ``t_obs`` and is anchored
 there: point k is due at ``t_obs + times[k]``. By the time it is published,
 ``age = now - t_obs`` has passed; points already due are dropped (Diffusion
 Policy's real-robot rule), and a chunk with nothing left is not sent; with
-``standing`` (rtc, an arm that stood still) the chunk starts when it is ready.
+``standing`` (rtc/prefix, an arm that stood still) the chunk starts when it is ready.
 Receding horizon = publish every 1/rate s and let the controller replace the
 rest of the previous chunk; temporal ensembling (ACT) instead blends the new
 chunk with what the previous one planned for the same instants.

@@ -122,8 +122,11 @@ class SafetyNode(Node):
                                               qos.COMMAND_QOS, raw=True),
                      self.create_subscription(JointTrajectory, topics.TELEOP_COMMAND, self.on_trajectory,
                                               qos.COMMAND_QOS, raw=True))
-        # one publishing node each (as remapped): the proposal topics, and the controller's (this node alone)
-        self.single_source_topics = tuple(s.topic_name for s in proposals) + (self.pub_command.topic_name,)
+        # one publishing node each: the proposal topics, and the controller's (this node alone); (name as
+        # declared: rclpy remaps it when queried, name as remapped: for the report)
+        self.single_source_topics = tuple(zip((topics.POLICY_CANDIDATES, topics.TELEOP_COMMAND,
+                                               topics.CONTROLLER_COMMAND),
+                                              [s.topic_name for s in proposals] + [self.pub_command.topic_name]))
         self.create_service(Trigger, topics.ESTOP_SERVICE, self.on_estop)
         self.create_service(Trigger, topics.ESTOP_RESET_SERVICE, self.on_reset)
         self.create_service(SetBool, topics.ENABLE_SERVICE, self.on_enable)
@@ -317,8 +320,8 @@ class SafetyNode(Node):
 
     def check_proposers(self) -> None:
         """Hold and refuse while more than one node publishes on a proposal topic or the controller's."""
-        publishers = {topic: [_publisher_identity(i) for i in self.get_publishers_info_by_topic(topic)]
-                      for topic in self.single_source_topics}
+        publishers = {resolved: [_publisher_identity(i) for i in self.get_publishers_info_by_topic(declared)]
+                      for declared, resolved in self.single_source_topics}
         fault = proposer_fault(publishers, self.pub_command.topic_name)
         with self.lock:
             before = self.supervisor.state.proposer_fault

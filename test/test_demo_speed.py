@@ -20,7 +20,7 @@ def test_only_joints_beyond_the_tolerance_are_too_fast():
     limits = {"a": 2.0, "b": 2.0}
     fast = too_fast(["a", "b", "c"], {"a": 2.09, "b": 2.2, "c": 9.0}, limits)  # c: no limit known, not judged
     assert fast == {"b": (2.2, 2.0)}
-    assert "b 2.20 rad/s (limit 2)" in speed_warning(fast) and speed_warning({}) == ""
+    assert "b 2.20 (limit 2)" in speed_warning(fast) and speed_warning({}) == ""
 
 
 def test_limits_come_from_the_recorded_robot_and_its_urdf():

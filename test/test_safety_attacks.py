@@ -124,8 +124,13 @@ def test_a_node_commanding_the_controller_directly_is_reported_and_proposals_sto
     with running_graph(SAFETY_ALONE, tmp_path) as (_graph, probe):
         _arm, diagnostics = FakeArm(probe), Diagnostics(probe)  # the fake arm publishes from its timers
         ours: list[float] = []  # wall arrival of the safety node's moves (the intruder's carry its frame_id)
-        probe.create_subscription(JointTrajectory, topics.CONTROLLER_COMMAND, lambda m: ours.append(time.monotonic())
-                                  if m.header.frame_id != "intruder" and m.header.stamp.sec else None, qos.COMMAND_QOS)
+        holds: list[float] = []  # ... and of its holds (stamped zero)
+
+        def on_command(msg: JointTrajectory) -> None:
+            if msg.header.frame_id != "intruder":
+                (ours if msg.header.stamp.sec else holds).append(time.monotonic())
+
+        probe.create_subscription(JointTrajectory, topics.CONTROLLER_COMMAND, on_command, qos.COMMAND_QOS)
         probe.spin_until(lambda: len(ours) >= 3, 30, "proposals passing through")
         intruder = rclpy.create_node("intruder")
         probe.executor_.add_node(intruder)
@@ -138,8 +143,10 @@ def test_a_node_commanding_the_controller_directly_is_reported_and_proposals_sto
                                      for _, level, text, _ in diagnostics.after(appeared)), 10,
                          "an ERROR diagnostic naming /intruder on the controller topic")
         named = next(t for t, level, text, _ in diagnostics.after(appeared) if level == ERROR and "/intruder" in text)
+        assert [t for t in holds if t >= appeared], "the safety node holds when another node commands the arm"
         probe.spin_for(1.5)
-        assert not [t for t in ours if t > named + 0.1], "no proposal is forwarded while another node commands"
+        # 0.5 s: a move forwarded just before the fault may arrive late on a loaded machine
+        assert not [t for t in ours if t > named + 0.5], "no proposal is forwarded while another node commands"
         probe.executor_.remove_node(intruder)
         intruder.destroy_node()
         gone = time.monotonic()

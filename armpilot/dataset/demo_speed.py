@@ -15,8 +15,9 @@ import numpy as np
 
 from armpilot.robot_profile import ROBOT_KEY, URDF_HASH_KEY, RobotDescriptionError, load_profile
 
-#: A joint counts as too fast above this multiple of its velocity limit (finite differences on the
-#: dataset clock smooth the peaks; the controller's own tracking adds a little).
+#: A joint counts as too fast above this multiple of its velocity limit: room for tracking overshoot and
+#: stamp jitter. Frame-to-frame differences on the dataset clock underestimate peaks, so this check finds
+#: demonstrations clearly over the limit, not every brief excursion.
 SPEED_TOLERANCE = 1.05
 
 
@@ -64,6 +65,7 @@ def speed_warning(fast: Mapping[str, tuple[float, float]]) -> str:
     """One line for the conversion summary ("" when nothing is too fast)."""
     if not fast:
         return ""
-    joints = ", ".join(f"{name} {speed:.2f} rad/s (limit {limit:.3g})" for name, (speed, limit) in fast.items())
-    return (f"WARNING: the demonstrations move faster than the arm's velocity limits: {joints}; a policy trained "
+    joints = ", ".join(f"{name} {speed:.2f} (limit {limit:.3g})" for name, (speed, limit) in fast.items())
+    return (f"WARNING: the demonstrations move faster than the arm's velocity limits (rad/s, m/s for a prismatic "
+            f"joint): {joints}; a policy trained "
             f"on them proposes chunks the safety node refuses. Record behind the safety node you will run.")

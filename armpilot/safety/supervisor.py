@@ -42,7 +42,8 @@ class Supervisor:
       on the wall clock and on the node's clock (the same one, except on sim time): a simulator that
       pauses between steps (rendering) pauses its clock and its arm with it, so that is not silence;
       silence on the wall clock alone counts after ``PAUSED_CLOCK_TIMEOUT_S`` (a dead simulator).
-    - More than one node publishing proposals on a topic -> hold once, refuse until one is left.
+    - More than one node publishing proposals on a topic, or any node but the safety node on the
+      controller topic -> hold once, refuse until one is left.
     - The node's clock jumps back -> hold once; jumps either way are reported for ``CLOCK_FAULT_S``.
     """
 
