@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -86,13 +87,25 @@ def _launch(tmp_path: Path, token: str, domain: int, *arguments: str) -> subproc
     env.update(AMENT_PREFIX_PATH=str(_prefix(tmp_path / "prefix")),
                PYTHONPATH=os.pathsep.join([str(STUBS), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
                ARMPILOT_LAUNCH_TEST=token)
-    return subprocess.Popen([sys.executable, "-c", RUNNER, *arguments], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen([sys.executable, "-c", RUNNER, *arguments], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    # drained all along: a full pipe would block the launch's event loop, Ctrl-C included
+    process.lines = []  # type: ignore[attr-defined]
+    process.reader = threading.Thread(target=lambda: process.lines.extend(process.stdout), daemon=True)
+    process.reader.start()
+    return process
+
+
+def _output(process: subprocess.Popen, timeout: float) -> str:
+    """Wait up to ``timeout`` s for the launch to end; everything it printed."""
+    process.wait(timeout=timeout)
+    process.reader.join(timeout=10)  # type: ignore[attr-defined]
+    return "".join(process.lines)  # type: ignore[attr-defined]
 
 
 def test_show_args_lists_every_argument_with_its_description(tmp_path):
     process = _launch(tmp_path, "show-args", unique_domain_id(), "sim.launch.py", "--show-args")
-    out, _ = process.communicate(timeout=120)
+    out = _output(process, 120)
     assert process.returncode == 0, out
     for name in ("robot", "urdf", "task", "policy", "rviz"):
         assert any(line.startswith(f"{name} - ") and len(line) > len(name) + 5 for line in out.splitlines()), out
@@ -100,7 +113,7 @@ def test_show_args_lists_every_argument_with_its_description(tmp_path):
 
 def test_a_misspelt_argument_fails_the_launch_naming_the_known_ones(tmp_path):
     process = _launch(tmp_path, "misspelt", unique_domain_id(), "sim.launch.py", "tsak:=pick")
-    out, _ = process.communicate(timeout=120)
+    out = _output(process, 120)
     assert process.returncode != 0 and "tsak" in out and "'task'" in out, out[-3000:]
 
 
@@ -115,13 +128,13 @@ def test_sim_launch_runs_the_graph_and_ctrl_c_stops_every_process(tmp_path, monk
     try:
         if not probe.spin_until(lambda: probe.moves > 0, 180):
             process.kill()
-            pytest.fail("the launched graph never commanded the arm:\n" + process.communicate(timeout=30)[0][-4000:])
+            pytest.fail("the launched graph never commanded the arm:\n" + _output(process, 30)[-4000:])
         names = {Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1].decode().rsplit("/", 1)[-1]
                  for pid in processes_with(token) if pid != process.pid}
         assert {"sim_node", "policy_node", "safety_node", "perception_node", "tracks_node"} <= names, names
         holds = probe.holds
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in the terminal: launch and its processes
-        out, _ = process.communicate(timeout=60)
+        _output(process, 60)
         deadline = time.monotonic() + 10
         while processes_with(token) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -148,9 +161,9 @@ def test_every_launch_file_starts_its_nodes_and_ctrl_c_stops_them(tmp_path, laun
             time.sleep(0.5)
         time.sleep(3.0)
         started = processes_with(token)
-        assert process.poll() is None, process.communicate(timeout=30)[0][-3000:]
+        assert process.poll() is None, _output(process, 30)[-3000:]
         os.killpg(process.pid, signal.SIGINT)
-        out, _ = process.communicate(timeout=60)
+        out = _output(process, 60)
         assert len(started) >= 2, out[-3000:]
         deadline = time.monotonic() + 10
         while processes_with(token) and time.monotonic() < deadline:

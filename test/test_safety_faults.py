@@ -114,6 +114,7 @@ class FakeArm:
         probe.create_timer(0.01, self.tick_joints)
         probe.create_timer(CONTROL_PERIOD, self.tick_proposal)
         self.propose = True
+        self.proposed: list[float] = []  # wall time of each valid proposal sent
 
     def now(self) -> float:
         return time.time()
@@ -130,6 +131,7 @@ class FakeArm:
     def tick_proposal(self) -> None:
         if self.propose:
             self.proposals.publish(self.valid_candidates())
+            self.proposed.append(time.monotonic())
 
 
 def test_stale_joint_states_hold_and_refuse(tmp_path):
@@ -172,7 +174,24 @@ def test_estop_latches_until_reset(tmp_path):
         probe.spin_until(lambda: commands.moves_after(cleared) >= 2, 5, "proposals after the reset")
 
 
+def _share_forwarded(probe, arm: FakeArm, commands: Commands, seconds: float, flood=None) -> tuple[float, int]:
+    """Share of the valid proposals sent while ``flood()`` (if any) runs for ``seconds`` that reached the
+    controller (late deliveries included), and how many were sent."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if flood is not None:
+            flood()
+        probe.spin_for(0.01)
+    end = time.monotonic()
+    probe.spin_for(0.5)
+    sent = sum(1 for wall in arm.proposed if start <= wall <= end)
+    forwarded = sum(1 for wall, hold in commands.log if not hold and start <= wall <= end + 0.5)
+    return min(forwarded, sent) / max(sent, 1), sent
+
+
 def test_flood_of_malformed_messages_does_not_stop_valid_ones(tmp_path):
+    """The share of valid proposals forwarded under a flood of malformed tables and trajectories, against the
+    same seconds without one (ratios: on a loaded machine the test process sends fewer of both)."""
     with running_graph(SAFETY_ALONE, tmp_path) as (_graph, probe):
         arm, commands = FakeArm(probe), Commands(probe)
         flood = probe.create_publisher(PointCloud2, topics.POLICY_CANDIDATES, qos.COMMAND_QOS)
@@ -181,16 +200,20 @@ def test_flood_of_malformed_messages_does_not_stop_valid_ones(tmp_path):
         bad_table = arm.valid_candidates()
         bad_table.fields = bad_table.fields[1:]  # no time_from_start field
         bad_traj = conv.joint_trajectory_to_msg(CONTROLLED_JOINTS[:5], np.array([0.1]), HOME_POSITION[None, :5])
-        start, sent = time.monotonic(), 0
-        while time.monotonic() - start < 3.0:
+        sent = 0
+
+        def publish_malformed() -> None:
+            nonlocal sent
             for _ in range(5):
                 flood.publish(bad_table)
                 teleop_flood.publish(bad_traj)
                 sent += 2
-            probe.spin_for(0.01)
-        valid = commands.moves_after(start)
-        assert sent > 400
-        assert valid >= 0.8 * 3.0 / CONTROL_PERIOD, f"only {valid} valid proposals passed during the flood"
+
+        baseline, _ = _share_forwarded(probe, arm, commands, 3.0)
+        flooded, valid_sent = _share_forwarded(probe, arm, commands, 3.0, publish_malformed)
+        assert sent > 400 and valid_sent >= 3
+        assert flooded >= 0.75 * baseline, f"{flooded:.0%} of valid proposals forwarded in the flood, " \
+                                           f"{baseline:.0%} without"
 
 
 def test_joint_states_of_another_arm_are_refused_naming_the_joint_and_nothing_moves(tmp_path):
