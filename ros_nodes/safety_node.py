@@ -118,15 +118,15 @@ class SafetyNode(Node):
         self.pub_diag = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
         self.joint_states = self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state,
                                                      qos.STATE_QOS)
-        proposals = (self.create_subscription(PointCloud2, topics.POLICY_CANDIDATES, self.on_candidates,
-                                              qos.COMMAND_QOS, raw=True),
-                     self.create_subscription(JointTrajectory, topics.TELEOP_COMMAND, self.on_trajectory,
-                                              qos.COMMAND_QOS, raw=True))
-        # one publishing node each: the proposal topics, and the controller's (this node alone); (name as
-        # declared: rclpy remaps it when queried, name as remapped: for the report)
-        self.single_source_topics = tuple(zip((topics.POLICY_CANDIDATES, topics.TELEOP_COMMAND,
-                                               topics.CONTROLLER_COMMAND),
-                                              [s.topic_name for s in proposals] + [self.pub_command.topic_name]))
+        candidates = self.create_subscription(PointCloud2, topics.POLICY_CANDIDATES, self.on_candidates,
+                                              qos.COMMAND_QOS, raw=True)
+        teleop = self.create_subscription(JointTrajectory, topics.TELEOP_COMMAND, self.on_trajectory,
+                                          qos.COMMAND_QOS, raw=True)
+        # one publishing node each: the proposal topics, and the controller's (this node alone), as
+        # (name as declared: rclpy remaps it when queried, name as remapped: for the report)
+        self.single_source_topics = ((topics.POLICY_CANDIDATES, candidates.topic_name),
+                                     (topics.TELEOP_COMMAND, teleop.topic_name),
+                                     (topics.CONTROLLER_COMMAND, self.pub_command.topic_name))
         self.create_service(Trigger, topics.ESTOP_SERVICE, self.on_estop)
         self.create_service(Trigger, topics.ESTOP_RESET_SERVICE, self.on_reset)
         self.create_service(SetBool, topics.ENABLE_SERVICE, self.on_enable)

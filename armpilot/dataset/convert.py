@@ -126,7 +126,7 @@ def check_speeds(max_speed: dict[str, float], robot: dict[str, str]) -> str:
     limits, unknown = recorded_velocity_limits(robot)
     if unknown:
         return f"joint speeds not checked: {unknown}"
-    fast = too_fast(list(max_speed), max_speed, limits)
+    fast = too_fast(max_speed, limits)
     return speed_warning(fast) or f"joint speeds within the velocity limits of '{robot[ROBOT_KEY]}'"
 
 

@@ -9,7 +9,7 @@ and names the joints that exceed them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -37,11 +37,12 @@ def max_joint_speeds(timestamp: np.ndarray, state: np.ndarray) -> np.ndarray:
     return speeds.max(axis=0)
 
 
-def too_fast(joint_names: Sequence[str], max_speed: Mapping[str, float], limits: Mapping[str, float],
+def too_fast(max_speed: Mapping[str, float], limits: Mapping[str, float],
              tolerance: float = SPEED_TOLERANCE) -> dict[str, tuple[float, float]]:
-    """Joints whose recorded speed exceeds ``tolerance`` x their limit: name -> (speed, limit)."""
-    return {name: (max_speed[name], limits[name]) for name in joint_names
-            if name in max_speed and name in limits and max_speed[name] > tolerance * limits[name]}
+    """Joints whose recorded speed exceeds ``tolerance`` x their limit (joints without one are not judged):
+    name -> (speed, limit)."""
+    return {name: (speed, limits[name]) for name, speed in max_speed.items()
+            if name in limits and speed > tolerance * limits[name]}
 
 
 def recorded_velocity_limits(robot: Mapping[str, str]) -> tuple[dict[str, float], str]:
