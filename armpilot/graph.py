@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -54,7 +54,7 @@ class ArgumentSpec:
 
 @dataclass(frozen=True)
 class GraphSpec:
-    """A named graph: its launch arguments and nodes."""
+    """A named graph: its launch arguments and nodes (graph-wide remappings already applied to each)."""
 
     name: str
     description: str
@@ -68,14 +68,15 @@ def _argument(name: str, raw: Mapping[str, Any]) -> ArgumentSpec:
     return ArgumentSpec(name, str(raw["default"]), str(raw["description"]), params, remaps)  # type: ignore[arg-type]
 
 
-def _node(raw: Mapping[str, Any]) -> NodeSpec:
+def _node(raw: Mapping[str, Any], graph_remaps: Mapping[str, str]) -> NodeSpec:
+    remaps = {**graph_remaps, **raw.get("remap", {})}
     return NodeSpec(
         name=raw["name"],
         executable=raw["executable"],
         package=raw.get("package", "armpilot"),
         parameter_files=tuple(raw.get("parameters", ())),
         parameters=dict(raw.get("set", {})),
-        remappings=tuple((k, v) for k, v in raw.get("remap", {}).items()),
+        remappings=tuple(remaps.items()),
         ros_only=bool(raw.get("ros_only", False)),
         respawn=bool(raw.get("respawn", False)),
     )
@@ -95,7 +96,7 @@ def load_graphs(path: str | Path | None = None) -> dict[str, GraphSpec]:
             name,
             spec.get("description", ""),
             tuple(arguments[a] for a in spec.get("arguments", ())),
-            tuple(_node(n) for n in spec["nodes"]),
+            tuple(_node(n, spec.get("remap", {})) for n in spec["nodes"]),
         )
     return graphs
 
@@ -139,6 +140,12 @@ def resolve(graph: GraphSpec, values: Mapping[str, str] | None = None) -> tuple[
                 node = nodes[node_name]
                 nodes[node_name] = replace(node, remappings=node.remappings + ((topic, text),))
     return tuple(nodes[n.name] for n in graph.nodes)
+
+
+def remapped(nodes: Sequence[NodeSpec], node_name: str, topic: str) -> str:
+    """The name ``topic`` has for the node called ``node_name`` after its remappings (``topic`` if none)."""
+    node = next(n for n in nodes if n.name == node_name)
+    return dict(node.remappings).get(topic, topic)
 
 
 def ros_arguments(node: NodeSpec, config_dir: Path) -> list[str]:

@@ -177,6 +177,7 @@ def finetune_vla(options: VLATrainOptions, on_step: Callable[[int, float], None]
         serialisable = {k: json.loads(v.to_json()) if hasattr(v, "to_json") else v for k, v in meta.items()}
         (Path(options.output) / VLA_META).write_text(json.dumps(serialisable, indent=2))
     if world > 1:
+        torch.distributed.barrier()  # leave together: tearing down while rank 0 still saves hung 1 run in 4
         torch.distributed.destroy_process_group()
     return {"output": str(options.output), "frames": len(dataset), "steps": options.steps, "world_size": world,
             "first_loss": losses[0], "final_loss": float(np.mean(losses[-20:])),

@@ -16,8 +16,9 @@ from tqdm import tqdm
 
 from armpilot.bringup import GraphSupervisor, ros_environment
 from armpilot.evaluation import EpisodeResult, contact_sheet, episode_summary, format_summary
-from armpilot.graph import load_graphs, resolve
+from armpilot.graph import load_graphs, remapped, resolve
 from armpilot.robot_profile import DEFAULT_ROBOT, load_profile
+from armpilot.ros_nodes import topics
 from armpilot.tasks import get_task
 
 #: Episodes whose first and last frames go into the contact sheet.
@@ -87,7 +88,7 @@ def graph_session(graph_name: str, values: dict[str, str], domain_id: int | None
 
     with GraphSupervisor(nodes, env, log_dir) as graph:
         rclpy.init()
-        node = EvaluatorNode()
+        node = EvaluatorNode(command_topic=remapped(nodes, "safety", topics.CONTROLLER_COMMAND))
         try:
             node.wait_until_ready()
             graph.check()

@@ -47,8 +47,9 @@ SERVICE_TIMEOUT_S = 30.0
 class EvaluatorNode(Node):
     """Episode driver and meter for ``armpilot demo`` and the graph tests."""
 
-    def __init__(self, keep_frames: bool = True) -> None:
-        super().__init__("evaluator")
+    def __init__(self, keep_frames: bool = True, command_topic: str = topics.CONTROLLER_COMMAND) -> None:
+        """``command_topic``: where the graph's safety node sends commands (the sim graphs rename it)."""
+        super().__init__("evaluator", cli_args=["--ros-args", "-r", f"{topics.CONTROLLER_COMMAND}:={command_topic}"])
         self.rates = {t: RateMeter() for t in MEASURED_TOPICS}
         self.latency = LatencyLog()
         self.switches = SwitchLog()

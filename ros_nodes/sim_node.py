@@ -5,7 +5,8 @@ depth (16UC1 mm) and camera_info, ``~/privileged/object_poses`` (ground truth:
 [object, goal], for experts and evaluation only), ``~/task_success`` and
 ``~/episode`` (JSON, latched), the episode's goal on ``/policy/goal`` and, for
 the language task, its instruction on ``/policy/instruction`` (as a user would
-give them); follows ``/arm_controller/joint_trajectory``;
+give them); follows ``/arm_controller/joint_trajectory`` (the sim graphs
+remap it to ``/sim/arm_controller/joint_trajectory``);
 ``~/reset`` (std_srvs/Trigger) starts an episode with the ``seed`` parameter.
 """
 

@@ -15,13 +15,18 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from armpilot.bringup import GraphSupervisor, ros_environment
-from armpilot.graph import NodeSpec, load_graphs, resolve
+from armpilot.graph import NodeSpec, load_graphs, remapped, resolve
 from armpilot.ros_nodes import qos, topics
 
 
 def unique_domain_id() -> int:
     """A ROS_DOMAIN_ID in 1..200 unlikely to clash with a parallel run."""
     return 1 + (os.getpid() * 7 + int(time.time())) % 200
+
+
+def command_topic(nodes: tuple[NodeSpec, ...]) -> str:
+    """Where the safety node among ``nodes`` sends the arm's commands (the sim graphs give it a private name)."""
+    return remapped(nodes, "safety", topics.CONTROLLER_COMMAND)
 
 
 def sim_graph_nodes(drop: tuple[str, ...] = (), **values: str) -> tuple[NodeSpec, ...]:

@@ -16,19 +16,21 @@ from armpilot.bringup import NodeFailed
 from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos, topics
-from graph_harness import running_graph, sim_graph_nodes
+from graph_harness import command_topic, running_graph, sim_graph_nodes
 
 pytestmark = [pytest.mark.graph, pytest.mark.timeout(180)]
 
 
 def test_full_graph_flows_at_configured_rates_and_is_wired(tmp_path):
     nodes = sim_graph_nodes(task="reach")
+    command = command_topic(nodes)
+    assert command != topics.CONTROLLER_COMMAND, "the sim graph names the arm's command topic privately"
     with running_graph(nodes, tmp_path) as (graph, probe):
         probe.count(Image, topics.COLOR_IMAGE, qos.CAMERA_QOS)
         probe.count(Image, topics.DEPTH_IMAGE, qos.CAMERA_QOS)
         probe.count(Clock, topics.CLOCK, qos.CLOCK_QOS)
-        probe.count(JointTrajectory, topics.CONTROLLER_COMMAND, qos.COMMAND_QOS)
-        probe.spin_until(lambda: topics.CONTROLLER_COMMAND in probe.arrivals, 60, "a command at the controller")
+        probe.count(JointTrajectory, command, qos.COMMAND_QOS)
+        probe.spin_until(lambda: command in probe.arrivals, 60, "a command at the controller")
         graph.check()
         # rates on the sim's clock (the joint states' stamps): a loaded machine slows the sim's wall rate, not this
         since, sim_since = time.monotonic(), probe.stamp
@@ -36,9 +38,9 @@ def test_full_graph_flows_at_configured_rates_and_is_wired(tmp_path):
         sim_elapsed = probe.stamp - sim_since
         assert sim_elapsed > 1.0, f"the sim advanced only {sim_elapsed:.2f} s in 4 s"
         rates = {t: sum(1 for a in probe.arrivals.get(t, []) if a >= since) / sim_elapsed
-                 for t in (topics.JOINT_STATES, topics.COLOR_IMAGE, topics.DEPTH_IMAGE, topics.CONTROLLER_COMMAND)}
+                 for t in (topics.JOINT_STATES, topics.COLOR_IMAGE, topics.DEPTH_IMAGE, command)}
         expected = {topics.JOINT_STATES: 125.0, topics.COLOR_IMAGE: 1 / (8 * 0.008),
-                    topics.DEPTH_IMAGE: 1 / (8 * 0.008), topics.CONTROLLER_COMMAND: 5.0}
+                    topics.DEPTH_IMAGE: 1 / (8 * 0.008), command: 5.0}
         for topic, rate in expected.items():
             assert rates[topic] == pytest.approx(rate, rel=0.2), f"{topic}: {rates}"
         # every topic a graph node subscribes to has a publisher (teleop commands and the language instruction
@@ -49,6 +51,8 @@ def test_full_graph_flows_at_configured_rates_and_is_wired(tmp_path):
                 if topic in optional_inputs:
                     continue
                 assert probe.count_publishers(topic) > 0, f"{name} subscribes to {topic}, which nobody publishes"
+        # nothing in the graph listens on the stock controller name: a stock tool publishing there moves nothing
+        assert probe.count_subscribers(topics.CONTROLLER_COMMAND) == 0
         # a dead proposer is respawned (the safety node holds meanwhile); a dead required node stops the graph
         first = graph.pids()["policy"]
         os.kill(first, signal.SIGKILL)
@@ -97,7 +101,7 @@ def test_command_moves_arm_and_malformed_is_rejected(tmp_path):
         probe.spin_for(1.5)
         # malformed, straight to the controller: a missing joint, a NaN -> rejected by the sim, the arm holds
         # (after the refusal above: a second node on the controller topic makes safety refuse everything)
-        direct = probe.create_publisher(JointTrajectory, topics.CONTROLLER_COMMAND, qos.COMMAND_QOS)
+        direct = probe.create_publisher(JointTrajectory, command_topic(nodes), qos.COMMAND_QOS)
         probe.spin_for(0.5)
         direct.publish(conv.joint_trajectory_to_msg(CONTROLLED_JOINTS[:6], np.array([0.5]), HOME_POSITION[None, :6]))
         nan_msg = conv.joint_trajectory_to_msg(CONTROLLED_JOINTS, np.array([0.5]), target[None, :])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from armpilot.graph import load_graphs, parse_value, resolve, ros_arguments
+from armpilot.graph import load_graphs, parse_value, remapped, resolve, ros_arguments
 from armpilot.paths import share_dir
 
 
@@ -34,6 +34,25 @@ def test_argument_remaps_controller_topic(graphs):
     assert ("/arm_controller/joint_trajectory", "/ur/jtc/joint_trajectory") in nodes["safety"].remappings
     default = {n.name: n for n in resolve(graphs["real"])}
     assert default["safety"].remappings == ()
+
+
+@pytest.mark.parametrize("graph", ["sim", "record", "teleop"])
+def test_sim_graphs_give_the_command_topic_a_private_name(graphs, graph):
+    """The sim controller, the safety node and the recorder meet on a name no stock tool publishes on."""
+    nodes = resolve(graphs[graph])
+    stock = "/arm_controller/joint_trajectory"
+    names = {remapped(nodes, n.name, stock) for n in nodes if n.name in ("sim", "safety", "recorder")}
+    assert names == {"/sim/arm_controller/joint_trajectory"}
+
+
+def test_a_nodes_own_remap_wins_over_the_graphs(tmp_path):
+    (tmp_path / "graph.yaml").write_text(
+        "arguments: {}\ngraphs:\n  g:\n    remap: {/a: /graph_a}\n    nodes:\n"
+        "      - {name: own, executable: e, remap: {/a: /own_a}}\n      - {name: other, executable: e}\n")
+    nodes = resolve(load_graphs(tmp_path / "graph.yaml")["g"])
+    assert remapped(nodes, "own", "/a") == "/own_a"
+    assert remapped(nodes, "other", "/a") == "/graph_a"
+    assert remapped(nodes, "other", "/b") == "/b"
 
 
 def test_unknown_argument_is_named(graphs):

@@ -24,7 +24,7 @@ from armpilot.ros_nodes import conversions as conv, qos, topics
 from armpilot.ros_nodes.candidate_conversions import candidates_to_msg
 from armpilot.safety.input_bounds import InputBounds, oversized_chunk, oversized_message
 from armpilot.safety.verifier import vote
-from graph_harness import running_graph, sim_graph_nodes
+from graph_harness import command_topic, running_graph, sim_graph_nodes
 from test_safety_faults import ERROR, SAFETY_ALONE, Commands, FakeArm
 
 pytestmark = [pytest.mark.graph, pytest.mark.timeout(180)]
@@ -197,7 +197,7 @@ def test_a_stalled_safety_node_resumes_without_a_violent_hold(tmp_path):
     nodes = sim_graph_nodes(task="pick", object_source="privileged")
     limits = ArmModel().limits.reordered(list(CONTROLLED_JOINTS))
     with running_graph(nodes, tmp_path) as (graph, probe):
-        commands = Commands(probe)
+        commands = Commands(probe, command_topic(nodes))
         speeds: list[tuple[float, np.ndarray]] = []
         probe.create_subscription(JointState, topics.JOINT_STATES, lambda m: speeds.append(
             (time.monotonic(), np.abs(np.array(m.velocity)[:len(CONTROLLED_JOINTS)]))), qos.STATE_QOS)

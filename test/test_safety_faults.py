@@ -19,7 +19,7 @@ from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION, ArmModel
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.candidate_conversions import candidates_to_msg
-from graph_harness import running_graph, sim_graph_nodes
+from graph_harness import command_topic, running_graph, sim_graph_nodes
 
 pytestmark = [pytest.mark.graph, pytest.mark.timeout(180)]
 CONTROL_PERIOD = 0.2  # s, the policy's chunk period (5 Hz)
@@ -30,12 +30,12 @@ SAFETY_ALONE = (NodeSpec("safety", "safety_node", parameter_files=("safety.yaml"
 class Commands:
     """Records controller commands: (wall time, is_hold, sim time) — a hold is stamped zero (start on receipt)."""
 
-    def __init__(self, probe) -> None:
+    def __init__(self, probe, topic: str = topics.CONTROLLER_COMMAND) -> None:
         self.probe = probe
         self.log: list[tuple[float, bool]] = []
         self.sim_log: list[tuple[float, bool]] = []
         self.holds: list[JointTrajectory] = []
-        probe.create_subscription(JointTrajectory, topics.CONTROLLER_COMMAND, self.on, qos.COMMAND_QOS)
+        probe.create_subscription(JointTrajectory, topic, self.on, qos.COMMAND_QOS)
 
     @property
     def sim_time(self) -> float:
@@ -60,7 +60,7 @@ def _kill_mid_motion_and_time_the_hold(tmp_path, victim: str, **values: str) -> 
     """Kill ``victim`` while the arm moves; the sim-time delay until the safety node's hold command."""
     nodes = sim_graph_nodes(task="pick", **values)
     with running_graph(nodes, tmp_path) as (graph, probe):
-        commands = Commands(probe)
+        commands = Commands(probe, command_topic(nodes))
         probe.spin_until(lambda: commands.moves_after(0) >= 5, 90, "the policy driving the arm")
         # discovery of each publisher takes its own time (rarely seconds): wait for the sim's joint states
         probe.spin_until(lambda: probe.joints is not None, 30, "joint states from the sim")

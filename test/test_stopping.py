@@ -23,8 +23,8 @@ from rclpy.executors import SingleThreadedExecutor
 from trajectory_msgs.msg import JointTrajectory
 
 from armpilot.bringup import find_executable, ros_environment
-from armpilot.ros_nodes import qos, topics
-from graph_harness import unique_domain_id
+from armpilot.ros_nodes import qos
+from graph_harness import command_topic, sim_graph_nodes, unique_domain_id
 from synthetic_bags import write_episode
 
 GONE_WITHIN_S = 3.0
@@ -57,7 +57,7 @@ class ControllerProbe:
         self.executor.add_node(self.node)
         self.moves = 0
         self.holds = 0
-        self.node.create_subscription(JointTrajectory, topics.CONTROLLER_COMMAND, self._on_command, qos.COMMAND_QOS)
+        self.node.create_subscription(JointTrajectory, command_topic(sim_graph_nodes()), self._on_command, qos.COMMAND_QOS)
 
     def _on_command(self, msg: JointTrajectory) -> None:
         if msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0:
