@@ -57,7 +57,8 @@ class ControllerProbe:
         self.executor.add_node(self.node)
         self.moves = 0
         self.holds = 0
-        self.node.create_subscription(JointTrajectory, command_topic(sim_graph_nodes()), self._on_command, qos.COMMAND_QOS)
+        command = command_topic(sim_graph_nodes())  # `armpilot up sim` names it privately
+        self.node.create_subscription(JointTrajectory, command, self._on_command, qos.COMMAND_QOS)
 
     def _on_command(self, msg: JointTrajectory) -> None:
         if msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0:
