@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -99,8 +101,15 @@ def test_training_under_torchrun_uses_ddp(trained, tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
                "-m", "armpilot.cli", "train-vla", str(dataset), "--output", str(tmp_path / "ddp"), "--steps", "5",
                "--batch-size", "4"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=200,
-                            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
-    assert result.returncode == 0, result.stderr[-3000:]
+    # a session of its own, so that a timeout ends torchrun's workers too (killing torchrun alone orphans them)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        _out, err = process.communicate(timeout=200)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        _out, err = process.communicate()
+        pytest.fail(f"torchrun did not finish within 200 s: {err[-3000:]}")
+    assert process.returncode == 0, err[-3000:]
     report = json.loads((tmp_path / "ddp" / "report.json").read_text())
     assert report["world_size"] == 2 and report["steps"] == 5
