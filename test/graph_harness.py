@@ -72,17 +72,32 @@ class Probe(Node):
         self.joints: np.ndarray | None = None
         self.stamp = 0.0
         self.arrivals: dict[str, list[float]] = {}
+        self.stamps: dict[str, list[float]] = {}  # header stamps, s, of counted topics whose messages have one
         self.create_subscription(JointState, topics.JOINT_STATES, self._on_joints, qos.STATE_QOS)
 
     def _on_joints(self, msg: JointState) -> None:
         self.joints = np.array(msg.position)
         self.stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9  # sim time in the sim graph
         self.arrivals.setdefault(topics.JOINT_STATES, []).append(time.monotonic())
+        self.stamps.setdefault(topics.JOINT_STATES, []).append(self.stamp)
 
     def count(self, msg_type: type, topic: str, profile) -> None:
-        """Record arrival times of ``topic``."""
-        self.create_subscription(
-            msg_type, topic, lambda _m: self.arrivals.setdefault(topic, []).append(time.monotonic()), profile)
+        """Record arrival times of ``topic`` (and header stamps, where its messages have a header)."""
+        def arrived(msg) -> None:
+            self.arrivals.setdefault(topic, []).append(time.monotonic())
+            if hasattr(msg, "header"):
+                self.stamps.setdefault(topic, []).append(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+        self.create_subscription(msg_type, topic, arrived, profile)
+
+    def publish_period(self, topic: str) -> float:
+        """The publisher's period on its own clock, s: the smallest gap between stamps received in a row.
+
+        Messages a loaded test process is too slow to take are lost to it, which stretches the arrival
+        rate but not the smallest gap (any two consecutive ones that both arrive show it).
+        """
+        stamps = np.diff(np.array(self.stamps.get(topic, [])))
+        stamps = stamps[stamps > 0]
+        return float(stamps.min()) if stamps.size else float("inf")
 
     def spin_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout

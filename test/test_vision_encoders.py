@@ -1,0 +1,102 @@
+"""Image and point-cloud encoders: what they compute, not only their shapes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from armpilot.policies.vision_encoders import (
+    ImageEncoder,
+    ImageEncoderConfig,
+    PointCloudEncoder,
+    SpatialSoftmax,
+    subsample_points,
+)
+
+SMALL = ImageEncoderConfig(crop=40, widths=(16, 16, 32, 32), blocks=(1, 1, 1, 1), keypoints=8, out_dim=16)
+
+
+def test_spatial_softmax_finds_the_hot_spot():
+    layer = SpatialSoftmax(channels=1, keypoints=1)
+    with torch.no_grad():
+        layer.project.weight.fill_(1.0)
+        layer.project.bias.zero_()
+    features = torch.zeros(1, 1, 9, 17)
+    features[0, 0, 2, 12] = 50.0  # row 2 of 0..8 -> y = -0.5; column 12 of 0..16 -> x = 0.5
+    assert layer(features)[0].tolist() == pytest.approx([0.5, -0.5], abs=1e-4)
+
+
+def test_image_embedding_does_not_depend_on_the_batch():
+    torch.manual_seed(0)
+    encoder = ImageEncoder(SMALL).eval()
+    images = torch.rand(4, 3, 48, 48)
+    with torch.no_grad():
+        together = encoder(images)
+        alone = torch.cat([encoder(images[i:i + 1]) for i in range(4)])
+    assert together.shape == (4, SMALL.out_dim)
+    assert torch.allclose(together, alone, atol=1e-5)  # GroupNorm: no batch statistics
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in encoder.modules())
+
+
+def test_training_crops_randomly_and_inference_crops_the_centre():
+    encoder = ImageEncoder(SMALL)
+    images = torch.arange(2 * 3 * 48 * 48, dtype=torch.float32).view(2, 3, 48, 48)
+    encoder.eval()
+    centre = encoder.crop(images)
+    assert torch.equal(centre, images[..., 4:44, 4:44])
+    encoder.train()
+    crops = [encoder.crop(images, torch.Generator().manual_seed(seed)) for seed in range(5)]
+    assert all(c.shape == (2, 3, 40, 40) for c in crops)
+    assert len({c[0, 0, 0, 0].item() for c in crops}) > 1, "training crops never moved"
+    with pytest.raises(ValueError, match="smaller than the 40 px crop"):
+        encoder.crop(torch.zeros(1, 3, 32, 64))
+
+
+def test_the_image_encoder_learns_where_a_bright_square_is():
+    """A few steps of regression of the square's position: the loss falls (gradients reach every stage)."""
+    torch.manual_seed(1)
+    encoder = ImageEncoder(SMALL)
+    head = torch.nn.Linear(SMALL.out_dim, 2)
+    optimizer = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=3e-3)
+
+    def batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        where = torch.randint(4, 36, (n, 2))
+        images = torch.zeros(n, 3, 48, 48)
+        for i, (row, column) in enumerate(where.tolist()):
+            images[i, :, row:row + 8, column:column + 8] = 1.0
+        return images, where.float() / 48
+
+    losses = []
+    for _ in range(60):
+        images, target = batch(16)
+        loss = torch.nn.functional.mse_loss(head(encoder(images)), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert sum(losses[-10:]) / 10 < 0.5 * sum(losses[:10]) / 10, losses
+
+
+def test_point_encoder_ignores_order_and_masked_points():
+    torch.manual_seed(2)
+    encoder = PointCloudEncoder(out_dim=32).eval()
+    cloud = torch.rand(2, 100, 3)
+    shuffled = cloud[:, torch.randperm(100)]
+    assert torch.allclose(encoder(cloud), encoder(shuffled), atol=1e-6)
+    padded = torch.cat([cloud, 50.0 * torch.ones(2, 20, 3)], dim=1)  # far-away padding, masked out
+    mask = torch.zeros(2, 120, dtype=torch.bool)
+    mask[:, :100] = True
+    assert torch.allclose(encoder(padded, mask), encoder(cloud), atol=1e-6)
+    assert not torch.allclose(encoder(padded), encoder(cloud), atol=1e-3)
+    empty = encoder(cloud, torch.zeros(2, 100, dtype=torch.bool))
+    assert torch.isfinite(empty).all()
+
+
+def test_subsampling_draws_without_repeats_and_pads_small_clouds():
+    points = torch.arange(30, dtype=torch.float32).view(10, 3)
+    drawn = subsample_points(points, 4, torch.Generator().manual_seed(0))
+    assert drawn.shape == (4, 3) and len({tuple(p) for p in drawn.tolist()}) == 4
+    padded = subsample_points(points[:3], 7)
+    assert padded.shape == (7, 3) and {tuple(p) for p in padded.tolist()} == {tuple(p) for p in points[:3].tolist()}
+    with pytest.raises(ValueError, match="empty"):
+        subsample_points(points[:0], 4)
