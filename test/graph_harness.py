@@ -112,6 +112,25 @@ class Probe(Node):
         while time.monotonic() < deadline:
             self.executor_.spin_once(timeout_sec=0.02)
 
+    def call(self, client, request, what: str, timeout: float = 30.0, resend_after: float = 5.0):
+        """The first answer to ``request`` on ``client``; an unanswered request is sent again every
+        ``resend_after`` s (DDS may drop a request or its answer sent just after discovery: the client can
+        see the service before the service sees the client). A caller whose service is not idempotent
+        reads a repeated request's answer accordingly."""
+        started = time.monotonic()
+        self.spin_until(client.service_is_ready, timeout, f"service {what}")
+        pending = []
+        while time.monotonic() - started < timeout:
+            pending.append(client.call_async(request))
+            resend = time.monotonic() + resend_after
+            while time.monotonic() < resend:
+                self.executor_.spin_once(timeout_sec=0.05)
+                answered = [f for f in pending if f.done()]
+                if answered:
+                    return answered[0].result()
+        raise AssertionError(f"timed out after {timeout} s waiting for the answer of {what} "
+                             f"({len(pending)} requests sent)")
+
     def rate(self, topic: str, since: float) -> float:
         stamps = [t for t in self.arrivals.get(topic, []) if t >= since]
         return (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 else 0.0

@@ -282,13 +282,12 @@ def test_unreadable_leftover_is_moved_aside_and_finished_one_renamed(tmp_path: P
     rec.discard()
 
 
-def _call(probe, client, what: str) -> str:
-    probe.spin_until(client.service_is_ready, 15.0, f"service {what}")
+def _call(probe, client, what: str, resend_after: float = 5.0) -> str:
     from std_srvs.srv import Trigger
 
-    future = client.call_async(Trigger.Request())
-    probe.spin_until(future.done, 10.0, f"response of {what}")
-    response = future.result()
+    response = probe.call(client, Trigger.Request(), what, resend_after=resend_after)
+    if not response.success and response.message.startswith("already recording"):
+        return response.message  # a resent start: the first one started the episode, its answer was lost
     assert response.success, response.message
     return response.message
 
@@ -327,7 +326,7 @@ def test_recorder_node_records_over_dds_and_survives_sigkill(tmp_path: Path) -> 
         before = sent.copy()
         probe.spin_for(2.0)
         during = {t: sent[t] - before[t] for t in (JS, IMG)}
-        message = _call(probe, stop, "stop")
+        message = _call(probe, stop, "stop", resend_after=30.0)  # not resent: a second stop fails
         assert f"{out}/episode_000000" in message
         counts = rosbags_counts(out / "episode_000000")[0]
         assert mcap_counts(out / "episode_000000") == counts

@@ -147,11 +147,7 @@ def test_stale_joint_states_hold_and_refuse(tmp_path):
 
 
 def _call(probe, name: str) -> Trigger.Response:
-    client = probe.create_client(Trigger, name)
-    assert client.wait_for_service(timeout_sec=10)
-    future = client.call_async(Trigger.Request())
-    probe.spin_until(future.done, 10, f"{name} to answer")
-    return future.result()
+    return probe.call(probe.create_client(Trigger, name), Trigger.Request(), name)  # e-stop and reset: idempotent
 
 
 def test_estop_latches_until_reset(tmp_path):
