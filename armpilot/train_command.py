@@ -12,6 +12,27 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from armpilot.features import COLOR, GOAL, OBJECT, STATE
+
+#: ``--inputs`` names -> feature contract keys.
+INPUTS = {"state": STATE, "object": OBJECT, "goal": GOAL, "color": COLOR}
+
+
+def input_overrides(inputs: str, image_size: int) -> dict[str, Any]:
+    """``--inputs`` ("state,goal,color") -> DiffusionConfig overrides; {} for "" (the dataset's low-dim features)."""
+    from armpilot.policies.diffusion_config import IMAGE_KEYS
+
+    names = [name.strip() for name in inputs.split(",") if name.strip()]
+    if not names:
+        return {}
+    unknown = [name for name in names if name not in INPUTS]
+    if unknown:
+        raise ValueError(f"unknown --inputs {unknown}; known: {list(INPUTS)}")
+    keys = [INPUTS[name] for name in names]
+    return {"obs_keys": tuple(k for k in keys if k not in IMAGE_KEYS),
+            "image_keys": tuple(k for k in keys if k in IMAGE_KEYS), "image_size": image_size,
+            "image_crop": round(image_size * 0.875)}  # 84 of 96 px, as Diffusion Policy
+
 
 def plot_losses(losses: list[float], val_losses: list[tuple[int, float]], path: Path, title: str) -> None:
     """Training loss (raw and a 50-step running mean) and validation loss against step, log scale."""
@@ -96,6 +117,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--prefix-frames", type=int, default=0,
                        help="training-time real-time chunking: condition on a random committed prefix of up to "
                             "this many action frames, for transition:=prefix (default: 0 = off)")
+    train.add_argument("--inputs", default="",
+                       help="what the policy sees, comma-separated among " + ", ".join(INPUTS) + " (color: the "
+                            "camera through a ResNet-18-style encoder; default: the dataset's state, object, goal)")
+    train.add_argument("--image-size", type=int, default=96,
+                       help="camera frames are resized to this square, px (default: 96; the encoder sees an "
+                            "84 px crop)")
     train.add_argument("--relative-actions", action="store_true",
                        help="predict action frames as offsets from the latest joint state (each chunk starts "
                             "where the arm is; helps arms with wide joint ranges, e.g. a Panda)")
@@ -108,6 +135,11 @@ def train_from_args(args: argparse.Namespace) -> int:
 
     config = {"down_dims": tuple(int(d) for d in args.down_dims.split(",")), "prediction_type": args.prediction,
               "prefix_frames": args.prefix_frames, "relative_actions": args.relative_actions}
+    try:
+        config |= input_overrides(args.inputs, args.image_size)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     options = TrainOptions(args.dataset, args.output, steps=args.steps, batch_size=args.batch_size,
                            learning_rate=args.lr, seed=args.seed, resume=args.resume, threads=args.threads,
                            config=config)

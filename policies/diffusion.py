@@ -17,12 +17,13 @@ import torch
 from transforms3d.euler import euler2quat
 
 from armpilot.features import unfed_features
-from armpilot.policies.base import OBSERVATION_FEATURES, Capabilities, Observation, Policy
+from armpilot.policies.base import Capabilities, Observation, Policy, node_feeds
 from armpilot.policies.chunking import resample_in_time
 from armpilot.policies.diffusion_checkpoint import CheckpointError, load_policy
 from armpilot.policies.diffusion_config import ACTION, GOAL, OBJECT, SAMPLERS, STATE
 from armpilot.policies.diffusion_sampling import ChunkSampler
 from armpilot.policies.realtime import CommittedPrefix
+from armpilot.policies.vision_encoders import square_frames
 
 
 def object_vector(position: np.ndarray, yaw: float) -> np.ndarray:
@@ -60,7 +61,7 @@ class DiffusionPolicy(Policy):
             raise CheckpointError(f"checkpoint '{checkpoint}' was trained on robot '{cfg.robot}' but the node runs "
                                   f"robot '{robot}' (set the robot parameter, or train on this robot's data)")
         self.meta = meta
-        unfed = unfed_features(self.required_features(), OBSERVATION_FEATURES, {"J": len(joint_names)})
+        unfed = unfed_features(self.required_features(), node_feeds(self.capabilities), {"J": len(joint_names)})
         if unfed:
             raise CheckpointError(f"checkpoint '{checkpoint}' needs features this graph cannot feed: "
                                   f"{'; '.join(unfed)}")
@@ -75,9 +76,10 @@ class DiffusionPolicy(Policy):
 
     @property
     def capabilities(self) -> Capabilities:  # type: ignore[override]
-        """Prefix conditioning only for a checkpoint trained with committed prefixes (``--prefix-frames``)."""
-        return Capabilities(stochastic=True, batches_observations=True, inpaints=True,
-                            prefix_conditioned=self.config.prefix_frames > 0)
+        """Prefix conditioning only for a checkpoint trained with committed prefixes (``--prefix-frames``);
+        the camera image only for one trained on it."""
+        return Capabilities(needs_image=bool(self.config.image_keys), stochastic=True, batches_observations=True,
+                            inpaints=True, prefix_conditioned=self.config.prefix_frames > 0)
 
     @property
     def native_times(self) -> np.ndarray:
@@ -103,8 +105,14 @@ class DiffusionPolicy(Policy):
         rows = {STATE: [f.joint_positions for f in frames],
                 OBJECT: [object_vector(f.object_position, f.object_yaw) for f in frames],
                 GOAL: [f.goal_position for f in frames]}
-        return {k: torch.as_tensor(np.asarray(rows[k], np.float32), device=self.device)[None]
-                for k in self.config.obs_keys}
+        tensors = {k: torch.as_tensor(np.asarray(rows[k], np.float32), device=self.device)[None]
+                   for k in self.config.obs_keys}
+        for key in self.config.image_keys:  # the latest frame only
+            if observation.image is None:
+                raise ValueError(f"the policy needs '{key}' and no camera frame has arrived yet")
+            frame = square_frames(observation.image, self.config.image_size)
+            tensors[key] = torch.from_numpy(frame).to(self.device)[None]
+        return tensors
 
     def _warm_start(self, stamp: float) -> torch.Tensor | None:
         """The previous native chunk advanced to ``stamp`` (padded with its last frame), for streaming."""
@@ -152,7 +160,7 @@ class DiffusionPolicy(Policy):
         if len(observations) != len(counts) or min(counts, default=1) < 1:
             raise ValueError(f"{len(observations)} observations with counts {counts[:16]}")
         rows = [self._tensors(o) for o in observations]
-        obs = {k: torch.cat([r[k] for r in rows]) for k in self.config.obs_keys}
+        obs = {k: torch.cat([r[k] for r in rows]) for k in rows[0]}
         native = self.model.sample_batch(obs, counts, self.sampler, self.generator).cpu().numpy()
         native = np.clip(native, self.action_low, self.action_high)
         chunks = resample_in_time(self.chunk_dt * np.arange(1, self.horizon + 1), self.native_times, native)

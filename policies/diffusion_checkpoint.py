@@ -57,12 +57,13 @@ def save_policy(folder: Path, model: DiffusionModel, stats: dict[str, dict[str, 
 
 def input_features(config: DiffusionConfig) -> tuple[str, ...]:
     """The observation features a network with ``config`` reads."""
-    return (*config.obs_keys, *((TRACKS, TRACKS_MASK) if config.use_tracks else ()))
+    return (*config.obs_keys, *((TRACKS, TRACKS_MASK) if config.use_tracks else ()), *config.image_keys)
 
 
 def stored_features(config: DiffusionConfig) -> dict[str, dict[str, Any]]:
-    """The feature contract's entries this checkpoint was trained on (inputs and the action), shapes resolved."""
-    sizes = {"J": config.action_dim, "K": NUM_TRACKS, "T": NUM_STEPS}
+    """The feature contract's entries this checkpoint was trained on (inputs and the action), shapes resolved
+    (a camera's H x W: the size its frames are resized to; any camera resolution is fed)."""
+    sizes = {"J": config.action_dim, "K": NUM_TRACKS, "T": NUM_STEPS, "H": config.image_size, "W": config.image_size}
     return checkpoint_features((*input_features(config), ACTION), sizes)
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
-from armpilot.features import ACTION, GOAL, OBJECT, STATE, TRACKS, TRACKS_MASK  # noqa: F401 (re-exported)
+from armpilot.features import ACTION, COLOR, GOAL, OBJECT, STATE, TRACKS, TRACKS_MASK  # noqa: F401 (re-exported)
 
 #: Statistics key of action offsets from the latest joint state (``relative_actions``).
 ACTION_OFFSET = "action.relative"
 #: Observation features the encoder knows, with their per-step sizes (the state's is the joint count).
 OBJECT_DIM, GOAL_DIM = 7, 3
 SAMPLERS = ("ddpm", "ddim", "dpm", "streaming")
+#: Camera features the image encoder can read.
+IMAGE_KEYS = (COLOR,)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ class DiffusionConfig:
         relative_actions: the network predicts each action frame as an offset from the latest
             observed joint state (normalised with the offsets' statistics, ``action.relative``);
             a chunk then starts where the arm is, whatever the error in absolute terms.
+        image_keys: camera features seen by a ResNet-18-style encoder each (``vision_encoders``);
+            the latest frame only, resized to ``image_size`` x ``image_size`` px (INTER_AREA).
+        image_size: side of the square every camera frame is resized to, px.
+        image_crop: side of the crop the encoder sees, px (random in training, centred at inference).
     """
 
     joint_names: tuple[str, ...]
@@ -65,6 +71,9 @@ class DiffusionConfig:
     prefix_frames: int = 0
     robot: str = ""
     relative_actions: bool = False
+    image_keys: tuple[str, ...] = ()
+    image_size: int = 96
+    image_crop: int = 84
 
     def __post_init__(self) -> None:
         if self.horizon % (2 ** (len(self.down_dims) - 1)):
@@ -73,6 +82,11 @@ class DiffusionConfig:
         unknown = set(self.obs_keys) - {STATE, OBJECT, GOAL}
         if unknown:
             raise ValueError(f"unknown observation keys {sorted(unknown)}; known: {[STATE, OBJECT, GOAL]}")
+        if set(self.image_keys) - set(IMAGE_KEYS):
+            raise ValueError(f"unknown image keys {sorted(set(self.image_keys) - set(IMAGE_KEYS))}; known: "
+                             f"{list(IMAGE_KEYS)}")
+        if not 0 < self.image_crop <= self.image_size:
+            raise ValueError(f"image_crop {self.image_crop} must be in (0, image_size = {self.image_size}]")
         if not 0 <= self.prefix_frames < self.horizon:
             raise ValueError(f"prefix_frames must be in [0, horizon = {self.horizon}), got {self.prefix_frames}")
         if self.relative_actions and STATE not in self.obs_keys:

@@ -4,7 +4,9 @@ Low-dim features (joint state, perceived object pose, task goal), each
 (B, n_obs_steps, D), are normalised with dataset statistics, flattened and
 embedded by an MLP. Motion tracks (B, n_obs_steps, K, T, 3) with a mask
 (B, n_obs_steps, K, T) are encoded by a shared per-point MLP and a masked max
-pool (PointNet style), so missing tracks cost nothing.
+pool (PointNet style), so missing tracks cost nothing. Each camera's latest
+frame, (B, 3, S, S) uint8 (``image_size`` S), goes through its own
+ResNet-18-style encoder (``vision_encoders.ImageEncoder``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 from torch import nn
 
 from armpilot.policies.diffusion_config import TRACKS, TRACKS_MASK, DiffusionConfig
+from armpilot.policies.vision_encoders import ImageEncoder, ImageEncoderConfig
 
 #: Features whose range (min_max) or std (mean_std) is below this are only centred.
 CONSTANT_SPAN = 1e-3
@@ -82,11 +85,14 @@ class ObservationEncoder(nn.Module):
         self.config = config
         low_dim = config.n_obs_steps * sum(config.feature_dim(k) for k in config.obs_keys)
         self.tracks = TracksEncoder(config.n_obs_steps) if config.use_tracks else None
-        in_dim = low_dim + (64 if self.tracks is not None else 0)
+        image_config = ImageEncoderConfig(crop=config.image_crop)
+        self.cameras = nn.ModuleList(ImageEncoder(image_config) for _ in config.image_keys)
+        in_dim = low_dim + (64 if self.tracks is not None else 0) + image_config.out_dim * len(self.cameras)
         self.mlp = nn.Sequential(nn.Linear(in_dim, 256), nn.Mish(), nn.Linear(256, config.obs_embed_dim))
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         parts = [obs[k].flatten(1) for k in self.config.obs_keys]
         if self.tracks is not None:
             parts.append(self.tracks(obs[TRACKS], obs[TRACKS_MASK]))
+        parts.extend(encoder(obs[key]) for key, encoder in zip(self.config.image_keys, self.cameras, strict=True))
         return self.mlp(torch.cat(parts, dim=-1))

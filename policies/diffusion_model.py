@@ -129,7 +129,7 @@ class DiffusionModel(nn.Module):
                      generator: torch.Generator | None = None) -> torch.Tensor:
         """B observations (each value (B, n_obs_steps, ...)) -> (sum(counts), H, A) chunks in joint units,
         ``counts[b]`` chunks for observation b, in order: one denoising loop for all of them."""
-        repeats = torch.as_tensor(counts, device=obs[self.config.obs_keys[0]].device)
+        repeats = torch.as_tensor(counts, device=next(iter(obs.values())).device)
         cond = self.encode(obs).repeat_interleave(repeats, dim=0)
         shape = (len(cond), self.config.horizon, self.config.action_dim)
         noise = torch.randn(shape, generator=generator, device=cond.device)

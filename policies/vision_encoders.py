@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -118,6 +120,9 @@ class ImageEncoder(nn.Module):
                             for image, t, l_ in zip(images, tops.tolist(), lefts.tolist(), strict=True)])
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) float in [0, 1], or uint8 (divided by 255) -> (B, out_dim)."""
+        if images.dtype == torch.uint8:
+            images = images.float() / 255.0
         x = self.crop(images) * 2.0 - 1.0
         return self.project(self.keypoints(self.stages(self.stem(x))))
 
@@ -151,3 +156,17 @@ def subsample_points(points: torch.Tensor, count: int, generator: torch.Generato
     if total >= count:
         return points[torch.randperm(total, generator=generator)[:count]]
     return points[torch.arange(count) % total]
+
+
+def square_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """(N, H, W, 3) or (H, W, 3) uint8 RGB -> (N, 3, size, size) / (3, size, size) uint8, area-resampled.
+
+    One function for training (dataset frames) and inference (camera frames), so both see the same pixels.
+    """
+    frames = np.asarray(frames, np.uint8)
+    single = frames.ndim == 3
+    batch = frames[None] if single else frames
+    if batch.ndim != 4 or batch.shape[-1] != 3:
+        raise ValueError(f"expected (N, H, W, 3) RGB frames, got shape {frames.shape}")
+    out = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in batch]).transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(out[0] if single else out)

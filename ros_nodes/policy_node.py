@@ -128,7 +128,8 @@ class PolicyNode(Node):
         if cfg.transition != "replace":
             self.create_subscription(JointTrajectory, topics.SAFETY_COMMANDED, self.on_commanded, qos.COMMAND_QOS)
         self.image: np.ndarray | None = None
-        if policy.capabilities.needs_image:  # VLA backends look at the camera
+        self.image_stamp = float("-inf")  # s, the latest frame's header stamp
+        if policy.capabilities.needs_image:  # VLA and camera-trained diffusion backends look at the camera
             self.create_subscription(Image, topics.COLOR_IMAGE, self.on_image, qos.CAMERA_QOS)
         self.create_timer(1.0 / cfg.rate_hz, self.propose)
         self.diagnostics = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
@@ -187,6 +188,7 @@ class PolicyNode(Node):
     def on_image(self, msg: Image) -> None:
         try:
             self.image = conv.image_from_msg(msg)
+            self.image_stamp = conv.stamp_to_sec(msg.header.stamp)
         except conv.ConversionError as error:
             self.get_logger().warning(f"{topics.COLOR_IMAGE}: {error}", throttle_duration_sec=5.0)
 
@@ -259,6 +261,10 @@ class PolicyNode(Node):
         if stamp - self.objects_alive > self.config.observation_timeout:
             self.get_logger().warning(f"no object message for {stamp - self.objects_alive:.2f} s (camera or "
                                       "perception stale): proposing nothing", throttle_duration_sec=2.0)
+            return None
+        if self.backend.capabilities.needs_image and stamp - self.image_stamp > self.config.observation_timeout:
+            self.get_logger().warning(f"no camera frame on {topics.COLOR_IMAGE} for {stamp - self.image_stamp:.2f} s "
+                                      "(camera stale or gone): proposing nothing", throttle_duration_sec=2.0)
             return None
         # history frames before the episode's first samples repeat the earliest one, as the dataset clamps
         offsets = tuple(self.backend.history_offsets)

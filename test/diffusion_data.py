@@ -16,6 +16,15 @@ from armpilot.robot import CONTROLLED_JOINTS
 
 FPS = 15
 STEP = 0.05
+IMAGE_SIDE = 32  # px
+
+
+def goal_image(goal_x: float) -> np.ndarray:
+    """(IMAGE_SIDE, IMAGE_SIDE, 3) uint8: a white square on the goal's side (left for x < 0)."""
+    image = np.zeros((IMAGE_SIDE, IMAGE_SIDE, 3), np.uint8)
+    left = 4 if goal_x < 0 else IMAGE_SIDE // 2 + 4
+    image[12:20, left:left + 8] = 255
+    return image
 
 
 def episode(goal_x: float, frames: int = 24) -> EpisodeFrames:
@@ -28,8 +37,8 @@ def episode(goal_x: float, frames: int = 24) -> EpisodeFrames:
     obj = np.tile(np.array([goal_x, 0.1, 0.05, 0, 0, 0, 1], np.float32), (frames, 1))
     return EpisodeFrames(task="reach", timestamp=np.arange(frames, dtype=np.float32) / FPS,
                          state=states[:-1], action=states[1:], object=obj, success=np.zeros(frames, bool),
-                         color=np.zeros((frames, 16, 16, 3), np.uint8),
-                         depth=np.full((frames, 16, 16), 1000, np.uint16),
+                         color=np.repeat(goal_image(goal_x)[None], frames, axis=0),
+                         depth=np.full((frames, IMAGE_SIDE, IMAGE_SIDE), 1000, np.uint16),
                          goal=goal)
 
 
@@ -47,10 +56,10 @@ def write_dataset(root: Path, episodes: int = 24, seed: int = 0) -> Path:
 TINY = {"down_dims": (16, 32), "horizon": 8, "obs_embed_dim": 32, "step_embed_dim": 16, "n_groups": 4}
 
 
-def train_tiny(root: Path, episodes: int = 8, steps: int = 30, batch_size: int = 16) -> Path:
-    """A TINY checkpoint trained on ``write_dataset`` data under ``root``; returns its folder."""
+def train_tiny(root: Path, episodes: int = 8, steps: int = 30, batch_size: int = 16, **config) -> Path:
+    """A TINY checkpoint (``config`` overrides added) trained on ``write_dataset`` data under ``root``."""
     from armpilot.policies.diffusion_training import TrainOptions, train
 
     options = TrainOptions(write_dataset(root / "dataset", episodes=episodes), root / "policy", steps=steps,
-                           batch_size=batch_size, save_every=steps, threads=1, config=TINY)
+                           batch_size=batch_size, save_every=steps, threads=1, config=TINY | config)
     return Path(train(options)["output"])

@@ -15,7 +15,7 @@ from armpilot.policies.diffusion import DiffusionPolicy
 from armpilot.policies.diffusion_checkpoint import CheckpointError
 from armpilot.robot import CONTROLLED_JOINTS
 from armpilot.ros_nodes import topics
-from diffusion_data import train_tiny, write_dataset
+from diffusion_data import IMAGE_SIDE, train_tiny, write_dataset
 
 
 
@@ -51,7 +51,7 @@ def test_the_converter_writes_the_contracts_features_and_the_loader_returns_them
     root = write_dataset(tmp_path / "dataset", episodes=3)
     info = json.loads((root / "meta" / "info.json").read_text())
     contract = load_contract()
-    sizes = {"J": len(CONTROLLED_JOINTS), "H": 16, "W": 16}
+    sizes = {"J": len(CONTROLLED_JOINTS), "H": IMAGE_SIDE, "W": IMAGE_SIDE}
     for key in (STATE, ACTION, OBJECT, GOAL, COLOR, DEPTH):
         entry = info["features"][key]
         assert entry["dtype"] == contract[key].dtype and entry["shape"] == contract[key].resolved_shape(sizes)

@@ -148,11 +148,25 @@ class LeRobotV3Dataset(Dataset):
     def _video(self) -> np.ndarray:
         """All colour frames (N, H, W, 3) uint8, decoded once (single-file datasets)."""
         if self._frames is None:
-            import av
-
-            path = self.root / VIDEO_PATH.format(video_key=COLOR, chunk_index=0, file_index=0)
-            with av.open(str(path)) as container:
-                self._frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
-            if self._frames.shape[0] != len(self):
-                raise ValueError(f"{path}: {self._frames.shape[0]} video frames for {len(self)} dataset frames")
+            self._frames = np.stack(list(self._decoded_frames()))
         return self._frames
+
+    def square_video(self, size: int) -> np.ndarray:
+        """All colour frames resized for an image encoder: (N, 3, size, size) uint8, frame i at row i
+        (decoded one by one, so the full-size video is never held in memory)."""
+        from armpilot.policies.vision_encoders import square_frames
+
+        return np.stack([square_frames(frame, size) for frame in self._decoded_frames()])
+
+    def _decoded_frames(self):
+        """(H, W, 3) uint8 frames of the colour video in order; a ValueError when their count differs."""
+        import av
+
+        path = self.root / VIDEO_PATH.format(video_key=COLOR, chunk_index=0, file_index=0)
+        count = 0
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                count += 1
+                yield frame.to_ndarray(format="rgb24")
+        if count != len(self):
+            raise ValueError(f"{path}: {count} video frames for {len(self)} dataset frames")
