@@ -23,10 +23,12 @@ STATE, ACTION = "observation.state", "action"
 OBJECT, GOAL = "observation.object", "observation.goal"
 COLOR, DEPTH = "observation.images.color", "observation.images.depth"
 TRACKS, TRACKS_MASK = "observation.tracks", "observation.tracks_mask"
+POINTS, POINTS_MASK = "observation.points", "observation.points_mask"
 TASK = "task"
 
 #: Shape symbols and what they stand for.
-SYMBOLS = {"J": "controlled joints", "H": "image height", "W": "image width", "K": "tracks", "T": "track steps"}
+SYMBOLS = {"J": "controlled joints", "H": "image height", "W": "image width", "K": "tracks", "T": "track steps",
+           "P": "cloud points"}
 
 
 class ContractError(ValueError):
@@ -111,6 +113,7 @@ def unfed_features(needed: Mapping[str, Mapping[str, Any]] | Iterable[str], fed:
             problems.append(f"'{key}' from {known.source()}, which the policy node does not feed")
             continue
         shape = entry.get("shape")
-        if shape is not None and "H" not in known.shape and list(shape) != known.resolved_shape(sizes):
+        resolvable = all(isinstance(dim, int) or dim in sizes for dim in known.shape)  # images: any size is fed
+        if shape is not None and resolvable and list(shape) != known.resolved_shape(sizes):
             problems.append(f"'{key}' has shape {list(shape)} in the checkpoint, {known.resolved_shape(sizes)} here")
     return problems

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from armpilot.features import COLOR, GOAL, OBJECT, STATE
+from armpilot.features import COLOR, GOAL, OBJECT, POINTS, STATE
 
 #: ``--inputs`` names -> feature contract keys.
-INPUTS = {"state": STATE, "object": OBJECT, "goal": GOAL, "color": COLOR}
+INPUTS = {"state": STATE, "object": OBJECT, "goal": GOAL, "color": COLOR, "points": POINTS}
 
 
 def input_overrides(inputs: str, image_size: int) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def input_overrides(inputs: str, image_size: int) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown --inputs {unknown}; known: {list(INPUTS)}")
     keys = [INPUTS[name] for name in names]
-    return {"obs_keys": tuple(k for k in keys if k not in IMAGE_KEYS),
+    return {"obs_keys": tuple(k for k in keys if k not in (*IMAGE_KEYS, POINTS)), "use_points": POINTS in keys,
             "image_keys": tuple(k for k in keys if k in IMAGE_KEYS), "image_size": image_size,
             "image_crop": round(image_size * 0.875)}  # 84 of 96 px, as Diffusion Policy
 
@@ -119,7 +119,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                             "this many action frames, for transition:=prefix (default: 0 = off)")
     train.add_argument("--inputs", default="",
                        help="what the policy sees, comma-separated among " + ", ".join(INPUTS) + " (color: the "
-                            "camera through a ResNet-18-style encoder; default: the dataset's state, object, goal)")
+                            "camera through a ResNet-18-style encoder; points: the filtered cloud through a PointNet; "
+                            "default: the dataset's state, object, goal)")
     train.add_argument("--image-size", type=int, default=96,
                        help="camera frames are resized to this square, px (default: 96; the encoder sees an "
                             "84 px crop)")

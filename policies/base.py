@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from armpilot.features import COLOR, GOAL, OBJECT, STATE, TASK
+from armpilot.features import COLOR, GOAL, OBJECT, POINTS, POINTS_MASK, STATE, TASK
 from armpilot.policies.realtime import CommittedPrefix
 
 #: The features an ``Observation`` carries (``image`` only for backends that need it).
@@ -38,6 +38,8 @@ class Observation:
             seconds before ``stamp``, oldest first (empty unless asked for).
         image: (H, W, 3) uint8 RGB camera frame, for backends that ask for one
             (``needs_image``), else None.
+        points: (P, 3) float32 filtered cloud in the base frame, m, NaN rows where the cloud had
+            fewer points (``dataset.points_feature.select_points``), for backends with ``needs_points``.
     """
 
     stamp: float
@@ -48,6 +50,7 @@ class Observation:
     goal_position: np.ndarray
     history: tuple[Observation, ...] = ()
     image: np.ndarray | None = None
+    points: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Capabilities:
 
     Attributes:
         needs_image: observations must carry the colour image (``Observation.image``).
+        needs_points: observations must carry the filtered cloud (``Observation.points``).
         takes_instruction: ``set_instruction`` sets a language instruction.
         stochastic: ``sample_candidates`` draws N different chunks in one batch (else N copies).
         batches_observations: ``sample_batch`` answers several observations in one forward pass.
@@ -64,6 +68,7 @@ class Capabilities:
     """
 
     needs_image: bool = False
+    needs_points: bool = False
     takes_instruction: bool = False
     stochastic: bool = False
     batches_observations: bool = False
@@ -141,6 +146,7 @@ def transition_problem(transition: str, backend: str, capabilities: Capabilities
 
 def node_feeds(capabilities: Capabilities) -> frozenset[str]:
     """The features the policy node feeds a backend with these capabilities: joint states, the object, the
-    goal; the camera image and the instruction to backends that declare them."""
+    goal; the camera image, the cloud and the instruction to backends that declare them."""
     return frozenset((STATE, OBJECT, GOAL, *((COLOR,) if capabilities.needs_image else ()),
+                      *((POINTS, POINTS_MASK) if capabilities.needs_points else ()),
                       *((TASK,) if capabilities.takes_instruction else ())))

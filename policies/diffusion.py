@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from transforms3d.euler import euler2quat
 
-from armpilot.features import unfed_features
+from armpilot.dataset.points_feature import valid_points
+from armpilot.features import POINTS, POINTS_MASK, unfed_features
 from armpilot.policies.base import Capabilities, Observation, Policy, node_feeds
 from armpilot.policies.chunking import resample_in_time
 from armpilot.policies.diffusion_checkpoint import CheckpointError, load_policy
@@ -78,8 +79,9 @@ class DiffusionPolicy(Policy):
     def capabilities(self) -> Capabilities:  # type: ignore[override]
         """Prefix conditioning only for a checkpoint trained with committed prefixes (``--prefix-frames``);
         the camera image only for one trained on it."""
-        return Capabilities(needs_image=bool(self.config.image_keys), stochastic=True, batches_observations=True,
-                            inpaints=True, prefix_conditioned=self.config.prefix_frames > 0)
+        return Capabilities(needs_image=bool(self.config.image_keys), needs_points=self.config.use_points,
+                            stochastic=True, batches_observations=True, inpaints=True,
+                            prefix_conditioned=self.config.prefix_frames > 0)
 
     @property
     def native_times(self) -> np.ndarray:
@@ -112,6 +114,12 @@ class DiffusionPolicy(Policy):
                 raise ValueError(f"the policy needs '{key}' and no camera frame has arrived yet")
             frame = square_frames(observation.image, self.config.image_size)
             tensors[key] = torch.from_numpy(frame).to(self.device)[None]
+        if self.config.use_points:  # the latest cloud
+            if observation.points is None:
+                raise ValueError(f"the policy needs '{POINTS}' and no cloud has arrived yet")
+            xyz, mask = valid_points(np.asarray(observation.points, np.float32))
+            tensors[POINTS] = torch.from_numpy(xyz).to(self.device)[None]
+            tensors[POINTS_MASK] = torch.from_numpy(mask).to(self.device)[None]
         return tensors
 
     def _warm_start(self, stamp: float) -> torch.Tensor | None:

@@ -21,7 +21,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from armpilot.dataset.tracks_feature import NUM_STEPS, NUM_TRACKS
-from armpilot.features import ACTION, TRACKS, TRACKS_MASK, checkpoint_features
+from armpilot.dataset.points_feature import NUM_POINTS
+from armpilot.features import ACTION, POINTS, POINTS_MASK, TRACKS, TRACKS_MASK, checkpoint_features
 from armpilot.policies.diffusion_config import DiffusionConfig
 from armpilot.policies.diffusion_model import DiffusionModel
 
@@ -57,13 +58,15 @@ def save_policy(folder: Path, model: DiffusionModel, stats: dict[str, dict[str, 
 
 def input_features(config: DiffusionConfig) -> tuple[str, ...]:
     """The observation features a network with ``config`` reads."""
-    return (*config.obs_keys, *((TRACKS, TRACKS_MASK) if config.use_tracks else ()), *config.image_keys)
+    return (*config.obs_keys, *((TRACKS, TRACKS_MASK) if config.use_tracks else ()), *config.image_keys,
+            *((POINTS, POINTS_MASK) if config.use_points else ()))
 
 
 def stored_features(config: DiffusionConfig) -> dict[str, dict[str, Any]]:
     """The feature contract's entries this checkpoint was trained on (inputs and the action), shapes resolved
     (a camera's H x W: the size its frames are resized to; any camera resolution is fed)."""
-    sizes = {"J": config.action_dim, "K": NUM_TRACKS, "T": NUM_STEPS, "H": config.image_size, "W": config.image_size}
+    sizes = {"J": config.action_dim, "K": NUM_TRACKS, "T": NUM_STEPS, "H": config.image_size, "W": config.image_size,
+             "P": NUM_POINTS}
     return checkpoint_features((*input_features(config), ACTION), sizes)
 
 

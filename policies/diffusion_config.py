@@ -50,6 +50,8 @@ class DiffusionConfig:
             the latest frame only, resized to ``image_size`` x ``image_size`` px (INTER_AREA).
         image_size: side of the square every camera frame is resized to, px.
         image_crop: side of the crop the encoder sees, px (random in training, centred at inference).
+        use_points: encode the latest filtered cloud (``observation.points``, P x 3 m, with its mask) with
+            a DP3-style PointNet (``vision_encoders.PointCloudEncoder``).
     """
 
     joint_names: tuple[str, ...]
@@ -74,6 +76,7 @@ class DiffusionConfig:
     image_keys: tuple[str, ...] = ()
     image_size: int = 96
     image_crop: int = 84
+    use_points: bool = False
 
     def __post_init__(self) -> None:
         if self.horizon % (2 ** (len(self.down_dims) - 1)):

@@ -6,7 +6,8 @@ embedded by an MLP. Motion tracks (B, n_obs_steps, K, T, 3) with a mask
 (B, n_obs_steps, K, T) are encoded by a shared per-point MLP and a masked max
 pool (PointNet style), so missing tracks cost nothing. Each camera's latest
 frame, (B, 3, S, S) uint8 (``image_size`` S), goes through its own
-ResNet-18-style encoder (``vision_encoders.ImageEncoder``).
+ResNet-18-style encoder (``vision_encoders.ImageEncoder``); the latest cloud,
+(B, P, 3) m with a (B, P) mask, through a DP3-style PointNet.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from armpilot.features import POINTS, POINTS_MASK
 from armpilot.policies.diffusion_config import TRACKS, TRACKS_MASK, DiffusionConfig
-from armpilot.policies.vision_encoders import ImageEncoder, ImageEncoderConfig
+from armpilot.policies.vision_encoders import ImageEncoder, ImageEncoderConfig, PointCloudEncoder
 
 #: Features whose range (min_max) or std (mean_std) is below this are only centred.
 CONSTANT_SPAN = 1e-3
@@ -87,7 +89,9 @@ class ObservationEncoder(nn.Module):
         self.tracks = TracksEncoder(config.n_obs_steps) if config.use_tracks else None
         image_config = ImageEncoderConfig(crop=config.image_crop)
         self.cameras = nn.ModuleList(ImageEncoder(image_config) for _ in config.image_keys)
-        in_dim = low_dim + (64 if self.tracks is not None else 0) + image_config.out_dim * len(self.cameras)
+        self.points = PointCloudEncoder() if config.use_points else None
+        in_dim = (low_dim + (64 if self.tracks is not None else 0) + image_config.out_dim * len(self.cameras)
+                  + (self.points.out_dim if self.points is not None else 0))
         self.mlp = nn.Sequential(nn.Linear(in_dim, 256), nn.Mish(), nn.Linear(256, config.obs_embed_dim))
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -95,4 +99,6 @@ class ObservationEncoder(nn.Module):
         if self.tracks is not None:
             parts.append(self.tracks(obs[TRACKS], obs[TRACKS_MASK]))
         parts.extend(encoder(obs[key]) for key, encoder in zip(self.config.image_keys, self.cameras, strict=True))
+        if self.points is not None:
+            parts.append(self.points(obs[POINTS], obs[POINTS_MASK]))
         return self.mlp(torch.cat(parts, dim=-1))

@@ -132,6 +132,7 @@ class PointCloudEncoder(nn.Module):
 
     def __init__(self, out_dim: int = 64, widths: tuple[int, ...] = (64, 128, 256)) -> None:
         super().__init__()
+        self.out_dim = out_dim
         layers: list[nn.Module] = []
         channels = 3
         for width in widths:

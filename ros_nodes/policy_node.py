@@ -43,6 +43,7 @@ from std_msgs.msg import Header, String
 from trajectory_msgs.msg import JointTrajectory
 from transforms3d.euler import quat2euler
 
+from armpilot.dataset.points_feature import decode_points_msg
 from armpilot.dataset.resampler import ClockJumpError, LiveSampler
 from armpilot.features import unfed_features
 from armpilot.policies.base import Observation, node_feeds, transition_problem
@@ -127,10 +128,14 @@ class PolicyNode(Node):
         self.create_subscription(String, topics.POLICY_INSTRUCTION, self.on_instruction, qos.LATCHED_QOS)
         if cfg.transition != "replace":
             self.create_subscription(JointTrajectory, topics.SAFETY_COMMANDED, self.on_commanded, qos.COMMAND_QOS)
-        self.image: np.ndarray | None = None
-        self.image_stamp = float("-inf")  # s, the latest frame's header stamp
+        # topic -> (header stamp s, decoded frame) of the camera and the cloud, for backends that need them
+        self.latest: dict[str, tuple[float, np.ndarray]] = {}
         if policy.capabilities.needs_image:  # VLA and camera-trained diffusion backends look at the camera
-            self.create_subscription(Image, topics.COLOR_IMAGE, self.on_image, qos.CAMERA_QOS)
+            self.create_subscription(Image, topics.COLOR_IMAGE, self.on_sensor(topics.COLOR_IMAGE, conv.image_from_msg),
+                                     qos.CAMERA_QOS)
+        if policy.capabilities.needs_points:
+            self.create_subscription(PointCloud2, topics.PERCEPTION_POINTS,
+                                     self.on_sensor(topics.PERCEPTION_POINTS, decode_points_msg), qos.CAMERA_QOS)
         self.create_timer(1.0 / cfg.rate_hz, self.propose)
         self.diagnostics = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
         self.create_timer(1.0, self.publish_diagnostics)
@@ -185,12 +190,23 @@ class PolicyNode(Node):
             return False
         return True
 
-    def on_image(self, msg: Image) -> None:
-        try:
-            self.image = conv.image_from_msg(msg)
-            self.image_stamp = conv.stamp_to_sec(msg.header.stamp)
-        except conv.ConversionError as error:
-            self.get_logger().warning(f"{topics.COLOR_IMAGE}: {error}", throttle_duration_sec=5.0)
+    def on_sensor(self, topic: str, decode):
+        """A callback keeping the latest decoded message of ``topic`` (a bad one is named and dropped)."""
+        def receive(msg) -> None:
+            try:
+                self.latest[topic] = (conv.stamp_to_sec(msg.header.stamp), decode(msg))
+            except (conv.ConversionError, ValueError) as error:
+                self.get_logger().warning(f"{topic}: {error}", throttle_duration_sec=5.0)
+        return receive
+
+    def sensor_frame(self, topic: str, stamp: float) -> np.ndarray | None:
+        """The latest frame of ``topic`` if it is fresh at ``stamp`` (else None, with a warning naming it)."""
+        frame_stamp, frame = self.latest.get(topic, (float("-inf"), None))
+        if stamp - frame_stamp > self.config.observation_timeout:
+            self.get_logger().warning(f"nothing on {topic} for {stamp - frame_stamp:.2f} s (sensor stale or gone): "
+                                      "proposing nothing", throttle_duration_sec=2.0)
+            return None
+        return frame
 
     def on_instruction(self, msg: String) -> None:
         """A new language instruction for backends that take one; an empty one is refused."""
@@ -262,15 +278,16 @@ class PolicyNode(Node):
             self.get_logger().warning(f"no object message for {stamp - self.objects_alive:.2f} s (camera or "
                                       "perception stale): proposing nothing", throttle_duration_sec=2.0)
             return None
-        if self.backend.capabilities.needs_image and stamp - self.image_stamp > self.config.observation_timeout:
-            self.get_logger().warning(f"no camera frame on {topics.COLOR_IMAGE} for {stamp - self.image_stamp:.2f} s "
-                                      "(camera stale or gone): proposing nothing", throttle_duration_sec=2.0)
+        capabilities = self.backend.capabilities
+        image = self.sensor_frame(topics.COLOR_IMAGE, stamp) if capabilities.needs_image else None
+        points = self.sensor_frame(topics.PERCEPTION_POINTS, stamp) if capabilities.needs_points else None
+        if (capabilities.needs_image and image is None) or (capabilities.needs_points and points is None):
             return None
         # history frames before the episode's first samples repeat the earliest one, as the dataset clamps
         offsets = tuple(self.backend.history_offsets)
         history = tuple(self.sample_at(stamp - offset) or current for offset in offsets)
         return Observation(current.stamp, current.joint_names, current.joint_positions, current.object_position,
-                           current.object_yaw, current.goal_position, history, self.image)
+                           current.object_yaw, current.goal_position, history, image, points)
 
     def sample_at(self, stamp: float) -> Observation | None:
         """Joint state and object held at ``stamp`` (None before the first of either)."""

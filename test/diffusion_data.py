@@ -2,7 +2,10 @@
 
 Each episode: goal x ~ U(-0.5, 0.5); joint 0 starts at 0 and moves 0.05 rad per
 frame toward it (then holds); the action is the next frame's state. Other
-joints stay put; the gripper is constant (a feature with zero range).
+joints stay put; the gripper is constant (a feature with zero range). The
+camera sees a white square on the left half for a goal at negative x, on the
+right half otherwise, and the cloud holds a small cluster on the goal's side of
+y = 0 (so a policy can find the goal's side from pixels or points alone).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from armpilot.dataset.lerobot_v3 import EpisodeFrames, LeRobotV3Writer
+from armpilot.dataset.points_feature import NUM_POINTS
 from armpilot.robot import CONTROLLED_JOINTS
 
 FPS = 15
@@ -27,6 +31,14 @@ def goal_image(goal_x: float) -> np.ndarray:
     return image
 
 
+def goal_cloud(goal_x: float) -> np.ndarray:
+    """(NUM_POINTS, 3) float32: 64 points around (0.4, +-0.2, 0.05) m on the goal's side, NaN rows after."""
+    cloud = np.full((NUM_POINTS, 3), np.nan, np.float32)
+    centre = np.array([0.4, -0.2 if goal_x < 0 else 0.2, 0.05], np.float32)
+    cloud[:64] = centre + np.random.default_rng(0).uniform(-0.03, 0.03, (64, 3)).astype(np.float32)
+    return cloud
+
+
 def episode(goal_x: float, frames: int = 24) -> EpisodeFrames:
     """One episode as described in the module doc."""
     q0 = np.array([0.0, -0.3, 1.6, 0.0, 1.2, 0.0, 0.04], np.float32)
@@ -39,13 +51,15 @@ def episode(goal_x: float, frames: int = 24) -> EpisodeFrames:
                          state=states[:-1], action=states[1:], object=obj, success=np.zeros(frames, bool),
                          color=np.repeat(goal_image(goal_x)[None], frames, axis=0),
                          depth=np.full((frames, IMAGE_SIDE, IMAGE_SIDE), 1000, np.uint16),
-                         goal=goal)
+                         goal=goal, points=np.repeat(np.nan_to_num(goal_cloud(goal_x))[None], frames, axis=0),
+                         points_mask=np.repeat(np.isfinite(goal_cloud(goal_x)).all(-1)[None], frames, axis=0))
 
 
 def write_dataset(root: Path, episodes: int = 24, seed: int = 0) -> Path:
     """Writes the dataset into ``root``; returns it."""
     rng = np.random.default_rng(seed)
     writer = LeRobotV3Writer(root, FPS, CONTROLLED_JOINTS)
+    writer.with_points = True
     for goal_x in rng.uniform(-0.5, 0.5, episodes):
         writer.add_episode(episode(float(goal_x)))
     writer.finalize()

@@ -28,6 +28,7 @@ ALL_TOPICS = {
     topics.SIM_TASK_SUCCESS: "std_msgs/msg/Bool",
     topics.SIM_EPISODE: "std_msgs/msg/String",
     topics.PERCEPTION_TRACKS: "sensor_msgs/msg/PointCloud2",
+    topics.PERCEPTION_POINTS: "sensor_msgs/msg/PointCloud2",
 }
 N_SYNTH_TRACKS, TRACK_HISTORY, TRACK_POINT_STEP = 36, 10, 32
 TRACK_FIELDS = (("track_id", 0, 6), ("step", 4, 5), ("u", 8, 7), ("v", 12, 7), ("x", 16, 7), ("y", 20, 7),
@@ -80,6 +81,24 @@ def _tracks_msg(ns: int, frame: int):
         data=np.frombuffer(table.tobytes(), np.uint8).copy(), is_dense=False)
 
 
+def cloud_points(frame: int) -> np.ndarray:
+    """The ``/perception/points`` cloud at camera frame ``frame``: 40 + frame points, x = 0.01 * frame m."""
+    xyz = np.zeros((40 + frame, 3), np.float32)
+    xyz[:, 0] = 0.01 * frame
+    xyz[:, 1] = np.arange(40 + frame) * 1e-3
+    return xyz
+
+
+def _points_msg(ns: int, frame: int):
+    xyz = cloud_points(frame)
+    PF = T["sensor_msgs/msg/PointField"]
+    return T["sensor_msgs/msg/PointCloud2"](
+        header=_header(ns, "base_link"), height=1, width=len(xyz),
+        fields=[PF(name=n, offset=4 * i, datatype=7, count=1) for i, n in enumerate("xyz")],
+        is_bigendian=False, point_step=12, row_step=12 * len(xyz),
+        data=np.frombuffer(xyz.astype("<f4").tobytes(), np.uint8).copy(), is_dense=True)
+
+
 def _header(ns: int, frame: str = ""):
     return T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9),
                                     frame_id=frame)
@@ -106,7 +125,7 @@ def joint_positions(t: float) -> np.ndarray:
 def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, task: str = "pick",
                   size: tuple[int, int] = (48, 64), skip: Iterable[str] = (), object_delay: float = 0.0,
                   success_at: float | None = 1.5, command_lag: float | None = None) -> Path:
-    """Writes one episode bag: joints 100 Hz, commands 10 Hz, camera, objects and tracks 15 Hz.
+    """Writes one episode bag: joints 100 Hz, commands 10 Hz, camera, objects, tracks and cloud 15 Hz.
 
     Color pixel (0, 0) red channel encodes the camera frame number (mod 256);
     depth is ``1000 + 10 * frame`` mm with a horizontal ramp. Commands are stamped zero (start on
@@ -150,6 +169,7 @@ def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, tas
         add(t, topics.COLOR_IMAGE, _image(ns, color, "rgb8"))
         add(t, topics.DEPTH_IMAGE, _image(ns, (1000 + 10 * k + ramp).astype("<u2"), "16UC1"))
         add(t, topics.PERCEPTION_TRACKS, _tracks_msg(ns, k))
+        add(t, topics.PERCEPTION_POINTS, _points_msg(ns, k))
         if t >= object_delay:
             add(t, topics.PERCEPTION_OBJECTS, T["geometry_msgs/msg/PoseArray"](
                 header=_header(ns, "base_link"), poses=[_pose((0.4, 0.01 * k, 0.05))]))

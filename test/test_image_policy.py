@@ -1,21 +1,29 @@
-"""The diffusion policy with a camera (no ROS): the contract it stores, what it needs, what it learns from pixels."""
+"""The diffusion policy with a camera or a cloud (no ROS): the contract it stores, what it needs, what it learns."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from armpilot.features import COLOR, STATE
+from armpilot.dataset.points_feature import NUM_POINTS, select_points
+from armpilot.features import COLOR, POINTS, POINTS_MASK, STATE
 from armpilot.policies.base import Observation
 from armpilot.policies.diffusion import DiffusionPolicy
 from armpilot.policies.diffusion_checkpoint import CheckpointError
 from armpilot.robot import CONTROLLED_JOINTS
 from armpilot.train_command import input_overrides
-from diffusion_data import IMAGE_SIDE, goal_image, train_tiny
+from diffusion_data import IMAGE_SIDE, goal_cloud, goal_image, train_tiny
 
 Q0 = np.array([0.0, -0.3, 1.6, 0.0, 1.2, 0.0, 0.04])
+
+
+def assert_sides(left: np.ndarray, right: np.ndarray) -> None:
+    """Joint 0 heads left for a goal on the left and right for one on the right, 0.1 rad apart at least
+    (a policy that cannot see the side ends both at the same place: -0.06 and -0.06 rad measured)."""
+    assert np.median(left) < 0 < np.median(right) and np.median(right) - np.median(left) > 0.1, (left, right)
 
 
 def _observation(image: np.ndarray | None) -> Observation:
@@ -49,7 +57,7 @@ def test_the_policy_finds_the_goal_side_from_pixels_alone(camera_checkpoint):
                              steps=10, seed=3)
     left = policy.sample_candidates(_observation(goal_image(-0.4)), 8)[:, -1, 0]
     right = policy.sample_candidates(_observation(goal_image(0.4)), 8)[:, -1, 0]
-    assert np.median(left) < -0.05 < 0.05 < np.median(right), (left, right)
+    assert_sides(left, right)
 
 
 def test_a_graph_that_feeds_no_camera_is_named(camera_checkpoint, monkeypatch):
@@ -67,3 +75,37 @@ def test_inputs_option_names_contract_features():
     assert overrides["image_crop"] == 84
     with pytest.raises(ValueError, match="depth"):
         input_overrides("state,depth", 96)
+
+
+@pytest.fixture(scope="module")
+def cloud_checkpoint(tmp_path_factory) -> Path:
+    return train_tiny(tmp_path_factory.mktemp("cloud"), episodes=16, steps=150, batch_size=32,
+                      obs_keys=(STATE,), use_points=True)
+
+
+def test_the_policy_finds_the_goal_side_from_the_cloud_alone(cloud_checkpoint):
+    policy = DiffusionPolicy(cloud_checkpoint, CONTROLLED_JOINTS, horizon=5, chunk_dt=1 / 15, sampler="ddim",
+                             steps=10, seed=3)
+    assert policy.capabilities.needs_points and not policy.capabilities.needs_image
+    assert set(policy.required_features()) == {STATE, POINTS, POINTS_MASK}
+
+    def observation(cloud: np.ndarray | None) -> Observation:
+        return replace(_observation(None), points=cloud)
+
+    with pytest.raises(ValueError, match=POINTS):
+        policy.predict_action_chunk(observation(None))
+    left = policy.sample_candidates(observation(goal_cloud(-0.4)), 8)[:, -1, 0]
+    right = policy.sample_candidates(observation(goal_cloud(0.4)), 8)[:, -1, 0]
+    assert_sides(left, right)
+
+
+def test_points_are_selected_the_same_way_everywhere():
+    table = np.zeros(2000, [("x", "f4"), ("y", "f4"), ("z", "f4"), ("rgb", "u4")])
+    table["x"] = np.arange(2000)
+    table["y"][:5] = np.nan
+    chosen = select_points(table)
+    assert chosen.shape == (NUM_POINTS, 3) and np.isfinite(chosen).all()
+    assert np.array_equal(chosen, select_points(table))  # seeded: the converter and the node agree
+    assert len(np.unique(chosen[:, 0])) == NUM_POINTS and chosen[:, 0].min() >= 5  # no repeats, no NaN point
+    few = select_points(table[:100])
+    assert np.isfinite(few).all(-1).sum() == 95 and np.isnan(few[95:]).all()

@@ -18,13 +18,14 @@ import numpy as np
 from armpilot.ros_nodes import topics
 
 from .command_reference import trajectory_grid
+from .points_feature import POINTS_TOPIC, decode_points_msg
 from .tracks_feature import TRACKS_TOPIC, decode_tracks_msg
 
 OBJECT_TOPIC = topics.PERCEPTION_OBJECTS
 REQUIRED_TOPICS = (topics.JOINT_STATES, topics.CONTROLLER_COMMAND, topics.COLOR_IMAGE,
                    topics.DEPTH_IMAGE, OBJECT_TOPIC)
-OPTIONAL_TOPICS = (topics.COLOR_INFO, topics.SIM_TASK_SUCCESS, topics.SIM_EPISODE, TRACKS_TOPIC, topics.POLICY_GOAL,
-                   topics.POLICY_INSTRUCTION)
+OPTIONAL_TOPICS = (topics.COLOR_INFO, topics.SIM_TASK_SUCCESS, topics.SIM_EPISODE, TRACKS_TOPIC, POINTS_TOPIC,
+                   topics.POLICY_GOAL, topics.POLICY_INSTRUCTION)
 
 
 class BagError(RuntimeError):
@@ -128,6 +129,7 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     topics.POLICY_GOAL: lambda m: np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z]),
     topics.COLOR_INFO: lambda m: m,
     TRACKS_TOPIC: decode_tracks_msg,
+    POINTS_TOPIC: decode_points_msg,
 }
 
 

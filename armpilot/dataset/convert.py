@@ -4,8 +4,9 @@ Each ``episode_*`` folder is read (``bag_reader``), put on the dataset clock
 by the shared resampler (joint state linearly interpolated, everything else
 sample-and-hold, never a sample from after the tick) and appended to the
 dataset. A bad episode is skipped with its reason; the others still convert.
-Motion tracks (``/perception/tracks``) are optional: see ``tracks_feature``
-for when ``observation.tracks`` / ``observation.tracks_mask`` are written.
+Motion tracks (``/perception/tracks``) and the cloud (``/perception/points``)
+are optional: see ``tracks_feature`` and ``points_feature`` for when their
+features are written.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .command_reference import reference_actions
 from .demo_speed import max_joint_speeds, recorded_velocity_limits, speed_warning, too_fast
 from .lerobot_v3 import EpisodeFrames, LeRobotV3Writer
 from .resampler import NS_PER_S, ResampleError, Stream, hold_indices, resample
+from .points_feature import POINTS_TOPIC, bag_has_points, points_on_ticks
 from .tracks_feature import TRACKS_TOPIC, bag_has_tracks, tracks_on_ticks
 
 
@@ -71,8 +73,10 @@ def episode_frames(episode: EpisodeStreams, fps: float) -> tuple[EpisodeFrames, 
         success = np.where(idx >= 0, data.values[np.maximum(idx, 0)], False).astype(bool)
     tracks, tracks_mask, tracks_stale = tracks_on_ticks(t.get(TRACKS_TOPIC), out.ticks)
     staleness = out.max_staleness_s()
-    if tracks_stale is not None:
-        staleness[TRACKS_TOPIC] = tracks_stale
+    points, points_mask, points_stale = points_on_ticks(t.get(POINTS_TOPIC), out.ticks)
+    for topic, stale in ((TRACKS_TOPIC, tracks_stale), (POINTS_TOPIC, points_stale)):
+        if stale is not None:
+            staleness[topic] = stale
     v = out.values
     action = v[topics.CONTROLLER_COMMAND]
     if episode.command_grid is not None:  # smooth and causal: see command_reference
@@ -82,6 +86,7 @@ def episode_frames(episode: EpisodeStreams, fps: float) -> tuple[EpisodeFrames, 
         state=v[topics.JOINT_STATES].astype(np.float32), action=action.astype(np.float32),
         object=v[OBJECT_TOPIC].astype(np.float32), success=success,
         color=v[topics.COLOR_IMAGE], depth=v[topics.DEPTH_IMAGE], tracks=tracks, tracks_mask=tracks_mask,
+        points=points, points_mask=points_mask,
         goal=None if episode.goal is None else np.tile(episode.goal.astype(np.float32), (len(out.ticks), 1)))
     return frames, staleness
 
@@ -177,6 +182,7 @@ def convert(bag_dir: Path, output: Path, fps: int = 15, overwrite: bool = False,
     summary = ConversionSummary(Path(output))
     writer = LeRobotV3Writer(output, fps, None, overwrite)  # fails fast on an existing/unwritable output
     writer.with_tracks = any(bag_has_tracks(f) for f in folders)
+    writer.with_points = any(bag_has_points(f) for f in folders)
     robot = recorded_robot(folders)
     writer.robot_type = robot.get(ROBOT_KEY, UNKNOWN_ROBOT)
     intrinsics: dict[str, float] = {}

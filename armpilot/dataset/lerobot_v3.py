@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 from armpilot.features import ACTION, COLOR, DEPTH, GOAL, OBJECT, STATE, feature
 
 from .depth_png import encode_depth_png
+from .points_feature import NUM_POINTS, points_columns, points_features
 from .stats import RunningStats
 from .tracks_feature import (
     NUM_STEPS,
@@ -74,6 +75,8 @@ class EpisodeFrames:
         color: (T, H, W, 3) uint8 RGB. depth: (T, H, W) uint16 mm.
         tracks: (T, K, S, 3) float32 base_link xyz, 0 where missing, and
         tracks_mask: (T, K, S) bool, or None (no tracks in this episode).
+        points: (T, P, 3) float32 base_link xyz, 0 where missing, and
+        points_mask: (T, P) bool, or None (no cloud in this episode).
     """
 
     task: str
@@ -86,6 +89,8 @@ class EpisodeFrames:
     depth: np.ndarray
     tracks: np.ndarray | None = None
     tracks_mask: np.ndarray | None = None
+    points: np.ndarray | None = None
+    points_mask: np.ndarray | None = None
     goal: np.ndarray | None = None
 
     def __post_init__(self) -> None:
@@ -116,6 +121,7 @@ class LeRobotV3Writer:
         self.root, self.fps, self.overwrite, self.robot_type = Path(root), int(fps), overwrite, robot_type
         self.joint_names = joint_names
         self.with_tracks = False  # write observation.tracks(_mask); set before the first episode
+        self.with_points = False  # write observation.points(_mask); likewise
         if self.root.exists() and any(self.root.iterdir()):
             if not overwrite:
                 raise DatasetWriteError(f"{self.root} already exists and is not empty; pass --overwrite to replace it")
@@ -208,7 +214,17 @@ class LeRobotV3Writer:
             "index": pa.array(start + np.arange(n, dtype=np.int64)),
             "task_index": pa.array(np.full(n, task_index, np.int64)),
             **(self._tracks_columns(ep) if self.with_tracks else {}),
+            **(self._points_columns(ep) if self.with_points else {}),
         })
+
+    def _points_columns(self, ep: EpisodeFrames) -> dict[str, pa.Array]:
+        n = len(ep)
+        if ep.points is None or ep.points_mask is None:  # an episode without /perception/points
+            return points_columns(np.zeros((n, NUM_POINTS, 3), np.float32), np.zeros((n, NUM_POINTS), bool))
+        if ep.points.shape != (n, NUM_POINTS, 3) or ep.points_mask.shape != ep.points.shape[:2]:
+            raise ValueError(f"points {ep.points.shape} / mask {ep.points_mask.shape} do not match "
+                             f"({n}, {NUM_POINTS}, 3)")
+        return points_columns(np.where(ep.points_mask[..., None], ep.points, 0), ep.points_mask)
 
     def _tracks_columns(self, ep: EpisodeFrames) -> dict[str, pa.Array]:
         n = len(ep)
@@ -320,6 +336,7 @@ class LeRobotV3Writer:
             "timestamp": {"dtype": "float32", **scalar},
             **{k: {"dtype": "int64", **scalar} for k in SCALAR_KEYS[1:]},
             **(tracks_features() if self.with_tracks else {}),
+            **(points_features() if self.with_points else {}),
         }
         return {
             "codebase_version": CODEBASE_VERSION, "robot_type": self.robot_type,

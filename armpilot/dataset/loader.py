@@ -11,6 +11,8 @@ Each item is one frame ``f`` of one episode::
     observation.images.depth (T_obs, 1, H_img, W_img) float32 mm         (decode_depth=True)
     observation.tracks       (T_obs, K, T, 3) float32 base_link m, 0 where missing  (if the dataset has tracks)
     observation.tracks_mask  (T_obs, K, T)    bool    True where a track point exists
+    observation.points       (P, 3) float32 base_link m, 0 where missing, frame f only  (if it has a cloud)
+    observation.points_mask  (P,)   bool    True for a real point
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .depth_png import decode_depth_png
 from armpilot.features import load_contract
 
 from .lerobot_v3 import ACTION, COLOR, DEPTH, GOAL, OBJECT, STATE, VIDEO_PATH
+from .points_feature import POINTS, POINTS_MASK
 from .tracks_feature import TRACKS, TRACKS_MASK, column_array
 
 
@@ -90,9 +93,11 @@ class LeRobotV3Dataset(Dataset):
         self.decode_video, self.decode_depth = decode_video, decode_depth
         check_against_contract(self.root, self.info.get("features", {}))
         self.has_tracks = TRACKS in self.info.get("features", {})
+        self.has_points = POINTS in self.info.get("features", {})
         self.vector_keys = (STATE, ACTION, OBJECT) + ((GOAL,) if GOAL in self.info.get("features", {}) else ())
         columns = [*self.vector_keys, "episode_index", "frame_index", "index"] + ([DEPTH] if decode_depth else [])
         columns += [TRACKS, TRACKS_MASK] if self.has_tracks else []
+        columns += [POINTS, POINTS_MASK] if self.has_points else []
         files = sorted((self.root / "data").glob("chunk-*/file-*.parquet"))
         if not files:
             raise FileNotFoundError(f"{self.root}: no data/chunk-*/file-*.parquet")
@@ -103,6 +108,9 @@ class LeRobotV3Dataset(Dataset):
         if self.has_tracks:
             self._arrays[TRACKS] = column_array(table.column(TRACKS), 3).astype(np.float32)
             self._arrays[TRACKS_MASK] = column_array(table.column(TRACKS_MASK), 2).astype(bool)
+        if self.has_points:
+            self._arrays[POINTS] = column_array(table.column(POINTS), 2).astype(np.float32)
+            self._arrays[POINTS_MASK] = column_array(table.column(POINTS_MASK), 1).astype(bool)
         order = np.argsort(table.column("index").to_numpy())
         if not np.array_equal(order, np.arange(order.size)):
             raise ValueError(f"{self.root}: frames are not stored in index order")
@@ -138,6 +146,9 @@ class LeRobotV3Dataset(Dataset):
         if self.has_tracks:
             item[TRACKS] = torch.from_numpy(self._arrays[TRACKS][obs])
             item[TRACKS_MASK] = torch.from_numpy(self._arrays[TRACKS_MASK][obs])
+        if self.has_points:  # the latest frame's cloud
+            item[POINTS] = torch.from_numpy(self._arrays[POINTS][i])
+            item[POINTS_MASK] = torch.from_numpy(self._arrays[POINTS_MASK][i])
         if self.decode_video:
             item[COLOR] = torch.from_numpy(self._video()[obs]).permute(0, 3, 1, 2).float() / 255.0
         if self._depth is not None:

@@ -110,47 +110,60 @@ def decode_tracks_msg(msg: Any) -> np.ndarray:
     return select_tracks(cloud_table(msg))
 
 
-def bag_has_tracks(folder: Path) -> bool:
-    """Whether a bag's metadata lists ``/perception/tracks`` messages (False if it cannot be opened)."""
+def bag_has_topic(folder: Path, topic: str) -> bool:
+    """Whether a bag's metadata lists ``topic`` messages (False if it cannot be opened)."""
     from rosbags.highlevel import AnyReader
 
     try:
         with AnyReader([Path(folder)]) as reader:
-            return any(c.topic == TRACKS_TOPIC and c.msgcount > 0 for c in reader.connections)
+            return any(c.topic == topic and c.msgcount > 0 for c in reader.connections)
     except Exception:  # noqa: BLE001 -- damaged bags are reported (and skipped) by the converter itself
         return False
 
 
-def tracks_on_ticks(data: Any | None, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray, float | None]:
-    """Sample-and-hold of a tracks TopicData (or None) on ticks (n,).
+def bag_has_tracks(folder: Path) -> bool:
+    """Whether a bag's metadata lists ``/perception/tracks`` messages (False if it cannot be opened)."""
+    return bag_has_topic(folder, TRACKS_TOPIC)
+
+
+def hold_on_ticks(topic: str, data: Any | None, ticks: np.ndarray,
+                  shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """Sample-and-hold of a TopicData of (``shape``) xyz arrays, NaN where missing (or None), on ticks (n,).
 
     Returns:
-        tracks (n, K, T, 3) float32 (0 where missing), mask (n, K, T) bool,
+        values (n, *shape) float32 (0 where missing), mask (n, *shape[:-1]) bool,
         worst staleness in s (None without the topic).
     """
     n = ticks.shape[0]
     if data is None:
-        return (np.zeros((n, NUM_TRACKS, NUM_STEPS, 3), np.float32), np.zeros((n, NUM_TRACKS, NUM_STEPS), bool),
-                None)
-    stream = clean_stream(Stream(TRACKS_TOPIC, data.stamps, data.values))
+        return np.zeros((n, *shape), np.float32), np.zeros((n, *shape[:-1]), bool), None
+    stream = clean_stream(Stream(topic, data.stamps, data.values))
     idx = hold_indices(stream.stamps, ticks)
     xyz = stream.values[np.maximum(idx, 0)].astype(np.float32)
-    mask = np.isfinite(xyz).all(-1) & (idx >= 0)[:, None, None]
-    xyz = np.where(mask[..., None], xyz, np.float32(0.0))
     held = idx >= 0
+    mask = np.isfinite(xyz).all(-1) & held.reshape(-1, *([1] * (len(shape) - 1)))
+    xyz = np.where(mask[..., None], xyz, np.float32(0.0))
     stale = float((ticks[held] - stream.stamps[idx[held]]).max()) / NS_PER_S if held.any() else 0.0
     return xyz, mask, stale
 
 
+def tracks_on_ticks(data: Any | None, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """Sample-and-hold of a tracks TopicData (or None) on ticks (n,): tracks (n, K, T, 3) float32 (0 where
+    missing), mask (n, K, T) bool, worst staleness in s (None without the topic)."""
+    return hold_on_ticks(TRACKS_TOPIC, data, ticks, (NUM_TRACKS, NUM_STEPS, 3))
+
+
+def nested_column(array: np.ndarray) -> pa.Array:
+    """(rows, *inner) numpy -> nested fixed-size lists, one row per entry."""
+    column = pa.array(np.ascontiguousarray(array).reshape(-1))
+    for size in reversed(array.shape[1:]):
+        column = pa.FixedSizeListArray.from_arrays(column, size)
+    return column
+
+
 def tracks_columns(tracks: np.ndarray, mask: np.ndarray) -> dict[str, pa.Array]:
     """Parquet columns: nested fixed-size lists (K of T of 3 float32; K of T bool)."""
-    _, k, t = mask.shape
-    flat = pa.array(np.ascontiguousarray(tracks, np.float32).reshape(-1))
-    xyz = pa.FixedSizeListArray.from_arrays(
-        pa.FixedSizeListArray.from_arrays(pa.FixedSizeListArray.from_arrays(flat, 3), t), k)
-    m = pa.FixedSizeListArray.from_arrays(
-        pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(mask, bool).reshape(-1)), t), k)
-    return {TRACKS: xyz, TRACKS_MASK: m}
+    return {TRACKS: nested_column(np.asarray(tracks, np.float32)), TRACKS_MASK: nested_column(np.asarray(mask, bool))}
 
 
 def column_array(column: pa.ChunkedArray, depth: int) -> np.ndarray:
