@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Pose, PoseArray
-from sensor_msgs.msg import JointState, PointCloud2
+from sensor_msgs.msg import Image, JointState, PointCloud2
 from std_msgs.msg import String
 
 from armpilot.bringup import NodeFailed
@@ -142,4 +142,49 @@ def test_candidates_from_the_diffusion_policy_and_nan_skips(tmp_path, checkpoint
         probe.spin_until(lambda: int(status.get("skipped_nan", 0)) > 0, 10, "skipped_nan in /diagnostics")
         assert len(received) <= count + 1  # at most one chunk that was already being computed
         assert float(status["inference_ms_p50"]) > 0
+        graph.check()
+
+
+@pytest.mark.graph
+@pytest.mark.timeout(240)
+def test_a_seeing_checkpoint_gets_the_camera_and_the_cloud_and_waits_for_both(tmp_path):
+    from armpilot.features import COLOR, STATE
+    from armpilot.ros_nodes.conversions import image_to_msg, pointcloud_to_msg
+    from diffusion_data import IMAGE_SIDE, goal_cloud, goal_image
+
+    seeing = train_tiny(tmp_path / "seeing", steps=5, obs_keys=(STATE,), image_keys=(COLOR,),
+                        image_size=IMAGE_SIDE, image_crop=IMAGE_SIDE - 4, use_points=True)
+    with running_graph((policy_node(checkpoint=str(seeing)),), tmp_path / "logs") as (graph, probe):
+        joints = probe.create_publisher(JointState, topics.JOINT_STATES, qos.STATE_QOS)
+        objects = probe.create_publisher(PoseArray, topics.PERCEPTION_OBJECTS, qos.STATE_QOS)
+        episode = probe.create_publisher(String, topics.SIM_EPISODE, qos.LATCHED_QOS)
+        camera = probe.create_publisher(Image, topics.COLOR_IMAGE, qos.CAMERA_QOS)
+        cloud = probe.create_publisher(PointCloud2, topics.PERCEPTION_POINTS, qos.CAMERA_QOS)
+        received: list[PointCloud2] = []
+        probe.create_subscription(PointCloud2, topics.POLICY_CANDIDATES, received.append, qos.COMMAND_QOS)
+        probe.spin_until(lambda: camera.get_subscription_count() > 0 and cloud.get_subscription_count() > 0,
+                         60, "the policy node subscribing to the camera and the cloud")
+        episode.publish(String(data=json.dumps({"episode": 0, "seed": 0, "task": "reach", "start": time.time(),
+                                                "goal": [0.3, 0.0, 0.05]})))
+        q = np.array([0.0, -0.3, 1.6, 0.0, 1.2, 0.0, 0.04])
+        points = np.nan_to_num(goal_cloud(0.3))[:64]
+        log = tmp_path / "logs" / "policy.log"
+
+        def feed(with_camera: bool, with_cloud: bool) -> None:
+            now = time.time()
+            joints.publish(_joint_state(now, q))
+            objects.publish(_objects(now))
+            if with_camera:
+                camera.publish(image_to_msg(goal_image(0.3), "rgb8", now))
+            if with_cloud:
+                cloud.publish(pointcloud_to_msg(points, now, "base_link"))
+            probe.spin_for(0.05)
+
+        def warned(topic: str) -> bool:
+            feed(True, False)
+            return log.is_file() and f"nothing on {topic}" in log.read_text()
+
+        probe.spin_until(lambda: warned(topics.PERCEPTION_POINTS), 60, "the node naming the missing cloud")
+        assert not received, "no candidates while the cloud the checkpoint needs is missing"
+        probe.spin_until(lambda: feed(True, True) or received, 60, "candidates once camera and cloud flow")
         graph.check()
