@@ -29,7 +29,7 @@ from armpilot.graph import load_graphs, resolve
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH_FILES = {"sim": "sim.launch.py", "real": "real.launch.py", "gazebo": "gazebo.launch.py",
                 "record": "record.launch.py", "teleop": "teleop.launch.py",
-                "replay": "replay.launch.py"}
+                "replay": "replay.launch.py", "real_record": "real_record.launch.py"}
 ARM_JOINTS = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_1_joint", "wrist_2_joint",
               "wrist_3_joint", "gripper_joint"]
 STUBS = ROOT / "test" / "launch_stubs"  # composition_interfaces, which launch_ros imports
@@ -156,6 +156,8 @@ CASES = [
     ("record", {}),
     ("teleop", {}),
     ("replay", {}),
+    ("real_record", {}),
+    ("real_record", {"controller_topic": "/my/topic", "joint_states_topic": "/arm/joint_states", "output": "/data"}),
 ]
 
 

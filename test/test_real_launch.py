@@ -148,7 +148,7 @@ def test_sim_launch_runs_the_graph_and_ctrl_c_stops_every_process(tmp_path, monk
 
 
 @pytest.mark.parametrize("launch_file", ["real.launch.py", "record.launch.py", "teleop.launch.py",
-                                         "replay.launch.py", "gazebo.launch.py"])
+                                         "replay.launch.py", "gazebo.launch.py", "real_record.launch.py"])
 def test_every_launch_file_starts_its_nodes_and_ctrl_c_stops_them(tmp_path, launch_file):
     token = uuid.uuid4().hex
     arguments = []
