@@ -145,7 +145,9 @@ class SimNode(Node):
     def step_once(self) -> None:
         """Advance one control tick and publish what is due."""
         runner = self.runner
-        runner.tick(self.tick_steps)
+        unstable = runner.tick(self.tick_steps)
+        if unstable:
+            self.get_logger().error(f"episode {runner.episode}: {unstable}")
         self.ticks += 1
         stamp = conv.sec_to_stamp(runner.now)
         self.publish(self.pub_clock, Clock(clock=stamp))

@@ -80,3 +80,14 @@ def test_clock_is_monotonic_across_resets(pick_world):
     t = runner.now
     runner.reset(1)
     assert runner.now >= t and runner.episode_start == pytest.approx(t)
+
+
+def test_an_unstable_simulation_is_reported_naming_the_body():
+    world = SimWorld(None, get_task("push"), render=False)
+    world.reset(0)
+    home = world.joint_positions()
+    assert world.step(home, 2) == ""
+    world.data.qvel[world.model.body("task_object").dofadr[0]] = np.nan  # what a blown-up contact leaves
+    report = world.step(home, 2)
+    assert "unstable" in report and "task_object" in report, report
+    assert world.step(home, 2) == ""  # reported once, when it happens

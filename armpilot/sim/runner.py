@@ -76,7 +76,8 @@ class SimRunner:
         start = self.now if stamp == 0.0 else stamp
         self.follower.set_trajectory(JointTrajectory(start, times, positions, velocities), self.now)
 
-    def tick(self, n_steps: int) -> None:
-        """Send the follower's current target to the servos and step ``n_steps`` times."""
+    def tick(self, n_steps: int) -> str:
+        """Send the follower's current target to the servos and step ``n_steps`` times; "" or what went
+        wrong in the physics (``SimWorld.step``)."""
         targets, _ = self.follower.sample(self.now)
-        self.world.step(targets, n_steps)
+        return self.world.step(targets, n_steps)

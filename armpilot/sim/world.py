@@ -21,6 +21,11 @@ from armpilot.tasks import Task, TaskInit, TaskState
 MAX_DEPTH = 4.0
 
 
+#: MuJoCo warnings after which it resets the simulation state.
+UNSTABLE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQVEL,
+                     mujoco.mjtWarning.mjWARN_BADQPOS)
+
+
 class SimWorld:
     """One MuJoCo world for one task; ``reset(seed)`` starts an episode."""
 
@@ -114,10 +119,22 @@ class SimWorld:
                 values[name] = joint.multiplier * values[joint.mimic] + joint.offset
         return [(self.model.joint(n).qposadr[0], v) for n, v in values.items()]
 
-    def step(self, targets: np.ndarray, n_steps: int = 1) -> None:
-        """Command position targets (J,) in ``joint_names`` order and advance ``n_steps`` physics steps."""
+    def step(self, targets: np.ndarray, n_steps: int = 1) -> str:
+        """Command position targets (J,) in ``joint_names`` order and advance ``n_steps`` physics steps.
+
+        Returns "" or, when MuJoCo found the simulation unstable in these steps (NaN, inf or huge
+        accelerations; it then resets the state to the model's defaults), what happened and where.
+        """
         self.data.ctrl[self._actuators] = targets
+        before = [int(self.data.warning[w].number) for w in UNSTABLE_WARNINGS]
         mujoco.mj_step(self.model, self.data, nstep=n_steps)
+        for warning, count in zip(UNSTABLE_WARNINGS, before, strict=True):
+            if int(self.data.warning[warning].number) > count:
+                dof = int(self.data.warning[warning].lastinfo)
+                body = self.model.body(self.model.dof_bodyid[dof]).name if 0 <= dof < self.model.nv else "?"
+                return (f"the simulation became unstable ({warning.name}) at DOF {dof} (body '{body}') at "
+                        f"{self.time:.3f} s; MuJoCo reset the state")
+        return ""
 
     def joint_positions(self) -> np.ndarray:
         """Measured positions (J,), rad / m."""
