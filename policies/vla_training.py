@@ -35,7 +35,8 @@ WORDS = ("reach the ball push box to goal pick up cube lift move arm gripper ope
 #: Range of the perceived object's position given to the model, m (the perception workspace box).
 OBJECT_LOW, OBJECT_HIGH = (0.15, -0.45, -0.05), (0.85, 0.45, 0.40)
 #: Instruction used for a dataset's task name when the dataset has no instruction of its own.
-TASK_INSTRUCTIONS = {"reach": "reach the ball", "push": "push the box to the goal", "pick": "pick up the box"}
+TASK_INSTRUCTIONS = {"reach": "reach the ball", "push": "push the box to the goal", "pick": "pick up the box",
+                     "place": "put the box on the green pad"}
 
 
 def _word_tokenizer(words: list[str], action_bins: int):

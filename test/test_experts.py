@@ -16,7 +16,8 @@ def run_episode(world, expert, seed):
     return run_expert_episode(world, expert, seed).success
 
 
-@pytest.mark.parametrize("task, seeds, needed", [("reach", range(6), 6), ("pick", range(6), 5), ("push", range(4), 3)])
+@pytest.mark.parametrize("task, seeds, needed", [("reach", range(6), 6), ("pick", range(6), 5), ("push", range(4), 3),
+                                                 ("place", range(4), 3)])
 def test_expert_solves_task(arm, task, seeds, needed):
     world = SimWorld(None, get_task(task), render=False)
     expert = ScriptedExpert(arm, get_task(task))

@@ -212,7 +212,7 @@ def _add_task_bodies(spec: mujoco.MjSpec, task: Task) -> None:
             contype=0, conaffinity=0,
         )
     goal = world.add_body(name=GOAL_BODY, pos=[0.4, 0.0, 0.001], mocap=True)
-    if task.name == "push":
+    if task.needs_user_goal:  # the pad the box goes to (push, place)
         goal.add_geom(
             type=mujoco.mjtGeom.mjGEOM_CYLINDER,
             size=[task.tolerance + size, 0.001, 0],

@@ -34,7 +34,8 @@ class Task:
     """A task: its object, how it is randomised and when it is solved.
 
     Attributes:
-        name: task key (``reach``, ``push``, ``pick``, ``language``: touch the box the instruction names).
+        name: task key (``reach``, ``push``, ``pick``, ``place``: pick the box and set it down on the
+            user's goal, ``language``: touch the box the instruction names).
         object_kind: ``target`` (a visual marker, no collision) or ``box`` (a free body).
         object_half_size: half edge of the box or radius of the target, m.
         object_mass: kg (boxes only).
@@ -59,13 +60,18 @@ class Task:
         """Draw an initial state from ``rng``."""
         position = rng.uniform(self.region_low, self.region_high)
         yaw = float(rng.uniform(-np.pi / 4, np.pi / 4))
-        goal = _push_goal(position, rng, self.scale) if self.needs_user_goal else self.goal_from_object(position)
+        if self.name == "place":
+            goal = _push_goal(position, rng, self.scale, distance=(0.12, 0.20), angles=(-np.pi, np.pi))
+        elif self.needs_user_goal:
+            goal = _push_goal(position, rng, self.scale)
+        else:
+            goal = self.goal_from_object(position)
         return TaskInit(position, yaw, goal)
 
     @property
     def needs_user_goal(self) -> bool:
-        """True when the goal is the user's choice (push: where to), not a function of the object."""
-        return self.name == "push"
+        """True when the goal is the user's choice (push, place: where to), not a function of the object."""
+        return self.name in ("push", "place")
 
     @property
     def goal_follows_object(self) -> bool:
@@ -89,15 +95,22 @@ class Task:
         if self.name == "language":  # the tool on top of the named box
             top = state.object_position + np.array([0.0, 0.0, self.object_half_size])
             return bool(np.linalg.norm(state.tcp_position - top) < self.tolerance)
+        if self.name == "place":  # on the goal, resting on the table, let go
+            on_goal = np.linalg.norm(state.object_position[:2] - state.goal_position[:2]) < self.tolerance
+            resting = state.object_position[2] - self.object_half_size < 0.01
+            released = np.linalg.norm(state.tcp_position - state.object_position) > 0.05
+            return bool(on_goal and resting and released)
         lifted = state.object_position[2] - self.object_half_size >= self.lift_height
         near_gripper = np.linalg.norm(state.tcp_position - state.object_position) < 0.05
         return bool(lifted and near_gripper)
 
 
-def _push_goal(position: np.ndarray, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
-    """A goal 10-15 cm (times ``scale``) from the box, pushing away from or across the robot."""
-    angle = rng.uniform(-np.pi / 2, np.pi / 2)
-    distance = rng.uniform(0.10, 0.15) * scale
+def _push_goal(position: np.ndarray, rng: np.random.Generator, scale: float = 1.0,
+               distance: tuple[float, float] = (0.10, 0.15),
+               angles: tuple[float, float] = (-np.pi / 2, np.pi / 2)) -> np.ndarray:
+    """A goal ``distance`` m (times ``scale``; push: 10-15 cm, away from or across the robot) from the box."""
+    angle = rng.uniform(*angles)
+    distance = rng.uniform(*distance) * scale
     goal = position + distance * np.array([np.cos(angle), np.sin(angle), 0.0])
     goal[:2] = np.clip(goal[:2], np.array([0.30, -0.22]) * scale, np.array([0.58, 0.22]) * scale)
     return goal
@@ -107,6 +120,9 @@ TASKS: dict[str, Task] = {
     "reach": Task("reach", "target", 0.015, 0.0, (0.30, -0.20, 0.05), (0.50, 0.20, 0.25), 0.02),
     "push": Task("push", "box", 0.025, 0.15, (0.34, -0.10, 0.025), (0.42, 0.10, 0.025), 0.03),
     "pick": Task("pick", "box", 0.02, 0.08, (0.32, -0.15, 0.02), (0.50, 0.15, 0.02), 0.0, lift_height=0.06),
+    # pick-and-place: the box onto the user's goal pad, among distractors in the randomized scenes
+    "place": Task("place", "box", 0.02, 0.08, (0.32, -0.15, 0.02), (0.50, 0.15, 0.02), 0.03, lift_height=0.06,
+                  max_duration=16.0),
     # the instruction names the box to touch among others of other colours (armpilot.sim.scenes)
     "language": Task("language", "box", 0.02, 0.08, (0.32, -0.15, 0.02), (0.50, 0.15, 0.02), 0.025),
 }

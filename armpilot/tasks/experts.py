@@ -82,6 +82,21 @@ def plan_waypoints(task: Task, obs: ExpertObservation, gripper_open: float = 0.0
             Waypoint(obj + [0.0, 0.0, max(0.16 * up, task.lift_height + 0.03)], yaw, gripper_closed, tolerance=0.01,
                      speed=0.15),
         ]
+    if task.name == "place":
+        yaw = grasp_yaw(obs.object_yaw, obj)
+        grasp = obj + [0.0, 0.0, 0.006]
+        carry = max(0.16 * up, task.lift_height + 0.03)
+        put = np.array([goal[0], goal[1], grasp[2] + 0.004])  # the box's bottom just above the table
+        return [
+            Waypoint(obj + [0.0, 0.0, 0.12 * up], yaw, gripper_open, tolerance=0.01),
+            Waypoint(grasp, yaw, gripper_open, tolerance=0.005, speed=0.15),
+            Waypoint(grasp, yaw, gripper_closed, tolerance=0.01, dwell=0.7),
+            Waypoint(obj + [0.0, 0.0, carry], yaw, gripper_closed, tolerance=0.01, speed=0.15),
+            Waypoint(put + [0.0, 0.0, carry], yaw, gripper_closed, tolerance=0.01, speed=0.15),
+            Waypoint(put, yaw, gripper_closed, tolerance=0.006, speed=0.08),
+            Waypoint(put, yaw, gripper_open, tolerance=0.01, dwell=0.3),
+            Waypoint(put + [0.0, 0.0, 0.10 * up], yaw, gripper_open, tolerance=0.01),
+        ]
     if task.name == "push":
         direction = np.append((goal - obj)[:2], 0.0)
         direction /= max(np.linalg.norm(direction), 1e-9)
