@@ -71,14 +71,19 @@ def track_table(frame: int) -> np.ndarray:
     return table
 
 
-def _tracks_msg(ns: int, frame: int):
-    table = track_table(frame)
+def _cloud_msg(ns: int, table: np.ndarray, fields, dense: bool):
+    """A PointCloud2 (rosbags type) of a structured ``table``; ``fields``: (name, offset, datatype) rows."""
     PF = T["sensor_msgs/msg/PointField"]
+    step = table.dtype.itemsize
     return T["sensor_msgs/msg/PointCloud2"](
         header=_header(ns, "base_link"), height=1, width=len(table),
-        fields=[PF(name=n, offset=o, datatype=d, count=1) for n, o, d in TRACK_FIELDS],
-        is_bigendian=False, point_step=TRACK_POINT_STEP, row_step=TRACK_POINT_STEP * len(table),
-        data=np.frombuffer(table.tobytes(), np.uint8).copy(), is_dense=False)
+        fields=[PF(name=n, offset=o, datatype=d, count=1) for n, o, d in fields],
+        is_bigendian=False, point_step=step, row_step=step * len(table),
+        data=np.frombuffer(table.tobytes(), np.uint8).copy(), is_dense=dense)
+
+
+def _tracks_msg(ns: int, frame: int):
+    return _cloud_msg(ns, track_table(frame), TRACK_FIELDS, dense=False)
 
 
 def cloud_points(frame: int) -> np.ndarray:
@@ -90,13 +95,8 @@ def cloud_points(frame: int) -> np.ndarray:
 
 
 def _points_msg(ns: int, frame: int):
-    xyz = cloud_points(frame)
-    PF = T["sensor_msgs/msg/PointField"]
-    return T["sensor_msgs/msg/PointCloud2"](
-        header=_header(ns, "base_link"), height=1, width=len(xyz),
-        fields=[PF(name=n, offset=4 * i, datatype=7, count=1) for i, n in enumerate("xyz")],
-        is_bigendian=False, point_step=12, row_step=12 * len(xyz),
-        data=np.frombuffer(xyz.astype("<f4").tobytes(), np.uint8).copy(), is_dense=True)
+    table = np.ascontiguousarray(cloud_points(frame).astype("<f4")).view([("x", "<f4"), ("y", "<f4"), ("z", "<f4")])
+    return _cloud_msg(ns, table[:, 0], [(n, 4 * i, 7) for i, n in enumerate("xyz")], dense=True)  # 7: FLOAT32
 
 
 def _header(ns: int, frame: str = ""):
