@@ -57,11 +57,17 @@ def random_checkpoint(folder: Path) -> Path:
     return folder
 
 
+#: A 640x480 camera frame and a 512-point cloud, for checkpoints that see (the others ignore them): the
+#: resize to the checkpoint's image size is part of what is timed, as in the policy node.
+FRAME = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+CLOUD = np.random.default_rng(1).uniform([0.3, -0.2, 0.0], [0.6, 0.2, 0.1], (512, 3)).astype(np.float32)
+
+
 def observation(stamp: float, joints: tuple[str, ...]) -> Observation:
     q = np.array([0.0, -0.3, 1.6, 0.0, 1.2, 0.0, 0.04])  # the home pose
     obj = np.array([0.45, 0.05, 0.05])
     now = Observation(stamp, joints, q, obj, 0.0, obj)
-    return Observation(stamp, joints, q, obj, 0.0, obj, (now,))
+    return Observation(stamp, joints, q, obj, 0.0, obj, (now,), FRAME, CLOUD)
 
 
 def time_policy(policy: DiffusionPolicy, sizes: tuple[int, ...], repeats: int) -> dict[int, np.ndarray]:
