@@ -43,11 +43,16 @@ SAMPLERS = {"ddpm100": ("ddpm", 100), "ddim16": ("ddim", 16), "ddim10": ("ddim",
 TARGETS_MS = {"dpm3": 15.0, "ddim10": 40.0}
 
 
-def random_checkpoint(folder: Path) -> Path:
-    """The default network with random weights and unit statistics."""
+def random_checkpoint(folder: Path, camera: int = 0) -> Path:
+    """The default network with random weights and unit statistics (with ``camera`` > 0: plus one camera
+    of ``camera`` x ``camera`` px through the image encoder)."""
+    from armpilot.features import COLOR
     from armpilot.robot import CONTROLLED_JOINTS
 
     config = DiffusionConfig(joint_names=CONTROLLED_JOINTS)
+    if camera:
+        config = DiffusionConfig(joint_names=CONTROLLED_JOINTS, image_keys=(COLOR,), image_size=camera,
+                                 image_crop=round(camera * 0.875))
 
     def unit(d: int) -> dict[str, torch.Tensor]:
         return {"min": -torch.ones(d), "max": torch.ones(d), "mean": torch.zeros(d), "std": torch.ones(d)}
@@ -134,10 +139,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1, as the node)")
     parser.add_argument("--repeats", type=int, default=50, help="timed calls per row (default: 50)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu | cuda (default: cpu)")
+    parser.add_argument("--camera", type=int, default=0,
+                        help="random weights with one camera of this size, px (e.g. 96; default: 0 = none)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = args.checkpoint or random_checkpoint(Path(tmp) / "random")
+        checkpoint = args.checkpoint or random_checkpoint(Path(tmp) / "random", args.camera)
         print_figures(run(checkpoint, args.threads, args.repeats, args.device), args.json)
 
 
