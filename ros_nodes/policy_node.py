@@ -49,6 +49,7 @@ from armpilot.features import unfed_features
 from armpilot.policies.base import Observation, node_feeds, transition_problem
 from armpilot.policies.chunking import blend_with_previous, drop_past_points, keep_braking_inside
 from armpilot.policies.config import PolicyNodeConfig
+from armpilot.policies.sensor_frames import SensorFrames
 from armpilot.policies.episode_goal import EpisodeGoal
 from armpilot.policies.perturbed import CandidatePerturbation, ProposerConfig
 from armpilot.policies.realtime import CommittedPrefix, ExecutingChunk, InjectedDelay, LatencyTracker
@@ -128,14 +129,13 @@ class PolicyNode(Node):
         self.create_subscription(String, topics.POLICY_INSTRUCTION, self.on_instruction, qos.LATCHED_QOS)
         if cfg.transition != "replace":
             self.create_subscription(JointTrajectory, topics.SAFETY_COMMANDED, self.on_commanded, qos.COMMAND_QOS)
-        # topic -> (header stamp s, decoded frame) of the camera and the cloud, for backends that need them
-        self.latest: dict[str, tuple[float, np.ndarray]] = {}
-        if policy.capabilities.needs_image:  # VLA and camera-trained diffusion backends look at the camera
-            self.create_subscription(Image, topics.COLOR_IMAGE, self.on_sensor(topics.COLOR_IMAGE, conv.image_from_msg),
-                                     qos.CAMERA_QOS)
-        if policy.capabilities.needs_points:
-            self.create_subscription(PointCloud2, topics.PERCEPTION_POINTS,
-                                     self.on_sensor(topics.PERCEPTION_POINTS, decode_points_msg), qos.CAMERA_QOS)
+        # the camera (VLA and camera-trained diffusion backends) and the cloud, only for backends that need them
+        needs = policy.capabilities
+        sensors = [(topics.COLOR_IMAGE, Image, conv.image_from_msg)] if needs.needs_image else []
+        sensors += [(topics.PERCEPTION_POINTS, PointCloud2, decode_points_msg)] if needs.needs_points else []
+        self.sensors = SensorFrames(tuple(topic for topic, _, _ in sensors), cfg.observation_timeout)
+        for topic, msg_type, decode in sensors:
+            self.create_subscription(msg_type, topic, self.on_sensor(topic, decode), qos.CAMERA_QOS)
         self.create_timer(1.0 / cfg.rate_hz, self.propose)
         self.diagnostics = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
         self.create_timer(1.0, self.publish_diagnostics)
@@ -194,19 +194,10 @@ class PolicyNode(Node):
         """A callback keeping the latest decoded message of ``topic`` (a bad one is named and dropped)."""
         def receive(msg) -> None:
             try:
-                self.latest[topic] = (conv.stamp_to_sec(msg.header.stamp), decode(msg))
+                self.sensors.put(topic, conv.stamp_to_sec(msg.header.stamp), decode(msg))
             except (conv.ConversionError, ValueError) as error:
                 self.get_logger().warning(f"{topic}: {error}", throttle_duration_sec=5.0)
         return receive
-
-    def sensor_frame(self, topic: str, stamp: float) -> np.ndarray | None:
-        """The latest frame of ``topic`` if it is fresh at ``stamp`` (else None, with a warning naming it)."""
-        frame_stamp, frame = self.latest.get(topic, (float("-inf"), None))
-        if stamp - frame_stamp > self.config.observation_timeout:
-            self.get_logger().warning(f"nothing on {topic} for {stamp - frame_stamp:.2f} s (sensor stale or gone): "
-                                      "proposing nothing", throttle_duration_sec=2.0)
-            return None
-        return frame
 
     def on_instruction(self, msg: String) -> None:
         """A new language instruction for backends that take one; an empty one is refused."""
@@ -278,16 +269,18 @@ class PolicyNode(Node):
             self.get_logger().warning(f"no object message for {stamp - self.objects_alive:.2f} s (camera or "
                                       "perception stale): proposing nothing", throttle_duration_sec=2.0)
             return None
-        capabilities = self.backend.capabilities
-        image = self.sensor_frame(topics.COLOR_IMAGE, stamp) if capabilities.needs_image else None
-        points = self.sensor_frame(topics.PERCEPTION_POINTS, stamp) if capabilities.needs_points else None
-        if (capabilities.needs_image and image is None) or (capabilities.needs_points and points is None):
+        frames, stale = self.sensors.at(stamp)
+        if stale:
+            missing = ", ".join(f"{topic} for {age:.2f} s" for topic, age in stale)
+            self.get_logger().warning(f"nothing on {missing} (sensor stale or gone): proposing nothing",
+                                      throttle_duration_sec=2.0)
             return None
         # history frames before the episode's first samples repeat the earliest one, as the dataset clamps
         offsets = tuple(self.backend.history_offsets)
         history = tuple(self.sample_at(stamp - offset) or current for offset in offsets)
         return Observation(current.stamp, current.joint_names, current.joint_positions, current.object_position,
-                           current.object_yaw, current.goal_position, history, image, points)
+                           current.object_yaw, current.goal_position, history,
+                           frames.get(topics.COLOR_IMAGE), frames.get(topics.PERCEPTION_POINTS))
 
     def sample_at(self, stamp: float) -> Observation | None:
         """Joint state and object held at ``stamp`` (None before the first of either)."""

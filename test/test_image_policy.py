@@ -109,3 +109,14 @@ def test_points_are_selected_the_same_way_everywhere():
     assert len(np.unique(chosen[:, 0])) == NUM_POINTS and chosen[:, 0].min() >= 5  # no repeats, no NaN point
     few = select_points(table[:100])
     assert np.isfinite(few).all(-1).sum() == 95 and np.isnan(few[95:]).all()
+
+
+def test_sensor_frames_are_fed_only_while_fresh():
+    from armpilot.policies.sensor_frames import SensorFrames
+
+    frames = SensorFrames(("/camera", "/cloud"), timeout=0.5)
+    assert frames.at(1.0)[0] == {} and [topic for topic, _ in frames.at(1.0)[1]] == ["/camera", "/cloud"]
+    frames.put("/camera", 0.8, np.zeros(1))
+    frames.put("/cloud", 0.2, np.ones(1))
+    fresh, stale = frames.at(1.0)
+    assert list(fresh) == ["/camera"] and stale == [("/cloud", pytest.approx(0.8))]
