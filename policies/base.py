@@ -19,10 +19,6 @@ import numpy as np
 from armpilot.features import COLOR, GOAL, OBJECT, POINTS, POINTS_MASK, STATE, TASK
 from armpilot.policies.realtime import CommittedPrefix
 
-#: The features an ``Observation`` carries (``image`` only for backends that need it).
-OBSERVATION_FEATURES = (STATE, OBJECT, GOAL, COLOR)
-
-
 @dataclass(frozen=True)
 class Observation:
     """One observation.

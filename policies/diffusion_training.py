@@ -122,7 +122,7 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
     clouds = (POINTS, POINTS_MASK) if config.use_points else ()
     tensors = stack_dataset(dataset, (*config.obs_keys, *clouds))
     for key in config.image_keys:  # (N, 3, S, S) uint8: frame i is the latest image of sample i
-        tensors[key] = torch.from_numpy(dataset.square_video(config.image_size))
+        tensors[key] = torch.from_numpy(dataset.square_video(key, config.image_size))
     train_index, val_index = split_episodes(tensors["episode_index"], options.validation_fraction, options.seed)
     stats = {k: dataset.stats[k] for k in (*config.obs_keys, ACTION)}
     if config.relative_actions:

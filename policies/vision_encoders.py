@@ -121,9 +121,10 @@ class ImageEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) float in [0, 1], or uint8 (divided by 255) -> (B, out_dim)."""
-        if images.dtype == torch.uint8:
-            images = images.float() / 255.0
-        x = self.crop(images) * 2.0 - 1.0
+        x = self.crop(images)
+        if x.dtype == torch.uint8:  # converted after the crop: fewer pixels to convert
+            x = x.float() / 255.0
+        x = x * 2.0 - 1.0
         return self.project(self.keypoints(self.stages(self.stem(x))))
 
 

@@ -113,6 +113,17 @@ def _vec(x: np.ndarray, dim: int) -> pa.Array:
     return pa.FixedSizeListArray.from_arrays(flat, dim)
 
 
+def _masked_columns(name: str, n: int, values: np.ndarray | None, mask: np.ndarray | None,
+                    shape: tuple[int, ...], columns) -> dict[str, pa.Array]:
+    """Columns of an optional xyz feature with a mask (tracks, points): (n, *shape) values, (n, *shape[:-1])
+    mask; an episode without the topic (None) gets zeros and an all-False mask."""
+    if values is None or mask is None:
+        return columns(np.zeros((n, *shape), np.float32), np.zeros((n, *shape[:-1]), bool))
+    if values.shape != (n, *shape) or mask.shape != values.shape[:-1]:
+        raise ValueError(f"{name} {values.shape} / mask {mask.shape} do not match ({n}, {', '.join(map(str, shape))})")
+    return columns(np.where(mask[..., None], values, 0), mask)
+
+
 class LeRobotV3Writer:
     """Appends episodes to a new LeRobotDataset v3.0 folder; call ``finalize()``."""
 
@@ -218,23 +229,11 @@ class LeRobotV3Writer:
         })
 
     def _points_columns(self, ep: EpisodeFrames) -> dict[str, pa.Array]:
-        n = len(ep)
-        if ep.points is None or ep.points_mask is None:  # an episode without /perception/points
-            return points_columns(np.zeros((n, NUM_POINTS, 3), np.float32), np.zeros((n, NUM_POINTS), bool))
-        if ep.points.shape != (n, NUM_POINTS, 3) or ep.points_mask.shape != ep.points.shape[:2]:
-            raise ValueError(f"points {ep.points.shape} / mask {ep.points_mask.shape} do not match "
-                             f"({n}, {NUM_POINTS}, 3)")
-        return points_columns(np.where(ep.points_mask[..., None], ep.points, 0), ep.points_mask)
+        return _masked_columns("points", len(ep), ep.points, ep.points_mask, (NUM_POINTS, 3), points_columns)
 
     def _tracks_columns(self, ep: EpisodeFrames) -> dict[str, pa.Array]:
-        n = len(ep)
-        if ep.tracks is None or ep.tracks_mask is None:  # an episode without /perception/tracks
-            return tracks_columns(np.zeros((n, NUM_TRACKS, NUM_STEPS, 3), np.float32),
-                                  np.zeros((n, NUM_TRACKS, NUM_STEPS), bool))
-        if ep.tracks.shape != (n, NUM_TRACKS, NUM_STEPS, 3) or ep.tracks_mask.shape != ep.tracks.shape[:3]:
-            raise ValueError(f"tracks {ep.tracks.shape} / mask {ep.tracks_mask.shape} do not match "
-                             f"({n}, {NUM_TRACKS}, {NUM_STEPS}, 3)")
-        return tracks_columns(np.where(ep.tracks_mask[..., None], ep.tracks, 0), ep.tracks_mask)
+        return _masked_columns("tracks", len(ep), ep.tracks, ep.tracks_mask, (NUM_TRACKS, NUM_STEPS, 3),
+                               tracks_columns)
 
     def _encode(self, color: np.ndarray, start: int) -> None:
         import av

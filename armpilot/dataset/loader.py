@@ -162,18 +162,18 @@ class LeRobotV3Dataset(Dataset):
             self._frames = np.stack(list(self._decoded_frames()))
         return self._frames
 
-    def square_video(self, size: int) -> np.ndarray:
-        """All colour frames resized for an image encoder: (N, 3, size, size) uint8, frame i at row i
-        (decoded one by one, so the full-size video is never held in memory)."""
+    def square_video(self, key: str, size: int) -> np.ndarray:
+        """All frames of the camera ``key`` resized for an image encoder: (N, 3, size, size) uint8, frame i at
+        row i (decoded one by one, so the full-size video is never held in memory)."""
         from armpilot.policies.vision_encoders import square_frames
 
-        return np.stack([square_frames(frame, size) for frame in self._decoded_frames()])
+        return np.stack([square_frames(frame, size) for frame in self._decoded_frames(key)])
 
-    def _decoded_frames(self):
-        """(H, W, 3) uint8 frames of the colour video in order; a ValueError when their count differs."""
+    def _decoded_frames(self, key: str = COLOR):
+        """(H, W, 3) uint8 frames of the video of ``key`` in order; a ValueError when their count differs."""
         import av
 
-        path = self.root / VIDEO_PATH.format(video_key=COLOR, chunk_index=0, file_index=0)
+        path = self.root / VIDEO_PATH.format(video_key=key, chunk_index=0, file_index=0)
         count = 0
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):

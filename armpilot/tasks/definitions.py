@@ -43,6 +43,8 @@ class Task:
         tolerance: success distance, m.
         lift_height: for ``pick``, how high the box bottom must rise above the table, m.
         max_duration: seconds of sim time before an episode counts as failed.
+        goal_distance, goal_angles: where a user's goal is drawn (push, place): this far from the box (m, times
+            ``scale``), in this range of directions (rad about z, 0 = away from the robot).
     """
 
     name: str
@@ -55,17 +57,15 @@ class Task:
     lift_height: float = 0.0
     max_duration: float = 12.0
     scale: float = 1.0  # regions are for armpilot's arm (reach 0.6 m) times this
+    goal_distance: tuple[float, float] = (0.10, 0.15)
+    goal_angles: tuple[float, float] = (-np.pi / 2, np.pi / 2)
 
     def sample(self, rng: np.random.Generator) -> TaskInit:
         """Draw an initial state from ``rng``."""
         position = rng.uniform(self.region_low, self.region_high)
         yaw = float(rng.uniform(-np.pi / 4, np.pi / 4))
-        if self.name == "place":
-            goal = _push_goal(position, rng, self.scale, distance=(0.12, 0.20), angles=(-np.pi, np.pi))
-        elif self.needs_user_goal:
-            goal = _push_goal(position, rng, self.scale)
-        else:
-            goal = self.goal_from_object(position)
+        goal = (_user_goal(position, rng, self.scale, self.goal_distance, self.goal_angles) if self.needs_user_goal
+                else self.goal_from_object(position))
         return TaskInit(position, yaw, goal)
 
     @property
@@ -105,10 +105,9 @@ class Task:
         return bool(lifted and near_gripper)
 
 
-def _push_goal(position: np.ndarray, rng: np.random.Generator, scale: float = 1.0,
-               distance: tuple[float, float] = (0.10, 0.15),
-               angles: tuple[float, float] = (-np.pi / 2, np.pi / 2)) -> np.ndarray:
-    """A goal ``distance`` m (times ``scale``; push: 10-15 cm, away from or across the robot) from the box."""
+def _user_goal(position: np.ndarray, rng: np.random.Generator, scale: float, distance: tuple[float, float],
+               angles: tuple[float, float]) -> np.ndarray:
+    """A goal ``distance`` m (times ``scale``) from the box in a direction drawn from ``angles``."""
     angle = rng.uniform(*angles)
     distance = rng.uniform(*distance) * scale
     goal = position + distance * np.array([np.cos(angle), np.sin(angle), 0.0])
@@ -122,7 +121,7 @@ TASKS: dict[str, Task] = {
     "pick": Task("pick", "box", 0.02, 0.08, (0.32, -0.15, 0.02), (0.50, 0.15, 0.02), 0.0, lift_height=0.06),
     # pick-and-place: the box onto the user's goal pad, among distractors in the randomized scenes
     "place": Task("place", "box", 0.02, 0.08, (0.32, -0.15, 0.02), (0.50, 0.15, 0.02), 0.03, lift_height=0.06,
-                  max_duration=16.0),
+                  max_duration=16.0, goal_distance=(0.12, 0.20), goal_angles=(-np.pi, np.pi)),
     # the instruction names the box to touch among others of other colours (armpilot.sim.scenes)
     "language": Task("language", "box", 0.02, 0.08, (0.32, -0.15, 0.02), (0.50, 0.15, 0.02), 0.025),
 }
