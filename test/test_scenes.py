@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mujoco
 import numpy as np
 import pytest
 
@@ -51,7 +52,12 @@ def test_a_randomized_world_shows_the_variation_and_keeps_the_tasks_own_draw():
     profile = load_profile("armpilot")
     nominal = SimWorld(profile, PUSH, render=False)
     varied = SimWorld(profile, PUSH, render=False, scene="randomized")
-    seed = next(s for s in range(50) if len(_draw("randomized", s)[1].distractors) == 2)
+    def grown(seed: int) -> bool:  # two distractors, the object and a distractor larger than compiled
+        variation = _draw("randomized", seed)[1]
+        return (len(variation.distractors) == 2 and variation.object_scale > 1.05
+                and max(d.half_size for d in variation.distractors) > 1.05 * PUSH.object_half_size)
+
+    seed = next(s for s in range(200) if grown(s))
     a, b = nominal.reset(seed), varied.reset(seed)
     assert np.allclose(a.object_position[:2], b.object_position[:2]) and np.allclose(a.goal_position, b.goal_position)
     geom = varied.model.geom("task_object_geom").id
@@ -60,8 +66,16 @@ def test_a_randomized_world_shows_the_variation_and_keeps_the_tasks_own_draw():
     for k, box in enumerate(varied.variation.distractors):
         body = varied.model.body(f"distractor_{k}").id
         assert np.allclose(varied.data.xpos[body][:2], box.position[:2])
-        g = varied.model.geom(f"distractor_{k}_geom").id  # collision bounds follow the size (broad phase)
-        assert np.isclose(varied.model.geom_rbound[g], np.linalg.norm(varied.model.geom_size[g]))
+        g = varied.model.geom(f"distractor_{k}_geom").id  # the task's box is the one box on the table
+        assert np.allclose(varied.model.geom_size[g], [box.half_size, box.half_size, 2 * box.half_size])
+        assert np.isclose(varied.model.geom_rbound[g], np.linalg.norm(varied.model.geom_size[g]))  # broad phase
+        assert np.allclose(varied.model.bvh_aabb[varied.model.body_bvhadr[body]][3:], varied.model.geom_size[g])
+    for _ in range(500):  # 1 s: the pillars stand still, upright on the table
+        mujoco.mj_step(varied.model, varied.data)
+    for k, box in enumerate(varied.variation.distractors):
+        body = varied.model.body(f"distractor_{k}").id
+        assert np.allclose(varied.data.xpos[body], box.position, atol=2e-3)
+    assert np.allclose(varied.data.xpos[varied.model.body("task_object").id], b.object_position, atol=2e-3)
     assert np.isclose(varied.model.geom_rbound[geom], np.linalg.norm(varied.model.geom_size[geom]))
     with pytest.raises(KeyError):
         nominal.model.body("distractor_0")  # the nominal scene is today's scene, nothing added
@@ -81,6 +95,8 @@ def test_the_language_task_names_one_box_among_boxes_of_other_colours_and_the_ex
         world.reset(seed)
         colours = [world.variation.object_colour, *(d.colour for d in world.variation.distractors)]
         assert len(colours) == 3 and len(set(colours)) == 3  # the instruction names exactly one box
+        sizes = world.model.geom_size[world.model.geom("distractor_0_geom").id]
+        assert np.isclose(sizes[2], sizes[0])  # cubes like the task object: only the colour tells
         assert world.instruction == f"touch the {COLOUR_NAMES[world.variation.object_colour]} box"
         names.add(world.instruction)
     assert len(names) > 1

@@ -16,7 +16,7 @@ class SimConfig:
     task: str = field(default="reach", metadata=_describe("task: reach | push | pick | language"))
     seed: int = field(default=0, metadata=_describe("seed of the next reset (settable at run time)"))
     scene: str = field(default="nominal", metadata=_describe(
-        "what varies per episode: nominal (nothing) | randomized (object colour and size, 0-2 distractor boxes, "
+        "what varies per episode: nominal (nothing) | randomized (object colour and size, 0-2 distractor cylinders, "
         "lighting, camera jitter) | heldout (colours and sizes randomized never draws)"))
     joint_state_rate_hz: float = field(default=125.0, metadata=_describe("/joint_states and /clock rate, Hz"))
     camera_rate_hz: float = field(default=15.0, metadata=_describe("colour/depth/camera_info rate, Hz"))

@@ -76,9 +76,11 @@ def mujoco_urdf(profile: RobotProfile) -> str:
     return re.sub(r"(<robot[^>]*>)", r"\1" + MUJOCO_URDF_OPTIONS, xml, count=1)
 
 
-def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig, distractors: int = 0) -> mujoco.MjSpec:
+def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig, distractors: int = 0,
+                distractor_height: float = 1.0) -> mujoco.MjSpec:
     """The full scene spec: the profile's arm, table, ``task``'s object, camera, lights, and ``distractors``
-    free boxes (parked on the floor out of view until a scene variation places them)."""
+    free boxes ``distractor_height`` times as tall as wide (parked on the floor out of view until a scene
+    variation places them)."""
     arm = ArmModel(profile)
     spec = mujoco.MjSpec.from_string(mujoco_urdf(profile))
     # the URDF's own visuals were dropped at parse time; keep the scene's visual-only markers
@@ -110,19 +112,20 @@ def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig, distrac
     world.add_camera(name=CAMERA_NAME, pos=cam_pos, quat=cam_quat, fovy=camera.fovy_deg)
     _add_task_bodies(spec, task)
     for k in range(distractors):
-        body = world.add_body(name=f"{DISTRACTOR_BODY}{k}", pos=parked_position(k, task.object_half_size))
+        half = np.array([1.0, 1.0, distractor_height]) * task.object_half_size
+        body = world.add_body(name=f"{DISTRACTOR_BODY}{k}", pos=parked_position(k, half[2]))
         body.add_freejoint(name=f"{DISTRACTOR_BODY}{k}_free")
         geom = body.add_geom(name=f"{DISTRACTOR_BODY}{k}_geom", type=mujoco.mjtGeom.mjGEOM_BOX,
-                             size=[task.object_half_size] * 3, mass=max(task.object_mass, 0.05),
+                             size=half, mass=max(task.object_mass, 0.05) * distractor_height,
                              rgba=[0.5, 0.5, 0.5, 1])
         geom.friction = [1.2, 0.01, 0.0001]
         geom.condim = 4
     return spec
 
 
-def parked_position(index: int, half_size: float) -> list[float]:
+def parked_position(index: int, half_height: float) -> list[float]:
     """Where unused distractor ``index`` rests: on the floor, far behind the arm (out of the camera's view)."""
-    return [-2.5, 2.0 + 0.4 * index, FLOOR_Z + half_size]
+    return [-2.5, 2.0 + 0.4 * index, FLOOR_Z + half_height]
 
 
 def _configure_arm(spec: mujoco.MjSpec, profile: RobotProfile) -> None:

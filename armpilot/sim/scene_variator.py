@@ -28,6 +28,7 @@ class SceneVariator:
         self.object_mass = model.body_mass[self.object_body].copy()
         self.object_inertia = model.body_inertia[self.object_body].copy()
         self.light_diffuse = model.light_diffuse.copy()
+        self.bvh_aabb = model.bvh_aabb.copy()  # (nbvh, 6): centre and half extents in the body frame
         self.camera = model.camera(CAMERA_NAME).id
         self.camera_pos = model.cam_pos[self.camera].copy()
         self.camera_quat = model.cam_quat[self.camera].copy()
@@ -35,6 +36,7 @@ class SceneVariator:
         self.distractors = [(model.joint(f"{n}_free").qposadr[0], model.geom(f"{n}_geom").id)
                             for n in names if _has_body(model, n)]
         first = model.geom_bodyid[self.distractors[0][1]] if self.distractors else 0
+        self.distractor_size = model.geom_size[self.distractors[0][1]].copy() if self.distractors else np.zeros(3)
         self.distractor_mass = (float(model.body_mass[first]), model.body_inertia[first].copy())
 
     def apply(self, data: mujoco.MjData, variation: SceneVariation) -> None:
@@ -52,15 +54,19 @@ class SceneVariator:
         for k, (qpos, geom) in enumerate(self.distractors):
             box = variation.distractors[k] if k < len(variation.distractors) else None
             scale = 1.0 if box is None else box.half_size / self.half_size
-            self._resize(geom, np.full(3, self.half_size), scale, *self.distractor_mass)
+            self._resize(geom, self.distractor_size, scale, *self.distractor_mass)
             if box is not None:
                 model.geom_rgba[geom] = [*box.colour, 1.0]
-            data.qpos[qpos:qpos + 3] = parked_position(k, self.half_size) if box is None else box.position
+            parked = parked_position(k, self.distractor_size[2])
+            data.qpos[qpos:qpos + 3] = parked if box is None else box.position
             data.qpos[qpos + 3:qpos + 7] = [1.0, 0.0, 0.0, 0.0]
 
     def _resize(self, geom: int, nominal_size: np.ndarray, scale: float, mass: float, inertia: np.ndarray) -> None:
-        """Scale a box or sphere geom with its collision bounds (MuJoCo does not recompute ``geom_rbound`` and
-        ``geom_aabb`` after compilation: a grown geom would be missed by the broad phase), mass and inertia."""
+        """Scale a box or sphere geom with its collision bounds, mass and inertia. MuJoCo does not recompute
+        ``geom_rbound``, ``geom_aabb`` or the body's bounding-volume hierarchy (``bvh_aabb``) after
+        compilation: a grown geom would lose contact with the table until it sank into its compiled bounds,
+        and be thrown out of it (MuJoCo's "simulation unstable" reset). Each resized body holds this one geom
+        at its origin, so its bounding boxes scale with it."""
         model = self.model
         size = nominal_size * scale
         model.geom_size[geom] = size
@@ -71,6 +77,8 @@ class SceneVariator:
             model.geom_rbound[geom] = float(np.linalg.norm(size))
             model.geom_aabb[geom, 3:] = size
         body = model.geom_bodyid[geom]
+        nodes = slice(model.body_bvhadr[body], model.body_bvhadr[body] + model.body_bvhnum[body])
+        model.bvh_aabb[nodes] = self.bvh_aabb[nodes] * scale
         if mass > 0:
             model.body_mass[body] = mass * scale**3
             model.body_inertia[body] = inertia * scale**5

@@ -2,15 +2,16 @@
 
 - ``nominal``: today's scene, nothing varies (the default; every figure before scenes used it).
 - ``randomized``: the training distribution: the task object's colour from ``TRAIN_COLOURS``, its
-  size x0.8-1.2, 0-2 distractor boxes (other training colours, sizes x0.7-1.3) away from the object
-  and the goal, key/fill light intensity x0.6-1.4, the camera moved up to 1 cm and turned up to 1 deg.
+  size x0.8-1.2, 0-2 distractors (pillars twice as tall as wide, so the task's cube is the one cube on
+  the table; other training colours, sizes x0.7-1.3) away from the object and the goal, key/fill
+  light intensity x0.6-1.4, the camera moved up to 1 cm and turned up to 1 deg.
 - ``heldout``: the same, with colours from ``HELDOUT_COLOURS`` and sizes x0.65-0.75 or x1.25-1.4,
   never drawn by ``randomized``: a check of what a policy learned, not what it saw.
 
 Variations come from their own random stream (``seed`` + ``VARIATION_STREAM``), so the task's own draw
 (object pose, goal) is the same in every scene. The ``language`` task always has ``MAX_DISTRACTORS``
-boxes, each a colour of its own, and an instruction naming the task object's colour
-(``instruction_for``); in the nominal scene only their colours vary.
+distractor cubes (not pillars), each a colour of its own, and an instruction naming the task object's
+colour (``instruction_for``); in the nominal scene only their colours vary.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SCENES = ("nominal", "randomized", "heldout")
-#: Most distractor boxes in a scene (the sim keeps this many bodies, parked below the floor when unused).
+#: Most distractors in a scene (the sim keeps this many bodies, parked below the floor when unused).
 MAX_DISTRACTORS = 2
 VARIATION_STREAM = 7_919
 #: RGB in 0..1. The nominal object is red.
@@ -30,6 +31,9 @@ HELDOUT_COLOURS = ((0.95, 0.5, 0.1), (0.1, 0.75, 0.8), (0.9, 0.4, 0.7))
 #: What an instruction calls each colour.
 COLOUR_NAMES = dict(zip(TRAIN_COLOURS + HELDOUT_COLOURS,
                         ("red", "blue", "yellow", "green", "purple", "orange", "cyan", "pink")))
+#: Height over width of the distractors in a scene without an instruction: the task's cube is told apart
+#: by its shape (in the camera and the cloud), not by a colour or size the scene randomises.
+PILLAR_HEIGHT = 2.0
 #: Distractors keep at least this far (m, times the arm's reach scale) from the object and the goal.
 CLEARANCE = 0.09
 #: Distractors stand in the task's object region widened by this much on each side (m, times the scale).
@@ -38,11 +42,13 @@ SPREAD = 0.08
 
 @dataclass(frozen=True)
 class Distractor:
-    """A box that is not the task's: centre (3,) in the base frame, half size (m), colour (RGB)."""
+    """A box that is not the task's: centre (3,) in the base frame, half width and half height (m), colour
+    (RGB). A pillar (``PILLAR_HEIGHT``) unless an instruction names the task object."""
 
     position: np.ndarray
     half_size: float
     colour: tuple[float, float, float]
+    half_height: float
 
 
 @dataclass(frozen=True)
@@ -87,12 +93,20 @@ def draw_variation(scene: str, seed: int, object_position: np.ndarray, goal_posi
             xy = rng.uniform(low, high)
             taken = [object_position[:2], goal_position[:2], *(d.position[:2] for d in distractors)]
             if all(np.linalg.norm(xy - p) > CLEARANCE * scale + size for p in taken):
-                distractors.append(Distractor(np.array([*xy, size]), size, others[int(rng.integers(len(others)))]))
+                height = size * distractor_height(named)
+                colour = others[int(rng.integers(len(others)))]
+                distractors.append(Distractor(np.array([*xy, height]), size, colour, height))
                 break
     if scene == "nominal":  # named boxes in today's scene: colours only
         return SceneVariation(palette[colour_index], object_scale, tuple(distractors))
     return SceneVariation(palette[colour_index], object_scale, tuple(distractors), float(rng.uniform(0.6, 1.4)),
                           rng.uniform(-0.01, 0.01, 3), np.deg2rad(rng.uniform(-1.0, 1.0, 3)))
+
+
+def distractor_height(named: bool) -> float:
+    """Height over width of the distractors: cubes where an instruction names the object (only its colour
+    tells), pillars (``PILLAR_HEIGHT``) where none does."""
+    return 1.0 if named else PILLAR_HEIGHT
 
 
 def instruction_for(task_name: str, variation: SceneVariation) -> str:

@@ -14,7 +14,8 @@ import numpy as np
 from armpilot.robot_profile import RobotProfile, load_profile
 from armpilot.sim.scene import CAMERA_NAME, GOAL_BODY, OBJECT_BODY, CameraConfig, build_scene
 from armpilot.sim.scene_variator import SceneVariator
-from armpilot.sim.scenes import MAX_DISTRACTORS, SCENES, SceneVariation, draw_variation, instruction_for
+from armpilot.sim.scenes import (MAX_DISTRACTORS, SCENES, SceneVariation, distractor_height, draw_variation,
+                                 instruction_for)
 from armpilot.tasks import Task, TaskInit, TaskState
 
 #: Depth beyond this (m) is reported as 0 (no return), as a RealSense does.
@@ -42,7 +43,8 @@ class SimWorld:
         self.named = task.name == "language"  # boxes of several colours, one named by the instruction
         varies = scene != "nominal" or self.named
         distractors = MAX_DISTRACTORS if varies else 0
-        self.model = build_scene(self.profile, task, self.camera, distractors).compile()
+        self.model = build_scene(self.profile, task, self.camera, distractors,
+                                 distractor_height(self.named)).compile()
         self.data = mujoco.MjData(self.model)
         self.joint_names = self.profile.joints
         self._qpos = np.array([self.model.joint(n).qposadr[0] for n in self.joint_names])
