@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from armpilot.features import COLOR, GOAL, OBJECT, POINTS, STATE
+from armpilot.features import COLOR, GOAL, OBJECT, POINTS, STATE, TRACKS
 
 #: ``--inputs`` names -> feature contract keys.
-INPUTS = {"state": STATE, "object": OBJECT, "goal": GOAL, "color": COLOR, "points": POINTS}
+INPUTS = {"state": STATE, "object": OBJECT, "goal": GOAL, "color": COLOR, "points": POINTS,
+          "tracks": TRACKS}
 
 
 def input_overrides(inputs: str, image_size: int) -> dict[str, Any]:
@@ -29,7 +30,8 @@ def input_overrides(inputs: str, image_size: int) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown --inputs {unknown}; known: {list(INPUTS)}")
     keys = [INPUTS[name] for name in names]
-    return {"obs_keys": tuple(k for k in keys if k not in (*IMAGE_KEYS, POINTS)), "use_points": POINTS in keys,
+    return {"obs_keys": tuple(k for k in keys if k not in (*IMAGE_KEYS, POINTS, TRACKS)),
+            "use_points": POINTS in keys, "use_tracks": TRACKS in keys,
             "image_keys": tuple(k for k in keys if k in IMAGE_KEYS), "image_size": image_size,
             "image_crop": round(image_size * 0.875)}  # 84 of 96 px, as Diffusion Policy
 
@@ -120,7 +122,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--inputs", default="",
                        help="what the policy sees, comma-separated among " + ", ".join(INPUTS) + " (color: the "
                             "camera through a ResNet-18-style encoder; points: the filtered cloud through a PointNet; "
-                            "default: the dataset's state, object, goal)")
+                            "tracks: /perception/tracks, one PointNet token per track, recorded with the tracks "
+                            "node running; default: the dataset's state, object, goal)")
     train.add_argument("--image-size", type=int, default=96,
                        help="camera frames are resized to this square, px (default: 96; the encoder sees an "
                             "84 px crop)")

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from armpilot.features import COLOR, GOAL, OBJECT, POINTS, POINTS_MASK, STATE, TASK
+from armpilot.features import (COLOR, GOAL, OBJECT, POINTS, POINTS_MASK, STATE, TASK, TRACKS, TRACKS_MASK,
+                               unfed_features)
 from armpilot.policies.realtime import CommittedPrefix
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class Observation:
             (``needs_image``), else None.
         points: (P, 3) float32 filtered cloud in the base frame, m, NaN rows where the cloud had
             fewer points (``dataset.points_feature.select_points``), for backends with ``needs_points``.
+        tracks: (K, T, 3) float32 motion tracks in the base frame, m, oldest step first, NaN where
+            missing (``dataset.tracks_feature.select_tracks``), held at ``stamp`` (history frames carry
+            their own), for backends with ``needs_tracks``.
     """
 
     stamp: float
@@ -47,6 +51,7 @@ class Observation:
     history: tuple[Observation, ...] = ()
     image: np.ndarray | None = None
     points: np.ndarray | None = None
+    tracks: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class Capabilities:
     Attributes:
         needs_image: observations must carry the colour image (``Observation.image``).
         needs_points: observations must carry the filtered cloud (``Observation.points``).
+        needs_tracks: observations (and their history) must carry motion tracks (``Observation.tracks``).
         takes_instruction: ``set_instruction`` sets a language instruction.
         stochastic: ``sample_candidates`` draws N different chunks in one batch (else N copies).
         batches_observations: ``sample_batch`` answers several observations in one forward pass.
@@ -65,6 +71,7 @@ class Capabilities:
 
     needs_image: bool = False
     needs_points: bool = False
+    needs_tracks: bool = False
     takes_instruction: bool = False
     stochastic: bool = False
     batches_observations: bool = False
@@ -140,9 +147,17 @@ def transition_problem(transition: str, backend: str, capabilities: Capabilities
     return f"transition '{transition}' needs a backend that {needs[1]}; backend '{backend}' does not"
 
 
+def feed_problem(backend: str, policy: Policy, joints: int) -> str:
+    """Why the policy node cannot feed ``policy`` ("" when it can): the features it needs that the node does
+    not feed, with ``joints`` controlled joints."""
+    unfed = unfed_features(policy.required_features(), node_feeds(policy.capabilities), {"J": joints})
+    return f"backend '{backend}' needs features the policy node cannot feed: {'; '.join(unfed)}" if unfed else ""
+
+
 def node_feeds(capabilities: Capabilities) -> frozenset[str]:
     """The features the policy node feeds a backend with these capabilities: joint states, the object, the
-    goal; the camera image, the cloud and the instruction to backends that declare them."""
+    goal; the camera image, the cloud, the tracks and the instruction to backends that declare them."""
     return frozenset((STATE, OBJECT, GOAL, *((COLOR,) if capabilities.needs_image else ()),
                       *((POINTS, POINTS_MASK) if capabilities.needs_points else ()),
+                      *((TRACKS, TRACKS_MASK) if capabilities.needs_tracks else ()),
                       *((TASK,) if capabilities.takes_instruction else ())))

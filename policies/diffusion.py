@@ -17,7 +17,7 @@ import torch
 from transforms3d.euler import euler2quat
 
 from armpilot.dataset.points_feature import valid_points
-from armpilot.features import POINTS, POINTS_MASK, unfed_features
+from armpilot.features import POINTS, POINTS_MASK, TRACKS, TRACKS_MASK, unfed_features
 from armpilot.policies.base import Capabilities, Observation, Policy, node_feeds
 from armpilot.policies.chunking import resample_in_time
 from armpilot.policies.diffusion_checkpoint import CheckpointError, load_policy
@@ -78,8 +78,9 @@ class DiffusionPolicy(Policy):
     @property
     def capabilities(self) -> Capabilities:  # type: ignore[override]
         """Prefix conditioning only for a checkpoint trained with committed prefixes (``--prefix-frames``);
-        the camera image only for one trained on it."""
+        the camera image, the cloud and the tracks only for one trained on them."""
         return Capabilities(needs_image=bool(self.config.image_keys), needs_points=self.config.use_points,
+                            needs_tracks=self.config.use_tracks,
                             stochastic=True, batches_observations=True, inpaints=True,
                             prefix_conditioned=self.config.prefix_frames > 0)
 
@@ -120,6 +121,13 @@ class DiffusionPolicy(Policy):
             xyz, mask = valid_points(np.asarray(observation.points, np.float32))
             tensors[POINTS] = torch.from_numpy(xyz).to(self.device)[None]
             tensors[POINTS_MASK] = torch.from_numpy(mask).to(self.device)[None]
+        if self.config.use_tracks:  # every frame's own tracks, as the dataset holds them
+            if any(f.tracks is None for f in frames):
+                raise ValueError(f"the policy needs '{TRACKS}' and no tracks have arrived yet")
+            tracks = np.asarray([f.tracks for f in frames], np.float32)  # (S, K, T, 3)
+            mask = np.isfinite(tracks).all(-1)
+            tensors[TRACKS] = torch.from_numpy(np.where(mask[..., None], tracks, 0.0)).to(self.device)[None]
+            tensors[TRACKS_MASK] = torch.from_numpy(mask).to(self.device)[None]
         return tensors
 
     def _warm_start(self, stamp: float) -> torch.Tensor | None:

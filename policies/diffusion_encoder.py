@@ -3,8 +3,8 @@
 Low-dim features (joint state, perceived object pose, task goal), each
 (B, n_obs_steps, D), are normalised with dataset statistics, flattened and
 embedded by an MLP. Motion tracks (B, n_obs_steps, K, T, 3) with a mask
-(B, n_obs_steps, K, T) are encoded by a shared per-point MLP and a masked max
-pool (PointNet style), so missing tracks cost nothing. Each camera's latest
+(B, n_obs_steps, K, T) are encoded one token per track (its T positions and
+step mask) by a PointNet with a masked max pool, so missing tracks cost nothing. Each camera's latest
 frame, (B, 3, S, S) uint8 (``image_size`` S), goes through its own
 ResNet-18-style encoder (``vision_encoders.ImageEncoder``); the latest cloud,
 (B, P, 3) m with a (B, P) mask, through a DP3-style PointNet.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from armpilot.dataset.tracks_feature import NUM_STEPS
 from armpilot.features import POINTS, POINTS_MASK
 from armpilot.policies.diffusion_config import TRACKS, TRACKS_MASK, DiffusionConfig
 from armpilot.policies.vision_encoders import ImageEncoder, ImageEncoderConfig, PointCloudEncoder
@@ -64,19 +65,20 @@ class FeatureNormalizer(nn.Module):
 
 
 class TracksEncoder(nn.Module):
-    """(B, S, K, T, 3) tracks + (B, S, K, T) mask -> (B, out_dim) by masked max pooling."""
+    """(B, S, K, T, 3) tracks + (B, S, K, T) mask -> (B, out_dim): each track is one token, its T positions
+    (0 where missing) and its step mask, pooled over the S x K tracks with at least one step (PointNet)."""
 
-    def __init__(self, steps: int, out_dim: int = 64) -> None:
+    def __init__(self, track_steps: int, out_dim: int = 64) -> None:
         super().__init__()
-        self.point = nn.Sequential(nn.Linear(4, 64), nn.Mish(), nn.Linear(64, out_dim))
-        self.steps = steps
+        self.out_dim = out_dim
+        self.tokens = PointCloudEncoder(out_dim, in_dim=4 * track_steps)
 
     def forward(self, tracks: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        t = torch.linspace(0.0, 1.0, tracks.shape[-2], device=tracks.device)
-        step = t.view(1, 1, 1, -1, 1).expand(*tracks.shape[:-1], 1)
-        features = self.point(torch.cat([tracks, step], dim=-1))
-        features = features.masked_fill(~mask[..., None], float("-inf")).flatten(1, -2).amax(dim=1)
-        return torch.nan_to_num(features, neginf=0.0)
+        batch, steps = tracks.shape[0], tracks.shape[-2]
+        positions = torch.where(mask[..., None], tracks, torch.zeros_like(tracks)).reshape(batch, -1, steps * 3)
+        step_mask = mask.reshape(batch, -1, steps)
+        tokens = torch.cat([positions, step_mask.to(tracks.dtype)], dim=-1)
+        return self.tokens(tokens, step_mask.any(dim=-1))
 
 
 class ObservationEncoder(nn.Module):
@@ -86,11 +88,12 @@ class ObservationEncoder(nn.Module):
         super().__init__()
         self.config = config
         low_dim = config.n_obs_steps * sum(config.feature_dim(k) for k in config.obs_keys)
-        self.tracks = TracksEncoder(config.n_obs_steps) if config.use_tracks else None
+        self.tracks = TracksEncoder(NUM_STEPS) if config.use_tracks else None
         image_config = ImageEncoderConfig(crop=config.image_crop)
         self.cameras = nn.ModuleList(ImageEncoder(image_config) for _ in config.image_keys)
         self.points = PointCloudEncoder() if config.use_points else None
-        in_dim = (low_dim + (64 if self.tracks is not None else 0) + image_config.out_dim * len(self.cameras)
+        tracks_dim = self.tracks.out_dim if self.tracks is not None else 0
+        in_dim = (low_dim + tracks_dim + image_config.out_dim * len(self.cameras)
                   + (self.points.out_dim if self.points is not None else 0))
         self.mlp = nn.Sequential(nn.Linear(in_dim, 256), nn.Mish(), nn.Linear(256, config.obs_embed_dim))
 

@@ -24,7 +24,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from armpilot.dataset.loader import LeRobotV3Dataset
 from armpilot.policies.diffusion_checkpoint import load_policy, load_train_state, save_policy, save_train_state
-from armpilot.features import POINTS, POINTS_MASK
+from armpilot.features import POINTS, POINTS_MASK, TRACKS, TRACKS_MASK
 from armpilot.policies.diffusion_config import ACTION, ACTION_OFFSET, GOAL, OBJECT, STATE, DiffusionConfig
 from armpilot.policies.diffusion_model import DiffusionModel
 
@@ -100,7 +100,8 @@ def build_config(info: dict[str, Any], overrides: dict[str, Any]) -> DiffusionCo
     """A DiffusionConfig for a dataset's joints, rate and features (``info``: meta/info.json; ``overrides`` win)."""
     features = info["features"]
     keys = tuple(k for k in (STATE, OBJECT, GOAL) if k in features)
-    needed = (*overrides.get("image_keys", ()), *((POINTS,) if overrides.get("use_points") else ()))
+    needed = (*overrides.get("image_keys", ()), *((POINTS,) if overrides.get("use_points") else ()),
+              *((TRACKS,) if overrides.get("use_tracks") else ()))
     missing = [k for k in needed if k not in features]
     if missing:
         raise ValueError(f"the dataset has no {missing} (its features: {sorted(features)})")
@@ -119,8 +120,9 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
     generator = seed_everything(options.seed)
     config = build_config(json.loads((Path(options.dataset) / "meta" / "info.json").read_text()), options.config)
     dataset = LeRobotV3Dataset(options.dataset, n_obs_steps=config.n_obs_steps, horizon=config.horizon)
-    clouds = (POINTS, POINTS_MASK) if config.use_points else ()
-    tensors = stack_dataset(dataset, (*config.obs_keys, *clouds))
+    sensed = (*((POINTS, POINTS_MASK) if config.use_points else ()),
+              *((TRACKS, TRACKS_MASK) if config.use_tracks else ()))
+    tensors = stack_dataset(dataset, (*config.obs_keys, *sensed))
     for key in config.image_keys:  # (N, 3, S, S) uint8: frame i is the latest image of sample i
         tensors[key] = torch.from_numpy(dataset.square_video(key, config.image_size))
     train_index, val_index = split_episodes(tensors["episode_index"], options.validation_fraction, options.seed)
@@ -137,7 +139,7 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
         info = load_train_state(output, model, optimizer)
         start_step, losses, val_losses = info["step"], info["losses"], info["val_losses"]
         ema.module.load_state_dict(load_policy(output)[0].state_dict())
-    batch_keys = (*config.obs_keys, *config.image_keys, *clouds, ACTION, "action_is_pad")
+    batch_keys = (*config.obs_keys, *config.image_keys, *sensed, ACTION, "action_is_pad")
 
     def batch_of(index: torch.Tensor) -> dict[str, torch.Tensor]:
         return {k: tensors[k][index] for k in batch_keys}

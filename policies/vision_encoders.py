@@ -129,13 +129,14 @@ class ImageEncoder(nn.Module):
 
 
 class PointCloudEncoder(nn.Module):
-    """(B, P, 3) points, m, and an optional (B, P) validity mask -> (B, out_dim); order-invariant."""
+    """(B, P, in_dim) points (xyz, m, by default) and an optional (B, P) validity mask -> (B, out_dim);
+    order-invariant."""
 
-    def __init__(self, out_dim: int = 64, widths: tuple[int, ...] = (64, 128, 256)) -> None:
+    def __init__(self, out_dim: int = 64, widths: tuple[int, ...] = (64, 128, 256), in_dim: int = 3) -> None:
         super().__init__()
         self.out_dim = out_dim
         layers: list[nn.Module] = []
-        channels = 3
+        channels = in_dim
         for width in widths:
             layers += [nn.Linear(channels, width), nn.LayerNorm(width), nn.ReLU()]
             channels = width

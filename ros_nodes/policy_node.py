@@ -45,8 +45,8 @@ from transforms3d.euler import quat2euler
 
 from armpilot.dataset.points_feature import decode_points_msg
 from armpilot.dataset.resampler import ClockJumpError, LiveSampler
-from armpilot.features import unfed_features
-from armpilot.policies.base import Observation, node_feeds, transition_problem
+from armpilot.dataset.tracks_feature import decode_tracks_msg
+from armpilot.policies.base import Observation, feed_problem, transition_problem
 from armpilot.policies.chunking import blend_with_previous, drop_past_points, keep_braking_inside
 from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.sensor_frames import SensorFrames
@@ -85,15 +85,12 @@ class PolicyNode(Node):
         except ValueError as error:  # CheckpointError included: say what is wrong, then exit non-zero
             self.get_logger().fatal(f"cannot start backend '{cfg.backend}': {error}")
             raise
-        if problem := transition_problem(cfg.transition, cfg.backend, policy.capabilities):
-            message = f"{problem} (checkpoint '{cfg.checkpoint or 'shipped'}')"
-            self.get_logger().fatal(message)
-            raise ValueError(message)
-        if unfed := unfed_features(policy.required_features(), node_feeds(policy.capabilities),
-                                   {"J": len(cfg.joint_names)}):
-            message = f"backend '{cfg.backend}' needs features the policy node cannot feed: {'; '.join(unfed)}"
-            self.get_logger().fatal(message)
-            raise ValueError(message)
+        problem = transition_problem(cfg.transition, cfg.backend, policy.capabilities)
+        problem = (f"{problem} (checkpoint '{cfg.checkpoint or 'shipped'}')" if problem
+                   else feed_problem(cfg.backend, policy, len(cfg.joint_names)))
+        if problem:
+            self.get_logger().fatal(problem)
+            raise ValueError(problem)
         self.backend = policy
         self.limits = arm.limits.reordered(cfg.joint_names)  # proposals are clipped to the position limits
         joints = len(cfg.joint_names)
@@ -129,10 +126,11 @@ class PolicyNode(Node):
         self.create_subscription(String, topics.POLICY_INSTRUCTION, self.on_instruction, qos.LATCHED_QOS)
         if cfg.transition != "replace":
             self.create_subscription(JointTrajectory, topics.SAFETY_COMMANDED, self.on_commanded, qos.COMMAND_QOS)
-        # the camera (VLA and camera-trained diffusion backends) and the cloud, only for backends that need them
+        # the camera (VLA and camera-trained diffusion backends), the cloud and the tracks, only where needed
         needs = policy.capabilities
         sensors = [(topics.COLOR_IMAGE, Image, conv.image_from_msg)] if needs.needs_image else []
         sensors += [(topics.PERCEPTION_POINTS, PointCloud2, decode_points_msg)] if needs.needs_points else []
+        sensors += [(topics.PERCEPTION_TRACKS, PointCloud2, decode_tracks_msg)] if needs.needs_tracks else []
         self.sensors = SensorFrames(tuple(topic for topic, _, _ in sensors), cfg.observation_timeout)
         for topic, msg_type, decode in sensors:
             self.create_subscription(msg_type, topic, self.on_sensor(topic, decode), qos.CAMERA_QOS)
@@ -278,9 +276,11 @@ class PolicyNode(Node):
         # history frames before the episode's first samples repeat the earliest one, as the dataset clamps
         offsets = tuple(self.backend.history_offsets)
         history = tuple(self.sample_at(stamp - offset) or current for offset in offsets)
+        if self.backend.capabilities.needs_tracks:  # each history frame holds the tracks of its own time
+            history = tuple(replace(h, tracks=self.sensors.held(topics.PERCEPTION_TRACKS, h.stamp)) for h in history)
         return Observation(current.stamp, current.joint_names, current.joint_positions, current.object_position,
-                           current.object_yaw, current.goal_position, history,
-                           frames.get(topics.COLOR_IMAGE), frames.get(topics.PERCEPTION_POINTS))
+                           current.object_yaw, current.goal_position, history, frames.get(topics.COLOR_IMAGE),
+                           frames.get(topics.PERCEPTION_POINTS), frames.get(topics.PERCEPTION_TRACKS))
 
     def sample_at(self, stamp: float) -> Observation | None:
         """Joint state and object held at ``stamp`` (None before the first of either)."""

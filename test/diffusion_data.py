@@ -4,8 +4,9 @@ Each episode: goal x ~ U(-0.5, 0.5); joint 0 starts at 0 and moves 0.05 rad per
 frame toward it (then holds); the action is the next frame's state. Other
 joints stay put; the gripper is constant (a feature with zero range). The
 camera sees a white square on the left half for a goal at negative x, on the
-right half otherwise, and the cloud holds a small cluster on the goal's side of
-y = 0 (so a policy can find the goal's side from pixels or points alone).
+right half otherwise, the cloud holds a small cluster on the goal's side of
+y = 0 and one motion track moves toward the goal's side (so a policy can find
+the goal's side from pixels, points or tracks alone).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from armpilot.dataset.lerobot_v3 import EpisodeFrames, LeRobotV3Writer
 from armpilot.dataset.points_feature import NUM_POINTS
+from armpilot.dataset.tracks_feature import NUM_STEPS, NUM_TRACKS
 from armpilot.robot import CONTROLLED_JOINTS
 
 FPS = 15
@@ -39,6 +41,16 @@ def goal_cloud(goal_x: float) -> np.ndarray:
     return cloud
 
 
+def goal_tracks(goal_x: float) -> np.ndarray:
+    """(NUM_TRACKS, NUM_STEPS, 3) float32: track 0 moves from y = 0 to 0.2 m toward the goal's side (left for
+    x < 0) over its steps, the others are missing (NaN)."""
+    tracks = np.full((NUM_TRACKS, NUM_STEPS, 3), np.nan, np.float32)
+    side = -1.0 if goal_x < 0 else 1.0
+    tracks[0] = np.stack([np.full(NUM_STEPS, 0.4), side * np.linspace(0.0, 0.2, NUM_STEPS),
+                          np.full(NUM_STEPS, 0.05)], axis=-1)
+    return tracks
+
+
 def episode(goal_x: float, frames: int = 24) -> EpisodeFrames:
     """One episode as described in the module doc."""
     q0 = np.array([0.0, -0.3, 1.6, 0.0, 1.2, 0.0, 0.04], np.float32)
@@ -52,14 +64,16 @@ def episode(goal_x: float, frames: int = 24) -> EpisodeFrames:
                          color=np.repeat(goal_image(goal_x)[None], frames, axis=0),
                          depth=np.full((frames, IMAGE_SIDE, IMAGE_SIDE), 1000, np.uint16),
                          goal=goal, points=np.repeat(np.nan_to_num(goal_cloud(goal_x))[None], frames, axis=0),
-                         points_mask=np.repeat(np.isfinite(goal_cloud(goal_x)).all(-1)[None], frames, axis=0))
+                         points_mask=np.repeat(np.isfinite(goal_cloud(goal_x)).all(-1)[None], frames, axis=0),
+                         tracks=np.repeat(np.nan_to_num(goal_tracks(goal_x))[None], frames, axis=0),
+                         tracks_mask=np.repeat(np.isfinite(goal_tracks(goal_x)).all(-1)[None], frames, axis=0))
 
 
 def write_dataset(root: Path, episodes: int = 24, seed: int = 0) -> Path:
     """Writes the dataset into ``root``; returns it."""
     rng = np.random.default_rng(seed)
     writer = LeRobotV3Writer(root, FPS, CONTROLLED_JOINTS)
-    writer.with_points = True
+    writer.with_points = writer.with_tracks = True
     for goal_x in rng.uniform(-0.5, 0.5, episodes):
         writer.add_episode(episode(float(goal_x)))
     writer.finalize()

@@ -1,4 +1,5 @@
-"""The diffusion policy with a camera or a cloud (no ROS): the contract it stores, what it needs, what it learns."""
+"""The diffusion policy with a camera, a cloud or motion tracks (no ROS): the contract it stores, what it needs,
+what it learns."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import numpy as np
 import pytest
 
 from armpilot.dataset.points_feature import NUM_POINTS, select_points
-from armpilot.features import COLOR, POINTS, POINTS_MASK, STATE
+from armpilot.features import COLOR, POINTS, POINTS_MASK, STATE, TRACKS, TRACKS_MASK
 from armpilot.policies.base import Observation
 from armpilot.policies.diffusion import DiffusionPolicy
 from armpilot.policies.diffusion_checkpoint import CheckpointError
 from armpilot.robot import CONTROLLED_JOINTS
 from armpilot.train_command import input_overrides
-from diffusion_data import IMAGE_SIDE, goal_cloud, goal_image, train_tiny
+from diffusion_data import IMAGE_SIDE, goal_cloud, goal_image, goal_tracks, train_tiny
 
 Q0 = np.array([0.0, -0.3, 1.6, 0.0, 1.2, 0.0, 0.04])
 
@@ -111,6 +112,32 @@ def test_points_are_selected_the_same_way_everywhere():
     assert np.isfinite(few).all(-1).sum() == 95 and np.isnan(few[95:]).all()
 
 
+@pytest.fixture(scope="module")
+def tracks_checkpoint(tmp_path_factory) -> Path:
+    return train_tiny(tmp_path_factory.mktemp("tracks"), episodes=16, steps=300, batch_size=32,
+                      obs_keys=(STATE,), use_tracks=True)
+
+
+def test_the_policy_finds_the_goal_side_from_the_tracks_alone_and_needs_them_in_every_frame(tracks_checkpoint):
+    policy = DiffusionPolicy(tracks_checkpoint, CONTROLLED_JOINTS, horizon=5, chunk_dt=1 / 15, sampler="ddim",
+                             steps=10, seed=3)
+    assert policy.capabilities.needs_tracks and not policy.capabilities.needs_points
+    assert set(policy.required_features()) == {STATE, TRACKS, TRACKS_MASK}
+
+    def observation(now: np.ndarray | None, past: np.ndarray | None) -> Observation:
+        blank = np.zeros(3)
+        history = (Observation(0.9, CONTROLLED_JOINTS, Q0, blank, 0.0, blank, tracks=past),)
+        return Observation(1.0, CONTROLLED_JOINTS, Q0, blank, 0.0, blank, history, tracks=now)
+
+    with pytest.raises(ValueError, match=TRACKS):
+        policy.predict_action_chunk(observation(goal_tracks(0.4), None))  # a history frame without tracks
+    left = policy.sample_candidates(observation(goal_tracks(-0.4), goal_tracks(-0.4)), 8)[:, -1, 0]
+    right = policy.sample_candidates(observation(goal_tracks(0.4), goal_tracks(0.4)), 8)[:, -1, 0]
+    assert_sides(left, right)
+    overrides = input_overrides("state,tracks", 96)
+    assert overrides["use_tracks"] and overrides["obs_keys"] == (STATE,)
+
+
 def test_sensor_frames_are_fed_only_while_fresh():
     from armpilot.policies.sensor_frames import SensorFrames
 
@@ -120,3 +147,12 @@ def test_sensor_frames_are_fed_only_while_fresh():
     frames.put("/cloud", 0.2, np.ones(1))
     fresh, stale = frames.at(1.0)
     assert list(fresh) == ["/camera"] and stale == [("/cloud", pytest.approx(0.8))]
+    # history frames hold the frame of their own time; before the first kept, the first kept
+    tracks = SensorFrames(("/tracks",), timeout=0.5, keep=3)
+    assert tracks.held("/tracks", 1.0) is None
+    for stamp in (1.0, 1.1, 1.2, 1.3):
+        tracks.put("/tracks", stamp, np.full(1, stamp))
+    assert tracks.held("/tracks", 1.25)[0] == 1.2 and tracks.held("/tracks", 1.3)[0] == 1.3
+    assert tracks.held("/tracks", 0.5)[0] == 1.1  # 1.0 fell out of the three kept
+    tracks.put("/tracks", 0.2, np.full(1, 0.2))  # a clock that jumped back starts again
+    assert tracks.held("/tracks", 1.3)[0] == 0.2 and tracks.at(0.3)[0]["/tracks"][0] == 0.2

@@ -147,30 +147,34 @@ def test_candidates_from_the_diffusion_policy_and_nan_skips(tmp_path, checkpoint
 
 @pytest.mark.graph
 @pytest.mark.timeout(240)
-def test_a_seeing_checkpoint_gets_the_camera_and_the_cloud_and_waits_for_both(tmp_path):
+def test_a_seeing_checkpoint_gets_the_camera_cloud_and_tracks_and_waits_for_all(tmp_path):
     from armpilot.features import COLOR, STATE
+    from armpilot.perception.tracks import TRACK_DTYPE
     from armpilot.ros_nodes.conversions import image_to_msg, pointcloud_to_msg
     from diffusion_data import IMAGE_SIDE, goal_cloud, goal_image
 
     seeing = train_tiny(tmp_path / "seeing", steps=5, obs_keys=(STATE,), image_keys=(COLOR,),
-                        image_size=IMAGE_SIDE, image_crop=IMAGE_SIDE - 4, use_points=True)
+                        image_size=IMAGE_SIDE, image_crop=IMAGE_SIDE - 4, use_points=True, use_tracks=True)
     with running_graph((policy_node(checkpoint=str(seeing)),), tmp_path / "logs") as (graph, probe):
         joints = probe.create_publisher(JointState, topics.JOINT_STATES, qos.STATE_QOS)
         objects = probe.create_publisher(PoseArray, topics.PERCEPTION_OBJECTS, qos.STATE_QOS)
         episode = probe.create_publisher(String, topics.SIM_EPISODE, qos.LATCHED_QOS)
         camera = probe.create_publisher(Image, topics.COLOR_IMAGE, qos.CAMERA_QOS)
         cloud = probe.create_publisher(PointCloud2, topics.PERCEPTION_POINTS, qos.CAMERA_QOS)
+        tracks = probe.create_publisher(PointCloud2, topics.PERCEPTION_TRACKS, qos.CAMERA_QOS)
         received: list[PointCloud2] = []
         probe.create_subscription(PointCloud2, topics.POLICY_CANDIDATES, received.append, qos.COMMAND_QOS)
-        probe.spin_until(lambda: camera.get_subscription_count() > 0 and cloud.get_subscription_count() > 0,
-                         60, "the policy node subscribing to the camera and the cloud")
+        probe.spin_until(lambda: all(p.get_subscription_count() > 0 for p in (camera, cloud, tracks)),
+                         60, "the policy node subscribing to the camera, the cloud and the tracks")
         episode.publish(String(data=json.dumps({"episode": 0, "seed": 0, "task": "reach", "start": time.time(),
                                                 "goal": [0.3, 0.0, 0.05]})))
         q = np.array([0.0, -0.3, 1.6, 0.0, 1.2, 0.0, 0.04])
         points = np.nan_to_num(goal_cloud(0.3))[:64]
+        track = np.zeros(8, TRACK_DTYPE)  # one track, steps -7..0, moving along y
+        track["track_id"], track["step"], track["x"], track["y"] = 3, np.arange(-7, 1), 0.4, np.linspace(0, 0.2, 8)
         log = tmp_path / "logs" / "policy.log"
 
-        def feed(with_camera: bool, with_cloud: bool) -> None:
+        def feed(with_camera: bool, with_cloud: bool, with_tracks: bool) -> None:
             now = time.time()
             joints.publish(_joint_state(now, q))
             objects.publish(_objects(now))
@@ -178,13 +182,21 @@ def test_a_seeing_checkpoint_gets_the_camera_and_the_cloud_and_waits_for_both(tm
                 camera.publish(image_to_msg(goal_image(0.3), "rgb8", now))
             if with_cloud:
                 cloud.publish(pointcloud_to_msg(points, now, "base_link"))
+            if with_tracks:
+                tracks.publish(pointcloud_to_msg(track, now, "base_link"))
             probe.spin_for(0.05)
 
-        def warned(topic: str) -> bool:
-            feed(True, False)
-            return log.is_file() and f"nothing on {topic}" in log.read_text()
+        def warned(with_cloud: bool, named: tuple[str, ...], unnamed: tuple[str, ...]) -> bool:
+            """Feeds the camera (and the cloud); whether a warning line names every topic of ``named``
+            and none of ``unnamed``."""
+            feed(True, with_cloud, False)
+            lines = log.read_text().splitlines() if log.is_file() else []
+            return any("nothing on" in line and all(t in line for t in named) and not any(t in line for t in unnamed)
+                       for line in lines)
 
-        probe.spin_until(lambda: warned(topics.PERCEPTION_POINTS), 60, "the node naming the missing cloud")
-        assert not received, "no candidates while the cloud the checkpoint needs is missing"
-        probe.spin_until(lambda: feed(True, True) or received, 60, "candidates once camera and cloud flow")
+        missing = (topics.PERCEPTION_POINTS, topics.PERCEPTION_TRACKS)
+        probe.spin_until(lambda: warned(False, missing, ()), 60, "the node naming the missing cloud and tracks")
+        probe.spin_until(lambda: warned(True, missing[1:], missing[:1]), 60, "the node naming the missing tracks")
+        assert not received, "no candidates while a sensor the checkpoint needs is missing"
+        probe.spin_until(lambda: feed(True, True, True) or received, 60, "candidates once all three flow")
         graph.check()
