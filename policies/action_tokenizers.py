@@ -26,6 +26,10 @@ import numpy as np
 from scipy.fft import dct, idct
 
 
+#: Ranges narrower than this (in the dimension's unit) are constant.
+MIN_RANGE = 1e-6
+
+
 @dataclass(frozen=True)
 class BinningTokenizer:
     """Uniform per-dimension bins. low/high: (A,) dataset range (e.g. min/max or 1st/99th percentile)."""
@@ -38,20 +42,24 @@ class BinningTokenizer:
     def vocab_size(self) -> int:
         return self.bins
 
-    def _range(self) -> tuple[np.ndarray, np.ndarray]:
+    def _range(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(low, high, constant): a dimension narrower than ``MIN_RANGE`` is constant (widened to it)."""
         low, high = np.asarray(self.low, float), np.asarray(self.high, float)
-        return low, np.maximum(high, low + 1e-9)
+        constant = high - low < MIN_RANGE
+        return low, np.where(constant, low + MIN_RANGE, high), constant
 
     def encode(self, chunk: np.ndarray) -> np.ndarray:
-        """(H, A) actions -> (H * A,) int64 tokens, row-major (step, dimension)."""
-        low, high = self._range()
-        unit = (np.clip(chunk, low, high) - low) / (high - low)
+        """(H, A) actions -> (H * A,) int64 tokens, row-major (step, dimension). A constant dimension (a joint
+        that never moved in the data) always takes the middle bin: float32 data against a float64 reading
+        must not flip it to an extreme bin."""
+        low, high, constant = self._range()
+        unit = np.where(constant, 0.5, (np.clip(chunk, low, high) - low) / (high - low))
         return np.minimum((unit * self.bins).astype(np.int64), self.bins - 1).reshape(-1)
 
     def decode(self, tokens: np.ndarray, horizon: int) -> np.ndarray:
         """(H * A,) tokens -> (H, A) bin centres. Raises ValueError on a wrong count or an out-of-range token."""
         tokens = np.asarray(tokens, np.int64)
-        low, high = self._range()
+        low, high, _ = self._range()
         if tokens.size != horizon * low.size:
             raise ValueError(f"{tokens.size} tokens for a {horizon} x {low.size} chunk")
         if tokens.size and (tokens.min() < 0 or tokens.max() >= self.bins):

@@ -6,7 +6,8 @@ transformers model (``config.json`` + safetensors), its tokenizer, and
 
     {"joint_names": [...], "action_token_offset": int, "action_tokenizer": <BinningTokenizer JSON>,
      "state_tokenizer": <BinningTokenizer JSON>, "object_tokenizer": <BinningTokenizer JSON> (optional),
-     "action_horizon": 5, "action_dt": 0.2, "image_size": 32, "prompt_template": "{instruction}"}
+     "action_horizon": 5, "action_dt": 0.2, "image_size": 32, "prompt_template": "{instruction}",
+     "relative_actions": true (optional)}
 
 Prompt: the camera image (resized, SigLIP normalisation), then the tokenised
 instruction, then the proprioception as bins mapped onto the action-token
@@ -14,7 +15,9 @@ block: the joint state (``state_tokenizer``) and, when the model was trained
 with it, the perceived object position (``object_tokenizer``); the model
 continues with ``action_horizon x J`` action tokens, decoded with a KV cache
 and constrained to the action block, which the binning tokenizer turns back
-into joint positions. N candidates = N sampled sequences in one batch.
+into joint positions (with ``relative_actions``, into offsets from the
+current joint state, as openpi does for joints: the same token then means
+the same motion anywhere in the range). N candidates = N sampled sequences in one batch.
 """
 
 from __future__ import annotations
@@ -134,6 +137,8 @@ class VLAPolicy(Policy):
                               image_tensor(observation.image, meta["image_size"])[None].expand(num_samples, -1, -1, -1),
                               meta["action_horizon"] * len(self.joint_names), sample=num_samples > 1)
         chunks = np.stack([self.action_tokenizer.decode(t, meta["action_horizon"]) for t in tokens])
+        if meta.get("relative_actions"):
+            chunks = chunks + np.asarray(observation.joint_positions, float)
         return resample_in_time(self.chunk_dt * np.arange(1, self.horizon + 1),
                                 meta["action_dt"] * np.arange(1, meta["action_horizon"] + 1), chunks)
 

@@ -6,7 +6,10 @@ parameters, a word-level tokenizer whose vocabulary ends with the 256-token
 action block, and ``armpilot_vla.json`` (see ``vla``). Nothing is downloaded.
 
 ``finetune_vla``: next-token cross-entropy on the action tokens only (prompt
-and image are context). Runs under ``torchrun`` with PyTorch's
+and image are context). A VLA built here tokenises actions relative to the
+current joint state (``relative_actions``; the range from the dataset's
+offsets at each step of the horizon): with absolute bins a tiny model must
+learn a separate token for every position it may start from, and did not. Runs under ``torchrun`` with PyTorch's
 DistributedDataParallel (gloo on CPU, nccl on GPUs): each rank draws its own
 batches, gradients are averaged by DDP, rank 0 saves.
 """
@@ -28,10 +31,12 @@ import torch.nn.functional as F
 from armpilot.dataset.loader import LeRobotV3Dataset
 from armpilot.policies.action_tokenizers import BinningTokenizer
 from armpilot.policies.vla import VLA_META, image_tensor, load_vla, prompt_ids
+from armpilot.sim.scenes import COLOUR_NAMES
 
 SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]
-WORDS = ("reach the ball push box to goal pick up cube lift move arm gripper open close left right red green "
-         "a an and on of in").split()
+WORDS = tuple(dict.fromkeys(
+    ("reach the ball push box to goal pick up cube lift move arm gripper open close left right touch put set "
+     "down onto pad a an and on of in").split() + sorted(COLOUR_NAMES.values())))
 #: Range of the perceived object's position given to the model, m (the perception workspace box).
 OBJECT_LOW, OBJECT_HIGH = (0.15, -0.45, -0.05), (0.85, 0.45, 0.40)
 #: Instruction used for a dataset's task name when the dataset has no instruction of its own.
@@ -56,8 +61,12 @@ def _word_tokenizer(words: list[str], action_bins: int):
 
 def build_tiny_vla(folder: Path, joint_names: tuple[str, ...], action_low: np.ndarray, action_high: np.ndarray,
                    action_horizon: int = 5, action_dt: float = 0.2, image_size: int = 32, seed: int = 0,
-                   default_instruction: str = "") -> Path:
-    """Writes a tiny random PaliGemma VLA (model, tokenizer, armpilot_vla.json) into ``folder``."""
+                   default_instruction: str = "",
+                   relative_range: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+    """Writes a tiny random PaliGemma VLA (model, tokenizer, armpilot_vla.json) into ``folder``.
+
+    ``action_low``/``action_high``: (J,) joint range (the state bins); ``relative_range``: (J,) low and high
+    of the action offsets from the state (actions are then tokenised relative to it), None: absolute."""
     from transformers import GemmaConfig, PaliGemmaConfig, PaliGemmaForConditionalGeneration, SiglipVisionConfig
 
     tokenizer, offset, image_id = _word_tokenizer(list(WORDS), 256)
@@ -75,14 +84,25 @@ def build_tiny_vla(folder: Path, joint_names: tuple[str, ...], action_low: np.nd
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     low, high = tuple(float(v) for v in action_low), tuple(float(v) for v in action_high)
+    action_range = (low, high) if relative_range is None else tuple(tuple(float(v) for v in r) for r in relative_range)
     meta = {"joint_names": list(joint_names), "action_token_offset": offset,
-            "action_tokenizer": json.loads(BinningTokenizer(low, high).to_json()),
+            "action_tokenizer": json.loads(BinningTokenizer(*action_range).to_json()),
+            "relative_actions": relative_range is not None,
             "state_tokenizer": json.loads(BinningTokenizer(low, high).to_json()),
             "object_tokenizer": json.loads(BinningTokenizer(OBJECT_LOW, OBJECT_HIGH).to_json()),
             "action_horizon": action_horizon, "action_dt": action_dt, "image_size": image_size,
             "prompt_template": "{instruction}", "default_instruction": default_instruction}
     (folder / VLA_META).write_text(json.dumps(meta, indent=2))
     return folder
+
+
+def relative_action_range(dataset: LeRobotV3Dataset, stride: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """(J,) low and high of (action ``k * stride`` frames ahead - state now) over every frame and k in
+    1..``horizon`` (held at the episode's last frame, as the loader pads)."""
+    states, actions = dataset.column("observation.state"), dataset.column("action")
+    ahead = np.arange(len(states))[:, None] + stride * np.arange(1, horizon + 1)[None] - 1
+    offsets = actions[np.minimum(ahead, dataset.episode_bounds[:, 1:] - 1)] - states[:, None]
+    return offsets.min(axis=(0, 1)), offsets.max(axis=(0, 1))
 
 
 def dataset_examples(dataset: LeRobotV3Dataset, model: Any, tokenizer: Any, meta: dict[str, Any],
@@ -103,6 +123,8 @@ def dataset_examples(dataset: LeRobotV3Dataset, model: Any, tokenizer: Any, meta
         prefix = prompt_ids(tokenizer, meta, instruction, item["observation.state"][-1].numpy(), image_tokens,
                             image_id, item["observation.object"][-1, :3].numpy())
         actions = item["action"][stride - 1::stride][:horizon].numpy()  # frames stride, 2 stride, ... ahead
+        if meta.get("relative_actions"):
+            actions = actions - item["observation.state"][-1].numpy()
         action_ids = (meta["action_tokenizer"].encode(actions) + meta["action_token_offset"]).tolist()
         ids.append(prefix + action_ids)
         masks.append([False] * len(prefix) + [True] * len(action_ids))
@@ -146,7 +168,8 @@ def finetune_vla(options: VLATrainOptions, on_step: Callable[[int, float], None]
             build_tiny_vla(base, tuple(dataset.info["features"]["observation.state"]["names"]),
                            stats["min"].numpy(), stats["max"].numpy(), action_horizon, action_dt,
                            seed=options.seed, default_instruction=TASK_INSTRUCTIONS.get(
-                               (dataset.episodes[0].get("tasks") or ["reach"])[0], ""))
+                               (dataset.episodes[0].get("tasks") or ["reach"])[0], ""),
+                           relative_range=relative_action_range(dataset, stride, action_horizon))
         if world > 1:
             torch.distributed.barrier()
     model, tokenizer, meta = load_vla(base)

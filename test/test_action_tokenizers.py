@@ -35,6 +35,16 @@ def test_binning_round_trip(chunk):
     assert np.array_equal(tok.encode(decoded), tokens)  # exact on its own output
 
 
+def test_a_constant_dimension_takes_one_token_whatever_the_float_rounding():
+    """A joint that never moved in the data (the state tokenizer's range is one float32 value): its float64
+    reading must not land in an extreme bin (it did: -0.3 read as float64 took bin 255, trained as bin 0)."""
+    held = float(np.float32(-0.3))
+    tok = BinningTokenizer((-0.5, held), (0.5, held))
+    tokens = {int(tok.encode(np.array([[0.0, value]]))[1]) for value in (held, -0.3, np.float32(-0.3), -0.2999999)}
+    assert len(tokens) == 1
+    assert tok.decode(tok.encode(np.array([[0.0, -0.3]])), 1)[0, 1] == pytest.approx(-0.3, abs=1e-6)
+
+
 @settings(max_examples=200, deadline=None)
 @given(chunks)
 def test_dct_round_trip(chunk):

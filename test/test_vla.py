@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from armpilot.dataset.loader import LeRobotV3Dataset
 from armpilot.policies.base import Observation
 from armpilot.policies.diffusion_checkpoint import CheckpointError
 from armpilot.policies.policy_server import PolicyServer, ServerConfig
@@ -53,7 +54,16 @@ def test_vla_proposes_candidates_in_the_demonstrated_range(trained):
     assert chunk.shape == (10, 7) and np.all(np.isfinite(chunk))
     meta = json.loads((Path(report["output"]) / "armpilot_vla.json").read_text())
     low, high = np.array(meta["action_tokenizer"]["low"]), np.array(meta["action_tokenizer"]["high"])
-    assert np.all(chunk >= low - 1e-9) and np.all(chunk <= high + 1e-9)
+    # actions are tokenised as offsets from the joint state, within the offsets the data showed
+    offsets = chunk - _observation().joint_positions
+    assert meta["relative_actions"] and np.all(offsets >= low - 1e-6) and np.all(offsets <= high + 1e-6)
+    dataset, _ = trained
+    loaded = LeRobotV3Dataset(dataset, n_obs_steps=1, horizon=16)
+    stride, state, action = 3, loaded.column("observation.state"), loaded.column("action")
+    first = loaded.episode_bounds[0]
+    direct = np.stack([action[min(i + stride * k - 1, first[1] - 1)] - state[i]
+                       for i in range(*first) for k in range(1, 6)])
+    assert np.all(direct.min(0) >= low - 1e-6) and np.all(direct.max(0) <= high + 1e-6)
     assert policy.sample_candidates(_observation(False), 4).shape == (4, 10, 7)  # no image: a black frame
 
 

@@ -127,6 +127,15 @@ class LeRobotV3Dataset(Dataset):
     def __len__(self) -> int:
         return int(self._bounds.shape[0])
 
+    def column(self, key: str) -> np.ndarray:
+        """Every frame's ``key`` (a low-dim feature, the action, tracks or points), (N, ...) in index order."""
+        return self._arrays[key]
+
+    @property
+    def episode_bounds(self) -> np.ndarray:
+        """(N, 2) int64: the [first, end) frame indices of each frame's episode."""
+        return self._bounds
+
     def normalizer(self, key: str, mode: str = "min_max") -> Normalizer:
         """A Normalizer from meta/stats.json for ``key``."""
         return Normalizer(self.stats[key], mode)
