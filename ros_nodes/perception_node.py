@@ -3,8 +3,9 @@
 Subscribes aligned depth, colour and camera_info (realsense2_camera names) and
 ``/joint_states`` (to cut the arm out of the cloud); pairs colour and depth by
 stamp; publishes ``/perception/points`` (PointCloud2 x y z rgb),
-``/perception/objects`` (PoseArray, largest object first) and
-``/perception/object_markers`` (MarkerArray: a box per object, its size and
+``/perception/objects`` (PoseArray, largest object first; the object whose
+colour the latest ``/policy/instruction`` names first, ``perception/grounding.py``)
+and ``/perception/object_markers`` (MarkerArray: a box per object, its size and
 colour). Bad frames are skipped with a warning naming the problem.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 from geometry_msgs.msg import Pose, PoseArray
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
+from std_msgs.msg import String
 from transforms3d.euler import euler2quat
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -23,6 +25,7 @@ from armpilot.perception.cloud import CloudPipeline, PerceptionResult
 from armpilot.perception.config import PerceptionConfig
 from armpilot.perception.frames import FrameError, check_sizes, depth_to_metres
 from armpilot.perception.geometry import Intrinsics, camera_pose_from_urdf
+from armpilot.perception.grounding import colour_word, named_first, nearest_colour_word
 from armpilot.perception.pairing import ApproximateTimePairer
 from armpilot.perception.self_filter import RobotSpheres
 from armpilot.rejections import RejectionLog
@@ -74,6 +77,14 @@ class PerceptionNode(CameraInputs, Node):
         if self.config.use_color:
             self.create_subscription(Image, topics.COLOR_IMAGE, self.on_color, qos.CAMERA_QOS)
         self.create_subscription(JointState, topics.JOINT_STATES, self.on_joints, qos.STATE_QOS)
+        self.named_colour: str | None = None  # the colour word of the latest instruction
+        self.create_subscription(String, topics.POLICY_INSTRUCTION, self.on_instruction, qos.LATCHED_QOS)
+
+    def on_instruction(self, msg: String) -> None:
+        """The object of the colour an instruction names is reported first from now on."""
+        self.named_colour = colour_word(msg.data)
+        self.get_logger().info(f"instruction names colour '{self.named_colour}': reported first"
+                               if self.named_colour else "instruction names no colour: largest object first")
 
     def on_info(self, msg: CameraInfo) -> None:
         intrinsics = self.read_intrinsics(msg)
@@ -137,7 +148,13 @@ class PerceptionNode(CameraInputs, Node):
         poses = PoseArray()
         poses.header.stamp, poses.header.frame_id = stamp, frame
         markers = MarkerArray(markers=[Marker(action=Marker.DELETEALL)])
-        for index, obj in enumerate(result.objects):
+        objects, matched = named_first(result.objects, self.named_colour)
+        if self.named_colour and not matched:
+            seen = ", ".join(f"{nearest_colour_word(o.color) or 'grey'} {np.round(o.color, 2).tolist()}"
+                             for o in result.objects)
+            self.get_logger().warning(f"no perceived object is {self.named_colour} (perceived: {seen or 'none'}): "
+                                      "largest object first", throttle_duration_sec=5.0)
+        for index, obj in enumerate(objects):
             pose = Pose()
             pose.position.x, pose.position.y, pose.position.z = (float(v) for v in obj.position)
             w, x, y, z = euler2quat(0.0, 0.0, obj.yaw)

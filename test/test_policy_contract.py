@@ -65,4 +65,4 @@ def test_backends_register_by_name_and_unknown_ones_are_listed():
     with pytest.raises(ValueError, match="known backends"):
         make_policy("nope", ArmModel(), "reach", 10, 0.1)
     scripted = make_policy("scripted", ArmModel(), "reach", 10, 0.1)
-    assert isinstance(scripted, Policy) and scripted.capabilities == Capabilities()
+    assert isinstance(scripted, Policy) and scripted.capabilities == Capabilities(takes_instruction=True)

@@ -20,17 +20,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from armpilot.perception.grounding import NAMED_COLOURS
+
 SCENES = ("nominal", "randomized", "heldout")
 #: Most distractors in a scene (the sim keeps this many bodies, parked below the floor when unused).
 MAX_DISTRACTORS = 2
 VARIATION_STREAM = 7_919
-#: RGB in 0..1. The nominal object is red.
-NOMINAL_COLOUR = (0.85, 0.15, 0.15)
-TRAIN_COLOURS = ((0.85, 0.15, 0.15), (0.15, 0.35, 0.85), (0.95, 0.8, 0.1), (0.2, 0.7, 0.25), (0.6, 0.2, 0.7))
-HELDOUT_COLOURS = ((0.95, 0.5, 0.1), (0.1, 0.75, 0.8), (0.9, 0.4, 0.7))
+#: RGB in 0..1, the reference colours of the instruction's colour words. The nominal object is red.
+NOMINAL_COLOUR = NAMED_COLOURS["red"]
+TRAIN_COLOURS = tuple(NAMED_COLOURS[n] for n in ("red", "blue", "yellow", "green", "purple"))
+HELDOUT_COLOURS = tuple(NAMED_COLOURS[n] for n in ("orange", "cyan", "pink"))
 #: What an instruction calls each colour.
-COLOUR_NAMES = dict(zip(TRAIN_COLOURS + HELDOUT_COLOURS,
-                        ("red", "blue", "yellow", "green", "purple", "orange", "cyan", "pink")))
+COLOUR_NAMES = {rgb: name for name, rgb in NAMED_COLOURS.items()}
 #: Height over width of the distractors in a scene without an instruction: the task's cube is told apart
 #: by its shape (in the camera and the cloud), not by a colour or size the scene randomises.
 PILLAR_HEIGHT = 2.0
