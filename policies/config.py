@@ -11,6 +11,8 @@ from armpilot.policies.realtime import TRANSITIONS
 OBJECT_SOURCES = ("perception", "privileged")
 EPISODE_SOURCES = ("sim", "continuous")
 SAMPLER_NAMES = ("dpm", "ddim", "ddpm", "streaming")
+#: Sensors the remote backend can send a policy server.
+SERVER_INPUTS = ("color", "points", "tracks")
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,23 @@ class PolicyNodeConfig:
     server_action_dt: float = field(
         default=0.0, metadata=_describe("remote: seconds between the server's action frames when its metadata "
                                         "gives none (openpi servers); 0 = the metadata must give it"))
+    server_inputs: str = field(
+        default="color", metadata=_describe("remote: sensors sent with each request, comma-separated among "
+                                            f"{', '.join(SERVER_INPUTS)} (what the served policy needs: its "
+                                            "metadata lists them as 'inputs')"))
     instruction: str = field(default="", metadata=_describe("language instruction for VLA backends (also "
                                                             "settable live on /policy/instruction)"))
+
+    @property
+    def server_input_names(self) -> tuple[str, ...]:
+        """``server_inputs`` split: the sensors the remote backend sends."""
+        return tuple(n.strip() for n in self.server_inputs.split(",") if n.strip())
 
     def __post_init__(self) -> None:
         if self.request_timeout <= 0 or self.server_action_dt < 0:
             raise ValueError("parameter 'request_timeout' must be > 0 s and 'server_action_dt' >= 0 s")
+        if unknown := [n for n in self.server_input_names if n not in SERVER_INPUTS]:
+            raise ValueError(f"parameter 'server_inputs' names {unknown}; use some of {SERVER_INPUTS}")
         if self.sampler not in SAMPLER_NAMES:
             raise ValueError(f"parameter 'sampler' is '{self.sampler}'; use one of {SAMPLER_NAMES}")
         if not 0.0 <= self.chunk_blend < 1.0 or self.observation_budget <= 0 or self.sampler_steps < 1:

@@ -77,7 +77,8 @@ def _remote(arm: ArmModel, task: str, horizon: int, chunk_dt: float, config: Pol
 
     api_key = config.api_key or os.environ.get(API_KEY_ENV, "")
     return RemotePolicy(config.server_uri, config.joint_names, horizon, chunk_dt, api_key,
-                        config.request_timeout, config.instruction, config.server_action_dt)
+                        config.request_timeout, config.instruction, config.server_action_dt,
+                        config.server_input_names)
 
 
 @register_backend("vla")

@@ -9,13 +9,17 @@ Request map (client -> server), openpi-style keys plus armpilot's::
     observation/goal             (3,) float32
     observation/history/state    (K, J) float32 (and history/object_position (K, 3), history/object_yaw (K,))
     observation/image            (H, W, 3) uint8 (when the node has a camera image)
+    observation/points           (P, 3) float32 cloud, m, NaN rows empty (when sent: ``server_inputs``)
+    observation/tracks           (K, T, 3) float32, NaN where missing; observation/history/tracks (S, K, T, 3)
     prompt                       str            the language instruction
     num_samples                  int            N candidates wanted
 
 Reply map: ``actions`` (H, J) for N = 1 or (N, H, J), joint positions at
 ``action_dt`` steps after the observation (H from the reply); openpi adds
 ``server_timing``. Metadata on connect: ``joint_names``, ``horizon``,
-``action_dt``, ``history_offsets``, ``backend``, ``control_messages``.
+``action_dt``, ``history_offsets``, ``backend``, ``control_messages`` and
+``inputs`` (the sensors the served policy needs, among color, points, tracks:
+a node that does not send one of them is told which parameter to set).
 
 Third-party openpi servers send no ``action_dt``: the client then needs it as
 a parameter and refuses to guess. Control messages (``{"__ctrl__":
@@ -26,11 +30,12 @@ raise on them.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from armpilot.features import COLOR, GOAL, OBJECT, STATE
+from armpilot.features import COLOR, GOAL, OBJECT, POINTS, POINTS_MASK, STATE, TRACKS, TRACKS_MASK
 from armpilot.policies.base import Capabilities, Observation, Policy
 from armpilot.policies.chunking import resample_in_time
 from armpilot.policies.policy_client import PolicyClient, PolicyServerError
@@ -45,6 +50,8 @@ MAX_NUM_SAMPLES = InputBounds().max_candidates
 MAX_JOINTS = InputBounds().max_joints
 #: Most past observations in one request.
 MAX_HISTORY = 16
+#: Most cloud points and (tracks, steps) in one request.
+MAX_POINTS, MAX_TRACKS, MAX_TRACK_STEPS = 65_536, 256, 64
 #: Control messages armpilot's server understands (announced in its metadata).
 CONTROL_MESSAGES = ("episode_start", "episode_end")
 
@@ -68,7 +75,33 @@ def observation_to_request(obs: Observation, num_samples: int = 1, prompt: str =
     }
     if obs.image is not None:
         request["observation/image"] = np.asarray(obs.image, np.uint8)
+    if obs.points is not None:
+        request["observation/points"] = np.asarray(obs.points, np.float32)
+    if obs.tracks is not None:
+        request["observation/tracks"] = np.asarray(obs.tracks, np.float32)
+        if obs.history and all(h.tracks is not None for h in obs.history):
+            request["observation/history/tracks"] = np.asarray([h.tracks for h in obs.history], np.float32)
     return request
+
+
+def _sensor_arrays(request: dict[str, Any], history: int) -> tuple[Any, Any, Any]:
+    """(points (P, 3), tracks (K, T, 3), history tracks (S, K, T, 3)) of a request, each None when absent.
+    Raises ValueError on a wrong shape or a size over ``MAX_POINTS`` / ``MAX_TRACKS`` x ``MAX_TRACK_STEPS``."""
+    points, tracks, past = (request.get(f"observation/{k}") for k in ("points", "tracks", "history/tracks"))
+    if points is not None:
+        points = np.asarray(points, np.float32)
+        if points.ndim != 2 or points.shape[1] != 3 or len(points) > MAX_POINTS:
+            raise ValueError(f"observation/points has shape {points.shape}; (P <= {MAX_POINTS}, 3) expected")
+    for name, value, lead in (("tracks", tracks, ()), ("history/tracks", past, (history,))):
+        if value is None:
+            continue
+        shape = np.shape(value)
+        if (len(shape) != len(lead) + 3 or shape[:len(lead)] != lead or shape[-1] != 3
+                or shape[-3] > MAX_TRACKS or shape[-2] > MAX_TRACK_STEPS):
+            expected = ", ".join([*map(str, lead), f"K <= {MAX_TRACKS}", f"T <= {MAX_TRACK_STEPS}", "3"])
+            raise ValueError(f"observation/{name} has shape {shape}; ({expected}) expected")
+    return (points, None if tracks is None else np.asarray(tracks, np.float32),
+            None if past is None else np.asarray(past, np.float32))
 
 
 def request_to_observation(request: dict[str, Any]) -> tuple[Observation, int, str]:
@@ -100,9 +133,12 @@ def request_to_observation(request: dict[str, Any]) -> tuple[Observation, int, s
                            request.get("observation/history/object_position", []),
                            request.get("observation/history/object_yaw", [])))
     image = request.get("observation/image")
+    points, tracks, past = _sensor_arrays(request, len(history))
+    if past is not None:
+        history = tuple(replace(h, tracks=t) for h, t in zip(history, past))
     obs = Observation(stamp, names, state, np.asarray(request["observation/object_position"], float),
                       float(request["observation/object_yaw"]), goal, history,
-                      None if image is None else np.asarray(image))
+                      None if image is None else np.asarray(image), points, tracks)
     if obs.object_position.shape != (3,) or obs.goal_position.shape != (3,):
         raise ValueError(f"observation/object_position and observation/goal need 3 values, got "
                          f"{obs.object_position.shape} and {obs.goal_position.shape}")
@@ -117,8 +153,11 @@ def request_to_observation(request: dict[str, Any]) -> tuple[Observation, int, s
 
 def serve_policy(policy: Policy, joint_names: tuple[str, ...], backend: str):
     """(infer function, metadata) that host an armpilot backend on a ``PolicyServer``."""
+    needs = policy.capabilities
+    inputs = [name for name, needed in (("color", needs.needs_image), ("points", needs.needs_points),
+                                        ("tracks", needs.needs_tracks)) if needed]
     metadata = {"backend": backend, "joint_names": list(joint_names), "horizon": policy.horizon,
-                "action_dt": policy.chunk_dt, "history_offsets": list(policy.history_offsets),
+                "action_dt": policy.chunk_dt, "history_offsets": list(policy.history_offsets), "inputs": inputs,
                 "protocol": "openpi-websocket", "server": "armpilot", "control_messages": list(CONTROL_MESSAGES)}
 
     def infer(request: dict[str, Any]) -> dict[str, Any]:
@@ -190,13 +229,17 @@ class RemotePolicy(Policy):
     node then proposes nothing and the safety node holds the arm.
     """
 
-    # served VLAs look at the camera (a served diffusion policy ignores it); the server may sample N
-    capabilities = Capabilities(needs_image=True, takes_instruction=True, stochastic=True)
-    input_features = (STATE, OBJECT, GOAL, COLOR)  # what a request carries
-
     def __init__(self, uri: str, joint_names: tuple[str, ...], horizon: int = 10, chunk_dt: float = 0.1,
                  api_key: str | None = None, timeout: float = 0.5, instruction: str = "",
-                 action_dt: float = 0.0) -> None:
+                 action_dt: float = 0.0, inputs: tuple[str, ...] = ("color",)) -> None:
+        """``inputs``: the sensors each request carries, among color, points, tracks (the node feeds them)."""
+        self.inputs = tuple(inputs)
+        # the server may sample N; it reads the instruction and the sensors sent
+        self.capabilities = Capabilities(needs_image="color" in inputs, needs_points="points" in inputs,
+                                         needs_tracks="tracks" in inputs, takes_instruction=True, stochastic=True)
+        self.input_features = (STATE, OBJECT, GOAL, *((COLOR,) if "color" in inputs else ()),
+                               *((POINTS, POINTS_MASK) if "points" in inputs else ()),
+                               *((TRACKS, TRACKS_MASK) if "tracks" in inputs else ()))
         self.client = PolicyClient(uri, api_key or None, timeout)
         self.joint_names, self.horizon, self.chunk_dt = tuple(joint_names), horizon, chunk_dt
         self.instruction = instruction
@@ -242,7 +285,12 @@ class RemotePolicy(Policy):
         """(N, H, J) joint targets at ``stamp + chunk_dt * (1..H)``, resampled from the server's grid."""
         if prefix is not None:
             raise ValueError("a served policy cannot keep a committed prefix (transition rtc/prefix)")
-        reply = self.client.infer(observation_to_request(observation, num_samples, self.instruction))
+        try:
+            reply = self.client.infer(observation_to_request(observation, num_samples, self.instruction))
+        except PolicyServerError:
+            self._check_inputs()  # a refusal for want of a sensor this node never sends names the parameter
+            raise
+        self._check_inputs()
         if "actions" not in reply:
             raise PolicyServerError(f"policy server answered without 'actions' (keys {sorted(reply)})")
         actions = np.asarray(reply["actions"], float)
@@ -262,6 +310,14 @@ class RemotePolicy(Policy):
         out = resample_in_time(self.chunk_dt * np.arange(1, self.horizon + 1),
                                action_dt * np.arange(1, actions.shape[1] + 1), actions)
         return np.repeat(out, num_samples, axis=0) if out.shape[0] == 1 and num_samples > 1 else out
+
+    def _check_inputs(self) -> None:
+        """Raises PolicyServerError when the server's metadata lists sensors this node does not send."""
+        announced = (self.client.metadata or {}).get("inputs", ())
+        if unsent := [str(name) for name in announced if name not in self.inputs][:8]:
+            raise PolicyServerError(f"the policy served at {self.client.uri} needs {unsent}, which this node does "
+                                    f"not send: set the policy node's server_inputs to "
+                                    f"'{','.join(dict.fromkeys((*self.inputs, *unsent)))}'")
 
     def predict_action_chunk(self, observation: Observation) -> np.ndarray:
         return self.sample_candidates(observation, 1)[0]
