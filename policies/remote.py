@@ -314,6 +314,7 @@ class RemotePolicy(Policy):
     def _check_inputs(self) -> None:
         """Raises PolicyServerError when the server's metadata lists sensors this node does not send."""
         announced = (self.client.metadata or {}).get("inputs", ())
+        announced = announced if isinstance(announced, (list, tuple)) else ()  # a third party's odd metadata
         if unsent := [str(name) for name in announced if name not in self.inputs][:8]:
             raise PolicyServerError(f"the policy served at {self.client.uri} needs {unsent}, which this node does "
                                     f"not send: set the policy node's server_inputs to "
