@@ -9,6 +9,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
 from armpilot.perception.cloud import DetectedObject
+from armpilot.policies.base import Observation
 from armpilot.perception.grounding import (MAX_INSTRUCTION, NAMED_COLOURS, colour_word, named_first,
                                            nearest_colour_word)
 from armpilot.robot import ArmModel
@@ -45,6 +46,28 @@ def test_the_named_object_is_reported_first_else_the_order_stays():
     assert matched and ordered == [small_blue, big_red, green]
     assert named_first([big_red, green], "blue") == ([big_red, green], False)  # no blue object: largest first
     assert named_first([big_red, small_blue], None) == ([big_red, small_blue], False)
+
+
+def test_the_scripted_backend_plans_again_when_the_object_it_goes_to_jumps():
+    """Perception may take a new instruction after the policy node: the object then jumps to the named box.
+    For tasks whose object stays put the scripted backend re-plans on such a jump; a pushed box moves, so
+    push keeps its plan."""
+    from armpilot.policies.scripted import ScriptedPolicy
+    from armpilot.robot import HOME_POSITION
+
+    arm = ArmModel(load_profile("armpilot"))
+    here, there = np.array([0.40, -0.10, 0.02]), np.array([0.40, 0.08, 0.02])
+
+    def observation(obj: np.ndarray) -> Observation:
+        return Observation(1.0, arm.joint_names, np.asarray(HOME_POSITION, float), obj, 0.0, obj)
+
+    for task, replans in (("language", True), ("push", False)):
+        policy = ScriptedPolicy(arm, task)
+        policy.predict_action_chunk(observation(here))
+        policy.predict_action_chunk(observation(here + 0.01))  # perception noise: same plan
+        assert np.allclose(policy.planned_for, here)
+        policy.predict_action_chunk(observation(there))
+        assert np.allclose(policy.planned_for, there if replans else here), task
 
 
 def test_an_instruction_changed_live_sends_the_arm_to_the_newly_named_box(tmp_path):
