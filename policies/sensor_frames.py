@@ -6,7 +6,8 @@ from collections import deque
 
 import numpy as np
 
-#: Frames kept per topic for history observations (2 s of a 15 Hz sensor).
+#: Frames kept per history topic (2 s of a 15 Hz sensor); other topics keep their newest only (a camera
+#: frame is ~1 MB).
 KEEP_FRAMES = 30
 
 
@@ -14,12 +15,15 @@ class SensorFrames:
     """Keeps the newest decoded messages of each sensor topic a backend reads.
 
     ``topics``: the topics to keep; ``timeout``: s, the oldest a frame may be, measured from the stamp of
-    the observation it goes with; ``keep``: frames kept per topic (``held`` looks back through them).
+    the observation it goes with; ``history``: the topics whose last ``keep`` frames are kept for history
+    frames (``held`` looks back through them).
     """
 
-    def __init__(self, topics: tuple[str, ...], timeout: float, keep: int = KEEP_FRAMES) -> None:
+    def __init__(self, topics: tuple[str, ...], timeout: float, history: tuple[str, ...] = (),
+                 keep: int = KEEP_FRAMES) -> None:
         self.topics, self.timeout = topics, timeout
-        self._frames: dict[str, deque[tuple[float, np.ndarray]]] = {t: deque(maxlen=keep) for t in topics}
+        self._frames: dict[str, deque[tuple[float, np.ndarray]]] = {
+            t: deque(maxlen=keep if t in history else 1) for t in topics}
 
     def put(self, topic: str, stamp: float, frame: np.ndarray) -> None:
         """The frame of ``topic`` stamped ``stamp`` s (one stamped before the newest kept restarts the topic:

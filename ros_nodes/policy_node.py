@@ -131,7 +131,8 @@ class PolicyNode(Node):
         sensors = [(topics.COLOR_IMAGE, Image, conv.image_from_msg)] if needs.needs_image else []
         sensors += [(topics.PERCEPTION_POINTS, PointCloud2, decode_points_msg)] if needs.needs_points else []
         sensors += [(topics.PERCEPTION_TRACKS, PointCloud2, decode_tracks_msg)] if needs.needs_tracks else []
-        self.sensors = SensorFrames(tuple(topic for topic, _, _ in sensors), cfg.observation_timeout)
+        self.sensors = SensorFrames(tuple(topic for topic, _, _ in sensors), cfg.observation_timeout,
+                                    history=(topics.PERCEPTION_TRACKS,))  # tracks: one per history frame
         for topic, msg_type, decode in sensors:
             self.create_subscription(msg_type, topic, self.on_sensor(topic, decode), qos.CAMERA_QOS)
         self.create_timer(1.0 / cfg.rate_hz, self.propose)

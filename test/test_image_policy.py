@@ -145,10 +145,13 @@ def test_sensor_frames_are_fed_only_while_fresh():
     assert frames.at(1.0)[0] == {} and [topic for topic, _ in frames.at(1.0)[1]] == ["/camera", "/cloud"]
     frames.put("/camera", 0.8, np.zeros(1))
     frames.put("/cloud", 0.2, np.ones(1))
+    frames.put("/camera", 0.7, np.full(1, 0.7))
+    frames.put("/camera", 0.8, np.zeros(1))
+    assert frames.held("/camera", 0.75)[0] == 0.0  # no history topic: only the newest frame is kept
     fresh, stale = frames.at(1.0)
     assert list(fresh) == ["/camera"] and stale == [("/cloud", pytest.approx(0.8))]
     # history frames hold the frame of their own time; before the first kept, the first kept
-    tracks = SensorFrames(("/tracks",), timeout=0.5, keep=3)
+    tracks = SensorFrames(("/tracks",), timeout=0.5, history=("/tracks",), keep=3)
     assert tracks.held("/tracks", 1.0) is None
     for stamp in (1.0, 1.1, 1.2, 1.3):
         tracks.put("/tracks", stamp, np.full(1, stamp))
