@@ -115,3 +115,27 @@ def keep_braking_inside(times: np.ndarray, candidates: np.ndarray, lower: np.nda
             break
         out = pulled
     return out
+
+
+def limit_speed(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, max_velocity: np.ndarray,
+                continuous: np.ndarray) -> np.ndarray:
+    """(N, H, J) candidates slowed to the velocity limits along the way from ``start``.
+
+    A chunk that moves a joint faster than its limit (a gripper closed at a demonstrator's pace, a policy's
+    first point a bin too far) is refused whole by the safety node; here each point is moved at most
+    ``max_velocity * dt`` from the one before it (the first from ``start`` at t = 0), so the chunk goes the
+    same way, later. Continuous joints move by the shorter way round; NaN stays NaN.
+
+    Args:
+        times: (H,) s after the observation, increasing, > 0. candidates: (N, H, J).
+        start: (J,) where the arm is headed at the observation. max_velocity: (J,) rad/s or m/s.
+        continuous: (J,) bool.
+    """
+    out = np.array(candidates, dtype=float, copy=True)
+    previous = np.broadcast_to(np.asarray(start, float), out[:, 0].shape).copy()
+    for k, dt in enumerate(np.diff(np.concatenate([[0.0], times]))):
+        step = out[:, k] - previous
+        step = np.where(continuous, (step + np.pi) % (2 * np.pi) - np.pi, step)
+        previous = previous + np.clip(step, -max_velocity * dt, max_velocity * dt)
+        out[:, k] = previous
+    return out

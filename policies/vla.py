@@ -105,8 +105,9 @@ class VLAPolicy(Policy):
                                   f"{list(joint_names)}")
         self.joint_names, self.horizon, self.chunk_dt = tuple(joint_names), horizon, chunk_dt
         self.temperature = temperature
-        self.instruction = ""
-        self.set_instruction(instruction or self.meta.get("default_instruction", ""))
+        self.instruction = ""  # until one is set or published, no chunk (a VLA trained on several has no default)
+        if instruction or self.meta.get("default_instruction"):
+            self.set_instruction(instruction or self.meta["default_instruction"])
         config = self.model.config
         self.image_token_id = config.image_token_id if hasattr(config, "image_token_id") else config.image_token_index
         vision = config.vision_config
@@ -130,6 +131,9 @@ class VLAPolicy(Policy):
         """(N, H, J) joint targets at ``stamp + chunk_dt * (1..H)``; N = 1 decodes greedily."""
         if prefix is not None:
             raise ValueError("the VLA cannot keep a committed prefix (transition rtc/prefix)")
+        if not self.instruction:
+            raise ValueError("the VLA has no instruction yet; publish one on /policy/instruction or set the "
+                             "parameter 'instruction'")
         meta = self.meta
         ids = prompt_ids(self.tokenizer, meta, self.instruction, observation.joint_positions, self.image_tokens,
                          self.image_token_id, observation.object_position)
@@ -137,10 +141,14 @@ class VLAPolicy(Policy):
                               image_tensor(observation.image, meta["image_size"])[None].expand(num_samples, -1, -1, -1),
                               meta["action_horizon"] * len(self.joint_names), sample=num_samples > 1)
         chunks = np.stack([self.action_tokenizer.decode(t, meta["action_horizon"]) for t in tokens])
+        state = np.asarray(observation.joint_positions, float)
         if meta.get("relative_actions"):
-            chunks = chunks + np.asarray(observation.joint_positions, float)
+            chunks = chunks + state
+        # the arm is at the state at the observation (t = 0): the node's first point (chunk_dt, sooner than the
+        # model's first, action_dt) lies on the way there, not already at it (held, it was a step twice as steep)
+        chunks = np.concatenate([np.broadcast_to(state, (len(chunks), 1, state.size)), chunks], axis=1)
         return resample_in_time(self.chunk_dt * np.arange(1, self.horizon + 1),
-                                meta["action_dt"] * np.arange(1, meta["action_horizon"] + 1), chunks)
+                                meta["action_dt"] * np.arange(0, meta["action_horizon"] + 1), chunks)
 
     def _decode(self, ids: torch.Tensor, pixels: torch.Tensor, count: int, sample: bool) -> np.ndarray:
         """(N, L) prompts -> (N, count) action-bin indices: KV-cached decoding restricted to the action block."""

@@ -47,7 +47,7 @@ from armpilot.dataset.points_feature import decode_points_msg
 from armpilot.dataset.resampler import ClockJumpError, LiveSampler
 from armpilot.dataset.tracks_feature import decode_tracks_msg
 from armpilot.policies.base import Observation, feed_problem, transition_problem
-from armpilot.policies.chunking import blend_with_previous, drop_past_points, keep_braking_inside
+from armpilot.policies.chunking import blend_with_previous, drop_past_points, keep_braking_inside, limit_speed
 from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.sensor_frames import SensorFrames
 from armpilot.policies.episode_goal import EpisodeGoal
@@ -330,10 +330,12 @@ class PolicyNode(Node):
                 candidates = self.backend.sample_candidates(obs, self.proposer_config.num_candidates, prefix)
             if self.perturbation.active:
                 candidates = self.perturbation.apply(candidates)
-            # a policy's numerical spill past a position limit (a gripper closed to -0.0004) is clipped here;
-            # NaN stays NaN, and the safety node checks everything else
+            # a policy's spill past a position limit is clipped, a chunk faster than the velocity limits (from
+            # where the controller was headed) slowed to them; NaN stays NaN, the safety node checks the rest
             candidates = np.clip(candidates, self.limits.lower, self.limits.upper)
             times = cfg.chunk_dt * np.arange(1, candidates.shape[1] + 1)
+            start = executing.at(np.array([obs.stamp]))[0] if executing is not None else obs.joint_positions
+            candidates = limit_speed(times, candidates, start, self.limits.velocity, self.limits.continuous)
             # ... and points that run into a limit at speed are kept the braking distance inside it
             candidates = keep_braking_inside(times, candidates, self.limits.lower, self.limits.upper,
                                              self.max_acceleration, self.max_jerk)

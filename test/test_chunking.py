@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from armpilot.policies.chunking import blend_with_previous, drop_past_points, resample_in_time
+from armpilot.policies.chunking import blend_with_previous, drop_past_points, limit_speed, resample_in_time
 
 TIMES = 0.1 * np.arange(1, 11)
 
@@ -62,3 +62,24 @@ def test_resample_in_time_keeps_samples_and_holds_the_ends():
     assert out.shape == (3, 3, 7)
     assert np.allclose(out[:, 0], values[:, 0]) and np.allclose(out[:, 2], values[:, -1])
     assert np.allclose(out[:, 1], (values[:, 0] + values[:, 1]) / 2)
+
+
+@given(seed=st.integers(0, 10_000), spread=st.floats(0.01, 5.0))
+def test_limit_speed_keeps_every_segment_within_the_velocity_limits(seed, spread):
+    rng = np.random.default_rng(seed)
+    candidates = rng.normal(scale=spread, size=(3, 10, 4))
+    start, vmax = rng.normal(size=4), np.array([0.5, 1.0, 2.0, 0.1])
+    continuous = np.array([False, True, False, False])
+    out = limit_speed(TIMES, candidates, start, vmax, continuous)
+    steps = np.diff(np.concatenate([np.broadcast_to(start, (3, 1, 4)), out], axis=1), axis=1)
+    assert np.all(np.abs(steps) <= vmax * 0.1 + 1e-12)
+    slow = np.all(np.abs(np.diff(np.concatenate([np.broadcast_to(start, (3, 1, 4)), candidates], axis=1),
+                                 axis=1)[..., ~continuous]) <= vmax[~continuous] * 0.1, axis=(1, 2))
+    np.testing.assert_array_equal(out[slow][..., ~continuous], candidates[slow][..., ~continuous])  # feasible: kept
+
+
+def test_limit_speed_goes_the_short_way_round_a_continuous_joint_and_keeps_nan():
+    candidates = np.array([[[-3.1], [-3.0]], [[np.nan], [0.0]]])
+    out = limit_speed(np.array([0.1, 0.2]), candidates, np.array([3.1]), np.array([1.0]), np.array([True]))
+    np.testing.assert_allclose(out[0, :, 0], [2 * np.pi - 3.1, 2 * np.pi - 3.0])  # across +pi, not through 0
+    assert np.isnan(out[1]).all()
