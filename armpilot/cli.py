@@ -132,8 +132,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="backend to host (default: diffusion)")
     serve.add_argument("--robot", type=_robot_choice, default=DEFAULT_ROBOT,
                        help=f"robot profile the policy runs for (default: {DEFAULT_ROBOT})")
-    serve.add_argument("--task", choices=sorted(TASKS), default="reach", help="task (default: reach)")
-    serve.add_argument("--checkpoint", default="", help="diffusion checkpoint folder (default: the shipped one)")
+    serve.add_argument("--task", choices=sorted(TASKS), default=None,
+                       help="task (default: language for the VLA, reach for the others)")
+    serve.add_argument("--checkpoint", default="",
+                       help="diffusion checkpoint or VLA model folder (default: the one shipped for the task)")
     serve.add_argument("--sampler", choices=SAMPLERS, default="dpm", help="diffusion sampler (default: dpm)")
     serve.add_argument("--steps", type=int, default=3, help="denoising steps (default: 3)")
     serve.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
@@ -172,9 +174,11 @@ def _add_closed_loop_arguments(demo: argparse.ArgumentParser, policy: str, episo
     demo.add_argument("--robot", type=_robot_choice, default=DEFAULT_ROBOT,
                       help=f"robot profile: {' | '.join(sorted(shipped_profiles()))} or a profile YAML "
                            f"(default: {DEFAULT_ROBOT})")
-    demo.add_argument("--task", choices=sorted(TASKS), default="reach", help="task to solve (default: reach)")
+    demo.add_argument("--task", choices=sorted(TASKS), default=None,
+                      help="task to solve (default: language for the VLA, reach for the others)")
     demo.add_argument("--policy", choices=BACKENDS, default=policy, help=f"policy backend (default: {policy})")
-    demo.add_argument("--checkpoint", default="", help="diffusion checkpoint folder (default: the shipped one)")
+    demo.add_argument("--checkpoint", default="",
+                      help="diffusion checkpoint or VLA model folder (default: the one shipped for the task)")
     demo.add_argument("--sampler", choices=SAMPLERS, default="dpm", help="diffusion sampler (default: dpm)")
     demo.add_argument("--steps", type=int, default=3, help="diffusion denoising steps per chunk (default: 3)")
     demo.add_argument("--server-uri", default="ws://127.0.0.1:8000", help="policy server for --policy remote")
@@ -194,9 +198,9 @@ def _add_closed_loop_arguments(demo: argparse.ArgumentParser, policy: str, episo
                       help="where the policy gets the task object (default: perception)")
     demo.add_argument("--noise-std", type=float, default=0.0,
                       help="perturbed proposer: std of each candidate's joint offset, rad (default: 0)")
-    demo.add_argument("--transition", choices=TRANSITIONS, default="replace",
+    demo.add_argument("--transition", choices=TRANSITIONS, default=None,
                       help="how a new chunk takes over: replace | ensemble | rtc (Real-Time Chunking) "
-                           "(default: replace)")
+                           "(default: ensemble for the VLA, replace for the others)")
     demo.add_argument("--delay-ms", type=float, default=0.0, help="latency added to every inference, ms (default: 0)")
     demo.add_argument("--bad-probability", type=float, default=0.0,
                       help="perturbed proposer: chance a candidate is bad (default: 0)")
@@ -301,6 +305,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _demo_options(args: argparse.Namespace):
+    from armpilot.policies.config import default_transition
     from armpilot.ros_nodes.demo_runner import DemoOptions, transition_arguments
 
     return DemoOptions(
@@ -314,13 +319,24 @@ def _demo_options(args: argparse.Namespace):
                          "robot": args.robot, "scene": args.scene,
                          "noise_std": str(args.noise_std), "bad_probability": str(args.bad_probability),
                          "bad_offset": str(args.bad_offset),
-                         **transition_arguments(args.transition, args.delay_ms)},
+                         **transition_arguments(args.transition or default_transition(args.policy),
+                                                args.delay_ms)},
     )
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with the task a backend runs by default (demo, evaluate, serve) filled in."""
+    args = _parser().parse_args(argv)
+    if getattr(args, "task", "") is None:
+        from armpilot.policies.config import default_task
+
+        args.task = default_task(getattr(args, "policy", None) or getattr(args, "backend", ""))
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``armpilot`` command."""
-    args = _parser().parse_args(argv)
+    args = parse_arguments(argv)
     if args.command == "graph":
         return _cmd_graph(args.graph)
     if args.command == "up":

@@ -54,3 +54,8 @@ def shipped_checkpoint(task: str, prefix: bool = False) -> Path:
     """The diffusion-policy checkpoint the project ships for ``task`` (``checkpoints/diffusion_<task>``;
     ``prefix``: the one trained with committed action prefixes, ``checkpoints/diffusion_<task>_prefix``)."""
     return share_dir() / "checkpoints" / f"diffusion_{task}{'_prefix' if prefix else ''}"
+
+
+def shipped_vla(task: str) -> Path:
+    """The VLA model folder the project ships for ``task`` (``checkpoints/vla_<task>``; ``language`` only)."""
+    return share_dir() / "checkpoints" / f"vla_{task}"
