@@ -13,6 +13,23 @@ EPISODE_SOURCES = ("sim", "continuous")
 SAMPLER_NAMES = ("dpm", "ddim", "ddpm", "streaming")
 #: Sensors the remote backend can send a policy server.
 SERVER_INPUTS = ("color", "points", "tracks")
+#: Transition the demo and evaluate commands use for a backend unless told: the VLA keeps no committed prefix
+#: and its greedy chunks hop a bin or two between calls, so overlapping chunks are blended (language task, 10
+#: seeds: replace 6/10, ensemble 8/10).
+BACKEND_TRANSITIONS = {"vla": "ensemble"}
+#: Task the demo, evaluate and serve commands run for a backend unless told (the shipped VLA: language).
+BACKEND_TASKS = {"vla": "language"}
+DEFAULT_TASK = "reach"
+
+
+def default_task(backend: str) -> str:
+    """The task for ``backend`` when none is given."""
+    return BACKEND_TASKS.get(backend, DEFAULT_TASK)
+
+
+def default_transition(backend: str) -> str:
+    """The chunk transition for ``backend`` when none is given (``PolicyNodeConfig.transition`` for most)."""
+    return BACKEND_TRANSITIONS.get(backend, PolicyNodeConfig.transition)
 
 
 @dataclass(frozen=True)

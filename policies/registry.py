@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from armpilot.paths import shipped_checkpoint
+from armpilot.paths import shipped_checkpoint, shipped_vla
 from armpilot.policies.base import Policy
 from armpilot.policies.config import PolicyNodeConfig
 from armpilot.robot import ArmModel
@@ -89,10 +89,11 @@ def _vla(arm: ArmModel, task: str, horizon: int, chunk_dt: float, config: Policy
     from armpilot.policies.vla import VLAPolicy
 
     torch.set_num_threads(config.inference_threads)
-    if not config.checkpoint:
-        raise ValueError("backend 'vla' needs the parameter 'checkpoint': a local model folder "
-                         "(armpilot train-vla writes one)")
-    return VLAPolicy(Path(config.checkpoint), config.joint_names, horizon, chunk_dt, config.instruction, seed=seed)
+    folder = Path(config.checkpoint) if config.checkpoint else shipped_vla(task)
+    if not config.checkpoint and not folder.is_dir():
+        raise ValueError(f"backend 'vla' ships a model for the task 'language' only (none at '{folder}'); set the "
+                         "parameter 'checkpoint' to a local model folder (armpilot train-vla writes one)")
+    return VLAPolicy(folder, config.joint_names, horizon, chunk_dt, config.instruction, seed=seed)
 
 
 #: Names of the registered backends (CLI choices, docs).

@@ -1,7 +1,7 @@
 """Build a tiny VLA and fine-tune a VLA on a LeRobotDataset v3 (PyTorch + transformers, no ROS).
 
 ``build_tiny_vla`` writes a randomly initialised PaliGemma (SigLIP vision
-tower + Gemma decoder; the architecture of pi0's backbone) shrunk to ~60 k
+tower + Gemma decoder; the architecture of pi0's backbone) shrunk to ~185 k
 parameters, a word-level tokenizer whose vocabulary ends with the 256-token
 action block, and ``armpilot_vla.json`` (see ``vla``). Nothing is downloaded.
 
