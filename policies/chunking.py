@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from armpilot.robot import JointLimits
 from armpilot.safety.stopping import braking_distance
 
 
@@ -139,3 +140,19 @@ def limit_speed(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, ma
         previous = previous + np.clip(step, -max_velocity * dt, max_velocity * dt)
         out[:, k] = previous
     return out
+
+
+def fit_to_limits(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, limits: JointLimits) -> np.ndarray:
+    """(N, H, J) candidates a policy proposed, made to respect ``limits`` (in the candidates' joint order).
+
+    A policy's spill past a position limit (a gripper closed to -0.0004) is clipped, a chunk faster than the
+    velocity limits from ``start`` (where the controller was headed at the observation) is slowed to them
+    (``limit_speed``), and points running into a limit at speed are kept the braking distance inside it
+    (``keep_braking_inside``). NaN stays NaN; the safety node checks everything else.
+    """
+    inf = np.full(len(limits.lower), np.inf)
+    candidates = np.clip(candidates, limits.lower, limits.upper)
+    candidates = limit_speed(times, candidates, start, limits.velocity, limits.continuous)
+    return keep_braking_inside(times, candidates, limits.lower, limits.upper,
+                               limits.acceleration if limits.acceleration is not None else inf,
+                               limits.jerk if limits.jerk is not None else inf)

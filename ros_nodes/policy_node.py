@@ -47,7 +47,7 @@ from armpilot.dataset.points_feature import decode_points_msg
 from armpilot.dataset.resampler import ClockJumpError, LiveSampler
 from armpilot.dataset.tracks_feature import decode_tracks_msg
 from armpilot.policies.base import Observation, feed_problem, transition_problem
-from armpilot.policies.chunking import blend_with_previous, drop_past_points, keep_braking_inside, limit_speed
+from armpilot.policies.chunking import blend_with_previous, drop_past_points, fit_to_limits
 from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.sensor_frames import SensorFrames
 from armpilot.policies.episode_goal import EpisodeGoal
@@ -92,11 +92,7 @@ class PolicyNode(Node):
             self.get_logger().fatal(problem)
             raise ValueError(problem)
         self.backend = policy
-        self.limits = arm.limits.reordered(cfg.joint_names)  # proposals are clipped to the position limits
-        joints = len(cfg.joint_names)
-        self.max_acceleration = self.limits.acceleration if self.limits.acceleration is not None else np.full(
-            joints, np.inf)
-        self.max_jerk = self.limits.jerk if self.limits.jerk is not None else np.full(joints, np.inf)
+        self.limits = arm.limits.reordered(cfg.joint_names)  # proposals are fitted to them (fit_to_limits)
         self.perturbation = CandidatePerturbation(self.proposer_config)  # tests and demos only
         self.policy_lock = threading.Lock()
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-inference")
@@ -330,15 +326,9 @@ class PolicyNode(Node):
                 candidates = self.backend.sample_candidates(obs, self.proposer_config.num_candidates, prefix)
             if self.perturbation.active:
                 candidates = self.perturbation.apply(candidates)
-            # a policy's spill past a position limit is clipped, a chunk faster than the velocity limits (from
-            # where the controller was headed) slowed to them; NaN stays NaN, the safety node checks the rest
-            candidates = np.clip(candidates, self.limits.lower, self.limits.upper)
             times = cfg.chunk_dt * np.arange(1, candidates.shape[1] + 1)
             start = executing.at(np.array([obs.stamp]))[0] if executing is not None else obs.joint_positions
-            candidates = limit_speed(times, candidates, start, self.limits.velocity, self.limits.continuous)
-            # ... and points that run into a limit at speed are kept the braking distance inside it
-            candidates = keep_braking_inside(times, candidates, self.limits.lower, self.limits.upper,
-                                             self.max_acceleration, self.max_jerk)
+            candidates = fit_to_limits(times, candidates, start, self.limits)
             self.delay.wait()
             self.inference_ms.append(1e3 * (time.perf_counter() - started))
             age = self.get_clock().now().nanoseconds * 1e-9 - obs.stamp

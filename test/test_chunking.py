@@ -6,7 +6,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from armpilot.policies.chunking import blend_with_previous, drop_past_points, limit_speed, resample_in_time
+from armpilot.policies.chunking import (blend_with_previous, drop_past_points, fit_to_limits, limit_speed,
+                                       resample_in_time)
+from armpilot.robot import ArmModel
 
 TIMES = 0.1 * np.arange(1, 11)
 
@@ -83,3 +85,13 @@ def test_limit_speed_goes_the_short_way_round_a_continuous_joint_and_keeps_nan()
     out = limit_speed(np.array([0.1, 0.2]), candidates, np.array([3.1]), np.array([1.0]), np.array([True]))
     np.testing.assert_allclose(out[0, :, 0], [2 * np.pi - 3.1, 2 * np.pi - 3.0])  # across +pi, not through 0
     assert np.isnan(out[1]).all()
+
+
+def test_fit_to_limits_keeps_a_wild_chunk_inside_the_position_and_velocity_limits():
+    limits = ArmModel().limits
+    start = (limits.lower + limits.upper) / 2
+    wild = np.random.default_rng(1).normal(scale=3.0, size=(4, 10, len(start)))
+    fitted = fit_to_limits(TIMES, wild, start, limits)
+    assert np.all((fitted >= limits.lower) & (fitted <= limits.upper))
+    steps = np.diff(np.concatenate([np.broadcast_to(start, (4, 1, len(start))), fitted], axis=1), axis=1)
+    assert np.all(np.abs(steps) <= limits.velocity * 0.1 + 1e-9)
