@@ -123,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     vla.add_argument("--steps", type=int, default=300, help="optimiser steps (default: 300)")
     vla.add_argument("--batch-size", type=int, default=32, help="examples per step and rank (default: 32)")
     vla.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    vla.add_argument("--action-tokens", choices=("binning", "dct"), default="binning",
+                     help="tokens of a tiny VLA's actions: binning (256 bins per joint and step, H x J tokens) or dct "
+                     "(FAST-like: DCT coefficients over time, low frequencies first, ended early; default: binning)")
     serve = sub.add_parser(
         "serve", help="host a policy backend on openpi's websocket protocol (run it on the GPU machine)",
         description="Serve a backend (diffusion, scripted) to policy nodes started with policy:=remote "

@@ -82,7 +82,8 @@ def train_vla_command(args: Any) -> int:
     """``armpilot train-vla``: fine-tune with a progress bar (rank 0), then a loss plot and report.json."""
     from armpilot.policies.vla_training import VLATrainOptions, finetune_vla
 
-    options = VLATrainOptions(args.dataset, args.output, args.base, args.steps, args.batch_size, seed=args.seed)
+    options = VLATrainOptions(args.dataset, args.output, args.base, args.steps, args.batch_size, seed=args.seed,
+                              action_tokens=args.action_tokens)
     with tqdm(total=options.steps, desc="fine-tuning", unit="step", dynamic_ncols=True) as bar:
         def on_step(step: int, loss: float) -> None:
             bar.update(1)

@@ -4,7 +4,8 @@ A model folder (never fetched at run time: ``local_files_only``) holds the
 transformers model (``config.json`` + safetensors), its tokenizer, and
 ``armpilot_vla.json``::
 
-    {"joint_names": [...], "action_token_offset": int, "action_tokenizer": <BinningTokenizer JSON>,
+    {"joint_names": [...], "action_token_offset": int, "action_tokenizer": <BinningTokenizer or DCTTokenizer JSON>,
+     "action_end_token": int (DCT only: the block index that ends a chunk),
      "state_tokenizer": <BinningTokenizer JSON>, "object_tokenizer": <BinningTokenizer JSON> (optional),
      "action_horizon": 5, "action_dt": 0.2, "image_size": 32, "prompt_template": "{instruction}",
      "relative_actions": true (optional)}
@@ -13,9 +14,10 @@ Prompt: the camera image (resized, SigLIP normalisation), then the tokenised
 instruction, then the proprioception as bins mapped onto the action-token
 block: the joint state (``state_tokenizer``) and, when the model was trained
 with it, the perceived object position (``object_tokenizer``); the model
-continues with ``action_horizon x J`` action tokens, decoded with a KV cache
-and constrained to the action block, which the binning tokenizer turns back
-into joint positions (with ``relative_actions``, into offsets from the
+continues with ``action_horizon x J`` action tokens (binning), or with up to
+that many DCT coefficients and the end token (FAST-like: a smooth chunk takes
+fewer), decoded with a KV cache and constrained to the tokenizer's tokens,
+which it turns back into joint positions (with ``relative_actions``, into offsets from the
 current joint state, as openpi does for joints: the same token then means
 the same motion anywhere in the range). N candidates = N sampled sequences in one batch.
 """
@@ -30,7 +32,7 @@ import cv2
 import numpy as np
 import torch
 
-from armpilot.policies.action_tokenizers import BinningTokenizer, tokenizer_from_json
+from armpilot.policies.action_tokenizers import BinningTokenizer, DCTTokenizer, tokenizer_from_json
 from armpilot.features import COLOR, OBJECT, STATE, TASK
 from armpilot.policies.base import Capabilities, Observation, Policy
 from armpilot.policies.realtime import CommittedPrefix
@@ -91,6 +93,29 @@ def prompt_ids(tokenizer: Any, meta: dict[str, Any], instruction: str, state: np
     return [image_token_id] * image_tokens + [tokenizer.bos_token_id, *words, *proprio]
 
 
+def end_token(meta: dict[str, Any]) -> int | None:
+    """Index in the action block of the token that ends a variable-length (DCT) chunk; None for binning."""
+    return meta.get("action_end_token")
+
+
+def action_token_ids(meta: dict[str, Any], actions: np.ndarray) -> list[int]:
+    """(H, J) actions (offsets from the state with ``relative_actions``) -> vocabulary ids of their tokens
+    (a DCT chunk ends with the end token)."""
+    block = meta["action_tokenizer"].encode(actions).tolist()
+    if end_token(meta) is not None:
+        block.append(end_token(meta))
+    return [meta["action_token_offset"] + t for t in block]
+
+
+def chunk_from_tokens(meta: dict[str, Any], tokens: np.ndarray) -> np.ndarray:
+    """Action-block indices -> (H, J) actions: a DCT chunk stops at its end token, binning reads H x J tokens."""
+    tokens = np.asarray(tokens, np.int64)
+    end = end_token(meta)
+    if end is not None and np.any(tokens == end):
+        tokens = tokens[: int(np.argmax(tokens == end))]
+    return meta["action_tokenizer"].decode(tokens, meta["action_horizon"])
+
+
 class VLAPolicy(Policy):
     """Camera image + instruction + joint state -> (H, J) joint targets (see module doc)."""
 
@@ -112,7 +137,7 @@ class VLAPolicy(Policy):
         self.image_token_id = config.image_token_id if hasattr(config, "image_token_id") else config.image_token_index
         vision = config.vision_config
         self.image_tokens = (vision.image_size // vision.patch_size) ** 2
-        self.action_tokenizer: BinningTokenizer = self.meta["action_tokenizer"]
+        self.action_tokenizer: BinningTokenizer | DCTTokenizer = self.meta["action_tokenizer"]
         self.generator = torch.Generator().manual_seed(seed)
 
     def set_instruction(self, instruction: str) -> None:
@@ -140,7 +165,7 @@ class VLAPolicy(Policy):
         tokens = self._decode(torch.tensor([ids] * num_samples),
                               image_tensor(observation.image, meta["image_size"])[None].expand(num_samples, -1, -1, -1),
                               meta["action_horizon"] * len(self.joint_names), sample=num_samples > 1)
-        chunks = np.stack([self.action_tokenizer.decode(t, meta["action_horizon"]) for t in tokens])
+        chunks = np.stack([chunk_from_tokens(meta, t) for t in tokens])
         state = np.asarray(observation.joint_positions, float)
         if meta.get("relative_actions"):
             chunks = chunks + state
@@ -151,9 +176,12 @@ class VLAPolicy(Policy):
                                 meta["action_dt"] * np.arange(0, meta["action_horizon"] + 1), chunks)
 
     def _decode(self, ids: torch.Tensor, pixels: torch.Tensor, count: int, sample: bool) -> np.ndarray:
-        """(N, L) prompts -> (N, count) action-bin indices: KV-cached decoding restricted to the action block."""
-        offset, size = self.meta["action_token_offset"], self.action_tokenizer.bins
+        """(N, L) prompts -> (N, <= count) action-block indices: KV-cached decoding restricted to the tokenizer's
+        tokens (and, for DCT, its end token; a sequence that ended keeps emitting it; all ended: done)."""
+        offset, end = self.meta["action_token_offset"], end_token(self.meta)
+        size = self.action_tokenizer.vocab_size + (end is not None)
         length = ids.shape[1]
+        ended = torch.zeros(ids.shape[0], dtype=torch.bool)
         # token types: 0 = prefix (image, prompt, proprioception; attends both ways), 1 = generated actions (causal)
         out = self.model(input_ids=ids, pixel_values=pixels, attention_mask=torch.ones_like(ids),
                          token_type_ids=torch.zeros_like(ids), use_cache=True)
@@ -165,11 +193,16 @@ class VLAPolicy(Policy):
                 bins = torch.multinomial(probs, 1, generator=self.generator)[:, 0]
             else:
                 bins = logits.argmax(dim=-1)
+            if end is not None:
+                bins = torch.where(ended, end, bins)
+                ended |= bins == end
             chosen.append(bins)
-            if step + 1 < count:
+            if step + 1 < count and not ended.all():
                 mask = torch.ones(ids.shape[0], length + step + 1, dtype=torch.long)
                 out = self.model(input_ids=(bins + offset)[:, None], cache=out.cache, attention_mask=mask,
                                  token_type_ids=torch.ones(ids.shape[0], 1, dtype=torch.long), use_cache=True)
+            elif step + 1 < count:
+                break
         return torch.stack(chosen, dim=1).numpy()
 
     def predict_action_chunk(self, observation: Observation) -> np.ndarray:

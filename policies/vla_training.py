@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from armpilot.dataset.loader import LeRobotV3Dataset
-from armpilot.policies.action_tokenizers import BinningTokenizer
-from armpilot.policies.vla import VLA_META, image_tensor, load_vla, prompt_ids
+from armpilot.policies.action_tokenizers import BinningTokenizer, DCTTokenizer
+from armpilot.policies.vla import VLA_META, action_token_ids, image_tensor, load_vla, prompt_ids
 from armpilot.sim.scenes import COLOUR_NAMES
 
 SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]
@@ -44,6 +44,12 @@ OBJECT_LOW, OBJECT_HIGH = (0.15, -0.45, -0.05), (0.85, 0.45, 0.40)
 #: 0.02 the attention stayed uniform for hundreds of steps and the instruction's one word never won (a toy set where
 #: only "left"/"right" decides: loss stuck at the unconditional 0.23 for 200 steps; 0.1: learnt in 50).
 TINY_WIDTH, TINY_LAYERS, TINY_HEADS, TINY_INIT = 64, 4, 4, 0.1
+#: Action-token kinds: RT-2/OpenVLA bins, or FAST-like DCT coefficients (Pertsch et al. 2025) with an end token.
+ACTION_TOKENS = ("binning", "dct")
+#: Tokens in the action block (also the state and object bins): 256 bins, or 255 DCT integers and the end token.
+ACTION_BLOCK = 256
+#: DCT coefficients of the [-1, 1]-scaled offsets are multiplied by this before rounding (FAST uses 10).
+DCT_SCALE = 20.0
 TASK_INSTRUCTIONS = {"reach": "reach the ball", "push": "push the box to the goal", "pick": "pick up the box",
                      "place": "put the box on the green pad"}
 
@@ -76,14 +82,17 @@ def ordinal_embeddings(bins: int, width: int, spread: float) -> torch.Tensor:
 def build_tiny_vla(folder: Path, joint_names: tuple[str, ...], action_low: np.ndarray, action_high: np.ndarray,
                    action_horizon: int = 5, action_dt: float = 0.2, image_size: int = 32, seed: int = 0,
                    default_instruction: str = "",
-                   relative_range: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+                   relative_range: tuple[np.ndarray, np.ndarray] | None = None, action_tokens: str = "binning") -> Path:
     """Writes a tiny random PaliGemma VLA (model, tokenizer, armpilot_vla.json) into ``folder``.
 
     ``action_low``/``action_high``: (J,) joint range (the state bins); ``relative_range``: (J,) low and high
-    of the action offsets from the state (actions are then tokenised relative to it), None: absolute."""
+    of the action offsets from the state (actions are then tokenised relative to it), None: absolute.
+    ``action_tokens``: ``binning`` (H x J tokens) or ``dct`` (FAST-like, up to H x J tokens and an end token)."""
+    if action_tokens not in ACTION_TOKENS:
+        raise ValueError(f"action_tokens is '{action_tokens}'; use one of {ACTION_TOKENS}")
     from transformers import GemmaConfig, PaliGemmaConfig, PaliGemmaForConditionalGeneration, SiglipVisionConfig
 
-    tokenizer, offset, image_id = _word_tokenizer(list(WORDS), 256)
+    tokenizer, offset, image_id = _word_tokenizer(list(WORDS), ACTION_BLOCK)
     vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                                 image_size=image_size, patch_size=8, projection_dim=TINY_WIDTH)
     text = GemmaConfig(vocab_size=len(tokenizer), hidden_size=TINY_WIDTH, intermediate_size=2 * TINY_WIDTH,
@@ -96,14 +105,18 @@ def build_tiny_vla(folder: Path, joint_names: tuple[str, ...], action_low: np.nd
     torch.manual_seed(seed)
     model = PaliGemmaForConditionalGeneration(config)
     with torch.no_grad():  # the bins are ordered: neighbours start near each other (input and tied output)
-        model.get_input_embeddings().weight[offset:offset + 256] = ordinal_embeddings(256, TINY_WIDTH, TINY_INIT)
+        model.get_input_embeddings().weight[offset:offset + ACTION_BLOCK] = ordinal_embeddings(ACTION_BLOCK, TINY_WIDTH,
+                                                                                               TINY_INIT)
     folder = Path(folder)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     low, high = tuple(float(v) for v in action_low), tuple(float(v) for v in action_high)
     action_range = (low, high) if relative_range is None else tuple(tuple(float(v) for v in r) for r in relative_range)
+    actions = (BinningTokenizer(*action_range, bins=ACTION_BLOCK) if action_tokens == "binning" else
+               DCTTokenizer(*action_range, scale=DCT_SCALE, max_abs=(ACTION_BLOCK - 2) // 2))
     meta = {"joint_names": list(joint_names), "action_token_offset": offset,
-            "action_tokenizer": json.loads(BinningTokenizer(*action_range).to_json()),
+            "action_tokenizer": json.loads(actions.to_json()),
+            **({"action_end_token": actions.vocab_size} if action_tokens == "dct" else {}),
             "relative_actions": relative_range is not None,
             "state_tokenizer": json.loads(BinningTokenizer(low, high).to_json()),
             "object_tokenizer": json.loads(BinningTokenizer(OBJECT_LOW, OBJECT_HIGH).to_json()),
@@ -153,7 +166,7 @@ def dataset_examples(dataset: LeRobotV3Dataset, model: Any, tokenizer: Any, meta
         actions = item["action"][stride - 1::stride][:horizon].numpy()  # frames stride, 2 stride, ... ahead
         if meta.get("relative_actions"):
             actions = actions - item["observation.state"][-1].numpy()
-        action_ids = (meta["action_tokenizer"].encode(actions) + meta["action_token_offset"]).tolist()
+        action_ids = action_token_ids(meta, actions)
         ids.append(prefix + action_ids)
         masks.append([False] * len(prefix) + [True] * len(action_ids))
         color = (item["observation.images.color"][-1].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
@@ -176,6 +189,7 @@ class VLATrainOptions:
     batch_size: int = 32
     learning_rate: float = 2e-3
     seed: int = 0
+    action_tokens: str = "binning"
 
 
 def finetune_vla(options: VLATrainOptions, on_step: Callable[[int, float], None] | None = None) -> dict[str, Any]:
@@ -196,7 +210,8 @@ def finetune_vla(options: VLATrainOptions, on_step: Callable[[int, float], None]
             build_tiny_vla(base, tuple(dataset.info["features"]["observation.state"]["names"]),
                            stats["min"].numpy(), stats["max"].numpy(), action_horizon, action_dt,
                            seed=options.seed, default_instruction=_only_instruction(dataset),
-                           relative_range=relative_action_range(dataset, stride, action_horizon))
+                           relative_range=relative_action_range(dataset, stride, action_horizon),
+                           action_tokens=options.action_tokens)
         if world > 1:
             torch.distributed.barrier()
     model, tokenizer, meta = load_vla(base)

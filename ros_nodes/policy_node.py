@@ -48,6 +48,7 @@ from armpilot.dataset.resampler import ClockJumpError, LiveSampler
 from armpilot.dataset.tracks_feature import decode_tracks_msg
 from armpilot.policies.base import Observation, feed_problem, transition_problem
 from armpilot.policies.chunking import blend_with_previous, drop_past_points, fit_to_limits
+from armpilot.policies.workspace_fit import WorkspaceFit
 from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.sensor_frames import SensorFrames
 from armpilot.policies.episode_goal import EpisodeGoal
@@ -93,6 +94,7 @@ class PolicyNode(Node):
             raise ValueError(problem)
         self.backend = policy
         self.limits = arm.limits.reordered(cfg.joint_names)  # proposals are fitted to them (fit_to_limits)
+        self.workspace_fit = WorkspaceFit(arm, cfg.joint_names, self.limits) if cfg.cut_at_workspace else None
         self.perturbation = CandidatePerturbation(self.proposer_config)  # tests and demos only
         self.policy_lock = threading.Lock()
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-inference")
@@ -327,8 +329,6 @@ class PolicyNode(Node):
             if self.perturbation.active:
                 candidates = self.perturbation.apply(candidates)
             times = cfg.chunk_dt * np.arange(1, candidates.shape[1] + 1)
-            start = executing.at(np.array([obs.stamp]))[0] if executing is not None else obs.joint_positions
-            candidates = fit_to_limits(times, candidates, start, self.limits)
             self.delay.wait()
             self.inference_ms.append(1e3 * (time.perf_counter() - started))
             age = self.get_clock().now().nanoseconds * 1e-9 - obs.stamp
@@ -350,6 +350,14 @@ class PolicyNode(Node):
             times, candidates = drop_past_points(times, candidates, age, cfg.min_lead, standing=standing)
             if not len(times):
                 return
+            # fitted last (a blend of two fitted chunks can overshoot a braking distance), from where the
+            # controller is headed now, which is where the safety node measures the first step from; half the
+            # minimum lead is left for the trip to the safety node
+            current = self.executing
+            start = current.at(np.array([obs.stamp + age]))[0] if current is not None else obs.joint_positions
+            candidates = fit_to_limits(times - age - cfg.min_lead / 2, candidates, start, self.limits)
+            if self.workspace_fit is not None:
+                candidates = self.workspace_fit(times, candidates, start)
             if self.fresh_episode:
                 self.fresh_episode = False
                 self.get_logger().info(

@@ -264,7 +264,8 @@ def test_all_infeasible_holds_with_first_reason(arm, ws):
     assert selection.verdict.reason == "not_finite" and np.all(selection.scores == -np.inf)
     into = ik(arm, (0.45, 0.0, 0.01), 0.0)
     selection = choose(arm, times, np.tile(into, (2, 8, 1)), ws=ws, measured=into)
-    assert selection.verdict.reason == "workspace" and selection.rejected == {"table_clearance": 2}
+    assert selection.verdict.reason == "table_clearance" and selection.rejected == {"table_clearance": 2}
+    assert "table_clearance: 2); best: " in selection.verdict.detail and "z = -0.005" in selection.verdict.detail
 
 
 @pytest.mark.parametrize("follow", [0, 1])

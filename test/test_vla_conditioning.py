@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from armpilot.policies.base import Observation
-from armpilot.policies.vla import VLAPolicy, load_vla, prompt_ids
+from armpilot.policies.vla import VLAPolicy, action_token_ids, chunk_from_tokens, load_vla, prompt_ids
 from armpilot.policies.vla_training import build_tiny_vla, ordinal_embeddings
 
 JOINTS = ("a", "b", "c")
@@ -27,14 +27,15 @@ def _toy_examples(folder, count: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
         prefix = prompt_ids(tokenizer, meta, instruction, rng.uniform(-0.5, 0.5, 3), image_tokens,
                             config.image_token_index, np.zeros(3))
         chunk = np.tile([MOTION[instruction], 0.0, 0.1], (meta["action_horizon"], 1))
-        actions = (meta["action_tokenizer"].encode(chunk) + meta["action_token_offset"]).tolist()
+        actions = action_token_ids(meta, chunk)
         ids.append(prefix + actions)
         masks.append([False] * len(prefix) + [True] * len(actions))
     return torch.tensor(ids), torch.tensor(masks)
 
 
-def test_one_word_of_the_instruction_decides_the_chunk(tmp_path):
-    folder = build_tiny_vla(tmp_path / "vla", JOINTS, np.full(3, -1.0), np.full(3, 1.0),
+@pytest.mark.parametrize("action_tokens", ["binning", "dct"])
+def test_one_word_of_the_instruction_decides_the_chunk(tmp_path, action_tokens):
+    folder = build_tiny_vla(tmp_path / "vla", JOINTS, np.full(3, -1.0), np.full(3, 1.0), action_tokens=action_tokens,
                             relative_range=(np.full(3, -0.5), np.full(3, 0.5)), default_instruction="move left")
     ids, mask = _toy_examples(folder)
     model, _, _ = load_vla(folder)
@@ -51,7 +52,7 @@ def test_one_word_of_the_instruction_decides_the_chunk(tmp_path):
         loss.backward()
         optimizer.step()
     # (a black frame, as the policy sends without a camera)
-    # the unconditional optimum is ln 2 on a third of the tokens (0.23): below it, the word is read
+    # the unconditional optimum: ln 2 on a third of the tokens (0.23; DCT: a quarter, 0.17); below it, the word is read
     assert loss.item() < 0.1
     model.eval().save_pretrained(folder)
     policy = VLAPolicy(folder, JOINTS, horizon=5, chunk_dt=0.2)
@@ -90,3 +91,16 @@ def test_the_first_points_lie_between_the_state_and_the_models_first_step(tmp_pa
     state = np.array([0.1, -0.2, 0.0])
     chunk = policy.predict_action_chunk(Observation(0.0, JOINTS, state, np.zeros(3), 0.0, np.zeros(3)))
     np.testing.assert_allclose(chunk[0], (state + chunk[1]) / 2)  # 0.1 s: halfway to the model's 0.2 s point
+
+
+def test_dct_action_tokens_end_early_and_read_back(tmp_path):
+    folder = build_tiny_vla(tmp_path / "vla", JOINTS, np.full(3, -1.0), np.full(3, 1.0), action_tokens="dct",
+                            relative_range=(np.full(3, -0.5), np.full(3, 0.5)))
+    _, _, meta = load_vla(folder)
+    horizon = meta["action_horizon"]
+    smooth = np.linspace(0.0, 1.0, horizon)[:, None] * np.array([0.4, -0.2, 0.1])  # a straight run
+    ids = action_token_ids(meta, smooth)
+    block = np.array(ids) - meta["action_token_offset"]
+    assert block[-1] == meta["action_end_token"] and len(ids) < horizon * len(JOINTS)  # fewer than binning's 15
+    np.testing.assert_allclose(chunk_from_tokens(meta, block), smooth, atol=0.02)  # scale 20 on a 1 rad range
+    np.testing.assert_allclose(chunk_from_tokens(meta, np.append(block, [3, 4])), smooth, atol=0.02)  # after the end

@@ -173,7 +173,7 @@ def check_chunk(
     verdict = _check_derivatives(config, limits, times, positions)
     if verdict is not None:
         return verdict
-    stops = _braking_ends(limits, times, positions, vmax)
+    stops = braking_ends(limits, times, positions, vmax)
     outside = (stops < limits.lower - EPS) | (stops > limits.upper + EPS)
     if np.any(outside):
         k, j = np.argwhere(outside)[0]
@@ -196,7 +196,7 @@ def unwrap_to(positions: np.ndarray, measured: np.ndarray, continuous: np.ndarra
     return positions + 2 * np.pi * turns
 
 
-def _braking_ends(limits: JointLimits, times: np.ndarray, positions: np.ndarray, vmax: np.ndarray) -> np.ndarray:
+def braking_ends(limits: JointLimits, times: np.ndarray, positions: np.ndarray, vmax: np.ndarray) -> np.ndarray:
     """(P, J) where each joint comes to rest if a hold brakes just after point 0 (at the speed of the segment
     leaving it) and just before each later point k (at the speed of the segment reaching it: the arm is as far
     along as it gets in that segment, still at its speed), velocities capped at the velocity limit; the

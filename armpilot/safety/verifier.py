@@ -163,6 +163,7 @@ def select(
     if learned is not None and config.weight_learned and measured is not None:
         score += config.weight_learned * learned(chunks, measured)
     scores[ok] = score
+    first_violation: Verdict | None = None
     for rank in np.argsort(-score):
         index = int(ok[rank])
         if workspace is None:
@@ -173,8 +174,11 @@ def select(
             return Selection(verdict, index, scores, rejected, len(candidates))
         rejected[verdict.reason] += 1
         scores[index] = -np.inf
-    return Selection(Verdict(False, Reason.WORKSPACE, f"no candidate of {len(candidates)} passes the kinematic checks "
-                             f"({dict(rejected)})"), None, scores, rejected, len(candidates))
+        first_violation = first_violation or verdict
+    counts = ", ".join(f"{reason.value}: {count}" for reason, count in rejected.items())
+    return Selection(Verdict(False, first_violation.reason,
+                             f"no candidate of {len(candidates)} passes the kinematic checks ({counts}); best: "
+                             f"{first_violation.detail}"), None, scores, rejected, len(candidates))
 
 
 def sample_chunk(start: float, times: np.ndarray, positions: np.ndarray, at: np.ndarray) -> np.ndarray:

@@ -1,0 +1,53 @@
+"""Cutting proposals short of the table and the workspace box (pinocchio forward kinematics, no ROS).
+
+A policy that overshoots downward (a chunk that keeps descending once the tool
+reaches the object it should touch) proposes points below the table. The
+safety node refuses such a chunk whole and the arm holds where it is, so the
+same observation gives the same chunk and the arm never gets there. Here each
+candidate instead stops at its last point that the safety node's kinematic
+checks pass (the point and its braking stop above the table clearance, inside
+the workspace box), and holds there: the arm goes as far as it safely can and
+the next chunk, from there, decides again. The safety node still checks
+everything; this only keeps a good part of a chunk from being lost with a bad
+tail.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from armpilot.robot import ArmModel, JointLimits
+from armpilot.safety.limits import SafetyConfig, braking_ends
+from armpilot.safety.workspace import WorkspaceChecker
+
+#: Clearance kept beyond the safety node's (m): its checks run on points the controller has moved on from.
+EXTRA_CLEARANCE = 0.002
+
+
+class WorkspaceFit:
+    """Holds each candidate at its last point (and braking stop) that clears the table and stays in the box."""
+
+    def __init__(self, arm: ArmModel, names: tuple[str, ...], limits: JointLimits,
+                 table_clearance: float = SafetyConfig.table_clearance) -> None:
+        """names: the candidates' joint order; limits: in that order."""
+        self.names, self.limits = tuple(names), limits
+        self.checker = WorkspaceChecker(arm, table_clearance=table_clearance + EXTRA_CLEARANCE, self_collision=False)
+
+    def first_unsafe(self, times: np.ndarray, chunk: np.ndarray) -> int | None:
+        """Index of the first point of (H, J) ``chunk`` whose position or braking stop fails, or None."""
+        if not np.all(np.isfinite(chunk)):
+            return None  # NaN is the safety node's to name
+        stops = braking_ends(self.limits, times, chunk, self.limits.velocity)
+        bad = [self.checker.check(c, self.names, self_collision=False) for c in (chunk, stops)]
+        points = [v.point for v in bad if v is not None]
+        return min(points) if points else None
+
+    def __call__(self, times: np.ndarray, candidates: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """(N, H, J) candidates, each held from its first unsafe point on at the point before it (at ``start``,
+        where the controller is headed now, when the first point is unsafe). times: (H,) s, increasing."""
+        out = np.array(candidates, dtype=float, copy=True)
+        for chunk in out:
+            first = self.first_unsafe(times, chunk)
+            if first is not None:
+                chunk[first:] = chunk[first - 1] if first > 0 else start
+        return out

@@ -1,0 +1,63 @@
+"""The policy node's workspace fit: proposals held short of the table and the box, over every shipped profile."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from armpilot.policies.workspace_fit import WorkspaceFit
+from armpilot.robot import ArmModel
+from armpilot.robot_profile import load_profile, shipped_profiles
+from armpilot.safety.limits import SafetyConfig, check_chunk
+from armpilot.safety.workspace import WorkspaceChecker
+
+TIMES = 0.1 * np.arange(1, 11)
+KINEMATIC = ("table_clearance", "workspace")
+
+
+@pytest.fixture(scope="module", params=sorted(shipped_profiles()))
+def setup(request):
+    arm = ArmModel(load_profile(shipped_profiles()[request.param]))
+    names = arm.profile.joints
+    limits = arm.limits.reordered(names)
+    return arm, names, limits, WorkspaceFit(arm, names, limits), WorkspaceChecker(arm, self_collision=False)
+
+
+def chunk_from(limits, start: np.ndarray, fractions: np.ndarray) -> np.ndarray:
+    """(H, J) a straight run from ``start`` at ``fractions`` (J,) of each joint's velocity limit, clipped."""
+    speed = np.where(np.isfinite(limits.velocity), limits.velocity, 1.0) * fractions
+    return np.clip(start + TIMES[:, None] * speed, limits.lower, limits.upper)
+
+
+@settings(max_examples=25, deadline=None)
+@given(fractions=st.lists(st.floats(-1.0, 1.0), min_size=16, max_size=16))
+def test_fitted_chunks_pass_the_kinematic_checks(setup, fractions):
+    arm, names, limits, fit, checker = setup
+    start = np.asarray(arm.profile.home, float)
+    chunk = chunk_from(limits, start, np.array(fractions[: len(names)]))
+    fitted = fit(TIMES, chunk[None], start)[0]
+    verdict = check_chunk(SafetyConfig(self_collision=False), limits, names, 100.0, TIMES, fitted, 100.0, start,
+                          workspace=checker)
+    assert verdict.accepted or verdict.reason not in KINEMATIC, verdict.detail
+    if fit.first_unsafe(TIMES, chunk) is None:
+        np.testing.assert_array_equal(fitted, chunk)  # a safe chunk is left alone
+
+
+def test_a_dive_into_the_table_stops_above_it(setup):
+    arm, names, limits, fit, checker = setup
+    start = np.asarray(arm.profile.home, float)
+    home = arm.tcp_pose(start)
+    below = home[:3, 3] * [1.0, 1.0, 0.0] + [0.0, 0.0, arm.profile.table_z - 0.05]  # 5 cm into the table
+    goal = arm.ik(below, home[:3, :3], start, rotation_weight=0.05).positions
+    assert arm.tcp_pose(goal)[2, 3] < arm.profile.table_z  # the dive does reach into the table
+    chunk = start + np.linspace(0.1, 1.0, len(TIMES))[:, None] * (goal - start)
+    first = fit.first_unsafe(TIMES, chunk)
+    assert first is not None
+    fitted = fit(TIMES, chunk[None], start)[0]
+    np.testing.assert_array_equal(fitted[:first], chunk[:first])  # the safe part is kept ...
+    hold = fitted[first - 1] if first else start
+    np.testing.assert_array_equal(fitted[first:], np.broadcast_to(hold, fitted[first:].shape))  # ... then held
+    assert fit.first_unsafe(TIMES, fitted) is None
+    assert checker.check(fitted, names, self_collision=False) is None
