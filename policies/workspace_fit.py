@@ -42,12 +42,25 @@ class WorkspaceFit:
         points = [v.point for v in bad if v is not None]
         return min(points) if points else None
 
+    def hold_index(self, times: np.ndarray, chunk: np.ndarray, first: int) -> int:
+        """The latest point before ``first`` where the arm can stop within the acceleration limits (-1: at the
+        start): the speed reaching it, brought to 0 over the next interval, is at most ``amax * dt``."""
+        if self.limits.acceleration is None:
+            return first - 1
+        speed = np.abs(np.diff(chunk, axis=0)) / np.diff(times)[:, None]  # (H - 1, J): segment k reaches k + 1
+        spacing = np.diff(times)
+        for hold in range(first - 1, 0, -1):
+            if np.all(speed[hold - 1] <= self.limits.acceleration * spacing[min(hold, len(spacing) - 1)]):
+                return hold
+        return 0 if first > 0 else -1
+
     def __call__(self, times: np.ndarray, candidates: np.ndarray, start: np.ndarray) -> np.ndarray:
-        """(N, H, J) candidates, each held from its first unsafe point on at the point before it (at ``start``,
-        where the controller is headed now, when the first point is unsafe). times: (H,) s, increasing."""
+        """(N, H, J) candidates, each held from its first unsafe point on at the latest point before it where the
+        arm can stop (at ``start``, where the controller is headed now, when that is none). times: (H,) s."""
         out = np.array(candidates, dtype=float, copy=True)
         for chunk in out:
             first = self.first_unsafe(times, chunk)
             if first is not None:
-                chunk[first:] = chunk[first - 1] if first > 0 else start
+                hold = self.hold_index(times, chunk, first)
+                chunk[hold + 1:] = chunk[hold] if hold >= 0 else start
         return out

@@ -56,8 +56,23 @@ def test_a_dive_into_the_table_stops_above_it(setup):
     first = fit.first_unsafe(TIMES, chunk)
     assert first is not None
     fitted = fit(TIMES, chunk[None], start)[0]
-    np.testing.assert_array_equal(fitted[:first], chunk[:first])  # the safe part is kept ...
-    hold = fitted[first - 1] if first else start
-    np.testing.assert_array_equal(fitted[first:], np.broadcast_to(hold, fitted[first:].shape))  # ... then held
+    hold = fit.hold_index(TIMES, chunk, first)
+    assert hold < first
+    np.testing.assert_array_equal(fitted[:hold + 1], chunk[:hold + 1])  # the safe part is kept ...
+    held = fitted[hold] if hold >= 0 else start
+    np.testing.assert_array_equal(fitted[hold + 1:], np.broadcast_to(held, fitted[hold + 1:].shape))  # ... then held
     assert fit.first_unsafe(TIMES, fitted) is None
+    if hold >= 1:  # the stop at the hold is within the acceleration limits
+        assert np.all(np.abs(fitted[hold] - fitted[hold - 1]) / 0.1 <= limits.acceleration * 0.1 + 1e-9)
     assert checker.check(fitted, names, self_collision=False) is None
+
+
+def test_the_hold_moves_back_to_where_the_arm_can_stop(setup):
+    arm, names, limits, fit, _ = setup
+    speeds = np.zeros((len(TIMES), len(names)))
+    speeds[:, 0] = limits.acceleration[0] * 0.1 * np.array([0.5, 0.5, 0.5, 2, 2, 2, 2, 2, 2, 2])  # fast into point 3 on
+    chunk = np.cumsum(speeds * 0.1, axis=0)
+    assert fit.hold_index(TIMES, chunk, 7) == 2  # the last point reached slowly enough to stop at
+    assert fit.hold_index(TIMES, chunk, 3) == 2
+    assert fit.hold_index(TIMES, chunk, 2) == 1
+    assert fit.hold_index(TIMES, chunk, 0) == -1  # the first point is unsafe: the start
