@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 import rclpy
@@ -145,15 +146,22 @@ class EvaluatorNode(Node):
             raise TimeoutError(f"{what}: no answer from {client.srv_name} within {timeout:.0f} s")
         return future.result()
 
-    def wait_until_ready(self, timeout: float = 60.0) -> None:
-        """Block until the sim publishes joint states and its reset service is up."""
+    def wait_until_ready(self, timeout: float = 60.0, policy: bool = False,
+                         alive: Callable[[], None] | None = None) -> None:
+        """Block until the sim publishes joint states and its reset service is up, and with ``policy`` until the
+        policy node reports on /diagnostics (it starts its timers once its backend is loaded: a VLA takes ~10 s on
+        a busy 2-core CPU, which the first episode lost while the sim ran on). ``alive`` raises when a node died."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             rclpy.spin_once(self, timeout_sec=0.1)
-            if self.latest_joints is not None and self.sim_time > 0 and self.reset_client.service_is_ready():
+            if alive is not None:
+                alive()
+            sim = self.latest_joints is not None and self.sim_time > 0 and self.reset_client.service_is_ready()
+            if sim and (self.policy_status or not policy):
                 return
         raise TimeoutError(f"the sim graph did not come up within {timeout:.0f} s "
-                           f"(joint states seen: {self.latest_joints is not None}, clock seen: {self.sim_time > 0})")
+                           f"(joint states seen: {self.latest_joints is not None}, clock seen: {self.sim_time > 0}"
+                           + (f", policy node ready: {bool(self.policy_status)})" if policy else ")"))
 
     def reset_episode(self, seed: int) -> dict:
         """Set the sim's seed and reset; returns the sim's answer (episode, seed, object)."""
