@@ -7,8 +7,8 @@ binning, arm-joint reconstruction error (max over the chunk, p50 / p99, rad),
 encode + decode time per chunk (ms) and the share of chunks whose tokens
 survive decode -> encode unchanged (must be 1).
 
-    python bench/tokenizers.py --dataset out/dataset
-    python bench/tokenizers.py --dataset out/dataset --json
+    python bench/action_tokens.py --dataset out/dataset
+    python bench/action_tokens.py --dataset out/dataset --json
 """
 
 from __future__ import annotations
