@@ -38,8 +38,7 @@ class WorkspaceFit:
         if not np.all(np.isfinite(chunk)):
             return None  # NaN is the safety node's to name
         stops = braking_ends(self.limits, times, chunk, self.limits.velocity)
-        bad = [self.checker.check(c, self.names, self_collision=False) for c in (chunk, stops)]
-        points = [v.point for v in bad if v is not None]
+        points = [p for p in (self.checker.first_violating(c, self.names) for c in (chunk, stops)) if p is not None]
         return min(points) if points else None
 
     def hold_index(self, times: np.ndarray, chunk: np.ndarray, first: int) -> int:

@@ -110,6 +110,19 @@ class WorkspaceChecker:
         box = np.minimum(pts - self.box_min, self.box_max - pts).min(axis=-1)
         return float(min(table.min(), box.min()))
 
+    def _violations(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(P, K) masks of (P, K, 3) watched points: below their table height, outside the box."""
+        below = pts[..., 2] < self.table_z + self.table_clearance + self._heights
+        return below, np.any((pts < self.box_min) | (pts > self.box_max), axis=-1)
+
+    def first_violating(self, positions: np.ndarray, names: tuple[str, ...] | None = None,
+                        passive: Mapping[str, float] | None = None) -> int | None:
+        """Index of the earliest of (P, J) positions with a watched point below the table clearance or outside
+        the box (``check`` names the first table violation before any box one), or None."""
+        below, outside = self._violations(self.points(positions, names, passive))
+        bad = np.flatnonzero(np.any(below | outside, axis=-1))
+        return int(bad[0]) if bad.size else None
+
     def check(self, positions: np.ndarray, names: tuple[str, ...] | None = None,
               passive: Mapping[str, float] | None = None, self_collision: bool = True,
               label: str = "") -> WorkspaceViolation | None:
@@ -123,14 +136,13 @@ class WorkspaceChecker:
         """
         pts = self.points(positions, names, passive)
         heights = self._heights
-        below = pts[..., 2] < self.table_z + self.table_clearance + heights
+        below, outside = self._violations(pts)
         if np.any(below):
             p, k = np.argwhere(below)[0]
             needed = self.table_z + self.table_clearance + heights[k]
             return WorkspaceViolation(Reason.TABLE_CLEARANCE, int(p),
                                       f"{self.watched[k].frame} at z = {pts[p, k, 2]:.3f} m "
                                       f"at {label}point {p} (needs >= {needed:.3f})")
-        outside = np.any((pts < self.box_min) | (pts > self.box_max), axis=-1)
         if np.any(outside):
             p, k = np.argwhere(outside)[0]
             return WorkspaceViolation(Reason.WORKSPACE, int(p),
