@@ -142,58 +142,19 @@ def limit_speed(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, ma
     return out
 
 
-def limit_acceleration(times: np.ndarray, candidates: np.ndarray, max_velocity: np.ndarray,
-                       max_acceleration: np.ndarray, max_jerk: np.ndarray) -> np.ndarray:
-    """(N, H, J) candidates whose segment speeds change at most as the safety node's finite differences allow.
-
-    A chunk slowed by ``limit_speed`` runs at the limit and then, where it catches up with the policy's
-    points, drops to their pace in one step (25 rad/s^2 against 20: refused). Here each segment's velocity
-    follows the policy's next point but changes from the one before by at most the acceleration limit (and
-    the acceleration by at most the jerk limit), as the safety node measures them between points: the chunk
-    keeps its course and lags where the policy asked for more. The first segment is free (the safety node
-    checks the step from where the arm is separately). NaN stays NaN.
-
-    Args:
-        times: (H,) s, increasing. candidates: (N, H, J), consecutive points unwrapped (``limit_speed``).
-        max_velocity, max_acceleration, max_jerk: (J,) positive (inf: unbounded).
-    """
-    out = np.array(candidates, dtype=float, copy=True)
-    if len(times) < 3:
-        return out
-    dt = np.diff(times)
-    mid = (times[1:] + times[:-1]) / 2.0  # where the safety node places each segment's velocity
-    centre = (mid[1:] + mid[:-1]) / 2.0  # ... and each acceleration
-    velocity = (out[:, 1] - out[:, 0]) / dt[0]
-    acceleration = None
-    for k in range(1, len(times) - 1):
-        wanted = ((out[:, k + 1] - out[:, k]) / dt[k] - velocity) / (mid[k] - mid[k - 1])
-        low, high = -max_acceleration, max_acceleration
-        if acceleration is not None:
-            reach = max_jerk * (centre[k - 1] - centre[k - 2])
-            low, high = np.maximum(low, acceleration - reach), np.minimum(high, acceleration + reach)
-        change = np.clip(wanted, low, high) * (mid[k] - mid[k - 1])
-        new_velocity = np.clip(velocity + change, -max_velocity, max_velocity)
-        acceleration = (new_velocity - velocity) / (mid[k] - mid[k - 1])
-        velocity = new_velocity
-        out[:, k + 1] = out[:, k] + velocity * dt[k]
-    return out
-
-
 def fit_to_limits(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, limits: JointLimits) -> np.ndarray:
     """(N, H, J) candidates a policy proposed, made to respect ``limits`` (in the candidates' joint order).
 
     A policy's spill past a position limit (a gripper closed to -0.0004) is clipped, a chunk faster than the
     velocity limits from ``start`` (where the controller is headed) is slowed to them
-    (``limit_speed``), its speed changes are kept within the acceleration and jerk limits
-    (``limit_acceleration``), and points running into a limit at speed are kept the braking distance inside it
-    (``keep_braking_inside``; such a pull can still change a speed faster than the acceleration limit, and the
-    safety node then refuses the chunk). NaN stays NaN; the safety node checks everything else.
+    (``limit_speed``), and points running into a limit at speed are kept the braking distance inside it
+    (``keep_braking_inside``). Speed changes are left as they are: limiting them to the acceleration limits
+    (a forward pass that lags where the policy asked for more) removed 53 acceleration refusals in 50 VLA
+    episodes but took seeds 0-49 from 42/50 to 36/50. NaN stays NaN; the safety node checks everything else.
     """
     inf = np.full(len(limits.lower), np.inf)
-    acceleration = limits.acceleration if limits.acceleration is not None else inf
-    jerk = limits.jerk if limits.jerk is not None else inf
     candidates = np.clip(candidates, limits.lower, limits.upper)
     candidates = limit_speed(times, candidates, start, limits.velocity, limits.continuous)
-    candidates = np.clip(limit_acceleration(times, candidates, limits.velocity, acceleration, jerk),
-                         limits.lower, limits.upper)
-    return keep_braking_inside(times, candidates, limits.lower, limits.upper, acceleration, jerk)
+    return keep_braking_inside(times, candidates, limits.lower, limits.upper,
+                               limits.acceleration if limits.acceleration is not None else inf,
+                               limits.jerk if limits.jerk is not None else inf)

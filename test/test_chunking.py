@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from armpilot.policies.chunking import (blend_with_previous, drop_past_points, fit_to_limits, limit_acceleration,
-                                       limit_speed, resample_in_time)
+from armpilot.policies.chunking import (blend_with_previous, drop_past_points, fit_to_limits, limit_speed,
+                                       resample_in_time)
 from armpilot.robot import ArmModel
 
 TIMES = 0.1 * np.arange(1, 11)
@@ -95,37 +95,3 @@ def test_fit_to_limits_keeps_a_wild_chunk_inside_the_position_and_velocity_limit
     assert np.all((fitted >= limits.lower) & (fitted <= limits.upper))
     steps = np.diff(np.concatenate([np.broadcast_to(start, (4, 1, len(start))), fitted], axis=1), axis=1)
     assert np.all(np.abs(steps) <= limits.velocity * 0.1 + 1e-9)
-
-
-def safety_derivatives(times: np.ndarray, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(acceleration, jerk) between points as the safety node's check_chunk computes them."""
-    velocity = np.diff(chunk, axis=0) / np.diff(times)[:, None]
-    mid = (times[1:] + times[:-1]) / 2
-    acceleration = np.diff(velocity, axis=0) / np.diff(mid)[:, None]
-    return acceleration, np.diff(acceleration, axis=0) / np.diff((mid[1:] + mid[:-1]) / 2)[:, None]
-
-
-@given(seed=st.integers(0, 10_000), spread=st.floats(0.01, 3.0))
-def test_limit_acceleration_keeps_speed_changes_within_the_acceleration_and_jerk_limits(seed, spread):
-    limits = ArmModel().limits
-    rng = np.random.default_rng(seed)
-    start = (limits.lower + limits.upper) / 2
-    wild = start + rng.normal(scale=spread, size=(3, 10, len(start)))
-    slowed = limit_speed(TIMES, wild, start, limits.velocity, limits.continuous)
-    fitted = limit_acceleration(TIMES, slowed, limits.velocity, limits.acceleration, limits.jerk)
-    steps = np.diff(np.concatenate([np.broadcast_to(start, (3, 1, len(start))), fitted], axis=1), axis=1)
-    assert np.all(np.abs(steps) <= limits.velocity * 0.1 + 1e-9)  # still within the velocity limits
-    for chunk in fitted:
-        acceleration, jerk = safety_derivatives(TIMES, chunk)
-        assert np.all(np.abs(acceleration) <= limits.acceleration + 1e-6)
-        assert np.all(np.abs(jerk) <= limits.jerk + 1e-6)
-
-
-def test_limit_acceleration_leaves_a_smooth_chunk_alone_and_smooths_a_sudden_stop():
-    vmax, amax, jerk = np.array([2.0]), np.array([20.0]), np.array([400.0])
-    smooth = np.sin(TIMES)[None, :, None]
-    np.testing.assert_allclose(limit_acceleration(TIMES, smooth, vmax, amax, jerk), smooth)
-    stop = np.minimum(TIMES, 0.5)[None, :, None] * 2.0  # 2 rad/s, then standing from 0.5 s
-    out = limit_acceleration(TIMES, stop, vmax, amax, jerk)
-    acceleration, _ = safety_derivatives(TIMES, out[0])
-    assert np.all(np.abs(acceleration) <= 20.0 + 1e-9) and np.abs(out[0, -1, 0] - 1.0) < 0.25  # it still gets near
