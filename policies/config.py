@@ -80,9 +80,9 @@ class PolicyNodeConfig:
             "checkpoints/diffusion_<task>_prefix)"))
     cut_at_workspace: bool = field(
         default=True, metadata=_describe(
-            "hold each proposal at its last point whose position and braking stop clear the table (the safety "
-            "node's default table_clearance + 2 mm) and stay in the workspace box, instead of sending a chunk the "
-            "safety node refuses whole (a policy that overshoots downward would never get there)"))
+            "when no candidate clears the table (the safety node's default table_clearance + 2 mm) and stays in "
+            "the workspace box, hold each at its last point (and braking stop) that does, instead of sending "
+            "chunks the safety node refuses whole (a policy that overshoots downward would never get there)"))
     chunk_blend: float = field(
         default=0.5, metadata=_describe("transition ensemble: share of the previous chunk where chunks overlap, "
                                         "0..1"))

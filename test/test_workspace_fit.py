@@ -76,3 +76,16 @@ def test_the_hold_moves_back_to_where_the_arm_can_stop(setup):
     assert fit.hold_index(TIMES, chunk, 3) == 2
     assert fit.hold_index(TIMES, chunk, 2) == 1
     assert fit.hold_index(TIMES, chunk, 0) == -1  # the first point is unsafe: the start
+
+
+def test_one_safe_candidate_leaves_them_all_to_the_verifier(setup):
+    arm, names, limits, fit, _ = setup
+    start = np.asarray(arm.profile.home, float)
+    home = arm.tcp_pose(start)
+    below = home[:3, 3] * [1.0, 1.0, 0.0] + [0.0, 0.0, arm.profile.table_z - 0.05]
+    goal = arm.ik(below, home[:3, :3], start, rotation_weight=0.05).positions
+    dive = start + np.linspace(0.1, 1.0, len(TIMES))[:, None] * (goal - start)
+    still = np.broadcast_to(start, dive.shape)
+    both = np.stack([dive, still])
+    np.testing.assert_array_equal(fit(TIMES, both, start), both)  # the verifier refuses the dive itself
+    assert fit.first_unsafe(TIMES, fit(TIMES, both[:1], start)[0]) is None  # alone, the dive is cut
