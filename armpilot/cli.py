@@ -17,7 +17,7 @@ from armpilot.policies.registry import BACKENDS
 from armpilot.robot_profile import DEFAULT_ROBOT, shipped_profiles
 from armpilot.sim.scenes import SCENES
 from armpilot.tasks import TASKS
-from armpilot.train_command import add_train_parser, train_from_args
+from armpilot.train_command import add_train_parser, add_train_vla_parser, train_from_args
 
 
 def _robot_choice(text: str) -> str:
@@ -111,21 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--fps", type=int, default=15, help="dataset rate, Hz (default: 15)")
     conv.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --output")
     add_train_parser(sub)
-    vla = sub.add_parser(
-        "train-vla", help="fine-tune a VLA (Hugging Face vision-language model + action tokens) on a dataset",
-        description="Next-token training on the binned action tokens of a LeRobotDataset v3 (camera image, "
-        "instruction from the task, joint state as context). Without --base a tiny random PaliGemma is built "
-        "(no download). Under torchrun it trains with DistributedDataParallel: torchrun --nproc_per_node 2 "
-        "$(which armpilot) train-vla DATASET --output DIR")
-    vla.add_argument("dataset", type=Path, help="LeRobotDataset v3 folder (from armpilot convert)")
-    vla.add_argument("--output", type=Path, required=True, help="model folder to write")
-    vla.add_argument("--base", type=Path, default=None, help="local model folder to start from (default: tiny)")
-    vla.add_argument("--steps", type=int, default=300, help="optimiser steps (default: 300)")
-    vla.add_argument("--batch-size", type=int, default=32, help="examples per step and rank (default: 32)")
-    vla.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    vla.add_argument("--action-tokens", choices=("binning", "dct"), default="binning",
-                     help="tokens of a tiny VLA's actions: binning (256 bins per joint and step, H x J tokens) or dct "
-                     "(FAST-like: DCT coefficients over time, low frequencies first, ended early; default: binning)")
+    add_train_vla_parser(sub)
     serve = sub.add_parser(
         "serve", help="host a policy backend on openpi's websocket protocol (run it on the GPU machine)",
         description="Serve a backend (diffusion, scripted) to policy nodes started with policy:=remote "

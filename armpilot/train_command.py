@@ -155,3 +155,22 @@ def train_from_args(args: argparse.Namespace) -> int:
         return 1
     print("\n".join(f"  {key:<22} {value}" for key, value in report.items() if key != "val_losses"))
     return 0
+
+
+def add_train_vla_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``armpilot train-vla`` subcommand and its options."""
+    vla = sub.add_parser(
+        "train-vla", help="fine-tune a VLA (Hugging Face vision-language model + action tokens) on a dataset",
+        description="Next-token training on the action tokens (binning or DCT) of a LeRobotDataset v3 (camera image, "
+        "instruction from the task, joint state as context). Without --base a tiny random PaliGemma is built "
+        "(no download). Under torchrun it trains with DistributedDataParallel: torchrun --nproc_per_node 2 "
+        "$(which armpilot) train-vla DATASET --output DIR")
+    vla.add_argument("dataset", type=Path, help="LeRobotDataset v3 folder (from armpilot convert)")
+    vla.add_argument("--output", type=Path, required=True, help="model folder to write")
+    vla.add_argument("--base", type=Path, default=None, help="local model folder to start from (default: tiny)")
+    vla.add_argument("--steps", type=int, default=300, help="optimiser steps (default: 300)")
+    vla.add_argument("--batch-size", type=int, default=32, help="examples per step and rank (default: 32)")
+    vla.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    vla.add_argument("--action-tokens", choices=("binning", "dct"), default="binning",
+                     help="tokens of a tiny VLA's actions: binning (256 bins per joint and step, H x J tokens) or dct "
+                     "(FAST-like: DCT coefficients over time, low frequencies first, ended early; default: binning)")
