@@ -11,6 +11,8 @@ from armpilot.features import ACTION, COLOR, GOAL, OBJECT, STATE, TRACKS, TRACKS
 ACTION_OFFSET = "action.relative"
 #: Observation features the encoder knows, with their per-step sizes (the state's is the joint count).
 OBJECT_DIM, GOAL_DIM = 7, 3
+#: Values of fields a checkpoint saved before the field existed was trained with.
+LEGACY_FIELDS = {"normalize_points": False}
 SAMPLERS = ("ddpm", "ddim", "dpm", "streaming")
 #: Camera features the image encoder can read.
 IMAGE_KEYS = (COLOR,)
@@ -52,6 +54,10 @@ class DiffusionConfig:
         image_crop: side of the crop the encoder sees, px (random in training, centred at inference).
         use_points: encode the latest filtered cloud (``observation.points``, P x 3 m, with its mask) with
             a DP3-style PointNet (``vision_encoders.PointCloudEncoder``).
+        normalize_points: map the cloud's x, y, z to [-1, 1] with the training clouds' range (the statistics
+            stored as ``observation.points``) before the PointNet. Raw metres span a few centimetres around
+            the workspace centre, and the PointNet's per-point LayerNorm scales that offset away, so the
+            object's position reached the network blurred. Checkpoints saved before this field read False.
     """
 
     joint_names: tuple[str, ...]
@@ -77,6 +83,7 @@ class DiffusionConfig:
     image_size: int = 96
     image_crop: int = 84
     use_points: bool = False
+    normalize_points: bool = True
 
     def __post_init__(self) -> None:
         if self.horizon % (2 ** (len(self.down_dims) - 1)):
@@ -111,7 +118,7 @@ class DiffusionConfig:
     @classmethod
     def from_json(cls, text: str) -> DiffusionConfig:
         """Parse a saved config; lists become tuples, unknown keys are an error naming them."""
-        raw = json.loads(text)
+        raw = {**LEGACY_FIELDS, **json.loads(text)}
         names = {f.name for f in fields(cls)}
         unknown = set(raw) - names
         if unknown:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from torch import nn
 
+from armpilot.features import POINTS
 from armpilot.policies.diffusion_config import ACTION, ACTION_OFFSET, STATE, DiffusionConfig
 from armpilot.policies.diffusion_encoder import FeatureNormalizer, ObservationEncoder
 from armpilot.policies.diffusion_sampling import ChunkSampler
@@ -34,11 +35,13 @@ class DiffusionModel(nn.Module):
     def __init__(self, config: DiffusionConfig, stats: dict[str, dict[str, torch.Tensor]]) -> None:
         super().__init__()
         self.action_key = ACTION_OFFSET if config.relative_actions else ACTION
-        missing = [k for k in (*config.obs_keys, ACTION, self.action_key) if k not in stats]
+        self.normalized_keys = (*config.obs_keys, *((POINTS,) if config.use_points and config.normalize_points
+                                                    else ()))
+        missing = [k for k in (*self.normalized_keys, ACTION, self.action_key) if k not in stats]
         if missing:
             raise ValueError(f"dataset statistics lack {missing}")
         self.config = config
-        self.normalizer = FeatureNormalizer({k: stats[k] for k in (*config.obs_keys, self.action_key)},
+        self.normalizer = FeatureNormalizer({k: stats[k] for k in (*self.normalized_keys, self.action_key)},
                                             config.normalization)
         self.encoder = ObservationEncoder(config)
         self.unet = ConditionalUnet1D(config.action_dim, config.obs_embed_dim, config.down_dims,
@@ -49,8 +52,9 @@ class DiffusionModel(nn.Module):
                                              prediction_type=config.prediction_type, clip_sample=True)
 
     def encode(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Observation dict (raw units) -> (B, obs_embed_dim): low-dim features normalised, tracks as they are."""
-        normalised = {k: self.normalizer.normalize(k, obs[k]) for k in self.config.obs_keys}
+        """Observation dict (raw units) -> (B, obs_embed_dim): low-dim features (and the cloud, with
+        ``normalize_points``) normalised, tracks as they are."""
+        normalised = {k: self.normalizer.normalize(k, obs[k]) for k in self.normalized_keys}
         return self.encoder({**obs, **normalised})
 
     def anchor(self, obs: dict[str, torch.Tensor]) -> torch.Tensor | None:

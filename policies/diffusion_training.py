@@ -75,6 +75,14 @@ def offset_stats(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             "std": offsets.std(0)}
 
 
+def points_stats(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per-axis statistics (3,) of every valid point of the training clouds, m (``normalize_points``)."""
+    valid = tensors[POINTS][tensors[POINTS_MASK]]  # (M, 3)
+    if not len(valid):
+        raise ValueError("the dataset's clouds hold no valid point: nothing to normalise the cloud with")
+    return {"min": valid.min(0).values, "max": valid.max(0).values, "mean": valid.mean(0), "std": valid.std(0)}
+
+
 def learning_rate(step: int, options: TrainOptions) -> float:
     """Linear warm-up, then cosine decay to 0 at ``options.steps``."""
     if step < options.warmup_steps:
@@ -129,6 +137,8 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
     stats = {k: dataset.stats[k] for k in (*config.obs_keys, ACTION)}
     if config.relative_actions:
         stats[ACTION_OFFSET] = offset_stats(tensors)
+    if config.use_points and config.normalize_points:
+        stats[POINTS] = points_stats(tensors)
     model = DiffusionModel(config, stats)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(options.ema_decay), use_buffers=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)

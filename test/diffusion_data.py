@@ -33,11 +33,12 @@ def goal_image(goal_x: float) -> np.ndarray:
     return image
 
 
-def goal_cloud(goal_x: float) -> np.ndarray:
-    """(NUM_POINTS, 3) float32: 64 points around (0.4, +-0.2, 0.05) m on the goal's side, NaN rows after."""
+def goal_cloud(goal_x: float, side: float = 0.2, half_width: float = 0.03) -> np.ndarray:
+    """(NUM_POINTS, 3) float32: 64 points within ``half_width`` m of (0.4, +-``side``, 0.05) m on the goal's
+    side, NaN rows after."""
     cloud = np.full((NUM_POINTS, 3), np.nan, np.float32)
-    centre = np.array([0.4, -0.2 if goal_x < 0 else 0.2, 0.05], np.float32)
-    cloud[:64] = centre + np.random.default_rng(0).uniform(-0.03, 0.03, (64, 3)).astype(np.float32)
+    centre = np.array([0.4, -side if goal_x < 0 else side, 0.05], np.float32)
+    cloud[:64] = centre + np.random.default_rng(0).uniform(-half_width, half_width, (64, 3)).astype(np.float32)
     return cloud
 
 
@@ -51,8 +52,8 @@ def goal_tracks(goal_x: float) -> np.ndarray:
     return tracks
 
 
-def episode(goal_x: float, frames: int = 24) -> EpisodeFrames:
-    """One episode as described in the module doc."""
+def episode(goal_x: float, frames: int = 24, cloud: tuple[float, float] = (0.2, 0.03)) -> EpisodeFrames:
+    """One episode as described in the module doc; ``cloud``: ``goal_cloud``'s side and half width, m."""
     q0 = np.array([0.0, -0.3, 1.6, 0.0, 1.2, 0.0, 0.04], np.float32)
     target = np.clip(np.arange(frames + 1) * STEP * np.sign(goal_x), -abs(goal_x), abs(goal_x))
     states = np.repeat(q0[None], frames + 1, axis=0)
@@ -63,19 +64,20 @@ def episode(goal_x: float, frames: int = 24) -> EpisodeFrames:
                          state=states[:-1], action=states[1:], object=obj, success=np.zeros(frames, bool),
                          color=np.repeat(goal_image(goal_x)[None], frames, axis=0),
                          depth=np.full((frames, IMAGE_SIDE, IMAGE_SIDE), 1000, np.uint16),
-                         goal=goal, points=np.repeat(np.nan_to_num(goal_cloud(goal_x))[None], frames, axis=0),
-                         points_mask=np.repeat(np.isfinite(goal_cloud(goal_x)).all(-1)[None], frames, axis=0),
+                         goal=goal, points=np.repeat(np.nan_to_num(goal_cloud(goal_x, *cloud))[None], frames, axis=0),
+                         points_mask=np.repeat(np.isfinite(goal_cloud(goal_x, *cloud)).all(-1)[None], frames,
+                                               axis=0),
                          tracks=np.repeat(np.nan_to_num(goal_tracks(goal_x))[None], frames, axis=0),
                          tracks_mask=np.repeat(np.isfinite(goal_tracks(goal_x)).all(-1)[None], frames, axis=0))
 
 
-def write_dataset(root: Path, episodes: int = 24, seed: int = 0) -> Path:
-    """Writes the dataset into ``root``; returns it."""
+def write_dataset(root: Path, episodes: int = 24, seed: int = 0, cloud: tuple[float, float] = (0.2, 0.03)) -> Path:
+    """Writes the dataset into ``root`` (``cloud``: see ``episode``); returns it."""
     rng = np.random.default_rng(seed)
     writer = LeRobotV3Writer(root, FPS, CONTROLLED_JOINTS)
     writer.with_points = writer.with_tracks = True
     for goal_x in rng.uniform(-0.5, 0.5, episodes):
-        writer.add_episode(episode(float(goal_x)))
+        writer.add_episode(episode(float(goal_x), cloud=cloud))
     writer.finalize()
     return root
 
@@ -84,10 +86,12 @@ def write_dataset(root: Path, episodes: int = 24, seed: int = 0) -> Path:
 TINY = {"down_dims": (16, 32), "horizon": 8, "obs_embed_dim": 32, "step_embed_dim": 16, "n_groups": 4}
 
 
-def train_tiny(root: Path, episodes: int = 8, steps: int = 30, batch_size: int = 16, **config) -> Path:
+def train_tiny(root: Path, episodes: int = 8, steps: int = 30, batch_size: int = 16,
+               cloud: tuple[float, float] = (0.2, 0.03), **config) -> Path:
     """A TINY checkpoint (``config`` overrides added) trained on ``write_dataset`` data under ``root``."""
     from armpilot.policies.diffusion_training import TrainOptions, train
 
-    options = TrainOptions(write_dataset(root / "dataset", episodes=episodes), root / "policy", steps=steps,
-                           batch_size=batch_size, save_every=steps, threads=1, config=TINY | config)
+    dataset = write_dataset(root / "dataset", episodes=episodes, cloud=cloud)
+    options = TrainOptions(dataset, root / "policy", steps=steps, batch_size=batch_size, save_every=steps, threads=1,
+                           config=TINY | config)
     return Path(train(options)["output"])

@@ -90,6 +90,10 @@ def test_point_encoder_ignores_order_and_masked_points():
     assert not torch.allclose(encoder(padded), encoder(cloud), atol=1e-3)
     empty = encoder(cloud, torch.zeros(2, 100, dtype=torch.bool))
     assert torch.isfinite(empty).all()
+    ragged = mask.clone()
+    ragged[0, 60:] = False  # one cloud of 60 points, one of 100, in one batch
+    alone = encoder(cloud[:1, :60])
+    assert torch.allclose(encoder(padded, ragged)[0], alone[0], atol=1e-6)
 
 
 def test_subsampling_draws_without_repeats_and_pads_small_clouds():
