@@ -19,8 +19,13 @@ INPUTS = {"state": STATE, "object": OBJECT, "goal": GOAL, "color": COLOR, "point
           "tracks": TRACKS}
 
 
-def input_overrides(inputs: str, image_size: int) -> dict[str, Any]:
-    """``--inputs`` ("state,goal,color") -> DiffusionConfig overrides; {} for "" (the dataset's low-dim features)."""
+#: The encoder's crop as a share of the frame when --image-crop is not given: 84 of 96 px, as Diffusion Policy.
+CROP_SHARE = 0.875
+
+
+def input_overrides(inputs: str, image_size: int, image_crop: int | None = None) -> dict[str, Any]:
+    """``--inputs`` ("state,goal,color") -> DiffusionConfig overrides; {} for "" (the dataset's low-dim features).
+    ``image_crop`` px (default ``CROP_SHARE`` of ``image_size``)."""
     from armpilot.policies.diffusion_config import IMAGE_KEYS
 
     names = [name.strip() for name in inputs.split(",") if name.strip()]
@@ -33,7 +38,7 @@ def input_overrides(inputs: str, image_size: int) -> dict[str, Any]:
     return {"obs_keys": tuple(k for k in keys if k not in (*IMAGE_KEYS, POINTS, TRACKS)),
             "use_points": POINTS in keys, "use_tracks": TRACKS in keys,
             "image_keys": tuple(k for k in keys if k in IMAGE_KEYS), "image_size": image_size,
-            "image_crop": round(image_size * 0.875)}  # 84 of 96 px, as Diffusion Policy
+            "image_crop": image_crop or round(image_size * CROP_SHARE)}
 
 
 def plot_losses(losses: list[float], val_losses: list[tuple[int, float]], path: Path, title: str) -> None:
@@ -126,8 +131,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                             "tracks: /perception/tracks, one PointNet token per track, recorded with the tracks "
                             "node running; default: the dataset's state, object, goal)")
     train.add_argument("--image-size", type=int, default=96,
-                       help="camera frames are resized to this square, px (default: 96; the encoder sees an "
-                            "84 px crop)")
+                       help="camera frames are resized to this square, px (default: 96)")
+    train.add_argument("--image-crop", type=int, default=None,
+                       help="the encoder sees a random crop of this side while training, the centred one at "
+                            f"inference, px (default: {CROP_SHARE:g} of --image-size: 84 of 96, as Diffusion "
+                            "Policy). Every pixel of shift moves where the objects appear against a goal given in "
+                            "metres: with a goal on /policy/goal, crop a few px only (e.g. 92 of 96)")
     train.add_argument("--relative-actions", action="store_true",
                        help="predict action frames as offsets from the latest joint state (each chunk starts "
                             "where the arm is; helps arms with wide joint ranges, e.g. a Panda)")
@@ -141,7 +150,7 @@ def train_from_args(args: argparse.Namespace) -> int:
     config = {"down_dims": tuple(int(d) for d in args.down_dims.split(",")), "prediction_type": args.prediction,
               "prefix_frames": args.prefix_frames, "relative_actions": args.relative_actions}
     try:
-        config |= input_overrides(args.inputs, args.image_size)
+        config |= input_overrides(args.inputs, args.image_size, args.image_crop)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -1,28 +1,55 @@
 #!/usr/bin/env bash
-# Rebuild the diffusion-policy checkpoints shipped in checkpoints/ (reach, push, and push_prefix: the
-# push policy trained with committed action prefixes for transition:=prefix), from scratch:
-# record demonstrations with the scripted teleoperator through the full graph (seeds 1000.., never
-# the evaluation seeds 0..49), convert them to a LeRobotDataset v3, train on this CPU.
-#   bash scripts/train_shipped.sh              # both tasks, ~25 min on 2 cores
-#   bash scripts/train_shipped.sh reach        # one task
+# Rebuild the diffusion-policy checkpoints shipped in checkpoints/ from scratch: record demonstrations
+# with the scripted teleoperator through the full graph (seeds 1000.., never the evaluation seeds 0..49),
+# convert them to a LeRobotDataset v3, train on this CPU.
+#   reach, push     the nominal scene, object pose from perception (~25 min for both on 2 cores);
+#                   push also trains push_prefix (committed action prefixes, for transition:=prefix)
+#   push_points     randomized scenes (distractors, colours, sizes, light, camera jitter), the policy
+#                   sees the joint state, the goal and the filtered cloud (~35 min: 120 demonstrations,
+#                   6,000 steps)
+#   bash scripts/train_shipped.sh              # reach and push
+#   bash scripts/train_shipped.sh push_points  # one target
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 ARMPILOT="${ARMPILOT_VENV:-.venv}/bin/armpilot"
 WORK="${ARMPILOT_WORK:-out/shipped}"
-for task in "${@:-reach push}"; do
-  for t in $task; do
-    "$ARMPILOT" record --task "$t" --episodes 100 --seed 1000 --width 320 --height 240 --output "$WORK/bags_$t"
-    "$ARMPILOT" convert "$WORK/bags_$t" --output "$WORK/dataset_$t" --overwrite
-    "$ARMPILOT" train "$WORK/dataset_$t" --output "$WORK/policy_$t" --steps 3000 --batch-size 128 --seed 0 --threads 2
-    mkdir -p "checkpoints/diffusion_$t"
-    cp "$WORK/policy_$t"/{policy.safetensors,policy.json,loss.png,report.json} "checkpoints/diffusion_$t/"
-    if [ "$t" = push ]; then  # training-time real-time chunking: up to 8 frames (0.57 s) of committed prefix
-      "$ARMPILOT" train "$WORK/dataset_$t" --output "$WORK/policy_${t}_prefix" --steps 3000 --batch-size 128 --seed 0 \
-        --threads 2 --prefix-frames 8
-      mkdir -p "checkpoints/diffusion_${t}_prefix"
-      cp "$WORK/policy_${t}_prefix"/{policy.safetensors,policy.json,loss.png,report.json} "checkpoints/diffusion_${t}_prefix/"
-    fi
-  done
+
+ship() {  # ship NAME: copy the trained policy into checkpoints/NAME
+  mkdir -p "checkpoints/$1"
+  cp "$WORK/policy_$1"/{policy.safetensors,policy.json,loss.png,report.json} "checkpoints/$1/"
+}
+
+record() {  # record TASK SCENE EPISODES OBJECT_SOURCE: demonstrations into $WORK/dataset_TASK_SCENE
+  if [ ! -d "$WORK/dataset_$1_$2" ]; then
+    "$ARMPILOT" record --task "$1" --scene "$2" --object-source "$4" --episodes "$3" --seed 1000 \
+      --width 320 --height 240 --output "$WORK/bags_$1_$2"
+    "$ARMPILOT" convert "$WORK/bags_$1_$2" --output "$WORK/dataset_$1_$2" --overwrite
+  fi
+}
+
+for target in ${@:-reach push}; do
+  case "$target" in
+    reach|push)
+      record "$target" nominal 100 perception
+      "$ARMPILOT" train "$WORK/dataset_${target}_nominal" --output "$WORK/policy_diffusion_$target" --steps 3000 \
+        --batch-size 128 --seed 0 --threads 2
+      ship "diffusion_$target"
+      if [ "$target" = push ]; then  # training-time real-time chunking: up to 8 frames (0.57 s) of prefix
+        "$ARMPILOT" train "$WORK/dataset_push_nominal" --output "$WORK/policy_diffusion_push_prefix" --steps 3000 \
+          --batch-size 128 --seed 0 --threads 2 --prefix-frames 8
+        ship diffusion_push_prefix
+      fi
+      ;;
+    push_points)
+      # the expert reads the true pose: the largest perceived object may be a distractor (the bags hold
+      # what perception saw)
+      record push randomized 120 privileged
+      "$ARMPILOT" train "$WORK/dataset_push_randomized" --output "$WORK/policy_diffusion_push_points" \
+        --steps 6000 --batch-size 64 --seed 0 --threads 2 --inputs state,goal,points
+      ship diffusion_push_points
+      ;;
+    *) echo "unknown target '$target': use reach, push or push_points" >&2; exit 2 ;;
+  esac
 done

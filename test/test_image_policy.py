@@ -74,6 +74,7 @@ def test_inputs_option_names_contract_features():
     overrides = input_overrides("state, goal,color", 96)
     assert overrides["obs_keys"] == (STATE, "observation.goal") and overrides["image_keys"] == (COLOR,)
     assert overrides["image_crop"] == 84
+    assert input_overrides("state,goal,color", 64, 60)["image_crop"] == 60
     with pytest.raises(ValueError, match="depth"):
         input_overrides("state,depth", 96)
 
