@@ -5,8 +5,8 @@
 #   reach, push     the nominal scene, object pose from perception (~25 min for both on 2 cores);
 #                   push also trains push_prefix (committed action prefixes, for transition:=prefix)
 #   push_points     randomized scenes (distractors, colours, sizes, light, camera jitter), the policy
-#                   sees the joint state, the goal and the filtered cloud (~35 min: 120 demonstrations,
-#                   6,000 steps)
+#                   sees the joint state, the goal and the filtered cloud (~60 min: 240 demonstrations,
+#                   6,000 steps; the shipped one had seeds 1000-1119 and 2000-2119, 225 kept)
 #   bash scripts/train_shipped.sh              # reach and push
 #   bash scripts/train_shipped.sh push_points  # one target
 set -euo pipefail
@@ -45,7 +45,7 @@ for target in ${@:-reach push}; do
     push_points)
       # the expert reads the true pose: the largest perceived object may be a distractor (the bags hold
       # what perception saw)
-      record push randomized 120 privileged
+      record push randomized 240 privileged
       "$ARMPILOT" train "$WORK/dataset_push_randomized" --output "$WORK/policy_diffusion_push_points" \
         --steps 6000 --batch-size 64 --seed 0 --threads 2 --inputs state,goal,points
       ship diffusion_push_points

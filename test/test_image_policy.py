@@ -196,3 +196,19 @@ def test_a_checkpoint_saved_before_cloud_normalisation_loads_without_it():
     legacy = json.loads(config.to_json())
     del legacy["normalize_points"]
     assert not DiffusionConfig.from_json(json.dumps(legacy)).normalize_points
+
+
+def test_the_shipped_cloud_push_policy_needs_the_cloud_and_reads_it_normalised():
+    from armpilot.paths import share_dir
+
+    folder = share_dir() / "checkpoints" / "diffusion_push_points"
+    policy = DiffusionPolicy(folder, CONTROLLED_JOINTS, horizon=10, chunk_dt=0.1, steps=3, seed=0)
+    assert policy.capabilities.needs_points and not policy.capabilities.needs_image
+    assert POINTS in policy.required_features() and policy.config.normalize_points
+    cloud = goal_cloud(0.4, side=0.0, half_width=0.025)  # one box-sized cluster at (0.4, 0, 0.05) m
+    goal = np.array([0.45, 0.1, 0.025])
+    now = Observation(1.0, CONTROLLED_JOINTS, Q0, np.zeros(3), 0.0, goal, points=cloud)
+    chunk = policy.predict_action_chunk(replace(now, history=(now,)))
+    assert chunk.shape == (10, len(CONTROLLED_JOINTS)) and np.isfinite(chunk).all()
+    with pytest.raises(ValueError, match=POINTS):
+        policy.predict_action_chunk(replace(now, history=(now,), points=None))
