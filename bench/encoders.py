@@ -5,6 +5,9 @@ Times one forward pass (inference mode, centre crop) of:
 * ``image``: :class:`ImageEncoder` (ResNet-18-style, GroupNorm, spatial softmax)
   on a 96x96 colour frame (84 px crop), for 1 and 16 frames;
 * ``points``: :class:`PointCloudEncoder` on 512 points, for 1 and 16 clouds;
+  ``points_sparse_n16``: 16 clouds of 160 valid points in 512 slots, masked (the
+  randomized-push clouds fill 120-200), against ``points_n16``, every slot
+  encoded, as before masked slots were skipped;
 * ``lowdim``: the two-layer MLP that embeds the low-dim observation today
   (the baseline: what a camera input adds per observation).
 
@@ -50,6 +53,9 @@ def measure(repeats: int, threads: int) -> dict[str, float]:
         calls[f"image_n{batch}"] = lambda f=frames: image(f)
         calls[f"points_n{batch}"] = lambda c=clouds: points(c)
         calls[f"lowdim_n{batch}"] = lambda x=low: lowdim(x)
+    sparse = torch.zeros(16, 512, dtype=torch.bool)
+    sparse[:, :160] = True
+    calls["points_sparse_n16"] = lambda c=inputs[16][1]: points(c, sparse)
     times: dict[str, list[float]] = {name: [] for name in calls}
     with torch.inference_mode():
         for name, call in calls.items():  # warm-up
@@ -60,6 +66,7 @@ def measure(repeats: int, threads: int) -> dict[str, float]:
     figures = {f"{name}_ms": 1e3 * float(np.median(t)) for name, t in times.items()}
     for kind in ("image", "points", "lowdim"):
         figures[f"{kind}_n16_over_n1"] = figures[f"{kind}_n16_ms"] / figures[f"{kind}_n1_ms"]
+    figures["points_sparse_over_full_n16"] = figures["points_sparse_n16_ms"] / figures["points_n16_ms"]
     figures["image_over_lowdim_n1"] = figures["image_n1_ms"] / figures["lowdim_n1_ms"]
     figures["image_parameters_M"] = sum(p.numel() for p in image.parameters()) / 1e6
     figures["points_parameters_M"] = sum(p.numel() for p in points.parameters()) / 1e6

@@ -144,8 +144,9 @@ class PointCloudEncoder(nn.Module):
         self.project = nn.Sequential(nn.Linear(channels, out_dim), nn.LayerNorm(out_dim))
 
     def forward(self, points: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if mask is not None and mask.shape[1]:  # slots after the last valid one in the batch add nothing
-            used = int(mask.any(dim=0).nonzero().max()) + 1 if mask.any() else 1
+        if mask is not None:  # slots after the last valid one in the batch add nothing (bench/encoders.py)
+            valid = mask.any(dim=0).nonzero()
+            used = int(valid.max()) + 1 if len(valid) else 1
             points, mask = points[:, :used], mask[:, :used]
         features = self.point(points)
         if mask is not None:

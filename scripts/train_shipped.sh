@@ -21,7 +21,7 @@ ship() {  # ship NAME: copy the trained policy into checkpoints/NAME
   cp "$WORK/policy_$1"/{policy.safetensors,policy.json,loss.png,report.json} "checkpoints/$1/"
 }
 
-record() {  # record TASK SCENE EPISODES OBJECT_SOURCE: demonstrations into $WORK/dataset_TASK_SCENE
+record() {  # record TASK SCENE EPISODES OBJECT_SOURCE: demonstrations into $WORK/dataset_TASK_SCENE (kept if there)
   if [ ! -d "$WORK/dataset_$1_$2" ]; then
     "$ARMPILOT" record --task "$1" --scene "$2" --object-source "$4" --episodes "$3" --seed 1000 \
       --width 320 --height 240 --output "$WORK/bags_$1_$2"
