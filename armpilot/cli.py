@@ -87,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="where the expert sees the task object: perception (it reports the largest object "
                              "first: a larger distractor fools the expert) or privileged (the sim's ground truth, "
                              "for demonstrations among distractors; the bags still hold what perception saw)")
+    record.add_argument("--push-jitter", type=float, default=0.0, metavar="M",
+                        help="push: start each push about M metres (std) sideways of the box-to-goal line, so "
+                             "that the demonstrations show the expert steering back (default: 0, on the line)")
     record.add_argument("--output", type=Path, required=True, help="folder for the bags")
     record.add_argument("--keep-failures", action="store_true", help="keep the bags of failed episodes too")
     record.add_argument("--width", type=int, default=320, help="camera width, px (default: 320)")
@@ -335,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
 
         report = run_record(RecordOptions(args.task, args.output, args.episodes, args.seed, args.policy,
                                           args.keep_failures, args.width, args.height, args.domain_id, args.robot,
-                                          args.scene, args.object_source))
+                                          args.scene, args.object_source, args.push_jitter))
         print(f"recorded {sum(b['kept'] for b in report['bags'])} of {report['episodes']} episodes "
               f"(success rate {report['success_rate']:.2f}) into {report['output']}")
         return 0

@@ -49,6 +49,9 @@ class PolicyNodeConfig:
         metadata=_describe("where the task object comes from: perception (/perception/objects, largest first) "
                            "or privileged (the sim's ground truth, for debugging)"),
     )
+    push_jitter: float = field(default=0.0, metadata=_describe(
+        "scripted push: std of how far sideways of the box-to-goal line each episode's push starts, m (recorded "
+        "demonstrations then show the expert's correction; 0 = on the line)"))
 
     episodes: str = field(
         default="sim", metadata=_describe(

@@ -53,7 +53,7 @@ def _scripted(arm: ArmModel, task: str, horizon: int, chunk_dt: float, config: P
               seed: int) -> Policy:
     from armpilot.policies.scripted import ScriptedPolicy
 
-    return ScriptedPolicy(arm, task, horizon, chunk_dt)
+    return ScriptedPolicy(arm, task, horizon, chunk_dt, config.push_jitter, seed)
 
 
 @register_backend("diffusion")

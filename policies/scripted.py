@@ -27,10 +27,12 @@ class ScriptedPolicy(Policy):
     capabilities = Capabilities(takes_instruction=True)
     input_features = (STATE, OBJECT, GOAL)
 
-    def __init__(self, arm: ArmModel, task: str, horizon: int = 10, chunk_dt: float = 0.1) -> None:
+    def __init__(self, arm: ArmModel, task: str, horizon: int = 10, chunk_dt: float = 0.1, push_jitter: float = 0.0,
+                 seed: int = 0) -> None:
+        """``push_jitter`` (m) and ``seed``: see ``ScriptedExpert``."""
         self.horizon = horizon
         self.chunk_dt = chunk_dt
-        self.expert = ScriptedExpert(arm, get_task(task), horizon, chunk_dt)
+        self.expert = ScriptedExpert(arm, get_task(task), horizon, chunk_dt, push_jitter, seed)
         scaled = get_task(task, arm.profile.reach)
         self.retarget = RETARGET_DISTANCE * scaled.scale if scaled.name in STATIC_OBJECT_TASKS else float("inf")
         self.planned_for: np.ndarray | None = None  # (3,) object position the current plan was made for

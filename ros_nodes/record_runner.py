@@ -42,6 +42,7 @@ class RecordOptions:
     robot: str = DEFAULT_ROBOT
     scene: str = "nominal"
     object_source: str = "perception"
+    push_jitter: float = 0.0
 
 
 def run_record(options: RecordOptions) -> dict:
@@ -50,7 +51,8 @@ def run_record(options: RecordOptions) -> dict:
     options.output.mkdir(parents=True, exist_ok=True)
     values = {"task": options.task, "policy": options.policy, "seed": str(options.seed), "width": str(options.width),
               "height": str(options.height), "output": str(options.output.resolve()), "robot": options.robot,
-              "scene": options.scene, "object_source": options.object_source}
+              "scene": options.scene, "object_source": options.object_source,
+              "push_jitter": str(options.push_jitter)}
     results, bags = [], []
     with graph_session("record", values, options.domain_id, options.output / "logs") as (graph, node):
         # the recorder must have discovered every publisher and the clock before the first episode

@@ -42,3 +42,46 @@ def test_grasp_yaw_is_box_aligned_and_near_natural():
     turned = (yaw - 0.3) % (np.pi / 2)
     assert turned == pytest.approx(0.0, abs=1e-9) or turned == pytest.approx(np.pi / 2)
     assert abs(yaw) <= np.pi / 4 + 1e-9
+
+
+def _push_observation(world, time, q, obj):
+    return ExpertObservation(time, q, np.asarray(obj, float), 0.0, world.goal_position())
+
+
+def test_the_push_expert_starts_again_when_the_box_slips_sideways_and_lifts_when_it_is_on_the_goal(arm):
+    from armpilot.tasks.experts import MAX_REPLANS, PUSH_CONTACT, PUSH_LIFT
+
+    task = get_task("push")
+    world = SimWorld(None, task, render=False)
+    world.reset(0)
+    q, (obj, _) = world.joint_positions(), world.object_pose()
+    expert = ScriptedExpert(arm, task)
+    expert.act(_push_observation(world, 0.0, q, obj))
+    expert._index = PUSH_CONTACT  # as if the tool had reached the box and were pushing
+    plan = expert._plan
+    line = (world.goal_position() - obj)[:2] / np.linalg.norm((world.goal_position() - obj)[:2])
+    expert.act(_push_observation(world, 0.2, q, obj))  # the arm is still at home: not behind the box
+    assert (expert.phase, expert.replans) == (0, 1)
+    assert expert._plan is not plan
+    expert._index = PUSH_CONTACT
+    on_goal = world.goal_position() - np.append(0.004 * line, 0.0)
+    expert.act(_push_observation(world, 0.4, q, on_goal))
+    assert expert.phase == PUSH_LIFT and expert.replans == 1
+    for step in range(MAX_REPLANS + 1):  # out of re-plans: it lifts away instead of starting again
+        expert._index = PUSH_CONTACT
+        expert.act(_push_observation(world, 0.6 + 0.2 * step, q, obj))
+    assert expert.replans == MAX_REPLANS and expert.phase == PUSH_LIFT
+
+
+def test_the_push_expert_steers_back_from_a_sideways_start_and_still_solves_the_push(arm):
+    task = get_task("push")
+    world = SimWorld(None, task, render=False, scene="randomized")
+    expert = ScriptedExpert(arm, task, push_jitter=0.02, seed=3)
+    results, replans = [], []
+    for seed in range(1000, 1006):
+        results.append(run_expert_episode(world, expert, seed).success)
+        replans.append(expert.replans)
+    assert sum(results) >= 5, results
+    assert any(replans), replans  # a 2 cm sideways start slips and is started again at least once
+    offsets = {ScriptedExpert(arm, task, push_jitter=0.02, seed=s)._offset for s in range(3)}
+    assert len(offsets) == 3 and all(abs(o) < 0.1 for o in offsets)

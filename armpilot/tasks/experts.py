@@ -10,7 +10,7 @@ Heights and offsets are for armpilot's arm and scale with the task.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pinocchio as pin
@@ -22,6 +22,17 @@ from armpilot.tasks.definitions import Task
 GRIPPER_SPEED_FRACTION = 0.8
 #: How much one radian of tool rotation counts against linear distance, m/rad.
 ROTATION_WEIGHT = 0.15
+#: Push feedback: the push ends when the box centre is this close to the goal (m).
+PUSH_DONE = 0.008
+#: A push starts again (lift, go behind the box, descend) when the tool is this many box half sizes sideways of
+#: the box-to-goal line, or no longer behind the box.
+PUSH_LATERAL_LIMIT = 0.8
+#: Most re-plans in one episode; after that the expert lifts away.
+MAX_REPLANS = 3
+#: Before contact: a box this far (m) from where the plan was made is planned for again.
+MOVED_DISTANCE = 0.01
+#: Push waypoint indices (see ``plan_waypoints``).
+PUSH_CONTACT, PUSH_LIFT = 2, 3
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,19 @@ class Waypoint:
     speed: float = 0.25
 
 
+def push_direction(obj: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """(3,) unit vector in the table plane from the box ``obj`` (3,) towards the ``goal`` (3,)."""
+    direction = np.append((np.asarray(goal, float) - obj)[:2], 0.0)
+    return direction / max(float(np.linalg.norm(direction)), 1e-9)
+
+
+def push_contact(task: Task, obj: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """(3,) where the tool stops pushing: behind the goal on the box-to-goal line, at push height."""
+    contact = np.asarray(goal, float) - push_direction(obj, goal) * (task.object_half_size + 0.012)
+    contact[2] = 0.025
+    return contact
+
+
 def _wrap(angle: float) -> float:
     return float((angle + np.pi) % (2 * np.pi) - np.pi)
 
@@ -60,8 +84,10 @@ def grasp_yaw(object_yaw: float, position: np.ndarray) -> float:
 
 
 def plan_waypoints(task: Task, obs: ExpertObservation, gripper_open: float = 0.04,
-                   gripper_closed: float = 0.0) -> list[Waypoint]:
-    """The expert's plan for ``task`` from the first observation of an episode."""
+                   gripper_closed: float = 0.0, push_offset: float = 0.0) -> list[Waypoint]:
+    """The expert's plan for ``task`` from ``obs`` (an episode's first observation, or a re-plan).
+
+    ``push_offset`` (m) shifts where a push starts sideways of the box-to-goal line (recovery data)."""
     obj, goal = obs.object_position, obs.goal_position
     natural = float(np.arctan2(obj[1], obj[0]))
     up = task.scale  # approach heights shrink with the arm
@@ -98,12 +124,11 @@ def plan_waypoints(task: Task, obs: ExpertObservation, gripper_open: float = 0.0
             Waypoint(put + [0.0, 0.0, 0.10 * up], yaw, gripper_open, tolerance=0.01),
         ]
     if task.name == "push":
-        direction = np.append((goal - obj)[:2], 0.0)
-        direction /= max(np.linalg.norm(direction), 1e-9)
-        behind = obj - direction * (task.object_half_size + 0.035)
+        direction = push_direction(obj, goal)
+        side = np.array([-direction[1], direction[0], 0.0])
+        behind = obj - direction * (task.object_half_size + 0.035) + side * push_offset
         behind[2] = 0.025
-        contact = goal - direction * (task.object_half_size + 0.012)
-        contact[2] = 0.025
+        contact = push_contact(task, obj, goal)
         yaw = float(np.arctan2(direction[1], direction[0])) + np.pi / 2
         yaw = grasp_yaw(yaw, obj)
         return [
@@ -116,9 +141,15 @@ def plan_waypoints(task: Task, obs: ExpertObservation, gripper_open: float = 0.0
 
 
 class ScriptedExpert:
-    """Walks a task's waypoint plan; ``act`` returns the next chunk of joint targets."""
+    """Walks a task's waypoint plan; ``act`` returns the next chunk of joint targets.
 
-    def __init__(self, arm: ArmModel, task: Task, horizon: int = 10, dt: float = 0.1) -> None:
+    A push is closed-loop: it steers at the box's current line to the goal, ends when the box is on the goal,
+    and starts again from behind the box when the box slips sideways (up to ``MAX_REPLANS`` times).
+    ``push_jitter`` (m, standard deviation) starts each episode's push that far sideways of the line, so that
+    recorded demonstrations show the correction."""
+
+    def __init__(self, arm: ArmModel, task: Task, horizon: int = 10, dt: float = 0.1, push_jitter: float = 0.0,
+                 seed: int = 0) -> None:
         self.arm = arm
         self.task = task
         self.horizon = horizon
@@ -134,6 +165,8 @@ class ScriptedExpert:
         full = len(profile.arm_joints) >= 6
         self.rotation_weight = 1.0 if full else 0.05
         self.ik_iterations = 50
+        self.push_jitter = push_jitter
+        self._rng = np.random.default_rng(seed)
         self.reset()
 
     def reset(self) -> None:
@@ -141,6 +174,9 @@ class ScriptedExpert:
         self._plan: list[Waypoint] | None = None
         self._index = 0
         self._arrived_at: float | None = None
+        self._planned_for = np.zeros(3)  # object position (3,) the plan was made for
+        self.replans = 0
+        self._offset = float(self._rng.normal(0.0, self.push_jitter)) if self.push_jitter > 0 else 0.0
 
     @property
     def phase(self) -> int:
@@ -149,12 +185,52 @@ class ScriptedExpert:
 
     def act(self, obs: ExpertObservation) -> np.ndarray:
         """Next ``horizon`` joint targets (H, J), the first ``dt`` after ``obs.time``."""
-        if self._plan is None:
-            self._plan = plan_waypoints(self.task, obs, self.gripper_open, self.gripper_closed)
         q = np.asarray(obs.joint_positions, dtype=float)
+        if self._plan is None:
+            self._make_plan(obs, self._offset)
+        elif self.task.name == "push" and np.all(np.isfinite(obs.object_position)):
+            self._push_feedback(obs, q)
         self._advance(obs.time, q)
         waypoint = self._plan[min(self._index, len(self._plan) - 1)]
         return self._chunk_towards(q, waypoint)
+
+    def _make_plan(self, obs: ExpertObservation, push_offset: float = 0.0) -> None:
+        self._plan = plan_waypoints(self.task, obs, self.gripper_open, self.gripper_closed, push_offset)
+        self._index, self._arrived_at = 0, None
+        self._planned_for = np.asarray(obs.object_position, float).copy()
+
+    def _replan(self, obs: ExpertObservation) -> None:
+        """Start the push again from behind the box, or lift away when out of re-plans."""
+        if self.replans < MAX_REPLANS:
+            self.replans += 1
+            self._make_plan(obs)
+        elif self._index < PUSH_LIFT:
+            self._index, self._arrived_at = PUSH_LIFT, None
+
+    def _push_feedback(self, obs: ExpertObservation, q: np.ndarray) -> None:
+        """Steer, end or restart the push from the box's pose now."""
+        assert self._plan is not None
+        obj, goal = np.asarray(obs.object_position, float), np.asarray(obs.goal_position, float)
+        remaining = float(np.linalg.norm((goal - obj)[:2]))
+        if self._index < PUSH_CONTACT:  # approaching: the box was bumped
+            if np.linalg.norm((obj - self._planned_for)[:2]) > MOVED_DISTANCE:
+                self._replan(obs)
+            return
+        if self._index > PUSH_CONTACT:  # lifted (or lifting) with the box short of the goal: push again
+            if self._index == len(self._plan) and remaining > PUSH_DONE:
+                self._replan(obs)
+            return
+        if remaining < PUSH_DONE:
+            self._index, self._arrived_at = PUSH_LIFT, None
+            return
+        direction = push_direction(obj, goal)
+        tool = (self.arm.tcp_pose(q)[:3, 3] - obj)[:2]
+        sideways = abs(direction[0] * tool[1] - direction[1] * tool[0])
+        half = self.task.object_half_size
+        if sideways > PUSH_LATERAL_LIMIT * half or direction[:2] @ tool > -0.5 * half:
+            self._replan(obs)
+            return
+        self._plan[PUSH_CONTACT] = replace(self._plan[PUSH_CONTACT], position=push_contact(self.task, obj, goal))
 
     def _advance(self, now: float, q: np.ndarray) -> None:
         assert self._plan is not None
