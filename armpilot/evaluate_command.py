@@ -28,7 +28,8 @@ def evaluate(base: DemoOptions, candidate_counts: list[int], report: Path) -> di
             "episodes": result["episodes"], "command_latency_ms": result["command_latency_ms"],
             "policy_node": result.get("policy_node", {}), "safety": result.get("safety", {}),
             "real_time_factor": result["real_time_factor"], "report": str(run_report),
-            "contact_sheet": result["media"]["contact_sheet"],
+            "contact_sheet": result["media"]["contact_sheet"], "by_distractors": result["by_distractors"],
+            "failed_goal_distance_m_p50": result["failed_goal_distance_m_p50"],
         }
     combined = {"task": base.task, "policy": base.policy, "checkpoint": base.extra_arguments.get("checkpoint"),
                 "seeds": [base.seed, base.seed + base.episodes - 1], "runs": runs}
@@ -36,6 +37,8 @@ def evaluate(base: DemoOptions, candidate_counts: list[int], report: Path) -> di
     report.write_text(json.dumps(combined, indent=2))
     print("\n".join(f"  N={r['candidates']:<3} success {r['success_rate'] * 100:5.1f} % "
                     f"({r['successes']}/{r['episodes']}), command latency p50 {r['command_latency_ms']['p50']:.1f} ms, "
-                    f"inference p50 {r['policy_node'].get('inference_ms_p50', '?')} ms" for r in runs.values()))
+                    f"inference p50 {r['policy_node'].get('inference_ms_p50', '?')} ms"
+                    + (f", by distractors {r['by_distractors']}" if r["by_distractors"] else "")
+                    for r in runs.values()))
     print(f"report: {report}")
     return combined

@@ -11,13 +11,17 @@ import numpy as np
 
 @dataclass(frozen=True)
 class EpisodeResult:
-    """One episode: seed, success, sim seconds to success (or to the time limit), wall seconds."""
+    """One episode: seed, success, sim seconds to success (or to the time limit), wall seconds, the task
+    object's last distance to the goal in the table plane (m; None where the sim publishes no ground truth)
+    and the scene's draw (``armpilot.sim.scenes.variation_summary``; empty when unknown)."""
 
     index: int
     seed: int
     success: bool
     sim_duration_s: float
     wall_duration_s: float
+    final_goal_distance_m: float | None = None
+    scene: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -65,6 +69,7 @@ def episode_summary(results: Sequence[EpisodeResult]) -> dict[str, object]:
     n = len(results)
     successes = sum(r.success for r in results)
     times = [r.sim_duration_s for r in results if r.success]
+    missed = [r.final_goal_distance_m for r in results if not r.success and r.final_goal_distance_m is not None]
     return {
         "episodes": n,
         "successes": successes,
@@ -74,8 +79,21 @@ def episode_summary(results: Sequence[EpisodeResult]) -> dict[str, object]:
             "p50_success": float(np.median(times)) if times else float("nan"),
             "max_success": float(np.max(times)) if times else float("nan"),
         },
+        "failed_goal_distance_m_p50": float(np.median(missed)) if missed else None,
+        "by_distractors": success_by_distractors(results),
         "per_episode": [asdict(r) for r in results],
     }
+
+
+def success_by_distractors(results: Sequence[EpisodeResult]) -> dict[str, str]:
+    """``{"0": "successes/episodes", ...}`` by the scene's distractor count (empty when no draw is known)."""
+    counts: dict[int, list[int]] = {}
+    for result in results:
+        if "distractors" in result.scene:
+            tally = counts.setdefault(int(result.scene["distractors"]), [0, 0])
+            tally[0] += int(result.success)
+            tally[1] += 1
+    return {str(n): f"{won}/{total}" for n, (won, total) in sorted(counts.items())}
 
 
 def contact_sheet(frames: Sequence[tuple[str, np.ndarray]], columns: int = 4, width: int = 320) -> np.ndarray:
@@ -115,6 +133,11 @@ def format_summary(report: dict) -> str:
         f"  command latency       p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms, p99 {lat['p99']:.1f} ms "
         f"(n={lat['count']}; joint state received -> command at controller)",
         f"  real-time factor      {report['real_time_factor']:.2f}",
+        *([f"  success by distractors "
+           + ", ".join(f"{n}: {tally}" for n, tally in report["by_distractors"].items())]
+          if report.get("by_distractors") else []),
+        *([f"  failed episodes end   p50 {report['failed_goal_distance_m_p50'] * 100:.1f} cm from the goal"]
+          if report.get("failed_goal_distance_m_p50") is not None else []),
         *_switch_lines(report.get("chunk_switches")),
         "  topic rates (Hz):",
     ]

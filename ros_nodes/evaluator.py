@@ -19,6 +19,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState, PointCloud2
@@ -64,6 +65,7 @@ class EvaluatorNode(Node):
         self.latest_frame: np.ndarray | None = None
         self.frame_listeners: list = []
         self.latest_joints: np.ndarray | None = None
+        self.goal_distance: float | None = None  # m, the object's last ground-truth distance to the goal
         self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, qos.STATE_QOS)
         self.create_subscription(Clock, topics.CLOCK, self.on_clock, qos.CLOCK_QOS)
         self.create_subscription(Image, topics.COLOR_IMAGE, self.on_color, qos.CAMERA_QOS)
@@ -74,6 +76,7 @@ class EvaluatorNode(Node):
         self.create_subscription(Bool, topics.SIM_TASK_SUCCESS, self.on_success, qos.STATE_QOS)
         self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
         self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self.on_diagnostics, qos.STATE_QOS)
+        self.create_subscription(PoseArray, topics.SIM_PRIVILEGED_OBJECTS, self.on_ground_truth, qos.STATE_QOS)
         self.reset_client = self.create_client(Trigger, topics.SIM_RESET)
         self.param_client = self.create_client(SetParameters, "/sim/set_parameters")
         self.trigger_clients: dict = {}
@@ -120,6 +123,12 @@ class EvaluatorNode(Node):
         start = float(self.episode_info.get("start", 0.0))
         if self.sim_time - start >= SUCCESS_GRACE_S:
             self.success = self.success or bool(msg.data)
+
+    def on_ground_truth(self, msg: PoseArray) -> None:
+        """[object, goal] from the sim: keep the object's distance to the goal in the table plane, m."""
+        if len(msg.poses) >= 2 and conv.stamp_to_sec(msg.header.stamp) >= float(self.episode_info.get("start", 0.0)):
+            obj, goal = msg.poses[0].position, msg.poses[1].position
+            self.goal_distance = round(float(np.hypot(obj.x - goal.x, obj.y - goal.y)), 4)
 
     def on_episode(self, msg: String) -> None:
         self.episode_info = json.loads(msg.data)
@@ -176,6 +185,7 @@ class EvaluatorNode(Node):
         while self.episode_info.get("episode") != info["episode"] and time.monotonic() < deadline:
             rclpy.spin_once(self, timeout_sec=0.05)
         self.success = False
+        self.goal_distance = None
         self.switches.reset()
         return info
 
@@ -207,8 +217,10 @@ class EvaluatorNode(Node):
             rclpy.spin_once(self, timeout_sec=0.05)
             if self.success:
                 break
+        rclpy.spin_once(self, timeout_sec=0.05)  # the ground truth of the last step
         return EpisodeResult(index, seed, self.success, round(self.sim_time - start_sim, 3),
-                             round(time.monotonic() - start_wall, 3))
+                             round(time.monotonic() - start_wall, 3), self.goal_distance,
+                             dict(self.episode_info.get("scene", {})))
 
     def topic_rates(self) -> dict[str, float]:
         return {topic: round(meter.rate_hz(), 2) for topic, meter in self.rates.items()}

@@ -39,6 +39,7 @@ from armpilot.ros_nodes.params import declare_config  # noqa: E402
 from armpilot.sim.config import SimConfig  # noqa: E402
 from armpilot.sim.runner import SimRunner  # noqa: E402
 from armpilot.sim.scene import CameraConfig  # noqa: E402
+from armpilot.sim.scenes import variation_summary  # noqa: E402
 from armpilot.ros_nodes.robot_loading import load_robot  # noqa: E402
 from armpilot.sim.world import SimWorld  # noqa: E402
 from armpilot.tasks import get_task  # noqa: E402
@@ -120,7 +121,8 @@ class SimNode(Node):
     def publish_episode(self) -> None:
         info = {"episode": self.runner.episode, "seed": self.runner.seed, "task": self.config.task,
                 "start": self.runner.episode_start,
-                "goal": self.runner.world.goal_position().round(5).tolist()}
+                "goal": self.runner.world.goal_position().round(5).tolist(),
+                "scene": variation_summary(self.runner.world.variation)}
         goal = PoseStamped()  # the sim plays the user who says where the task should end
         conv.set_header(goal, conv.sec_to_stamp(self.runner.episode_start), self.base_frame)
         goal.pose.position.x, goal.pose.position.y, goal.pose.position.z = map(float, self.runner.world.goal_position())

@@ -30,6 +30,10 @@ def test_demo_short_pick(tmp_path):
     report = run_demo(tmp_path, "pick", 2, "--width", "320", "--height", "240")
     assert report["episodes"] == 2 and 0.0 <= report["success_rate"] <= 1.0
     assert report["success_rate"] >= 0.5
+    for episode in report["per_episode"]:  # the sim's ground truth and draw, per episode
+        assert episode["final_goal_distance_m"] is not None and 0 <= episode["final_goal_distance_m"] < 1.0
+        assert episode["scene"]["distractors"] == 0 and episode["scene"]["object_scale"] == 1.0
+    assert report["by_distractors"] == {"0": f"{report['successes']}/2"}
     assert set(report["command_latency_ms"]) >= {"p50", "p90", "p99", "count"}
     assert report["command_latency_ms"]["count"] > 0
     # joint states per second of sim time (sim.yaml: 125 Hz); the sim catches up in batches when the machine is

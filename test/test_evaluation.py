@@ -35,6 +35,21 @@ def test_episode_summary_and_table():
               "real_time_factor": 1.0, "topic_rates_hz": {"/joint_states": 125.0}, "safety": {"accepted": 3}}
     text = format_summary(report)
     assert "50.0 %" in text and "/joint_states" in text
+    assert summary["by_distractors"] == {} and summary["failed_goal_distance_m_p50"] is None
+
+
+def test_episode_summary_reads_success_by_distractors_and_how_far_the_failures_ended():
+    results = [EpisodeResult(0, 0, True, 2.0, 2.1, 0.01, {"distractors": 0}),
+               EpisodeResult(1, 1, False, 12.0, 12.0, 0.05, {"distractors": 2}),
+               EpisodeResult(2, 2, False, 12.0, 12.0, 0.07, {"distractors": 0}),
+               EpisodeResult(3, 3, True, 3.0, 3.0, None, {})]
+    summary = episode_summary(results)
+    assert summary["by_distractors"] == {"0": "1/2", "2": "0/1"}
+    assert summary["failed_goal_distance_m_p50"] == pytest.approx(0.06)
+    report = {**summary, "task": "push", "policy": "diffusion", "command_latency_ms": LatencyLog().summary_ms(),
+              "real_time_factor": 1.0, "topic_rates_hz": {}}
+    text = format_summary(report)
+    assert "success by distractors 0: 1/2, 2: 0/1" in text and "p50 6.0 cm from the goal" in text
 
 
 def test_contact_sheet_tiles():

@@ -64,6 +64,15 @@ class SceneVariation:
     camera_turn_rad: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
 
+def variation_summary(variation: SceneVariation) -> dict[str, float | int | str]:
+    """What an evaluation report says of one episode's draw: distractor count, object colour and scale,
+    light scale (JSON-ready)."""
+    return {"distractors": len(variation.distractors),
+            "object_colour": COLOUR_NAMES.get(variation.object_colour, "other"),
+            "object_scale": round(float(variation.object_scale), 3),
+            "light_scale": round(float(variation.light_scale), 3)}
+
+
 def draw_variation(scene: str, seed: int, object_position: np.ndarray, goal_position: np.ndarray,
                    half_size: float, region_low: np.ndarray, region_high: np.ndarray,
                    scale: float = 1.0, named: bool = False) -> SceneVariation:
