@@ -133,7 +133,7 @@ def format_summary(report: dict) -> str:
         f"  command latency       p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms, p99 {lat['p99']:.1f} ms "
         f"(n={lat['count']}; joint state received -> command at controller)",
         f"  real-time factor      {report['real_time_factor']:.2f}",
-        *([f"  success by distractors "
+        *(["  success by distractors "
            + ", ".join(f"{n}: {tally}" for n, tally in report["by_distractors"].items())]
           if report.get("by_distractors") else []),
         *([f"  failed episodes end   p50 {report['failed_goal_distance_m_p50'] * 100:.1f} cm from the goal"]

@@ -23,9 +23,11 @@ INPUTS = {"state": STATE, "object": OBJECT, "goal": GOAL, "color": COLOR, "point
 CROP_SHARE = 0.875
 
 
-def input_overrides(inputs: str, image_size: int, image_crop: int | None = None) -> dict[str, Any]:
+def input_overrides(inputs: str, image_size: int, image_crop: int | None = None,
+                    image_region: str = "") -> dict[str, Any]:
     """``--inputs`` ("state,goal,color") -> DiffusionConfig overrides; {} for "" (the dataset's low-dim features).
-    ``image_crop`` px (default ``CROP_SHARE`` of ``image_size``)."""
+    ``image_crop`` px (default ``CROP_SHARE`` of ``image_size``); ``image_region`` "left,top,right,bottom"
+    fractions of the frame ("" = the whole frame). ValueError for an unknown input or a bad region."""
     from armpilot.policies.diffusion_config import IMAGE_KEYS
 
     names = [name.strip() for name in inputs.split(",") if name.strip()]
@@ -38,7 +40,21 @@ def input_overrides(inputs: str, image_size: int, image_crop: int | None = None)
     return {"obs_keys": tuple(k for k in keys if k not in (*IMAGE_KEYS, POINTS, TRACKS)),
             "use_points": POINTS in keys, "use_tracks": TRACKS in keys,
             "image_keys": tuple(k for k in keys if k in IMAGE_KEYS), "image_size": image_size,
-            "image_crop": image_crop or round(image_size * CROP_SHARE)}
+            "image_crop": image_crop or round(image_size * CROP_SHARE), **_region(image_region)}
+
+
+def _region(text: str) -> dict[str, tuple[float, ...]]:
+    """"left,top,right,bottom" -> {"image_region": (4 floats)}; {} for ""."""
+    from armpilot.policies.diffusion_config import check_region
+
+    if not text.strip():
+        return {}
+    try:
+        region = tuple(float(value) for value in text.split(","))
+    except ValueError:
+        raise ValueError(f"--image-region '{text}': give four numbers, e.g. 0.2,0.25,0.8,0.9") from None
+    check_region(region)
+    return {"image_region": region}
 
 
 def plot_losses(losses: list[float], val_losses: list[tuple[int, float]], path: Path, title: str) -> None:
@@ -137,6 +153,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                             f"inference, px (default: {CROP_SHARE:g} of --image-size: 84 of 96, as Diffusion "
                             "Policy). Every pixel of shift moves where the objects appear against a goal given in "
                             "metres: with a goal on /policy/goal, crop a few px only (e.g. 92 of 96)")
+    train.add_argument("--image-region", default="", metavar="LEFT,TOP,RIGHT,BOTTOM",
+                       help="resize only this part of each camera frame (fractions of its width and height, e.g. "
+                            "0.2,0.25,0.8,0.9 for the table in armpilot's sim camera): a small image then has "
+                            "more pixels on the objects; the checkpoint keeps it for inference (default: the "
+                            "whole frame)")
     train.add_argument("--relative-actions", action="store_true",
                        help="predict action frames as offsets from the latest joint state (each chunk starts "
                             "where the arm is; helps arms with wide joint ranges, e.g. a Panda)")
@@ -150,7 +171,7 @@ def train_from_args(args: argparse.Namespace) -> int:
     config = {"down_dims": tuple(int(d) for d in args.down_dims.split(",")), "prediction_type": args.prediction,
               "prefix_frames": args.prefix_frames, "relative_actions": args.relative_actions}
     try:
-        config |= input_overrides(args.inputs, args.image_size, args.image_crop)
+        config |= input_overrides(args.inputs, args.image_size, args.image_crop, args.image_region)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -113,7 +113,7 @@ class DiffusionPolicy(Policy):
         for key in self.config.image_keys:  # the latest frame only
             if observation.image is None:
                 raise ValueError(f"the policy needs '{key}' and no camera frame has arrived yet")
-            frame = square_frames(observation.image, self.config.image_size)
+            frame = square_frames(observation.image, self.config.image_size, self.config.image_region)
             tensors[key] = torch.from_numpy(frame).to(self.device)[None]
         if self.config.use_points:  # the latest cloud
             if observation.points is None:

@@ -18,6 +18,17 @@ SAMPLERS = ("ddpm", "ddim", "dpm", "streaming")
 IMAGE_KEYS = (COLOR,)
 
 
+#: ``image_region`` of the whole frame: (left, top, right, bottom), fractions of width and height.
+FULL_FRAME = (0.0, 0.0, 1.0, 1.0)
+
+
+def check_region(region: tuple[float, ...]) -> None:
+    """ValueError unless ``region`` is (left, top, right, bottom) with 0 <= left < right <= 1 (and top, bottom)."""
+    if len(region) != 4 or not (0 <= region[0] < region[2] <= 1 and 0 <= region[1] < region[3] <= 1):
+        raise ValueError(f"image region {tuple(region)} must be (left, top, right, bottom) fractions of the frame "
+                         "with 0 <= left < right <= 1 and 0 <= top < bottom <= 1")
+
+
 @dataclass(frozen=True)
 class DiffusionConfig:
     """Shapes, network size and noise schedule.
@@ -52,6 +63,9 @@ class DiffusionConfig:
             the latest frame only, resized to ``image_size`` x ``image_size`` px (INTER_AREA).
         image_size: side of the square every camera frame is resized to, px.
         image_crop: side of the crop the encoder sees, px (random in training, centred at inference).
+        image_region: the part of each camera frame resized to ``image_size``: (left, top, right, bottom) as
+            fractions of its width and height (the whole frame by default; the table's part gives a small
+            image more pixels on the objects).
         use_points: encode the latest filtered cloud (``observation.points``, P x 3 m, with its mask) with
             a DP3-style PointNet (``vision_encoders.PointCloudEncoder``).
         normalize_points: map the cloud's x, y, z to [-1, 1] with the training clouds' range (the statistics
@@ -82,6 +96,7 @@ class DiffusionConfig:
     image_keys: tuple[str, ...] = ()
     image_size: int = 96
     image_crop: int = 84
+    image_region: tuple[float, float, float, float] = FULL_FRAME
     use_points: bool = False
     normalize_points: bool = True
 
@@ -97,6 +112,7 @@ class DiffusionConfig:
                              f"{list(IMAGE_KEYS)}")
         if not 0 < self.image_crop <= self.image_size:
             raise ValueError(f"image_crop {self.image_crop} must be in (0, image_size = {self.image_size}]")
+        check_region(self.image_region)
         if not 0 <= self.prefix_frames < self.horizon:
             raise ValueError(f"prefix_frames must be in [0, horizon = {self.horizon}), got {self.prefix_frames}")
         if self.relative_actions and STATE not in self.obs_keys:

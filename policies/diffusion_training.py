@@ -132,7 +132,7 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
               *((TRACKS, TRACKS_MASK) if config.use_tracks else ()))
     tensors = stack_dataset(dataset, (*config.obs_keys, *sensed))
     for key in config.image_keys:  # (N, 3, S, S) uint8: frame i is the latest image of sample i
-        tensors[key] = torch.from_numpy(dataset.square_video(key, config.image_size))
+        tensors[key] = torch.from_numpy(dataset.square_video(key, config.image_size, config.image_region))
     train_index, val_index = split_episodes(tensors["episode_index"], options.validation_fraction, options.seed)
     stats = {k: dataset.stats[k] for k in (*config.obs_keys, ACTION)}
     if config.relative_actions:

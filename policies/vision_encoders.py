@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from armpilot.policies.diffusion_config import FULL_FRAME, check_region
+
 #: Channels per GroupNorm group (Diffusion Policy uses 16).
 CHANNELS_PER_GROUP = 16
 
@@ -165,8 +167,9 @@ def subsample_points(points: torch.Tensor, count: int, generator: torch.Generato
     return points[torch.arange(count) % total]
 
 
-def square_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """(N, H, W, 3) or (H, W, 3) uint8 RGB -> (N, 3, size, size) / (3, size, size) uint8, area-resampled.
+def square_frames(frames: np.ndarray, size: int, region: tuple[float, ...] = FULL_FRAME) -> np.ndarray:
+    """(N, H, W, 3) or (H, W, 3) uint8 RGB -> (N, 3, size, size) / (3, size, size) uint8: the ``region``
+    (left, top, right, bottom fractions) of each frame, area-resampled.
 
     One function for training (dataset frames) and inference (camera frames), so both see the same pixels.
     """
@@ -175,5 +178,10 @@ def square_frames(frames: np.ndarray, size: int) -> np.ndarray:
     batch = frames[None] if single else frames
     if batch.ndim != 4 or batch.shape[-1] != 3:
         raise ValueError(f"expected (N, H, W, 3) RGB frames, got shape {frames.shape}")
-    out = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in batch]).transpose(0, 3, 1, 2)
+    check_region(region)
+    height, width = batch.shape[1:3]
+    left, right = round(region[0] * width), max(round(region[2] * width), round(region[0] * width) + 1)
+    top, bottom = round(region[1] * height), max(round(region[3] * height), round(region[1] * height) + 1)
+    out = np.stack([cv2.resize(f[top:bottom, left:right], (size, size), interpolation=cv2.INTER_AREA)
+                    for f in batch]).transpose(0, 3, 1, 2)
     return np.ascontiguousarray(out[0] if single else out)

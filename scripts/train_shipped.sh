@@ -21,10 +21,10 @@ ship() {  # ship NAME: copy the trained policy into checkpoints/NAME
   cp "$WORK/policy_$1"/{policy.safetensors,policy.json,loss.png,report.json} "checkpoints/$1/"
 }
 
-record() {  # record TASK SCENE EPISODES OBJECT_SOURCE: demonstrations into $WORK/dataset_TASK_SCENE (kept if there)
-  if [ ! -d "$WORK/dataset_$1_$2" ]; then
+record() {  # record TASK SCENE EPISODES OBJECT_SOURCE [PUSH_JITTER]: demonstrations into $WORK/dataset_TASK_SCENE
+  if [ ! -d "$WORK/dataset_$1_$2" ]; then  # (a dataset already recorded is kept)
     "$ARMPILOT" record --task "$1" --scene "$2" --object-source "$4" --episodes "$3" --seed 1000 \
-      --width 320 --height 240 --output "$WORK/bags_$1_$2"
+      --push-jitter "${5:-0}" --width 320 --height 240 --output "$WORK/bags_$1_$2"
     "$ARMPILOT" convert "$WORK/bags_$1_$2" --output "$WORK/dataset_$1_$2" --overwrite
   fi
 }
@@ -44,8 +44,8 @@ for target in ${@:-reach push}; do
       ;;
     push_points)
       # the expert reads the true pose: the largest perceived object may be a distractor (the bags hold
-      # what perception saw)
-      record push randomized 240 privileged
+      # what perception saw); each push starts about 1 cm sideways, so the demonstrations show it steer back
+      record push randomized 240 privileged 0.01
       "$ARMPILOT" train "$WORK/dataset_push_randomized" --output "$WORK/policy_diffusion_push_points" \
         --steps 6000 --batch-size 64 --seed 0 --threads 2 --inputs state,goal,points
       ship diffusion_push_points

@@ -70,6 +70,8 @@ def test_a_graph_that_feeds_no_camera_is_named(camera_checkpoint, monkeypatch):
 
 
 def test_inputs_option_names_contract_features():
+    from armpilot.policies.diffusion_config import DiffusionConfig
+
     assert input_overrides("", 96) == {}
     overrides = input_overrides("state, goal,color", 96)
     assert overrides["obs_keys"] == (STATE, "observation.goal") and overrides["image_keys"] == (COLOR,)
@@ -77,6 +79,14 @@ def test_inputs_option_names_contract_features():
     assert input_overrides("state,goal,color", 64, 60)["image_crop"] == 60
     with pytest.raises(ValueError, match="depth"):
         input_overrides("state,depth", 96)
+    region = input_overrides("state,goal,color", 64, None, "0.2, 0.25,0.8,0.9")["image_region"]
+    assert region == (0.2, 0.25, 0.8, 0.9)
+    assert DiffusionConfig.from_json(DiffusionConfig(joint_names=CONTROLLED_JOINTS, image_keys=(COLOR,),
+                                                     image_region=region).to_json()).image_region == region
+    assert "image_region" not in input_overrides("state,goal,color", 64)  # the whole frame, the default
+    for bad in ("0.2,0.25,0.8", "a,b,c,d", "0.8,0.25,0.2,0.9"):
+        with pytest.raises(ValueError, match="region"):
+            input_overrides("state,goal,color", 64, None, bad)
 
 
 #: A cloud 1 cm to the goal's side, 1 cm across: its two positions differ by 2 cm.

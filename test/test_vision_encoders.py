@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +11,7 @@ from armpilot.policies.vision_encoders import (
     ImageEncoderConfig,
     PointCloudEncoder,
     SpatialSoftmax,
+    square_frames,
     subsample_points,
 )
 
@@ -104,3 +106,16 @@ def test_subsampling_draws_without_repeats_and_pads_small_clouds():
     assert padded.shape == (7, 3) and {tuple(p) for p in padded.tolist()} == {tuple(p) for p in points[:3].tolist()}
     with pytest.raises(ValueError, match="empty"):
         subsample_points(points[:0], 4)
+
+
+def test_square_frames_resizes_only_the_region_it_is_given():
+    frame = np.zeros((240, 320, 3), np.uint8)
+    frame[120:180, 160:240] = 255  # a white patch in the lower right quarter's upper half
+    whole = square_frames(frame, 64)
+    region = square_frames(frame, 64, (0.5, 0.5, 1.0, 1.0))  # the lower right quarter only
+    assert whole.shape == region.shape == (3, 64, 64)
+    assert np.isclose((whole[0] > 127).mean(), 0.0625, atol=0.01)  # 80 x 60 of 320 x 240
+    assert np.isclose((region[0] > 127).mean(), 0.25, atol=0.02)  # the same patch, four times the pixels
+    assert (region[0, :32, :32] > 127).all() and (region[0, 34:, :] == 0).all()
+    with pytest.raises(ValueError, match="left < right"):
+        square_frames(frame, 64, (0.6, 0.0, 0.4, 1.0))

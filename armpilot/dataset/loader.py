@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 
 from .depth_png import decode_depth_png
 from armpilot.features import load_contract
+from armpilot.policies.diffusion_config import FULL_FRAME
 
 from .lerobot_v3 import ACTION, COLOR, DEPTH, GOAL, OBJECT, STATE, VIDEO_PATH
 from .points_feature import POINTS, POINTS_MASK
@@ -171,12 +172,13 @@ class LeRobotV3Dataset(Dataset):
             self._frames = np.stack(list(self._decoded_frames()))
         return self._frames
 
-    def square_video(self, key: str, size: int) -> np.ndarray:
-        """All frames of the camera ``key`` resized for an image encoder: (N, 3, size, size) uint8, frame i at
-        row i (decoded one by one, so the full-size video is never held in memory)."""
+    def square_video(self, key: str, size: int, region: tuple[float, ...] = FULL_FRAME) -> np.ndarray:
+        """All frames of the camera ``key`` resized for an image encoder: (N, 3, size, size) uint8, the
+        ``region`` of frame i at row i (``square_frames``; decoded one by one, so the full-size video is
+        never held in memory)."""
         from armpilot.policies.vision_encoders import square_frames
 
-        return np.stack([square_frames(frame, size) for frame in self._decoded_frames(key)])
+        return np.stack([square_frames(frame, size, region) for frame in self._decoded_frames(key)])
 
     def _decoded_frames(self, key: str = COLOR):
         """(H, W, 3) uint8 frames of the video of ``key`` in order; a ValueError when their count differs."""
