@@ -32,11 +32,15 @@ def input_overrides(inputs: str, image_size: int, image_crop: int | None = None,
 
     names = [name.strip() for name in inputs.split(",") if name.strip()]
     if not names:
+        if image_region.strip():
+            raise ValueError("--image-region crops camera frames: give --inputs with a camera (e.g. state,goal,color)")
         return {}
     unknown = [name for name in names if name not in INPUTS]
     if unknown:
         raise ValueError(f"unknown --inputs {unknown}; known: {list(INPUTS)}")
     keys = [INPUTS[name] for name in names]
+    if image_region.strip() and not set(keys) & set(IMAGE_KEYS):
+        raise ValueError(f"--image-region crops camera frames, and --inputs '{inputs}' has no camera (add color)")
     return {"obs_keys": tuple(k for k in keys if k not in (*IMAGE_KEYS, POINTS, TRACKS)),
             "use_points": POINTS in keys, "use_tracks": TRACKS in keys,
             "image_keys": tuple(k for k in keys if k in IMAGE_KEYS), "image_size": image_size,

@@ -131,6 +131,8 @@ class PolicyNodeConfig:
             raise ValueError(f"parameter 'transition' is '{self.transition}'; use one of {TRANSITIONS}")
         if not 0.0 < self.latency_percentile <= 100.0:
             raise ValueError("latency_percentile must be in (0, 100]")
+        if not self.push_jitter >= 0.0:
+            raise ValueError(f"parameter 'push_jitter' must be >= 0 m, got {self.push_jitter}")
         if self.inject_delay_ms < 0 or self.inject_delay_jitter_ms < 0:
             raise ValueError("inject_delay_ms and inject_delay_jitter_ms must be >= 0")
         if not 0.0 <= self.min_lead < self.chunk_dt:

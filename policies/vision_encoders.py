@@ -180,8 +180,8 @@ def square_frames(frames: np.ndarray, size: int, region: tuple[float, ...] = FUL
         raise ValueError(f"expected (N, H, W, 3) RGB frames, got shape {frames.shape}")
     check_region(region)
     height, width = batch.shape[1:3]
-    left, right = round(region[0] * width), max(round(region[2] * width), round(region[0] * width) + 1)
-    top, bottom = round(region[1] * height), max(round(region[3] * height), round(region[1] * height) + 1)
+    left, top = min(round(region[0] * width), width - 1), min(round(region[1] * height), height - 1)
+    right, bottom = max(round(region[2] * width), left + 1), max(round(region[3] * height), top + 1)
     out = np.stack([cv2.resize(f[top:bottom, left:right], (size, size), interpolation=cv2.INTER_AREA)
                     for f in batch]).transpose(0, 3, 1, 2)
     return np.ascontiguousarray(out[0] if single else out)

@@ -28,9 +28,11 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from armpilot.chunk_switches import SwitchLog
+from armpilot.control.trajectory import STAMP_TOLERANCE
 from armpilot.evaluation import EpisodeResult, LatencyLog, RateMeter
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos, topics
+from armpilot.tasks import TASKS
 
 #: Success messages within this much sim time after a reset are ignored (in flight from before).
 SUCCESS_GRACE_S = 0.3
@@ -125,10 +127,15 @@ class EvaluatorNode(Node):
             self.success = self.success or bool(msg.data)
 
     def on_ground_truth(self, msg: PoseArray) -> None:
-        """[object, goal] from the sim: keep the object's distance to the goal in the table plane, m."""
-        if len(msg.poses) >= 2 and conv.stamp_to_sec(msg.header.stamp) >= float(self.episode_info.get("start", 0.0)):
-            obj, goal = msg.poses[0].position, msg.poses[1].position
-            self.goal_distance = round(float(np.hypot(obj.x - goal.x, obj.y - goal.y)), 4)
+        """[object, goal] from the sim: keep the object's distance to the goal in the table plane (m), for tasks
+        whose goal the user gives (push, place); samples stamped up to the episode's start are the last one's."""
+        task = self.episode_info.get("task")
+        if len(msg.poses) < 2 or task not in TASKS or not TASKS[task].needs_user_goal:
+            return
+        if conv.stamp_to_sec(msg.header.stamp) <= float(self.episode_info.get("start", 0.0)) + STAMP_TOLERANCE:
+            return
+        obj, goal = msg.poses[0].position, msg.poses[1].position
+        self.goal_distance = round(float(np.hypot(obj.x - goal.x, obj.y - goal.y)), 4)
 
     def on_episode(self, msg: String) -> None:
         self.episode_info = json.loads(msg.data)

@@ -43,6 +43,7 @@ from std_msgs.msg import Header, String
 from trajectory_msgs.msg import JointTrajectory
 from transforms3d.euler import quat2euler
 
+from armpilot.control.trajectory import STAMP_TOLERANCE
 from armpilot.dataset.points_feature import decode_points_msg
 from armpilot.dataset.resampler import ClockJumpError, LiveSampler
 from armpilot.dataset.tracks_feature import decode_tracks_msg
@@ -67,8 +68,6 @@ from armpilot.tasks import get_task
 
 
 JOINTS, OBJECT = "joints", "object"
-#: Stamps within this of each other (s) are the same instant (nanosecond rounding of float seconds).
-STAMP_TOLERANCE = 1e-6
 
 
 class PolicyNode(Node):

@@ -87,6 +87,9 @@ def test_inputs_option_names_contract_features():
     for bad in ("0.2,0.25,0.8", "a,b,c,d", "0.8,0.25,0.2,0.9"):
         with pytest.raises(ValueError, match="region"):
             input_overrides("state,goal,color", 64, None, bad)
+    for no_camera in ("", "state,goal,points"):
+        with pytest.raises(ValueError, match="camera"):
+            input_overrides(no_camera, 64, None, "0.2,0.25,0.8,0.9")
 
 
 #: A cloud 1 cm to the goal's side, 1 cm across: its two positions differ by 2 cm.

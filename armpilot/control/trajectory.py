@@ -14,6 +14,9 @@ import numpy as np
 
 from armpilot.rejections import Reason
 
+#: Stamps within this of each other (s) are the same instant (nanosecond rounding of float seconds).
+STAMP_TOLERANCE = 1e-6
+
 
 class TrajectoryError(ValueError):
     """A trajectory that must be rejected; ``reason`` is a short stable key."""

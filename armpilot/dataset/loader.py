@@ -29,7 +29,6 @@ from torch.utils.data import Dataset
 
 from .depth_png import decode_depth_png
 from armpilot.features import load_contract
-from armpilot.policies.diffusion_config import FULL_FRAME
 
 from .lerobot_v3 import ACTION, COLOR, DEPTH, GOAL, OBJECT, STATE, VIDEO_PATH
 from .points_feature import POINTS, POINTS_MASK
@@ -172,13 +171,13 @@ class LeRobotV3Dataset(Dataset):
             self._frames = np.stack(list(self._decoded_frames()))
         return self._frames
 
-    def square_video(self, key: str, size: int, region: tuple[float, ...] = FULL_FRAME) -> np.ndarray:
+    def square_video(self, key: str, size: int, region: tuple[float, ...] | None = None) -> np.ndarray:
         """All frames of the camera ``key`` resized for an image encoder: (N, 3, size, size) uint8, the
-        ``region`` of frame i at row i (``square_frames``; decoded one by one, so the full-size video is
-        never held in memory)."""
-        from armpilot.policies.vision_encoders import square_frames
+        ``region`` of frame i at row i (``square_frames``; None: the whole frame; decoded one by one, so the
+        full-size video is never held in memory)."""
+        from armpilot.policies.vision_encoders import FULL_FRAME, square_frames
 
-        return np.stack([square_frames(frame, size, region) for frame in self._decoded_frames(key)])
+        return np.stack([square_frames(frame, size, region or FULL_FRAME) for frame in self._decoded_frames(key)])
 
     def _decoded_frames(self, key: str = COLOR):
         """(H, W, 3) uint8 frames of the video of ``key`` in order; a ValueError when their count differs."""

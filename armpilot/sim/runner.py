@@ -10,13 +10,16 @@ from typing import Sequence
 
 import numpy as np
 
-from armpilot.control.trajectory import JointTrajectory, TrajectoryError, TrajectoryFollower, validate_trajectory
+from armpilot.control.trajectory import (
+    STAMP_TOLERANCE,
+    JointTrajectory,
+    TrajectoryError,
+    TrajectoryFollower,
+    validate_trajectory,
+)
 from armpilot.sim.world import SimWorld
 from armpilot.tasks import TaskInit
 
-
-#: Stamps within this of each other (s) are the same instant (nanosecond rounding of float seconds).
-STAMP_TOLERANCE = 1e-6
 
 
 class SimRunner:

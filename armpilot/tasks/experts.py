@@ -33,6 +33,11 @@ MAX_REPLANS = 3
 MOVED_DISTANCE = 0.01
 #: Push waypoint indices (see ``plan_waypoints``).
 PUSH_CONTACT, PUSH_LIFT = 2, 3
+#: Height of the tool's centre while it pushes (m above the table) and how far it lifts after (m, times the
+#: task's scale).
+PUSH_HEIGHT, PUSH_CLEARANCE = 0.025, 0.10
+#: A jittered push start is drawn within this many standard deviations of the line.
+JITTER_BOUND = 3.0
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ def push_direction(obj: np.ndarray, goal: np.ndarray) -> np.ndarray:
 def push_contact(task: Task, obj: np.ndarray, goal: np.ndarray) -> np.ndarray:
     """(3,) where the tool stops pushing: behind the goal on the box-to-goal line, at push height."""
     contact = np.asarray(goal, float) - push_direction(obj, goal) * (task.object_half_size + 0.012)
-    contact[2] = 0.025
+    contact[2] = PUSH_HEIGHT
     return contact
 
 
@@ -127,15 +132,15 @@ def plan_waypoints(task: Task, obs: ExpertObservation, gripper_open: float = 0.0
         direction = push_direction(obj, goal)
         side = np.array([-direction[1], direction[0], 0.0])
         behind = obj - direction * (task.object_half_size + 0.035) + side * push_offset
-        behind[2] = 0.025
+        behind[2] = PUSH_HEIGHT
         contact = push_contact(task, obj, goal)
         yaw = float(np.arctan2(direction[1], direction[0])) + np.pi / 2
         yaw = grasp_yaw(yaw, obj)
         return [
-            Waypoint(behind + [0.0, 0.0, 0.10 * up], yaw, gripper_closed, tolerance=0.01),
+            Waypoint(behind + [0.0, 0.0, PUSH_CLEARANCE * up], yaw, gripper_closed, tolerance=0.01),
             Waypoint(behind, yaw, gripper_closed, tolerance=0.006, speed=0.15),
             Waypoint(contact, yaw, gripper_closed, tolerance=0.006, speed=0.08),
-            Waypoint(contact + [0.0, 0.0, 0.10 * up], yaw, gripper_closed, tolerance=0.01),
+            Waypoint(contact + [0.0, 0.0, PUSH_CLEARANCE * up], yaw, gripper_closed, tolerance=0.01),
         ]
     raise KeyError(f"no scripted expert for task '{task.name}'")
 
@@ -165,8 +170,10 @@ class ScriptedExpert:
         full = len(profile.arm_joints) >= 6
         self.rotation_weight = 1.0 if full else 0.05
         self.ik_iterations = 50
+        if not push_jitter >= 0:
+            raise ValueError(f"push_jitter must be >= 0 m, got {push_jitter}")
         self.push_jitter = push_jitter
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(seed)  # one jitter draw per episode (reset)
         self.reset()
 
     def reset(self) -> None:
@@ -175,12 +182,14 @@ class ScriptedExpert:
         self._index = 0
         self._arrived_at: float | None = None
         self._planned_for = np.zeros(3)  # object position (3,) the plan was made for
+        self._retreat: Waypoint | None = None  # straight up from where a push was given up, before the new plan
         self.replans = 0
-        self._offset = float(self._rng.normal(0.0, self.push_jitter)) if self.push_jitter > 0 else 0.0
+        draw = float(np.clip(self._rng.normal(), -JITTER_BOUND, JITTER_BOUND))
+        self._offset = draw * self.push_jitter
 
     @property
     def phase(self) -> int:
-        """Index of the waypoint being approached (== len(plan) when done)."""
+        """Index of the waypoint being approached (== len(plan) when done; a push's re-plan starts again at 0)."""
         return self._index
 
     def act(self, obs: ExpertObservation) -> np.ndarray:
@@ -188,8 +197,12 @@ class ScriptedExpert:
         q = np.asarray(obs.joint_positions, dtype=float)
         if self._plan is None:
             self._make_plan(obs, self._offset)
-        elif self.task.name == "push" and np.all(np.isfinite(obs.object_position)):
+        elif self.task.name == "push" and self._retreat is None and np.all(np.isfinite(obs.object_position)):
             self._push_feedback(obs, q)
+        if self._retreat is not None:  # lift straight up first, clear of the box
+            if np.linalg.norm(self.arm.tcp_pose(q)[:3, 3] - self._retreat.position) > self._retreat.tolerance:
+                return self._chunk_towards(q, self._retreat)
+            self._retreat = None
         self._advance(obs.time, q)
         waypoint = self._plan[min(self._index, len(self._plan) - 1)]
         return self._chunk_towards(q, waypoint)
@@ -199,38 +212,57 @@ class ScriptedExpert:
         self._index, self._arrived_at = 0, None
         self._planned_for = np.asarray(obs.object_position, float).copy()
 
-    def _replan(self, obs: ExpertObservation) -> None:
-        """Start the push again from behind the box, or lift away when out of re-plans."""
-        if self.replans < MAX_REPLANS:
-            self.replans += 1
-            self._make_plan(obs)
-        elif self._index < PUSH_LIFT:
-            self._index, self._arrived_at = PUSH_LIFT, None
+    def _replan(self, obs: ExpertObservation, q: np.ndarray) -> None:
+        """Lift straight up from a push (or the approach's low point), then start again from behind the box; or,
+        out of re-plans, only lift away."""
+        lifting = self._index >= PUSH_LIFT
+        low = self._index >= PUSH_CONTACT - 1 and not lifting
+        yaw = self._plan[min(self._index, len(self._plan) - 1)].yaw if self._plan else 0.0
+        if self.replans >= MAX_REPLANS:
+            if not lifting:
+                self._lift_here(q)
+            return
+        self.replans += 1
+        self._make_plan(obs)
+        if low:
+            up = self.arm.tcp_pose(q)[:3, 3] + [0.0, 0.0, PUSH_CLEARANCE * self.task.scale]
+            self._retreat = Waypoint(up, yaw, self.gripper_closed, tolerance=0.01)
+
+    def _lift_here(self, q: np.ndarray) -> None:
+        """End the push: the next waypoint is straight above the tool."""
+        assert self._plan is not None
+        up = self.arm.tcp_pose(q)[:3, 3] + [0.0, 0.0, PUSH_CLEARANCE * self.task.scale]
+        self._plan[PUSH_LIFT] = replace(self._plan[PUSH_LIFT], position=up)
+        self._index, self._arrived_at = PUSH_LIFT, None
 
     def _push_feedback(self, obs: ExpertObservation, q: np.ndarray) -> None:
         """Steer, end or restart the push from the box's pose now."""
         assert self._plan is not None
         obj, goal = np.asarray(obs.object_position, float), np.asarray(obs.goal_position, float)
         remaining = float(np.linalg.norm((goal - obj)[:2]))
-        if self._index < PUSH_CONTACT:  # approaching: the box was bumped
-            if np.linalg.norm((obj - self._planned_for)[:2]) > MOVED_DISTANCE:
-                self._replan(obs)
+        if self._index < PUSH_CONTACT:  # approaching: the box was bumped (or the plan was made without one)
+            moved = np.linalg.norm((obj - self._planned_for)[:2])
+            if not moved <= MOVED_DISTANCE:
+                self._replan(obs, q)
             return
         if self._index > PUSH_CONTACT:  # lifted (or lifting) with the box short of the goal: push again
             if self._index == len(self._plan) and remaining > PUSH_DONE:
-                self._replan(obs)
+                self._replan(obs, q)
             return
         if remaining < PUSH_DONE:
-            self._index, self._arrived_at = PUSH_LIFT, None
+            self._lift_here(q)
             return
         direction = push_direction(obj, goal)
         tool = (self.arm.tcp_pose(q)[:3, 3] - obj)[:2]
         sideways = abs(direction[0] * tool[1] - direction[1] * tool[0])
         half = self.task.object_half_size
         if sideways > PUSH_LATERAL_LIMIT * half or direction[:2] @ tool > -0.5 * half:
-            self._replan(obs)
+            self._replan(obs, q)
             return
-        self._plan[PUSH_CONTACT] = replace(self._plan[PUSH_CONTACT], position=push_contact(self.task, obj, goal))
+        contact = push_contact(self.task, obj, goal)
+        self._plan[PUSH_CONTACT] = replace(self._plan[PUSH_CONTACT], position=contact)
+        lift = contact + [0.0, 0.0, PUSH_CLEARANCE * self.task.scale]
+        self._plan[PUSH_LIFT] = replace(self._plan[PUSH_LIFT], position=lift)
 
     def _advance(self, now: float, q: np.ndarray) -> None:
         assert self._plan is not None
