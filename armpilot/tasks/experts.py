@@ -29,8 +29,9 @@ PUSH_DONE = 0.008
 PUSH_LATERAL_LIMIT = 0.8
 #: Most re-plans in one episode; after that the expert lifts away.
 MAX_REPLANS = 3
-#: Before contact: a box this far (m) from where the plan was made is planned for again.
-MOVED_DISTANCE = 0.01
+#: Before contact: a box this far (m) from where the plan was made was bumped and is planned for again (more
+#: than the shift of a perceived box's centre while the arm hides part of it).
+MOVED_DISTANCE = 0.02
 #: Push waypoint indices (see ``plan_waypoints``).
 PUSH_CONTACT, PUSH_LIFT = 2, 3
 #: Height of the tool's centre while it pushes (m above the table) and how far it lifts after (m, times the
