@@ -89,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
                              "for demonstrations among distractors; the bags still hold what perception saw)")
     record.add_argument("--push-jitter", type=float, default=0.0, metavar="M",
                         help="push: start each push about M metres (std) sideways of the box-to-goal line, so "
-                             "that the demonstrations show the expert steering back (default: 0, on the line)")
+                             "that the demonstrations show the expert steering back; needs --object-source "
+                             "privileged, the expert steers from the sim's ground truth only (default: 0)")
     record.add_argument("--output", type=Path, required=True, help="folder for the bags")
     record.add_argument("--keep-failures", action="store_true", help="keep the bags of failed episodes too")
     record.add_argument("--width", type=int, default=320, help="camera width, px (default: 320)")

@@ -51,7 +51,7 @@ class PolicyNodeConfig:
     )
     push_jitter: float = field(default=0.0, metadata=_describe(
         "scripted push: std of how far sideways of the box-to-goal line each episode's push starts, m (recorded "
-        "demonstrations then show the expert's correction; 0 = on the line)"))
+        "demonstrations then show the expert's correction; needs object_source privileged; 0 = on the line)"))
 
     episodes: str = field(
         default="sim", metadata=_describe(

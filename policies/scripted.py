@@ -28,11 +28,11 @@ class ScriptedPolicy(Policy):
     input_features = (STATE, OBJECT, GOAL)
 
     def __init__(self, arm: ArmModel, task: str, horizon: int = 10, chunk_dt: float = 0.1, push_jitter: float = 0.0,
-                 seed: int = 0) -> None:
-        """``push_jitter`` (m) and ``seed``: see ``ScriptedExpert``."""
+                 seed: int = 0, closed_loop: bool = False) -> None:
+        """``push_jitter`` (m), ``seed`` and ``closed_loop``: see ``ScriptedExpert``."""
         self.horizon = horizon
         self.chunk_dt = chunk_dt
-        self.expert = ScriptedExpert(arm, get_task(task), horizon, chunk_dt, push_jitter, seed)
+        self.expert = ScriptedExpert(arm, get_task(task), horizon, chunk_dt, push_jitter, seed, closed_loop)
         scaled = get_task(task, arm.profile.reach)
         self.retarget = RETARGET_DISTANCE * scaled.scale if scaled.name in STATIC_OBJECT_TASKS else float("inf")
         self.planned_for: np.ndarray | None = None  # (3,) object position the current plan was made for

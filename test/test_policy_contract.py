@@ -66,3 +66,17 @@ def test_backends_register_by_name_and_unknown_ones_are_listed():
         make_policy("nope", ArmModel(), "reach", 10, 0.1)
     scripted = make_policy("scripted", ArmModel(), "reach", 10, 0.1)
     assert isinstance(scripted, Policy) and scripted.capabilities == Capabilities(takes_instruction=True)
+
+
+def test_the_scripted_push_steers_from_ground_truth_only_and_its_jitter_needs_it():
+    from armpilot.policies.config import PolicyNodeConfig
+
+    def scripted(**settings):
+        return make_policy("scripted", ArmModel(), "push", 10, 0.1, PolicyNodeConfig(task="push", **settings))
+
+    assert not scripted().expert.closed_loop  # perception: the line planned at the start
+    assert scripted(object_source="privileged", push_jitter=0.01).expert.closed_loop
+    with pytest.raises(ValueError, match="object_source:=privileged"):
+        scripted(push_jitter=0.01)
+    with pytest.raises(ValueError, match="push_jitter"):
+        PolicyNodeConfig(push_jitter=-0.01)

@@ -149,13 +149,14 @@ def plan_waypoints(task: Task, obs: ExpertObservation, gripper_open: float = 0.0
 class ScriptedExpert:
     """Walks a task's waypoint plan; ``act`` returns the next chunk of joint targets.
 
-    A push is closed-loop: it steers at the box's current line to the goal, ends when the box is on the goal,
-    and starts again from behind the box when the box slips sideways (up to ``MAX_REPLANS`` times).
-    ``push_jitter`` (m, standard deviation) starts each episode's push that far sideways of the line, so that
-    recorded demonstrations show the correction."""
+    With ``closed_loop`` (for a box pose it can trust: the sim's ground truth) a push steers at the box's
+    current line to the goal, ends when the box is on the goal, and starts again from behind the box when the
+    box slips sideways (up to ``MAX_REPLANS`` times); without, it pushes along the line planned at the start.
+    ``push_jitter`` (m, standard deviation; closed-loop only) starts each episode's push that far sideways of
+    the line, so that recorded demonstrations show the correction."""
 
     def __init__(self, arm: ArmModel, task: Task, horizon: int = 10, dt: float = 0.1, push_jitter: float = 0.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, closed_loop: bool = True) -> None:
         self.arm = arm
         self.task = task
         self.horizon = horizon
@@ -171,8 +172,9 @@ class ScriptedExpert:
         full = len(profile.arm_joints) >= 6
         self.rotation_weight = 1.0 if full else 0.05
         self.ik_iterations = 50
-        if not push_jitter >= 0:
-            raise ValueError(f"push_jitter must be >= 0 m, got {push_jitter}")
+        if not push_jitter >= 0 or (push_jitter > 0 and not closed_loop):
+            raise ValueError(f"push_jitter must be >= 0 m, and 0 for an open-loop expert, got {push_jitter}")
+        self.closed_loop = closed_loop
         self.push_jitter = push_jitter
         self._rng = np.random.default_rng(seed)  # one jitter draw per episode (reset)
         self.reset()
@@ -198,7 +200,8 @@ class ScriptedExpert:
         q = np.asarray(obs.joint_positions, dtype=float)
         if self._plan is None:
             self._make_plan(obs, self._offset)
-        elif self.task.name == "push" and self._retreat is None and np.all(np.isfinite(obs.object_position)):
+        elif (self.closed_loop and self.task.name == "push" and self._retreat is None
+              and np.all(np.isfinite(obs.object_position))):
             self._push_feedback(obs, q)
         if self._retreat is not None:  # lift straight up first, clear of the box
             if np.linalg.norm(self.arm.tcp_pose(q)[:3, 3] - self._retreat.position) > self._retreat.tolerance:
