@@ -5,8 +5,10 @@
 #   reach, push     the nominal scene, object pose from perception (~25 min for both on 2 cores);
 #                   push also trains push_prefix (committed action prefixes, for transition:=prefix)
 #   push_points     randomized scenes (distractors, colours, sizes, light, camera jitter), the policy
-#                   sees the joint state, the goal and the filtered cloud (~60 min: 240 demonstrations,
-#                   6,000 steps; the shipped one had seeds 1000-1119 and 2000-2119, 225 kept)
+#                   sees the joint state, the goal and the filtered cloud (~55 min: 240 demonstrations,
+#                   6,000 steps). The shipped one had the expert that planned once (seeds 1000-1119 and
+#                   2000-2119, 225 kept: 24/50); this recipe's closed-loop, jittered expert gave 21/50 from
+#                   seeds 3000-3239 (docs/policy.md)
 #   bash scripts/train_shipped.sh              # reach and push
 #   bash scripts/train_shipped.sh push_points  # one target
 set -euo pipefail
