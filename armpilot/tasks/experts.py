@@ -229,15 +229,18 @@ class ScriptedExpert:
         self.replans += 1
         self._make_plan(obs)
         if low:
-            up = self.arm.tcp_pose(q)[:3, 3] + [0.0, 0.0, PUSH_CLEARANCE * self.task.scale]
-            self._retreat = Waypoint(up, yaw, self.gripper_closed, tolerance=0.01)
+            self._retreat = Waypoint(self._raised(self.arm.tcp_pose(q)[:3, 3]), yaw, self.gripper_closed,
+                                     tolerance=0.01)
 
     def _lift_here(self, q: np.ndarray) -> None:
         """End the push: the next waypoint is straight above the tool."""
         assert self._plan is not None
-        up = self.arm.tcp_pose(q)[:3, 3] + [0.0, 0.0, PUSH_CLEARANCE * self.task.scale]
-        self._plan[PUSH_LIFT] = replace(self._plan[PUSH_LIFT], position=up)
+        self._plan[PUSH_LIFT] = replace(self._plan[PUSH_LIFT], position=self._raised(self.arm.tcp_pose(q)[:3, 3]))
         self._index, self._arrived_at = PUSH_LIFT, None
+
+    def _raised(self, point: np.ndarray) -> np.ndarray:
+        """(3,) ``point`` lifted by the push's clearance (m, times the task's scale)."""
+        return np.asarray(point, float) + [0.0, 0.0, PUSH_CLEARANCE * self.task.scale]
 
     def _push_feedback(self, obs: ExpertObservation, q: np.ndarray) -> None:
         """Steer, end or restart the push from the box's pose now."""
@@ -265,8 +268,7 @@ class ScriptedExpert:
             return
         contact = push_contact(self.task, obj, goal)
         self._plan[PUSH_CONTACT] = replace(self._plan[PUSH_CONTACT], position=contact)
-        lift = contact + [0.0, 0.0, PUSH_CLEARANCE * self.task.scale]
-        self._plan[PUSH_LIFT] = replace(self._plan[PUSH_LIFT], position=lift)
+        self._plan[PUSH_LIFT] = replace(self._plan[PUSH_LIFT], position=self._raised(contact))
 
     def _advance(self, now: float, q: np.ndarray) -> None:
         assert self._plan is not None
