@@ -8,6 +8,8 @@ Times one forward pass (inference mode, centre crop) of:
   ``points_sparse_n16``: 16 clouds of 160 valid points in 512 slots, masked (the
   randomized-push clouds fill 120-200), against ``points_n16``, every slot
   encoded, as before masked slots were skipped;
+* ``keypoints``: :class:`KeypointCloudEncoder` (EdgeConv over 8 nearest neighbours,
+  16 soft keypoints) on the same clouds, against ``points`` (``keypoints_over_points``);
 * ``lowdim``: the two-layer MLP that embeds the low-dim observation today
   (the baseline: what a camera input adds per observation).
 
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 
 from figures import print_figures  # bench/ is on sys.path when run as a script
+from armpilot.policies.point_keypoints import KeypointCloudEncoder
 from armpilot.policies.vision_encoders import ImageEncoder, PointCloudEncoder
 
 
@@ -44,7 +47,7 @@ def measure(repeats: int, threads: int) -> dict[str, float]:
     """Median milliseconds per call of each encoder at batch 1 and 16, interleaved."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    image, points = ImageEncoder().eval(), PointCloudEncoder().eval()
+    image, points, keypoints = ImageEncoder().eval(), PointCloudEncoder().eval(), KeypointCloudEncoder().eval()
     lowdim = torch.nn.Sequential(torch.nn.Linear(2 * 17, 256), torch.nn.Mish(), torch.nn.Linear(256, 256)).eval()
     inputs = {batch: (torch.rand(batch, 3, 96, 96), torch.rand(batch, 512, 3), torch.rand(batch, 34))
               for batch in (1, 16)}
@@ -52,10 +55,12 @@ def measure(repeats: int, threads: int) -> dict[str, float]:
     for batch, (frames, clouds, low) in inputs.items():
         calls[f"image_n{batch}"] = lambda f=frames: image(f)
         calls[f"points_n{batch}"] = lambda c=clouds: points(c)
+        calls[f"keypoints_n{batch}"] = lambda c=clouds: keypoints(c)
         calls[f"lowdim_n{batch}"] = lambda x=low: lowdim(x)
     sparse = torch.zeros(16, 512, dtype=torch.bool)
     sparse[:, :160] = True
     calls["points_sparse_n16"] = lambda c=inputs[16][1]: points(c, sparse)
+    calls["keypoints_sparse_n16"] = lambda c=inputs[16][1]: keypoints(c, sparse)
     times: dict[str, list[float]] = {name: [] for name in calls}
     with torch.inference_mode():
         for name, call in calls.items():  # warm-up
@@ -64,12 +69,15 @@ def measure(repeats: int, threads: int) -> dict[str, float]:
             for name, call in calls.items():
                 times[name].append(_timed(call))
     figures = {f"{name}_ms": 1e3 * float(np.median(t)) for name, t in times.items()}
-    for kind in ("image", "points", "lowdim"):
+    for kind in ("image", "points", "keypoints", "lowdim"):
         figures[f"{kind}_n16_over_n1"] = figures[f"{kind}_n16_ms"] / figures[f"{kind}_n1_ms"]
     figures["points_sparse_over_full_n16"] = figures["points_sparse_n16_ms"] / figures["points_n16_ms"]
+    for rows in ("n1", "n16", "sparse_n16"):
+        figures[f"keypoints_over_points_{rows}"] = figures[f"keypoints_{rows}_ms"] / figures[f"points_{rows}_ms"]
     figures["image_over_lowdim_n1"] = figures["image_n1_ms"] / figures["lowdim_n1_ms"]
     figures["image_parameters_M"] = sum(p.numel() for p in image.parameters()) / 1e6
     figures["points_parameters_M"] = sum(p.numel() for p in points.parameters()) / 1e6
+    figures["keypoints_parameters_M"] = sum(p.numel() for p in keypoints.parameters()) / 1e6
     figures["threads"] = threads
     return figures
 

@@ -14,6 +14,8 @@ OBJECT_DIM, GOAL_DIM = 7, 3
 #: Values of fields a checkpoint saved before the field existed was trained with.
 LEGACY_FIELDS = {"normalize_points": False}
 SAMPLERS = ("ddpm", "ddim", "dpm", "streaming")
+#: ``point_encoder`` values: the DP3 PointNet, or local features and 3D soft keypoints (``point_keypoints``).
+POINT_ENCODERS = ("pointnet", "keypoints")
 #: Camera features the image encoder can read.
 IMAGE_KEYS = (COLOR,)
 
@@ -72,6 +74,8 @@ class DiffusionConfig:
             stored as ``observation.points``) before the PointNet. Raw metres span a few centimetres around
             the workspace centre, and the PointNet's per-point LayerNorm scales that offset away, so the
             object's position reached the network blurred. Checkpoints saved before this field read False.
+        point_encoder: the cloud's encoder: "pointnet" (DP3's shared MLP and max pool) or "keypoints"
+            (local EdgeConv features and 3D soft keypoints, ``point_keypoints.KeypointCloudEncoder``).
     """
 
     joint_names: tuple[str, ...]
@@ -99,6 +103,7 @@ class DiffusionConfig:
     image_region: tuple[float, float, float, float] = FULL_FRAME
     use_points: bool = False
     normalize_points: bool = True
+    point_encoder: str = "pointnet"
 
     def __post_init__(self) -> None:
         if self.horizon % (2 ** (len(self.down_dims) - 1)):
@@ -117,6 +122,8 @@ class DiffusionConfig:
             raise ValueError(f"prefix_frames must be in [0, horizon = {self.horizon}), got {self.prefix_frames}")
         if self.relative_actions and STATE not in self.obs_keys:
             raise ValueError("relative_actions needs the joint state among obs_keys")
+        if self.point_encoder not in POINT_ENCODERS:
+            raise ValueError(f"unknown point encoder {self.point_encoder!r}; known: {list(POINT_ENCODERS)}")
         if self.prediction_type not in ("epsilon", "sample"):
             raise ValueError(f"prediction_type {self.prediction_type!r}: use 'epsilon' or 'sample'")
 

@@ -7,7 +7,8 @@ embedded by an MLP. Motion tracks (B, n_obs_steps, K, T, 3) with a mask
 step mask) by a PointNet with a masked max pool, so missing tracks cost nothing. Each camera's latest
 frame, (B, 3, S, S) uint8 (``image_size`` S), goes through its own
 ResNet-18-style encoder (``vision_encoders.ImageEncoder``); the latest cloud,
-(B, P, 3) m with a (B, P) mask, through a DP3-style PointNet.
+(B, P, 3) m with a (B, P) mask, through a DP3-style PointNet or the soft-keypoint
+encoder (``point_keypoints``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import nn
 from armpilot.dataset.tracks_feature import NUM_STEPS
 from armpilot.features import POINTS, POINTS_MASK
 from armpilot.policies.diffusion_config import TRACKS, TRACKS_MASK, DiffusionConfig
+from armpilot.policies.point_keypoints import point_encoder
 from armpilot.policies.vision_encoders import ImageEncoder, ImageEncoderConfig, PointCloudEncoder
 
 #: Features whose range (min_max) or std (mean_std) is below this are only centred.
@@ -91,7 +93,7 @@ class ObservationEncoder(nn.Module):
         self.tracks = TracksEncoder(NUM_STEPS) if config.use_tracks else None
         image_config = ImageEncoderConfig(crop=config.image_crop)
         self.cameras = nn.ModuleList(ImageEncoder(image_config) for _ in config.image_keys)
-        self.points = PointCloudEncoder() if config.use_points else None
+        self.points = point_encoder(config.point_encoder) if config.use_points else None
         tracks_dim = self.tracks.out_dim if self.tracks is not None else 0
         in_dim = (low_dim + tracks_dim + image_config.out_dim * len(self.cameras)
                   + (self.points.out_dim if self.points is not None else 0))

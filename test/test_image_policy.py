@@ -14,6 +14,7 @@ from armpilot.features import COLOR, POINTS, POINTS_MASK, STATE, TRACKS, TRACKS_
 from armpilot.policies.base import Observation
 from armpilot.policies.diffusion import DiffusionPolicy
 from armpilot.policies.diffusion_checkpoint import CheckpointError
+from armpilot.policies.diffusion_config import POINT_ENCODERS
 from armpilot.robot import CONTROLLED_JOINTS
 from armpilot.train_command import input_overrides
 from diffusion_data import IMAGE_SIDE, goal_cloud, goal_image, goal_tracks, train_tiny
@@ -116,10 +117,10 @@ def test_a_two_centimetre_shift_of_the_cloud_is_seen_once_it_is_normalised(tmp_p
             assert_sides(left, right)
 
 
-@pytest.fixture(scope="module")
-def cloud_checkpoint(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", params=POINT_ENCODERS)
+def cloud_checkpoint(tmp_path_factory, request) -> Path:
     return train_tiny(tmp_path_factory.mktemp("cloud"), episodes=16, steps=150, batch_size=32,
-                      obs_keys=(STATE,), use_points=True)
+                      obs_keys=(STATE,), use_points=True, point_encoder=request.param)
 
 
 def test_the_policy_finds_the_goal_side_from_the_cloud_alone(cloud_checkpoint):
@@ -209,6 +210,28 @@ def test_a_checkpoint_saved_before_cloud_normalisation_loads_without_it():
     legacy = json.loads(config.to_json())
     del legacy["normalize_points"]
     assert not DiffusionConfig.from_json(json.dumps(legacy)).normalize_points
+
+
+def test_the_point_encoder_is_stored_checked_and_defaults_for_old_checkpoints():
+    import json
+
+    from armpilot.policies.diffusion_config import DiffusionConfig
+
+    config = DiffusionConfig(joint_names=CONTROLLED_JOINTS, use_points=True, point_encoder="keypoints")
+    assert DiffusionConfig.from_json(config.to_json()).point_encoder == "keypoints"
+    legacy = json.loads(config.to_json())
+    del legacy["point_encoder"]
+    assert DiffusionConfig.from_json(json.dumps(legacy)).point_encoder == "pointnet"
+    with pytest.raises(ValueError, match="unknown point encoder 'voxels'"):
+        DiffusionConfig(joint_names=CONTROLLED_JOINTS, use_points=True, point_encoder="voxels")
+
+
+def test_train_refuses_a_point_encoder_without_the_cloud(tmp_path, capsys):
+    from armpilot.cli import main
+
+    assert main(["train", str(tmp_path / "missing"), "--output", str(tmp_path / "out"), "--inputs", "state,goal",
+                 "--point-encoder", "keypoints"]) == 1
+    assert "add points to --inputs" in capsys.readouterr().err
 
 
 def test_the_shipped_cloud_push_policy_needs_the_cloud_and_reads_it_normalised():

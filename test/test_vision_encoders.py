@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from armpilot.policies.diffusion_config import POINT_ENCODERS
+from armpilot.policies.point_keypoints import KeypointCloudEncoder, point_encoder
 from armpilot.policies.vision_encoders import (
     ImageEncoder,
     ImageEncoderConfig,
@@ -79,9 +81,10 @@ def test_the_image_encoder_learns_where_a_bright_square_is():
     assert sum(losses[-10:]) / 10 < 0.5 * sum(losses[:10]) / 10, losses
 
 
-def test_point_encoder_ignores_order_and_masked_points():
+@pytest.mark.parametrize("kind", POINT_ENCODERS)
+def test_point_encoder_ignores_order_and_masked_points(kind):
     torch.manual_seed(2)
-    encoder = PointCloudEncoder(out_dim=32).eval()
+    encoder = point_encoder(kind, out_dim=32).eval()
     cloud = torch.rand(2, 100, 3)
     shuffled = cloud[:, torch.randperm(100)]
     assert torch.allclose(encoder(cloud), encoder(shuffled), atol=1e-6)
@@ -96,6 +99,51 @@ def test_point_encoder_ignores_order_and_masked_points():
     ragged[0, 60:] = False  # one cloud of 60 points, one of 100, in one batch
     alone = encoder(cloud[:1, :60])
     assert torch.allclose(encoder(padded, ragged)[0], alone[0], atol=1e-6)
+
+
+def test_soft_keypoints_are_weighted_means_of_the_valid_points_only():
+    """Every keypoint lies in the box of the valid points, whatever the masked slots hold; a cloud with no
+    valid point gives zeros, not NaN."""
+    torch.manual_seed(0)
+    encoder = KeypointCloudEncoder(out_dim=16, keypoints=6).eval()
+    cloud = torch.rand(3, 80, 3) * torch.tensor([0.2, 0.1, 0.05]) + torch.tensor([0.4, -0.1, 0.0])
+    mask = torch.ones(3, 80, dtype=torch.bool)
+    mask[1, 50:] = False
+    mask[2] = False
+    cloud[1, 50:] = 9.0  # far away, masked out
+    with torch.no_grad():
+        pooled, keypoints = encoder.locate(cloud, mask)
+    assert keypoints.shape == (3, 6, 3) and pooled.shape[0] == 3
+    for index in (0, 1):
+        valid = cloud[index][mask[index]]
+        assert (keypoints[index] >= valid.amin(0) - 1e-6).all() and (keypoints[index] <= valid.amax(0) + 1e-6).all()
+    assert torch.equal(keypoints[2], torch.zeros(6, 3)) and torch.isfinite(encoder(cloud, mask)).all()
+
+
+def test_neighbourhoods_tell_a_cube_from_a_pillar_at_the_same_height():
+    """A point 3 cm up the side of a 5 cm cube and one 3 cm up a 10 cm pillar have the same coordinates; a
+    per-point MLP cannot tell them apart. Their local features can: the pillar goes on above 5 cm."""
+    torch.manual_seed(1)
+    encoder = KeypointCloudEncoder(out_dim=16).eval()
+
+    def side(height_cm: int) -> torch.Tensor:  # (1, n, 3): a vertical line of points 1 cm apart, the probe first
+        heights = torch.tensor([3.0, *range(height_cm + 1)]) / 100
+        return torch.stack([torch.zeros_like(heights), torch.zeros_like(heights), heights], dim=-1)[None]
+
+    def probe_feature(height_cm: int) -> torch.Tensor:
+        cloud = side(height_cm)
+        with torch.no_grad():
+            return encoder._local(cloud, torch.ones(cloud.shape[:2], dtype=torch.bool))[0, 0]
+
+    assert torch.allclose(probe_feature(5), probe_feature(5))
+    assert not torch.allclose(probe_feature(5), probe_feature(10), atol=1e-3)
+
+
+def test_the_point_encoder_is_chosen_by_name():
+    assert isinstance(point_encoder("pointnet"), PointCloudEncoder)
+    assert isinstance(point_encoder("keypoints"), KeypointCloudEncoder)
+    with pytest.raises(ValueError, match="unknown point encoder 'voxels'"):
+        point_encoder("voxels")
 
 
 def test_subsampling_draws_without_repeats_and_pads_small_clouds():
