@@ -51,12 +51,20 @@ class SceneVariator:
         model.cam_quat[self.camera] = qmult(self.camera_quat, turn)
         if len(variation.distractors) > len(self.distractors):
             raise ValueError(f"{len(variation.distractors)} distractors for a scene built with {len(self.distractors)}")
-        for k, (qpos, geom) in enumerate(self.distractors):
-            box = variation.distractors[k] if k < len(variation.distractors) else None
+        boxes = [variation.distractors[k] if k < len(variation.distractors) else None
+                 for k in range(len(self.distractors))]
+        for box, (_, geom) in zip(boxes, self.distractors, strict=True):
             scale = 1.0 if box is None else box.half_size / self.half_size
             self._resize(geom, self.distractor_size, scale, *self.distractor_mass)
             if box is not None:
                 model.geom_rgba[geom] = [*box.colour, 1.0]
+        # MuJoCo derives constants from the masses at compilation (the bodies' and DOFs' inverse weights, by
+        # which the constraint solver scales each contact's softness). After a resize they still described the
+        # nominal boxes, and pushing a box 1.25-1.4x the nominal size made MuJoCo find the state unstable and
+        # reset it (27 times in 47 held-out episodes of one evaluation; test_scenes.py). mj_setConst recomputes
+        # them; it overwrites data's positions, so the distractors are placed after it.
+        mujoco.mj_setConst(model, data)
+        for k, (box, (qpos, _)) in enumerate(zip(boxes, self.distractors, strict=True)):
             parked = parked_position(k, self.distractor_size[2])
             data.qpos[qpos:qpos + 3] = parked if box is None else box.position
             data.qpos[qpos + 3:qpos + 7] = [1.0, 0.0, 0.0, 0.0]
