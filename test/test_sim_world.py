@@ -91,3 +91,17 @@ def test_an_unstable_simulation_is_reported_naming_the_body():
     report = world.step(home, 2)
     assert "unstable" in report and "task_object" in report, report
     assert world.step(home, 2) == ""  # reported once, when it happens
+
+
+def test_after_an_unstable_step_the_clock_runs_on_and_the_arm_holds():
+    world = SimWorld(None, get_task("push"), render=False)
+    runner = SimRunner(world)
+    runner.reset(0)
+    runner.tick(50)
+    before = runner.now
+    world.data.qvel[world.model.body("task_object").dofadr[0]] = np.nan
+    assert "unstable" in runner.tick(2)
+    assert runner.now == pytest.approx(before + 2 * world.model.opt.timestep)  # not back to 0
+    assert np.allclose(runner.follower.sample(runner.now)[0], world.joint_positions())
+    runner.tick(10)
+    assert runner.now > before

@@ -81,6 +81,13 @@ class SimRunner:
 
     def tick(self, n_steps: int) -> str:
         """Send the follower's current target to the servos and step ``n_steps`` times; "" or what went
-        wrong in the physics (``SimWorld.step``)."""
+        wrong in the physics (``SimWorld.step``). After MuJoCo's reset of an unstable state the clock still
+        runs on (a clock running back made perception drop every frame for up to a minute) and the arm holds
+        where the reset left it; the episode runs on to its time limit."""
         targets, _ = self.follower.sample(self.now)
-        return self.world.step(targets, n_steps)
+        before = self.now
+        unstable = self.world.step(targets, n_steps)
+        if unstable:  # MuJoCo reset the state: its time to 0, the arm to the model's defaults
+            self._clock_offset = before + n_steps * self.world.model.opt.timestep - self.world.time
+            self.follower.hold(self.world.joint_positions())  # hold where the arm now is, no lunge back
+        return unstable
