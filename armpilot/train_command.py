@@ -166,8 +166,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--point-encoder", choices=POINT_ENCODERS, default=POINT_ENCODERS[0],
                        help="the cloud's encoder with --inputs ...,points: pointnet (DP3: a shared MLP and a max "
                             "pool) or keypoints (local features over each point's nearest neighbours and 3D soft "
-                            "keypoints, where the objects are as precisely as the cloud says; about 2x the training "
-                            "time) (default: pointnet)")
+                            "keypoints, where the objects are as precisely as the cloud says; about 1.3x the "
+                            "training time on the push data) (default: pointnet)")
     train.add_argument("--relative-actions", action="store_true",
                        help="predict action frames as offsets from the latest joint state (each chunk starts "
                             "where the arm is; helps arms with wide joint ranges, e.g. a Panda)")

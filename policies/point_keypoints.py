@@ -35,7 +35,8 @@ def _mlp(widths: tuple[int, ...]) -> nn.Sequential:
 
 def nearest_neighbours(points: torch.Tensor, mask: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, P, 3) points, (B, P) mask -> indices (B, P, k) of each point's k = min(count, P) nearest valid
-    points (itself first) and their validity (B, P, k) (False where a cloud has fewer than k valid points)."""
+    points (a valid point among them itself) and their validity (B, P, k) (False where a cloud has fewer
+    than k valid points)."""
     distances = torch.cdist(points, points).masked_fill(~mask[:, None, :], float("inf"))
     indices = distances.topk(min(count, points.shape[1]), dim=-1, largest=False).indices
     batch = torch.arange(points.shape[0], device=points.device)[:, None, None]
@@ -55,6 +56,7 @@ class KeypointCloudEncoder(nn.Module):
         self.project = nn.Sequential(nn.Linear(width + 3 * keypoints, out_dim), nn.LayerNorm(out_dim))
 
     def forward(self, points: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, P, 3) points, (B, P) mask (None: all valid) -> (B, out_dim)."""
         pooled, keypoints = self.locate(points, mask)
         return self.project(torch.cat([pooled, keypoints.flatten(1)], dim=-1))
 
@@ -66,6 +68,7 @@ class KeypointCloudEncoder(nn.Module):
         valid = mask.any(dim=0).nonzero()  # slots after the batch's last valid one add nothing
         used = int(valid.max()) + 1 if len(valid) else 1
         points, mask = points[:, :used], mask[:, :used]
+        points = points.masked_fill(~mask[..., None], 0.0)  # a NaN in a masked slot must not reach a keypoint
         features = self.point(torch.cat([self._local(points, mask), points], dim=-1))  # (B, P, W)
         pooled = torch.nan_to_num(features.masked_fill(~mask[..., None], float("-inf")).amax(dim=1), neginf=0.0)
         scores = self.score(torch.cat([features, pooled[:, None].expand_as(features)], dim=-1))  # (B, P, K)

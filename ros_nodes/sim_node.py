@@ -162,7 +162,7 @@ class SimNode(Node):
         if self.ticks % self.privileged_every == 0:
             self.publish_privileged(stamp)
         if self.ticks % self.success_every == 0:
-            self.publish(self.pub_success, Bool(data=world.success()))
+            self.publish(self.pub_success, Bool(data=runner.success()))
         if self.config.render and self.ticks % self.camera_every == 0:
             self.publish_camera(stamp)
 

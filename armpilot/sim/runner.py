@@ -34,6 +34,7 @@ class SimRunner:
         self.seed = -1
         self.episode_start = 0.0
         self.rejections: dict[str, int] = {}
+        self.broken = False  # MuJoCo reset this episode's state (``tick``)
 
     @property
     def now(self) -> float:
@@ -44,6 +45,7 @@ class SimRunner:
         """Start a new episode drawn from ``seed``; the arm holds its home pose."""
         self._clock_offset += self.world.time
         init = self.world.reset(seed)
+        self.broken = False
         self.follower.hold(self.world.joint_positions())
         self.episode += 1
         self.seed = seed
@@ -82,12 +84,19 @@ class SimRunner:
     def tick(self, n_steps: int) -> str:
         """Send the follower's current target to the servos and step ``n_steps`` times; "" or what went
         wrong in the physics (``SimWorld.step``). After MuJoCo's reset of an unstable state the clock still
-        runs on (a clock running back made perception drop every frame for up to a minute) and the arm holds
-        where the reset left it; the episode runs on to its time limit."""
+        runs on (a clock running back made perception drop every frame for up to a minute), the arm holds
+        where the reset left it, the goal pad goes back, and the episode runs on to its time limit as a
+        failure (``success``: the reset moved the box)."""
         targets, _ = self.follower.sample(self.now)
         before = self.now
         unstable = self.world.step(targets, n_steps)
-        if unstable:  # MuJoCo reset the state: its time to 0, the arm to the model's defaults
+        if unstable:  # MuJoCo reset the state: its time to 0, the arm, box and goal pad to the model's defaults
             self._clock_offset = before + n_steps * self.world.model.opt.timestep - self.world.time
             self.follower.hold(self.world.joint_positions())  # hold where the arm now is, no lunge back
+            self.world.place_goal_pad(self.world.episode_init.goal_position)
+            self.broken = True
         return unstable
+
+    def success(self) -> bool:
+        """The task's success test, False for the rest of an episode MuJoCo reset (its box was moved)."""
+        return not self.broken and self.world.success()

@@ -105,10 +105,14 @@ class SimWorld:
             self.data.qpos[adr + 3 : adr + 7] = quat
         else:
             self.data.mocap_pos[self._object_mocap] = init.object_position
-        self.data.mocap_pos[self._goal_mocap] = [*init.goal_position[:2], 0.001]
+        self.place_goal_pad(init.goal_position)
         mujoco.mj_forward(self.model, self.data)
         self.episode_init = init
         return init
+
+    def place_goal_pad(self, goal: np.ndarray) -> None:
+        """Put the goal pad (a mocap body) under ``goal`` (3,), m; MuJoCo's reset of an unstable state moves it."""
+        self.data.mocap_pos[self._goal_mocap] = [*goal[:2], 0.001]
 
     def _home_of_every_joint(self) -> list[tuple[int, float]]:
         """(qpos address, value) at home for every commanded, separate-gripper and mimic joint."""
@@ -128,10 +132,11 @@ class SimWorld:
         accelerations; it then resets the state to the model's defaults), what happened and where.
         """
         self.data.ctrl[self._actuators] = targets
-        before = [int(self.data.warning[w].number) for w in UNSTABLE_WARNINGS]
+        for warning in UNSTABLE_WARNINGS:  # counted from 0 each call: MuJoCo's reset leaves a count of 1 behind
+            self.data.warning[warning].number = 0
         mujoco.mj_step(self.model, self.data, nstep=n_steps)
-        for warning, count in zip(UNSTABLE_WARNINGS, before, strict=True):
-            if int(self.data.warning[warning].number) > count:
+        for warning in UNSTABLE_WARNINGS:
+            if int(self.data.warning[warning].number) > 0:
                 dof = int(self.data.warning[warning].lastinfo)
                 body = self.model.body(self.model.dof_bodyid[dof]).name if 0 <= dof < self.model.nv else "?"
                 return (f"the simulation became unstable ({warning.name}) at DOF {dof} (body '{body}') at "
