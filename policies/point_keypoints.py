@@ -23,14 +23,7 @@ import torch
 from torch import nn
 
 from armpilot.policies.diffusion_config import POINT_ENCODERS
-
-
-def _mlp(widths: tuple[int, ...]) -> nn.Sequential:
-    """Linear + LayerNorm + ReLU per consecutive pair of ``widths``."""
-    layers: list[nn.Module] = []
-    for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
-        layers += [nn.Linear(fan_in, fan_out), nn.LayerNorm(fan_out), nn.ReLU()]
-    return nn.Sequential(*layers)
+from armpilot.policies.vision_encoders import PointCloudEncoder, layer_norm_mlp, masked_max, used_slots
 
 
 def nearest_neighbours(points: torch.Tensor, mask: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,8 +43,8 @@ class KeypointCloudEncoder(nn.Module):
                  width: int = 64) -> None:
         super().__init__()
         self.out_dim, self.neighbours, self.keypoints = out_dim, neighbours, keypoints
-        self.edge = _mlp((6, edge_width, edge_width))
-        self.point = _mlp((edge_width + 3, width, width))
+        self.edge = layer_norm_mlp((6, edge_width, edge_width))
+        self.point = layer_norm_mlp((edge_width + 3, width, width))
         self.score = nn.Sequential(nn.Linear(2 * width, width), nn.ReLU(), nn.Linear(width, keypoints))
         self.project = nn.Sequential(nn.Linear(width + 3 * keypoints, out_dim), nn.LayerNorm(out_dim))
 
@@ -65,12 +58,10 @@ class KeypointCloudEncoder(nn.Module):
         (zeros for a cloud with no valid point)."""
         if mask is None:
             mask = torch.ones(points.shape[:2], dtype=torch.bool, device=points.device)
-        valid = mask.any(dim=0).nonzero()  # slots after the batch's last valid one add nothing
-        used = int(valid.max()) + 1 if len(valid) else 1
-        points, mask = points[:, :used], mask[:, :used]
+        points, mask = used_slots(points, mask)
         points = points.masked_fill(~mask[..., None], 0.0)  # a NaN in a masked slot must not reach a keypoint
         features = self.point(torch.cat([self._local(points, mask), points], dim=-1))  # (B, P, W)
-        pooled = torch.nan_to_num(features.masked_fill(~mask[..., None], float("-inf")).amax(dim=1), neginf=0.0)
+        pooled = masked_max(features, mask, dim=1)
         scores = self.score(torch.cat([features, pooled[:, None].expand_as(features)], dim=-1))  # (B, P, K)
         weights = torch.nan_to_num(scores.masked_fill(~mask[..., None], float("-inf")).softmax(dim=1))
         return pooled, torch.einsum("bpk,bpc->bkc", weights, points)
@@ -81,14 +72,11 @@ class KeypointCloudEncoder(nn.Module):
         batch = torch.arange(points.shape[0], device=points.device)[:, None, None]
         centre = points[:, :, None].expand(-1, -1, indices.shape[-1], -1)
         edges = self.edge(torch.cat([centre, points[batch, indices] - centre], dim=-1))  # (B, P, k, E)
-        edges = edges.masked_fill(~neighbour_valid[..., None], float("-inf"))
-        return torch.nan_to_num(edges.amax(dim=2), neginf=0.0)
+        return masked_max(edges, neighbour_valid, dim=2)
 
 
 def point_encoder(kind: str, out_dim: int = 64) -> nn.Module:
     """The cloud encoder named ``kind`` (one of ``POINT_ENCODERS``)."""
-    from armpilot.policies.vision_encoders import PointCloudEncoder
-
     if kind == "pointnet":
         return PointCloudEncoder(out_dim)
     if kind == "keypoints":

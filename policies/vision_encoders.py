@@ -130,6 +130,28 @@ class ImageEncoder(nn.Module):
         return self.project(self.keypoints(self.stages(self.stem(x))))
 
 
+def layer_norm_mlp(widths: tuple[int, ...]) -> nn.Sequential:
+    """Linear + LayerNorm + ReLU per consecutive pair of ``widths`` (the per-point MLPs of the cloud encoders)."""
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
+        layers += [nn.Linear(fan_in, fan_out), nn.LayerNorm(fan_out), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def used_slots(points: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, P, D) points and (B, P) mask cut after the last slot valid in any cloud of the batch: the slots
+    after it add nothing (``bench/encoders.py``: points_sparse_over_full_n16)."""
+    valid = mask.any(dim=0).nonzero()
+    used = int(valid.max()) + 1 if len(valid) else 1
+    return points[:, :used], mask[:, :used]
+
+
+def masked_max(features: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
+    """Max of ``features`` over ``dim`` where ``mask`` (``features``' shape without its last axis) holds;
+    zeros where nothing does."""
+    return torch.nan_to_num(features.masked_fill(~mask[..., None], float("-inf")).amax(dim=dim), neginf=0.0)
+
+
 class PointCloudEncoder(nn.Module):
     """(B, P, in_dim) points (xyz, m, by default) and an optional (B, P) validity mask -> (B, out_dim);
     order-invariant."""
@@ -137,24 +159,14 @@ class PointCloudEncoder(nn.Module):
     def __init__(self, out_dim: int = 64, widths: tuple[int, ...] = (64, 128, 256), in_dim: int = 3) -> None:
         super().__init__()
         self.out_dim = out_dim
-        layers: list[nn.Module] = []
-        channels = in_dim
-        for width in widths:
-            layers += [nn.Linear(channels, width), nn.LayerNorm(width), nn.ReLU()]
-            channels = width
-        self.point = nn.Sequential(*layers)
-        self.project = nn.Sequential(nn.Linear(channels, out_dim), nn.LayerNorm(out_dim))
+        self.point = layer_norm_mlp((in_dim, *widths))
+        self.project = nn.Sequential(nn.Linear(widths[-1], out_dim), nn.LayerNorm(out_dim))
 
     def forward(self, points: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if mask is not None:  # slots after the last valid one in the batch add nothing (bench/encoders.py)
-            valid = mask.any(dim=0).nonzero()
-            used = int(valid.max()) + 1 if len(valid) else 1
-            points, mask = points[:, :used], mask[:, :used]
-        features = self.point(points)
-        if mask is not None:
-            features = features.masked_fill(~mask[..., None], float("-inf"))
-        pooled = torch.nan_to_num(features.amax(dim=1), neginf=0.0)  # a cloud with no valid point -> zeros
-        return self.project(pooled)
+        if mask is None:
+            return self.project(self.point(points).amax(dim=1))
+        points, mask = used_slots(points, mask)
+        return self.project(masked_max(self.point(points), mask, dim=1))  # a cloud with no valid point -> zeros
 
 
 def subsample_points(points: torch.Tensor, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
