@@ -14,6 +14,7 @@ from armpilot.policies.diffusion_config import SAMPLERS
 from armpilot.policies.policy_server import ServerConfig
 from armpilot.policies.realtime import TRANSITIONS
 from armpilot.policies.registry import BACKENDS
+from armpilot.recording.config import LINGER_S, MAX_LINGER_S
 from armpilot.robot_profile import DEFAULT_ROBOT, shipped_profiles
 from armpilot.sim.scenes import SCENES
 from armpilot.tasks import TASKS
@@ -26,6 +27,15 @@ def _robot_choice(text: str) -> str:
         return text
     raise argparse.ArgumentTypeError(f"'{text}' is neither a shipped robot {sorted(shipped_profiles())} "
                                      f"nor a profile YAML file")
+
+
+def _linger_seconds(text: str) -> float:
+    """``record --linger``: sim seconds within [0, MAX_LINGER_S]."""
+    value = float(text)
+    if not 0.0 <= value <= MAX_LINGER_S:
+        raise argparse.ArgumentTypeError(f"{text} s is not within [0, {MAX_LINGER_S}] s")
+    return value
+
 
 EXAMPLES = """examples:
   armpilot demo --task reach --policy scripted --episodes 20 --report out/report.json
@@ -91,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="push: start each push about M metres (std) sideways of the box-to-goal line, so "
                              "that the demonstrations show the expert steering back; needs --object-source "
                              "privileged, the expert steers from the sim's ground truth only (default: 0)")
+    record.add_argument("--linger", type=_linger_seconds, default=LINGER_S, metavar="S",
+                        help="sim seconds recorded after the task succeeds: the expert goes on (a push ends 8 mm "
+                             "from the goal, then lifts), so the demonstrations show what to do near the goal, "
+                             f"not only how to reach it (default: {LINGER_S}, at most {MAX_LINGER_S})")
     record.add_argument("--output", type=Path, required=True, help="folder for the bags")
     record.add_argument("--keep-failures", action="store_true", help="keep the bags of failed episodes too")
     record.add_argument("--width", type=int, default=320, help="camera width, px (default: 320)")
@@ -339,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
 
         report = run_record(RecordOptions(args.task, args.output, args.episodes, args.seed, args.policy,
                                           args.keep_failures, args.width, args.height, args.domain_id, args.robot,
-                                          args.scene, args.object_source, args.push_jitter))
+                                          args.scene, args.object_source, args.push_jitter, args.linger))
         print(f"recorded {sum(b['kept'] for b in report['bags'])} of {report['episodes']} episodes "
               f"(success rate {report['success_rate']:.2f}) into {report['output']}")
         return 0

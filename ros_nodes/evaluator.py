@@ -153,6 +153,13 @@ class EvaluatorNode(Node):
         while time.monotonic() < deadline:
             rclpy.spin_once(self, timeout_sec=min(0.05, max(0.0, deadline - time.monotonic())))
 
+    def spin_sim_for(self, seconds: float) -> None:
+        """Process callbacks until ``seconds`` of sim time have passed (at most ``max(5, 10 x seconds)`` s of wall
+        time: a loaded machine slows the sim)."""
+        start, deadline = self.sim_time, time.monotonic() + max(5.0, 10.0 * seconds)
+        while self.sim_time - start < seconds and time.monotonic() < deadline:
+            rclpy.spin_once(self, timeout_sec=0.05)
+
     def _call(self, client, request, what: str, timeout: float = SERVICE_TIMEOUT_S):
         if not client.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f"service {client.srv_name} not available after {timeout:.0f} s ({what})")

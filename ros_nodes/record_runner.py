@@ -15,13 +15,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from armpilot.evaluation import episode_summary
+from armpilot.recording.config import LINGER_S, MAX_LINGER_S
 from armpilot.robot_profile import DEFAULT_ROBOT, load_profile
 from armpilot.ros_nodes import topics
 from armpilot.ros_nodes.demo_runner import graph_session
 from armpilot.tasks import get_task
 
-#: Sim seconds recorded after success, so the final state is in the bag.
-SETTLE_S = 0.5
 #: Wall seconds for the recorder to discover the graph (and /clock) before the first episode.
 WARM_UP_S = 2.0
 
@@ -43,10 +42,13 @@ class RecordOptions:
     scene: str = "nominal"
     object_source: str = "perception"
     push_jitter: float = 0.0
+    linger: float = LINGER_S
 
 
 def run_record(options: RecordOptions) -> dict:
     """Collect ``options.episodes`` episodes; returns (and writes to OUTPUT/record_report.json) a summary."""
+    if not 0.0 <= options.linger <= MAX_LINGER_S:
+        raise ValueError(f"linger must be within [0, {MAX_LINGER_S}] s of sim time, got {options.linger}")
     task = get_task(options.task, load_profile(options.robot).reach)
     options.output.mkdir(parents=True, exist_ok=True)
     values = {"task": options.task, "policy": options.policy, "seed": str(options.seed), "width": str(options.width),
@@ -62,15 +64,16 @@ def run_record(options: RecordOptions) -> dict:
         for index in progress:
             result = node.run_episode(index, options.seed + index, task.max_duration,
                                       started=lambda: node.trigger(topics.RECORDER_START))
-            if result.success:
-                node.spin_for(SETTLE_S)
+            if result.success:  # the expert goes on (a push to within 8 mm, then lifts): recorded too
+                node.spin_sim_for(options.linger)
             keep = result.success or options.keep_failures
             answer = node.trigger(topics.RECORDER_STOP if keep else topics.RECORDER_DISCARD)
             bags.append({"seed": result.seed, "success": result.success, "kept": keep, "recorder": answer})
             results.append(result)
             graph.check()
             progress.set_postfix(kept=sum(b["kept"] for b in bags))
-    report = {"task": options.task, **episode_summary(results), "bags": bags, "output": str(options.output),
+    report = {"task": options.task, "linger_s": options.linger, **episode_summary(results), "bags": bags,
+              "output": str(options.output),
               "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     (options.output / "record_report.json").write_text(json.dumps(report, indent=2))
     return report

@@ -92,3 +92,19 @@ def test_the_push_expert_steers_back_from_a_sideways_start_and_still_solves_the_
     assert any(replans), replans  # a start 2 cm (std) sideways is given up and started again at least once
     offsets = {ScriptedExpert(arm, task, push_jitter=0.02, seed=s)._offset for s in range(3)}
     assert len(offsets) == 3 and all(abs(o) < 0.1 for o in offsets)
+
+
+def test_an_episode_mujoco_resets_ends_as_a_failure_though_its_clock_ran_back(arm):
+    """A reset of an unstable state sets the sim clock back to 0: the rollout still ends (counted steps) and
+    fails, instead of running on (or forever, when every step resets)."""
+    world = SimWorld(None, get_task("reach"), render=False)
+    calls, step = [], world.step
+
+    def resetting_step(targets, n_steps=1):
+        calls.append(step(targets, n_steps))
+        world.data.time = 0.0  # what MuJoCo's reset does to the clock
+        return "the simulation became unstable (test)" if len(calls) == 20 else ""
+
+    world.step = resetting_step
+    rollout = run_expert_episode(world, ScriptedExpert(arm, get_task("reach")), 0)
+    assert not rollout.success and len(calls) == 20

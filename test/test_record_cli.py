@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from mcap.reader import make_reader
@@ -17,11 +18,13 @@ from graph_harness import unique_domain_id
 
 ARMPILOT = str(Path(sys.executable).parent / "armpilot")
 JOINT_STATE_HZ = 125.0
+#: Sim seconds recorded after success (the default is 0.5 s).
+LINGER_S = 1.5
 
 
-def record(output: Path, episodes: int) -> dict:
+def record(output: Path, episodes: int, *extra: str) -> dict:
     command = [ARMPILOT, "record", "--task", "reach", "--episodes", str(episodes), "--output", str(output),
-               "--width", "160", "--height", "120", "--domain-id", str(unique_domain_id())]
+               "--width", "160", "--height", "120", "--domain-id", str(unique_domain_id()), *extra]
     result = subprocess.run(command, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return json.loads((output / "record_report.json").read_text())
@@ -56,8 +59,8 @@ def check_bag(folder: Path) -> dict[str, int]:
 @pytest.mark.graph
 @pytest.mark.timeout(600)
 def test_record_two_episodes_read_back_convert_and_load(tmp_path):
-    report = record(tmp_path / "bags", 2)
-    assert report["episodes"] == 2 and report["successes"] == 2
+    report = record(tmp_path / "bags", 2, "--linger", str(LINGER_S))
+    assert report["episodes"] == 2 and report["successes"] == 2 and report["linger_s"] == LINGER_S
     folders = sorted((tmp_path / "bags").glob("episode_*"))
     assert [f.name for f in folders] == ["episode_000000", "episode_000001"]
     for folder in folders:
@@ -69,6 +72,18 @@ def test_record_two_episodes_read_back_convert_and_load(tmp_path):
     assert len(dataset) > 20
     sample = dataset[0]
     assert tuple(sample["observation.state"].shape) == (2, 7) and tuple(sample["action"].shape) == (16, 7)
+    frames = pq.read_table(tmp_path / "dataset/data/chunk-000/file-000.parquet").to_pydict()
+    fps = json.loads((tmp_path / "dataset/meta/info.json").read_text())["fps"]
+    for episode in (0, 1):  # --linger: the bag goes on after success (0.5 s by default)
+        success = [s for e, s in zip(frames["episode_index"], frames["next.success"]) if e == episode]
+        after = len(success) - success.index(True)
+        assert after >= 0.8 * LINGER_S * fps, f"episode {episode}: {after} frames after success"
+
+
+def test_record_refuses_a_linger_out_of_range(tmp_path):
+    result = subprocess.run([ARMPILOT, "record", "--task", "reach", "--output", str(tmp_path), "--linger", "-1"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "--linger" in result.stderr and not list(tmp_path.iterdir())
 
 
 @pytest.mark.slow

@@ -29,6 +29,10 @@ QOS_PRESETS: dict[str, Qos] = {
     "latched": _qos(1, reliable=True, latched=True),
 }
 
+#: ``armpilot record``: sim seconds recorded after the task succeeds by default (the final state is in the bag),
+#: and the most it accepts.
+LINGER_S, MAX_LINGER_S = 0.5, 10.0
+
 _TYPE_NAME = re.compile(r"^[A-Za-z][\w]*/msg/[A-Z]\w*$")
 
 # (topic, type, qos preset): the topics in armpilot.ros_nodes.topics and the QoS their publishers offer

@@ -27,8 +27,9 @@ def run_expert_episode(world: SimWorld, expert: ScriptedExpert, seed: int, repla
     expert.reset()
     follower = TrajectoryFollower(world.joint_positions())
     rollout = Rollout(False)
-    next_plan = 0.0
-    while world.time < world.task.max_duration:
+    next_plan, substeps = 0.0, 4
+    # counted steps, not world.time: MuJoCo's reset of an unstable state sets the time back to 0
+    for _ in range(int(np.ceil(world.task.max_duration / (substeps * world.timestep)))):
         if world.time >= next_plan - 1e-9:
             position, quat = world.object_pose()
             q = world.joint_positions()
@@ -38,7 +39,8 @@ def run_expert_episode(world: SimWorld, expert: ScriptedExpert, seed: int, repla
             times = expert.dt * np.arange(1, len(chunk) + 1)
             follower.set_trajectory(JointTrajectory(world.time, times, chunk), world.time)
             next_plan += replan_every
-        world.step(follower.sample(world.time)[0], 4)
+        if world.step(follower.sample(world.time)[0], substeps):
+            break  # MuJoCo reset the state: the episode failed
         if world.success():
             rollout.success = True
             break
