@@ -63,6 +63,8 @@ class WorkspaceFit:
         out = np.array(candidates, dtype=float, copy=True)
         if any(first is None for first in firsts):
             return out
+        # a measured start can sit past a position limit (a gripper squeezed to -0.003 m); the hold may not
+        start = np.clip(start, self.limits.lower, self.limits.upper)
         for chunk, first in zip(out, firsts):
             hold = self.hold_index(times, chunk, first)
             chunk[hold + 1:] = chunk[hold] if hold >= 0 else start

@@ -89,3 +89,21 @@ def test_one_safe_candidate_leaves_them_all_to_the_verifier(setup):
     both = np.stack([dive, still])
     np.testing.assert_array_equal(fit(TIMES, both, start), both)  # the verifier refuses the dive itself
     assert fit.first_unsafe(TIMES, fit(TIMES, both[:1], start)[0]) is None  # alone, the dive is cut
+
+
+def test_a_hold_at_a_start_past_a_position_limit_is_inside_the_limits(setup):
+    """The first point dives into the table, so every point is held at the start; measured, that start can sit past
+    a position limit (a gripper squeezed to -0.003 m), and a hold there is refused as a position_limit."""
+    arm, names, limits, fit, checker = setup
+    start = np.asarray(arm.profile.home, float)
+    home = arm.tcp_pose(start)
+    below = home[:3, 3] * [1.0, 1.0, 0.0] + [0.0, 0.0, arm.profile.table_z - 0.05]
+    dive = np.broadcast_to(arm.ik(below, home[:3, :3], start, rotation_weight=0.05).positions, (len(TIMES), len(names)))
+    assert fit.first_unsafe(TIMES, dive) == 0
+    bounded = np.flatnonzero(np.isfinite(limits.lower))[-1]
+    start[bounded] = limits.lower[bounded] - 0.003
+    fitted = fit(TIMES, dive[None], start)[0]
+    assert np.all((fitted >= limits.lower) & (fitted <= limits.upper))
+    verdict = check_chunk(SafetyConfig(self_collision=False), limits, names, 100.0, TIMES, fitted, 100.0, start,
+                          workspace=checker)
+    assert verdict.accepted or verdict.reason != "position_limit", verdict.detail
