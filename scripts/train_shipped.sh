@@ -5,10 +5,9 @@
 #   reach, push     the nominal scene, object pose from perception (~25 min for both on 2 cores);
 #                   push also trains push_prefix (committed action prefixes, for transition:=prefix)
 #   push_points     randomized scenes (distractors, colours, sizes, light, camera jitter), the policy
-#                   sees the joint state, the goal and the filtered cloud (~55 min: 240 demonstrations,
-#                   6,000 steps). The shipped one had the expert that planned once (seeds 1000-1119 and
-#                   2000-2119, 225 kept: 24/50); this recipe's closed-loop, jittered expert gave 21/50 from
-#                   seeds 3000-3239 (docs/policy.md)
+#                   sees the joint state, the goal and the filtered cloud (~50 min: 200 demonstrations,
+#                   each recorded 2 s past success, 6,000 steps). The shipped one is this recipe's
+#                   (seeds 20000-20199, 188 kept: 24/50 randomized, 23/50 held-out; docs/policy.md)
 #   bash scripts/train_shipped.sh              # reach and push
 #   bash scripts/train_shipped.sh push_points  # one target
 set -euo pipefail
@@ -23,10 +22,10 @@ ship() {  # ship NAME: copy the trained policy into checkpoints/NAME
   cp "$WORK/policy_$1"/{policy.safetensors,policy.json,loss.png,report.json} "checkpoints/$1/"
 }
 
-record() {  # record TASK SCENE EPISODES OBJECT_SOURCE [PUSH_JITTER]: demonstrations into $WORK/dataset_TASK_SCENE
+record() {  # record TASK SCENE EPISODES OBJECT_SOURCE [PUSH_JITTER [LINGER [SEED]]]: into $WORK/dataset_TASK_SCENE
   if [ ! -d "$WORK/dataset_$1_$2" ]; then  # (a dataset already recorded is kept)
-    "$ARMPILOT" record --task "$1" --scene "$2" --object-source "$4" --episodes "$3" --seed 1000 \
-      --push-jitter "${5:-0}" --width 320 --height 240 --output "$WORK/bags_$1_$2"
+    "$ARMPILOT" record --task "$1" --scene "$2" --object-source "$4" --episodes "$3" --seed "${7:-1000}" \
+      --push-jitter "${5:-0}" --linger "${6:-0.5}" --width 320 --height 240 --output "$WORK/bags_$1_$2"
     "$ARMPILOT" convert "$WORK/bags_$1_$2" --output "$WORK/dataset_$1_$2" --overwrite
   fi
 }
@@ -46,8 +45,9 @@ for target in ${@:-reach push}; do
       ;;
     push_points)
       # the expert reads the true pose: the largest perceived object may be a distractor (the bags hold
-      # what perception saw); each push starts about 1 cm sideways, so the demonstrations show it steer back
-      record push randomized 240 privileged 0.01
+      # what perception saw); each push starts about 1 cm sideways, so the demonstrations show it steer back;
+      # 2 s past success, the expert finishes the push (to 8 mm) and lifts
+      record push randomized 200 privileged 0.01 2.0 20000
       "$ARMPILOT" train "$WORK/dataset_push_randomized" --output "$WORK/policy_diffusion_push_points" \
         --steps 6000 --batch-size 64 --seed 0 --threads 2 --inputs state,goal,points
       ship diffusion_push_points
