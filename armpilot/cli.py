@@ -31,7 +31,10 @@ def _robot_choice(text: str) -> str:
 
 def _linger_seconds(text: str) -> float:
     """``record --linger``: sim seconds within [0, MAX_LINGER_S]."""
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not 0.0 <= value <= MAX_LINGER_S:
         raise argparse.ArgumentTypeError(f"{text} s is not within [0, {MAX_LINGER_S}] s")
     return value
@@ -102,9 +105,10 @@ def _parser() -> argparse.ArgumentParser:
                              "that the demonstrations show the expert steering back; needs --object-source "
                              "privileged, the expert steers from the sim's ground truth only (default: 0)")
     record.add_argument("--linger", type=_linger_seconds, default=LINGER_S, metavar="S",
-                        help="sim seconds recorded after the task succeeds: the expert goes on (a push ends 8 mm "
-                             "from the goal, then lifts), so the demonstrations show what to do near the goal, "
-                             f"not only how to reach it (default: {LINGER_S}, at most {MAX_LINGER_S})")
+                        help="sim seconds recorded after the task succeeds: whoever drives goes on (with "
+                             "--object-source privileged the push expert goes on to 8 mm from the goal, then "
+                             "lifts), so the demonstrations show what to do near the goal, not only how to reach "
+                             f"it (default: {LINGER_S}, at most {MAX_LINGER_S})")
     record.add_argument("--output", type=Path, required=True, help="folder for the bags")
     record.add_argument("--keep-failures", action="store_true", help="keep the bags of failed episodes too")
     record.add_argument("--width", type=int, default=320, help="camera width, px (default: 320)")

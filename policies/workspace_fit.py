@@ -58,7 +58,8 @@ class WorkspaceFit:
         """(N, H, J) candidates unchanged when one of them is safe (the verifier chooses among them and refuses the
         others: a cut bad candidate would compete with the good ones, and won: pick with 40 % bad candidates, N = 16,
         100 % -> 60 %); when none is, each held from its first unsafe point on at the latest point before it where
-        the arm can stop (at ``start``, where the controller is headed now, when that is none). times: (H,) s."""
+        the arm can stop (at ``start``, where the controller is headed now, clipped to the position limits, when that
+        is none). times: (H,) s."""
         firsts = [self.first_unsafe(times, chunk) for chunk in candidates]
         out = np.array(candidates, dtype=float, copy=True)
         if any(first is None for first in firsts):

@@ -60,6 +60,7 @@ class EvaluatorNode(Node):
         self.arrivals: OrderedDict[int, float] = OrderedDict()
         self.sim_time = 0.0
         self.success = False
+        self.success_now = False  # the latest /sim/task_success (``success`` latches the first True)
         self.episode_info: dict = {}
         self.safety_counts: dict[str, str] = {}
         self.policy_status: dict[str, str] = {}
@@ -125,6 +126,7 @@ class EvaluatorNode(Node):
         start = float(self.episode_info.get("start", 0.0))
         if self.sim_time - start >= SUCCESS_GRACE_S:
             self.success = self.success or bool(msg.data)
+            self.success_now = bool(msg.data)
 
     def on_ground_truth(self, msg: PoseArray) -> None:
         """[object, goal] from the sim: keep the object's distance to the goal in the table plane (m), for tasks
@@ -153,12 +155,15 @@ class EvaluatorNode(Node):
         while time.monotonic() < deadline:
             rclpy.spin_once(self, timeout_sec=min(0.05, max(0.0, deadline - time.monotonic())))
 
-    def spin_sim_for(self, seconds: float) -> None:
+    def spin_sim_for(self, seconds: float, settle: float = 0.2) -> float:
         """Process callbacks until ``seconds`` of sim time have passed (at most ``max(5, 10 x seconds)`` s of wall
-        time: a loaded machine slows the sim)."""
-        start, deadline = self.sim_time, time.monotonic() + max(5.0, 10.0 * seconds)
-        while self.sim_time - start < seconds and time.monotonic() < deadline:
+        time: a loaded machine slows the sim), and at least ``settle`` s of wall time (messages in flight arrive).
+        Returns the sim seconds that passed."""
+        start, began = self.sim_time, time.monotonic()
+        deadline = began + max(5.0, 10.0 * seconds)
+        while (self.sim_time - start < seconds or time.monotonic() - began < settle) and time.monotonic() < deadline:
             rclpy.spin_once(self, timeout_sec=0.05)
+        return self.sim_time - start
 
     def _call(self, client, request, what: str, timeout: float = SERVICE_TIMEOUT_S):
         if not client.wait_for_service(timeout_sec=timeout):
@@ -198,7 +203,7 @@ class EvaluatorNode(Node):
         deadline = time.monotonic() + 5.0
         while self.episode_info.get("episode") != info["episode"] and time.monotonic() < deadline:
             rclpy.spin_once(self, timeout_sec=0.05)
-        self.success = False
+        self.success = self.success_now = False
         self.goal_distance = None
         self.switches.reset()
         return info

@@ -64,11 +64,17 @@ def run_record(options: RecordOptions) -> dict:
         for index in progress:
             result = node.run_episode(index, options.seed + index, task.max_duration,
                                       started=lambda: node.trigger(topics.RECORDER_START))
+            lingered = 0.0
             if result.success:  # the expert goes on (a push to within 8 mm, then lifts): recorded too
-                node.spin_sim_for(options.linger)
+                lingered = node.spin_sim_for(options.linger)
+                if lingered < options.linger - 0.05:
+                    progress.write(f"episode {index}: recorded {lingered:.2f} of {options.linger} s past success "
+                                   "(the sim fell behind)")
             keep = result.success or options.keep_failures
             answer = node.trigger(topics.RECORDER_STOP if keep else topics.RECORDER_DISCARD)
-            bags.append({"seed": result.seed, "success": result.success, "kept": keep, "recorder": answer})
+            # success_at_stop False after a success: the task came undone in the linger (or MuJoCo reset the sim)
+            bags.append({"seed": result.seed, "success": result.success, "kept": keep, "recorder": answer,
+                         "lingered_s": round(lingered, 3), "success_at_stop": node.success_now})
             results.append(result)
             graph.check()
             progress.set_postfix(kept=sum(b["kept"] for b in bags))

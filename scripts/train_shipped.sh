@@ -22,11 +22,17 @@ ship() {  # ship NAME: copy the trained policy into checkpoints/NAME
   cp "$WORK/policy_$1"/{policy.safetensors,policy.json,loss.png,report.json} "checkpoints/$1/"
 }
 
-record() {  # record TASK SCENE EPISODES OBJECT_SOURCE [PUSH_JITTER [LINGER [SEED]]]: into $WORK/dataset_TASK_SCENE
-  if [ ! -d "$WORK/dataset_$1_$2" ]; then  # (a dataset already recorded is kept)
+# record TASK SCENE EPISODES OBJECT_SOURCE [PUSH_JITTER [LINGER [SEED]]]: demonstrations into
+# $WORK/dataset_TASK_SCENE_RECIPE (a dataset already recorded with the same recipe is kept; bags of a run that
+# stopped partway are recorded again)
+record() {
+  local recipe="${3}ep_${4}_j${5:-0}_l${6:-0.5}_s${7:-1000}"
+  DATASET="$WORK/dataset_$1_$2_$recipe"
+  if [ ! -d "$DATASET" ]; then
+    rm -rf "$WORK/bags_$1_$2_$recipe"
     "$ARMPILOT" record --task "$1" --scene "$2" --object-source "$4" --episodes "$3" --seed "${7:-1000}" \
-      --push-jitter "${5:-0}" --linger "${6:-0.5}" --width 320 --height 240 --output "$WORK/bags_$1_$2"
-    "$ARMPILOT" convert "$WORK/bags_$1_$2" --output "$WORK/dataset_$1_$2" --overwrite
+      --push-jitter "${5:-0}" --linger "${6:-0.5}" --width 320 --height 240 --output "$WORK/bags_$1_$2_$recipe"
+    "$ARMPILOT" convert "$WORK/bags_$1_$2_$recipe" --output "$DATASET" --overwrite
   fi
 }
 
@@ -34,11 +40,11 @@ for target in ${@:-reach push}; do
   case "$target" in
     reach|push)
       record "$target" nominal 100 perception
-      "$ARMPILOT" train "$WORK/dataset_${target}_nominal" --output "$WORK/policy_diffusion_$target" --steps 3000 \
+      "$ARMPILOT" train "$DATASET" --output "$WORK/policy_diffusion_$target" --steps 3000 \
         --batch-size 128 --seed 0 --threads 2
       ship "diffusion_$target"
       if [ "$target" = push ]; then  # training-time real-time chunking: up to 8 frames (0.57 s) of prefix
-        "$ARMPILOT" train "$WORK/dataset_push_nominal" --output "$WORK/policy_diffusion_push_prefix" --steps 3000 \
+        "$ARMPILOT" train "$DATASET" --output "$WORK/policy_diffusion_push_prefix" --steps 3000 \
           --batch-size 128 --seed 0 --threads 2 --prefix-frames 8
         ship diffusion_push_prefix
       fi
@@ -48,7 +54,7 @@ for target in ${@:-reach push}; do
       # what perception saw); each push starts about 1 cm sideways, so the demonstrations show it steer back;
       # 2 s past success, the expert finishes the push (to 8 mm) and lifts
       record push randomized 200 privileged 0.01 2.0 20000
-      "$ARMPILOT" train "$WORK/dataset_push_randomized" --output "$WORK/policy_diffusion_push_points" \
+      "$ARMPILOT" train "$DATASET" --output "$WORK/policy_diffusion_push_points" \
         --steps 6000 --batch-size 64 --seed 0 --threads 2 --inputs state,goal,points
       ship diffusion_push_points
       ;;

@@ -108,3 +108,18 @@ def test_an_episode_mujoco_resets_ends_as_a_failure_though_its_clock_ran_back(ar
     world.step = resetting_step
     rollout = run_expert_episode(world, ScriptedExpert(arm, get_task("reach")), 0)
     assert not rollout.success and len(calls) == 20
+
+
+def test_an_episode_whose_clock_never_advances_still_ends(arm):
+    """Steps are counted: a clock stuck at 0 (reset again and again, unreported) cannot keep the rollout going."""
+    world = SimWorld(None, get_task("reach"), render=False)
+    calls, step = [], world.step
+
+    def stuck_clock_step(targets, n_steps=1):
+        calls.append(step(targets, n_steps))
+        world.data.time = 0.0
+        return ""
+
+    world.step = stuck_clock_step
+    run_expert_episode(world, ScriptedExpert(arm, get_task("reach")), 0)
+    assert len(calls) == int(np.ceil(get_task("reach").max_duration / (4 * world.timestep)))
