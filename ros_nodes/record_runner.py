@@ -79,7 +79,6 @@ def run_record(options: RecordOptions) -> dict:
             graph.check()
             progress.set_postfix(kept=sum(b["kept"] for b in bags))
     report = {"task": options.task, "linger_s": options.linger, **episode_summary(results), "bags": bags,
-              "output": str(options.output),
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+              "output": str(options.output), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     (options.output / "record_report.json").write_text(json.dumps(report, indent=2))
     return report

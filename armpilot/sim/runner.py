@@ -91,7 +91,7 @@ class SimRunner:
         before = self.now
         unstable = self.world.step(targets, n_steps)
         if unstable:  # MuJoCo reset the state: its time to 0, the arm, box and goal pad to the model's defaults
-            self._clock_offset = before + n_steps * self.world.model.opt.timestep - self.world.time
+            self._clock_offset = before + n_steps * self.world.timestep - self.world.time
             self.follower.hold(self.world.joint_positions())  # hold where the arm now is, no lunge back
             self.world.place_goal_pad(self.world.episode_init.goal_position)
             self.broken = True
