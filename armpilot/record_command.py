@@ -7,21 +7,28 @@ from collections.abc import Callable
 from pathlib import Path
 
 from armpilot.policies.registry import BACKENDS
-from armpilot.recording.config import LINGER_S, MAX_LINGER_S
+from armpilot.recording.config import HANDOVER_WITHIN_S, LINGER_S, MAX_HANDOVER_S, MAX_LINGER_S
 from armpilot.robot_profile import DEFAULT_ROBOT
 from armpilot.sim.scenes import SCENES
 from armpilot.tasks import TASKS
 
 
-def _linger_seconds(text: str) -> float:
-    """``record --linger``: sim seconds within [0, MAX_LINGER_S]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.0 <= value <= MAX_LINGER_S:
-        raise argparse.ArgumentTypeError(f"{text} s is not within [0, {MAX_LINGER_S}] s")
-    return value
+def _seconds_within(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: sim seconds within [low, high]."""
+
+    def seconds(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} s is not within [{low}, {high}] s")
+        return value
+
+    return seconds
+
+
+_linger_seconds = _seconds_within(0.0, MAX_LINGER_S)
 
 
 def add_record_parser(sub, robot_choice: Callable[[str], str]) -> None:
@@ -35,7 +42,17 @@ def add_record_parser(sub, robot_choice: Callable[[str], str]) -> None:
                         help=f"robot profile (default: {DEFAULT_ROBOT})")
     record.add_argument("--task", choices=sorted(TASKS), default="reach", help="task (default: reach)")
     record.add_argument("--policy", choices=BACKENDS, default="scripted",
-                        help="who drives (default: the scripted expert)")
+                        help="who drives (default: the scripted expert); handover: the diffusion --checkpoint "
+                             "drives first, then the expert, and only the expert's part is recorded (corrections "
+                             "from the states the learned policy reaches, DAgger-style; see --handover-within)")
+    record.add_argument("--checkpoint", default="", metavar="DIR",
+                        help="--policy diffusion or handover: the checkpoint folder (default: the one shipped for "
+                             "the task)")
+    record.add_argument("--handover-within", type=_seconds_within(0.0, MAX_HANDOVER_S), default=None, metavar="S",
+                        help="--policy handover: each episode the learned policy drives for a time drawn uniformly "
+                             "in [0, S] sim seconds from the episode's seed, then the expert takes over and the "
+                             "recorder starts; an episode the learned policy finishes first is not kept (default: "
+                             f"{HANDOVER_WITHIN_S} with --policy handover)")
     record.add_argument("--episodes", type=int, default=20, help="episodes to record (default: 20)")
     record.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     record.add_argument("--scene", choices=SCENES, default="nominal",
@@ -64,9 +81,16 @@ def record_from_args(args: argparse.Namespace) -> int:
     """Runs ``armpilot record`` and prints what it kept."""
     from armpilot.ros_nodes.record_runner import RecordOptions, run_record
 
+    within = args.handover_within
+    if within is not None and (args.policy != "handover" or within == 0):
+        raise SystemExit(f"armpilot record: error: --handover-within {within} needs --policy handover and a time "
+                         "above 0 s")
+    if within is None:
+        within = HANDOVER_WITHIN_S if args.policy == "handover" else 0.0
     report = run_record(RecordOptions(args.task, args.output, args.episodes, args.seed, args.policy,
                                       args.keep_failures, args.width, args.height, args.domain_id, args.robot,
-                                      args.scene, args.object_source, args.push_jitter, args.linger))
+                                      args.scene, args.object_source, args.push_jitter, args.linger,
+                                      args.checkpoint, within))
     print(f"recorded {sum(b['kept'] for b in report['bags'])} of {report['episodes']} episodes "
           f"(success rate {report['success_rate']:.2f}) into {report['output']}")
     return 0

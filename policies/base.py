@@ -67,6 +67,7 @@ class Capabilities:
         batches_observations: ``sample_batch`` answers several observations in one forward pass.
         inpaints: ``sample_candidates`` keeps a committed prefix by inpainting (transition ``rtc``).
         prefix_conditioned: ... or by conditioning on it (trained so; transition ``prefix``).
+        hands_over: ``hand_over`` gives the rest of the episode to a second backend (recording corrections).
     """
 
     needs_image: bool = False
@@ -77,6 +78,7 @@ class Capabilities:
     batches_observations: bool = False
     inpaints: bool = False
     prefix_conditioned: bool = False
+    hands_over: bool = False
 
 
 class Policy(ABC):
@@ -129,6 +131,10 @@ class Policy(ABC):
     def set_instruction(self, instruction: str) -> None:
         """Set the language instruction (backends with ``takes_instruction``)."""
         raise ValueError(f"backend {type(self).__name__} takes no instruction")
+
+    def hand_over(self) -> None:
+        """Give the rest of the episode to the second backend (backends with ``hands_over``)."""
+        raise ValueError(f"backend {type(self).__name__} has no second backend to hand over to")
 
 
 #: transition -> (the capability it needs, what that means for a user).

@@ -102,5 +102,16 @@ def _vla(arm: ArmModel, task: str, horizon: int, chunk_dt: float, config: Policy
     return VLAPolicy(folder, config.joint_names, horizon, chunk_dt, config.instruction, seed=seed)
 
 
+@register_backend("handover")
+def _handover(arm: ArmModel, task: str, horizon: int, chunk_dt: float, config: PolicyNodeConfig,
+              seed: int) -> Policy:
+    """The diffusion checkpoint (``checkpoint``; empty = the shipped one) until ``/policy/handover``, then the
+    scripted expert (closed-loop with ``object_source: privileged``)."""
+    from armpilot.policies.handover import HandoverPolicy
+
+    return HandoverPolicy(_diffusion(arm, task, horizon, chunk_dt, config, seed),
+                          _scripted(arm, task, horizon, chunk_dt, config, seed))
+
+
 #: Names of the registered backends (CLI choices, docs).
 BACKENDS = tuple(_BUILDERS)

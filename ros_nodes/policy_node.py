@@ -39,7 +39,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState, PointCloud2
-from std_msgs.msg import Header, String
+from std_msgs.msg import Header, Int64, String
 from trajectory_msgs.msg import JointTrajectory
 from transforms3d.euler import quat2euler
 
@@ -121,6 +121,9 @@ class PolicyNode(Node):
             self.begin_episode(0, float("-inf"), "continuous episodes from start-up")
         self.create_subscription(PoseStamped, topics.POLICY_GOAL, self.on_goal, qos.LATCHED_QOS)
         self.create_subscription(String, topics.POLICY_INSTRUCTION, self.on_instruction, qos.LATCHED_QOS)
+        self.handover_episode = -1  # the episode /policy/handover named last (it may arrive before the episode)
+        if policy.capabilities.hands_over:
+            self.create_subscription(Int64, topics.POLICY_HANDOVER, self.on_handover, qos.COMMAND_QOS)
         if cfg.transition != "replace":
             self.create_subscription(JointTrajectory, topics.SAFETY_COMMANDED, self.on_commanded, qos.COMMAND_QOS)
         # the camera (VLA and camera-trained diffusion backends), the cloud and the tracks, only where needed
@@ -212,6 +215,14 @@ class PolicyNode(Node):
                 return
         self.get_logger().info(f"instruction: '{msg.data.strip()}'")
 
+    def on_handover(self, msg: Int64) -> None:
+        """The second backend drives the rest of episode ``msg.data`` (now, or once that episode begins)."""
+        self.handover_episode = msg.data
+        if msg.data == self.episode:
+            with self.policy_lock:
+                self.backend.hand_over()
+            self.get_logger().info(f"episode {self.episode}: handed over to the second backend")
+
     def on_episode(self, msg: String) -> None:
         info = json.loads(msg.data)
         if info["episode"] != self.episode:
@@ -248,6 +259,8 @@ class PolicyNode(Node):
         self.sampler.reset()
         with self.policy_lock:
             self.backend.reset()
+            if self.handover_episode == episode:
+                self.backend.hand_over()
             self.executing = None
         self.fresh_episode = True
         self.get_logger().info(f"episode {episode} ({why}) began at {start:.3f} s")

@@ -29,6 +29,8 @@ POLICY_CANDIDATES = "/policy/candidates"
 #: A copy of every command the safety node sends to the controller (holds included): what the arm executes.
 SAFETY_COMMANDED = "/safety/commanded"
 POLICY_INSTRUCTION = "/policy/instruction"
+#: std_msgs/Int64, an episode number: from now on that episode's second backend drives (backend handover).
+POLICY_HANDOVER = "/policy/handover"
 #: The task goal (geometry_msgs/PoseStamped in the robot's base frame): a user's, RViz's or the sim's.
 POLICY_GOAL = "/policy/goal"
 TELEOP_COMMAND = "/teleop/joint_trajectory"

@@ -123,3 +123,22 @@ def test_an_episode_whose_clock_never_advances_still_ends(arm):
     world.step = stuck_clock_step
     run_expert_episode(world, ScriptedExpert(arm, get_task("reach")), 0)
     assert len(calls) == int(np.ceil(get_task("reach").max_duration / (4 * world.timestep)))
+
+
+def test_a_push_taken_over_with_the_tool_low_beside_the_box_lifts_straight_up_first(arm):
+    task = get_task("push")
+    world = SimWorld(None, task, render=False)
+    world.reset(0)
+    home, (obj, _) = world.joint_positions(), world.object_pose()
+    expert = ScriptedExpert(arm, task)
+    expert.act(_push_observation(world, 0.0, home, obj))
+    assert expert._retreat is None  # from home, high above: straight to the first waypoint
+    beside = obj + [0.0, 0.05, 0.0]  # where a learned policy left the tool: at the box's height, 5 cm aside
+    low = arm.ik(beside, expert.down, home).positions
+    assert np.linalg.norm(arm.tcp_pose(low)[:3, 3] - beside) < 0.005
+    expert.reset()
+    chunk = expert.act(_push_observation(world, 0.0, low, obj))
+    first = expert._plan[0].position
+    assert np.allclose(expert._retreat.position, [*beside[:2], first[2]], atol=0.005)
+    path = np.array([arm.tcp_pose(q)[:3, 3] for q in chunk])
+    assert np.all(np.linalg.norm(path[:, :2] - beside[:2], axis=1) < 0.01) and path[-1, 2] > beside[2] + 0.01

@@ -80,3 +80,49 @@ def test_the_scripted_push_steers_from_ground_truth_only_and_its_jitter_needs_it
         scripted(push_jitter=0.01)
     with pytest.raises(ValueError, match="push_jitter"):
         PolicyNodeConfig(push_jitter=-0.01)
+
+
+class Offset(Still):
+    """Still, ``offset`` rad away; counts its resets."""
+
+    def __init__(self, offset: float, capabilities: Capabilities = Capabilities()) -> None:
+        self.offset, self.capabilities, self.resets = offset, capabilities, 0
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def predict_action_chunk(self, observation: Observation) -> np.ndarray:
+        return super().predict_action_chunk(observation) + self.offset
+
+
+def test_the_handover_backend_proposes_the_first_until_handed_over_then_the_second_until_the_next_episode():
+    from armpilot.policies.handover import HandoverPolicy
+
+    first, then = Offset(1.0, Capabilities(needs_points=True, stochastic=True, inpaints=True)), Offset(2.0)
+    policy = HandoverPolicy(first, then)
+    assert policy.capabilities == Capabilities(needs_points=True, stochastic=True, hands_over=True)
+    obs = _observation()
+    assert np.allclose(policy.sample_candidates(obs, 2) - obs.joint_positions, 1.0)
+    policy.hand_over()
+    assert then.resets == 1  # the second backend plans afresh from where the arm is
+    policy.hand_over()  # a repeated message changes nothing
+    assert then.resets == 1 and np.allclose(policy.predict_action_chunk(obs) - obs.joint_positions, 2.0)
+    policy.reset()
+    assert np.allclose(policy.predict_action_chunk(obs) - obs.joint_positions, 1.0)
+    with pytest.raises(ValueError, match="same chunks"):
+        HandoverPolicy(first, type("Longer", (Offset,), {"horizon": 8})(0.0))
+    with pytest.raises(ValueError, match="no second backend"):
+        Still().hand_over()
+
+
+def test_the_registered_handover_backend_reads_the_checkpoints_features_and_the_experts():
+    from armpilot.paths import shipped_checkpoint
+    from armpilot.policies.base import feed_problem
+    from armpilot.policies.config import PolicyNodeConfig
+
+    config = PolicyNodeConfig(task="push", backend="handover", object_source="privileged",
+                              checkpoint=str(shipped_checkpoint("push").parent / "diffusion_push_points"))
+    policy = make_policy("handover", ArmModel(), "push", 16, 0.1, config)
+    assert policy.capabilities.hands_over and policy.capabilities.needs_points
+    assert {"observation.points", "observation.object", "observation.goal"} <= set(policy.required_features())
+    assert policy.then.expert.closed_loop and feed_problem("handover", policy, 7) == ""

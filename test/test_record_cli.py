@@ -80,6 +80,38 @@ def test_record_two_episodes_read_back_convert_and_load(tmp_path):
         assert after >= 0.8 * LINGER_S * fps, f"episode {episode}: {after} frames after success"
 
 
+@pytest.mark.graph
+@pytest.mark.timeout(600)
+def test_record_with_handover_records_only_the_experts_part_after_the_learned_policy_drove(tmp_path):
+    checkpoint = Path(__file__).resolve().parents[1] / "checkpoints" / "diffusion_push_points"
+    report = record(tmp_path / "bags", 2, "--task", "push", "--policy", "handover", "--checkpoint", str(checkpoint),
+                    "--object-source", "privileged", "--handover-within", "3", "--keep-failures", "--seed", "7")
+    assert report["handover_within_s"] == 3.0 and len(report["bags"]) == 2
+    for bag in report["bags"]:
+        assert 0.0 <= bag["handover_s"] <= 3.0
+    recorded = [b for b in report["bags"] if b["kept"]]
+    assert recorded, report["bags"]  # both seeds drawn so that the learned policy has not finished by then
+    for bag, folder in zip(recorded, sorted((tmp_path / "bags").glob("episode_*"))):
+        with AnyReader([folder]) as reader:
+            starts, first_state = [], None
+            for connection, _, raw in reader.messages():
+                msg = reader.deserialize(raw, connection.msgtype)
+                if connection.topic == "/sim/episode":
+                    starts.append(json.loads(msg.data)["start"])
+                elif connection.topic == "/joint_states" and first_state is None:
+                    first_state = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        # the recorder started at the handover (plus the flush), not at the episode's start
+        assert first_state - starts[-1] >= bag["handover_s"] + 0.2, (bag, starts, first_state)
+    log = "".join(p.read_text() for p in (tmp_path / "bags" / "logs").rglob("*policy*"))
+    assert log.count("handed over to the second backend") == len(recorded)
+
+
+def test_record_refuses_a_handover_time_without_the_handover_policy(tmp_path):
+    result = subprocess.run([ARMPILOT, "record", "--task", "push", "--output", str(tmp_path), "--handover-within",
+                             "2"], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "--handover-within" in result.stderr and not list(tmp_path.iterdir())
+
+
 def test_record_refuses_a_linger_out_of_range(tmp_path):
     result = subprocess.run([ARMPILOT, "record", "--task", "reach", "--output", str(tmp_path), "--linger", "-1"],
                             capture_output=True, text=True, timeout=60)

@@ -32,6 +32,9 @@ QOS_PRESETS: dict[str, Qos] = {
 #: ``armpilot record``: sim seconds recorded after the task succeeds by default (the final state is in the bag),
 #: and the most it accepts.
 LINGER_S, MAX_LINGER_S = 0.5, 10.0
+#: ``record --policy handover``: the learned policy drives for U(0, this) sim seconds before the expert takes
+#: over, by default (the push expert finishes in about 6 s), and the most it accepts.
+HANDOVER_WITHIN_S, MAX_HANDOVER_S = 6.0, 30.0
 
 _TYPE_NAME = re.compile(r"^[A-Za-z][\w]*/msg/[A-Z]\w*$")
 

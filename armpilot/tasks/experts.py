@@ -200,6 +200,7 @@ class ScriptedExpert:
         q = np.asarray(obs.joint_positions, dtype=float)
         if self._plan is None:
             self._make_plan(obs, self._offset)
+            self._lift_first(obs, q)
         elif (self.closed_loop and self.task.name == "push" and self._retreat is None
               and np.all(np.isfinite(obs.object_position))):
             self._push_feedback(obs, q)
@@ -231,6 +232,16 @@ class ScriptedExpert:
         if low:
             self._retreat = Waypoint(self._raised(self.arm.tcp_pose(q)[:3, 3]), yaw, self.gripper_closed,
                                      tolerance=0.01)
+
+    def _lift_first(self, obs: ExpertObservation, q: np.ndarray) -> None:
+        """A push planned with the tool low beside the box (an episode handed over from another policy): lift
+        straight up to the first waypoint's height before going there, instead of sweeping through the box."""
+        assert self._plan is not None
+        tcp, first = self.arm.tcp_pose(q)[:3, 3], self._plan[0]
+        near = np.linalg.norm((tcp - np.asarray(obs.object_position, float))[:2]) < PUSH_CLEARANCE * self.task.scale
+        if self.task.name == "push" and near and tcp[2] < first.position[2] - first.tolerance:
+            self._retreat = Waypoint(np.array([tcp[0], tcp[1], first.position[2]]), first.yaw, self.gripper_closed,
+                                     tolerance=first.tolerance)
 
     def _lift_here(self, q: np.ndarray) -> None:
         """End the push: the next waypoint is straight above the tool."""
