@@ -37,7 +37,8 @@ class PolicyNodeConfig:
     """Which backend runs and how often it proposes a chunk."""
 
     backend: str = field(default="scripted", metadata=_describe(
-        "policy backend: scripted | diffusion | vla | remote (a policy server)"))
+        "policy backend: scripted | diffusion | vla | remote (a policy server) | handover (diffusion, then the "
+        "scripted expert from /policy/handover on: recording corrections)"))
     task: str = field(default="reach", metadata=_describe("task the backend solves: reach | push | pick | language"))
     rate_hz: float = field(default=5.0, metadata=_describe("chunks proposed per second (ROS time), Hz"))
     horizon: int = field(default=10, metadata=_describe("points per chunk, H"))
