@@ -139,6 +139,8 @@ def run_record(options: RecordOptions) -> dict:
             progress.set_postfix(kept=sum(b["kept"] for b in bags))
     report = {"task": options.task, "linger_s": options.linger, "handover_within_s": options.handover_within,
               **episode_summary(results), "bags": bags,
+              **({"policy_succeeded_before_handover": sum("not started" in b["recorder"] for b in bags)}
+                 if handover else {}),
               "output": str(options.output), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     (options.output / "record_report.json").write_text(json.dumps(report, indent=2))
     return report

@@ -87,6 +87,7 @@ def test_record_with_handover_records_only_the_experts_part_after_the_learned_po
     report = record(tmp_path / "bags", 2, "--task", "push", "--policy", "handover", "--checkpoint", str(checkpoint),
                     "--object-source", "privileged", "--handover-within", "3", "--keep-failures", "--seed", "7")
     assert report["handover_within_s"] == 3.0 and len(report["bags"]) == 2
+    assert report["policy_succeeded_before_handover"] == sum(not b["kept"] for b in report["bags"])
     for bag in report["bags"]:
         assert 0.0 <= bag["handover_s"] <= 3.0
     recorded = [b for b in report["bags"] if b["kept"]]
