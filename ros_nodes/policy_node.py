@@ -1,28 +1,23 @@
 """Policy node: runs a policy backend and proposes timed joint chunks.
 
-Reads ``/joint_states`` and the task object from ``/perception/objects``
-(or, with ``object_source: privileged``, the sim's ground truth) and the
-task goal from ``/policy/goal`` (``policies/episode_goal.py``: reach and pick
-derive it from the object when none is given), resets the backend on each new
-episode (``episodes``: each ``/sim/episode``, or ``continuous``: from start-up,
-a new goal begins the next), and at ``rate_hz`` publishes N candidate chunks on ``/policy/candidates`` (an
-N x H x J table stamped with the observation's time, points at
-``chunk_dt * (1..H)`` after it) for the safety/verifier node to choose from.
-It never talks to the controller directly, and proposes nothing while its
-observation is stale (the safety node then holds the arm).
+Reads ``/joint_states``, the task object from ``/perception/objects`` (or, with ``object_source:
+privileged``, the sim's ground truth) and the goal from ``/policy/goal`` (``policies/episode_goal.py``:
+reach and pick derive it from the object when none is given), resets the backend on each new episode
+(``episodes``: each ``/sim/episode``, or ``continuous``: from start-up, a new goal begins the next), and at
+``rate_hz`` publishes N candidate chunks on ``/policy/candidates`` (an N x H x J table stamped with the
+observation's time, points at ``chunk_dt * (1..H)`` after it) for the safety/verifier node to choose from.
+It never talks to the controller, and proposes nothing while its observation is stale (the safety node
+then holds the arm).
 
-Inference runs on a worker thread, off the executor, so joint states keep
-arriving and the next chunk is computed while the current one executes. A
-finished chunk stays anchored on its observation's stamp: points already due
-are dropped, and a chunk whose observation is older than
-``observation_budget`` is not sent. NaN observations skip a cycle. Latency
-and counts go to ``/diagnostics`` at 1 Hz.
+Inference runs on a worker thread, off the executor, so joint states keep arriving and the next chunk is
+computed while the current one executes. A finished chunk stays anchored on its observation's stamp:
+points already due are dropped, and a chunk whose observation is older than ``observation_budget`` is not
+sent. NaN observations skip a cycle. Latency and counts go to ``/diagnostics`` at 1 Hz.
 
-``transition`` decides how a new chunk takes over: ``replace``, ``ensemble``
-(blended with the previous chunk) or ``rtc`` (Real-Time Chunking: the backend
-inpaints the new chunk so that its frames due before it is ready, a running
-high percentile of the measured latency plus ``min_lead``, equal the executing
-chunk). ``inject_delay_ms`` adds latency to every inference, for evaluation.
+``transition`` decides how a new chunk takes over: ``replace``, ``ensemble`` (blended with the previous
+chunk) or ``rtc`` (Real-Time Chunking: the backend inpaints the new chunk so that its frames due before it
+is ready, a running high percentile of the measured latency plus ``min_lead``, equal the executing chunk).
+``inject_delay_ms`` adds latency to every inference, for evaluation.
 """
 
 from __future__ import annotations
