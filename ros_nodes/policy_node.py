@@ -105,6 +105,7 @@ class PolicyNode(Node):
         self.goal = EpisodeGoal(get_task(cfg.task, profile.reach))
         self.base_frame = profile.base_frame
         self.episode = -1
+        self.handover_episode = -1  # the episode /policy/handover named last (it may arrive before the episode)
         self.fresh_episode = False
         self.pub = self.create_publisher(PointCloud2, topics.POLICY_CANDIDATES, qos.COMMAND_QOS)
         self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, qos.STATE_QOS)
@@ -116,7 +117,6 @@ class PolicyNode(Node):
             self.begin_episode(0, float("-inf"), "continuous episodes from start-up")
         self.create_subscription(PoseStamped, topics.POLICY_GOAL, self.on_goal, qos.LATCHED_QOS)
         self.create_subscription(String, topics.POLICY_INSTRUCTION, self.on_instruction, qos.LATCHED_QOS)
-        self.handover_episode = -1  # the episode /policy/handover named last (it may arrive before the episode)
         if policy.capabilities.hands_over:
             self.create_subscription(Int64, topics.POLICY_HANDOVER, self.on_handover, qos.COMMAND_QOS)
         if cfg.transition != "replace":
