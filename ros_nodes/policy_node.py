@@ -30,11 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState, PointCloud2
-from std_msgs.msg import Header, Int64, String
+from std_msgs.msg import Int64, String
 from trajectory_msgs.msg import JointTrajectory
 from transforms3d.euler import quat2euler
 
@@ -57,6 +57,7 @@ from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.candidate_conversions import candidates_to_msg
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
+from armpilot.ros_nodes.policy_diagnostics import policy_diagnostics
 from armpilot.ros_nodes.robot_loading import load_robot
 from armpilot.safety.state_tracking import controller_joints
 from armpilot.tasks import get_task
@@ -383,18 +384,9 @@ class PolicyNode(Node):
 
     def publish_diagnostics(self) -> None:
         """Inference latency percentiles (wall clock, ms) and counts on /diagnostics."""
-        latency = np.asarray(self.inference_ms) if self.inference_ms else np.zeros(1)
-        values = {"backend": self.config.backend, "inference_ms_p50": f"{np.percentile(latency, 50):.2f}",
-                  "inference_ms_p95": f"{np.percentile(latency, 95):.2f}",
-                  "inference_ms_max": f"{latency.max():.2f}", "transition": self.config.transition,
-                  "ready_latency_ms_estimate": f"{self.latency.estimate_s() * 1e3:.1f}", **self.counts}
-        trouble = self.counts["dropped_stale"] or self.counts["skipped_nan"]
-        level = DiagnosticStatus.WARN if trouble else DiagnosticStatus.OK
-        status = DiagnosticStatus(level=level, name="armpilot: policy", hardware_id="armpilot",
-                                  message=f"{self.counts['published']} chunks published",
-                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
-        self.diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
-                                                 status=[status]))
+        self.diagnostics.publish(policy_diagnostics(self.config.backend, self.config.transition, self.inference_ms,
+                                                    self.latency.estimate_s(), self.counts,
+                                                    self.get_clock().now().to_msg()))
 
 
 def main(args: list[str] | None = None) -> None:
