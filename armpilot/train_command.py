@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from armpilot.features import COLOR, GOAL, OBJECT, POINTS, STATE, TRACKS
-from armpilot.policies.diffusion_config import POINT_ENCODERS
+from armpilot.policies.diffusion_config import ACTION_SPACES, POINT_ENCODERS
 
 #: ``--inputs`` names -> feature contract keys.
 INPUTS = {"state": STATE, "object": OBJECT, "goal": GOAL, "color": COLOR, "points": POINTS,
@@ -171,6 +171,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--relative-actions", action="store_true",
                        help="predict action frames as offsets from the latest joint state (each chunk starts "
                             "where the arm is; helps arms with wide joint ranges, e.g. a Panda)")
+    train.add_argument("--action-space", choices=ACTION_SPACES, default=ACTION_SPACES[0],
+                       help="joint: predict joint positions; tool: predict the tool's pose, its position as an "
+                            "offset from where the tool is, and see every position (goal, object, cloud) "
+                            "from there too, so a scene shifted on the table looks the same; IK on the "
+                            "robot profile turns the chunk into joints (default: joint)")
 
 
 def train_from_args(args: argparse.Namespace) -> int:
@@ -180,6 +185,7 @@ def train_from_args(args: argparse.Namespace) -> int:
 
     config = {"down_dims": tuple(int(d) for d in args.down_dims.split(",")), "prediction_type": args.prediction,
               "prefix_frames": args.prefix_frames, "relative_actions": args.relative_actions,
+              "action_space": args.action_space,
               "point_encoder": args.point_encoder}
     try:
         config |= input_overrides(args.inputs, args.image_size, args.image_crop, args.image_region)

@@ -24,7 +24,10 @@ from armpilot.policies.diffusion_checkpoint import CheckpointError, load_policy
 from armpilot.policies.diffusion_config import ACTION, GOAL, OBJECT, SAMPLERS, STATE
 from armpilot.policies.diffusion_sampling import ChunkSampler
 from armpilot.policies.realtime import CommittedPrefix
+from armpilot.policies.tool_frame import ToolFrame
 from armpilot.policies.vision_encoders import square_frames
+from armpilot.robot import ArmModel
+from armpilot.robot_profile import DEFAULT_ROBOT, load_profile
 
 
 def object_vector(position: np.ndarray, yaw: float) -> np.ndarray:
@@ -47,7 +50,7 @@ class DiffusionPolicy(Policy):
 
     def __init__(self, checkpoint: Path, joint_names: tuple[str, ...], horizon: int = 10, chunk_dt: float = 0.1,
                  sampler: str = "dpm", steps: int = 3, seed: int = 0, start_fraction: float = 0.25,
-                 device: str = "cpu", robot: str = "") -> None:
+                 device: str = "cpu", robot: str = "", arm: ArmModel | None = None) -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; use one of {SAMPLERS}")
         self.model, meta = load_policy(Path(checkpoint))
@@ -70,10 +73,21 @@ class DiffusionPolicy(Policy):
         self.action_delay = cfg.action_delay
         stats = meta["stats"][ACTION]
         self.action_low, self.action_high = np.asarray(stats["min"], np.float32), np.asarray(stats["max"], np.float32)
+        self.tool = None if cfg.action_space == "joint" else self._tool_frame(checkpoint, arm, robot)
         self.history_offsets = tuple(k * cfg.action_dt for k in range(cfg.n_obs_steps - 1, 0, -1))
         self.sampler = ChunkSampler(cfg, sampler, steps, start_fraction)
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self._previous: tuple[float, np.ndarray] | None = None  # (stamp, native (H, A) chunk) for streaming
+
+    def _tool_frame(self, checkpoint: Path, arm: ArmModel | None, robot: str) -> ToolFrame:
+        """The FK/IK between the network's tool space and the node's joints (the node's arm, else the profile
+        the checkpoint names)."""
+        arm = arm if arm is not None else ArmModel(load_profile(self.config.robot or robot or DEFAULT_ROBOT))
+        tool = ToolFrame(arm, self.config.joint_names)
+        if tool.passthrough != tuple(self.config.tool_passthrough):
+            raise CheckpointError(f"checkpoint '{checkpoint}' carries joints {list(self.config.tool_passthrough)} "
+                                  f"as they are, robot '{arm.name}' has {list(tool.passthrough)} outside its arm")
+        return tool
 
     @property
     def capabilities(self) -> Capabilities:  # type: ignore[override]
@@ -100,7 +114,8 @@ class DiffusionPolicy(Policy):
         """The contract entries stored in the checkpoint, the action's left out."""
         return {key: entry for key, entry in self.meta["features"].items() if key != ACTION}
 
-    def _tensors(self, observation: Observation) -> dict[str, torch.Tensor]:
+    def _arrays(self, observation: Observation) -> dict[str, np.ndarray]:
+        """The network's inputs in joint space, each with a batch dimension of 1."""
         frames = (*observation.history, observation)
         if len(frames) != self.config.n_obs_steps:
             raise ValueError(f"{len(frames)} observation frames for a policy with n_obs_steps "
@@ -108,29 +123,42 @@ class DiffusionPolicy(Policy):
         rows = {STATE: [f.joint_positions for f in frames],
                 OBJECT: [object_vector(f.object_position, f.object_yaw) for f in frames],
                 GOAL: [f.goal_position for f in frames]}
-        tensors = {k: torch.as_tensor(np.asarray(rows[k], np.float32), device=self.device)[None]
-                   for k in self.config.obs_keys}
+        arrays = {k: np.asarray(rows[k], np.float32)[None] for k in self.config.obs_keys}
         for key in self.config.image_keys:  # the latest frame only
             if observation.image is None:
                 raise ValueError(f"the policy needs '{key}' and no camera frame has arrived yet")
-            frame = square_frames(observation.image, self.config.image_size, self.config.image_region)
-            tensors[key] = torch.from_numpy(frame).to(self.device)[None]
+            arrays[key] = square_frames(observation.image, self.config.image_size, self.config.image_region)[None]
         if self.config.use_points:  # the latest cloud
             if observation.points is None:
                 raise ValueError(f"the policy needs '{POINTS}' and no cloud has arrived yet")
             xyz, mask = valid_points(np.asarray(observation.points, np.float32))
-            tensors[POINTS] = torch.from_numpy(xyz).to(self.device)[None]
-            tensors[POINTS_MASK] = torch.from_numpy(mask).to(self.device)[None]
+            arrays[POINTS], arrays[POINTS_MASK] = xyz[None], mask[None]
         if self.config.use_tracks:  # every frame's own tracks, as the dataset holds them
             if any(f.tracks is None for f in frames):
                 raise ValueError(f"the policy needs '{TRACKS}' and no tracks have arrived yet")
             tracks = np.asarray([f.tracks for f in frames], np.float32)  # (S, K, T, 3)
             mask = np.isfinite(tracks).all(-1)
-            tensors[TRACKS] = torch.from_numpy(np.where(mask[..., None], tracks, 0.0)).to(self.device)[None]
-            tensors[TRACKS_MASK] = torch.from_numpy(mask).to(self.device)[None]
-        return tensors
+            arrays[TRACKS], arrays[TRACKS_MASK] = np.where(mask[..., None], tracks, 0.0)[None], mask[None]
+        return arrays
 
-    def _warm_start(self, stamp: float) -> torch.Tensor | None:
+    def _tensors(self, observation: Observation) -> tuple[dict[str, torch.Tensor], np.ndarray | None]:
+        """(the network's inputs, the anchor (3,) m their positions are offsets from, or None in joint space)."""
+        arrays, anchor = self._arrays(observation), None
+        if self.tool is not None:
+            arrays, anchors = self.tool.observation(arrays)
+            anchor = anchors[0]
+        return {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in arrays.items()}, anchor
+
+    def _to_network_space(self, joints: np.ndarray, anchor: np.ndarray | None) -> np.ndarray:
+        """(H, J) joint positions -> (H, A) frames as the network predicts them."""
+        return joints if self.tool is None else self.tool.actions(joints[None], anchor[None])[0]
+
+    def _to_joints(self, native: np.ndarray, anchor: np.ndarray | None, q_now: np.ndarray) -> np.ndarray:
+        """(N, H, A) network frames (clipped to the demonstrated range) -> (N, H, J) joint positions."""
+        native = np.clip(native, self.action_low, self.action_high)
+        return native if self.tool is None else self.tool.joints(native, anchor, q_now)
+
+    def _warm_start(self, stamp: float, anchor: np.ndarray | None) -> torch.Tensor | None:
         """The previous native chunk advanced to ``stamp`` (padded with its last frame), for streaming."""
         if self.sampler.name != "streaming" or self._previous is None:
             return None
@@ -139,14 +167,16 @@ class DiffusionPolicy(Policy):
         if not 0 <= shift < len(chunk):
             return None
         rolled = np.concatenate([chunk[shift:], np.repeat(chunk[-1:], shift, axis=0)])
-        return torch.as_tensor(rolled, device=self.device)
+        return torch.as_tensor(self._to_network_space(rolled, anchor), dtype=torch.float32, device=self.device)
 
-    def _guide(self, stamp: float, prefix: CommittedPrefix | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def _guide(self, stamp: float, prefix: CommittedPrefix | None,
+               anchor: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor] | None:
         if prefix is None:
             return None
         targets, weights = prefix.guide(stamp, self.native_times)
         if not weights.any():
             return None
+        targets = self._to_network_space(np.asarray(targets, np.float64), anchor)
         return (torch.as_tensor(targets, dtype=torch.float32, device=self.device),
                 torch.as_tensor(weights, dtype=torch.float32, device=self.device))
 
@@ -159,12 +189,12 @@ class DiffusionPolicy(Policy):
         if prefix is not None and prefix.conditioned and not self.capabilities.prefix_conditioned:
             raise CheckpointError("this checkpoint was not trained with committed prefixes (armpilot train "
                                   "--prefix-frames); use transition rtc, or a checkpoint trained for prefix")
-        obs = self._tensors(observation)
-        native = self.model.sample(obs, num_samples, self.sampler, self._warm_start(observation.stamp),
-                                   self.generator, self._guide(observation.stamp, prefix),
+        obs, anchor = self._tensors(observation)
+        native = self.model.sample(obs, num_samples, self.sampler, self._warm_start(observation.stamp, anchor),
+                                   self.generator, self._guide(observation.stamp, prefix, anchor),
                                    condition=prefix is not None and prefix.conditioned).cpu().numpy()
         # never extrapolate beyond what was demonstrated (e.g. a gripper held fully open at its limit)
-        native = np.clip(native, self.action_low, self.action_high)
+        native = self._to_joints(native, anchor, np.asarray(observation.joint_positions))
         self._previous = (observation.stamp, native[0].copy())
         return resample_in_time(self.chunk_dt * np.arange(1, self.horizon + 1), self.native_times, native)
 
@@ -176,11 +206,12 @@ class DiffusionPolicy(Policy):
         if len(observations) != len(counts) or min(counts, default=1) < 1:
             raise ValueError(f"{len(observations)} observations with counts {counts[:16]}")
         rows = [self._tensors(o) for o in observations]
-        obs = {k: torch.cat([r[k] for r in rows]) for k in rows[0]}
+        obs = {k: torch.cat([r[0][k] for r in rows]) for k in rows[0][0]}
         native = self.model.sample_batch(obs, counts, self.sampler, self.generator).cpu().numpy()
-        native = np.clip(native, self.action_low, self.action_high)
-        chunks = resample_in_time(self.chunk_dt * np.arange(1, self.horizon + 1), self.native_times, native)
-        return np.split(chunks, np.cumsum(counts)[:-1])
+        times = self.chunk_dt * np.arange(1, self.horizon + 1)
+        return [resample_in_time(times, self.native_times,
+                                 self._to_joints(part, anchor, np.asarray(o.joint_positions)))
+                for part, (_, anchor), o in zip(np.split(native, np.cumsum(counts)[:-1]), rows, observations)]
 
     def predict_action_chunk(self, observation: Observation) -> np.ndarray:
         """(J,) observation -> (H, J) joint targets."""

@@ -14,6 +14,10 @@ OBJECT_DIM, GOAL_DIM = 7, 3
 #: Values of fields a checkpoint saved before the field existed was trained with.
 LEGACY_FIELDS = {"normalize_points": False}
 SAMPLERS = ("ddpm", "ddim", "dpm", "streaming")
+#: ``action_space`` values: joint positions, or the tool's pose (``tool_frame``).
+ACTION_SPACES = ("joint", "tool")
+#: Size of the tool pose in tool space: the TCP position offset (3) and rotation (6D, two columns).
+TOOL_POSE_DIM = 9
 #: ``point_encoder`` values: the DP3 PointNet, or local features and 3D soft keypoints (``point_keypoints``).
 POINT_ENCODERS = ("pointnet", "keypoints")
 #: Camera features the image encoder can read.
@@ -76,6 +80,12 @@ class DiffusionConfig:
             object's position reached the network blurred. Checkpoints saved before this field read False.
         point_encoder: the cloud's encoder: "pointnet" (DP3's shared MLP and max pool) or "keypoints"
             (local EdgeConv features and 3D soft keypoints, ``point_keypoints.KeypointCloudEncoder``).
+        action_space: "joint" (the network predicts joint positions) or "tool" (``tool_frame``: the TCP's
+            position as an offset from the TCP at the latest observation, its rotation, and the joints the
+            IK does not drive as they are; every position the network sees is an offset from that same
+            TCP, so a scene shifted on the table looks the same; IK turns the chunk back into joints).
+        tool_passthrough: with ``action_space`` "tool", the joints carried as they are (a gripper): the
+            joints of ``joint_names`` that are not the profile's arm joints.
     """
 
     joint_names: tuple[str, ...]
@@ -104,6 +114,8 @@ class DiffusionConfig:
     use_points: bool = False
     normalize_points: bool = True
     point_encoder: str = "pointnet"
+    action_space: str = "joint"
+    tool_passthrough: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.horizon % (2 ** (len(self.down_dims) - 1)):
@@ -124,16 +136,29 @@ class DiffusionConfig:
             raise ValueError("relative_actions needs the joint state among obs_keys")
         if self.point_encoder not in POINT_ENCODERS:
             raise ValueError(f"unknown point encoder {self.point_encoder!r}; known: {list(POINT_ENCODERS)}")
+        if self.action_space not in ACTION_SPACES:
+            raise ValueError(f"unknown action space {self.action_space!r}; known: {list(ACTION_SPACES)}")
+        if self.action_space == "tool" and self.relative_actions:
+            raise ValueError("relative_actions is for joint actions; tool actions are offsets from the TCP already")
+        if set(self.tool_passthrough) - set(self.joint_names):
+            raise ValueError(f"tool_passthrough {list(self.tool_passthrough)} are not among joint_names")
         if self.prediction_type not in ("epsilon", "sample"):
             raise ValueError(f"prediction_type {self.prediction_type!r}: use 'epsilon' or 'sample'")
 
     @property
     def action_dim(self) -> int:
+        """Joints the policy commands, J."""
         return len(self.joint_names)
+
+    @property
+    def network_dim(self) -> int:
+        """Size of one action frame (and state frame) as the network sees it: J, or the tool pose and the
+        passthrough joints."""
+        return self.action_dim if self.action_space == "joint" else TOOL_POSE_DIM + len(self.tool_passthrough)
 
     def feature_dim(self, key: str) -> int:
         """Per-step size of a low-dim observation feature."""
-        return {STATE: self.action_dim, OBJECT: OBJECT_DIM, GOAL: GOAL_DIM}[key]
+        return {STATE: self.network_dim, OBJECT: OBJECT_DIM, GOAL: GOAL_DIM}[key]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

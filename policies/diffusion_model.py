@@ -44,7 +44,7 @@ class DiffusionModel(nn.Module):
         self.normalizer = FeatureNormalizer({k: stats[k] for k in (*self.normalized_keys, self.action_key)},
                                             config.normalization)
         self.encoder = ObservationEncoder(config)
-        self.unet = ConditionalUnet1D(config.action_dim, config.obs_embed_dim, config.down_dims,
+        self.unet = ConditionalUnet1D(config.network_dim, config.obs_embed_dim, config.down_dims,
                                       config.kernel_size, config.n_groups, config.step_embed_dim,
                                       extra_inputs=1 if config.prefix_frames else 0)
         self.train_scheduler = DDPMScheduler(num_train_timesteps=config.num_train_timesteps,
@@ -111,7 +111,7 @@ class DiffusionModel(nn.Module):
         """
         cond = self.encode(obs)  # (1, C): shared by the N chunks, FiLM computed once per step
         anchor = self.anchor(obs)
-        shape = (num_samples, self.config.horizon, self.config.action_dim)
+        shape = (num_samples, self.config.horizon, self.config.network_dim)
         noise = torch.randn(shape, generator=generator, device=cond.device)
         warm_norm = None if warm is None else self.to_network(warm[None], anchor).expand(shape)
         guide_norm = None if guide is None else (self.to_network(guide[0][None], anchor)[0], guide[1])
@@ -135,7 +135,7 @@ class DiffusionModel(nn.Module):
         ``counts[b]`` chunks for observation b, in order: one denoising loop for all of them."""
         repeats = torch.as_tensor(counts, device=next(iter(obs.values())).device)
         cond = self.encode(obs).repeat_interleave(repeats, dim=0)
-        shape = (len(cond), self.config.horizon, self.config.action_dim)
+        shape = (len(cond), self.config.horizon, self.config.network_dim)
         noise = torch.randn(shape, generator=generator, device=cond.device)
         prefix = torch.zeros(shape[:2], dtype=torch.bool, device=cond.device)
         known = torch.zeros(shape[1:], device=cond.device)

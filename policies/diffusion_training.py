@@ -27,6 +27,9 @@ from armpilot.policies.diffusion_checkpoint import load_policy, load_train_state
 from armpilot.features import POINTS, POINTS_MASK, TRACKS, TRACKS_MASK
 from armpilot.policies.diffusion_config import ACTION, ACTION_OFFSET, GOAL, OBJECT, STATE, DiffusionConfig
 from armpilot.policies.diffusion_model import DiffusionModel
+from armpilot.policies.tool_frame import ToolFrame
+from armpilot.robot import ArmModel
+from armpilot.robot_profile import DEFAULT_ROBOT, load_profile
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,21 @@ def offset_stats(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     offsets = (tensors[ACTION] - tensors[STATE][:, -1:, :])[~tensors["action_is_pad"]]  # (M, A)
     return {"min": offsets.min(0).values, "max": offsets.max(0).values, "mean": offsets.mean(0),
             "std": offsets.std(0)}
+
+
+def feature_stats(values: torch.Tensor, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Statistics over every leading dimension of (..., D) ``values`` (where ``valid`` (...) is True)."""
+    rows = values.reshape(-1, values.shape[-1]) if valid is None else values[valid]
+    return {"min": rows.min(0).values, "max": rows.max(0).values, "mean": rows.mean(0), "std": rows.std(0)}
+
+
+def to_tool_space(tensors: dict[str, torch.Tensor], frame: ToolFrame) -> dict[str, torch.Tensor]:
+    """The stacked dataset with state, actions and every position in tool space (``tool_frame``), and its
+    statistics; the frames and masks that are not positions as they are."""
+    arrays = {k: v.numpy() for k, v in tensors.items()}
+    converted, anchor = frame.observation(arrays)
+    converted[ACTION] = frame.actions(arrays[ACTION], anchor)
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in converted.items()}
 
 
 def points_stats(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -134,7 +152,14 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
     for key in config.image_keys:  # (N, 3, S, S) uint8: frame i is the latest image of sample i
         tensors[key] = torch.from_numpy(dataset.square_video(key, config.image_size, config.image_region))
     train_index, val_index = split_episodes(tensors["episode_index"], options.validation_fraction, options.seed)
-    stats = {k: dataset.stats[k] for k in (*config.obs_keys, ACTION)}
+    if config.action_space == "tool":
+        frame = ToolFrame(ArmModel(load_profile(config.robot or DEFAULT_ROBOT)), config.joint_names)
+        config = replace(config, tool_passthrough=frame.passthrough)
+        tensors = to_tool_space(tensors, frame)
+        stats = {k: feature_stats(tensors[k]) for k in config.obs_keys}
+        stats[ACTION] = feature_stats(tensors[ACTION], ~tensors["action_is_pad"])
+    else:
+        stats = {k: dataset.stats[k] for k in (*config.obs_keys, ACTION)}
     if config.relative_actions:
         stats[ACTION_OFFSET] = offset_stats(tensors)
     if config.use_points and config.normalize_points:

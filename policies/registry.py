@@ -73,7 +73,7 @@ def _diffusion(arm: ArmModel, task: str, horizon: int, chunk_dt: float, config: 
     checkpoint = Path(config.checkpoint) if config.checkpoint else shipped_checkpoint(
         task, prefix=config.transition == "prefix")
     return DiffusionPolicy(checkpoint, config.joint_names, horizon, chunk_dt, config.sampler,
-                           config.sampler_steps, seed, robot=arm.name)
+                           config.sampler_steps, seed, robot=arm.name, arm=arm)
 
 
 @register_backend("remote")
