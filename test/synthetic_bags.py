@@ -124,13 +124,16 @@ def joint_positions(t: float) -> np.ndarray:
 
 def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, task: str = "pick",
                   size: tuple[int, int] = (48, 64), skip: Iterable[str] = (), object_delay: float = 0.0,
-                  success_at: float | None = 1.5, command_lag: float | None = None) -> Path:
+                  success_at: float | None = 1.5, command_lag: float | None = None,
+                  reset_at: float | None = None) -> Path:
     """Writes one episode bag: joints 100 Hz, commands 10 Hz, camera, objects, tracks and cloud 15 Hz.
 
     Color pixel (0, 0) red channel encodes the camera frame number (mod 256);
     depth is ``1000 + 10 * frame`` mm with a horizontal ramp. Commands are stamped zero (start on
     receipt) unless ``command_lag``: then each is stamped that many seconds before it is written, as
     a chunk anchored on its observation, and every third is a zero-stamped hold (stamps go back).
+    ``reset_at``: the sim's episode announcement says the episode began that many seconds after ``start``
+    (what came before is the previous episode's tail, as a recorder lagging the sim takes in).
     """
     skip = set(skip)
     h, w = size
@@ -179,6 +182,8 @@ def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, tas
         r=np.eye(3).ravel(), p=np.zeros(12), binning_x=0, binning_y=0,
         roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)))
     episode = {"task": task, "seed": 0, "goal": [0.45, 0.1, 0.05]}
+    if reset_at is not None:
+        episode["start"] = start + reset_at
     add(0.0, topics.SIM_EPISODE, T["std_msgs/msg/String"](data=json.dumps(episode)))
     for k in range(int(duration * 10) + 1):
         add(k / 10, topics.SIM_TASK_SUCCESS, T["std_msgs/msg/Bool"](

@@ -32,6 +32,7 @@ from armpilot.dataset.resampler import (
 )
 from armpilot.dataset.stats import IMAGE_STRIDE
 from armpilot.dataset.tracks_feature import TRACKS, TRACKS_MASK, column_array
+from armpilot.ros_nodes import topics
 
 S = 1_000_000_000
 
@@ -370,3 +371,17 @@ def test_commands_take_over_when_received_even_if_stamped_earlier(tmp_path: Path
     # a command stamped 0.15 s before it was received is 0.15 s further along its trajectory on arrival
     lagged = [k for k in range(len(grid.stamps)) if k % 3 != 2]
     assert not np.allclose(grid.values[lagged[1]], plain.command_grid.values[lagged[1]])
+
+
+def test_the_previous_episodes_tail_is_left_out(tmp_path):
+    """Joint states, frames and commands from before the reset the sim announced are not this episode's."""
+    whole = read_episode(write_episode(tmp_path / "whole", duration=2.0, start=100.0))
+    trimmed = read_episode(write_episode(tmp_path / "bags" / "episode_000000", duration=2.0, start=100.0,
+                                         reset_at=0.55))
+    start = round(100.55 * 1e9)
+    for topic in (topics.JOINT_STATES, topics.COLOR_IMAGE, topics.PERCEPTION_POINTS, topics.CONTROLLER_COMMAND):
+        assert trimmed.topics[topic].stamps.min() >= start, topic
+        assert whole.topics[topic].stamps.min() < start, topic  # the same bag without the announcement keeps it
+    assert len(trimmed.topics[topics.JOINT_STATES].stamps) == 146  # 100 Hz from 100.55 to 102.0 s, both included
+    summary = convert(tmp_path / "bags", tmp_path / "ds", progress=False)
+    assert summary.episodes == 1 and summary.frames <= 1.45 * 15 + 1  # 15 Hz over what is left

@@ -73,6 +73,22 @@ def test_runner_follows_and_rejects(pick_world):
     assert runner.rejections == {"not_finite": 1, "before_reset": 1}
 
 
+def test_a_command_built_before_a_reset_does_not_fling_the_arm(pick_world):
+    """A hold stamped 0 ("on receipt") toward where the last episode left the arm, received after the reset put
+    the arm home: out of reach in its time, so refused, and the arm stays home; a reachable one is followed."""
+    runner = SimRunner(pick_world)
+    runner.reset(0)
+    away = HOME_POSITION.copy()
+    away[1] += 1.0  # 1 rad on the shoulder: 0.5 s at its 2 rad/s
+    with pytest.raises(TrajectoryError, match="unreachable_start.*shoulder_lift_joint"):
+        runner.command(CONTROLLED_JOINTS, 0.0, np.array([0.02, 0.04]), np.stack([away, away]))
+    for _ in range(50):
+        runner.tick(4)
+    assert np.allclose(runner.world.joint_positions(), HOME_POSITION, atol=2e-3)
+    runner.command(CONTROLLED_JOINTS, 0.0, np.array([0.6, 1.0]), np.stack([away, away]))  # reachable by 0.6 s
+    assert runner.rejections == {"unreachable_start": 1}
+
+
 def test_clock_is_monotonic_across_resets(pick_world):
     runner = SimRunner(pick_world)
     runner.reset(0)

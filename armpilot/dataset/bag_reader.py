@@ -159,8 +159,10 @@ def _read_raw(folder: Path, wanted: Iterable[str]) -> dict[str, list[tuple[int, 
                 # tolerant of the trailing CDR padding Fast DDS leaves (see armpilot.recording.read_cdr)
                 msg = read_cdr(reader.typestore, data, conn.msgtype)
                 if conn.topic == topics.CONTROLLER_COMMAND:  # takes over when received (JTC), anchored at its stamp
-                    lag = (int(log_time) - _stamp(msg, log_time)) / 1e9
-                    raw[conn.topic].append((int(log_time), _command(msg, lag)))
+                    issued = _stamp(msg, log_time)
+                    lag = (int(log_time) - issued) / 1e9
+                    command = _command(msg, lag)
+                    raw[conn.topic].append((int(log_time), None if command is None else (*command, issued)))
                 else:
                     raw[conn.topic].append((_stamp(msg, log_time), _DECODERS[conn.topic](msg)))
     except BagError:
@@ -208,6 +210,11 @@ def read_episode(folder: Path, required: Iterable[str] = REQUIRED_TOPICS) -> Epi
         if not any(v is not None for _, v in raw[topic]):
             raise BagError(f"{folder}: topic '{topic}' is missing (no usable message); present: "
                            f"{sorted(t for t, v in raw.items() if v)}")
+    raw = _since_episode_start(raw)
+    for topic in required:
+        if not any(v is not None for _, v in raw[topic]):
+            raise BagError(f"{folder}: topic '{topic}' has no message from after the episode's start (the sim "
+                           f"reset announced on {topics.SIM_EPISODE})")
     joint_names = raw[topics.JOINT_STATES][0][1][0]
     out: dict[str, TopicData] = {}
     command_grid = None
@@ -218,7 +225,7 @@ def read_episode(folder: Path, required: Iterable[str] = REQUIRED_TOPICS) -> Epi
             continue
         stamps = np.array([s for s, _ in samples], np.int64)
         if topic in (topics.JOINT_STATES, topics.CONTROLLER_COMMAND):
-            values = np.stack([_reorder(folder, topic, n, v, joint_names) for _, (n, v) in samples])
+            values = np.stack([_reorder(folder, topic, n, v, joint_names) for _, (n, v, *_) in samples])
             if topic == topics.CONTROLLER_COMMAND:
                 command_grid = TopicData(stamps, values[:, 1:])
                 values = values[:, 0]
@@ -230,6 +237,37 @@ def read_episode(folder: Path, required: Iterable[str] = REQUIRED_TOPICS) -> Epi
     return EpisodeStreams(folder, out, joint_names, instructions[-1].strip() if instructions else
                           _task(raw[topics.SIM_EPISODE]), _intrinsics(raw[topics.COLOR_INFO]),
                           goals[-1] if goals else _goal(raw[topics.SIM_EPISODE]), command_grid)
+
+
+def _episode_start_ns(samples: list[tuple[int, Any]]) -> int | None:
+    """The sim time (ns) of the last episode announcement's reset (``start``, s), None without one."""
+    for _, text in reversed(samples):
+        try:
+            start = float(json.loads(text)["start"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if np.isfinite(start) and start > 0.0:
+            return int(round(start * 1e9))
+    return None
+
+
+def _since_episode_start(raw: dict[str, list[tuple[int, Any]]]) -> dict[str, list[tuple[int, Any]]]:
+    """Messages of the episode only: a recorder that lags the sim can still take in the previous episode's last
+    joint states, frames and commands after the reset. Samples stamped before the reset the sim announced go;
+    so do commands stamped at or before it (the sim rejects those: ``before_reset``; a command stamped 0, "on
+    receipt", counts from when it was received). Without an announcement (a real arm) nothing is dropped."""
+    start = _episode_start_ns(raw.get(topics.SIM_EPISODE, []))
+    if start is None:
+        return raw
+    kept = {}
+    for topic, samples in raw.items():
+        if topic == topics.CONTROLLER_COMMAND:
+            kept[topic] = [(s, v) for s, v in samples if v is None or v[2] > start]
+        elif topic in (topics.SIM_EPISODE, topics.COLOR_INFO, topics.POLICY_GOAL, topics.POLICY_INSTRUCTION):
+            kept[topic] = samples
+        else:
+            kept[topic] = [(s, v) for s, v in samples if s >= start]
+    return kept
 
 
 def _task(samples: list[tuple[int, Any]]) -> str:

@@ -20,6 +20,10 @@ from armpilot.control.trajectory import (
 from armpilot.sim.world import SimWorld
 from armpilot.tasks import TaskInit
 
+#: How far (s at each joint's velocity limit, and rad or m) a trajectory's first point may be beyond what the arm can
+#: reach from where the controller is by that point's time: the tracking lag a command checked on a slightly older
+#: state carries.
+START_SLACK_S, START_SLACK = 0.25, 0.05
 
 
 class SimRunner:
@@ -35,6 +39,11 @@ class SimRunner:
         self.episode_start = 0.0
         self.rejections: dict[str, int] = {}
         self.broken = False  # MuJoCo reset this episode's state (``tick``)
+        joints = world.profile.urdf_joints
+        vmax = np.array([joints[n].velocity for n in self.joint_names], float)
+        self._vmax = np.where(np.isfinite(vmax) & (vmax > 0), vmax, np.inf)  # a URDF without a limit: unchecked
+        self._continuous = np.array([not np.isfinite(joints[n].lower) and not np.isfinite(joints[n].upper)
+                                     for n in self.joint_names])
 
     @property
     def now(self) -> float:
@@ -65,7 +74,8 @@ class SimRunner:
         Raises:
             TrajectoryError: the trajectory is rejected and the arm keeps doing
                 what it did (reasons of ``validate_trajectory`` plus
-                ``before_reset`` for a trajectory stamped before this episode).
+                ``before_reset`` for a trajectory stamped before this episode,
+                ``unreachable_start`` for one that starts out of the arm's reach).
         """
         try:
             times, positions, velocities = validate_trajectory(
@@ -75,11 +85,27 @@ class SimRunner:
                 raise TrajectoryError(
                     "before_reset", f"stamped {stamp:.3f} s, not after this episode began at {self.episode_start:.3f} s"
                 )
+            start = self.now if stamp == 0.0 else stamp
+            self._check_reachable_start(start, times, positions)
         except TrajectoryError as error:
             self.rejections[error.reason] = self.rejections.get(error.reason, 0) + 1
             raise
-        start = self.now if stamp == 0.0 else stamp
         self.follower.set_trajectory(JointTrajectory(start, times, positions, velocities), self.now)
+
+    def _check_reachable_start(self, start: float, times: np.ndarray, positions: np.ndarray) -> None:
+        """TrajectoryError ``unreachable_start`` for a first point the arm cannot reach from where the controller
+        is by that point's time (``START_SLACK`` allowed). The sim's resets move the arm at once, which no real
+        arm does: a command built from the state before a reset (a hold stamped 0, "on receipt", that crossed
+        it) would otherwise fling the arm back to where the last episode left it."""
+        desired, _ = self.follower.sample(self.now)
+        gap = positions[0] - desired
+        gap = np.where(self._continuous, (gap + np.pi) % (2 * np.pi) - np.pi, gap)
+        reach = self._vmax * (max(start + times[0] - self.now, 0.0) + START_SLACK_S) + START_SLACK
+        far = np.abs(gap) > reach
+        if np.any(far):
+            worst = int(np.argmax(np.abs(gap) - reach))
+            raise TrajectoryError("unreachable_start", f"the first point is {abs(gap[worst]):.3f} from where "
+                                  f"'{self.joint_names[worst]}' is (it can move {reach[worst]:.3f} by then)")
 
     def tick(self, n_steps: int) -> str:
         """Send the follower's current target to the servos and step ``n_steps`` times; "" or what went
