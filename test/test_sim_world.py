@@ -86,6 +86,10 @@ def test_a_command_built_before_a_reset_does_not_fling_the_arm(pick_world):
         runner.tick(4)
     assert np.allclose(runner.world.joint_positions(), HOME_POSITION, atol=2e-3)
     runner.command(CONTROLLED_JOINTS, 0.0, np.array([0.6, 1.0]), np.stack([away, away]))  # reachable by 0.6 s
+    # once the episode's first command is taken, later ones are followed as a trajectory controller would
+    further = away.copy()
+    further[1] += 1.0
+    runner.command(CONTROLLED_JOINTS, 0.0, np.array([0.02, 0.04]), np.stack([further, further]))
     assert runner.rejections == {"unreachable_start": 1}
 
 

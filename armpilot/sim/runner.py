@@ -39,6 +39,7 @@ class SimRunner:
         self.episode_start = 0.0
         self.rejections: dict[str, int] = {}
         self.broken = False  # MuJoCo reset this episode's state (``tick``)
+        self._since_reset = False  # no command accepted since the last reset yet (``_check_reachable_start``)
         joints = world.profile.urdf_joints
         vmax = np.array([joints[n].velocity for n in self.joint_names], float)
         self._vmax = np.where(np.isfinite(vmax) & (vmax > 0), vmax, np.inf)  # a URDF without a limit: unchecked
@@ -56,6 +57,7 @@ class SimRunner:
         init = self.world.reset(seed)
         self.broken = False
         self.follower.hold(self.world.joint_positions())
+        self._since_reset = True
         self.episode += 1
         self.seed = seed
         self.episode_start = self.now
@@ -86,17 +88,20 @@ class SimRunner:
                     "before_reset", f"stamped {stamp:.3f} s, not after this episode began at {self.episode_start:.3f} s"
                 )
             start = self.now if stamp == 0.0 else stamp
-            self._check_reachable_start(start, times, positions)
+            if self._since_reset:
+                self._check_reachable_start(start, times, positions)
         except TrajectoryError as error:
             self.rejections[error.reason] = self.rejections.get(error.reason, 0) + 1
             raise
+        self._since_reset = False
         self.follower.set_trajectory(JointTrajectory(start, times, positions, velocities), self.now)
 
     def _check_reachable_start(self, start: float, times: np.ndarray, positions: np.ndarray) -> None:
-        """TrajectoryError ``unreachable_start`` for a first point the arm cannot reach from where the controller
-        is by that point's time (``START_SLACK`` allowed). The sim's resets move the arm at once, which no real
-        arm does: a command built from the state before a reset (a hold stamped 0, "on receipt", that crossed
-        it) would otherwise fling the arm back to where the last episode left it."""
+        """Until the first command of an episode: TrajectoryError ``unreachable_start`` for a first point the arm
+        cannot reach from where the controller is by that point's time (``START_SLACK`` allowed). The sim's resets
+        move the arm at once, which no real arm does: a command built from the state before a reset (a hold
+        stamped 0, "on receipt", that crossed it) would otherwise fling the arm back to where the last episode
+        left it. Later commands are followed as a trajectory controller would (the safety node judges them)."""
         desired, _ = self.follower.sample(self.now)
         gap = positions[0] - desired
         gap = np.where(self._continuous, (gap + np.pi) % (2 * np.pi) - np.pi, gap)
