@@ -73,9 +73,7 @@ def stack_dataset(dataset: LeRobotV3Dataset, keys: Iterable[str]) -> dict[str, t
 
 def offset_stats(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Statistics of action frames minus the latest observed joint state, over unpadded frames."""
-    offsets = (tensors[ACTION] - tensors[STATE][:, -1:, :])[~tensors["action_is_pad"]]  # (M, A)
-    return {"min": offsets.min(0).values, "max": offsets.max(0).values, "mean": offsets.mean(0),
-            "std": offsets.std(0)}
+    return feature_stats(tensors[ACTION] - tensors[STATE][:, -1:, :], ~tensors["action_is_pad"])
 
 
 def feature_stats(values: torch.Tensor, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -85,8 +83,8 @@ def feature_stats(values: torch.Tensor, valid: torch.Tensor | None = None) -> di
 
 
 def to_tool_space(tensors: dict[str, torch.Tensor], frame: ToolFrame) -> dict[str, torch.Tensor]:
-    """The stacked dataset with state, actions and every position in tool space (``tool_frame``), and its
-    statistics; the frames and masks that are not positions as they are."""
+    """The stacked dataset with state, actions and every position in tool space (``tool_frame``); the frames
+    and masks that are not positions as they are."""
     arrays = {k: v.numpy() for k, v in tensors.items()}
     converted, anchor = frame.observation(arrays)
     converted[ACTION] = frame.actions(arrays[ACTION], anchor)
@@ -95,10 +93,9 @@ def to_tool_space(tensors: dict[str, torch.Tensor], frame: ToolFrame) -> dict[st
 
 def points_stats(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Per-axis statistics (3,) of every valid point of the training clouds, m (``normalize_points``)."""
-    valid = tensors[POINTS][tensors[POINTS_MASK]]  # (M, 3)
-    if not len(valid):
+    if not tensors[POINTS_MASK].any():
         raise ValueError("the dataset's clouds hold no valid point: nothing to normalise the cloud with")
-    return {"min": valid.min(0).values, "max": valid.max(0).values, "mean": valid.mean(0), "std": valid.std(0)}
+    return feature_stats(tensors[POINTS], tensors[POINTS_MASK])
 
 
 def learning_rate(step: int, options: TrainOptions) -> float:
