@@ -161,6 +161,9 @@ def _add_closed_loop_arguments(demo: argparse.ArgumentParser, policy: str, episo
     demo.add_argument("--width", type=int, default=640, help="camera width, px (default: 640)")
     demo.add_argument("--height", type=int, default=480, help="camera height, px (default: 480)")
     demo.add_argument("--camera-rate", type=float, default=15.0, help="camera rate, Hz (default: 15)")
+    demo.add_argument("--sim-speed", type=_positive_float, default=1.0,
+                      help="sim seconds per wall second (default: 1). Below 1 every node's computing time "
+                           "shrinks in sim time: 0.5 shows what a machine twice as fast would achieve")
     demo.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: from the environment)")
     demo.add_argument("--no-video", action="store_true", help="skip the MP4 of the first episode")
     demo.add_argument("--object-source", choices=("perception", "privileged"), default="perception",
@@ -174,6 +177,13 @@ def _add_closed_loop_arguments(demo: argparse.ArgumentParser, policy: str, episo
     demo.add_argument("--bad-probability", type=float, default=0.0,
                       help="perturbed proposer: chance a candidate is bad (default: 0)")
     demo.add_argument("--bad-offset", type=float, default=0.15, help="size of a wrong candidate's offset, rad")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
 
 
 def _launch_values(pairs: list[str]) -> dict[str, str]:
@@ -285,7 +295,7 @@ def _demo_options(args: argparse.Namespace):
                          "candidates": str(args.candidates) if isinstance(args.candidates, int) else "1",
                          "checkpoint": str(Path(args.checkpoint).resolve()) if args.checkpoint else '""',
                          "sampler_steps": str(args.steps), "sampler": args.sampler, "server_uri": args.server_uri,
-                         "robot": args.robot, "scene": args.scene,
+                         "robot": args.robot, "scene": args.scene, "real_time_factor": str(args.sim_speed),
                          "noise_std": str(args.noise_std), "bad_probability": str(args.bad_probability),
                          "bad_offset": str(args.bad_offset),
                          **transition_arguments(args.transition or default_transition(args.policy),

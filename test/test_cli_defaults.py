@@ -22,3 +22,13 @@ def test_other_backends_keep_reach_and_replace_and_an_explicit_choice_wins():
     options = _demo_options(parse_arguments(["demo", "--policy", "vla", "--task", "reach", "--transition", "replace"]))
     assert (options.task, options.extra_arguments["transition"]) == ("reach", "replace")
     assert parse_arguments(["serve", "--backend", "vla"]).task == "language"
+
+
+def test_sim_speed_reaches_the_sims_real_time_factor_and_must_be_positive(capsys):
+    assert _demo_options(parse_arguments(["evaluate"])).extra_arguments["real_time_factor"] == "1.0"
+    options = _demo_options(parse_arguments(["evaluate", "--sim-speed", "0.5"]))
+    assert options.extra_arguments["real_time_factor"] == "0.5"
+    for bad in ("0", "-1"):
+        with pytest.raises(SystemExit):
+            parse_arguments(["demo", "--sim-speed", bad])
+        assert "--sim-speed: must be > 0" in capsys.readouterr().err
