@@ -58,13 +58,13 @@ def pipeline_figures(seconds: float) -> dict[str, float]:
 
     from armpilot.perception.cloud import CloudPipeline
     from armpilot.perception.config import PerceptionConfig
-    from armpilot.perception.self_filter import RobotSpheres
+    from armpilot.perception.self_filter import RobotBoxes
     from armpilot.robot import HOME_POSITION
 
     arm, color, depth, intr, pose = sim_frame()
     pipeline = CloudPipeline(PerceptionConfig(), intr, pose)
-    spheres = RobotSpheres(arm)(HOME_POSITION)
-    ours = frames_per_second(lambda: pipeline.process(depth, color, spheres), seconds)
+    arm_boxes = RobotBoxes(arm)(HOME_POSITION)
+    ours = frames_per_second(lambda: pipeline.process(depth, color, arm_boxes), seconds)
     o3d_intr = o3d.camera.PinholeCameraIntrinsic(intr.width, intr.height, intr.fx, intr.fy, intr.cx, intr.cy)
     extrinsic = np.linalg.inv(pose)
     depth_image = o3d.geometry.Image(np.ascontiguousarray(depth))

@@ -27,7 +27,7 @@ from armpilot.perception.frames import FrameError, check_sizes, depth_to_metres
 from armpilot.perception.geometry import Intrinsics, camera_pose_from_urdf
 from armpilot.perception.grounding import colour_word, named_first, nearest_colour_word
 from armpilot.perception.pairing import ApproximateTimePairer
-from armpilot.perception.self_filter import RobotSpheres
+from armpilot.perception.self_filter import RobotBoxes
 from armpilot.rejections import RejectionLog
 from armpilot.robot import ArmModel
 from armpilot.ros_nodes import conversions as conv
@@ -61,7 +61,7 @@ class PerceptionNode(CameraInputs, Node):
         self.pipeline_config = declare_config(self, PerceptionConfig)
         self.config = declare_config(self, PerceptionNodeConfig)
         self.arm = ArmModel(load_robot(self))
-        self.robot_spheres = RobotSpheres(self.arm)
+        self.robot_boxes = RobotBoxes(self.arm)
         self.base_T_camera = camera_pose_from_urdf(self.arm, self.config.camera_frame)
         self.pipeline: CloudPipeline | None = None
         self.intrinsics: Intrinsics | None = None
@@ -135,11 +135,11 @@ class PerceptionNode(CameraInputs, Node):
         except conv.ConversionError as error:
             self.skip("bad_image", str(error))
             return
-        spheres = None
+        arm_boxes = None
         fresh = self.joints is not None and stamp - self.joints[0] < self.config.joint_state_timeout
         if self.config.self_filter and fresh:
-            spheres = self.robot_spheres(self.joints[1])
-        result = self.pipeline.process(depth, color, spheres)
+            arm_boxes = self.robot_boxes(self.joints[1])
+        result = self.pipeline.process(depth, color, arm_boxes)
         self.publish(result, depth_msg.header.stamp)
 
     def publish(self, result: PerceptionResult, stamp) -> None:

@@ -10,6 +10,7 @@ vertical extent for z and height).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -17,6 +18,9 @@ from scipy import ndimage
 
 from armpilot.perception.config import PerceptionConfig
 from armpilot.perception.geometry import Deprojector, Intrinsics
+
+if TYPE_CHECKING:  # pinocchio stays out of the pure cloud pipeline
+    from armpilot.perception.self_filter import PlacedBoxes
 
 #: Points used to score RANSAC hypotheses (the winner is refined on all points).
 SCORE_SAMPLE = 800
@@ -114,13 +118,14 @@ class CloudPipeline:
         self.rng = np.random.default_rng(seed)
 
     def process(self, depth_m: np.ndarray, color: np.ndarray | None = None,
-                robot_spheres: np.ndarray | None = None) -> PerceptionResult:
+                robot: PlacedBoxes | None = None) -> PerceptionResult:
         """Run the pipeline on one frame.
 
         Args:
             depth_m: (H, W) depth in metres (0 / NaN = no return).
             color: (H, W, 3) uint8 RGB aligned with the depth, or None.
-            robot_spheres: (K, 4) centre xyz and radius (m) of spheres covering the arm, or None.
+            robot: the arm's collision boxes at this frame's joint positions (``RobotBoxes``), or None:
+                voxels inside them, grown by ``robot_padding``, are the arm's and left out.
         """
         cfg = self.config
         x, y, z, depth = self.deprojector.xyz(depth_m)
@@ -138,8 +143,8 @@ class CloudPipeline:
         n = np.bincount(inverse, minlength=len(occupied)).astype(np.float32)[:, None]
         centroids = np.column_stack([np.bincount(inverse, points[:, k], len(occupied)) for k in range(3)]) / n
         keep = np.ones(len(occupied), bool)
-        if robot_spheres is not None and len(robot_spheres):
-            keep &= ~self._inside_spheres(centroids, robot_spheres)
+        if robot is not None and len(robot):
+            keep &= ~robot.contains(centroids, cfg.robot_padding)
         plane = fit_plane_ransac(centroids[keep], cfg.plane_distance, cfg.ransac_iterations,
                                  cfg.plane_max_tilt_deg, self.rng)
         if plane is not None:
@@ -173,19 +178,6 @@ class CloudPipeline:
         lookup = np.empty(size, np.int64)
         lookup[occupied] = np.arange(len(occupied))
         return occupied, lookup[flat]
-
-    def _inside_spheres(self, centroids: np.ndarray, spheres: np.ndarray) -> np.ndarray:
-        """(M,) True for centroids inside any sphere, radius padded by ``robot_padding``."""
-        radii = spheres[:, 3].astype(np.float64) + self.config.robot_padding
-        centres = spheres[:, :3].astype(np.float64)
-        reach = radii.max()
-        near = np.all((centroids > centres.min(0) - reach) & (centroids < centres.max(0) + reach), axis=1)
-        inside = np.zeros(len(centroids), bool)
-        candidates = centroids[near]
-        if len(candidates):
-            squared = (candidates**2).sum(1)[:, None] - 2 * candidates @ centres.T + (centres**2).sum(1)[None, :]
-            inside[near] = np.any(squared < radii[None, :] ** 2, axis=1)
-        return inside
 
     def _cluster(self, occupied: np.ndarray, keep: np.ndarray, inverse: np.ndarray, points: np.ndarray,
                  colors: np.ndarray | None, plane: np.ndarray | None) -> list[DetectedObject]:

@@ -22,7 +22,8 @@ class PerceptionConfig:
     plane_max_tilt_deg: float = field(default=20.0, metadata=_describe("largest table tilt accepted, deg"))
     ransac_iterations: int = field(default=64, metadata=_describe("RANSAC plane hypotheses per frame"))
     min_cluster_voxels: int = field(default=4, metadata=_describe("smallest object, in voxels"))
-    robot_padding: float = field(default=0.02, metadata=_describe("extra radius around the arm's links removed, m"))
+    robot_padding: float = field(default=0.02, metadata=_describe(
+        "how far beyond the arm's collision boxes the cloud is cut away, m (covers the camera's calibration error)"))
     pixel_stride: int = field(default=1, metadata=_describe("use every n-th pixel in u and v (1 = all)"))
 
     def __post_init__(self) -> None:
