@@ -93,16 +93,23 @@ def test_sim_scenes_median_error_below_1cm(arm, camera_pose, task):
     assert np.median(errors) <= 0.01 and max(errors) <= 0.02
 
 
-def test_self_filter_removes_the_arm_reaching_into_the_workspace(arm, camera_pose):
-    world = SimWorld(None, get_task("pick"), CameraConfig(640, 480))
-    world.reset(0)
-    q = arm.ik(np.array([0.45, 0.15, 0.12]), arm.tcp_pose(HOME_POSITION)[:3, :3], HOME_POSITION).positions
+def _frame_with_tool_at(world: SimWorld, arm, camera_pose, tcp: np.ndarray):
+    """Pose the arm (IK, the home orientation) with its TCP at ``tcp`` (3,) m, render one frame; returns
+    the joint positions, colour, depth and a pipeline for the world's camera."""
+    q = arm.ik(tcp, arm.tcp_pose(HOME_POSITION)[:3, :3], HOME_POSITION).positions
     world.data.qpos[:7] = q
     world.data.qpos[7] = q[6]
     __import__("mujoco").mj_forward(world.model, world.data)
     color, depth = world.render()
     fx, fy, cx, cy = world.intrinsics()
-    pipeline = CloudPipeline(PerceptionConfig(), Intrinsics(fx, fy, cx, cy, 640, 480), camera_pose)
+    intrinsics = Intrinsics(fx, fy, cx, cy, world.camera.width, world.camera.height)
+    return q, color, depth, CloudPipeline(PerceptionConfig(), intrinsics, camera_pose)
+
+
+def test_self_filter_removes_the_arm_reaching_into_the_workspace(arm, camera_pose):
+    world = SimWorld(None, get_task("pick"), CameraConfig(640, 480))
+    world.reset(0)
+    q, color, depth, pipeline = _frame_with_tool_at(world, arm, camera_pose, np.array([0.45, 0.15, 0.12]))
     unfiltered = pipeline.process(depth, color)
     filtered = pipeline.process(depth, color, RobotBoxes(arm)(q))
     world.close()
@@ -139,14 +146,7 @@ def test_self_filter_keeps_a_box_the_tool_pushes(arm, camera_pose, seed):
     yaw = 2 * np.arctan2(quat[3], quat[0])
     behind = np.array([np.cos(yaw), np.sin(yaw), 0.0])
     half = world.episode_task.object_half_size
-    target = box - (half + 0.008) * behind
-    q = arm.ik(target, arm.tcp_pose(HOME_POSITION)[:3, :3], HOME_POSITION).positions
-    world.data.qpos[:7] = q
-    world.data.qpos[7] = q[6]
-    __import__("mujoco").mj_forward(world.model, world.data)
-    color, depth = world.render()
-    fx, fy, cx, cy = world.intrinsics()
-    pipeline = CloudPipeline(PerceptionConfig(), Intrinsics(fx, fy, cx, cy, 320, 240), camera_pose)
+    q, color, depth, pipeline = _frame_with_tool_at(world, arm, camera_pose, box - (half + 0.008) * behind)
     result = pipeline.process(depth, color, RobotBoxes(arm)(q))
     world.close()
     assert len(result.objects) == 1, f"{len(result.objects)} objects: the arm left pieces in the cloud"
