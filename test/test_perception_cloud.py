@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from transforms3d.euler import quat2euler
 
 from armpilot.perception.cloud import CloudPipeline, fit_plane_ransac, pack_rgb
 from armpilot.perception.config import PerceptionConfig
@@ -143,7 +144,7 @@ def test_self_filter_keeps_a_box_the_tool_pushes(arm, camera_pose, seed):
     world = SimWorld(None, get_task("push"), CameraConfig(320, 240))
     world.reset(seed)
     box, quat = world.object_pose()
-    yaw = 2 * np.arctan2(quat[3], quat[0])
+    yaw = quat2euler(quat)[2]  # MuJoCo's (w, x, y, z), as transforms3d's
     behind = np.array([np.cos(yaw), np.sin(yaw), 0.0])
     half = world.episode_task.object_half_size
     q, color, depth, pipeline = _frame_with_tool_at(world, arm, camera_pose, box - (half + 0.008) * behind)
