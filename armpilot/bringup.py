@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Mapping
 
+from armpilot.dds_housekeeping import clean_zombie_shm
 from armpilot.graph import RESPAWN_DELAY_S, RESPAWN_MAX_RETRIES, NodeSpec, ros_arguments
 from armpilot.paths import share_dir
 
@@ -89,8 +90,10 @@ class GraphSupervisor:
         self.children: list[_Child] = []
 
     def start(self) -> None:
-        """Start every node; each writes its output to ``<log_dir>/<name>.log``."""
+        """Start every node; each writes its output to ``<log_dir>/<name>.log`` (``<log_dir>/dds.log``: the
+        shared memory that killed processes left, cleaned first so that no node inherits a dead port)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        (self.log_dir / "dds.log").write_text(clean_zombie_shm() + "\n")
         config_dir = share_dir() / "config"
         for spec in self.nodes:
             command = [find_executable(spec.executable)] + ros_arguments(spec, config_dir)

@@ -155,12 +155,13 @@ class EvaluatorNode(Node):
         while time.monotonic() < deadline:
             rclpy.spin_once(self, timeout_sec=min(0.05, max(0.0, deadline - time.monotonic())))
 
-    def spin_sim_for(self, seconds: float, settle: float = 0.2, until: Callable[[], bool] | None = None) -> float:
-        """Process callbacks until ``seconds`` of sim time have passed (at most ``max(5, 10 x seconds)`` s of wall
-        time: a loaded machine slows the sim), and at least ``settle`` s of wall time (messages in flight arrive),
-        or until ``until()`` is true. Returns the sim seconds that passed."""
+    def spin_sim_for(self, seconds: float, settle: float = 0.2, until: Callable[[], bool] | None = None,
+                     max_wall: float | None = None) -> float:
+        """Process callbacks until ``seconds`` of sim time have passed (at most ``max_wall`` s of wall time,
+        by default ``max(5, 10 x seconds)``: a loaded machine slows the sim), and at least ``settle`` s of wall
+        time (messages in flight arrive), or until ``until()`` is true. Returns the sim seconds that passed."""
         start, began = self.sim_time, time.monotonic()
-        deadline = began + max(5.0, 10.0 * seconds)
+        deadline = began + (max(5.0, 10.0 * seconds) if max_wall is None else max_wall)
         while (self.sim_time - start < seconds or time.monotonic() - began < settle) and time.monotonic() < deadline:
             rclpy.spin_once(self, timeout_sec=0.05)
             if until is not None and until():

@@ -33,6 +33,8 @@ from armpilot.tasks import get_task
 WARM_UP_S = 2.0
 #: Sim seconds between the handover and the recorder's start: the learned policy's executing chunk gives way.
 HANDOVER_FLUSH_S = 0.3
+#: Wall seconds the handover waits for the sim to reach it (a loaded 2-core machine runs the sim at ~0.2x).
+MAX_HANDOVER_WALL_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -70,20 +72,26 @@ class Handover:
         if self.publisher.get_subscription_count() == 0:
             raise RuntimeError(f"no policy node subscribes to {topics.POLICY_HANDOVER} after 30 s")
         self.at_s = 0.0  # this episode's handover, sim seconds after its start
+        self.recording_at_s = 0.0  # when the recorder was started, sim seconds after the episode's start
         self.policy_succeeded = False  # the learned policy finished the task before the handover
 
     def started(self, seed: int) -> None:
-        """Drive with the learned policy for U(0, within) sim seconds drawn from ``seed``, then hand over and
-        start recording (unless the learned policy succeeded first: nothing is recorded then)."""
-        self.at_s = float(np.random.default_rng(seed).uniform(0.0, self.within))
-        self.node.spin_sim_for(self.at_s, settle=0.0, until=lambda: self.node.success)
+        """Drive with the learned policy until U(0, within) sim seconds (drawn from ``seed``) after the episode's
+        start, then hand over and start recording (unless the learned policy succeeded first: nothing is recorded
+        then). ``at_s`` and ``recording_at_s`` are the sim times measured when each happened."""
+        drawn = float(np.random.default_rng(seed).uniform(0.0, self.within))
+        start = float(self.node.episode_info.get("start", self.node.sim_time))
+        self.node.spin_sim_for(start + drawn - self.node.sim_time, settle=0.0, until=lambda: self.node.success,
+                               max_wall=MAX_HANDOVER_WALL_S)
+        self.at_s = self.recording_at_s = self.node.sim_time - start
         self.policy_succeeded = self.node.success
         if self.policy_succeeded:
             return
         self.publisher.publish(Int64(data=int(self.node.episode_info["episode"])))
-        self.node.spin_sim_for(HANDOVER_FLUSH_S, settle=0.0)
+        self.node.spin_sim_for(HANDOVER_FLUSH_S, settle=0.0, max_wall=MAX_HANDOVER_WALL_S)
         self.policy_succeeded = self.node.success
         if not self.policy_succeeded:
+            self.recording_at_s = self.node.sim_time - start
             self.node.trigger(topics.RECORDER_START)
 
 
@@ -133,7 +141,8 @@ def run_record(options: RecordOptions) -> dict:
                        "recorder": "not started: the learned policy succeeded before the handover"}
             else:
                 bag = _finish_episode(node, result, options, progress)
-            bags.append({**bag, **({"handover_s": round(handover.at_s, 3)} if handover else {})})
+            bags.append({**bag, **({"handover_s": round(handover.at_s, 3),
+                                                    "recording_from_s": round(handover.recording_at_s, 3)} if handover else {})})
             results.append(result)
             graph.check()
             progress.set_postfix(kept=sum(b["kept"] for b in bags))

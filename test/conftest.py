@@ -8,7 +8,24 @@ import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+from armpilot.dds_housekeeping import clean_zombie_shm  # noqa: E402
 from armpilot.robot import ArmModel  # noqa: E402
+
+#: Reruns of a failed multi-process test (``graph`` marker): DDS between real processes on a loaded 2-core
+#: machine fails now and then without any fault of the code (as ROS 2's own CI retests); a rerun is reported
+#: (``R`` in the progress line, "rerun" in the summary), and a test that fails twice fails the run.
+GRAPH_RERUNS = 1
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Remove the Fast DDS shared memory that killed processes of earlier runs left (one-way silence else)."""
+    clean_zombie_shm()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("graph") is not None and item.get_closest_marker("flaky") is None:
+            item.add_marker(pytest.mark.flaky(reruns=GRAPH_RERUNS, reruns_delay=2))
 
 
 @pytest.fixture(scope="session")

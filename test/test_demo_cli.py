@@ -25,6 +25,7 @@ def run_demo(tmp_path: Path, task: str, episodes: int, *extra: str) -> dict:
     return json.loads(report.read_text())
 
 
+@pytest.mark.graph
 @pytest.mark.timeout(300)
 def test_demo_short_pick(tmp_path):
     report = run_demo(tmp_path, "pick", 2, "--width", "320", "--height", "240")
@@ -43,6 +44,7 @@ def test_demo_short_pick(tmp_path):
     assert Path(report["media"]["video"]).stat().st_size > 1000
 
 
+@pytest.mark.graph
 @pytest.mark.timeout(300)
 def test_a_push_demo_reports_where_the_box_ended_and_what_the_scene_drew(tmp_path):
     report = run_demo(tmp_path, "push", 2, "--scene", "randomized", "--object-source", "privileged",
@@ -79,6 +81,7 @@ def test_verifier_with_16_candidates_beats_one_on_the_same_seeds(tmp_path):
     assert sixteen["success_rate"] >= one["success_rate"] + 0.20, (one["success_rate"], sixteen["success_rate"])
 
 
+@pytest.mark.graph
 @pytest.mark.timeout(400)
 def test_demo_with_the_shipped_diffusion_policy(tmp_path):
     """The README's main job with fewer episodes: the shipped checkpoint through perception and the verifier."""
@@ -91,6 +94,7 @@ def test_demo_with_the_shipped_diffusion_policy(tmp_path):
     assert float(report["policy_node"]["inference_ms_p50"]) > 0 and int(report["policy_node"]["published"]) > 0
 
 
+@pytest.mark.graph
 @pytest.mark.timeout(400)
 def test_demo_through_a_policy_server(tmp_path):
     """policy:=remote: armpilot serve hosts the shipped diffusion policy in another process."""

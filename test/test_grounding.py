@@ -70,6 +70,7 @@ def test_the_scripted_backend_plans_again_when_the_object_it_goes_to_jumps():
         assert np.allclose(policy.planned_for, there if replans else here), task
 
 
+@pytest.mark.graph
 def test_an_instruction_changed_live_sends_the_arm_to_the_newly_named_box(tmp_path):
     """The sim names box A; the test names box B, then, once the arm is over B, box C: the arm goes to each."""
     seed = 3

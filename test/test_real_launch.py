@@ -91,14 +91,26 @@ def _launch(tmp_path: Path, token: str, domain: int, *arguments: str) -> subproc
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     # drained all along: a full pipe would block the launch's event loop, Ctrl-C included
     process.lines = []  # type: ignore[attr-defined]
+    process.token = token  # type: ignore[attr-defined]
     process.reader = threading.Thread(target=lambda: process.lines.extend(process.stdout), daemon=True)
     process.reader.start()
     return process
 
 
 def _output(process: subprocess.Popen, timeout: float) -> str:
-    """Wait up to ``timeout`` s for the launch to end; everything it printed."""
-    process.wait(timeout=timeout)
+    """Wait up to ``timeout`` s for the launch to end; everything it printed (a failure naming the processes
+    still running and the launch's last words when it does not end)."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        running = []
+        for pid in processes_with(process.token):  # type: ignore[attr-defined]
+            try:
+                running.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
+            except OSError:
+                continue  # ended meanwhile
+        pytest.fail(f"the launch did not end within {timeout} s; still running: {running}\n"
+                    + "".join(process.lines)[-4000:])  # type: ignore[attr-defined]
     process.reader.join(timeout=10)  # type: ignore[attr-defined]
     return "".join(process.lines)  # type: ignore[attr-defined]
 

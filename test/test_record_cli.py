@@ -89,7 +89,7 @@ def test_record_with_handover_records_only_the_experts_part_after_the_learned_po
     assert report["handover_within_s"] == 3.0 and len(report["bags"]) == 2
     assert report["policy_succeeded_before_handover"] == sum(not b["kept"] for b in report["bags"])
     for bag in report["bags"]:
-        assert 0.0 <= bag["handover_s"] <= 3.0
+        assert 0.0 <= bag["handover_s"] <= 3.0 + 0.1  # measured: the last /clock tick may pass the drawn time
     recorded = [b for b in report["bags"] if b["kept"]]
     assert recorded, report["bags"]  # both seeds drawn so that the learned policy has not finished by then
     for bag, folder in zip(recorded, sorted((tmp_path / "bags").glob("episode_*"))):
@@ -101,8 +101,10 @@ def test_record_with_handover_records_only_the_experts_part_after_the_learned_po
                     starts.append(json.loads(msg.data)["start"])
                 elif connection.topic == "/joint_states" and first_state is None:
                     first_state = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        # the recorder started at the handover (plus the flush), not at the episode's start
-        assert first_state - starts[-1] >= bag["handover_s"] + 0.2, (bag, starts, first_state)
+        # the recorder started at the handover plus the flush, not at the episode's start (a state in flight
+        # when it started may be a few ms older)
+        assert bag["recording_from_s"] >= bag["handover_s"] + 0.2, bag
+        assert first_state - starts[-1] >= bag["recording_from_s"] - 0.05, (bag, starts, first_state)
     log = "".join(p.read_text() for p in (tmp_path / "bags" / "logs").rglob("*policy*"))
     assert log.count("handed over to the second backend") == len(recorded)
 

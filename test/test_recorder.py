@@ -292,6 +292,7 @@ def _call(probe, client, what: str, resend_after: float = 5.0) -> str:
     return response.message
 
 
+@pytest.mark.graph
 @pytest.mark.timeout(60)
 def test_recorder_node_records_over_dds_and_survives_sigkill(tmp_path: Path) -> None:
     from std_srvs.srv import Trigger

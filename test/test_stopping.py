@@ -27,6 +27,8 @@ from armpilot.ros_nodes import qos
 from graph_harness import command_topic, sim_graph_nodes, unique_domain_id
 from synthetic_bags import write_episode
 
+pytestmark = pytest.mark.graph
+
 GONE_WITHIN_S = 3.0
 NODE_EXIT_S = 2.0
 START_TIMEOUT_S = 180.0

@@ -29,6 +29,7 @@ class SupervisorState:
     proposer_fault: str = ""
     catching_up_until: float = float("-inf")
     stall_s: float = 0.0
+    last_tick: float | None = None
     clock_fault: str = ""
     clock_fault_wall: float = float("-inf")
 
@@ -45,12 +46,19 @@ class Supervisor:
     - More than one node publishing proposals on a topic, or any node but the safety node on the
       controller topic -> hold once, refuse until one is left.
     - The node's clock jumps back -> hold once; jumps either way are reported for ``CLOCK_FAULT_S``.
+    - The node itself stalls (its watchdog ticks more than ``SELF_STALL_S`` apart) -> refuse proposals from
+      the moment the gap exceeds it until ``SETTLE_AFTER_STALL_S`` after the next tick: a check finishing
+      right after the stall would judge against a clock and a state from before it.
     """
 
     #: Seconds (wall) a clock jump stays in the diagnostics.
     CLOCK_FAULT_S = 10.0
     #: Wall seconds of joint-state silence that count even while the node's clock stands still.
     PAUSED_CLOCK_TIMEOUT_S = 2.0
+    #: Wall seconds between watchdog ticks beyond which the node itself stalled (stopped, swapped, starved).
+    SELF_STALL_S = 0.2
+    #: Wall seconds proposals stay refused after a stall while the inputs queued meanwhile are read.
+    SETTLE_AFTER_STALL_S = 0.3
 
     def __init__(self, proposal_timeout: float, joint_state_timeout: float) -> None:
         self.proposal_timeout = proposal_timeout
@@ -72,10 +80,17 @@ class Supervisor:
             return on_wall
         return min(on_wall, now - clock)
 
-    def stalled(self, seconds: float, wall: float, settle: float) -> None:
-        """The node itself did not run for ``seconds``: refuse proposals for ``settle`` s while queued inputs
-        (joint states, the clock) are read, so nothing is judged against a stale state or clock."""
-        self.state.catching_up_until, self.state.stall_s = wall + settle, seconds
+    def tick(self, wall: float) -> float:
+        """The watchdog runs at ``wall``; returns the seconds the node stalled before it (0.0: it did not).
+
+        After a stall proposals are refused for ``SETTLE_AFTER_STALL_S`` while queued inputs (joint states,
+        the clock) are read, so nothing is judged against a stale state or clock."""
+        gap = 0.0 if self.state.last_tick is None else wall - self.state.last_tick
+        self.state.last_tick = wall
+        if gap <= self.SELF_STALL_S:
+            return 0.0
+        self.state.catching_up_until, self.state.stall_s = wall + self.SETTLE_AFTER_STALL_S, gap
+        return gap
 
     def proposers(self, fault: str) -> bool:
         """Set the second-proposer fault ("" = none); True when it newly appeared."""
@@ -127,10 +142,13 @@ class Supervisor:
             return Reason.DISABLED, "the safety node is disabled; enable it to pass commands"
         if self.state.proposer_fault:
             return Reason.SECOND_PROPOSER, self.state.proposer_fault
+        last_tick = self.state.last_tick
+        if last_tick is not None and wall - last_tick > self.SELF_STALL_S:
+            return Reason.CATCHING_UP, (f"the safety node's watchdog has not run for {wall - last_tick:.2f} s "
+                                        "(the node stalled): its clock and joint state may be stale")
         if wall < self.state.catching_up_until:
             return Reason.CATCHING_UP, (f"the safety node did not run for {self.state.stall_s:.2f} s; "
-                                        "reading the inputs "
-                                   "that queued up meanwhile")
+                                        "reading the inputs that queued up meanwhile")
         silent = self.joint_state_silence(wall, now)
         if silent is None or silent > self.joint_state_timeout:
             return Reason.NO_JOINT_STATE, f"no /joint_states within {self.joint_state_timeout} s"
