@@ -147,6 +147,19 @@ def test_property_small_steps_in_any_joint_order(arm, steps, permutation):
         _assert_within_limits(arm, verdict, HOME_POSITION)
 
 
+@settings(max_examples=500, deadline=None)
+@given(heading=hnp.arrays(np.float64, 7, elements=st.floats(-0.3, 0.3)),
+       first=hnp.arrays(np.float64, 7, elements=st.floats(-0.3, 0.3)), lead=st.floats(0.001, 0.3))
+def test_property_the_junction_from_a_known_heading_never_exceeds_the_velocity_limit(arm, heading, first, lead):
+    """The controller goes from where it heads to the first point in the lead time: never faster than allowed."""
+    reference = HOME_POSITION + heading
+    positions = np.repeat((HOME_POSITION + first)[None], 3, axis=0)
+    verdict = check(arm, times=lead + 0.1 * np.arange(3), positions=positions, reference=reference)
+    if verdict.accepted:
+        speed = np.abs(verdict.positions[0] - reference) / (verdict.stamp + verdict.times[0] - NOW)
+        assert np.all(speed <= arm.limits.velocity * CFG.velocity_scale + 1e-6)
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="velocity_scale"):
         SafetyConfig(velocity_scale=0.0)

@@ -226,17 +226,18 @@ def test_commanded_path_is_the_reference_until_the_arm_is_moved_by_something_els
 
     path = CommandedPath(np.array([0.2, 0.2]))
     measured = np.array([0.0, 0.0])
-    assert path.reference(10.0, measured) is measured  # nothing commanded yet
+    assert path.reference(10.0, measured) is None  # nothing commanded yet: the measured state stands in
     path.command(10.0, 10.0, np.array([0.1, 0.2]), np.array([[0.1, 0.0], [0.2, 0.0]]), measured)
     assert np.allclose(path.reference(10.05, measured), [0.05, 0.0])  # from where it was, to the first point
     assert np.allclose(path.reference(10.15, measured), [0.15, 0.0])
     assert np.allclose(path.reference(11.0, np.array([0.19, 0.0])), [0.2, 0.0])  # held after the last point
-    assert np.allclose(path.reference(11.0, np.array([0.9, 0.0])), [0.9, 0.0])  # reset by someone else
+    assert path.reference(11.0, np.array([0.9, 0.0])) is None  # reset by someone else: the path is dropped
     assert path.times is None
 
 
 def test_the_first_point_is_reachable_from_where_the_controller_heads_at_the_velocity_limit():
-    """A chunk may start no further from the controller's reference than vmax * lead (+ start_tolerance)."""
+    """A chunk may start no further from where the controller heads than vmax * lead (from the measured arm,
+    with no command known: + start_tolerance)."""
     from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION, ArmModel
     from armpilot.safety.limits import SafetyConfig, check_chunk
 
@@ -258,6 +259,12 @@ def test_the_first_point_is_reachable_from_where_the_controller_heads_at_the_vel
     moving = check_chunk(config, limits, CONTROLLED_JOINTS, 100.0, times, chunk(1.2 * reach), 100.0, HOME_POSITION,
                          reference=heading)
     assert moving.accepted, moving.detail
+    # a known heading is exact: no tolerance, the junction's speed stays within the limit
+    beyond = limits.velocity[1] * lead + 0.5 * config.start_tolerance
+    assert check_chunk(config, limits, CONTROLLED_JOINTS, 100.0, times, chunk(beyond), 100.0, HOME_POSITION).accepted
+    strict = check_chunk(config, limits, CONTROLLED_JOINTS, 100.0, times, chunk(beyond), 100.0, HOME_POSITION,
+                         reference=HOME_POSITION)
+    assert strict.reason == "discontinuity", strict.detail
 
 
 def test_every_rejection_reason_is_one_enum_documented_once():

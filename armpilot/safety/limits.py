@@ -49,8 +49,9 @@ class SafetyConfig:
         default=0.1, metadata=_describe("time the measured arm may lag the first point, s")
     )
     start_tolerance: float = field(
-        default=0.01, metadata=_describe("how far the first point may be from where the controller is heading "
-                                         "beyond what the velocity limit reaches in the lead time, rad / m")
+        default=0.01, metadata=_describe("with no command known (the first, or after the arm was moved), how "
+                                         "far the first point may be from the measured arm beyond what the "
+                                         "velocity limit reaches in the lead time, rad / m")
     )
     joint_state_timeout: float = field(
         default=0.25, metadata=_describe("hold when /joint_states is older than this, s")
@@ -116,9 +117,11 @@ def check_chunk(
         velocities: optional (P, J) in message order.
         workspace: kinematic checks (box, table, self-collision), or None to skip them.
         passive: measured positions of joints the controller does not command (a separate gripper).
-        reference: (J,) where the controller is heading now (``CommandedPath.reference``), or None for
-            ``measured``: the controller interpolates from there to the first point within the lead time,
-            so that jump must be within the velocity limit (plus ``start_tolerance``).
+        reference: (J,) where the controller is heading now (``CommandedPath.reference``): it interpolates
+            from there to the first point within the lead time, so that jump must be within the velocity
+            limit. None when no command is known: ``measured`` stands in, and the jump may exceed what the
+            limit reaches by ``start_tolerance`` (the controller holds where it was told, off the measured
+            arm by its tracking error).
     """
     if measured is None:
         return _reject(Reason.NO_JOINT_STATE, "no fresh /joint_states: cannot check continuity")
@@ -152,8 +155,11 @@ def check_chunk(
         )
     vmax = limits.velocity * config.velocity_scale
     lead = stamp + times[0] - now
-    origin = measured if reference is None else unwrap_to(reference[None], measured, limits.continuous)[0]
-    for start, reach, what in ((origin, vmax * lead + config.start_tolerance, "where the controller is heading"),
+    if reference is None:
+        origin, slack = measured, config.start_tolerance
+    else:
+        origin, slack = unwrap_to(reference[None], measured, limits.continuous)[0], 0.0
+    for start, reach, what in ((origin, vmax * lead + slack, "where the controller is heading"),
                                (measured, vmax * (lead + config.tracking_allowance), "measured")):
         jump = np.abs(positions[0] - start)
         if np.any(jump > reach + EPS):

@@ -118,7 +118,7 @@ class CommandedPath:
     ``interpolate_from_desired_state``, armpilot's sim) moves, on receipt of a
     command at ``now``, from where it was heading at ``now`` to the first
     point. The path is that segment followed by the command's points; before
-    any command it is empty and the reference is the measured state.
+    any command it is empty and there is no reference (the measured state stands in).
     """
 
     def __init__(self, tolerance: np.ndarray) -> None:
@@ -128,23 +128,25 @@ class CommandedPath:
         self.positions: np.ndarray | None = None  # (P + 1, J)
 
     def reference(self, now: float, measured: np.ndarray | None) -> np.ndarray | None:
-        """(J,) where the controller is heading at ``now`` (held after the last point), or ``measured``.
+        """(J,) where the controller is heading at ``now`` (held after the last point), or None when no
+        command is known (nothing sent yet, or dropped): the measured state is then all there is.
 
         When the measured arm is further than ``tolerance`` from it (a sim reset, the controller's own
-        hold, a collision), the path is dropped and the measured state is the reference.
+        hold, a collision), the path is dropped.
         """
         if self.times is None:
-            return measured
+            return None
         heading = np.array([np.interp(now, self.times, self.positions[:, k]) for k in range(self.positions.shape[1])])
         if measured is not None and np.any(np.abs(heading - measured) > self.tolerance):
             self.clear()
-            return measured
+            return None
         return heading
 
     def command(self, now: float, start: float, times: np.ndarray, positions: np.ndarray,
                 measured: np.ndarray | None) -> None:
         """A command sent at ``now``: points at ``start + times`` (P,), ``positions`` (P, J)."""
         origin = self.reference(now, measured)
+        origin = measured if origin is None else origin
         absolute = start + np.asarray(times, float)
         if origin is None or absolute[0] <= now:
             self.times, self.positions = absolute, np.asarray(positions, float)
