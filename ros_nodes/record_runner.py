@@ -141,8 +141,9 @@ def run_record(options: RecordOptions) -> dict:
                        "recorder": "not started: the learned policy succeeded before the handover"}
             else:
                 bag = _finish_episode(node, result, options, progress)
-            bags.append({**bag, **({"handover_s": round(handover.at_s, 3),
-                                                    "recording_from_s": round(handover.recording_at_s, 3)} if handover else {})})
+            if handover:
+                bag.update(handover_s=round(handover.at_s, 3), recording_from_s=round(handover.recording_at_s, 3))
+            bags.append(bag)
             results.append(result)
             graph.check()
             progress.set_postfix(kept=sum(b["kept"] for b in bags))
