@@ -101,10 +101,10 @@ def test_record_with_handover_records_only_the_experts_part_after_the_learned_po
                     starts.append(json.loads(msg.data)["start"])
                 elif connection.topic == "/joint_states" and first_state is None:
                     first_state = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        # the recorder started at the handover plus the flush, not at the episode's start (a state in flight
-        # when it started may be a few ms older)
-        assert bag["recording_from_s"] >= bag["handover_s"] + 0.2, bag
-        assert first_state - starts[-1] >= bag["recording_from_s"] - 0.05, (bag, starts, first_state)
+        # the recorder started at the handover plus the flush, not at the episode's start; the joint states
+        # its subscription held when it started (keep last 10 at 100 Hz) may be up to 0.1 s older
+        assert bag["recording_from_s"] >= bag["handover_s"] + 0.25, bag
+        assert first_state - starts[-1] >= bag["recording_from_s"] - 0.15, (bag, starts, first_state)
     log = "".join(p.read_text() for p in (tmp_path / "bags" / "logs").rglob("*policy*"))
     assert log.count("handed over to the second backend") == len(recorded)
 
