@@ -72,18 +72,19 @@ class Handover:
         if self.publisher.get_subscription_count() == 0:
             raise RuntimeError(f"no policy node subscribes to {topics.POLICY_HANDOVER} after 30 s")
         self.at_s = 0.0  # this episode's handover, sim seconds after its start
-        self.recording_at_s = 0.0  # when the recorder was started, sim seconds after the episode's start
+        self.recording_at_s: float | None = None  # when the recorder started, sim s after the episode's start
         self.policy_succeeded = False  # the learned policy finished the task before the handover
 
     def started(self, seed: int) -> None:
         """Drive with the learned policy until U(0, within) sim seconds (drawn from ``seed``) after the episode's
         start, then hand over and start recording (unless the learned policy succeeded first: nothing is recorded
-        then). ``at_s`` and ``recording_at_s`` are the sim times measured when each happened."""
+        then). ``at_s`` and ``recording_at_s`` (None: not started) are the sim times measured when each happened."""
+        self.recording_at_s = None
         drawn = float(np.random.default_rng(seed).uniform(0.0, self.within))
         start = float(self.node.episode_info.get("start", self.node.sim_time))
         self.node.spin_sim_for(start + drawn - self.node.sim_time, settle=0.0, until=lambda: self.node.success,
                                max_wall=MAX_HANDOVER_WALL_S)
-        self.at_s = self.recording_at_s = self.node.sim_time - start
+        self.at_s = self.node.sim_time - start
         self.policy_succeeded = self.node.success
         if self.policy_succeeded:
             return
@@ -142,7 +143,9 @@ def run_record(options: RecordOptions) -> dict:
             else:
                 bag = _finish_episode(node, result, options, progress)
             if handover:
-                bag.update(handover_s=round(handover.at_s, 3), recording_from_s=round(handover.recording_at_s, 3))
+                recording = handover.recording_at_s
+                bag.update(handover_s=round(handover.at_s, 3),
+                           recording_from_s=None if recording is None else round(recording, 3))
             bags.append(bag)
             results.append(result)
             graph.check()

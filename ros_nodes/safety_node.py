@@ -248,7 +248,7 @@ class SafetyNode(Node):
                 return
             times, positions = sent.times, sent.positions
             self.accepted += 1
-            self.path.command(now, verdict.stamp, times, positions, self.state.positions)
+            self.path.command(now, verdict.stamp, times, positions, measured)
             self.supervisor.accepted(now, verdict.stamp + float(times[-1]))
             self.send(conv.joint_trajectory_to_msg(self.joint_names, times, positions, None,
                                                    conv.sec_to_stamp(verdict.stamp)))
