@@ -359,11 +359,11 @@ class PolicyNode(Node):
             if not len(times):
                 return
             # fitted last (a blend of two fitted chunks can overshoot a braking distance), from where the
-            # controller is headed now, which is where the safety node measures the first step from; half the
-            # minimum lead is left for the trip to the safety node
+            # controller is headed now, which is where the safety node measures the first step from; the whole
+            # minimum lead is left for the trip to the safety node, its check and its check again as it sends
             current = self.executing
             start = current.at(np.array([obs.stamp + age]))[0] if current is not None else obs.joint_positions
-            candidates = fit_to_limits(times - age - cfg.min_lead / 2, candidates, start, self.limits)
+            candidates = fit_to_limits(times - age - cfg.min_lead, candidates, start, self.limits)
             if self.workspace_fit is not None:
                 candidates = self.workspace_fit(times, candidates, start)
             if self.fresh_episode:

@@ -125,6 +125,16 @@ def test_an_episode_whose_clock_never_advances_still_ends(arm):
     assert len(calls) == int(np.ceil(get_task("reach").max_duration / (4 * world.timestep)))
 
 
+def test_after_step_sees_every_control_tick_until_the_episode_ends(arm):
+    """The hook a measurement uses (bench/perception_truth.py): once per tick of 4 physics steps, in order."""
+    world = SimWorld(None, get_task("reach"), render=False)
+    seen: list[float] = []
+    rollout = run_expert_episode(world, ScriptedExpert(arm, get_task("reach")), 0,
+                                 after_step=lambda w: seen.append(w.time))
+    assert rollout.success and len(seen) > 10
+    assert np.allclose(np.diff(seen), 4 * world.timestep) and seen[-1] == pytest.approx(world.time)
+
+
 def test_a_push_taken_over_with_the_tool_low_beside_the_box_lifts_straight_up_first(arm):
     task = get_task("push")
     world = SimWorld(None, task, render=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,8 +22,10 @@ class Rollout:
     measured: list[np.ndarray] = field(default_factory=list)
 
 
-def run_expert_episode(world: SimWorld, expert: ScriptedExpert, seed: int, replan_every: float = 0.2) -> Rollout:
-    """Reset ``world`` with ``seed`` and let ``expert`` act every ``replan_every`` s until success or time out."""
+def run_expert_episode(world: SimWorld, expert: ScriptedExpert, seed: int, replan_every: float = 0.2,
+                       after_step: Callable[[SimWorld], None] | None = None) -> Rollout:
+    """Reset ``world`` with ``seed`` and let ``expert`` act every ``replan_every`` s until success or time out;
+    ``after_step(world)`` runs after every control tick (4 physics steps), e.g. to render and measure."""
     world.reset(seed)
     expert.reset()
     follower = TrajectoryFollower(world.joint_positions())
@@ -41,6 +44,8 @@ def run_expert_episode(world: SimWorld, expert: ScriptedExpert, seed: int, repla
             next_plan += replan_every
         if world.step(follower.sample(world.time)[0], substeps):
             break  # MuJoCo reset the state: the episode failed
+        if after_step is not None:
+            after_step(world)
         if world.success():
             rollout.success = True
             break
