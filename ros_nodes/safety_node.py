@@ -281,7 +281,10 @@ class SafetyNode(Node):
             self.rejections.record(reason, detail)
             self.get_logger().warning(f"holding the arm: {reason}: {detail}")
             now = self.now()
-            stop = hold_command(self.state, self.limits, self.path.as_chunk(), now, self.config.tracking_allowance)
+            # right after the node's own stall its clock may lag the controller's: where the commanded path is
+            # "now" is then unknown, and the measured arm (read fresh above) is where the stop starts
+            executing = None if self.supervisor.catching_up(time.monotonic()) else self.path.as_chunk()
+            stop = hold_command(self.state, self.limits, executing, now, self.config.tracking_allowance)
             self.supervisor.held()
             if stop is None:
                 return

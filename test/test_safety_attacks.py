@@ -195,7 +195,10 @@ def test_frozen_and_jumping_clocks_are_reported_and_a_jump_back_holds(tmp_path):
 def test_a_stalled_safety_node_resumes_without_a_violent_hold(tmp_path):
     """SIGSTOP the safety node mid-motion, SIGCONT: no joint moves faster than its limit afterwards. Stopped
     1.5 s, its sim clock stands still with it, so the joint states do not look silent when it resumes (a check
-    in flight then finishes on a stale clock); stopped 2.5 s, they do."""
+    in flight then finishes on a stale clock); stopped 2.5 s, they do; stopped 1.5 s with an e-stop call
+    queued, its hold may be built before the clock has caught up."""
+    from std_srvs.srv import Trigger
+
     nodes = sim_graph_nodes(task="pick", object_source="privileged")
     limits = ArmModel().limits.reordered(list(CONTROLLED_JOINTS))
     # arm joints only: the gripper's measured speed on contact is the object's doing (it reaches 1.1x its
@@ -207,14 +210,18 @@ def test_a_stalled_safety_node_resumes_without_a_violent_hold(tmp_path):
         probe.create_subscription(JointState, topics.JOINT_STATES, lambda m: speeds.append(
             (time.monotonic(), np.abs(np.array(m.velocity)[:len(CONTROLLED_JOINTS)]))), qos.STATE_QOS)
         safety = graph.pids()["safety"]
-        for stall in (1.5, 2.5):
+        estop = probe.create_client(Trigger, "/safety/estop")
+        assert estop.wait_for_service(timeout_sec=30.0), "the safety node's e-stop service"
+        for stall, with_estop in ((1.5, False), (2.5, False), (1.5, True)):
             moving = time.monotonic()
             probe.spin_until(lambda: commands.moves_after(moving) >= 5, 90, "the policy driving the arm")
             os.kill(safety, signal.SIGSTOP)
+            called = estop.call_async(Trigger.Request()) if with_estop else None
             probe.spin_for(stall)
             os.kill(safety, signal.SIGCONT)
             resumed = time.monotonic()
             probe.spin_for(3.0)
+            assert called is None or called.done(), "the e-stop call queued during the stall was answered"
             after = np.array([v for t, v in speeds if t >= resumed])
             assert len(after) > 10, "joint states after the stall"
             ratio = np.zeros(len(CONTROLLED_JOINTS))

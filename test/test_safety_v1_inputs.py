@@ -118,16 +118,17 @@ def test_a_stalled_node_refuses_from_the_moment_its_watchdog_is_late_until_it_ha
     """A check finishing right after a stall, before the watchdog ran again, judges a stale clock: refused."""
     sup = Supervisor(proposal_timeout=0.3, joint_state_timeout=0.25)
     sup.joint_state(wall=10.0, now=50.0)
-    assert sup.tick(10.0) == 0.0 and sup.refusal(10.0, 50.0) is None
+    assert sup.tick(10.0) == 0.0 and sup.refusal(10.0, 50.0) is None and not sup.catching_up(10.0)
     # stopped 1.5 s: the node's clock stood still with it, so the joint states do not look silent
-    assert sup.refusal(11.5, 50.0)[0] == "catching_up"
+    assert sup.refusal(11.5, 50.0)[0] == "catching_up" and "has not run for 1.50 s" in sup.catching_up(11.5)
     assert sup.tick(11.5) == pytest.approx(1.5)
     for wall in (11.52, 11.6, 11.7, 11.8 - 0.01):  # the watchdog runs again, queued states arrive
         sup.joint_state(wall=wall, now=51.5)
         assert sup.tick(wall) == 0.0 and sup.refusal(wall, 51.5)[0] == "catching_up"
+        assert "did not run for 1.50 s" in sup.catching_up(wall)  # a hold now starts from the measured arm
     settled = 11.5 + Supervisor.SETTLE_AFTER_STALL_S
     sup.joint_state(wall=settled, now=51.8)
-    assert sup.tick(settled) == 0.0 and sup.refusal(settled, 51.8) is None
+    assert sup.tick(settled) == 0.0 and sup.refusal(settled, 51.8) is None and not sup.catching_up(settled)
 
 
 # --- candidate table ------------------------------------------------------------------------------------------------

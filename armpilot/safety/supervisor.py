@@ -142,17 +142,26 @@ class Supervisor:
             return Reason.DISABLED, "the safety node is disabled; enable it to pass commands"
         if self.state.proposer_fault:
             return Reason.SECOND_PROPOSER, self.state.proposer_fault
-        last_tick = self.state.last_tick
-        if last_tick is not None and wall - last_tick > self.SELF_STALL_S:
-            return Reason.CATCHING_UP, (f"the safety node's watchdog has not run for {wall - last_tick:.2f} s "
-                                        "(the node stalled): its clock and joint state may be stale")
-        if wall < self.state.catching_up_until:
-            return Reason.CATCHING_UP, (f"the safety node did not run for {self.state.stall_s:.2f} s; "
-                                        "reading the inputs that queued up meanwhile")
+        catching_up = self.catching_up(wall)
+        if catching_up:
+            return Reason.CATCHING_UP, catching_up
         silent = self.joint_state_silence(wall, now)
         if silent is None or silent > self.joint_state_timeout:
             return Reason.NO_JOINT_STATE, f"no /joint_states within {self.joint_state_timeout} s"
         return None
+
+    def catching_up(self, wall: float) -> str:
+        """Why the node's clock and state may be stale at ``wall`` (its watchdog is late, or it is reading
+        what queued up during a stall), else "". Proposals are refused then, and a hold starts from the
+        measured arm instead of the commanded path at the node's (possibly stale) time."""
+        last_tick = self.state.last_tick
+        if last_tick is not None and wall - last_tick > self.SELF_STALL_S:
+            return (f"the safety node's watchdog has not run for {wall - last_tick:.2f} s (the node stalled): "
+                    "its clock and joint state may be stale")
+        if wall < self.state.catching_up_until:
+            return (f"the safety node did not run for {self.state.stall_s:.2f} s; reading the inputs that queued "
+                    "up meanwhile")
+        return ""
 
     def watchdog(self, now: float, wall: float) -> tuple[str, str] | None:
         """A reason to hold now (once per event), or None (also while catching up after the node's own stall)."""
