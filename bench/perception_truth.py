@@ -30,17 +30,6 @@ NEAR_M = 0.02
 CAMERA_RATE_HZ = 15.0
 
 
-def true_optical_pose(world) -> np.ndarray:
-    """4x4 base_T_optical of the rendered camera (MuJoCo looks along -z with y up; optical: +z, y down)."""
-    from armpilot.sim.scene import CAMERA_NAME
-
-    camera = world.model.camera(CAMERA_NAME).id
-    pose = np.eye(4)
-    pose[:3, :3] = world.data.cam_xmat[camera].reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])
-    pose[:3, 3] = world.data.cam_xpos[camera]
-    return pose
-
-
 def box_error(objects, true_xy: np.ndarray) -> float | None:
     """Plane distance (m) from the box's true centre to the nearest perceived object, None when none is near."""
     if not objects:
@@ -49,14 +38,49 @@ def box_error(objects, true_xy: np.ndarray) -> float | None:
     return error if error < MATCH_M else None
 
 
+class BoxErrorMeter:
+    """``after_step`` of an expert rollout: every camera frame (15.6 Hz, as the sim node renders) through the
+    graph's pipeline (the URDF's extrinsics) and one with the rendered camera's true pose; appends to ``rows``
+    per frame the box error (m, None: lost) of each and whether the tool was near the box."""
+
+    def __init__(self, arm, world, width: int, height: int) -> None:
+        from armpilot.perception.cloud import CloudPipeline
+        from armpilot.perception.config import PerceptionConfig
+        from armpilot.perception.geometry import Intrinsics, camera_pose_from_urdf
+        from armpilot.perception.self_filter import RobotBoxes
+        from armpilot.tasks.demonstrations import CONTROL_SUBSTEPS
+
+        intrinsics = Intrinsics(*world.intrinsics(), width, height)
+        self.pipeline = lambda base_T_camera: CloudPipeline(PerceptionConfig(), intrinsics, base_T_camera)
+        self.graph = self.pipeline(camera_pose_from_urdf(arm, arm.profile.camera_frame))
+        self.true_pose = self.graph
+        self.boxes = RobotBoxes(arm)
+        self.every = max(1, round(1.0 / (CAMERA_RATE_HZ * CONTROL_SUBSTEPS * world.timestep)))
+        self.ticks = 0
+        self.rows: dict[str, list] = {"graph": [], "true_pose": [], "near": []}
+
+    def new_episode(self, world) -> None:
+        """After ``world.reset``: the camera's true pose changes with each episode's jitter."""
+        self.true_pose, self.ticks = self.pipeline(world.camera_optical_pose()), 0
+
+    def __call__(self, world) -> None:
+        from armpilot.perception.frames import depth_to_metres
+
+        self.ticks += 1
+        if self.ticks % self.every:
+            return
+        color, depth = world.render()
+        depth = depth_to_metres(np.round(depth * 1000.0).astype(np.uint16), "16UC1")  # as the sim node sends it
+        placed = self.boxes(world.joint_positions())
+        position, _ = world.object_pose()
+        for name, pipeline in (("graph", self.graph), ("true_pose", self.true_pose)):
+            self.rows[name].append(box_error(pipeline.process(depth, color, placed).objects, position[:2]))
+        corner = world.episode_task.object_half_size * np.sqrt(3)  # the box's centre to a corner, m
+        self.rows["near"].append(bool(np.linalg.norm(world.tcp_position() - position) < corner + NEAR_M))
+
+
 def measure(seeds: range, scene: str, width: int, height: int, push_jitter: float) -> dict[str, list]:
-    """Per frame and variant ("graph", "true_pose"): the box error (m) or None, and whether the tool was near;
-    per episode whether the expert succeeded."""
-    from armpilot.perception.cloud import CloudPipeline
-    from armpilot.perception.config import PerceptionConfig
-    from armpilot.perception.frames import depth_to_metres
-    from armpilot.perception.geometry import Intrinsics, camera_pose_from_urdf
-    from armpilot.perception.self_filter import RobotBoxes
+    """``BoxErrorMeter.rows`` over the closed-loop expert's pushes, and per episode whether it succeeded."""
     from armpilot.robot import ArmModel
     from armpilot.sim.scene import CameraConfig
     from armpilot.sim.world import SimWorld
@@ -67,34 +91,15 @@ def measure(seeds: range, scene: str, width: int, height: int, push_jitter: floa
     arm = ArmModel()
     task = get_task("push", arm.profile.reach)
     world = SimWorld(arm.profile, task, CameraConfig(width, height), scene=scene)
-    intrinsics = Intrinsics(*world.intrinsics(), width, height)
-    graph = CloudPipeline(PerceptionConfig(), intrinsics, camera_pose_from_urdf(arm, arm.profile.camera_frame))
-    boxes = RobotBoxes(arm)
-    rows: dict[str, list] = {"graph": [], "true_pose": [], "near": [], "success": []}
-    ticks = {"count": 0, "every": 0}
-    truth: dict[str, CloudPipeline] = {}  # this episode's pipeline with the rendered camera's true pose
-
-    def after_step(w: SimWorld) -> None:
-        ticks["count"] += 1
-        if ticks["count"] % ticks["every"]:
-            return
-        color, depth = w.render()
-        depth = depth_to_metres(np.round(depth * 1000.0).astype(np.uint16), "16UC1")  # as the sim node sends it
-        placed = boxes(w.joint_positions())
-        position, _ = w.object_pose()
-        for name, pipeline in (("graph", graph), ("true_pose", truth["pipeline"])):
-            rows[name].append(box_error(pipeline.process(depth, color, placed).objects, position[:2]))
-        corner = w.episode_task.object_half_size * np.sqrt(3)  # the box's centre to a corner, m
-        rows["near"].append(bool(np.linalg.norm(w.tcp_position() - position) < corner + NEAR_M))
-
+    meter = BoxErrorMeter(arm, world, width, height)
+    successes = []
     for seed in tqdm(seeds, desc="push episodes", unit="ep"):
-        world.reset(seed)
-        truth["pipeline"] = CloudPipeline(PerceptionConfig(), intrinsics, true_optical_pose(world))
-        ticks["count"], ticks["every"] = 0, max(1, round(1.0 / (CAMERA_RATE_HZ * 4 * world.timestep)))
+        world.reset(seed)  # run_expert_episode resets it again with the same seed: the same episode
+        meter.new_episode(world)
         expert = ScriptedExpert(arm, task, push_jitter=push_jitter, seed=seed, closed_loop=True)
-        rows["success"].append(run_expert_episode(world, expert, seed, after_step=after_step).success)
+        successes.append(run_expert_episode(world, expert, seed, after_step=meter).success)
     world.close()
-    return rows
+    return {**meter.rows, "success": successes}
 
 
 def figures_of(rows: dict[str, list]) -> dict[str, float | int]:
@@ -120,7 +125,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--seeds", type=int, default=5, help="episodes, seeds 0..N-1")
     parser.add_argument("--scene", default="randomized", help="nominal | randomized | heldout")
-    parser.add_argument("--width", type=int, default=320, help="camera width, px (height follows --height)")
+    parser.add_argument("--width", type=int, default=320, help="camera width, px")
     parser.add_argument("--height", type=int, default=240, help="camera height, px")
     parser.add_argument("--push-jitter", type=float, default=0.01, help="the expert's steering noise, m")
     args = parser.parse_args()

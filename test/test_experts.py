@@ -8,7 +8,7 @@ from transforms3d.euler import quat2euler
 
 from armpilot.sim.world import SimWorld
 from armpilot.tasks import get_task
-from armpilot.tasks.demonstrations import run_expert_episode
+from armpilot.tasks.demonstrations import CONTROL_SUBSTEPS, run_expert_episode
 from armpilot.tasks.experts import ExpertObservation, ScriptedExpert, grasp_yaw
 
 
@@ -122,17 +122,17 @@ def test_an_episode_whose_clock_never_advances_still_ends(arm):
 
     world.step = stuck_clock_step
     run_expert_episode(world, ScriptedExpert(arm, get_task("reach")), 0)
-    assert len(calls) == int(np.ceil(get_task("reach").max_duration / (4 * world.timestep)))
+    assert len(calls) == int(np.ceil(get_task("reach").max_duration / (CONTROL_SUBSTEPS * world.timestep)))
 
 
 def test_after_step_sees_every_control_tick_until_the_episode_ends(arm):
-    """The hook a measurement uses (bench/perception_truth.py): once per tick of 4 physics steps, in order."""
+    """The hook a measurement uses (bench/perception_truth.py): once per control tick, in order."""
     world = SimWorld(None, get_task("reach"), render=False)
     seen: list[float] = []
     rollout = run_expert_episode(world, ScriptedExpert(arm, get_task("reach")), 0,
                                  after_step=lambda w: seen.append(w.time))
     assert rollout.success and len(seen) > 10
-    assert np.allclose(np.diff(seen), 4 * world.timestep) and seen[-1] == pytest.approx(world.time)
+    assert np.allclose(np.diff(seen), CONTROL_SUBSTEPS * world.timestep) and seen[-1] == pytest.approx(world.time)
 
 
 def test_a_push_taken_over_with_the_tool_low_beside_the_box_lifts_straight_up_first(arm):

@@ -126,3 +126,21 @@ def test_a_resized_box_is_pushed_without_the_simulation_blowing_up():
     body = world.model.body("task_object").id
     mass = world.model.body_mass[body]
     assert np.isclose(world.model.body_invweight0[body][0], 1.0 / mass, rtol=0.05)  # a free box: 1 / its mass
+
+
+def test_the_rendered_camera_pose_is_the_urdfs_in_the_nominal_scene_and_moved_by_the_jitter():
+    """What bench/perception_truth.py compares the graph's extrinsics with: equal where nothing varies."""
+    from armpilot.perception.geometry import camera_pose_from_urdf
+    from armpilot.robot import ArmModel
+
+    arm = ArmModel()
+    urdf = camera_pose_from_urdf(arm, arm.profile.camera_frame)
+    nominal = SimWorld(arm.profile, PUSH, render=False)
+    nominal.reset(3)
+    assert np.allclose(nominal.camera_optical_pose(), urdf, atol=1e-6)
+    varied = SimWorld(arm.profile, PUSH, render=False, scene="randomized")
+    varied.reset(3)
+    pose = varied.camera_optical_pose()
+    assert np.allclose(pose[:3, 3], urdf[:3, 3] + varied.variation.camera_offset, atol=1e-6)
+    turned = np.degrees(np.arccos(np.clip((np.trace(urdf[:3, :3].T @ pose[:3, :3]) - 1) / 2, -1, 1)))
+    assert 0.0 < turned <= np.sqrt(3) + 1e-6  # up to 1 deg about each axis

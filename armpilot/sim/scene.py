@@ -22,6 +22,8 @@ from armpilot.robot_profile import RobotProfile
 from armpilot.tasks import Task
 
 CAMERA_NAME = "rgbd"
+#: MuJoCo cameras look along -z with y up; ROS optical frames along +z with y down: a turn of pi about x.
+OPTICAL_TO_MUJOCO_CAMERA = np.diag([1.0, -1.0, -1.0])
 OBJECT_BODY = "task_object"
 DISTRACTOR_BODY = "distractor_"
 FLOOR_Z = -0.75
@@ -66,7 +68,7 @@ def camera_pose_in_mujoco(arm: ArmModel) -> tuple[np.ndarray, np.ndarray]:
     with y down, so the rotation is the optical one turned pi about x.
     """
     pose = camera_pose_from_urdf(arm, arm.profile.camera_frame)
-    rotation = pose[:3, :3] @ np.diag([1.0, -1.0, -1.0])
+    rotation = pose[:3, :3] @ OPTICAL_TO_MUJOCO_CAMERA
     return pose[:3, 3].copy(), mat2quat(rotation)
 
 

@@ -12,7 +12,8 @@ import mujoco
 import numpy as np
 
 from armpilot.robot_profile import RobotProfile, load_profile
-from armpilot.sim.scene import CAMERA_NAME, GOAL_BODY, OBJECT_BODY, CameraConfig, build_scene
+from armpilot.sim.scene import (CAMERA_NAME, GOAL_BODY, OBJECT_BODY, OPTICAL_TO_MUJOCO_CAMERA, CameraConfig,
+                                build_scene)
 from armpilot.sim.scene_variator import SceneVariator
 from armpilot.sim.scenes import (MAX_DISTRACTORS, SCENES, SceneVariation, distractor_height, draw_variation,
                                  instruction_for)
@@ -184,6 +185,15 @@ class SimWorld:
         fovy = np.deg2rad(self.model.cam_fovy[self.model.camera(CAMERA_NAME).id])
         fy = 0.5 * self.camera.height / np.tan(fovy / 2)
         return fy, fy, (self.camera.width - 1) / 2, (self.camera.height - 1) / 2
+
+    def camera_optical_pose(self) -> np.ndarray:
+        """4x4 base_T_optical of the rendered camera as it is now (with a scene's jitter; perception uses the
+        URDF's pose, ``camera_pose_from_urdf``, which the nominal scene renders from)."""
+        camera = self.model.camera(CAMERA_NAME).id
+        pose = np.eye(4)
+        pose[:3, :3] = self.data.cam_xmat[camera].reshape(3, 3) @ OPTICAL_TO_MUJOCO_CAMERA.T
+        pose[:3, 3] = self.data.cam_xpos[camera]
+        return pose
 
     def render(self) -> tuple[np.ndarray, np.ndarray]:
         """Colour (H, W, 3) uint8 and depth (H, W) float32 metres from the RGB-D camera."""

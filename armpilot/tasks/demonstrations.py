@@ -13,6 +13,10 @@ from armpilot.sim.world import SimWorld
 from armpilot.tasks.experts import ExpertObservation, ScriptedExpert
 
 
+#: Physics steps per control tick of an expert rollout (the follower is sampled once per tick).
+CONTROL_SUBSTEPS = 4
+
+
 @dataclass
 class Rollout:
     """One episode: success, and every chunk (H, J) the expert proposed with the measured state (J,)."""
@@ -25,12 +29,13 @@ class Rollout:
 def run_expert_episode(world: SimWorld, expert: ScriptedExpert, seed: int, replan_every: float = 0.2,
                        after_step: Callable[[SimWorld], None] | None = None) -> Rollout:
     """Reset ``world`` with ``seed`` and let ``expert`` act every ``replan_every`` s until success or time out;
-    ``after_step(world)`` runs after every control tick (4 physics steps), e.g. to render and measure."""
+    ``after_step(world)`` runs after every control tick (``CONTROL_SUBSTEPS`` physics steps), e.g. to render
+    and measure."""
     world.reset(seed)
     expert.reset()
     follower = TrajectoryFollower(world.joint_positions())
     rollout = Rollout(False)
-    next_plan, substeps = 0.0, 4
+    next_plan, substeps = 0.0, CONTROL_SUBSTEPS
     # counted steps, not world.time: MuJoCo's reset of an unstable state sets the time back to 0
     for _ in range(int(np.ceil(world.task.max_duration / (substeps * world.timestep)))):
         if world.time >= next_plan - 1e-9:
