@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from armpilot.features import COLOR, GOAL, OBJECT, POINTS, STATE, TRACKS
-from armpilot.policies.diffusion_config import ACTION_SPACES, POINT_ENCODERS
+from armpilot.policies.diffusion_config import ACTION_SPACES, POINT_ENCODERS, POINT_FRAMES
 
 #: ``--inputs`` names -> feature contract keys.
 INPUTS = {"state": STATE, "object": OBJECT, "goal": GOAL, "color": COLOR, "points": POINTS,
@@ -168,6 +168,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                             "pool) or keypoints (local features over each point's nearest neighbours and 3D soft "
                             "keypoints, where the objects are as precisely as the cloud says; about 1.3x the "
                             "training time on the push data) (default: pointnet)")
+    train.add_argument("--points-frame", choices=POINT_FRAMES, default=POINT_FRAMES[0],
+                       help="with --inputs ...,points: world (the cloud as perceived, in the base frame) or goal "
+                            "(each point an offset from the goal, so where the object is against where it must "
+                            "go is what the PointNet sees; needs goal in --inputs) (default: world)")
     train.add_argument("--relative-actions", action="store_true",
                        help="predict action frames as offsets from the latest joint state (each chunk starts "
                             "where the arm is; helps arms with wide joint ranges, e.g. a Panda)")
@@ -186,9 +190,11 @@ def train_from_args(args: argparse.Namespace) -> int:
     config = {"down_dims": tuple(int(d) for d in args.down_dims.split(",")), "prediction_type": args.prediction,
               "prefix_frames": args.prefix_frames, "relative_actions": args.relative_actions,
               "action_space": args.action_space,
-              "point_encoder": args.point_encoder}
+              "point_encoder": args.point_encoder, "points_frame": args.points_frame}
     try:
         config |= input_overrides(args.inputs, args.image_size, args.image_crop, args.image_region)
+        if args.points_frame != POINT_FRAMES[0] and not config.get("use_points"):
+            raise ValueError(f"--points-frame {args.points_frame} moves the cloud: add points to --inputs")
         if args.point_encoder != POINT_ENCODERS[0] and not config.get("use_points"):
             raise ValueError(f"--point-encoder {args.point_encoder} encodes the cloud: add points to --inputs "
                              "(e.g. state,goal,points)")

@@ -20,6 +20,8 @@ ACTION_SPACES = ("joint", "tool")
 TOOL_POSE_DIM = 9
 #: ``point_encoder`` values: the DP3 PointNet, or local features and 3D soft keypoints (``point_keypoints``).
 POINT_ENCODERS = ("pointnet", "keypoints")
+#: ``points_frame`` values: the cloud as perceived (base frame), or as offsets from the task goal.
+POINT_FRAMES = ("world", "goal")
 #: Camera features the image encoder can read.
 IMAGE_KEYS = (COLOR,)
 
@@ -80,6 +82,9 @@ class DiffusionConfig:
             object's position reached the network blurred. Checkpoints saved before this field read False.
         point_encoder: the cloud's encoder: "pointnet" (DP3's shared MLP and max pool) or "keypoints"
             (local EdgeConv features and 3D soft keypoints, ``point_keypoints.KeypointCloudEncoder``).
+        points_frame: "world" (the cloud in the base frame, as perceived) or "goal" (every point an offset
+            from the latest goal, m, before normalising: where the object is relative to where it must go is
+            then what the PointNet sees directly; needs the goal among ``obs_keys``).
         action_space: "joint" (the network predicts joint positions) or "tool" (``tool_frame``: the TCP's
             position as an offset from the TCP at the latest observation, its rotation, and the joints the
             IK does not drive as they are; every position the network sees is an offset from that same
@@ -114,6 +119,7 @@ class DiffusionConfig:
     use_points: bool = False
     normalize_points: bool = True
     point_encoder: str = "pointnet"
+    points_frame: str = "world"
     action_space: str = "joint"
     tool_passthrough: tuple[str, ...] = ()
 
@@ -136,6 +142,11 @@ class DiffusionConfig:
             raise ValueError("relative_actions needs the joint state among obs_keys")
         if self.point_encoder not in POINT_ENCODERS:
             raise ValueError(f"unknown point encoder {self.point_encoder!r}; known: {list(POINT_ENCODERS)}")
+        if self.points_frame not in POINT_FRAMES:
+            raise ValueError(f"unknown points frame {self.points_frame!r}; known: {list(POINT_FRAMES)}")
+        if self.points_frame == "goal" and (GOAL not in self.obs_keys or self.action_space != "joint"):
+            raise ValueError("points_frame 'goal' needs the goal among obs_keys and joint actions (tool actions "
+                             "see the cloud from the tool already)")
         if self.action_space not in ACTION_SPACES:
             raise ValueError(f"unknown action space {self.action_space!r}; known: {list(ACTION_SPACES)}")
         if self.action_space == "tool" and self.relative_actions:

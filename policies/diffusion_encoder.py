@@ -26,6 +26,12 @@ from armpilot.policies.vision_encoders import ImageEncoder, ImageEncoderConfig, 
 CONSTANT_SPAN = 1e-3
 
 
+def cloud_in_frame(points: torch.Tensor, goal: torch.Tensor, frame: str) -> torch.Tensor:
+    """(B, P, 3) cloud, m, in the base frame -> the same in ``points_frame`` ``frame``: as it is ("world") or
+    each point minus the latest goal of (B, n_obs_steps, 3) ``goal`` ("goal")."""
+    return points if frame == "world" else points - goal[:, -1:, :]
+
+
 class FeatureNormalizer(nn.Module):
     """Per-feature affine map to [-1, 1] (min_max) or zero mean / unit std, stored as buffers.
 

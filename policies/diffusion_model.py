@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from torch import nn
 
-from armpilot.features import POINTS
+from armpilot.features import GOAL, POINTS
 from armpilot.policies.diffusion_config import ACTION, ACTION_OFFSET, STATE, DiffusionConfig
-from armpilot.policies.diffusion_encoder import FeatureNormalizer, ObservationEncoder
+from armpilot.policies.diffusion_encoder import FeatureNormalizer, ObservationEncoder, cloud_in_frame
 from armpilot.policies.diffusion_sampling import ChunkSampler
 from armpilot.policies.diffusion_unet import ConditionalUnet1D
 
@@ -53,7 +53,9 @@ class DiffusionModel(nn.Module):
 
     def encode(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Observation dict (raw units) -> (B, obs_embed_dim): low-dim features (and the cloud, with
-        ``normalize_points``) normalised, tracks as they are."""
+        ``normalize_points``) normalised, the cloud first put in ``points_frame``, tracks as they are."""
+        if self.config.use_points and self.config.points_frame != "world":
+            obs = {**obs, POINTS: cloud_in_frame(obs[POINTS], obs[GOAL], self.config.points_frame)}
         normalised = {k: self.normalizer.normalize(k, obs[k]) for k in self.normalized_keys}
         return self.encoder({**obs, **normalised})
 

@@ -26,6 +26,7 @@ from armpilot.dataset.loader import LeRobotV3Dataset
 from armpilot.policies.diffusion_checkpoint import load_policy, load_train_state, save_policy, save_train_state
 from armpilot.features import POINTS, POINTS_MASK, TRACKS, TRACKS_MASK
 from armpilot.policies.diffusion_config import ACTION, ACTION_OFFSET, GOAL, OBJECT, STATE, DiffusionConfig
+from armpilot.policies.diffusion_encoder import cloud_in_frame
 from armpilot.policies.diffusion_model import DiffusionModel
 from armpilot.policies.tool_frame import ToolFrame
 from armpilot.robot import ArmModel
@@ -91,11 +92,13 @@ def to_tool_space(tensors: dict[str, torch.Tensor], frame: ToolFrame) -> dict[st
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in converted.items()}
 
 
-def points_stats(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Per-axis statistics (3,) of every valid point of the training clouds, m (``normalize_points``)."""
+def points_stats(tensors: dict[str, torch.Tensor], frame: str = "world") -> dict[str, torch.Tensor]:
+    """Per-axis statistics (3,) of every valid point of the training clouds in ``points_frame`` ``frame``, m
+    (``normalize_points``)."""
     if not tensors[POINTS_MASK].any():
         raise ValueError("the dataset's clouds hold no valid point: nothing to normalise the cloud with")
-    return feature_stats(tensors[POINTS], tensors[POINTS_MASK])
+    points = tensors[POINTS] if frame == "world" else cloud_in_frame(tensors[POINTS], tensors[GOAL], frame)
+    return feature_stats(points, tensors[POINTS_MASK])
 
 
 def learning_rate(step: int, options: TrainOptions) -> float:
@@ -160,7 +163,7 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
     if config.relative_actions:
         stats[ACTION_OFFSET] = offset_stats(tensors)
     if config.use_points and config.normalize_points:
-        stats[POINTS] = points_stats(tensors)
+        stats[POINTS] = points_stats(tensors, config.points_frame)
     model = DiffusionModel(config, stats)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(options.ema_decay), use_buffers=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
