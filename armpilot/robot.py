@@ -39,6 +39,13 @@ TCP_OFFSET_FRAME = "armpilot_tcp"
 HOME_POSITION = np.array([0.0, -0.3, 1.6, 0.0, 1.2, 0.0, GRIPPER_OPEN])
 
 
+def wrapped_difference(a: np.ndarray, b: np.ndarray, continuous: np.ndarray) -> np.ndarray:
+    """(…, J) ``a - b``, where ``continuous`` (J,) the shortest way round: angles that differ by whole turns
+    are the same joint position."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    return np.where(continuous, np.pi - np.mod(np.pi - d, 2 * np.pi), d)
+
+
 @dataclass(frozen=True)
 class JointLimits:
     """Per-joint limits from the URDF, arrays of shape (J,); +-inf position for continuous joints."""
@@ -55,6 +62,10 @@ class JointLimits:
     def continuous(self) -> np.ndarray:
         """(J,) True where the joint has no position limits."""
         return ~np.isfinite(self.lower) & ~np.isfinite(self.upper)
+
+    def difference(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """(…, J) ``a - b``, on continuous joints the shortest way round, in (-pi, pi] (rad)."""
+        return wrapped_difference(a, b, self.continuous)
 
     def reordered(self, names: tuple[str, ...] | list[str]) -> "JointLimits":
         """These limits for ``names`` (any order or subset; KeyError naming an unknown joint)."""

@@ -254,9 +254,15 @@ def _check_joints(joints: tuple[str, ...], gripper: Gripper, urdf: Mapping[str, 
         if urdf[joint].mimic:
             raise RobotDescriptionError(f"robot '{name}': joint '{joint}' mimics '{urdf[joint].mimic}' and "
                                         f"cannot be commanded")
-        if not urdf[joint].velocity > 0:
-            raise RobotDescriptionError(f"robot '{name}': joint '{joint}' has no velocity limit in the URDF; "
-                                        f"add <limit velocity=...> (the safety node refuses unlimited joints)")
+        if not (math.isfinite(urdf[joint].velocity) and urdf[joint].velocity > 0):
+            raise RobotDescriptionError(f"robot '{name}': joint '{joint}' has no finite velocity limit in the URDF "
+                                        f"({urdf[joint].velocity}); add <limit velocity=...> (the safety node "
+                                        f"refuses unlimited joints)")
+        lower, upper = urdf[joint].lower, urdf[joint].upper
+        if not urdf[joint].continuous and not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
+            raise RobotDescriptionError(f"robot '{name}': {urdf[joint].type} joint '{joint}' needs finite position "
+                                        f"limits lower < upper in the URDF, got [{lower}, {upper}] (only a "
+                                        f"'continuous' joint turns without limits)")
 
 
 def _per_joint(value: Any, joints: tuple[str, ...], label: str, source: str) -> np.ndarray:

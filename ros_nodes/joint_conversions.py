@@ -60,6 +60,21 @@ def joint_state_from_msg(msg: JointState) -> tuple[
     return names, out[0], (out[1] if out[1].size else None), (out[2] if out[2].size else None)
 
 
+def positions_by_name(msg: JointState, joint_names: Sequence[str]) -> np.ndarray:
+    """(len(joint_names),) positions of ``joint_names`` from a JointState, in that order (a copy).
+
+    Raises ConversionError naming what is wrong: lengths that do not match, no positions, a joint missing.
+    """
+    names, positions, _, _ = joint_state_from_msg(msg)
+    if len(positions) != len(names):
+        raise ConversionError(f"JointState has no positions for its {len(names)} joint names")
+    index = {n: k for k, n in enumerate(names)}
+    missing = [n for n in joint_names if n not in index]
+    if missing:
+        raise ConversionError(f"JointState lacks joints {missing} (it has {list(names)[:20]})")
+    return positions[[index[n] for n in joint_names]].copy()
+
+
 @dataclass(frozen=True, eq=False)
 class TrajectoryArrays:
     """A ``JointTrajectory`` as read-only arrays.

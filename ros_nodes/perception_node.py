@@ -96,12 +96,10 @@ class PerceptionNode(CameraInputs, Node):
             self.pipeline = CloudPipeline(self.pipeline_config, intrinsics, self.base_T_camera)
 
     def on_joints(self, msg: JointState) -> None:
-        names, positions, _, _ = conv.joint_state_from_msg(msg)
         try:
-            self.joints = (conv.stamp_to_sec(msg.header.stamp),
-                           positions[[names.index(n) for n in self.arm.joint_names]].copy())
-        except ValueError:
-            self.skip("joint_states", f"/joint_states lacks the arm's joints: {names}")
+            self.joints = (conv.stamp_to_sec(msg.header.stamp), conv.positions_by_name(msg, self.arm.joint_names))
+        except conv.ConversionError as error:
+            self.skip("joint_states", f"/joint_states: {error}")
 
     def on_depth(self, msg: Image) -> None:
         stamp = conv.stamp_to_sec(msg.header.stamp)

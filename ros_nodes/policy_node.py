@@ -137,12 +137,10 @@ class PolicyNode(Node):
         self.get_logger().info(f"backend '{cfg.backend}' for task '{cfg.task}' at {cfg.rate_hz} Hz")
 
     def on_joint_state(self, msg: JointState) -> None:
-        names, positions, _, _ = conv.joint_state_from_msg(msg)
         try:
-            ordered = positions[[names.index(n) for n in self.config.joint_names]].copy()
-        except ValueError:
-            self.get_logger().warning(f"/joint_states lacks joints of {self.config.joint_names}",
-                                      throttle_duration_sec=2.0)
+            ordered = conv.positions_by_name(msg, self.config.joint_names)
+        except conv.ConversionError as error:
+            self.get_logger().warning(f"/joint_states refused: {error}", throttle_duration_sec=2.0)
             return
         stamp = conv.stamp_to_sec(msg.header.stamp)
         self.joints = (stamp, ordered)

@@ -54,7 +54,7 @@ from armpilot.ros_nodes.robot_loading import load_robot
 from armpilot.ros_nodes.safety_diagnostics import diagnostics_message
 from armpilot.safety.input_bounds import InputBounds, oversized_chunk, oversized_message
 from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
-from armpilot.safety.state_tracking import ArmState, CommandedPath, controller_joints, hold_command
+from armpilot.safety.state_tracking import ArmState, CommandedPath, controller_joints, hold_on_path
 from armpilot.safety.stopping import crosses_limit
 from armpilot.safety.supervisor import Supervisor, proposer_fault
 from armpilot.safety.verifier import VerifierConfig, sample_chunk, select
@@ -98,7 +98,8 @@ class SafetyNode(Node):
             self.get_logger().info(f"learned scorer from {self.verifier.learned_scorer}, "
                                    f"weight {self.verifier.weight_learned}")
         self.lock = threading.RLock()  # state shared by the executor and the verifier thread
-        self.path = CommandedPath(self.limits.velocity * cfg.tracking_allowance)  # what the controller follows
+        # what the controller follows
+        self.path = CommandedPath(self.limits.velocity * cfg.tracking_allowance, self.limits.continuous)
         self.accepted = 0
         self.candidates_seen = 0
         self.rejections = RejectionLog()
@@ -137,7 +138,11 @@ class SafetyNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def on_joint_state(self, msg: JointState) -> None:
-        names, positions, velocities, _ = conv.joint_state_from_msg(msg)
+        try:
+            names, positions, velocities, _ = conv.joint_state_from_msg(msg)
+        except conv.ConversionError as error:  # counted and ignored: the last good state (and its age) stands
+            self.reject(Reason.JOINT_STATE_MISMATCH, str(error))
+            return
         with self.lock:
             problem = self.state.update(names, positions, velocities)
             if problem is not None:
@@ -283,13 +288,11 @@ class SafetyNode(Node):
             now = self.now()
             # right after the node's own stall its clock may lag the controller's: where the commanded path is
             # "now" is then unknown, and the measured arm (read fresh above) is where the stop starts
-            executing = None if self.supervisor.catching_up(time.monotonic()) else self.path.as_chunk()
-            stop = hold_command(self.state, self.limits, executing, now, self.config.tracking_allowance)
+            stop = hold_on_path(self.path, self.state, self.limits, now, self.config.tracking_allowance,
+                                from_arm=bool(self.supervisor.catching_up(time.monotonic())))
             self.supervisor.held()
             if stop is None:
                 return
-            self.path.clear()  # the stop starts from its own first point (the reference, or the measured arm)
-            self.path.command(now, now, stop.times, stop.positions, None)
             if np.any(crossing := crosses_limit(stop, self.limits.lower, self.limits.upper)):
                 joints = [n for n, c in zip(self.joint_names, crossing) if c]
                 self.get_logger().error(f"the stop of {joints} passes their position limits (measured outside them, or "

@@ -107,10 +107,9 @@ class TeleopNode(Node):
             self.spacemouse.close()
 
     def on_joint_state(self, msg: JointState) -> None:
-        names, positions, _, _ = conv.joint_state_from_msg(msg)
         try:
-            measured = positions[[names.index(n) for n in self.names]]
-        except ValueError:
+            measured = conv.positions_by_name(msg, self.names)
+        except conv.ConversionError:
             return
         self.measured = np.append(measured, 0.0) if self.placeholder_gripper else measured.copy()
         self.measured_stamp = msg.header.stamp

@@ -18,7 +18,7 @@ from armpilot.ros_nodes.conversions import (
     SUPPORTED_ENCODINGS, ConversionError, TrajectoryArrays, camera_info_msg,
     image_from_msg, image_to_msg, intrinsics_from_msg, joint_state_from_msg,
     joint_state_to_msg, joint_trajectory_from_msg, joint_trajectory_to_msg,
-    pointcloud_from_msg, pointcloud_to_msg, sec_to_stamp, stamp_to_sec, xyz_from_cloud)
+    pointcloud_from_msg, positions_by_name, pointcloud_to_msg, sec_to_stamp, stamp_to_sec, xyz_from_cloud)
 
 RNG = np.random.default_rng(0)
 IMAGES = {
@@ -250,6 +250,17 @@ def test_joint_state_errors() -> None:
         joint_state_to_msg(["a", "b", "c"], [0, 0, 0], [1, 2])
     with pytest.raises(ConversionError, match="position has 1 values for 2"):
         joint_state_from_msg(JointState(name=["a", "b"], position=[1.0]))
+
+
+def test_positions_by_name_orders_and_names_what_is_missing() -> None:
+    msg = JointState(name=["b", "c", "a"], position=[2.0, 3.0, 1.0])
+    assert positions_by_name(msg, ["a", "b"]).tolist() == [1.0, 2.0]
+    with pytest.raises(ConversionError, match=r"lacks joints \['d'\]"):
+        positions_by_name(msg, ["a", "d"])
+    with pytest.raises(ConversionError, match="no positions for its 2 joint names"):
+        positions_by_name(JointState(name=["a", "b"], velocity=[0.0, 0.0]), ["a"])
+    with pytest.raises(ConversionError, match="position has 1 values"):
+        positions_by_name(JointState(name=["a", "b"], position=[1.0]), ["a"])
 
 
 # ------------------------------------------------------------------ trajectories

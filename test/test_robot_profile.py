@@ -73,10 +73,24 @@ def test_a_profile_that_does_not_fit_is_refused_naming_what(change, message):
         profile_from_dict(raw, ROOT / "config" / "robots")
 
 
-def test_a_joint_without_velocity_limit_is_refused():
-    text = ARMPILOT_URDF.replace('velocity="2.0"', 'velocity="0"', 1)
+@pytest.mark.parametrize("velocity", ["0", "inf", "nan"])
+def test_a_joint_without_a_finite_velocity_limit_is_refused(velocity):
+    text = ARMPILOT_URDF.replace('velocity="2.0"', f'velocity="{velocity}"', 1)
     assert text != ARMPILOT_URDF
-    with pytest.raises(RobotDescriptionError, match="no velocity limit"):
+    with pytest.raises(RobotDescriptionError, match="no finite velocity limit"):
+        profile_from_dict(armpilot_raw(), ROOT / "config" / "robots", robot_description=text)
+
+
+@pytest.mark.parametrize("limits", ['lower="-inf" upper="inf"', 'lower="-3.05" upper="nan"', 'lower="1" upper="1"'])
+@pytest.mark.parametrize("kind", ["revolute", "prismatic"])
+def test_a_bounded_joint_type_without_a_finite_range_is_refused(kind, limits):
+    """Only a 'continuous' joint wraps: a prismatic or revolute joint with infinite limits would be wrapped by
+    whole turns (2 pi m for a rail) by the safety node, so it is refused."""
+    head, joint = ARMPILOT_URDF.split('<joint name="wrist_3_joint" type="revolute">')
+    joint = joint.replace('<limit lower="-3.05" upper="3.05"', f'<limit {limits}', 1)
+    text = f'{head}<joint name="wrist_3_joint" type="{kind}">{joint}'
+    assert text.count(limits) == 1
+    with pytest.raises(RobotDescriptionError, match=f"{kind} joint 'wrist_3_joint' needs finite position limits"):
         profile_from_dict(armpilot_raw(), ROOT / "config" / "robots", robot_description=text)
 
 

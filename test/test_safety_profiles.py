@@ -77,6 +77,10 @@ def assert_safe(p, arm, oracle, verdict, measured, passive):
     wrapped = (q[0] - measured + np.pi) % (2 * np.pi) - np.pi
     assert np.allclose(np.where(continuous, q[0] - measured, wrapped), wrapped, atol=1e-9), \
         "a continuous joint was not shifted to the measured turn"
+    lead = verdict.stamp + t[0] - NOW  # a hold on the way to point 0 brakes from that move's speed
+    approach = np.clip(np.where(continuous, wrapped, q[0] - measured) / lead, -vmax, vmax)
+    stop = q[0] + braking_distance(approach, p.max_acceleration, p.max_jerk)
+    assert np.all(stop >= lower - TOL) and np.all(stop <= upper + TOL)
     if len(t) > 1:
         v = np.diff(q, axis=0) / np.diff(t)[:, None]
         assert np.all(np.abs(v) <= vmax + TOL)

@@ -144,7 +144,8 @@ def check_chunk(
     times, positions = times[ahead], positions[ahead]
     velocities = None if velocities is None else velocities[ahead]
     names = limits.names
-    positions = unwrap_to(positions, measured, limits.continuous)
+    # continuous joints in the turn the controller follows (the reference's; the measured one's before any command)
+    positions = unwrap_to(positions, measured if reference is None else reference, limits.continuous)
     below = positions < limits.lower - EPS
     above = positions > limits.upper + EPS
     if np.any(below | above):
@@ -158,10 +159,10 @@ def check_chunk(
     if reference is None:
         origin, slack = measured, config.start_tolerance
     else:
-        origin, slack = unwrap_to(reference[None], measured, limits.continuous)[0], 0.0
+        origin, slack = reference, 0.0
     for start, reach, what in ((origin, vmax * lead + slack, "where the controller is heading"),
                                (measured, vmax * (lead + config.tracking_allowance), "measured")):
-        jump = np.abs(positions[0] - start)
+        jump = np.abs(limits.difference(positions[0], start))
         if np.any(jump > reach + EPS):
             j = int(np.argmax(jump - reach))
             return _reject(Reason.DISCONTINUITY, f"{names[j]} first point {jump[j]:.4f} from {what}; reachable "
@@ -179,11 +180,14 @@ def check_chunk(
     verdict = _check_derivatives(config, limits, times, positions)
     if verdict is not None:
         return verdict
-    stops = braking_ends(limits, times, positions, vmax)
+    # the controller moves from ``origin`` to point 0 within ``lead``: a hold may brake at that speed too
+    approach = np.clip(limits.difference(positions[0], origin) / max(lead, MIN_POINT_SPACING), -vmax, vmax)
+    stops = braking_ends(limits, times, positions, vmax, approach)
     outside = (stops < limits.lower - EPS) | (stops > limits.upper + EPS)
     if np.any(outside):
         k, j = np.argwhere(outside)[0]
-        return _reject(Reason.BRAKING_DISTANCE, f"{names[j]} would stop at {stops[k, j]:.4f} from point {k}, outside "
+        where = "on the way to point 0" if k == 0 else f"from point {k - 1}"
+        return _reject(Reason.BRAKING_DISTANCE, f"{names[j]} would stop at {stops[k, j]:.4f} {where}, outside "
                                            f"[{limits.lower[j]}, {limits.upper[j]}]")
     if workspace is not None:
         violation = workspace.check(positions, names, passive)
@@ -195,24 +199,28 @@ def check_chunk(
 
 
 def unwrap_to(positions: np.ndarray, measured: np.ndarray, continuous: np.ndarray) -> np.ndarray:
-    """(P, J) with continuous joints shifted by whole turns so the first point is nearest ``measured``."""
+    """(P, J) with continuous joints shifted by whole turns so the first point is nearest ``measured`` (J,)."""
     if not np.any(continuous):
         return positions
     turns = np.where(continuous, np.round((measured - positions[0]) / (2 * np.pi)), 0.0)
     return positions + 2 * np.pi * turns
 
 
-def braking_ends(limits: JointLimits, times: np.ndarray, positions: np.ndarray, vmax: np.ndarray) -> np.ndarray:
+def braking_ends(limits: JointLimits, times: np.ndarray, positions: np.ndarray, vmax: np.ndarray,
+                 approach: np.ndarray | None = None) -> np.ndarray:
     """(P, J) where each joint comes to rest if a hold brakes just after point 0 (at the speed of the segment
     leaving it) and just before each later point k (at the speed of the segment reaching it: the arm is as far
-    along as it gets in that segment, still at its speed), velocities capped at the velocity limit; the
-    approach from the measured state is the continuity check's.
+    along as it gets in that segment, still at its speed), velocities capped at the velocity limit. With
+    ``approach`` (J,), the speed of the move into point 0 (from where the controller is), one more row comes
+    first: braking just before point 0 at that speed ((P + 1, J) in all; a one-point chunk is checked too).
     """
+    rows = [] if approach is None else [positions[:1] + braking_distance(approach[None], limits.acceleration,
+                                                                         limits.jerk)]
     if len(times) < 2:
-        return positions.copy()
+        return np.vstack([*rows, positions])
     segment = np.clip(np.diff(positions, axis=0) / np.diff(times)[:, None], -vmax, vmax)
     brake = braking_distance(segment, limits.acceleration, limits.jerk)
-    return np.vstack([positions[:1] + brake[:1], positions[1:] + brake])
+    return np.vstack([*rows, positions[:1] + brake[:1], positions[1:] + brake])
 
 
 def _check_derivatives(config: SafetyConfig, limits: JointLimits, times: np.ndarray,

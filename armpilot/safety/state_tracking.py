@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from armpilot.robot import JointLimits
+from armpilot.robot import JointLimits, wrapped_difference
 from armpilot.robot_profile import RobotDescriptionError, RobotProfile
 from armpilot.safety.stopping import StopTrajectory, stop_trajectory
 
@@ -50,7 +50,12 @@ class ArmState:
         """Take one /joint_states; returns why it was refused (state unchanged) or None."""
         if len(names) > MAX_JOINT_STATE_NAMES:
             return f"/joint_states has {len(names)} joints (max {MAX_JOINT_STATE_NAMES})"
+        if len(positions) != len(names):
+            return f"/joint_states has {len(positions)} positions for {len(names)} joint names"
         index = {n: k for k, n in enumerate(names)}
+        if len(index) != len(names):
+            repeated = sorted({n for n in names if list(names).count(n) > 1})
+            return f"/joint_states names joints {repeated[:20]} more than once"
         missing = [n for n in self.required if n not in index]
         if missing:
             return (f"/joint_states lacks joints {missing} of the robot profile (it has {list(names)[:20]}); "
@@ -104,11 +109,23 @@ def hold_command(state: ArmState, limits: JointLimits, executing: tuple[float, n
         velocity = np.zeros(len(vmax)) if state.velocities is None else state.velocities.copy()
     else:
         return None
-    if state.positions is not None and np.any(np.abs(position - state.positions) > vmax * tolerance):
+    if state.positions is not None and np.any(np.abs(limits.difference(position, state.positions)) > vmax * tolerance):
         position = state.positions.copy()
         velocity = np.zeros(len(vmax)) if state.velocities is None else state.velocities.copy()
     velocity = np.clip(velocity, -vmax, vmax)
     return stop_trajectory(position, velocity, limits.acceleration, limits.jerk, limits.lower, limits.upper, vmax)
+
+
+def hold_on_path(path: "CommandedPath", state: ArmState, limits: JointLimits, now: float, tolerance: float,
+                 from_arm: bool = False) -> StopTrajectory | None:
+    """The stop to send at ``now`` (``hold_command`` from where ``path`` has the controller, or from the measured
+    arm with ``from_arm``), recorded as the path from its own start on: a second hold before the stop's first
+    point then starts where this one did, at this one's speed. None (the path untouched) without any state."""
+    stop = hold_command(state, limits, None if from_arm else path.as_chunk(), now, tolerance)
+    if stop is not None:
+        path.clear()
+        path.command(now, now, stop.times, stop.positions, None, origin=stop.start)
+    return stop
 
 
 class CommandedPath:
@@ -121,9 +138,12 @@ class CommandedPath:
     any command it is empty and there is no reference (the measured state stands in).
     """
 
-    def __init__(self, tolerance: np.ndarray) -> None:
-        """``tolerance`` (J,): a measured arm further than this from the path was moved by something else."""
+    def __init__(self, tolerance: np.ndarray, continuous: np.ndarray | None = None) -> None:
+        """``tolerance`` (J,): a measured arm further than this from the path was moved by something else;
+        ``continuous`` (J,): joints compared the shortest way round (a reading wrapped to (-pi, pi] is still on
+        the path, which keeps the turn it was sent in)."""
         self.tolerance = np.asarray(tolerance, float)
+        self.continuous = np.zeros(len(self.tolerance), bool) if continuous is None else np.asarray(continuous, bool)
         self.times: np.ndarray | None = None  # (P + 1,) absolute s
         self.positions: np.ndarray | None = None  # (P + 1, J)
 
@@ -137,16 +157,20 @@ class CommandedPath:
         if self.times is None:
             return None
         heading = np.array([np.interp(now, self.times, self.positions[:, k]) for k in range(self.positions.shape[1])])
-        if measured is not None and np.any(np.abs(heading - measured) > self.tolerance):
+        if measured is not None and np.any(np.abs(wrapped_difference(heading, measured, self.continuous))
+                                           > self.tolerance):
             self.clear()
             return None
         return heading
 
     def command(self, now: float, start: float, times: np.ndarray, positions: np.ndarray,
-                measured: np.ndarray | None) -> None:
-        """A command sent at ``now``: points at ``start + times`` (P,), ``positions`` (P, J)."""
-        origin = self.reference(now, measured)
-        origin = measured if origin is None else origin
+                measured: np.ndarray | None, origin: np.ndarray | None = None) -> None:
+        """A command sent at ``now``: points at ``start + times`` (P,), ``positions`` (P, J). ``origin`` (J,):
+        where the controller is at ``now`` when the sender knows it (a stop's own start); else the reference,
+        else ``measured``."""
+        if origin is None:
+            origin = self.reference(now, measured)
+            origin = measured if origin is None else origin
         absolute = start + np.asarray(times, float)
         if origin is None or absolute[0] <= now:
             self.times, self.positions = absolute, np.asarray(positions, float)

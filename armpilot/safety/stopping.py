@@ -30,11 +30,13 @@ MIN_STOP_TIME = 0.05
 
 @dataclass(frozen=True)
 class StopTrajectory:
-    """A stop command: times (P,) from now, positions and velocities (P, J)."""
+    """A stop command: times (P,) from now, positions and velocities (P, J); ``start`` (J,) the state it brakes
+    from, at time 0 (not a point of the command: the controller is there now)."""
 
     times: np.ndarray
     positions: np.ndarray
     velocities: np.ndarray
+    start: np.ndarray
 
 
 def braking_time(velocity: np.ndarray, max_acceleration: np.ndarray, max_jerk: np.ndarray) -> np.ndarray:
@@ -98,7 +100,7 @@ def stop_trajectory(
         returning = (back[None, :] > 0) & (along > 0.0) & (along < 1.0)
         velocities = velocities + np.where(
             returning, offset * (1.0 - np.cos(2.0 * np.pi * along)) / back_span, 0.0)
-    return StopTrajectory(times, positions, velocities)
+    return StopTrajectory(times, positions, velocities, position.copy())
 
 
 def return_time(offset: np.ndarray, max_velocity: np.ndarray, max_acceleration: np.ndarray,

@@ -1,0 +1,133 @@
+"""Holds and junctions over every robot profile: braking on the way to a chunk's first point, a hold right after
+a hold, continuous joints read in another turn, malformed joint states (pure, no ROS)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from armpilot.robot import ArmModel
+from armpilot.safety.limits import SafetyConfig, check_chunk
+from armpilot.safety.state_tracking import ArmState, CommandedPath, hold_command, hold_on_path
+from armpilot.safety.stopping import braking_distance, crosses_limit
+
+from robot_variants import ALL_PROFILES, profile
+
+CFG = SafetyConfig()
+NOW = 50.0
+
+
+@pytest.fixture(scope="module")
+def limits_of():
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = ArmModel(profile(name)).limits
+        return cache[name]
+
+    return get
+
+
+def _rest(name: str, limits) -> np.ndarray:
+    return np.clip(profile(name).home, limits.lower, limits.upper).astype(float)
+
+
+@pytest.mark.parametrize("name", ALL_PROFILES)
+def test_a_chunk_whose_approach_would_brake_past_a_limit_is_refused(limits_of, name):
+    """One point 0.4 s ahead, 1 mm inside the upper limit, reached at 0.9 of the velocity limit: a hold on the
+    way there brakes past the limit, so the chunk is refused (it was accepted: nothing checked the approach)."""
+    lim = limits_of(name)
+    bounded = np.flatnonzero(np.isfinite(lim.upper))
+    j = int(bounded[np.argmax(lim.velocity[bounded])])
+    v, lead = 0.9 * lim.velocity[j], 0.4
+    assert braking_distance(np.array([v]), lim.acceleration[j:j + 1], lim.jerk[j:j + 1])[0] > 1e-3
+    measured = _rest(name, lim)
+    measured[j] = lim.upper[j] - 1e-3 - v * lead
+    target = measured.copy()
+    target[j] = lim.upper[j] - 1e-3
+    verdict = check_chunk(CFG, lim, list(lim.names), NOW, np.array([lead]), target[None], NOW, measured)
+    assert not verdict.accepted and verdict.reason == "braking_distance", verdict
+    assert "on the way to point 0" in verdict.detail
+    # the hold it guards against: braking at that speed just before the point crosses the limit
+    state = ArmState(lim.names)
+    assert state.update(list(lim.names), measured, None) is None
+    path = np.vstack([measured, target])
+    stop = hold_command(state, lim, (NOW, np.array([0.0, lead]), path), NOW + lead - 0.01, tolerance=1.0)
+    assert crosses_limit(stop, lim.lower, lim.upper)[j]
+    # the same speed toward a point that leaves room to brake is fine
+    target[j] = lim.upper[j] - 2e-3 - braking_distance(np.array([v]), lim.acceleration[j:j + 1], lim.jerk[j:j + 1])[0]
+    measured[j] = target[j] - v * lead
+    verdict = check_chunk(CFG, lim, list(lim.names), NOW, np.array([lead]), target[None], NOW, measured)
+    assert verdict.accepted, verdict
+
+
+@pytest.mark.parametrize("name", ALL_PROFILES)
+@pytest.mark.parametrize("moving", [False, True])
+def test_a_hold_right_after_a_hold_continues_the_first_stop(limits_of, name, moving):
+    """An e-stop 5 ms after a watchdog hold, before the first stop's first point: the second stop starts where
+    the first was then, at most at its speed; at rest it does not move (it was thrown at up to 1.8 rad/s)."""
+    lim = limits_of(name)
+    rest = _rest(name, lim)
+    state = ArmState(lim.names)
+    velocity = 0.5 * lim.velocity * np.isfinite(lim.upper) if moving else np.zeros(len(rest))
+    assert state.update(list(lim.names), rest + 0.003, velocity) is None  # 3 mm/mrad of tracking error
+    path = CommandedPath(lim.velocity * CFG.tracking_allowance, lim.continuous)
+    if not moving:
+        path.command(NOW - 1.0, NOW - 1.0, np.array([0.5]), rest[None], rest)  # the last chunk ended at rest
+    first = hold_on_path(path, state, lim, NOW, CFG.tracking_allowance, from_arm=moving)
+    second = hold_on_path(path, state, lim, NOW + 0.005, CFG.tracking_allowance)
+    assert first is not None and second is not None
+    speed = np.abs(second.velocities).max(axis=0)
+    assert np.all(speed <= np.abs(first.velocities).max(axis=0) + 1e-6)
+    assert np.all(np.abs(second.start - first.start) <= np.abs(velocity) * 0.005 + 1e-6)
+    if not moving:
+        assert np.allclose(second.velocities, 0.0) and np.allclose(second.positions, rest)
+
+
+def test_a_continuous_joint_read_a_turn_away_is_the_same_state():
+    """UR5 with a continuous wrist 3 heading to 3.25 rad at 3.2 rad/s; the driver reports 3.16 or, wrapped,
+    3.16 - 2 pi: the reference, the chunk's verdict and the hold are the same (the wrapped reading dropped the
+    reference, accepted a chunk starting 0.12 rad behind the heading, and stopped from the arm at speed 0)."""
+    name = "ur5_continuous"
+    lim = ArmModel(profile(name)).limits
+    j = list(lim.names).index("wrist_3_joint")
+    assert lim.continuous[j]
+    base = _rest(name, lim)
+    path_positions = np.tile(base, (2, 1))
+    path_positions[:, j] = [3.25 - lim.velocity[j], 3.25 + lim.velocity[j]]
+    outcomes = []
+    for reading in (3.16, 3.16 - 2 * np.pi):
+        measured = base.copy()
+        measured[j] = reading
+        path = CommandedPath(lim.velocity * CFG.tracking_allowance, lim.continuous)
+        path.command(NOW - 1.0, NOW - 1.0, np.array([0.0, 2.0]), path_positions, None)
+        reference = path.reference(NOW, measured)
+        assert reference is not None and reference[j] == pytest.approx(3.25)  # the turn the controller follows
+        behind = measured.copy()
+        behind[j] = reading - 0.03
+        verdict = check_chunk(CFG, lim, list(lim.names), NOW, np.array([0.02]), behind[None], NOW, measured,
+                              reference=reference)
+        ahead = measured.copy()
+        ahead[j] = reading + 0.15
+        onward = check_chunk(CFG, lim, list(lim.names), NOW, np.array([0.02]), ahead[None], NOW, measured,
+                             reference=reference)
+        state = ArmState(lim.names)
+        assert state.update(list(lim.names), measured, None) is None
+        stop = hold_command(state, lim, path.as_chunk(), NOW, CFG.tracking_allowance)
+        outcomes.append((verdict.reason, onward.reason, onward.positions[0, j] if onward.accepted else None,
+                         stop.positions[0, j], stop.velocities[0, j]))
+    assert outcomes[0] == pytest.approx(outcomes[1])
+    assert outcomes[0][0] == "discontinuity" and outcomes[0][1] == "ok"
+    assert outcomes[0][2] == pytest.approx(3.31) and outcomes[0][4] > 0.9 * lim.velocity[j]
+
+
+def test_joint_states_with_repeated_names_or_missing_positions_are_refused():
+    p = profile("ur5")
+    state = ArmState(p.joints)
+    names = list(p.joints)
+    problem = state.update(names + [names[0]], np.append(p.home, 2.5), None)
+    assert problem is not None and names[0] in problem and "more than once" in problem and state.positions is None
+    problem = state.update(names, np.zeros(0), None)
+    assert problem is not None and "0 positions" in problem and state.positions is None
+    assert state.update(names, p.home, None) is None
