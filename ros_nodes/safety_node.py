@@ -86,8 +86,9 @@ class SafetyNode(Node):
         self.state = ArmState(self.joint_names, tuple(n for n in self.profile.joints if n not in self.joint_names)
                               + arm.passive_joints)
         self.workspace = WorkspaceChecker(arm, table_clearance=cfg.table_clearance, self_collision=cfg.self_collision)
-        self.get_logger().info(f"controller joint order {list(self.joint_names)}; /joint_states must carry "
-                               f"{list(self.state.required)}")
+        self.get_logger().info(f"controller joint order {list(self.joint_names)}; /joint_states must carry these"
+                               + (f", and {list(self.state.passive_joints)} there or in a message of their own"
+                                  if self.state.passive_joints else ""))
         self.supervisor = Supervisor(cfg.proposal_timeout, cfg.joint_state_timeout)
         self.rng = np.random.default_rng(0)
         self.learned = None
@@ -148,7 +149,8 @@ class SafetyNode(Node):
             if problem is not None:
                 self.reject(Reason.JOINT_STATE_MISMATCH, problem)
                 return
-            self.supervisor.joint_state(time.monotonic(), self.now())
+            if self.state.arm_updated:  # a separate gripper's own message does not say the arm is alive
+                self.supervisor.joint_state(time.monotonic(), self.now())
 
     def decode(self, raw: bytes, msg_type: type):
         """The message, or None (counted as ``oversized`` / ``malformed``) when it is too large or unreadable."""

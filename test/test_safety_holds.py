@@ -131,3 +131,23 @@ def test_joint_states_with_repeated_names_or_missing_positions_are_refused():
     problem = state.update(names, np.zeros(0), None)
     assert problem is not None and "0 positions" in problem and state.positions is None
     assert state.update(names, p.home, None) is None
+
+
+def test_a_separate_gripper_may_publish_its_own_joint_states():
+    """The arm's driver and the gripper's each publish their own /joint_states: the gripper's updates the gripper
+    only and does not count as the arm being alive; the arm's may leave the gripper out once it has been read."""
+    p = profile("armpilot_six")
+    state = ArmState(p.joints, ArmModel(p).passive_joints)
+    assert "gripper_joint" in state.update(list(p.joints), p.home, None)  # never read: refused, named
+    assert state.update(["gripper_joint"], np.array([0.02]), None) is None
+    assert not state.arm_updated and state.positions is None and state.passive == {"gripper_joint": 0.02}
+    assert state.update(list(p.joints), p.home, None) is None and state.arm_updated
+    assert np.allclose(state.positions, p.home) and state.passive == {"gripper_joint": 0.02}
+    assert state.update(["gripper_joint", "camera_tilt"], np.array([0.03, 1.0]), None) is None
+    assert state.passive == {"gripper_joint": 0.03} and not state.arm_updated
+    assert "not finite" in state.update(["gripper_joint"], np.array([np.nan]), None)
+    assert state.passive == {"gripper_joint": 0.03}
+    assert "shoulder_pan_joint" in state.update(["camera_tilt"], np.array([1.0]), None)  # nothing of ours
+    partial = list(p.joints[:3])  # an arm message missing arm joints is still refused, naming them
+    problem = state.update(partial, p.home[:3], None)
+    assert problem is not None and p.joints[3] in problem

@@ -36,7 +36,12 @@ def controller_joints(profile: RobotProfile, override: Sequence[str] = ()) -> tu
 
 
 class ArmState:
-    """Latest measured positions (and velocities) in controller order, plus uncommanded joints by name."""
+    """Latest measured positions (and velocities) in controller order, plus uncommanded joints by name.
+
+    A ``/joint_states`` carries every controller joint (the arm's driver), or none of them and some of the
+    passive ones (a separate gripper's driver publishing its own): that updates those joints only, and
+    ``arm_updated`` is False after it. The arm's message may leave out a passive joint once one has been read.
+    """
 
     def __init__(self, joints: tuple[str, ...], passive_joints: Sequence[str] = ()) -> None:
         self.joints = joints
@@ -45,9 +50,11 @@ class ArmState:
         self.positions: np.ndarray | None = None
         self.velocities: np.ndarray | None = None
         self.passive: dict[str, float] = {}
+        self.arm_updated = False
 
     def update(self, names: Sequence[str], positions: np.ndarray, velocities: np.ndarray | None) -> str | None:
         """Take one /joint_states; returns why it was refused (state unchanged) or None."""
+        self.arm_updated = False
         if len(names) > MAX_JOINT_STATE_NAMES:
             return f"/joint_states has {len(names)} joints (max {MAX_JOINT_STATE_NAMES})"
         if len(positions) != len(names):
@@ -56,22 +63,30 @@ class ArmState:
         if len(index) != len(names):
             repeated = sorted({n for n in names if list(names).count(n) > 1})
             return f"/joint_states names joints {repeated[:20]} more than once"
-        missing = [n for n in self.required if n not in index]
+        arm_message = any(n in index for n in self.joints)
+        if arm_message:
+            missing = [n for n in self.joints if n not in index]
+            missing += [n for n in self.passive_joints if n not in index and n not in self.passive]
+        else:
+            missing = [] if any(n in index for n in self.passive_joints) else list(self.required)
         if missing:
             return (f"/joint_states lacks joints {missing} of the robot profile (it has {list(names)[:20]}); "
                     f"is 'robot' set to this arm?")
-        rows = np.array([index[n] for n in self.required])
-        values = np.asarray(positions, float)[rows]
+        read = [n for n in self.required if n in index]
+        values = np.asarray(positions, float)[[index[n] for n in read]]
         if not np.all(np.isfinite(values)):
-            bad = [n for n, v in zip(self.required, values) if not np.isfinite(v)]
+            bad = [n for n, v in zip(read, values) if not np.isfinite(v)]
             return f"/joint_states position of {bad} is not finite"
-        count = len(self.joints)
+        count = len(self.joints) if arm_message else 0
+        self.passive.update(zip(read[count:], values[count:].tolist()))
+        if not arm_message:
+            return None
         self.positions = values[:count].copy()
-        self.passive = dict(zip(self.passive_joints, values[count:].tolist()))
         speeds = None
         if velocities is not None and len(velocities) == len(names):
-            speeds = np.asarray(velocities, float)[rows[:count]]
+            speeds = np.asarray(velocities, float)[[index[n] for n in self.joints]]
         self.velocities = speeds if speeds is not None and np.all(np.isfinite(speeds)) else None
+        self.arm_updated = True
         return None
 
 
