@@ -9,7 +9,7 @@ import pytest
 from armpilot.robot import ArmModel
 from armpilot.safety.limits import SafetyConfig, check_chunk
 from armpilot.safety.state_tracking import ArmState, CommandedPath, hold_command, hold_on_path
-from armpilot.safety.stopping import braking_distance, crosses_limit
+from armpilot.safety.stopping import CLAMPED_OVERSHOOT, braking_distance, crosses_limit
 
 from robot_variants import ALL_PROFILES, profile
 
@@ -151,3 +151,26 @@ def test_a_separate_gripper_may_publish_its_own_joint_states():
     partial = list(p.joints[:3])  # an arm message missing arm joints is still refused, naming them
     problem = state.update(partial, p.home[:3], None)
     assert problem is not None and p.joints[3] in problem
+
+
+@pytest.mark.parametrize("name", ["armpilot", "panda", "so101"])
+def test_a_gripper_closing_onto_its_limit_is_accepted_and_a_hold_there_stays_inside(limits_of, name):
+    """The gripper 0.05 mm (or mrad) above its closed limit, a chunk at the limit 20 ms ahead: braking on the way
+    overshoots by micrometres, which a hold clamps at the limit, so the chunk passes (it was refused: every
+    push chunk of a policy, 831 of 1,483, in one evaluation) and the hold commands nothing outside."""
+    lim = limits_of(name)
+    gripper = profile(name).gripper.joint
+    j = list(lim.names).index(gripper)
+    measured = _rest(name, lim)
+    measured[j] = lim.lower[j] + 5e-5
+    target = measured.copy()
+    target[j] = lim.lower[j]
+    verdict = check_chunk(CFG, lim, list(lim.names), NOW, np.array([0.02, 0.1]), np.vstack([target, target]), NOW,
+                          measured)
+    assert verdict.accepted, verdict
+    state = ArmState(lim.names)
+    assert state.update(list(lim.names), measured, None) is None
+    chunk = (NOW, np.array([0.0, 0.02]), np.vstack([measured, target]))
+    stop = hold_command(state, lim, chunk, NOW + 0.019, tolerance=1.0)
+    assert not crosses_limit(stop, lim.lower, lim.upper).any()
+    assert stop.positions[-1, j] == pytest.approx(lim.lower[j], abs=CLAMPED_OVERSHOOT)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from armpilot.robot import ArmModel
 from armpilot.safety.limits import SafetyConfig, check_chunk
 from armpilot.safety.state_tracking import ArmState, hold_command
-from armpilot.safety.stopping import braking_distance
+from armpilot.safety.stopping import CLAMPED_OVERSHOOT, braking_distance
 from armpilot.safety.workspace import WorkspaceChecker
 
 from fk_oracle import UrdfChain
@@ -79,8 +79,8 @@ def assert_safe(p, arm, oracle, verdict, measured, passive):
         "a continuous joint was not shifted to the measured turn"
     lead = verdict.stamp + t[0] - NOW  # a hold on the way to point 0 brakes from that move's speed
     approach = np.clip(np.where(continuous, wrapped, q[0] - measured) / lead, -vmax, vmax)
-    stop = q[0] + braking_distance(approach, p.max_acceleration, p.max_jerk)
-    assert np.all(stop >= lower - TOL) and np.all(stop <= upper + TOL)
+    stop = q[0] + braking_distance(approach, p.max_acceleration, p.max_jerk)  # a hold clamps CLAMPED_OVERSHOOT
+    assert np.all(stop >= lower - CLAMPED_OVERSHOOT - TOL) and np.all(stop <= upper + CLAMPED_OVERSHOOT + TOL)
     if len(t) > 1:
         v = np.diff(q, axis=0) / np.diff(t)[:, None]
         assert np.all(np.abs(v) <= vmax + TOL)

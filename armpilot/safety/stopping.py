@@ -26,6 +26,9 @@ import numpy as np
 STOP_POINT_SPACING = 0.02
 #: Shortest stop command, s (a joint at rest still gets a point this far ahead).
 MIN_STOP_TIME = 0.05
+#: A joint whose braking would carry it at most this far past a position limit (rad or m) stops at the limit
+#: instead (its points clamped, velocity 0 there): a closed gripper reaches its limit at a tiny speed.
+CLAMPED_OVERSHOOT = 1e-4
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,10 @@ def stop_trajectory(
     max_velocity = np.full(len(position), np.inf) if max_velocity is None else np.asarray(max_velocity, float)
     duration = braking_time(velocity, max_acceleration, max_jerk)
     rest = position + np.where(duration > 0, velocity * duration / 2.0, 0.0)
-    inside = np.clip(rest, np.minimum(lower, position), np.maximum(upper, position))
-    back = return_time(inside - rest, max_velocity, max_acceleration, max_jerk)
+    low, high = np.minimum(lower, position), np.maximum(upper, position)
+    inside = np.clip(rest, low, high)
+    clamped = np.abs(inside - rest) <= CLAMPED_OVERSHOOT
+    back = return_time(np.where(clamped, 0.0, inside - rest), max_velocity, max_acceleration, max_jerk)
     braked = float(duration.max(initial=0.0))
     horizon = max(braked + float(back.max(initial=0.0)), MIN_STOP_TIME)
     count = max(int(np.ceil(horizon / STOP_POINT_SPACING)), 1)
@@ -100,6 +105,10 @@ def stop_trajectory(
         returning = (back[None, :] > 0) & (along > 0.0) & (along < 1.0)
         velocities = velocities + np.where(
             returning, offset * (1.0 - np.cos(2.0 * np.pi * along)) / back_span, 0.0)
+    if np.any(clamped & (inside != rest)):
+        held = clamped[None, :] & ((positions < low) | (positions > high))
+        positions = np.where(clamped[None, :], np.clip(positions, low, high), positions)
+        velocities = np.where(held, 0.0, velocities)
     return StopTrajectory(times, positions, velocities, position.copy())
 
 
