@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -108,7 +109,10 @@ def test_build_tiny_vla_is_small_and_seeded(tmp_path):
 @pytest.mark.timeout(240)
 def test_training_under_torchrun_uses_ddp(trained, tmp_path):
     dataset, _ = trained
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    with socket.socket() as probe:  # a free port: a fixed one collides with another run on the same machine
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
                "-m", "armpilot.cli", "train-vla", str(dataset), "--output", str(tmp_path / "ddp"), "--steps", "5",
                "--batch-size", "4"]
     # a session of its own, so that a timeout ends torchrun's workers too (killing torchrun alone orphans them)
