@@ -8,6 +8,7 @@ message is refused with the joints named and nothing moves.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Sequence
 
 import numpy as np
@@ -61,7 +62,7 @@ class ArmState:
             return f"/joint_states has {len(positions)} positions for {len(names)} joint names"
         index = {n: k for k, n in enumerate(names)}
         if len(index) != len(names):
-            repeated = sorted({n for n in names if list(names).count(n) > 1})
+            repeated = sorted(n for n, count in Counter(names).items() if count > 1)
             return f"/joint_states names joints {repeated[:20]} more than once"
         arm_message = any(n in index for n in self.joints)
         if arm_message:
