@@ -180,13 +180,14 @@ class SafetyNode(Node):
                 return
             now, measured, passive = self.now(), self.state.positions, self.state.passive
             reference = self.path.reference(now, measured)
+            velocity = self.path.velocity(now)
             executing = None
             if self.path.times is not None:
                 executing = sample_chunk(*self.path.as_chunk(), table.stamp_sec + table.times)
         self.submit(topics.POLICY_CANDIDATES, lambda: select(
             self.verifier, self.config, self.limits, table.joint_names, table.stamp_sec, table.times, table.positions,
             now, measured, executing, self.workspace, self.rng, self.learned, passive,
-            self.profile.gripper.joint, reference).verdict)
+            self.profile.gripper.joint, reference, velocity).verdict)
 
     def on_trajectory(self, raw: bytes) -> None:
         msg = self.decode(raw, JointTrajectory)
@@ -201,10 +202,10 @@ class SafetyNode(Node):
             if self.refused():
                 return
             now, measured, passive = self.now(), self.state.positions, self.state.passive
-            reference = self.path.reference(now, measured)
+            reference, velocity = self.path.reference(now, measured), self.path.velocity(now)
         self.submit(topics.TELEOP_COMMAND, lambda: check_chunk(
             self.config, self.limits, arrays.joint_names, arrays.stamp_sec, arrays.times, arrays.positions, now,
-            measured, arrays.velocities, self.workspace, passive, reference))
+            measured, arrays.velocities, self.workspace, passive, reference, velocity))
 
     def submit(self, topic: str, check: Callable[[], Verdict]) -> None:
         """Hand a proposal's check to the verifier thread, replacing one from ``topic`` not yet started."""
@@ -248,8 +249,10 @@ class SafetyNode(Node):
             # checked again as sent: the time to the first point shrank, and the controller moved on, while
             # the verifier worked (the workspace checks need no repeat: the points are the same)
             now, measured = self.now(), self.state.positions
+            reference = self.path.reference(now, measured)
             sent = check_chunk(self.config, self.limits, self.joint_names, verdict.stamp, verdict.times,
-                               verdict.positions, now, measured, reference=self.path.reference(now, measured))
+                               verdict.positions, now, measured, reference=reference,
+                               reference_velocity=self.path.velocity(now))
             if not sent.accepted:
                 self.reject(sent.reason, f"as sent, after the check: {sent.detail}")
                 return

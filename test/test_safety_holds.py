@@ -46,7 +46,9 @@ def test_a_chunk_whose_approach_would_brake_past_a_limit_is_refused(limits_of, n
     measured[j] = lim.upper[j] - 1e-3 - v * lead
     target = measured.copy()
     target[j] = lim.upper[j] - 1e-3
-    verdict = check_chunk(CFG, lim, list(lim.names), NOW, np.array([lead]), target[None], NOW, measured)
+    moving = np.where(np.arange(len(lim.names)) == j, v, 0.0)  # the controller already at that speed
+    verdict = check_chunk(CFG, lim, list(lim.names), NOW, np.array([lead]), target[None], NOW, measured,
+                          reference_velocity=moving)
     assert not verdict.accepted and verdict.reason == "braking_distance", verdict
     assert "on the way to point 0" in verdict.detail
     # the hold it guards against: braking at that speed just before the point crosses the limit
@@ -58,8 +60,13 @@ def test_a_chunk_whose_approach_would_brake_past_a_limit_is_refused(limits_of, n
     # the same speed toward a point that leaves room to brake is fine
     target[j] = lim.upper[j] - 2e-3 - braking_distance(np.array([v]), lim.acceleration[j:j + 1], lim.jerk[j:j + 1])[0]
     measured[j] = target[j] - v * lead
-    verdict = check_chunk(CFG, lim, list(lim.names), NOW, np.array([lead]), target[None], NOW, measured)
+    verdict = check_chunk(CFG, lim, list(lim.names), NOW, np.array([lead]), target[None], NOW, measured,
+                          reference_velocity=moving)
     assert verdict.accepted, verdict
+    # from rest the controller steps to that speed over the lead: refused exactly when that passes the limit
+    verdict = check_chunk(CFG, lim, list(lim.names), NOW, np.array([lead]), target[None], NOW, measured)
+    assert verdict.accepted == (v / lead <= lim.acceleration[j]), verdict
+    assert verdict.accepted or verdict.reason == "acceleration_limit"
 
 
 @pytest.mark.parametrize("name", ALL_PROFILES)
@@ -111,7 +118,7 @@ def test_a_continuous_joint_read_a_turn_away_is_the_same_state():
         ahead = measured.copy()
         ahead[j] = reading + 0.15
         onward = check_chunk(CFG, lim, list(lim.names), NOW, np.array([0.02]), ahead[None], NOW, measured,
-                             reference=reference)
+                             reference=reference, reference_velocity=path.velocity(NOW))
         state = ArmState(lim.names)
         assert state.update(list(lim.names), measured, None) is None
         stop = hold_command(state, lim, path.as_chunk(), NOW, CFG.tracking_allowance)
@@ -174,3 +181,36 @@ def test_a_gripper_closing_onto_its_limit_is_accepted_and_a_hold_there_stays_ins
     stop = hold_command(state, lim, chunk, NOW + 0.019, tolerance=1.0)
     assert not crosses_limit(stop, lim.lower, lim.upper).any()
     assert stop.positions[-1, j] == pytest.approx(lim.lower[j], abs=CLAMPED_OVERSHOOT)
+
+
+@pytest.mark.parametrize("name", ALL_PROFILES)
+def test_a_chunk_that_reverses_where_it_joins_the_controller_is_refused(limits_of, name):
+    """The controller moving a joint at 0.2 of its velocity limit along its path; a chunk whose first point lies
+    behind where it heads and whose points then run on: the controller's velocity would flip twice within the
+    lead (the policy's chunks did this 23 times in a 20-episode reach demo). Accepted, continuing the path."""
+    lim = limits_of(name)
+    j = int(np.argmax(lim.velocity * np.isfinite(lim.upper)))
+    v, lead, dt = 0.2 * lim.velocity[j], 0.05, 0.1
+    measured = _rest(name, lim)
+    moving = np.where(np.arange(len(lim.names)) == j, v, 0.0)
+    times = lead + dt * np.arange(4)
+    onward = measured + np.outer(times, moving)  # continues the path: no step anywhere
+    verdict = check_chunk(CFG, lim, list(lim.names), NOW, times, onward, NOW, measured,
+                          reference=measured, reference_velocity=moving)
+    assert verdict.accepted, verdict
+    back = lim.acceleration[j] * lead ** 2  # behind: the velocity flips by 2 * amax * lead within the lead
+    zigzag = onward.copy()
+    zigzag[0, j] -= 2 * back
+    verdict = check_chunk(CFG, lim, list(lim.names), NOW, times, zigzag, NOW, measured, reference=measured,
+                          reference_velocity=moving)
+    assert not verdict.accepted and verdict.reason in ("acceleration_limit", "jerk_limit"), verdict
+    assert lim.names[j] in verdict.detail
+
+
+def test_the_commanded_path_knows_the_controllers_velocity():
+    path = CommandedPath(np.full(2, 1.0))
+    assert path.velocity(NOW) is None  # nothing commanded: at rest
+    path.command(NOW, NOW, np.array([0.5, 1.0]), np.array([[1.0, 0.0], [2.0, -1.0]]), np.zeros(2))
+    assert np.allclose(path.velocity(NOW + 0.25), [2.0, 0.0])  # from where it was to point 0
+    assert np.allclose(path.velocity(NOW + 0.75), [2.0, -2.0])
+    assert np.allclose(path.velocity(NOW + 2.0), 0.0)  # after the last point it rests there

@@ -69,8 +69,12 @@ def test_stamps(arm):
     assert check(arm, stamp=NOW - 1.0).reason == "stale"
     assert check(arm, stamp=NOW + 1.0).reason == "future_stamp"
     times, positions = smooth_chunk(arm)
-    verdict = check(arm, stamp=NOW - 0.25, times=times, positions=positions)
-    assert verdict.accepted and len(verdict.times) == 8  # the 2 points already past are dropped
+    # the arm 0.25 s into the chunk, the controller moving along it
+    at = np.array([np.interp(0.25, times, positions[:, j]) for j in range(7)])
+    velocity = (positions[2] - positions[1]) / (times[2] - times[1])
+    verdict = check(arm, stamp=NOW - 0.25, times=times, positions=positions, measured=at, reference=at,
+                    reference_velocity=velocity)
+    assert verdict.accepted and len(verdict.times) == 8, verdict  # the 2 points already past are dropped
     assert verdict.times[0] == pytest.approx(0.3)
 
 

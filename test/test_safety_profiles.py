@@ -65,8 +65,9 @@ def make_chunk(p, rng: np.random.Generator, start: np.ndarray, horizon: int, spe
     return t, positions
 
 
-def assert_safe(p, arm, oracle, verdict, measured, passive):
-    """Everything the safety node promises about an accepted chunk, re-derived independently."""
+def assert_safe(p, arm, oracle, verdict, measured, passive, moving=None):
+    """Everything the safety node promises about an accepted chunk, re-derived independently; ``moving`` (J,):
+    the controller's velocity as the chunk arrives (None: at rest)."""
     names = p.joints
     lower = np.array([p.urdf_joints[n].lower for n in names])
     upper = np.array([p.urdf_joints[n].upper for n in names])
@@ -87,10 +88,17 @@ def assert_safe(p, arm, oracle, verdict, measured, passive):
         brake = braking_distance(v, p.max_acceleration, p.max_jerk)  # a hold anywhere along each segment
         ends = np.vstack([q[:-1] + brake, q[1:] + brake])
         assert np.all(ends >= lower - TOL) and np.all(ends <= upper + TOL)
-    if len(t) > 2:
-        mid = (t[1:] + t[:-1]) / 2
-        a = np.diff(np.diff(q, axis=0) / np.diff(t)[:, None], axis=0) / np.diff(mid)[:, None]
-        assert np.all(np.abs(a) <= p.max_acceleration + TOL)
+    # the path the controller follows: its velocity before now (held for one lead), from the measured arm at
+    # now to point 0 within the lead, then the points; finite-difference acceleration and jerk along all of it
+    before = np.zeros(len(names)) if moving is None else moving
+    path_t = np.concatenate([[NOW - lead, NOW], verdict.stamp + t])
+    origin = q[0] - np.where(continuous, wrapped, q[0] - measured)
+    path_q = np.vstack([origin - before * lead, origin, q])
+    mid = (path_t[1:] + path_t[:-1]) / 2
+    a = np.diff(np.diff(path_q, axis=0) / np.diff(path_t)[:, None], axis=0) / np.diff(mid)[:, None]
+    assert np.all(np.abs(a) <= p.max_acceleration + TOL)
+    jerk = np.diff(a, axis=0) / np.diff((mid[1:] + mid[:-1]) / 2)[:, None]
+    assert np.all(np.abs(jerk) <= p.max_jerk + TOL)
     for row in q:
         values = dict(zip(names, row))
         values.update(passive)
@@ -104,8 +112,8 @@ def assert_safe(p, arm, oracle, verdict, measured, passive):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**31), speed=st.floats(0.0, 1.5), horizon=st.integers(2, 12),
        defect=st.sampled_from(["none", "none", "jump", "limit", "nan", "dive"]), shuffle=st.booleans(),
-       turns=st.integers(-1, 1))
-def test_accepted_chunks_obey_every_limit(kit, name, seed, speed, horizon, defect, shuffle, turns):
+       turns=st.integers(-1, 1), carried=st.sampled_from([None, 0.0, 0.5, 1.0]))
+def test_accepted_chunks_obey_every_limit(kit, name, seed, speed, horizon, defect, shuffle, turns, carried):
     p, arm, ws, oracle = kit(name)
     rng = np.random.default_rng(seed)
     lower, upper = arm.limits.lower, arm.limits.upper
@@ -117,11 +125,15 @@ def test_accepted_chunks_obey_every_limit(kit, name, seed, speed, horizon, defec
     positions = positions + 2 * np.pi * turns * arm.limits.continuous
     order = rng.permutation(len(p.joints)) if shuffle else np.arange(len(p.joints))
     names = [p.joints[k] for k in order]
+    # the controller at rest (None: no command known), or already moving into the chunk at a fraction of its speed
+    first_step = positions[0] - measured - 2 * np.pi * turns * arm.limits.continuous
+    moving = None if carried is None else carried * first_step / DT
     verdict = check_chunk(CFG, arm.limits, names, NOW, times, positions[:, order], NOW, measured,
-                          workspace=ws, passive=passive)
+                          workspace=ws, passive=passive, reference=None if carried is None else measured,
+                          reference_velocity=moving)
     event(f"{name}: {verdict.reason}")
     if verdict.accepted:
-        assert_safe(p, arm, oracle, verdict, measured, passive)
+        assert_safe(p, arm, oracle, verdict, measured, passive, moving)
     if defect in ("limit", "nan") and not arm.limits.continuous.any():
         assert not verdict.accepted
 
@@ -234,5 +246,7 @@ def test_a_hold_just_before_a_point_brakes_from_the_speed_that_reached_it(kit, n
     positions[:, j] = [p1 - v0 * dt, p1, p1 + v1 * dt]
     start = positions[0].copy()
     start[j] -= v0 * dt
-    verdict = check_chunk(CFG, lim, list(p.joints), NOW, np.array([0.1, 0.2, 0.3]), positions, NOW, start)
+    moving = np.where(np.arange(len(p.joints)) == j, v0, 0.0)  # the controller already at the first speed
+    verdict = check_chunk(CFG, lim, list(p.joints), NOW, np.array([0.1, 0.2, 0.3]), positions, NOW, start,
+                          reference_velocity=moving)
     assert not verdict.accepted and verdict.reason == "braking_distance", verdict

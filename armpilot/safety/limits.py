@@ -104,6 +104,7 @@ def check_chunk(
     workspace: WorkspaceChecker | None = None,
     passive: Mapping[str, float] | None = None,
     reference: np.ndarray | None = None,
+    reference_velocity: np.ndarray | None = None,
 ) -> Verdict:
     """Check one chunk against limits, stamps and the measured state.
 
@@ -122,6 +123,9 @@ def check_chunk(
             limit. None when no command is known: ``measured`` stands in, and the jump may exceed what the
             limit reaches by ``start_tolerance`` (the controller holds where it was told, off the measured
             arm by its tracking error).
+        reference_velocity: (J,) the controller's velocity at ``now`` (``CommandedPath.velocity``); None = at rest.
+            With the move into point 0 and the chunk's first segments it bounds the acceleration and jerk where
+            the controller joins the chunk (``junction_derivatives``).
     """
     if measured is None:
         return _reject(Reason.NO_JOINT_STATE, "no fresh /joint_states: cannot check continuity")
@@ -178,6 +182,8 @@ def check_chunk(
         return _reject(Reason.VELOCITY_LIMIT,
                        f"{names[j]} commanded velocity {velocities[k, j]:.3f} (max {vmax[j]:.3f})")
     verdict = _check_derivatives(config, limits, times, positions)
+    if verdict is None:
+        verdict = _check_junction(limits, origin, reference_velocity, lead, times, positions)
     if verdict is not None:
         return verdict
     # the controller moves from ``origin`` to point 0 within ``lead``: a hold may brake at that speed too
@@ -224,6 +230,41 @@ def braking_ends(limits: JointLimits, times: np.ndarray, positions: np.ndarray, 
     segment = np.clip(np.diff(positions, axis=0) / np.diff(times)[:, None], -vmax, vmax)
     brake = braking_distance(segment, limits.acceleration, limits.jerk)
     return np.vstack([*rows, positions[:1] + brake[:1], positions[1:] + brake])
+
+
+def junction_derivatives(origin: np.ndarray, velocity: np.ndarray | None, lead: float, times: np.ndarray,
+                         positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Acceleration (<= 2, J) and jerk (<= 2, J) where the controller joins a chunk, by the finite differences
+    the chunk's own points are checked with, on the sequence the controller follows: its velocity at ``now``
+    (``velocity`` (J,), None = at rest) held for ``lead`` s before ``now``, ``origin`` (J,) at ``now``, then the
+    chunk's points (P, J) at ``now + lead + times - times[0]``. Rows: at ``origin``, at point 0 (jerk: around
+    them); a one-point chunk has one acceleration row and no jerk."""
+    h = max(lead, MIN_POINT_SPACING)
+    before = np.zeros_like(origin) if velocity is None else np.asarray(velocity, float)
+    t = np.concatenate([[-h, 0.0], h + times[:3] - times[0]])
+    q = np.vstack([origin - before * h, origin, positions[:3]])
+    slope = np.diff(q, axis=0) / np.diff(t)[:, None]
+    mid = (t[1:] + t[:-1]) / 2
+    acceleration = np.diff(slope, axis=0) / np.diff(mid)[:, None]
+    jerk = np.diff(acceleration, axis=0) / np.diff((mid[1:] + mid[:-1]) / 2)[:, None]
+    return acceleration[:2], jerk[:2]
+
+
+def _check_junction(limits: JointLimits, origin: np.ndarray, velocity: np.ndarray | None, lead: float,
+                    times: np.ndarray, positions: np.ndarray) -> Verdict | None:
+    """The controller's step onto the chunk (``junction_derivatives``) within the acceleration and jerk limits."""
+    acceleration, jerk = junction_derivatives(origin, velocity, lead, times, positions)
+    where = ("where the controller leaves its path for point 0", "at point 0, joining the chunk")
+    for values, bound, reason, unit in ((acceleration, limits.acceleration, Reason.ACCELERATION_LIMIT, "rad/s^2"),
+                                        (jerk, limits.jerk, Reason.JERK_LIMIT, "rad/s^3")):
+        if bound is None:
+            continue
+        over = np.abs(values) > np.asarray(bound) + EPS
+        if np.any(over):
+            k, j = np.argwhere(over)[0]
+            return _reject(reason, f"{limits.names[j]} at {values[k, j]:.2f} {unit} {where[k]} "
+                                   f"(max {np.asarray(bound)[j]}; lead {lead:.3f} s)")
+    return None
 
 
 def _check_derivatives(config: SafetyConfig, limits: JointLimits, times: np.ndarray,

@@ -179,6 +179,16 @@ class CommandedPath:
             return None
         return heading
 
+    def velocity(self, now: float) -> np.ndarray | None:
+        """(J,) the controller's velocity at ``now`` along the path (the slope of the segment holding ``now``;
+        zero before it and after its last point), or None when no command is known (at rest)."""
+        if self.times is None:
+            return None
+        k = int(np.searchsorted(self.times, now, side="right")) - 1
+        if k < 0 or k >= len(self.times) - 1:
+            return np.zeros(self.positions.shape[1])
+        return (self.positions[k + 1] - self.positions[k]) / (self.times[k + 1] - self.times[k])
+
     def command(self, now: float, start: float, times: np.ndarray, positions: np.ndarray,
                 measured: np.ndarray | None, origin: np.ndarray | None = None) -> None:
         """A command sent at ``now``: points at ``start + times`` (P,), ``positions`` (P, J). ``origin`` (J,):

@@ -126,6 +126,7 @@ def select(
     passive: Mapping[str, float] | None = None,
     gripper_joint: str = "",
     reference: np.ndarray | None = None,
+    reference_velocity: np.ndarray | None = None,
 ) -> Selection:
     """Pick the best safe candidate of (N, H, J) ``candidates`` in message joint order.
 
@@ -135,6 +136,7 @@ def select(
         passive: measured values of joints the controller does not command.
         gripper_joint: never perturbed.
         reference: (J,) where the controller is heading now (see ``check_chunk``), or None.
+        reference_velocity: (J,) its velocity now (see ``check_chunk``), or None (at rest).
     """
     rng = rng or np.random.default_rng()
     candidates = np.asarray(candidates, float)
@@ -143,8 +145,8 @@ def select(
         return Selection(wrong, None, np.zeros(0))
     gripper = [k for k, name in enumerate(joint_names) if name == gripper_joint]  # never perturbed
     candidates = perturb(candidates, config.perturb_samples, config.perturb_std, rng, gripper)
-    verdicts = [check_chunk(safety, limits, joint_names, stamp, times, c, now, measured, reference=reference)
-                for c in candidates]
+    verdicts = [check_chunk(safety, limits, joint_names, stamp, times, c, now, measured, reference=reference,
+                            reference_velocity=reference_velocity) for c in candidates]
     rejected = Counter(v.reason for v in verdicts if not v.accepted)
     feasible = np.array([v.accepted for v in verdicts])
     scores = np.full(len(candidates), -np.inf)
@@ -169,7 +171,8 @@ def select(
         if workspace is None:
             return Selection(verdicts[index], index, scores, rejected, len(candidates))
         verdict = check_chunk(safety, limits, joint_names, stamp, times, candidates[index], now, measured,
-                              workspace=workspace, passive=passive, reference=reference)
+                              workspace=workspace, passive=passive, reference=reference,
+                              reference_velocity=reference_velocity)
         if verdict.accepted:
             return Selection(verdict, index, scores, rejected, len(candidates))
         rejected[verdict.reason] += 1
