@@ -243,11 +243,18 @@ def junction_derivatives(origin: np.ndarray, velocity: np.ndarray | None, lead: 
     before = np.zeros_like(origin) if velocity is None else np.asarray(velocity, float)
     t = np.concatenate([[-h, 0.0], h + times[:3] - times[0]])
     q = np.vstack([origin - before * h, origin, positions[:3]])
-    slope = np.diff(q, axis=0) / np.diff(t)[:, None]
-    mid = (t[1:] + t[:-1]) / 2
-    acceleration = np.diff(slope, axis=0) / np.diff(mid)[:, None]
-    jerk = np.diff(acceleration, axis=0) / np.diff((mid[1:] + mid[:-1]) / 2)[:, None]
+    acceleration, jerk = finite_derivatives(t, q)
     return acceleration[:2], jerk[:2]
+
+
+def finite_derivatives(times: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(P - 2, J) acceleration and (P - 3, J) jerk of points (P, J) at ``times`` (P,): segment slopes placed at
+    segment midpoints, differenced twice more (empty rows when there are too few points)."""
+    velocity = np.diff(positions, axis=0) / np.diff(times)[:, None]
+    mid = (times[1:] + times[:-1]) / 2
+    acceleration = np.diff(velocity, axis=0) / np.diff(mid)[:, None]
+    jerk = np.diff(acceleration, axis=0) / np.diff((mid[1:] + mid[:-1]) / 2)[:, None]
+    return acceleration, jerk
 
 
 def _check_junction(limits: JointLimits, origin: np.ndarray, velocity: np.ndarray | None, lead: float,
@@ -278,17 +285,12 @@ def _check_derivatives(config: SafetyConfig, limits: JointLimits, times: np.ndar
                        f"{names[j]} moves {steps[k, j]:.3f} between points {k}-{k + 1} (max {config.max_step})")
     if len(times) < 3:
         return None
-    velocity = np.diff(positions, axis=0) / np.diff(times)[:, None]
-    mid = (times[1:] + times[:-1]) / 2
-    acceleration = np.diff(velocity, axis=0) / np.diff(mid)[:, None]
+    acceleration, jerk = finite_derivatives(times, positions)
     amax = np.asarray(limits.acceleration)
     if np.any(np.abs(acceleration) > amax + EPS):
         k, j = np.argwhere(np.abs(acceleration) > amax + EPS)[0]
         return _reject(Reason.ACCELERATION_LIMIT,
                        f"{names[j]} at {acceleration[k, j]:.2f} near point {k + 1} (max {amax[j]})")
-    if len(times) < 4:
-        return None
-    jerk = np.diff(acceleration, axis=0) / np.diff((mid[1:] + mid[:-1]) / 2)[:, None]
     jmax = np.asarray(limits.jerk)
     if np.any(np.abs(jerk) > jmax + EPS):
         k, j = np.argwhere(np.abs(jerk) > jmax + EPS)[0]

@@ -181,7 +181,8 @@ class CommandedPath:
 
     def velocity(self, now: float) -> np.ndarray | None:
         """(J,) the controller's velocity at ``now`` along the path (the slope of the segment holding ``now``;
-        zero before it and after its last point), or None when no command is known (at rest)."""
+        zero before it and after its last point), or None when no command is known (at rest). Ask after
+        ``reference``, which drops the path when the arm left it: the two then agree."""
         if self.times is None:
             return None
         k = int(np.searchsorted(self.times, now, side="right")) - 1
