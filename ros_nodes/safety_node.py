@@ -83,6 +83,7 @@ class SafetyNode(Node):
         arm = ArmModel(self.profile)
         self.joint_names = controller_joints(self.profile, cfg.joint_names)
         self.limits = arm.limits.reordered(self.joint_names)
+        self.hold_limits = cfg.enforced(self.limits)  # a hold's braking and return move obey velocity_scale too
         self.state = ArmState(self.joint_names, tuple(n for n in self.profile.joints if n not in self.joint_names)
                               + arm.passive_joints)
         self.workspace = WorkspaceChecker(arm, table_clearance=cfg.table_clearance, self_collision=cfg.self_collision)
@@ -293,7 +294,7 @@ class SafetyNode(Node):
             now = self.now()
             # right after the node's own stall its clock may lag the controller's: where the commanded path is
             # "now" is then unknown, and the measured arm (read fresh above) is where the stop starts
-            stop = hold_on_path(self.path, self.state, self.limits, now, self.config.tracking_allowance,
+            stop = hold_on_path(self.path, self.state, self.hold_limits, now, self.config.tracking_allowance,
                                 from_arm=bool(self.supervisor.catching_up(time.monotonic())))
             self.supervisor.held()
             if stop is None:

@@ -214,3 +214,32 @@ def test_the_commanded_path_knows_the_controllers_velocity():
     assert np.allclose(path.velocity(NOW + 0.25), [2.0, 0.0])  # from where it was to point 0
     assert np.allclose(path.velocity(NOW + 0.75), [2.0, -2.0])
     assert np.allclose(path.velocity(NOW + 2.0), 0.0)  # after the last point it rests there
+
+
+@pytest.mark.parametrize("name", ALL_PROFILES)
+def test_holds_obey_the_scaled_velocity_limit(limits_of, name):
+    """``velocity_scale`` 0.4: a hold on the way to a chunk's first point (approached faster than 0.4 of the URDF
+    limit: the check's start tolerance over a short lead) and a hold from an arm measured moving at the URDF
+    limit (pushed by something else) command no velocity above 0.4 of the URDF's, in their velocities or between
+    their points (they started at the approach's speed and at the measured one before)."""
+    cfg = SafetyConfig(velocity_scale=0.4)
+    lim = limits_of(name)
+    enforced = cfg.enforced(lim)
+    assert np.allclose(enforced.velocity, 0.4 * lim.velocity) and np.array_equal(enforced.upper, lim.upper)
+    rest = _rest(name, lim)
+    sign = np.where(rest + 0.1 < lim.upper, 1.0, -1.0)
+    lead = 0.05
+    target = rest + sign * 0.8 * lim.velocity * lead
+    approaching = ArmState(lim.names)
+    assert approaching.update(list(lim.names), rest, None) is None
+    pushed = ArmState(lim.names)
+    assert pushed.update(list(lim.names), rest, sign * lim.velocity) is None
+    for state, chunk in ((approaching, (NOW, np.array([lead, lead + 0.1]), np.vstack([target, target]))),
+                         (pushed, None)):
+        before = hold_command(state, lim, chunk, NOW, tolerance=1.0)
+        stop = hold_command(state, enforced, chunk, NOW, tolerance=1.0)
+        t = np.concatenate([[0.0], stop.times])
+        between = np.abs(np.diff(np.vstack([stop.start, stop.positions]), axis=0)) / np.diff(t)[:, None]
+        assert np.all(np.abs(stop.velocities) <= enforced.velocity + 1e-9)
+        assert np.all(between <= enforced.velocity + 1e-9)
+        assert np.any(np.abs(before.velocities) > enforced.velocity + 1e-3)  # URDF limits alone let it through

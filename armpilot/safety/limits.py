@@ -14,7 +14,7 @@ anywhere in an accepted chunk stays safe.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -41,7 +41,8 @@ class SafetyConfig:
                                        "(names must be the profile's joints)")
     )
     velocity_scale: float = field(
-        default=1.0, metadata=_describe("fraction of the URDF velocity limits allowed, (0, 1]")
+        default=1.0,
+        metadata=_describe("fraction of the URDF velocity limits every command obeys, holds included, (0, 1]"),
     )
     max_chunk_age: float = field(default=0.5, metadata=_describe("reject chunks stamped longer ago than this, s"))
     max_future: float = field(default=0.05, metadata=_describe("reject chunks stamped further ahead than this, s"))
@@ -72,6 +73,11 @@ class SafetyConfig:
                 raise ValueError(f"parameter '{name}' must be >= 0")
         if len(set(self.joint_names)) != len(self.joint_names):
             raise ValueError(f"parameter 'joint_names' repeats a joint: {list(self.joint_names)}")
+
+    def enforced(self, limits: JointLimits) -> JointLimits:
+        """``limits`` as this node enforces them on every command it sends, holds included: the velocity
+        limits times ``velocity_scale`` (rad/s or m/s), the rest as given."""
+        return replace(limits, velocity=limits.velocity * self.velocity_scale)
 
 
 @dataclass(frozen=True)
@@ -158,7 +164,7 @@ def check_chunk(
             Reason.POSITION_LIMIT,
             f"{names[j]} = {positions[k, j]:.4f} at point {k} outside [{limits.lower[j]}, {limits.upper[j]}]",
         )
-    vmax = limits.velocity * config.velocity_scale
+    vmax = config.enforced(limits).velocity
     lead = stamp + times[0] - now
     if reference is None:
         origin, slack = measured, config.start_tolerance
