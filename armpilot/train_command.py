@@ -209,7 +209,8 @@ def train_from_args(args: argparse.Namespace) -> int:
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print("\n".join(f"  {key:<22} {value}" for key, value in report.items() if key != "val_losses"))
+    print("\n".join(f"  {key:<22} {value}" for key, value in report.items()
+                    if key not in ("val_losses", "action_errors")))
     return 0
 
 

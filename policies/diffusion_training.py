@@ -4,7 +4,8 @@ The (small) dataset is stacked into tensors once; batches are drawn with a
 seeded generator; AdamW with warm-up + cosine learning rate; EMA weights via
 ``torch.optim.swa_utils`` (what is saved as the policy); checkpoints every
 ``save_every`` steps (policy + resumable training state); a held-out episode
-split gives a validation loss.
+split gives a validation loss and the error of chunks sampled as the node samples them
+(``sampled_action_error``: the denoising loss does not rank closed-loop success, Chi et al.).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from armpilot.features import POINTS, POINTS_MASK, TRACKS, TRACKS_MASK
 from armpilot.policies.diffusion_config import ACTION, ACTION_OFFSET, GOAL, OBJECT, STATE, DiffusionConfig
 from armpilot.policies.diffusion_encoder import cloud_in_frame
 from armpilot.policies.diffusion_model import DiffusionModel
+from armpilot.policies.diffusion_sampling import ChunkSampler
 from armpilot.policies.tool_frame import ToolFrame
 from armpilot.robot import ArmModel
 from armpilot.robot_profile import DEFAULT_ROBOT, load_profile
@@ -101,6 +103,26 @@ def points_stats(tensors: dict[str, torch.Tensor], frame: str = "world") -> dict
     return feature_stats(points, tensors[POINTS_MASK])
 
 
+#: Validation samples whose sampled chunks are compared with the demonstrations' (``sampled_action_error``).
+ACTION_ERROR_SAMPLES = 256
+
+
+def sampled_action_error(model: DiffusionModel, batch: dict[str, torch.Tensor], sampler: ChunkSampler,
+                         seed: int = 1) -> dict[str, float]:
+    """Mean |sampled - demonstrated| action of one chunk per sample of ``batch`` (B samples: observations,
+    ``action`` (B, H, A), ``action_is_pad`` (B, H)), in action units (rad, m; tool units in tool space), over
+    the unpadded frames (``chunk``) and at the first frame (``first``, the one the controller meets first)."""
+    was_training = model.training
+    model.eval()  # the image crop centred, as at inference
+    try:
+        chunks = model.sample_batch(batch, [1] * len(batch[ACTION]), sampler, torch.Generator().manual_seed(seed))
+    finally:
+        model.train(was_training)
+    error = (chunks - batch[ACTION]).abs().mean(dim=-1)  # (B, H)
+    valid = ~batch["action_is_pad"]
+    return {"chunk": float(error[valid].mean()), "first": float(error[:, 0][valid[:, 0]].mean())}
+
+
 def learning_rate(step: int, options: TrainOptions) -> float:
     """Linear warm-up, then cosine decay to 0 at ``options.steps``."""
     if step < options.warmup_steps:
@@ -169,10 +191,11 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
     output = Path(options.output)
     output.mkdir(parents=True, exist_ok=True)
-    start_step, losses, val_losses = 0, [], []
+    start_step, losses, val_losses, action_errors = 0, [], [], []
     if options.resume:
         info = load_train_state(output, model, optimizer)
         start_step, losses, val_losses = info["step"], info["losses"], info["val_losses"]
+        action_errors = info.get("action_errors", [])
         ema.module.load_state_dict(load_policy(output)[0].state_dict())
     batch_keys = (*config.obs_keys, *config.image_keys, *sensed, ACTION, "action_is_pad")
 
@@ -185,12 +208,20 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
         with torch.no_grad():
             return float(ema.module.loss(batch_of(val_index[:2048]), torch.Generator().manual_seed(1)))
 
+    def action_error() -> dict[str, float] | None:
+        if not len(val_index):
+            return None
+        spread = val_index[torch.linspace(0, len(val_index) - 1, min(len(val_index), ACTION_ERROR_SAMPLES)).long()]
+        return sampled_action_error(ema.module, batch_of(spread), ChunkSampler(config))
+
     def save(step: int) -> None:
         training = {"dataset": str(options.dataset), "frames": len(dataset), "episodes": len(dataset.episodes),
                     "steps": step, "seed": options.seed, "final_loss": losses[-1] if losses else None,
-                    "validation_loss": val_losses[-1][1] if val_losses else None}
+                    "validation_loss": val_losses[-1][1] if val_losses else None,
+                    "validation_action_error": action_errors[-1][1] if action_errors else None}
         save_policy(output, ema.module, stats, training)
-        save_train_state(output, model, optimizer, {"step": step, "losses": losses, "val_losses": val_losses})
+        save_train_state(output, model, optimizer, {"step": step, "losses": losses, "val_losses": val_losses,
+                                                    "action_errors": action_errors})
 
     model.train()
     for step in progress(range(start_step, options.steps)):
@@ -210,6 +241,7 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
             val = validation_loss()
             if val is not None:
                 val_losses.append((step + 1, val))
+                action_errors.append((step + 1, action_error()))
             save(step + 1)
     seconds = time.monotonic() - started
     return {"output": str(output), "dataset": str(options.dataset), "episodes": len(dataset.episodes),
@@ -218,5 +250,6 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
             "parameters": sum(p.numel() for p in model.parameters()),
             "final_loss": float(np.mean(losses[-50:])) if losses else None,
             "validation_loss": val_losses[-1][1] if val_losses else None,
+            "validation_action_error": action_errors[-1][1] if action_errors else None,
             "seconds": round(seconds, 1), "threads": torch.get_num_threads(), "losses": losses,
-            "val_losses": val_losses}
+            "val_losses": val_losses, "action_errors": action_errors}

@@ -17,7 +17,7 @@ from armpilot.policies.diffusion_config import ACTION_OFFSET, SAMPLERS, Diffusio
 from armpilot.policies.diffusion_encoder import FeatureNormalizer
 from armpilot.policies.diffusion_model import DiffusionModel
 from armpilot.policies.diffusion_sampling import ChunkSampler
-from armpilot.policies.diffusion_training import TrainOptions, train
+from armpilot.policies.diffusion_training import TrainOptions, sampled_action_error, train
 from armpilot.policies.diffusion_unet import GEMM_MIN_BATCH, ConditionalUnet1D, TemporalConv
 from armpilot.policies.perturbed import PerturbedProposer, ProposerConfig
 from armpilot.robot import CONTROLLED_JOINTS
@@ -167,6 +167,9 @@ def test_training_reduces_the_loss_and_writes_a_checkpoint(trained):
     losses = report["losses"]
     assert np.mean(losses[-50:]) < 0.5 * np.mean(losses[:20])
     assert report["validation_loss"] is not None and report["steps"] == 400
+    (first_save, early), (last_save, late) = report["action_errors"]
+    assert (first_save, last_save) == (200, 400) and report["validation_action_error"] == late
+    assert late["chunk"] < early["chunk"]  # sampled chunks come nearer the demonstrations as training goes on
     folder = Path(report["output"])
     assert {"policy.safetensors", "policy.json", "train_state.safetensors", "train_state.json"} <= {
         p.name for p in folder.iterdir()}
@@ -299,3 +302,24 @@ def test_relative_action_training_stores_offset_statistics(trained, tmp_path):
     # the demonstrations move joint 0 one STEP per frame: offsets over 8 frames stay within 8 STEPs
     assert 0 < max(offsets["max"][0], -offsets["min"][0]) <= 8 * STEP + 1e-6
     assert offsets["max"][6] == offsets["min"][6] == 0.0  # the constant gripper never moves
+
+
+def test_sampled_action_error_skips_padded_frames_and_reads_the_first_frame():
+    """Chunks sampled 0.1 off the demonstrations' on real frames; padded frames (after an episode's end) hold
+    anything and do not count; the first frame is reported on its own."""
+    config = DiffusionConfig(joint_names=CONTROLLED_JOINTS, **TINY)
+
+    class Fixed(torch.nn.Module):
+        def sample_batch(self, batch, counts, sampler, generator):
+            offset = torch.full_like(batch["action"], 0.1)
+            offset[:, 0] = 0.3
+            return batch["action"] + offset
+
+    actions = torch.zeros(4, config.horizon, len(CONTROLLED_JOINTS))
+    padded = torch.zeros(4, config.horizon, dtype=torch.bool)
+    padded[:, -2:] = True
+    actions[padded] = 50.0  # the sampler's +0.1 is then the only error on real frames
+    error = sampled_action_error(Fixed(), {"action": actions, "action_is_pad": padded}, ChunkSampler(config))
+    real = config.horizon - 2
+    assert error["first"] == pytest.approx(0.3)
+    assert error["chunk"] == pytest.approx((0.3 + 0.1 * (real - 1)) / real)
