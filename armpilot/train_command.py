@@ -175,6 +175,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--relative-actions", action="store_true",
                        help="predict action frames as offsets from the latest joint state (each chunk starts "
                             "where the arm is; helps arms with wide joint ranges, e.g. a Panda)")
+    train.add_argument("--state-velocity", action="store_true",
+                       help="also give the network the latest joint step (state[-1] - state[-2]) scaled by its "
+                            "own statistics, so that where the arm is heading reaches it clearly")
     train.add_argument("--action-space", choices=ACTION_SPACES, default=ACTION_SPACES[0],
                        help="joint: predict joint positions; tool: predict the tool's pose, its position as an "
                             "offset from where the tool is, and see every position (goal, object, cloud) "
@@ -189,7 +192,7 @@ def train_from_args(args: argparse.Namespace) -> int:
 
     config = {"down_dims": tuple(int(d) for d in args.down_dims.split(",")), "prediction_type": args.prediction,
               "prefix_frames": args.prefix_frames, "relative_actions": args.relative_actions,
-              "action_space": args.action_space,
+              "action_space": args.action_space, "state_velocity": args.state_velocity,
               "point_encoder": args.point_encoder, "points_frame": args.points_frame}
     try:
         config |= input_overrides(args.inputs, args.image_size, args.image_crop, args.image_region)

@@ -5,7 +5,8 @@ for each of ``--frames`` frames spread evenly over the dataset, and compared wit
 mean |error| in rad (m for prismatic joints) over the chunk's unpadded frames and at its first frame
 (``armpilot.policies.diffusion_training.sampled_action_error``, what training reports on its held-out
 episodes). The first checkpoint is the baseline: every other one gets its ratio to it (below 1: nearer the
-demonstrations). Record the dataset with seeds no checkpoint's data used, e.g.
+demonstrations). For scale, ``hold_still`` is the error of a chunk that stays at the latest joint state.
+Record the dataset with seeds no checkpoint's data used, e.g.
 
     armpilot record --task push --scene randomized --object-source privileged --push-jitter 0.01 \\
         --linger 2 --episodes 20 --seed 60000 --width 320 --height 240 --output out/test_bags
@@ -25,7 +26,7 @@ import torch
 from figures import print_figures  # bench/ is on sys.path when run as a script
 
 from armpilot.dataset.loader import LeRobotV3Dataset
-from armpilot.features import POINTS, POINTS_MASK, TRACKS, TRACKS_MASK
+from armpilot.features import ACTION, POINTS, POINTS_MASK, STATE, TRACKS, TRACKS_MASK
 from armpilot.policies.diffusion_checkpoint import load_policy
 from armpilot.policies.diffusion_sampling import ChunkSampler
 from armpilot.policies.diffusion_training import sampled_action_error, stack_dataset
@@ -44,7 +45,24 @@ def error_of(checkpoint: Path, dataset: Path, frames: int, seed: int) -> dict[st
     tensors = stack_dataset(data, (*config.obs_keys, *sensed))
     index = torch.linspace(0, len(data) - 1, min(frames, len(data))).long()
     batch = {k: v[index] for k, v in tensors.items() if k != "episode_index"}
-    return {**sampled_action_error(model, batch, ChunkSampler(config), seed), "frames": len(index)}
+    still = sampled_action_error(HoldStill(), batch, ChunkSampler(config), seed)  # type: ignore[arg-type]
+    return {**sampled_action_error(model, batch, ChunkSampler(config), seed), "frames": len(index),
+            "still_chunk": still["chunk"], "still_first": still["first"]}
+
+
+class HoldStill:
+    """A "policy" whose chunk stays at the latest joint state: the scale the errors are read against."""
+
+    training = False
+
+    def eval(self) -> None:
+        """Nothing to switch."""
+
+    def train(self, mode: bool = True) -> None:
+        """Nothing to switch."""
+
+    def sample_batch(self, batch: dict[str, torch.Tensor], counts: list[int], sampler: Any, generator: Any):
+        return batch[STATE][:, -1:, :].expand_as(batch[ACTION])
 
 
 def run(dataset: Path, checkpoints: list[Path], frames: int, seed: int) -> dict[str, Any]:
@@ -54,6 +72,8 @@ def run(dataset: Path, checkpoints: list[Path], frames: int, seed: int) -> dict[
         error = error_of(checkpoint, dataset, frames, seed)
         name = f"{number}_{checkpoint.name}"
         figures["frames"] = error["frames"]
+        figures["hold_still_chunk_rad"] = error["still_chunk"]
+        figures["hold_still_first_frame_rad"] = error["still_first"]
         figures[f"{name}_chunk_rad"] = error["chunk"]
         figures[f"{name}_first_frame_rad"] = error["first"]
         if base is None:

@@ -9,10 +9,12 @@ from armpilot.features import ACTION, COLOR, GOAL, OBJECT, STATE, TRACKS, TRACKS
 
 #: Statistics key of action offsets from the latest joint state (``relative_actions``).
 ACTION_OFFSET = "action.relative"
+#: Statistics key of the latest joint step, state[-1] - state[-2] (``state_velocity``).
+STATE_STEP = "observation.state.step"
 #: Observation features the encoder knows, with their per-step sizes (the state's is the joint count).
 OBJECT_DIM, GOAL_DIM = 7, 3
 #: Values of fields a checkpoint saved before the field existed was trained with.
-LEGACY_FIELDS = {"normalize_points": False}
+LEGACY_FIELDS = {"normalize_points": False, "state_velocity": False}
 SAMPLERS = ("ddpm", "ddim", "dpm", "streaming")
 #: ``action_space`` values: joint positions, or the tool's pose (``tool_frame``).
 ACTION_SPACES = ("joint", "tool")
@@ -91,6 +93,11 @@ class DiffusionConfig:
             TCP, so a scene shifted on the table looks the same; IK turns the chunk back into joints).
         tool_passthrough: with ``action_space`` "tool", the joints carried as they are (a gripper): the
             joints of ``joint_names`` that are not the profile's arm joints.
+        state_velocity: give the encoder the latest joint step (state[-1] - state[-2], (J,) per sample)
+            scaled to zero mean and unit std by its own training statistics (``observation.state.step``).
+            Min-max normalised over the workspace, two state frames differ by about 1 % of their range,
+            and the network's first action frames came out nearer "stay" than a constant-velocity guess.
+            Checkpoints saved before this field read False.
     """
 
     joint_names: tuple[str, ...]
@@ -122,6 +129,7 @@ class DiffusionConfig:
     points_frame: str = "world"
     action_space: str = "joint"
     tool_passthrough: tuple[str, ...] = ()
+    state_velocity: bool = False
 
     def __post_init__(self) -> None:
         if self.horizon % (2 ** (len(self.down_dims) - 1)):
@@ -149,6 +157,8 @@ class DiffusionConfig:
                              "see the cloud from the tool already)")
         if self.action_space not in ACTION_SPACES:
             raise ValueError(f"unknown action space {self.action_space!r}; known: {list(ACTION_SPACES)}")
+        if self.state_velocity and (STATE not in self.obs_keys or self.n_obs_steps < 2):
+            raise ValueError("state_velocity needs the joint state among obs_keys and n_obs_steps >= 2")
         if self.action_space == "tool" and self.relative_actions:
             raise ValueError("relative_actions is for joint actions; tool actions are offsets from the TCP already")
         if set(self.tool_passthrough) - set(self.joint_names):

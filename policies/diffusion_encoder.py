@@ -18,7 +18,7 @@ from torch import nn
 
 from armpilot.dataset.tracks_feature import NUM_STEPS
 from armpilot.features import POINTS, POINTS_MASK
-from armpilot.policies.diffusion_config import TRACKS, TRACKS_MASK, DiffusionConfig
+from armpilot.policies.diffusion_config import STATE_STEP, TRACKS, TRACKS_MASK, DiffusionConfig
 from armpilot.policies.point_keypoints import point_encoder
 from armpilot.policies.vision_encoders import ImageEncoder, ImageEncoderConfig, PointCloudEncoder
 
@@ -96,6 +96,7 @@ class ObservationEncoder(nn.Module):
         super().__init__()
         self.config = config
         low_dim = config.n_obs_steps * sum(config.feature_dim(k) for k in config.obs_keys)
+        low_dim += config.network_dim if config.state_velocity else 0
         self.tracks = TracksEncoder(NUM_STEPS) if config.use_tracks else None
         image_config = ImageEncoderConfig(crop=config.image_crop)
         self.cameras = nn.ModuleList(ImageEncoder(image_config) for _ in config.image_keys)
@@ -107,6 +108,8 @@ class ObservationEncoder(nn.Module):
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         parts = [obs[k].flatten(1) for k in self.config.obs_keys]
+        if self.config.state_velocity:
+            parts.append(obs[STATE_STEP])
         if self.tracks is not None:
             parts.append(self.tracks(obs[TRACKS], obs[TRACKS_MASK]))
         parts.extend(encoder(obs[key]) for key, encoder in zip(self.config.image_keys, self.cameras, strict=True))

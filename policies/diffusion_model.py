@@ -18,7 +18,7 @@ from diffusers import DDPMScheduler
 from torch import nn
 
 from armpilot.features import GOAL, POINTS
-from armpilot.policies.diffusion_config import ACTION, ACTION_OFFSET, STATE, DiffusionConfig
+from armpilot.policies.diffusion_config import ACTION, ACTION_OFFSET, STATE, STATE_STEP, DiffusionConfig
 from armpilot.policies.diffusion_encoder import FeatureNormalizer, ObservationEncoder, cloud_in_frame
 from armpilot.policies.diffusion_sampling import ChunkSampler
 from armpilot.policies.diffusion_unet import ConditionalUnet1D
@@ -37,12 +37,16 @@ class DiffusionModel(nn.Module):
         self.action_key = ACTION_OFFSET if config.relative_actions else ACTION
         self.normalized_keys = (*config.obs_keys, *((POINTS,) if config.use_points and config.normalize_points
                                                     else ()))
-        missing = [k for k in (*self.normalized_keys, ACTION, self.action_key) if k not in stats]
+        needed = (*self.normalized_keys, ACTION, self.action_key, *((STATE_STEP,) if config.state_velocity else ()))
+        missing = [k for k in needed if k not in stats]
         if missing:
             raise ValueError(f"dataset statistics lack {missing}")
         self.config = config
         self.normalizer = FeatureNormalizer({k: stats[k] for k in (*self.normalized_keys, self.action_key)},
                                             config.normalization)
+        # the joint step keeps its own (mean/std) scaling, whatever ``normalization`` the rest uses
+        self.step_normalizer = (FeatureNormalizer({STATE_STEP: stats[STATE_STEP]}, "mean_std")
+                                if config.state_velocity else None)
         self.encoder = ObservationEncoder(config)
         self.unet = ConditionalUnet1D(config.network_dim, config.obs_embed_dim, config.down_dims,
                                       config.kernel_size, config.n_groups, config.step_embed_dim,
@@ -53,10 +57,13 @@ class DiffusionModel(nn.Module):
 
     def encode(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Observation dict (raw units) -> (B, obs_embed_dim): low-dim features (and the cloud, with
-        ``normalize_points``) normalised, the cloud first put in ``points_frame``, tracks as they are."""
+        ``normalize_points``) normalised, the cloud first put in ``points_frame``, tracks as they are, the
+        latest joint step scaled by its own statistics (``state_velocity``)."""
         if self.config.use_points and self.config.points_frame != "world":
             obs = {**obs, POINTS: cloud_in_frame(obs[POINTS], obs[GOAL], self.config.points_frame)}
         normalised = {k: self.normalizer.normalize(k, obs[k]) for k in self.normalized_keys}
+        if self.step_normalizer is not None:  # (B, J) the latest joint step, from the raw states
+            normalised[STATE_STEP] = self.step_normalizer.normalize(STATE_STEP, obs[STATE][:, -1] - obs[STATE][:, -2])
         return self.encoder({**obs, **normalised})
 
     def anchor(self, obs: dict[str, torch.Tensor]) -> torch.Tensor | None:

@@ -26,7 +26,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from armpilot.dataset.loader import LeRobotV3Dataset
 from armpilot.policies.diffusion_checkpoint import load_policy, load_train_state, save_policy, save_train_state
 from armpilot.features import POINTS, POINTS_MASK, TRACKS, TRACKS_MASK
-from armpilot.policies.diffusion_config import ACTION, ACTION_OFFSET, GOAL, OBJECT, STATE, DiffusionConfig
+from armpilot.policies.diffusion_config import (ACTION, ACTION_OFFSET, GOAL, OBJECT, STATE, STATE_STEP,
+                                                DiffusionConfig)
 from armpilot.policies.diffusion_encoder import cloud_in_frame
 from armpilot.policies.diffusion_model import DiffusionModel
 from armpilot.policies.diffusion_sampling import ChunkSampler
@@ -184,6 +185,8 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
         stats = {k: dataset.stats[k] for k in (*config.obs_keys, ACTION)}
     if config.relative_actions:
         stats[ACTION_OFFSET] = offset_stats(tensors)
+    if config.state_velocity:
+        stats[STATE_STEP] = feature_stats(tensors[STATE][:, -1] - tensors[STATE][:, -2])
     if config.use_points and config.normalize_points:
         stats[POINTS] = points_stats(tensors, config.points_frame)
     model = DiffusionModel(config, stats)

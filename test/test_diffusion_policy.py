@@ -13,7 +13,7 @@ import torch
 from armpilot.policies.base import Observation
 from armpilot.policies.diffusion import DiffusionPolicy, object_vector
 from armpilot.policies.diffusion_checkpoint import CheckpointError, load_policy, save_policy
-from armpilot.policies.diffusion_config import ACTION_OFFSET, SAMPLERS, DiffusionConfig
+from armpilot.policies.diffusion_config import ACTION_OFFSET, SAMPLERS, STATE, STATE_STEP, DiffusionConfig
 from armpilot.policies.diffusion_encoder import FeatureNormalizer
 from armpilot.policies.diffusion_model import DiffusionModel
 from armpilot.policies.diffusion_sampling import ChunkSampler
@@ -323,3 +323,26 @@ def test_sampled_action_error_skips_padded_frames_and_reads_the_first_frame():
     real = config.horizon - 2
     assert error["first"] == pytest.approx(0.3)
     assert error["chunk"] == pytest.approx((0.3 + 0.1 * (real - 1)) / real)
+
+
+def test_state_velocity_gives_the_encoder_the_latest_joint_step_scaled_by_its_own_statistics(trained, tmp_path):
+    dataset, _ = trained
+    report = train(TrainOptions(dataset, tmp_path / "vel", steps=10, batch_size=16, threads=1,
+                                config={**TINY, "state_velocity": True}))
+    model, meta = load_policy(Path(report["output"]))
+    step = meta["stats"][STATE_STEP]
+    # the demonstrations move joint 0 one STEP per frame toward the goal, either way; the gripper never moves
+    assert step["max"][0] == pytest.approx(STEP, rel=1e-4) and step["std"][6] == 0.0
+    seen = {}
+    model.encoder.register_forward_pre_hook(lambda module, args: seen.update(args[0]))
+    q = torch.tensor([0.1, -0.3, 1.6, 0.0, 1.2, 0.0, 0.04])
+    obs = {STATE: torch.stack([q - torch.eye(7)[0] * STEP, q])[None],
+           "observation.object": torch.zeros(1, 2, 7), "observation.goal": torch.zeros(1, 2, 3)}
+    model.encode(obs)
+    expected = (STEP - step["mean"][0]) / step["std"][0]
+    assert seen[STATE_STEP][0, 0].item() == pytest.approx(float(expected), rel=1e-4)
+    with pytest.raises(ValueError, match="state_velocity"):
+        DiffusionConfig(joint_names=CONTROLLED_JOINTS, state_velocity=True, n_obs_steps=1)
+    legacy = json.loads(DiffusionConfig(joint_names=CONTROLLED_JOINTS).to_json())
+    del legacy["state_velocity"]
+    assert not DiffusionConfig.from_json(json.dumps(legacy)).state_velocity  # saved before the field
