@@ -5,7 +5,9 @@ for each of ``--frames`` frames spread evenly over the dataset, and compared wit
 mean |error| in rad (m for prismatic joints) over the chunk's unpadded frames and at its first frame
 (``armpilot.policies.diffusion_training.sampled_action_error``, what training reports on its held-out
 episodes). The first checkpoint is the baseline: every other one gets its ratio to it (below 1: nearer the
-demonstrations). For scale, ``hold_still`` is the error of a chunk that stays at the latest joint state.
+demonstrations). For scale, ``hold_still`` is the error of a chunk that stays at the latest joint state, and
+``constant_velocity`` that of one that carries on at the latest joint step (first frame ``action_delay``
+after the observation, then one step per ``action_dt``).
 Record the dataset with seeds no checkpoint's data used, e.g.
 
     armpilot record --task push --scene randomized --object-source privileged --push-jitter 0.01 \\
@@ -28,13 +30,14 @@ from figures import print_figures  # bench/ is on sys.path when run as a script
 from armpilot.dataset.loader import LeRobotV3Dataset
 from armpilot.features import ACTION, POINTS, POINTS_MASK, STATE, TRACKS, TRACKS_MASK
 from armpilot.policies.diffusion_checkpoint import load_policy
+from armpilot.policies.diffusion_config import DiffusionConfig
 from armpilot.policies.diffusion_sampling import ChunkSampler
 from armpilot.policies.diffusion_training import sampled_action_error, stack_dataset
 
 
-def error_of(checkpoint: Path, dataset: Path, frames: int, seed: int) -> dict[str, float]:
+def error_of(checkpoint: Path, dataset: Path, frames: int, seed: int) -> dict[str, Any]:
     """{"chunk", "first"}: mean |sampled - demonstrated| action of ``checkpoint`` on up to ``frames`` frames of
-    ``dataset`` ("frames": how many)."""
+    ``dataset`` ("frames": how many; "references": the same for ``HoldStill`` and ``ConstantVelocity``)."""
     model, _ = load_policy(checkpoint)
     config = model.config
     if config.action_space != "joint" or config.image_keys:
@@ -45,9 +48,10 @@ def error_of(checkpoint: Path, dataset: Path, frames: int, seed: int) -> dict[st
     tensors = stack_dataset(data, (*config.obs_keys, *sensed))
     index = torch.linspace(0, len(data) - 1, min(frames, len(data))).long()
     batch = {k: v[index] for k, v in tensors.items() if k != "episode_index"}
-    still = sampled_action_error(HoldStill(), batch, ChunkSampler(config), seed)  # type: ignore[arg-type]
+    references = {name: sampled_action_error(reference, batch, ChunkSampler(config), seed)  # type: ignore[arg-type]
+                  for name, reference in (("hold_still", HoldStill()), ("constant_velocity", ConstantVelocity(config)))}
     return {**sampled_action_error(model, batch, ChunkSampler(config), seed), "frames": len(index),
-            "still_chunk": still["chunk"], "still_first": still["first"]}
+            "references": references}
 
 
 class HoldStill:
@@ -65,6 +69,18 @@ class HoldStill:
         return batch[STATE][:, -1:, :].expand_as(batch[ACTION])
 
 
+class ConstantVelocity(HoldStill):
+    """A "policy" whose chunk carries on at the latest joint step, state[-1] - state[-2] per ``action_dt``."""
+
+    def __init__(self, config: DiffusionConfig) -> None:
+        self.lead = config.action_delay / config.action_dt  # frames from the observation to action frame 0
+
+    def sample_batch(self, batch: dict[str, torch.Tensor], counts: list[int], sampler: Any, generator: Any):
+        state = batch[STATE]
+        frames = self.lead + torch.arange(batch[ACTION].shape[1], dtype=state.dtype)
+        return state[:, -1:, :] + frames[None, :, None] * (state[:, -1:, :] - state[:, -2:-1, :])
+
+
 def run(dataset: Path, checkpoints: list[Path], frames: int, seed: int) -> dict[str, Any]:
     figures: dict[str, Any] = {"dataset": str(dataset)}
     base = None
@@ -72,8 +88,9 @@ def run(dataset: Path, checkpoints: list[Path], frames: int, seed: int) -> dict[
         error = error_of(checkpoint, dataset, frames, seed)
         name = f"{number}_{checkpoint.name}"
         figures["frames"] = error["frames"]
-        figures["hold_still_chunk_rad"] = error["still_chunk"]
-        figures["hold_still_first_frame_rad"] = error["still_first"]
+        for reference, value in error["references"].items():
+            figures[f"{reference}_chunk_rad"] = value["chunk"]
+            figures[f"{reference}_first_frame_rad"] = value["first"]
         figures[f"{name}_chunk_rad"] = error["chunk"]
         figures[f"{name}_first_frame_rad"] = error["first"]
         if base is None:
