@@ -31,6 +31,7 @@ from armpilot.dataset.loader import LeRobotV3Dataset
 from armpilot.features import ACTION, POINTS, POINTS_MASK, STATE, TRACKS, TRACKS_MASK
 from armpilot.policies.diffusion_checkpoint import load_policy
 from armpilot.policies.diffusion_config import DiffusionConfig
+from armpilot.policies.diffusion_encoder import joint_step
 from armpilot.policies.diffusion_sampling import ChunkSampler
 from armpilot.policies.diffusion_training import sampled_action_error, stack_dataset
 
@@ -78,7 +79,7 @@ class ConstantVelocity(HoldStill):
     def sample_batch(self, batch: dict[str, torch.Tensor], counts: list[int], sampler: Any, generator: Any):
         state = batch[STATE]
         frames = self.lead + torch.arange(batch[ACTION].shape[1], dtype=state.dtype)
-        return state[:, -1:, :] + frames[None, :, None] * (state[:, -1:, :] - state[:, -2:-1, :])
+        return state[:, -1:, :] + frames[None, :, None] * joint_step(state)[:, None, :]
 
 
 def run(dataset: Path, checkpoints: list[Path], frames: int, seed: int) -> dict[str, Any]:

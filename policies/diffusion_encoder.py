@@ -89,6 +89,11 @@ class TracksEncoder(nn.Module):
         return self.tokens(tokens, step_mask.any(dim=-1))
 
 
+def joint_step(state: torch.Tensor) -> torch.Tensor:
+    """(B, n_obs_steps, J) state history -> (B, J) its latest step, state[-1] - state[-2] (``state_velocity``)."""
+    return state[:, -1] - state[:, -2]
+
+
 class ObservationEncoder(nn.Module):
     """Normalised observation dict -> (B, obs_embed_dim) conditioning vector."""
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from armpilot.features import GOAL, POINTS
 from armpilot.policies.diffusion_config import ACTION, ACTION_OFFSET, STATE, STATE_STEP, DiffusionConfig
-from armpilot.policies.diffusion_encoder import FeatureNormalizer, ObservationEncoder, cloud_in_frame
+from armpilot.policies.diffusion_encoder import FeatureNormalizer, ObservationEncoder, cloud_in_frame, joint_step
 from armpilot.policies.diffusion_sampling import ChunkSampler
 from armpilot.policies.diffusion_unet import ConditionalUnet1D
 
@@ -63,7 +63,7 @@ class DiffusionModel(nn.Module):
             obs = {**obs, POINTS: cloud_in_frame(obs[POINTS], obs[GOAL], self.config.points_frame)}
         normalised = {k: self.normalizer.normalize(k, obs[k]) for k in self.normalized_keys}
         if self.step_normalizer is not None:  # (B, J) the latest joint step, from the raw states
-            normalised[STATE_STEP] = self.step_normalizer.normalize(STATE_STEP, obs[STATE][:, -1] - obs[STATE][:, -2])
+            normalised[STATE_STEP] = self.step_normalizer.normalize(STATE_STEP, joint_step(obs[STATE]))
         return self.encoder({**obs, **normalised})
 
     def anchor(self, obs: dict[str, torch.Tensor]) -> torch.Tensor | None:

@@ -28,7 +28,7 @@ from armpilot.policies.diffusion_checkpoint import load_policy, load_train_state
 from armpilot.features import POINTS, POINTS_MASK, TRACKS, TRACKS_MASK
 from armpilot.policies.diffusion_config import (ACTION, ACTION_OFFSET, GOAL, OBJECT, STATE, STATE_STEP,
                                                 DiffusionConfig)
-from armpilot.policies.diffusion_encoder import cloud_in_frame
+from armpilot.policies.diffusion_encoder import cloud_in_frame, joint_step
 from armpilot.policies.diffusion_model import DiffusionModel
 from armpilot.policies.diffusion_sampling import ChunkSampler
 from armpilot.policies.tool_frame import ToolFrame
@@ -186,7 +186,7 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
     if config.relative_actions:
         stats[ACTION_OFFSET] = offset_stats(tensors)
     if config.state_velocity:
-        stats[STATE_STEP] = feature_stats(tensors[STATE][:, -1] - tensors[STATE][:, -2])
+        stats[STATE_STEP] = feature_stats(joint_step(tensors[STATE]))
     if config.use_points and config.normalize_points:
         stats[POINTS] = points_stats(tensors, config.points_frame)
     model = DiffusionModel(config, stats)
@@ -211,9 +211,7 @@ def train(options: TrainOptions, progress: Callable[[range], Iterable[int]] = it
         with torch.no_grad():
             return float(ema.module.loss(batch_of(val_index[:2048]), torch.Generator().manual_seed(1)))
 
-    def action_error() -> dict[str, float] | None:
-        if not len(val_index):
-            return None
+    def action_error() -> dict[str, float]:  # called with held-out episodes only, as validation_loss
         spread = val_index[torch.linspace(0, len(val_index) - 1, min(len(val_index), ACTION_ERROR_SAMPLES)).long()]
         return sampled_action_error(ema.module, batch_of(spread), ChunkSampler(config))
 
