@@ -13,6 +13,7 @@ any cause including SIGKILL (Linux parent-death signal).
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import logging
 import os
 import signal
@@ -121,8 +122,11 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None,
 
     A stop signal and errors raised by rclpy while the context is already
     shutting down end quietly; any other error propagates so the process exits
-    non-zero and the bring-up names it.
+    non-zero and the bring-up names it. A crash in native code (a segfault, an
+    abort from a corrupted heap) prints every thread's Python stack to stderr
+    first, so the bring-up's log says where it happened.
     """
+    faulthandler.enable(all_threads=True)
     signals = StopSignals()
     die_with_supervisor()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
