@@ -231,3 +231,41 @@ def test_joint_states_of_another_arm_are_refused_naming_the_joint_and_nothing_mo
         mismatch = next(m for m in messages if "joint_state_mismatch" in m)
         assert "panda_joint1" in mismatch, mismatch
         assert commands.moves_after(0) == 0, "no chunk may reach the controller"
+
+
+class PushedArm(FakeArm):
+    """An arm something else moves: shoulder pan measured at ``speed`` rad/s, no proposals."""
+
+    def __init__(self, probe, speed: float) -> None:
+        super().__init__(probe)
+        self.propose = False
+        self.velocity = np.zeros(len(CONTROLLED_JOINTS))
+        self.velocity[0] = speed
+
+    def tick_joints(self) -> None:
+        self.joints.publish(conv.joint_state_to_msg(CONTROLLED_JOINTS, HOME_POSITION, self.velocity,
+                                                    stamp=self.now()))
+
+
+def test_the_node_holds_within_the_scaled_velocity_limit(tmp_path):
+    """``velocity_scale`` reaches the node's holds: an e-stop hold of an arm pushed at 0.9 of its URDF
+    velocity starts at and stays within 0.3 of it, in its velocities and between its points."""
+    scale = 0.3
+    scaled = (NodeSpec("safety", "safety_node", parameter_files=("safety.yaml",),
+                       parameters={"velocity_scale": scale}),)
+    limit = ArmModel().limits.velocity
+    with running_graph(scaled, tmp_path) as (_graph, probe):
+        _arm, commands = PushedArm(probe, 0.9 * limit[0]), Commands(probe)
+        probe.spin_until(lambda: probe.joints is not None, 30, "the pushed arm's joint states")
+        probe.spin_for(0.5)
+        assert _call(probe, "/safety/estop").success
+        probe.spin_until(lambda: commands.holds, 5, "the e-stop hold")
+        hold = commands.holds[0]
+        bound = scale * ArmModel().limits.reordered(list(hold.joint_names)).velocity * 1.001
+        times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in hold.points])
+        positions = np.array([list(p.positions) for p in hold.points])
+        velocities = np.array([list(p.velocities) for p in hold.points])
+        assert np.all(np.abs(velocities) <= bound), f"hold velocities {velocities.max(axis=0)} above {bound}"
+        if len(times) > 1:
+            between = np.abs(np.diff(positions, axis=0)) / np.diff(times)[:, None]
+            assert np.all(between <= bound), f"hold moves at {between.max(axis=0)} between points, bound {bound}"
