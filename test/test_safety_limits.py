@@ -10,6 +10,7 @@ from hypothesis.extra import numpy as hnp
 
 from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION
 from armpilot.safety.limits import SafetyConfig, check_chunk
+from armpilot.safety.verifier import VerifierConfig
 
 CFG = SafetyConfig()
 NOW = 100.0
@@ -169,3 +170,19 @@ def test_config_validation():
         SafetyConfig(velocity_scale=0.0)
     with pytest.raises(ValueError, match="max_chunk_age"):
         SafetyConfig(max_chunk_age=-1.0)
+
+
+@pytest.mark.parametrize("name", ["velocity_scale", "max_chunk_age", "max_future", "tracking_allowance",
+                                  "start_tolerance", "joint_state_timeout", "max_step", "proposal_timeout",
+                                  "table_clearance"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_parameter_is_refused_naming_it(name, value):
+    """A NaN compares false with every bound: accepted, it would turn its check off (a NaN timeout never fires)."""
+    with pytest.raises(ValueError, match=name):
+        SafetyConfig(**{name: value})
+
+
+@pytest.mark.parametrize("name", ["perturb_std", "vote_bandwidth", "weight_vote", "weight_continuity"])
+def test_a_non_finite_verifier_weight_is_refused(name):
+    with pytest.raises(ValueError, match="finite"):
+        VerifierConfig(**{name: float("nan")})

@@ -69,8 +69,9 @@ class SafetyConfig:
             raise ValueError(f"parameter 'velocity_scale' must be in (0, 1], got {self.velocity_scale}")
         for name in ("max_chunk_age", "max_future", "tracking_allowance", "start_tolerance", "joint_state_timeout",
                      "max_step", "proposal_timeout", "table_clearance"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"parameter '{name}' must be >= 0")
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):  # a NaN would turn its check off silently
+                raise ValueError(f"parameter '{name}' must be a finite number >= 0, got {value}")
         if len(set(self.joint_names)) != len(self.joint_names):
             raise ValueError(f"parameter 'joint_names' repeats a joint: {list(self.joint_names)}")
 

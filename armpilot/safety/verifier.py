@@ -47,6 +47,10 @@ class VerifierConfig:
         "folder of a scorer from `armpilot train-scorer` ('' = none)"))
 
     def __post_init__(self) -> None:
+        weights = (self.perturb_std, self.vote_bandwidth, self.weight_vote, self.weight_smoothness,
+                   self.weight_continuity, self.weight_margin, self.weight_learned)
+        if not all(np.isfinite(weights)):
+            raise ValueError(f"the verifier's weights and widths must be finite numbers, got {weights}")
         if self.perturb_samples < 0 or self.perturb_std < 0 or self.vote_bandwidth <= 0:
             raise ValueError("perturb_samples, perturb_std >= 0 and vote_bandwidth > 0 are required")
 
