@@ -345,6 +345,7 @@ class SafetyNode(Node):
         if self.now() - delta <= 0.0:  # the first /clock message after start: not a jump
             return
         with self.lock:
+            self.path.clear()  # its times are on the old timeline: the measured arm is where a hold starts
             if self.supervisor.clock_jumped(delta, time.monotonic()):
                 self.hold(Reason.CLOCK_JUMP, self.supervisor.clock_problem(time.monotonic()))
             else:

@@ -184,9 +184,12 @@ def test_frozen_and_jumping_clocks_are_reported_and_a_jump_back_holds(tmp_path):
             "diagnostics stopped with the clock"
         arm.frozen = False
         probe.spin_until(lambda: commands.moves_after(time.monotonic() - 0.5) >= 1, 10, "proposals after the freeze")
-        arm.sim_t -= 5.0  # the clock jumps back
+        arm.sim_t -= 0.1  # the clock jumps back, into the executing chunk
         jumped = time.monotonic()
         probe.spin_until(lambda: commands.holds_after(jumped), 5, "a hold on the jump back")
+        # the commanded path is on the old timeline: the hold starts from the measured arm (at rest here)
+        velocities = np.array([list(p.velocities) for p in commands.holds[-1].points])
+        assert np.allclose(velocities, 0.0, atol=1e-9), f"hold of an arm at rest moves: {velocities.max(axis=0)}"
         probe.spin_until(lambda: any(level >= WARN and "jumped back" in text
                                      for _, level, text, _ in diagnostics.after(jumped)),
                          1.0 + REPORT_WITHIN_S + 0.5, "a diagnostic naming the clock jump")
