@@ -55,7 +55,7 @@ from armpilot.ros_nodes.safety_diagnostics import diagnostics_message
 from armpilot.safety.input_bounds import InputBounds, oversized_chunk, oversized_message
 from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
 from armpilot.safety.state_tracking import ArmState, CommandedPath, controller_joints, hold_on_path
-from armpilot.safety.stopping import crosses_limit
+from armpilot.safety.stopping import crosses_limit, with_braking_tail
 from armpilot.safety.supervisor import Supervisor, proposer_fault
 from armpilot.safety.verifier import VerifierConfig, sample_chunk, select
 from armpilot.safety.workspace import WorkspaceChecker
@@ -257,7 +257,9 @@ class SafetyNode(Node):
             if not sent.accepted:
                 self.reject(sent.reason, f"as sent, after the check: {sent.detail}")
                 return
-            times, positions = sent.times, sent.positions
+            # ending at rest, not in one step at the last point; braking within the limits holds obey
+            times, positions = with_braking_tail(self.hold_limits, sent.times, sent.positions, measured if reference
+                                                 is None else reference, verdict.stamp + float(sent.times[0]) - now)
             self.accepted += 1
             self.path.command(now, verdict.stamp, times, positions, measured)
             self.supervisor.accepted(now, verdict.stamp + float(times[-1]))

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from armpilot.robot import ArmModel
 from armpilot.safety.limits import SafetyConfig, check_chunk
 from armpilot.safety.state_tracking import ArmState, hold_command
-from armpilot.safety.stopping import CLAMPED_OVERSHOOT, braking_distance
+from armpilot.safety.stopping import CLAMPED_OVERSHOOT, braking_distance, with_braking_tail
 from armpilot.safety.workspace import WorkspaceChecker
 
 from fk_oracle import UrdfChain
@@ -99,8 +99,46 @@ def assert_safe(p, arm, oracle, verdict, measured, passive, moving=None):
     assert np.all(np.abs(a) <= p.max_acceleration + TOL)
     jerk = np.diff(a, axis=0) / np.diff((mid[1:] + mid[:-1]) / 2)[:, None]
     assert np.all(np.abs(jerk) <= p.max_jerk + TOL)
+    assert_ends_at_rest(p, arm, oracle, verdict, origin, lead, passive)
     for row in q:
         values = dict(zip(names, row))
+        values.update(passive)
+        for watched in p.watched_frames:
+            point = oracle.point(watched.frame, values, watched.offset_z)
+            assert point[2] >= p.table_z + CFG.table_clearance + watched.min_height - TOL, watched.frame
+            assert np.all(point >= p.workspace_min - TOL) and np.all(point <= p.workspace_max + TOL), watched.frame
+
+
+def assert_ends_at_rest(p, arm, oracle, verdict, origin, lead, passive):
+    """The command as sent (``with_braking_tail``): the chunk's points unchanged, then a stop that leaves the
+    last point at the speed the controller reaches it with and brakes to rest within the acceleration and jerk
+    limits, inside the position limits, the box and above the table."""
+    q, t = verdict.positions, verdict.times
+    times, positions = with_braking_tail(CFG.enforced(arm.limits), t, q, origin, lead)
+    assert np.array_equal(times[:len(t)], t) and np.array_equal(positions[:len(t)], q)
+    if len(t) > 1:
+        entry = (q[-1] - q[-2]) / (t[-1] - t[-2])
+    else:
+        entry = arm.limits.difference(q[0], origin) / lead
+    if len(times) == len(t):
+        assert np.allclose(entry, 0.0, atol=1e-9), "a chunk ending in motion is sent without a stop"
+        return
+    h = times[len(t)] - times[len(t) - 1]
+    # the controller: the last segment at its speed, the stop's points, then it holds the last one
+    path_t = np.concatenate([[times[len(t) - 1] - h], times[len(t) - 1:], [times[-1] + h]])
+    path_q = np.vstack([q[-1] - entry * h, positions[len(t) - 1:], positions[-1:]])
+    v = np.diff(path_q, axis=0) / np.diff(path_t)[:, None]
+    assert np.all(np.abs(v) <= arm.limits.velocity * CFG.velocity_scale + TOL)
+    mid = (path_t[1:] + path_t[:-1]) / 2
+    a = np.diff(v, axis=0) / np.diff(mid)[:, None]
+    assert np.all(np.abs(a) <= p.max_acceleration + TOL), "the stop after the chunk brakes too hard"
+    jerk = np.diff(a, axis=0) / np.diff((mid[1:] + mid[:-1]) / 2)[:, None]
+    assert np.all(np.abs(jerk) <= p.max_jerk + TOL)
+    lower, upper = arm.limits.lower, arm.limits.upper
+    tail = positions[len(t):]
+    assert np.all(tail >= lower - CLAMPED_OVERSHOOT - TOL) and np.all(tail <= upper + CLAMPED_OVERSHOOT + TOL)
+    for row in tail:
+        values = dict(zip(p.joints, row))
         values.update(passive)
         for watched in p.watched_frames:
             point = oracle.point(watched.frame, values, watched.offset_z)

@@ -19,8 +19,12 @@ rad or m.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from armpilot.robot import JointLimits
 
 #: Spacing of the stop trajectory's points, s.
 STOP_POINT_SPACING = 0.02
@@ -129,3 +133,28 @@ def return_time(offset: np.ndarray, max_velocity: np.ndarray, max_acceleration: 
 def crosses_limit(stop: StopTrajectory, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """(J,) True where the stop leaves the position limits."""
     return np.any((stop.positions < lower - 1e-9) | (stop.positions > upper + 1e-9), axis=0)
+
+
+def with_braking_tail(limits: "JointLimits", times: np.ndarray, positions: np.ndarray, origin: np.ndarray,
+                      lead: float) -> tuple[np.ndarray, np.ndarray]:
+    """A chunk as sent to the controller: its points (P,) s, (P, J) and then a stop from its last point.
+
+    A trajectory controller holds the last point of what it was sent; a chunk that ends moving would stop
+    there in one step. The tail brakes each joint from the speed it reaches the last point with (the last
+    segment's; for a one-point chunk the move onto it from ``origin`` (J,), where the controller is, ``lead``
+    s before it) on ``stop_trajectory``'s profile, within ``limits`` (the enforced ones: velocity, acceleration
+    and jerk). ``check_chunk`` refuses a chunk whose braking from its last point would leave the position limits
+    or the workspace, so the tail stays inside them. Unchanged when the chunk ends at rest or the limits name no
+    acceleration.
+    """
+    times, positions = np.asarray(times, float), np.asarray(positions, float)
+    if len(times) > 1:
+        speed = (positions[-1] - positions[-2]) / (times[-1] - times[-2])
+    else:
+        speed = limits.difference(positions[0], origin) / max(lead, 1e-3)
+    speed = np.clip(speed, -limits.velocity, limits.velocity)
+    if limits.acceleration is None or limits.jerk is None or not np.any(np.abs(speed) > 1e-9):
+        return times, positions
+    tail = stop_trajectory(positions[-1], speed, limits.acceleration, limits.jerk, limits.lower, limits.upper,
+                           limits.velocity)
+    return np.concatenate([times, times[-1] + tail.times]), np.vstack([positions, tail.positions])
