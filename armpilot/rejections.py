@@ -40,6 +40,7 @@ class Reason(StrEnum):
     NO_JOINT_STATE = "no_joint_state"
     JOINT_STATE_MISMATCH = "joint_state_mismatch"
     JOINT_STATE_TIMEOUT = "joint_state_timeout"
+    JOINT_STATE_JUMP = "joint_state_jump"
     PROPOSAL_TIMEOUT = "proposal_timeout"
     ESTOP = "estop"
     DISABLED = "disabled"

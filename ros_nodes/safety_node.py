@@ -146,12 +146,15 @@ class SafetyNode(Node):
             self.reject(Reason.JOINT_STATE_MISMATCH, str(error))
             return
         with self.lock:
-            problem = self.state.update(names, positions, velocities)
+            problem = self.state.update(names, positions, velocities, conv.stamp_to_sec(msg.header.stamp) or self.now())
             if problem is not None:
                 self.reject(Reason.JOINT_STATE_MISMATCH, problem)
                 return
             if self.state.arm_updated:  # a separate gripper's own message does not say the arm is alive
                 self.supervisor.joint_state(time.monotonic(), self.now())
+                jump = self.state.jump(self.limits, self.config.tracking_allowance)
+                if jump and self.supervisor.state_jumped(jump, time.monotonic()):
+                    self.hold(Reason.JOINT_STATE_JUMP, self.supervisor.state_jump_fault(time.monotonic()))
 
     def decode(self, raw: bytes, msg_type: type):
         """The message, or None (counted as ``oversized`` / ``malformed``) when it is too large or unreadable."""
@@ -296,8 +299,9 @@ class SafetyNode(Node):
             now = self.now()
             # right after the node's own stall its clock may lag the controller's: where the commanded path is
             # "now" is then unknown, and the measured arm (read fresh above) is where the stop starts
+            wall = time.monotonic()
             stop = hold_on_path(self.path, self.state, self.hold_limits, now, self.config.tracking_allowance,
-                                from_arm=bool(self.supervisor.catching_up(time.monotonic())))
+                                bool(self.supervisor.catching_up(wall)), not self.supervisor.state_jump_fault(wall))
             self.supervisor.held()
             if stop is None:
                 return

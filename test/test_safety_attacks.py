@@ -233,3 +233,28 @@ def test_a_stalled_safety_node_resumes_without_a_violent_hold(tmp_path):
             assert ratio[worst] <= 1.05, (f"{CONTROLLED_JOINTS[worst]} reached {after[:, worst].max():.2f} rad/s "
                                           f"(limit {limits.velocity[worst]:.2f}) after a {stall} s stall")
         graph.check()
+
+
+def test_a_second_joint_state_source_holds_and_refuses_until_it_is_gone(tmp_path):
+    """A stray node publishing the arm's joints at another pose: states alternate between two arms."""
+    with running_graph(SAFETY_ALONE, tmp_path) as (_graph, probe):
+        arm, commands, diagnostics = FakeArm(probe), Commands(probe), Diagnostics(probe)
+        probe.spin_until(lambda: commands.moves_after(0) >= 3, 30, "proposals passing through")
+        intruder = rclpy.create_node("stray_joint_state_publisher")
+        probe.executor_.add_node(intruder)
+        stray = intruder.create_publisher(JointState, topics.JOINT_STATES, qos.STATE_QOS)
+        elsewhere = HOME_POSITION + np.where(np.arange(len(HOME_POSITION)) == 1, 0.8, 0.0)
+        intruder.create_timer(0.02, lambda: stray.publish(conv.joint_state_to_msg(CONTROLLED_JOINTS, elsewhere,
+                                                                                   stamp=arm.now())))
+        appeared = time.monotonic()
+        probe.spin_until(lambda: any("joint_state_jump" in text for _, _, text, _ in diagnostics.after(appeared)),
+                         10, "a diagnostic naming the joint-state jumps")
+        named = next(t for t, _, text, _ in diagnostics.after(appeared) if "joint_state_jump" in text)
+        probe.spin_for(1.5)
+        assert commands.moves_after(named + 0.1) == 0, "nothing passes while two sources publish joint states"
+        for hold in commands.holds:  # a hold never heads for the stray pose
+            assert all(abs(p.positions[1] - HOME_POSITION[1]) < 0.4 for p in hold.points)
+        probe.executor_.remove_node(intruder)
+        intruder.destroy_node()
+        gone = time.monotonic()
+        probe.spin_until(lambda: commands.moves_after(gone) >= 2, 15, "proposals once the stray source is gone")

@@ -52,9 +52,12 @@ class ArmState:
         self.velocities: np.ndarray | None = None
         self.passive: dict[str, float] = {}
         self.arm_updated = False
+        self.stamp: float | None = None  # of the latest arm state, s
+        self.previous: tuple[np.ndarray, float] | None = None  # the arm state before it, and its stamp
 
-    def update(self, names: Sequence[str], positions: np.ndarray, velocities: np.ndarray | None) -> str | None:
-        """Take one /joint_states; returns why it was refused (state unchanged) or None."""
+    def update(self, names: Sequence[str], positions: np.ndarray, velocities: np.ndarray | None,
+               stamp: float | None = None) -> str | None:
+        """Take one /joint_states (header ``stamp``, s); returns why it was refused (state unchanged) or None."""
         self.arm_updated = False
         if len(names) > MAX_JOINT_STATE_NAMES:
             return f"/joint_states has {len(names)} joints (max {MAX_JOINT_STATE_NAMES})"
@@ -82,13 +85,25 @@ class ArmState:
         self.passive.update(zip(read[count:], values[count:].tolist()))
         if not arm_message:
             return None
-        self.positions = values[:count].copy()
+        if self.positions is not None and self.stamp is not None:
+            self.previous = (self.positions, self.stamp)
+        self.positions, self.stamp = values[:count].copy(), stamp
         speeds = None
         if velocities is not None and len(velocities) == len(names):
             speeds = np.asarray(velocities, float)[[index[n] for n in self.joints]]
         self.velocities = speeds if speeds is not None and np.all(np.isfinite(speeds)) else None
         self.arm_updated = True
         return None
+
+    def jump(self, limits: JointLimits, allowance: float) -> str:
+        """``state_jump`` between the latest two arm states ("" before there are two)."""
+        if self.previous is None or self.stamp is None or not self.arm_updated:
+            return ""
+        return state_jump(*self.previous, self.positions, self.stamp, limits, allowance)
+
+    def untrusted(self) -> "ArmState":
+        """This state without its measured arm (two sources: which one is the arm is unknown)."""
+        return ArmState(self.joints, self.passive_joints)
 
 
 def hold_command(state: ArmState, limits: JointLimits, executing: tuple[float, np.ndarray, np.ndarray] | None,
@@ -133,10 +148,14 @@ def hold_command(state: ArmState, limits: JointLimits, executing: tuple[float, n
 
 
 def hold_on_path(path: "CommandedPath", state: ArmState, limits: JointLimits, now: float, tolerance: float,
-                 from_arm: bool = False) -> StopTrajectory | None:
+                 from_arm: bool = False, trust_measured: bool = True) -> StopTrajectory | None:
     """The stop to send at ``now`` (``hold_command`` from where ``path`` has the controller, or from the measured
     arm with ``from_arm``), recorded as the path from its own start on: a second hold before the stop's first
-    point then starts where this one did, at this one's speed. None (the path untouched) without any state."""
+    point then starts where this one did, at this one's speed. None (the path untouched) without any state.
+    Without ``trust_measured`` (the joint states jump between two sources) it starts on the path alone, never
+    toward a measured state; with no path, None."""
+    if not trust_measured:
+        state, from_arm = state.untrusted(), False
     stop = hold_command(state, limits, None if from_arm else path.as_chunk(), now, tolerance)
     if stop is not None:
         path.clear()
@@ -212,3 +231,23 @@ class CommandedPath:
     def clear(self) -> None:
         """The arm was reset or moved by something else: start from the measured state again."""
         self.times = self.positions = None
+
+
+def state_jump(previous: np.ndarray, previous_stamp: float, current: np.ndarray, stamp: float,
+               limits: JointLimits, allowance: float) -> str:
+    """Why two consecutive arm states cannot both come from one arm ("" when they can).
+
+    ``previous``/``current`` (J,) in controller order, stamped (s, the messages' header stamps). One arm's
+    states are stamped in order and move no further than the velocity limit allows in the time between them
+    plus ``allowance`` s (jitter, a missed message). A state stamped earlier than the one before it, or a joint
+    further away, is a jump: a second node publishing on ``/joint_states``, a replayed message, or a reset.
+    """
+    if stamp < previous_stamp - 1e-3:
+        return f"a /joint_states stamped {previous_stamp - stamp:.3f} s before the one it followed"
+    moved = np.abs(limits.difference(current, previous))
+    reach = limits.velocity * (max(stamp - previous_stamp, 0.0) + allowance)
+    if np.any(moved > reach):
+        j = int(np.argmax(moved - reach))
+        return (f"{limits.names[j]} jumped {moved[j]:.3f} between consecutive /joint_states "
+                f"{stamp - previous_stamp:.3f} s apart (reachable {reach[j]:.3f})")
+    return ""

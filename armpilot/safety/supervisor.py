@@ -32,6 +32,8 @@ class SupervisorState:
     last_tick: float | None = None
     clock_fault: str = ""
     clock_fault_wall: float = float("-inf")
+    state_jumps: tuple[float, ...] = ()
+    state_jump: str = ""
 
 
 class Supervisor:
@@ -46,6 +48,8 @@ class Supervisor:
     - More than one node publishing proposals on a topic, or any node but the safety node on the
       controller topic -> hold once, refuse until one is left.
     - The node's clock jumps back -> hold once; jumps either way are reported for ``CLOCK_FAULT_S``.
+    - The arm's joint states jump (``state_jump``) twice within ``STATE_JUMP_WINDOW_S``: two sources on
+      ``/joint_states`` (one jump alone is a reset or a re-homing) -> hold once, refuse until none for that long.
     - The node itself stalls (its watchdog ticks more than ``SELF_STALL_S`` apart) -> refuse proposals from
       the moment the gap exceeds it until ``SETTLE_AFTER_STALL_S`` after the next tick: a check finishing
       right after the stall would judge against a clock and a state from before it.
@@ -59,6 +63,8 @@ class Supervisor:
     SELF_STALL_S = 0.2
     #: Wall seconds proposals stay refused after a stall while the inputs queued meanwhile are read.
     SETTLE_AFTER_STALL_S = 0.3
+    #: Wall seconds within which a second joint-state jump means two sources (and refusal lasts after the last).
+    STATE_JUMP_WINDOW_S = 1.0
 
     def __init__(self, proposal_timeout: float, joint_state_timeout: float) -> None:
         self.proposal_timeout = proposal_timeout
@@ -91,6 +97,23 @@ class Supervisor:
             return 0.0
         self.state.catching_up_until, self.state.stall_s = wall + self.SETTLE_AFTER_STALL_S, gap
         return gap
+
+    def state_jumped(self, detail: str, wall: float) -> bool:
+        """The arm's joint states jumped (``detail``) at ``wall``; True when that is the second within
+        ``STATE_JUMP_WINDOW_S`` and the fault is new (hold once)."""
+        before = self.state_jump_fault(wall)
+        self.state.state_jumps = (*self.state.state_jumps[-1:], wall)
+        self.state.state_jump = detail
+        return bool(self.state_jump_fault(wall)) and not before
+
+    def state_jump_fault(self, wall: float) -> str:
+        """Why the joint states look like two sources at ``wall`` ("" when they do not)."""
+        jumps = self.state.state_jumps
+        if len(jumps) < 2 or wall - jumps[-1] > self.STATE_JUMP_WINDOW_S or jumps[-1] - jumps[-2] > \
+                self.STATE_JUMP_WINDOW_S:
+            return ""
+        return (f"the arm's joint states jumped twice within {self.STATE_JUMP_WINDOW_S} s (two nodes publishing "
+                f"/joint_states?): {self.state.state_jump}")
 
     def proposers(self, fault: str) -> bool:
         """Set the second-proposer fault ("" = none); True when it newly appeared."""
@@ -142,6 +165,9 @@ class Supervisor:
             return Reason.DISABLED, "the safety node is disabled; enable it to pass commands"
         if self.state.proposer_fault:
             return Reason.SECOND_PROPOSER, self.state.proposer_fault
+        jumping = self.state_jump_fault(wall)
+        if jumping:
+            return Reason.JOINT_STATE_JUMP, jumping
         catching_up = self.catching_up(wall)
         if catching_up:
             return Reason.CATCHING_UP, catching_up
