@@ -288,3 +288,36 @@ def test_a_hold_just_before_a_point_brakes_from_the_speed_that_reached_it(kit, n
     verdict = check_chunk(CFG, lim, list(p.joints), NOW, np.array([0.1, 0.2, 0.3]), positions, NOW, start,
                           reference_velocity=moving)
     assert not verdict.accepted and verdict.reason == "braking_distance", verdict
+
+
+@pytest.mark.parametrize("name", ALL_PROFILES)
+def test_a_far_target_is_accepted_only_if_the_way_there_stays_in_the_workspace(kit, name):
+    """One-point chunks up to 1.5 rad per joint from the arm, with a lead of three times what the velocity
+    limit needs: the controller moves there on a straight joint-space line, which must stay inside the box and
+    above the table too (sampled no coarser than ``max_step``, as the chunk's own points are). 300 fixed seeds:
+    about 1 % of the accepted ones left the workspace on the way before that was checked."""
+    p, arm, ws, oracle = kit(name)
+    lower, upper = arm.limits.lower, arm.limits.upper
+    finite_low, finite_high = np.where(np.isfinite(lower), lower, -np.pi), np.where(np.isfinite(upper), upper, np.pi)
+    measured = np.clip(p.home, finite_low, finite_high)
+    passive = dict(arm.passive_defaults)
+    accepted = 0
+    for seed in range(300):
+        target = np.clip(measured + np.random.default_rng(seed).uniform(-1.5, 1.5, len(measured)), finite_low,
+                         finite_high)
+        lead = float(np.max(np.abs(target - measured) / arm.limits.velocity)) * 3.0 + 0.05
+        verdict = check_chunk(CFG, arm.limits, p.joints, NOW, np.array([lead]), target[None], NOW, measured,
+                              workspace=ws, passive=passive)
+        if not verdict.accepted:
+            continue
+        accepted += 1
+        steps = int(np.ceil(np.max(np.abs(target - measured)) / CFG.max_step))
+        for fraction in np.linspace(0.0, 1.0, steps + 1):
+            values = dict(zip(p.joints, measured + fraction * (verdict.positions[0] - measured)))
+            values.update(passive)
+            for watched in p.watched_frames:
+                point = oracle.point(watched.frame, values, watched.offset_z)
+                where = f"{watched.frame}, seed {seed}, {fraction:.2f} of the way"
+                assert point[2] >= p.table_z + CFG.table_clearance + watched.min_height - TOL, where
+                assert np.all(point >= p.workspace_min - TOL) and np.all(point <= p.workspace_max + TOL), where
+    assert accepted >= 30, f"only {accepted} of 300 far targets accepted: the test checks too little"

@@ -28,6 +28,8 @@ from armpilot.rejections import Reason
 
 #: Slack for rounding in limit comparisons (rad, m, rad/s).
 EPS = 1e-9
+#: Most samples checked on the move onto point 0 (a tiny ``max_step`` must not make the check unbounded).
+MAX_WAY_SAMPLES = 64
 #: Closest two points may be, s: closer ones vanish in nanosecond stamps and imply unbounded speed.
 MIN_POINT_SPACING = 1e-3
 
@@ -207,11 +209,22 @@ def check_chunk(
                                            f"[{limits.lower[j]}, {limits.upper[j]}]")
     if workspace is not None:
         violation = workspace.check(positions, names, passive)
+        if violation is None:  # the controller's straight move onto point 0 can be long (a far target, a long lead)
+            violation = workspace.check(on_the_way(origin, positions[0], config.max_step), names, passive,
+                                        label="the move onto point 0, sample ")
         if violation is None:
             violation = workspace.check(stops, names, passive, self_collision=False, label="braking stop of ")
         if violation is not None:
             return _reject(violation.reason, violation.detail)
     return Verdict(True, stamp=stamp, times=times, positions=positions)
+
+
+def on_the_way(origin: np.ndarray, target: np.ndarray, spacing: float) -> np.ndarray:
+    """(K, J) points strictly between ``origin`` and ``target`` (J,) on the straight joint-space line a trajectory
+    controller follows, no joint more than ``spacing`` apart from one to the next (K = 0 for a short move)."""
+    count = min(int(np.ceil(np.max(np.abs(target - origin), initial=0.0) / max(spacing, 1e-6))), MAX_WAY_SAMPLES)
+    fractions = np.arange(1, count)[:, None] / max(count, 1)
+    return origin + fractions * (target - origin)
 
 
 def unwrap_to(positions: np.ndarray, measured: np.ndarray, continuous: np.ndarray) -> np.ndarray:
