@@ -300,7 +300,7 @@ class SafetyNode(Node):
             # right after the node's own stall its clock may lag the controller's: where the commanded path is
             # "now" is then unknown, and the measured arm (read fresh above) is where the stop starts
             wall = time.monotonic()
-            stop = hold_on_path(self.path, self.state, self.hold_limits, now, self.config.tracking_allowance,
+            stop = hold_on_path(self.path, self.state, self.hold_limits, now, self.config.hold_tolerance(),
                                 bool(self.supervisor.catching_up(wall)), not self.supervisor.state_jump_fault(wall))
             self.supervisor.held()
             if stop is None:

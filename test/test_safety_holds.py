@@ -243,3 +243,26 @@ def test_holds_obey_the_scaled_velocity_limit(limits_of, name):
         assert np.all(np.abs(stop.velocities) <= enforced.velocity + 1e-9)
         assert np.all(between <= enforced.velocity + 1e-9)
         assert np.any(np.abs(before.velocities) > enforced.velocity + 1e-3)  # URDF limits alone let it through
+
+
+@pytest.mark.parametrize("name", ALL_PROFILES)
+def test_a_small_velocity_scale_does_not_turn_a_tracking_lag_into_a_jump_back(limits_of, name):
+    """``velocity_scale`` 0.1, the path at 95 % of the scaled limit, the arm measured a normal lag behind it
+    (0.15 of ``tracking_allowance`` at the URDF limit) without velocities: the hold starts on the path and
+    moves on from it, never back toward the lagging arm."""
+    cfg = SafetyConfig(velocity_scale=0.1)
+    lim = limits_of(name)
+    enforced = cfg.enforced(lim)
+    rest = _rest(name, lim)
+    sign = np.where(rest + 0.1 < lim.upper, 1.0, -1.0)
+    speed = sign * 0.95 * enforced.velocity
+    times = np.array([0.0, 1.0])
+    chunk = (NOW - 0.5, times, np.vstack([rest, rest + speed]))
+    on_path = rest + 0.5 * speed
+    lagging = ArmState(lim.names)
+    assert lagging.update(list(lim.names), on_path - sign * 0.15 * cfg.tracking_allowance * lim.velocity, None) is None
+    stop = hold_command(lagging, enforced, chunk, NOW, tolerance=cfg.hold_tolerance())
+    assert np.allclose(stop.start, on_path), "the hold starts where the controller is, not at the lagging arm"
+    assert np.all(sign * (stop.positions[0] - on_path) >= -1e-9), "the hold moves on, never back"
+    narrow = hold_command(lagging, enforced, chunk, NOW, tolerance=cfg.tracking_allowance)
+    assert not np.allclose(narrow.start, on_path)  # the allowance at the scaled limit took the lag for a push

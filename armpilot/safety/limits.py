@@ -82,6 +82,12 @@ class SafetyConfig:
         limits times ``velocity_scale`` (rad/s or m/s), the rest as given."""
         return replace(limits, velocity=limits.velocity * self.velocity_scale)
 
+    def hold_tolerance(self) -> float:
+        """How far (s at the enforced velocity limit) a hold lets the measured arm be from the commanded path and
+        still start on the path: ``tracking_allowance`` at the URDF limit, as ``CommandedPath`` allows, so a
+        normal tracking lag under a small ``velocity_scale`` does not make a hold start from a lagging arm."""
+        return self.tracking_allowance / self.velocity_scale
+
 
 @dataclass(frozen=True)
 class Verdict:
