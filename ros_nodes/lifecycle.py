@@ -121,7 +121,8 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None,
         executor: builds the executor (a multi-threaded one for nodes with several callback groups).
 
     A stop signal and errors raised by rclpy while the context is already
-    shutting down end quietly; any other error propagates so the process exits
+    shutting down end quietly; any other error runs ``on_stop`` too (a safety
+    node that fails still sends its hold), then propagates so the process exits
     non-zero and the bring-up names it. A crash in native code (a segfault, an
     abort from a corrupted heap) prints every thread's Python stack to stderr
     first, so the bring-up's log says where it happened.
@@ -131,7 +132,7 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None,
     die_with_supervisor()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
-    stopped = False
+    stopped = crashed = False
     try:
         node = make_node()
         wake = node.create_guard_condition(signals.raise_if_received)
@@ -146,12 +147,16 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None,
     except (StopRequested, KeyboardInterrupt, ExternalShutdownException):
         stopped = True
     except RuntimeError:
-        if rclpy.ok():
+        crashed = rclpy.ok()
+        if crashed:
             raise
+    except Exception:
+        crashed = True
+        raise
     finally:
         if node is not None:
-            if stopped and on_stop is not None and rclpy.ok():
-                on_stop(node)
+            if (stopped or crashed) and on_stop is not None and rclpy.ok():
+                _stop_even_after_a_crash(node, on_stop, crashed)
             if cleanup is not None:
                 cleanup(node)
             node.destroy_node()
@@ -159,6 +164,18 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None,
             rclpy.shutdown()
     if stopped:
         _exit_now()
+
+
+def _stop_even_after_a_crash(node: Node, on_stop: Callable[[Node], None], crashed: bool) -> None:
+    """``on_stop`` (the safety node's hold) also when an error ends the node; its own error then must not hide
+    the first one."""
+    if not crashed:
+        on_stop(node)
+        return
+    try:
+        on_stop(node)
+    except Exception as error:  # noqa: BLE001 - the error that ended the node propagates, not this one
+        os.write(2, f"[{os.path.basename(sys.argv[0])}] on_stop failed after an error: {error!r}\n".encode())
 
 
 def _exit_now() -> None:
