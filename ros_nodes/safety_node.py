@@ -145,13 +145,15 @@ class SafetyNode(Node):
         except conv.ConversionError as error:  # counted and ignored: the last good state (and its age) stands
             self.reject(Reason.JOINT_STATE_MISMATCH, str(error))
             return
+        stamp = conv.stamp_to_sec(msg.header.stamp)
         with self.lock:
-            problem = self.state.update(names, positions, velocities, conv.stamp_to_sec(msg.header.stamp) or self.now())
+            problem = self.state.update(names, positions, velocities, stamp or self.now())
             if problem is not None:
                 self.reject(Reason.JOINT_STATE_MISMATCH, problem)
                 return
             if self.state.arm_updated:  # a separate gripper's own message does not say the arm is alive
-                self.supervisor.joint_state(time.monotonic(), self.now())
+                if stale := self.supervisor.joint_state(time.monotonic(), self.now(), stamp):
+                    self.reject(Reason.STALE, stale)
                 jump = self.state.jump(self.limits, self.config.tracking_allowance)
                 if jump and self.supervisor.state_jumped(jump, time.monotonic()):
                     self.hold(Reason.JOINT_STATE_JUMP, self.supervisor.state_jump_fault(time.monotonic()))

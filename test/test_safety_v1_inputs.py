@@ -18,6 +18,18 @@ from armpilot.safety.supervisor import Supervisor, proposer_fault
 
 # --- supervisor -----------------------------------------------------------------------------------------------------
 
+def test_a_joint_state_stamped_long_ago_does_not_say_the_arm_is_alive():
+    sup = Supervisor(proposal_timeout=0.3, joint_state_timeout=0.25)
+    assert sup.joint_state(10.0, now=100.0, stamp=99.9) == "" and sup.refusal(10.0, 100.0) is None
+    replayed = sup.joint_state(10.2, now=100.2, stamp=97.0)
+    assert "3.200 s" in replayed and "joint_state_timeout" in replayed
+    assert sup.joint_state(10.2, now=100.2, stamp=0.0) == "", "an unstamped state counts on arrival"
+    for wall in (10.3, 10.5):  # only replayed states from here on: silence, then the hold
+        assert sup.joint_state(wall, now=100.0 + wall - 10.0, stamp=97.0)
+    assert sup.refusal(10.5, 100.5)[0] == "no_joint_state"
+    assert sup.watchdog(100.5, 10.5)[0] == "joint_state_timeout"
+
+
 def test_estop_latches_until_reset():
     sup = Supervisor(proposal_timeout=0.3, joint_state_timeout=0.25)
     sup.joint_state(0.0)

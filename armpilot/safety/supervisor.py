@@ -71,10 +71,16 @@ class Supervisor:
         self.joint_state_timeout = joint_state_timeout
         self.state = SupervisorState()
 
-    def joint_state(self, wall: float, now: float | None = None) -> None:
-        """A joint state arrived at ``wall`` (monotonic s) and ``now`` (the node's clock; None: the wall)."""
+    def joint_state(self, wall: float, now: float | None = None, stamp: float = 0.0) -> str:
+        """A joint state arrived at ``wall`` (monotonic s) and ``now`` (the node's clock; None: the wall), header
+        ``stamp`` (s, 0 = unstamped). One stamped longer than ``joint_state_timeout`` before ``now`` (a replayed or
+        delayed message) does not say the arm is alive: returns why ("" when it counts)."""
+        if stamp > 0.0 and now is not None and now - stamp > self.joint_state_timeout:
+            return (f"/joint_states stamped {now - stamp:.3f} s before the node's clock (joint_state_timeout "
+                    f"{self.joint_state_timeout} s): not counted as the arm alive")
         self.state.last_joint_state = wall
         self.state.last_joint_state_clock = now
+        return ""
 
     def joint_state_silence(self, wall: float, now: float | None = None) -> float | None:
         """Seconds the joint states have been silent (None: never heard), as the class docstring counts it."""
