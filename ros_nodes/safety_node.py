@@ -155,8 +155,8 @@ class SafetyNode(Node):
                 if stale := self.supervisor.joint_state(time.monotonic(), self.now(), stamp):
                     self.reject(Reason.STALE, stale)
                 jump = self.state.jump(self.limits, self.config.tracking_allowance)
-                if jump and self.supervisor.state_jumped(jump, time.monotonic()):
-                    self.hold(Reason.JOINT_STATE_JUMP, self.supervisor.state_jump_fault(time.monotonic()))
+                if jump and self.supervisor.state_jumped(jump, self.now()):
+                    self.hold(Reason.JOINT_STATE_JUMP, self.supervisor.state_jump_fault(self.now()))
 
     def decode(self, raw: bytes, msg_type: type):
         """The message, or None (counted as ``oversized`` / ``malformed``) when it is too large or unreadable."""
@@ -266,8 +266,9 @@ class SafetyNode(Node):
             times, positions = with_braking_tail(self.hold_limits, sent.times, sent.positions, measured if reference
                                                  is None else reference, verdict.stamp + float(sent.times[0]) - now)
             self.accepted += 1
-            self.path.command(now, verdict.stamp, times, positions, measured)
-            self.supervisor.accepted(now, verdict.stamp + float(times[-1]))
+            ends = verdict.stamp + float(sent.times[-1])  # then the tail: a stop a hold there continues
+            self.path.command(now, verdict.stamp, times, positions, measured, stopping_from=ends)
+            self.supervisor.accepted(now, ends)
             self.send(conv.joint_trajectory_to_msg(self.joint_names, times, positions, None,
                                                    conv.sec_to_stamp(verdict.stamp)))
 
@@ -294,28 +295,30 @@ class SafetyNode(Node):
 
     def hold(self, reason: str, detail: str) -> None:
         """Brake to rest within the acceleration and jerk limits (one command) from the freshest state; say why."""
-        self.drain_joint_states()
+        try:
+            self.drain_joint_states()
+        except Exception as error:  # noqa: BLE001 - the hold goes out from the last state read
+            self.get_logger().error(f"reading the queued joint states failed ({error!r}); holding from the last one")
         with self.lock:
             self.rejections.record(reason, detail)
             self.get_logger().warning(f"holding the arm: {reason}: {detail}")
-            now = self.now()
             # right after the node's own stall its clock may lag the controller's: where the commanded path is
             # "now" is then unknown, and the measured arm (read fresh above) is where the stop starts
-            wall = time.monotonic()
-            stop = hold_on_path(self.path, self.state, self.hold_limits, now, self.config.hold_tolerance(),
-                                bool(self.supervisor.catching_up(wall)), not self.supervisor.state_jump_fault(wall))
+            now, stalled = self.now(), bool(self.supervisor.catching_up(time.monotonic()))
+            stop = hold_on_path(self.path, self.state, self.hold_limits, now, self.config.hold_tolerance(), stalled,
+                                not self.supervisor.state_jump_fault(now))
             self.supervisor.held()
             if stop is None:
                 return
             if np.any(crossing := crosses_limit(stop, self.limits.lower, self.limits.upper)):
                 joints = [n for n, c in zip(self.joint_names, crossing) if c]
                 self.get_logger().error(f"the stop of {joints} passes their position limits (measured outside them, or "
-                                        f"moving toward them faster than it can brake: moved by something else?); "
-                                        f"they come back to the limit after braking")
+                                        "moving toward them faster than it can brake); they come back after braking")
             self.send(conv.joint_trajectory_to_msg(self.joint_names, stop.times, stop.positions, stop.velocities, None))
 
     def hold_on_stop(self) -> None:
         """The last command before the node exits: a hold, acknowledged by the controller or 0.6 s spent waiting."""
+        self.supervisor.estop("the safety node is stopping")  # a chunk still in verification is refused
         self.hold(Reason.SHUTDOWN, "the safety node is stopping; nothing passes to the controller after this hold")
         if not self.pub_command.wait_for_all_acked(Duration(seconds=HOLD_ACK_TIMEOUT_S)):
             self.get_logger().info(f"the shutdown hold was not acknowledged within {HOLD_ACK_TIMEOUT_S} s "

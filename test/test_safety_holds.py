@@ -9,7 +9,7 @@ import pytest
 from armpilot.robot import ArmModel
 from armpilot.safety.limits import SafetyConfig, check_chunk
 from armpilot.safety.state_tracking import ArmState, CommandedPath, hold_command, hold_on_path
-from armpilot.safety.stopping import CLAMPED_OVERSHOOT, braking_distance, crosses_limit
+from armpilot.safety.stopping import CLAMPED_OVERSHOOT, braking_distance, crosses_limit, with_braking_tail
 
 from robot_variants import ALL_PROFILES, profile
 
@@ -266,3 +266,32 @@ def test_a_small_velocity_scale_does_not_turn_a_tracking_lag_into_a_jump_back(li
     assert np.all(sign * (stop.positions[0] - on_path) >= -1e-9), "the hold moves on, never back"
     narrow = hold_command(lagging, enforced, chunk, NOW, tolerance=cfg.tracking_allowance)
     assert not np.allclose(narrow.start, on_path)  # the allowance at the scaled limit took the lag for a push
+
+
+@pytest.mark.parametrize("name", ALL_PROFILES)
+@pytest.mark.parametrize("into_the_tail", [0.0, 0.25, 0.5, 0.9])
+def test_a_hold_during_the_stop_after_a_chunk_continues_that_stop(limits_of, name, into_the_tail):
+    """A chunk at 0.9 of the velocity limit is sent with its braking tail; a hold (an e-stop) part-way through
+    the tail ends where the tail ends, the stop the check approved, instead of braking afresh from the current
+    speed (which starts with zero deceleration and travels further: past a limit the tail just reaches)."""
+    lim = limits_of(name)
+    rest = _rest(name, lim)
+    sign = np.where(rest + 0.5 < lim.upper, 1.0, -1.0)
+    speed = sign * 0.9 * lim.velocity
+    times = np.array([0.1, 0.2, 0.3])
+    chunk = rest + np.outer(times, speed)
+    sent_times, sent = with_braking_tail(lim, times, chunk, rest, 0.1)
+    assert len(sent_times) > len(times), "a chunk ending at speed gets a tail"
+    path = CommandedPath(lim.velocity * 0.1, lim.continuous)
+    path.command(NOW, NOW, sent_times, sent, rest, stopping_from=NOW + times[-1])
+    now = NOW + times[-1] + into_the_tail * (sent_times[-1] - times[-1])
+    on_path = np.array([np.interp(now, NOW + sent_times, sent[:, k]) for k in range(len(rest))])
+    arm = ArmState(lim.names)
+    assert arm.update(list(lim.names), on_path, None) is None
+    stop = hold_on_path(path, arm, lim, now, 0.1)
+    assert np.allclose(stop.start, on_path) and np.allclose(stop.positions[-1], sent[-1])
+    assert np.allclose(stop.velocities[-1], 0.0)
+    assert np.all(np.abs(stop.velocities) <= lim.velocity + 1e-9)
+    fresh = hold_command(arm, lim, (0.0, NOW + sent_times, sent), now, 0.1)
+    if 0.0 < into_the_tail < 0.5:  # braking afresh from the speed there goes past where the tail ends
+        assert np.any(sign * (fresh.positions[-1] - sent[-1]) > 1e-4)

@@ -321,3 +321,29 @@ def test_a_far_target_is_accepted_only_if_the_way_there_stays_in_the_workspace(k
                 assert point[2] >= p.table_z + CFG.table_clearance + watched.min_height - TOL, where
                 assert np.all(point >= p.workspace_min - TOL) and np.all(point <= p.workspace_max + TOL), where
     assert accepted >= 30, f"only {accepted} of 300 far targets accepted: the test checks too little"
+
+
+@pytest.mark.parametrize("name", ["ur5"])
+def test_where_the_stop_after_an_accepted_chunk_ends_is_free_of_self_collision(kit, name):
+    """Constant-speed chunks from random poses: the stop sent after the last point (``with_braking_tail``) ends
+    where the arm does not hit itself, or the chunk is refused. 400 fixed seeds (about 220 accepted); before the
+    check one accepted chunk braked into a self-collision (the UR5's wrist into its shoulder). The other
+    profiles' workspaces refuse nearly every such chunk on other grounds."""
+    p, arm, ws, _ = kit(name)
+    lim, passive = arm.limits, dict(arm.passive_defaults)
+    accepted = 0
+    for seed in range(400):
+        rng = np.random.default_rng(seed)
+        last = np.clip(p.home + rng.uniform(-1.2, 1.2, len(p.home)), lim.lower, lim.upper)
+        velocity = rng.uniform(-0.9, 0.9, len(last)) * lim.velocity
+        times = DT * np.arange(1, 4)
+        positions = last - np.outer(times[::-1] - DT, velocity)
+        measured = positions[0] - velocity * DT
+        verdict = check_chunk(CFG, lim, p.joints, NOW, times, positions, NOW, measured, workspace=ws,
+                              passive=passive, reference=measured, reference_velocity=velocity)
+        if not verdict.accepted:
+            continue
+        accepted += 1
+        sent_times, sent = with_braking_tail(CFG.enforced(lim), verdict.times, verdict.positions, measured, DT)
+        assert ws.check(sent[-1:], p.joints, passive) is None, f"seed {seed}: the stop ends in a self-collision"
+    assert accepted >= 100, f"only {accepted} of 400 accepted: the test checks too little"

@@ -26,14 +26,15 @@ def test_moves_one_arm_can_make_are_not_jumps():
     assert state_jump(q, 1.0, q + step, 1.0, lim, ALLOWANCE) == ""  # arrived together: within the allowance
 
 
-def test_a_teleport_and_a_stamp_going_back_are_jumps_naming_what():
+def test_a_teleport_is_a_jump_naming_the_joint_and_a_late_copy_is_not():
     lim = limits_of()
     q = np.zeros(len(lim.names))
     far = q.copy()
     far[2] = 1.6
     detail = state_jump(q, 1.0, far, 1.01, lim, ALLOWANCE)
     assert lim.names[2] in detail and "1.600" in detail
-    assert "before the one it followed" in state_jump(q, 1.0, q, 0.5, lim, ALLOWANCE)
+    assert state_jump(q, 1.0, q, 0.5, lim, ALLOWANCE) == "", "the same pose delivered late (a relay) is no jump"
+    assert state_jump(q, 1.0, far, 0.99, lim, ALLOWANCE), "another pose delivered late is one"
 
 
 def test_a_continuous_joint_read_across_pi_is_not_a_jump():

@@ -220,6 +220,9 @@ def check_chunk(
                                         label="the move onto point 0, sample ")
         if violation is None:
             violation = workspace.check(stops, names, passive, self_collision=False, label="braking stop of ")
+        if violation is None:  # where the stop sent after the chunk ends (``with_braking_tail``), collisions too
+            violation = workspace.check(stops[:1] if len(times) == 1 else stops[-1:], names, passive,
+                                        label="the stop after the last point, ")
         if violation is not None:
             return _reject(violation.reason, violation.detail)
     return Verdict(True, stamp=stamp, times=times, positions=positions)

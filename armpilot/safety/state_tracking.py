@@ -156,10 +156,15 @@ def hold_on_path(path: "CommandedPath", state: ArmState, limits: JointLimits, no
     toward a measured state; with no path, None."""
     if not trust_measured:
         state, from_arm = state.untrusted(), False
-    stop = hold_command(state, limits, None if from_arm else path.as_chunk(), now, tolerance)
+    stop = None if from_arm else path.remaining_stop(now)  # already braking to rest: the rest of that stop
+    if stop is not None and state.positions is not None and np.any(
+            np.abs(limits.difference(stop.start, state.positions)) > limits.velocity * tolerance):
+        stop = None  # the arm is not where that stop has it (moved by something else)
+    if stop is None:
+        stop = hold_command(state, limits, None if from_arm else path.as_chunk(), now, tolerance)
     if stop is not None:
         path.clear()
-        path.command(now, now, stop.times, stop.positions, None, origin=stop.start)
+        path.command(now, now, stop.times, stop.positions, None, origin=stop.start, stopping_from=now)
     return stop
 
 
@@ -180,6 +185,7 @@ class CommandedPath:
         self.tolerance = np.asarray(tolerance, float)
         self.continuous = np.zeros(len(self.tolerance), bool) if continuous is None else np.asarray(continuous, bool)
         self.times: np.ndarray | None = None  # (P + 1,) absolute s
+        self.stopping_from: float | None = None  # absolute s from which the path is a stop ending at rest
         self.positions: np.ndarray | None = None  # (P + 1, J)
 
     def reference(self, now: float, measured: np.ndarray | None) -> np.ndarray | None:
@@ -210,7 +216,8 @@ class CommandedPath:
         return (self.positions[k + 1] - self.positions[k]) / (self.times[k + 1] - self.times[k])
 
     def command(self, now: float, start: float, times: np.ndarray, positions: np.ndarray,
-                measured: np.ndarray | None, origin: np.ndarray | None = None) -> None:
+                measured: np.ndarray | None, origin: np.ndarray | None = None,
+                stopping_from: float | None = None) -> None:
         """A command sent at ``now``: points at ``start + times`` (P,), ``positions`` (P, J). ``origin`` (J,):
         where the controller is at ``now`` when the sender knows it (a stop's own start); else the reference,
         else ``measured``."""
@@ -218,6 +225,7 @@ class CommandedPath:
             origin = self.reference(now, measured)
             origin = measured if origin is None else origin
         absolute = start + np.asarray(times, float)
+        self.stopping_from = stopping_from
         if origin is None or absolute[0] <= now:
             self.times, self.positions = absolute, np.asarray(positions, float)
         else:
@@ -230,22 +238,35 @@ class CommandedPath:
 
     def clear(self) -> None:
         """The arm was reset or moved by something else: start from the measured state again."""
-        self.times = self.positions = None
+        self.times = self.positions = self.stopping_from = None
+
+    def remaining_stop(self, now: float) -> StopTrajectory | None:
+        """The rest of the stop the controller is in at ``now`` (a hold's, or the tail after a chunk), as a hold
+        command (times from ``now``; velocities: the mean slope of the segments around each point, 0 at the
+        last), or None outside one. A new hold there would brake from the current speed on a fresh profile and
+        travel further than the stop that was checked."""
+        if self.stopping_from is None or self.times is None or not self.stopping_from <= now < self.times[-1]:
+            return None
+        start = np.array([np.interp(now, self.times, self.positions[:, k]) for k in range(self.positions.shape[1])])
+        ahead = self.times > now
+        times = np.concatenate([[now], self.times[ahead]])
+        positions = np.vstack([start, self.positions[ahead]])
+        slopes = np.diff(positions, axis=0) / np.maximum(np.diff(times), 1e-9)[:, None]
+        velocities = np.vstack([(slopes[:-1] + slopes[1:]) / 2.0, np.zeros((1, positions.shape[1]))])
+        return StopTrajectory(times[1:] - now, positions[1:], velocities, start)
 
 
 def state_jump(previous: np.ndarray, previous_stamp: float, current: np.ndarray, stamp: float,
                limits: JointLimits, allowance: float) -> str:
     """Why two consecutive arm states cannot both come from one arm ("" when they can).
 
-    ``previous``/``current`` (J,) in controller order, stamped (s, the messages' header stamps). One arm's
-    states are stamped in order and move no further than the velocity limit allows in the time between them
-    plus ``allowance`` s (jitter, a missed message). A state stamped earlier than the one before it, or a joint
-    further away, is a jump: a second node publishing on ``/joint_states``, a replayed message, or a reset.
+    ``previous``/``current`` (J,) in controller order, stamped (s, the messages' header stamps). One arm moves
+    no further than the velocity limit allows in the time between two of its states (either way round: a relay
+    may deliver one late) plus ``allowance`` s (jitter, a missed message). A joint further away is a jump: a
+    second node publishing on ``/joint_states`` with another pose, a replayed message, or a reset.
     """
-    if stamp < previous_stamp - 1e-3:
-        return f"a /joint_states stamped {previous_stamp - stamp:.3f} s before the one it followed"
     moved = np.abs(limits.difference(current, previous))
-    reach = limits.velocity * (max(stamp - previous_stamp, 0.0) + allowance)
+    reach = limits.velocity * (abs(stamp - previous_stamp) + allowance)
     if np.any(moved > reach):
         j = int(np.argmax(moved - reach))
         return (f"{limits.names[j]} jumped {moved[j]:.3f} between consecutive /joint_states "

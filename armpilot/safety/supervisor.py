@@ -63,7 +63,7 @@ class Supervisor:
     SELF_STALL_S = 0.2
     #: Wall seconds proposals stay refused after a stall while the inputs queued meanwhile are read.
     SETTLE_AFTER_STALL_S = 0.3
-    #: Wall seconds within which a second joint-state jump means two sources (and refusal lasts after the last).
+    #: Seconds (node clock) within which a second joint-state jump means two sources (refused as long after it).
     STATE_JUMP_WINDOW_S = 1.0
 
     def __init__(self, proposal_timeout: float, joint_state_timeout: float) -> None:
@@ -104,19 +104,20 @@ class Supervisor:
         self.state.catching_up_until, self.state.stall_s = wall + self.SETTLE_AFTER_STALL_S, gap
         return gap
 
-    def state_jumped(self, detail: str, wall: float) -> bool:
-        """The arm's joint states jumped (``detail``) at ``wall``; True when that is the second within
-        ``STATE_JUMP_WINDOW_S`` and the fault is new (hold once)."""
-        before = self.state_jump_fault(wall)
-        self.state.state_jumps = (*self.state.state_jumps[-1:], wall)
+    def state_jumped(self, detail: str, now: float) -> bool:
+        """The arm's joint states jumped (``detail``) at ``now`` (the node's clock: on sim time, resets of short
+        episodes run fast are still seconds apart); True when that is the second within ``STATE_JUMP_WINDOW_S``
+        and the fault is new (hold once)."""
+        before = self.state_jump_fault(now)
+        self.state.state_jumps = (*self.state.state_jumps[-1:], now)
         self.state.state_jump = detail
-        return bool(self.state_jump_fault(wall)) and not before
+        return bool(self.state_jump_fault(now)) and not before
 
-    def state_jump_fault(self, wall: float) -> str:
-        """Why the joint states look like two sources at ``wall`` ("" when they do not)."""
+    def state_jump_fault(self, now: float) -> str:
+        """Why the joint states look like two sources at ``now`` (node clock; "" when they do not)."""
         jumps = self.state.state_jumps
-        if len(jumps) < 2 or wall - jumps[-1] > self.STATE_JUMP_WINDOW_S or jumps[-1] - jumps[-2] > \
-                self.STATE_JUMP_WINDOW_S:
+        if len(jumps) < 2 or not 0.0 <= now - jumps[-1] <= self.STATE_JUMP_WINDOW_S or \
+                not 0.0 <= jumps[-1] - jumps[-2] <= self.STATE_JUMP_WINDOW_S:
             return ""
         return (f"the arm's joint states jumped twice within {self.STATE_JUMP_WINDOW_S} s (two nodes publishing "
                 f"/joint_states?): {self.state.state_jump}")
@@ -171,7 +172,7 @@ class Supervisor:
             return Reason.DISABLED, "the safety node is disabled; enable it to pass commands"
         if self.state.proposer_fault:
             return Reason.SECOND_PROPOSER, self.state.proposer_fault
-        jumping = self.state_jump_fault(wall)
+        jumping = self.state_jump_fault(wall if now is None else now)
         if jumping:
             return Reason.JOINT_STATE_JUMP, jumping
         catching_up = self.catching_up(wall)
