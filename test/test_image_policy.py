@@ -248,3 +248,20 @@ def test_the_shipped_cloud_push_policy_needs_the_cloud_and_reads_it_normalised()
     assert chunk.shape == (10, len(CONTROLLED_JOINTS)) and np.isfinite(chunk).all()
     with pytest.raises(ValueError, match=POINTS):
         policy.predict_action_chunk(replace(now, history=(now,), points=None))
+
+
+def test_the_shipped_camera_push_policy_needs_the_camera_and_nothing_else_it_cannot_get():
+    from armpilot.paths import share_dir
+
+    folder = share_dir() / "checkpoints" / "diffusion_push_image"
+    policy = DiffusionPolicy(folder, CONTROLLED_JOINTS, horizon=10, chunk_dt=0.1, steps=3, seed=0)
+    assert policy.capabilities.needs_image and not policy.capabilities.needs_points
+    assert COLOR in policy.required_features() and POINTS not in policy.required_features()
+    assert (folder / "report.json").is_file() and (folder / "evaluation.json").is_file()
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 20 * 2**20, "shipped checkpoints stay under 20 MB"
+    frame = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    now = Observation(1.0, CONTROLLED_JOINTS, Q0, np.zeros(3), 0.0, np.array([0.45, 0.1, 0.025]), image=frame)
+    chunk = policy.predict_action_chunk(replace(now, history=(now,)))
+    assert chunk.shape == (10, len(CONTROLLED_JOINTS)) and np.isfinite(chunk).all()
+    with pytest.raises(ValueError, match=COLOR):
+        policy.predict_action_chunk(replace(now, history=(now,), image=None))
