@@ -8,6 +8,8 @@
 #                   sees the joint state, the goal and the filtered cloud (~50 min: 200 demonstrations,
 #                   each recorded 2 s past success, 6,000 steps). The shipped one is this recipe's
 #                   (seeds 20000-20199, 188 kept: 24/50 randomized, 23/50 held-out; docs/policy.md)
+#   push_image      the same demonstrations, the camera (64 px, crop 62) instead of the cloud (~17 min of
+#                   training after them; the shipped one: 6/50 randomized, 9/50 held-out; docs/policy-results.md)
 #   bash scripts/train_shipped.sh              # reach and push
 #   bash scripts/train_shipped.sh push_points  # one target
 set -euo pipefail
@@ -58,6 +60,12 @@ for target in ${@:-reach push}; do
         --steps 6000 --batch-size 64 --seed 0 --threads 2 --inputs state,goal,points
       ship diffusion_push_points
       ;;
-    *) echo "unknown target '$target': use reach, push or push_points" >&2; exit 2 ;;
+    push_image)  # the same demonstrations, the camera instead of the cloud (64 px: 96 px needs a GPU)
+      record push randomized 200 privileged 0.01 2.0 20000
+      "$ARMPILOT" train "$DATASET" --output "$WORK/policy_diffusion_push_image" --steps 2000 --batch-size 64 \
+        --seed 0 --threads 2 --inputs state,goal,color --image-size 64 --image-crop 62
+      ship diffusion_push_image
+      ;;
+    *) echo "unknown target '$target': use reach, push, push_points or push_image" >&2; exit 2 ;;
   esac
 done
