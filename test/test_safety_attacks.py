@@ -8,6 +8,7 @@ import os
 import signal
 import time
 import tracemalloc
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -98,23 +99,34 @@ def test_oversized_tables_are_refused_and_supervision_keeps_reporting(tmp_path):
         assert max(forwarded) < 0.5 + 0.2, f"a chunk {max(forwarded):.2f} s old was forwarded"
 
 
+@contextmanager
+def intruder_publishing(probe, name: str, msg_type, topic: str, qos_profile, period: float, make_msg):
+    """Another node in the test process publishing ``make_msg()`` on ``topic`` every ``period`` s, until exit."""
+    intruder = rclpy.create_node(name)
+    probe.executor_.add_node(intruder)
+    publisher = intruder.create_publisher(msg_type, topic, qos_profile)
+    intruder.create_timer(period, lambda: publisher.publish(make_msg()))
+    try:
+        yield intruder
+    finally:
+        probe.executor_.remove_node(intruder)
+        intruder.destroy_node()
+
+
 def test_a_second_proposer_is_refused_by_name_and_the_arm_holds(tmp_path):
     with running_graph(SAFETY_ALONE, tmp_path) as (_graph, probe):
         arm, commands, diagnostics = FakeArm(probe), Commands(probe), Diagnostics(probe)
         probe.spin_until(lambda: commands.moves_after(0) >= 3, 30, "proposals passing through")
-        intruder = rclpy.create_node("intruder")
-        probe.executor_.add_node(intruder)
-        intruder_pub = intruder.create_publisher(PointCloud2, topics.POLICY_CANDIDATES, qos.COMMAND_QOS)
-        intruder.create_timer(0.1, lambda: intruder_pub.publish(arm.valid_candidates()))
-        appeared = time.monotonic()
-        probe.spin_until(lambda: any(level == ERROR and "/intruder" in text for _, level, text, _ in
-                                     diagnostics.after(appeared)), 10, "an ERROR diagnostic naming /intruder")
-        named = next(t for t, level, text, _ in diagnostics.after(appeared) if level == ERROR and "/intruder" in text)
-        assert commands.holds_after(appeared), "a second proposer holds the arm"
-        probe.spin_for(1.5)
-        assert commands.moves_after(named + 0.1) == 0, "nothing passes while two nodes propose"
-        probe.executor_.remove_node(intruder)
-        intruder.destroy_node()
+        with intruder_publishing(probe, "intruder", PointCloud2, topics.POLICY_CANDIDATES, qos.COMMAND_QOS, 0.1,
+                                 arm.valid_candidates):
+            appeared = time.monotonic()
+            probe.spin_until(lambda: any(level == ERROR and "/intruder" in text for _, level, text, _ in
+                                         diagnostics.after(appeared)), 10, "an ERROR diagnostic naming /intruder")
+            named = next(t for t, level, text, _ in diagnostics.after(appeared)
+                         if level == ERROR and "/intruder" in text)
+            assert commands.holds_after(appeared), "a second proposer holds the arm"
+            probe.spin_for(1.5)
+            assert commands.moves_after(named + 0.1) == 0, "nothing passes while two nodes propose"
         gone = time.monotonic()
         probe.spin_until(lambda: commands.moves_after(gone) >= 2, 15, "proposals once the intruder is gone")
 
@@ -240,21 +252,16 @@ def test_a_second_joint_state_source_holds_and_refuses_until_it_is_gone(tmp_path
     with running_graph(SAFETY_ALONE, tmp_path) as (_graph, probe):
         arm, commands, diagnostics = FakeArm(probe), Commands(probe), Diagnostics(probe)
         probe.spin_until(lambda: commands.moves_after(0) >= 3, 30, "proposals passing through")
-        intruder = rclpy.create_node("stray_joint_state_publisher")
-        probe.executor_.add_node(intruder)
-        stray = intruder.create_publisher(JointState, topics.JOINT_STATES, qos.STATE_QOS)
         elsewhere = HOME_POSITION + np.where(np.arange(len(HOME_POSITION)) == 1, 0.8, 0.0)
-        intruder.create_timer(0.02, lambda: stray.publish(conv.joint_state_to_msg(CONTROLLED_JOINTS, elsewhere,
-                                                                                   stamp=arm.now())))
-        appeared = time.monotonic()
-        probe.spin_until(lambda: any("joint_state_jump" in text for _, _, text, _ in diagnostics.after(appeared)),
-                         10, "a diagnostic naming the joint-state jumps")
-        named = next(t for t, _, text, _ in diagnostics.after(appeared) if "joint_state_jump" in text)
-        probe.spin_for(1.5)
-        assert commands.moves_after(named + 0.1) == 0, "nothing passes while two sources publish joint states"
-        for hold in commands.holds:  # a hold never heads for the stray pose
-            assert all(abs(p.positions[1] - HOME_POSITION[1]) < 0.4 for p in hold.points)
-        probe.executor_.remove_node(intruder)
-        intruder.destroy_node()
+        with intruder_publishing(probe, "stray_joint_state_publisher", JointState, topics.JOINT_STATES, qos.STATE_QOS,
+                                 0.02, lambda: conv.joint_state_to_msg(CONTROLLED_JOINTS, elsewhere, stamp=arm.now())):
+            appeared = time.monotonic()
+            probe.spin_until(lambda: any("joint_state_jump" in text for _, _, text, _ in diagnostics.after(appeared)),
+                             10, "a diagnostic naming the joint-state jumps")
+            named = next(t for t, _, text, _ in diagnostics.after(appeared) if "joint_state_jump" in text)
+            probe.spin_for(1.5)
+            assert commands.moves_after(named + 0.1) == 0, "nothing passes while two sources publish joint states"
+            for hold in commands.holds:  # a hold never heads for the stray pose
+                assert all(abs(p.positions[1] - HOME_POSITION[1]) < 0.4 for p in hold.points)
         gone = time.monotonic()
         probe.spin_until(lambda: commands.moves_after(gone) >= 2, 15, "proposals once the stray source is gone")
