@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.topic_endpoint_info import TopicEndpointInfo
 
 from armpilot.rejections import RejectionLog
 from armpilot.safety.supervisor import SupervisorState
@@ -33,3 +34,9 @@ def diagnostics_message(state: SupervisorState, accepted: int, candidates: int, 
     status = DiagnosticStatus(level=level, name=STATUS_NAME, hardware_id="armpilot", message=message,
                               values=[KeyValue(key=k, value=str(v)) for k, v in sorted(values.items())])
     return DiagnosticArray(status=[status])
+
+
+def publisher_identity(info: TopicEndpointInfo) -> str:
+    """Node name and DDS participant of a publisher: a node that takes another's name is still told apart."""
+    participant = bytes(info.endpoint_gid[:12]).hex()
+    return f"{info.node_namespace.rstrip('/')}/{info.node_name} (participant {participant[-8:]})"

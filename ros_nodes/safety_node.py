@@ -37,7 +37,6 @@ from rclpy.duration import Duration
 from rclpy.clock import Clock, ClockType, JumpThreshold, TimeJump
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
-from rclpy.topic_endpoint_info import TopicEndpointInfo
 from sensor_msgs.msg import JointState, PointCloud2
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -51,7 +50,7 @@ from armpilot.ros_nodes.candidate_conversions import candidates_from_msg
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
 from armpilot.ros_nodes.robot_loading import load_robot
-from armpilot.ros_nodes.safety_diagnostics import diagnostics_message
+from armpilot.ros_nodes.safety_diagnostics import diagnostics_message, publisher_identity
 from armpilot.safety.input_bounds import InputBounds, oversized_chunk, oversized_message
 from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
 from armpilot.safety.state_tracking import ArmState, CommandedPath, controller_joints, hold_on_path
@@ -97,8 +96,7 @@ class SafetyNode(Node):
             from armpilot.policies.scorer import as_verifier_scorer, load_scorer
 
             self.learned = as_verifier_scorer(load_scorer(self.verifier.learned_scorer))
-            self.get_logger().info(f"learned scorer from {self.verifier.learned_scorer}, "
-                                   f"weight {self.verifier.weight_learned}")
+            self.get_logger().info(f"learned scorer {self.verifier.learned_scorer} ({self.verifier.weight_learned})")
         self.lock = threading.RLock()  # state shared by the executor and the verifier thread
         # what the controller follows
         self.path = CommandedPath(self.limits.velocity * cfg.tracking_allowance, self.limits.continuous)
@@ -340,7 +338,7 @@ class SafetyNode(Node):
 
     def check_proposers(self) -> None:
         """Hold and refuse while more than one node publishes on a proposal topic or the controller's."""
-        publishers = {resolved: [_publisher_identity(i) for i in self.get_publishers_info_by_topic(declared)]
+        publishers = {resolved: [publisher_identity(i) for i in self.get_publishers_info_by_topic(declared)]
                       for declared, resolved in self.single_source_topics}
         fault = proposer_fault(publishers, self.pub_command.topic_name)
         with self.lock:
@@ -391,12 +389,6 @@ class SafetyNode(Node):
                                       {"superseded": self.superseded, "verify_ms_max": round(self.verify_ms_max, 1)})
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)
-
-
-def _publisher_identity(info: TopicEndpointInfo) -> str:
-    """Node name and DDS participant of a publisher: a node that takes another's name is still told apart."""
-    participant = bytes(info.endpoint_gid[:12]).hex()
-    return f"{info.node_namespace.rstrip('/')}/{info.node_name} (participant {participant[-8:]})"
 
 
 def main(args: list[str] | None = None) -> None:
