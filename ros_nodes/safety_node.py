@@ -54,7 +54,8 @@ from armpilot.ros_nodes.safety_diagnostics import diagnostics_message, publisher
 from armpilot.safety.input_bounds import InputBounds, oversized_chunk, oversized_message
 from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
 from armpilot.safety.state_tracking import ArmState, CommandedPath, controller_joints, hold_on_path
-from armpilot.safety.stopping import crosses_limit, with_braking_tail
+from armpilot.safety.sending import as_sent
+from armpilot.safety.stopping import crosses_limit
 from armpilot.safety.supervisor import Supervisor, proposer_fault
 from armpilot.safety.verifier import VerifierConfig, sample_chunk, select
 from armpilot.safety.workspace import WorkspaceChecker
@@ -250,25 +251,18 @@ class SafetyNode(Node):
         with self.lock:  # the e-stop, a hold or the clock may have moved on during verification
             if self.refused():
                 return
-            # checked again as sent: the time to the first point shrank, and the controller moved on, while
-            # the verifier worked (the workspace checks need no repeat: the points are the same)
-            now, measured = self.now(), self.state.positions
-            reference = self.path.reference(now, measured)
-            sent = check_chunk(self.config, self.limits, self.joint_names, verdict.stamp, verdict.times,
-                               verdict.positions, now, measured, reference=reference,
-                               reference_velocity=self.path.velocity(now))
-            if not sent.accepted:
+            now = self.now()
+            sent, out = as_sent(self.config, self.limits, self.joint_names, verdict, now, self.state.positions,
+                                self.state.passive, self.path, self.workspace)
+            if out is None:
                 self.reject(sent.reason, f"as sent, after the check: {sent.detail}")
                 return
-            # ending at rest, not in one step at the last point; braking within the limits holds obey
-            times, positions = with_braking_tail(self.hold_limits, sent.times, sent.positions, measured if reference
-                                                 is None else reference, verdict.stamp + float(sent.times[0]) - now)
             self.accepted += 1
-            ends = verdict.stamp + float(sent.times[-1])  # then the tail: a stop a hold there continues
-            self.path.command(now, verdict.stamp, times, positions, measured, stopping_from=ends)
-            self.supervisor.accepted(now, ends)
-            self.send(conv.joint_trajectory_to_msg(self.joint_names, times, positions, None,
-                                                   conv.sec_to_stamp(verdict.stamp)))
+            self.path.command(now, out.stamp, out.times, out.positions, self.state.positions,
+                              stopping_from=out.chunk_end)  # a hold in the stop after the chunk continues it
+            self.supervisor.accepted(now, out.chunk_end)
+            self.send(conv.joint_trajectory_to_msg(self.joint_names, out.times, out.positions, None,
+                                                   conv.sec_to_stamp(out.stamp)))
 
     def send(self, command: JointTrajectory) -> None:
         """To the controller, and a copy on /safety/commanded (the policy continues what the arm executes)."""

@@ -22,7 +22,7 @@ import numpy as np
 from armpilot.fields import describe as _describe
 from armpilot.control.trajectory import TrajectoryError, validate_trajectory
 from armpilot.robot import JointLimits
-from armpilot.safety.stopping import CLAMPED_OVERSHOOT, braking_distance
+from armpilot.safety.stopping import CLAMPED_OVERSHOOT, braking_distance, with_braking_tail
 from armpilot.safety.workspace import WorkspaceChecker
 from armpilot.rejections import Reason
 
@@ -220,9 +220,10 @@ def check_chunk(
                                         label="the move onto point 0, sample ")
         if violation is None:
             violation = workspace.check(stops, names, passive, self_collision=False, label="braking stop of ")
-        if violation is None:  # where the stop sent after the chunk ends (``with_braking_tail``), collisions too
-            violation = workspace.check(stops[:1] if len(times) == 1 else stops[-1:], names, passive,
-                                        label="the stop after the last point, ")
+        if violation is None:  # every point of the stop sent after the chunk (``with_braking_tail``), collisions too
+            _, sent = with_braking_tail(config.enforced(limits), times, positions, origin, lead)
+            if len(sent) > len(times):
+                violation = workspace.check(sent[len(times):], names, passive, label="the stop after the last point, ")
         if violation is not None:
             return _reject(violation.reason, violation.detail)
     return Verdict(True, stamp=stamp, times=times, positions=positions)

@@ -1,0 +1,84 @@
+"""The last check before a chunk reaches the controller (``armpilot.safety.sending.as_sent``).
+
+While a chunk is verified the controller moves on along what it was sent before, so the straight move it makes
+onto the chunk's first point starts somewhere else when the chunk is sent. Fixed seeds over every robot
+profile: a far one-point target is verified while the controller is at one pose and sent while a previous
+command has carried it to another; whatever ``as_sent`` lets out keeps that move inside the box and above the
+table (an independent FK oracle, ``fk_oracle``), and the command ends with a stop to rest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from armpilot.robot import ArmModel
+from armpilot.safety.limits import SafetyConfig, check_chunk
+from armpilot.safety.sending import as_sent
+from armpilot.safety.state_tracking import CommandedPath
+from armpilot.safety.workspace import WorkspaceChecker
+
+from fk_oracle import UrdfChain
+from robot_variants import ALL_PROFILES, profile
+
+CFG = SafetyConfig()
+TOL = 1e-6
+VERIFIED_AT, SENT_AT = 10.0, 10.3  # s: the verifier took 0.3 s
+
+
+def inside(p, oracle, names, q, passive) -> bool:
+    values = dict(zip(names, q))
+    values.update(passive)
+    for watched in p.watched_frames:
+        point = oracle.point(watched.frame, values, watched.offset_z)
+        if point[2] < p.table_z + CFG.table_clearance + watched.min_height - TOL:
+            return False
+        if np.any(point < p.workspace_min - TOL) or np.any(point > p.workspace_max + TOL):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("name", ALL_PROFILES)
+def test_the_move_onto_point_0_is_checked_again_from_where_the_controller_is_when_sent(name):
+    p = profile(name)
+    arm = ArmModel(p)
+    ws, oracle = WorkspaceChecker(arm, table_clearance=CFG.table_clearance), UrdfChain(p.urdf_xml)
+    lim, passive = arm.limits, dict(arm.passive_defaults)
+    finite_low = np.where(np.isfinite(lim.lower), lim.lower, -np.pi)
+    finite_high = np.where(np.isfinite(lim.upper), lim.upper, np.pi)
+    home = np.clip(p.home, finite_low, finite_high)
+    sent_count = refused_when_sent = 0
+    for seed in range(150):
+        rng = np.random.default_rng(seed)
+        # the controller moves from ``start`` (at VERIFIED_AT) to ``moved`` (at SENT_AT) on an earlier command
+        start = np.clip(home + rng.uniform(-0.3, 0.3, len(home)), finite_low, finite_high)
+        moved = np.clip(start + rng.uniform(-0.4, 0.4, len(home)) * lim.velocity * (SENT_AT - VERIFIED_AT),
+                        finite_low, finite_high)
+        target = np.clip(start + rng.uniform(-1.5, 1.5, len(home)), finite_low, finite_high)
+        if not (inside(p, oracle, p.joints, start, passive) and inside(p, oracle, p.joints, moved, passive)):
+            continue  # where the arm already is cannot be refused; the test is about the way from there
+        path = CommandedPath(np.full(len(home), 0.05), lim.continuous)
+        path.command(VERIFIED_AT, SENT_AT, np.array([0.0]), moved[None], start, origin=start)
+        lead = float(np.max(np.abs(target - start) / lim.velocity)) * 3.0 + 0.5
+        verdict = check_chunk(CFG, lim, p.joints, VERIFIED_AT, np.array([lead]), target[None], VERIFIED_AT, start,
+                              workspace=ws, passive=passive, reference=path.reference(VERIFIED_AT, start),
+                              reference_velocity=path.velocity(VERIFIED_AT))
+        if not verdict.accepted:
+            continue
+        sent, out = as_sent(CFG, lim, p.joints, verdict, SENT_AT, moved, passive, path, ws)
+        if out is None:
+            refused_when_sent += 1
+            continue
+        sent_count += 1
+        origin = path.reference(SENT_AT, moved)
+        assert np.allclose(origin, moved)
+        steps = int(np.ceil(np.max(np.abs(out.positions[0] - origin)) / CFG.max_step)) + 1
+        for fraction in np.linspace(0.0, 1.0, steps + 1):
+            way = origin + fraction * (out.positions[0] - origin)
+            assert inside(p, oracle, p.joints, way, passive), f"seed {seed}: {fraction:.2f} of the way onto point 0"
+        for q in out.positions:  # the point and the stop after it
+            assert inside(p, oracle, p.joints, q, passive), f"seed {seed}: the stop after the point"
+        assert out.times[-1] > out.times[0] or np.allclose(out.positions[0], origin)
+        assert out.chunk_end == pytest.approx(VERIFIED_AT + lead)
+    assert sent_count >= 10, f"only {sent_count} sent: the test checks too little"
+    print(f"{name}: {sent_count} sent, {refused_when_sent} refused when sent")
