@@ -162,9 +162,7 @@ class ArmModel:
         return TCP_OFFSET_FRAME
 
     def _frame_id(self, name: str) -> int:
-        if not self.model.existFrame(name):
-            raise KeyError(f"frame '{name}' is not in the URDF of robot '{self.profile.name}'")
-        return self.model.getFrameId(name)
+        return frame_id(self.model, name, self.profile.name)
 
     def slots(self, names: tuple[str, ...]) -> np.ndarray:
         """Positions of ``names`` in the movable-joint vector (KeyError naming an unknown joint)."""
@@ -280,3 +278,17 @@ def top_down_rotation(yaw: float) -> np.ndarray:
     z = np.array([0.0, 0.0, -1.0])
     y = np.cross(z, x)
     return np.column_stack([x, y, z])
+
+
+#: Which frame a name means when several share it (a URDF may name a fixed joint like its child link): the link.
+FRAME_PREFERENCE = (pin.FrameType.BODY, pin.FrameType.OP_FRAME, pin.FrameType.FIXED_JOINT, pin.FrameType.JOINT,
+                    pin.FrameType.SENSOR)
+
+
+def frame_id(model: pin.Model, name: str, robot: str = "") -> int:
+    """Id of the frame ``name`` in ``model``: the link of that name, else an operational frame, a fixed joint, a
+    joint (pinocchio's ``getFrameId`` refuses a name several frames share). KeyError naming it when absent."""
+    for kind in FRAME_PREFERENCE:
+        if model.existFrame(name, kind):
+            return model.getFrameId(name, kind)
+    raise KeyError(f"frame '{name}' is not in the URDF of robot '{robot}'")

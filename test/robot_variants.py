@@ -2,7 +2,11 @@
 
 - ``armpilot_shuffled``: the controller's joint order shuffled (gripper first);
 - ``armpilot_six``: six arm joints, the gripper on its own controller;
-- ``ur5_continuous``: the UR5 with continuous wrist joints (unbounded, velocity-limited).
+- ``ur5_continuous``: the UR5 with continuous wrist joints (unbounded, velocity-limited);
+- arms armpilot ships no profile for, from their vendors' URDFs in example-robot-data, profiles as a user
+  writes them (``test/profiles/``): ``kinova_j2s6s200`` (Kinova Jaco 2: three continuous joints, ranges
+  that exclude zero), ``z1`` (Unitree Z1: a gripper on the arm controller, a fixed joint named like its link),
+  ``xarm7`` (UFACTORY xArm7: seven joints of +-2 pi).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import yaml
 from armpilot.robot_profile import RobotProfile, load_profile, profile_from_dict, shipped_profiles
 
 VARIANTS = ("armpilot_shuffled", "armpilot_six", "ur5_continuous")
-ALL_PROFILES = tuple(shipped_profiles()) + VARIANTS
+VENDOR_PROFILES = Path(__file__).parent / "profiles"
+UNSHIPPED = tuple(sorted(path.stem for path in VENDOR_PROFILES.glob("*.yaml")))
+ALL_PROFILES = tuple(shipped_profiles()) + VARIANTS + UNSHIPPED
 
 
 def _raw(name: str) -> tuple[dict, Path]:
@@ -30,6 +36,8 @@ def profile(name: str) -> RobotProfile:
     """A shipped profile or one of the variants above."""
     if name in shipped_profiles():
         return load_profile(name)
+    if name in UNSHIPPED:
+        return load_profile(str(VENDOR_PROFILES / f"{name}.yaml"))
     if name == "armpilot_shuffled":
         raw, folder = _raw("armpilot")
         order = [6, 2, 0, 5, 1, 4, 3]

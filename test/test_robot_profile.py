@@ -119,3 +119,23 @@ def test_separate_gripper_is_a_passive_joint():
     closed = arm.frame_pose("gripper_right_finger", arm.profile.home)
     full = arm.full_configuration(arm.profile.home, {"gripper_joint": 0.0})
     assert full.shape == (arm.model.nq,) and closed.shape == (4, 4)
+
+
+def test_a_link_named_like_its_fixed_joint_is_the_frame_meant():
+    """The Unitree Z1's URDF names a fixed joint and its child link both ``gripperStator``: pinocchio refuses the
+    bare name (several frames match), which stopped every node on that arm. The link is meant: the TCP, the
+    watched frames and the IK's TCP resolve to it."""
+    import pinocchio as pin
+
+    from armpilot.safety.workspace import WorkspaceChecker
+    from armpilot.teleop.diff_ik import DiffIk
+
+    profile = load_profile(str(Path(__file__).parent / "profiles" / "z1.yaml"))
+    arm = ArmModel(profile)
+    link = arm.model.getFrameId("gripperStator", pin.FrameType.BODY)
+    home = np.asarray(profile.home)
+    assert np.allclose(arm.frame_pose("gripperStator", home), arm.frame_pose(arm.tcp_frame, home))
+    assert np.allclose(arm.frame_pose("gripperStator", home), arm.data.oMf[link].homogeneous)
+    checker = WorkspaceChecker(arm, table_clearance=0.003)
+    assert checker.check(home[None], profile.joints, dict(arm.passive_defaults)) is None
+    DiffIk(arm)

@@ -16,7 +16,7 @@ import numpy as np
 import pinocchio as pin
 
 from armpilot.rejections import Reason
-from armpilot.robot import ArmModel
+from armpilot.robot import ArmModel, frame_id
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,9 @@ class WorkspaceChecker:
         if self.model.existJointName(name):
             joint, parent_frame, placement = self.model.getJointId(name), 0, along_z
         elif self.model.existFrame(name):
-            parent = self.model.frames[self.model.getFrameId(name)]
-            joint, parent_frame, placement = parent.parentJoint, self.model.getFrameId(name), parent.placement * along_z
+            parent_frame = frame_id(self.model, name)
+            parent = self.model.frames[parent_frame]
+            joint, placement = parent.parentJoint, parent.placement * along_z
         else:
             raise KeyError(f"watched frame '{name}' of robot '{self.arm.name}' is neither a joint nor a frame "
                            f"of its URDF")

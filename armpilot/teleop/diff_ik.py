@@ -21,7 +21,7 @@ import numpy as np
 import pinocchio as pin
 
 from armpilot.fields import describe as _describe
-from armpilot.robot import ArmModel
+from armpilot.robot import ArmModel, frame_id
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class DiffIk:
         model = arm.model
         self.arm_joints = arm.profile.arm_joints
         self.n = len(self.arm_joints)
-        self._tcp = model.getFrameId(arm.tcp_frame)
+        self._tcp = frame_id(model, arm.tcp_frame, arm.name)
         self._v_index = np.array([model.joints[model.getJointId(n)].idx_v for n in self.arm_joints])
         lim = arm.limits.reordered(self.arm_joints)
         margin = self.config.limit_margin
