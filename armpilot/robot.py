@@ -15,6 +15,7 @@ from typing import Mapping
 
 import numpy as np
 import pinocchio as pin
+from transforms3d.euler import euler2mat
 
 from armpilot.robot_profile import GripperController, RobotProfile, load_profile
 
@@ -33,7 +34,7 @@ TCP_FRAME = "tool_tcp"
 CAMERA_OPTICAL_FRAME = "camera_color_optical_frame"
 GRIPPER_OPEN = 0.04
 GRIPPER_CLOSED = 0.0
-#: Name of the frame added at the profile's ``tcp_offset`` from its ``tcp_frame``.
+#: Name of the frame added at the profile's ``tcp_offset`` (turned by its ``tcp_rpy``) from its ``tcp_frame``.
 TCP_OFFSET_FRAME = "armpilot_tcp"
 #: A comfortable start pose (rad): elbow bent, tool pointing down over the table.
 HOME_POSITION = np.array([0.0, -0.3, 1.6, 0.0, 1.2, 0.0, GRIPPER_OPEN])
@@ -149,13 +150,14 @@ class ArmModel:
         return out
 
     def _add_tcp_frame(self) -> str:
-        """The TCP frame: the profile's ``tcp_frame``, moved by ``tcp_offset`` when one is given."""
+        """The TCP frame: the profile's ``tcp_frame``, moved by ``tcp_offset`` and turned by ``tcp_rpy`` when given."""
         name = self.profile.tcp_frame
         parent_id = self._frame_id(name)
-        if not np.any(self.profile.tcp_offset):
+        if not (np.any(self.profile.tcp_offset) or np.any(self.profile.tcp_rpy)):
             return name
         parent = self.model.frames[parent_id]
-        placement = parent.placement * pin.SE3(np.eye(3), self.profile.tcp_offset)
+        turn = euler2mat(*self.profile.tcp_rpy, axes="sxyz")
+        placement = parent.placement * pin.SE3(turn, self.profile.tcp_offset)
         self.model.addFrame(pin.Frame(TCP_OFFSET_FRAME, parent.parentJoint, parent_id, placement,
                                       pin.FrameType.OP_FRAME), False)
         self.data = self.model.createData()

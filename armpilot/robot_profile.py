@@ -37,7 +37,7 @@ MAX_PROFILE_BYTES = 256 * 1024
 PROFILE_KEYS = frozenset({
     "name", "description", "urdf", "srdf", "joint_limits", "package_paths", "joints", "gripper", "tcp_frame",
     "base_frame", "camera_frame", "camera_extrinsics", "home", "workspace_min", "workspace_max", "table_z",
-    "max_acceleration", "max_jerk", "watched_frames", "reach", "xacro_args", "tcp_offset",
+    "max_acceleration", "max_jerk", "watched_frames", "reach", "xacro_args", "tcp_offset", "tcp_rpy",
 })
 
 
@@ -93,6 +93,8 @@ class RobotProfile:
     description: str = ""
     source: str = ""  # where the profile came from
     tcp_offset: np.ndarray = field(default_factory=lambda: np.zeros(3))  # (3,) m in tcp_frame: the grasp point
+    #: (3,) rad, fixed-axis roll-pitch-yaw of the TCP in tcp_frame: turns its z axis onto the tool's approach axis
+    tcp_rpy: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
     @property
     def urdf_hash(self) -> str:
@@ -223,6 +225,7 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
         disabled_collisions=tuple(disabled), camera_frame=str(raw.get("camera_frame", "")),
         camera_extrinsics=_extrinsics(raw.get("camera_extrinsics")), description=str(raw.get("description", "")),
         source=source, tcp_offset=np.asarray(raw.get("tcp_offset", (0.0, 0.0, 0.0)), float).reshape(3),
+        tcp_rpy=np.asarray(raw.get("tcp_rpy", (0.0, 0.0, 0.0)), float).reshape(3),
     )
 
 

@@ -101,7 +101,9 @@ def keep_braking_inside(times: np.ndarray, candidates: np.ndarray, lower: np.nda
     """
     if candidates.shape[1] < 2:
         return candidates
-    middle = (lower + upper) / 2.0
+    # a point is never pulled past the middle of its range; a continuous joint (+-inf) is never pulled at all
+    bounded = np.isfinite(lower) & np.isfinite(upper)
+    middle = (np.where(bounded, lower, 0.0) + np.where(bounded, upper, 0.0)) / 2.0
     out = candidates
     for _ in range(2 * candidates.shape[1]):  # a pulled point makes its neighbour's segment run toward the limit
         segment = np.diff(out, axis=1) / np.diff(times)[None, :, None]

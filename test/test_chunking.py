@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -95,3 +97,19 @@ def test_fit_to_limits_keeps_a_wild_chunk_inside_the_position_and_velocity_limit
     assert np.all((fitted >= limits.lower) & (fitted <= limits.upper))
     steps = np.diff(np.concatenate([np.broadcast_to(start, (4, 1, len(start))), fitted], axis=1), axis=1)
     assert np.all(np.abs(steps) <= limits.velocity * 0.1 + 1e-9)
+
+
+def test_fit_to_limits_leaves_continuous_joints_finite():
+    """An arm with continuous joints (a Kinova Jaco: +-inf position limits) got NaN for every point of every
+    joint from ``keep_braking_inside`` (the middle of an unbounded range is NaN), so the safety node refused
+    every chunk of every policy as not finite."""
+    limits = ArmModel().limits
+    continuous = np.zeros(len(limits.names), bool)
+    continuous[[0, 4]] = True
+    limits = replace(limits, lower=np.where(continuous, -np.inf, limits.lower),
+                     upper=np.where(continuous, np.inf, limits.upper))
+    start = np.where(continuous, 5.0, (ArmModel().limits.lower + ArmModel().limits.upper) / 2)
+    chunk = start + np.outer(TIMES, np.full(len(start), 0.3))[None]
+    fitted = fit_to_limits(TIMES, chunk, start, limits)
+    assert np.all(np.isfinite(fitted))
+    np.testing.assert_allclose(fitted[0, :, continuous], chunk[0, :, continuous])

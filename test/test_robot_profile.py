@@ -124,7 +124,7 @@ def test_separate_gripper_is_a_passive_joint():
 def test_a_link_named_like_its_fixed_joint_is_the_frame_meant():
     """The Unitree Z1's URDF names a fixed joint and its child link both ``gripperStator``: pinocchio refuses the
     bare name (several frames match), which stopped every node on that arm. The link is meant: the TCP, the
-    watched frames and the IK's TCP resolve to it."""
+    watched frames and the IK's TCP resolve to it, and ``tcp_rpy`` turns the TCP from there."""
     import pinocchio as pin
 
     from armpilot.safety.workspace import WorkspaceChecker
@@ -134,7 +134,11 @@ def test_a_link_named_like_its_fixed_joint_is_the_frame_meant():
     arm = ArmModel(profile)
     link = arm.model.getFrameId("gripperStator", pin.FrameType.BODY)
     home = np.asarray(profile.home)
-    assert np.allclose(arm.frame_pose("gripperStator", home), arm.frame_pose(arm.tcp_frame, home))
+    link_pose, tcp_pose = arm.frame_pose("gripperStator", home), arm.frame_pose(arm.tcp_frame, home)
+    assert np.allclose(link_pose[:3, 3], tcp_pose[:3, 3])
+    # the profile's tcp_rpy (0, pi/2, 0) turns the TCP's z (the approach axis the experts point down) onto the
+    # link's x, along which the Z1's jaws open
+    assert np.allclose(tcp_pose[:3, 2], link_pose[:3, 0], atol=1e-4)
     assert np.allclose(arm.frame_pose("gripperStator", home), arm.data.oMf[link].homogeneous)
     checker = WorkspaceChecker(arm, table_clearance=0.003)
     assert checker.check(home[None], profile.joints, dict(arm.passive_defaults)) is None

@@ -78,6 +78,27 @@ def mujoco_urdf(profile: RobotProfile) -> str:
     return re.sub(r"(<robot[^>]*>)", r"\1" + MUJOCO_URDF_OPTIONS, xml, count=1)
 
 
+#: Mesh files MuJoCo decodes itself; others (COLLADA .dae, as Kinova's URDFs use) are read with coal (assimp).
+MUJOCO_MESH_FORMATS = (".stl", ".obj", ".msh")
+
+
+def load_meshes_mujoco_cannot_read(spec: mujoco.MjSpec) -> None:
+    """Give every mesh of ``spec`` in a format MuJoCo cannot decode its vertices, read with coal (the library
+    the safety node's collision checks load the same files with). MuJoCo collides with a mesh's convex hull,
+    which it builds from the vertices alone; the URDF's ``scale`` stays on the mesh."""
+    import coal  # pinocchio's collision library: imported only for such a URDF
+
+    for mesh in spec.meshes:
+        if not mesh.file or mesh.file.lower().endswith(MUJOCO_MESH_FORMATS):
+            continue
+        try:
+            vertices = np.asarray(coal.MeshLoader().load(mesh.file, np.ones(3)).vertices(), float)
+        except Exception as error:  # noqa: BLE001 - coal raises plain RuntimeErrors; name the file either way
+            raise ValueError(f"the sim cannot read mesh '{mesh.file}' ({error}); convert it to STL or OBJ") from error
+        mesh.file = ""
+        mesh.uservert = vertices.ravel().tolist()
+
+
 def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig, distractors: int = 0,
                 distractor_height: float = 1.0) -> mujoco.MjSpec:
     """The full scene spec: the profile's arm, table, ``task``'s object, camera, lights, and ``distractors``
@@ -85,6 +106,7 @@ def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig, distrac
     variation places them)."""
     arm = ArmModel(profile)
     spec = mujoco.MjSpec.from_string(mujoco_urdf(profile))
+    load_meshes_mujoco_cannot_read(spec)
     # the URDF's own visuals were dropped at parse time; keep the scene's visual-only markers
     spec.compiler.discardvisual = False
     spec.option.timestep = 0.002
