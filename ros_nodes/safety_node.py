@@ -85,7 +85,7 @@ class SafetyNode(Node):
         self.limits = arm.limits.reordered(self.joint_names)
         self.hold_limits = cfg.enforced(self.limits)  # a hold's braking and return move obey velocity_scale too
         self.state = ArmState(self.joint_names, tuple(n for n in self.profile.joints if n not in self.joint_names)
-                              + arm.passive_joints)
+                              + arm.passive_joints, self.limits.continuous)
         self.workspace = WorkspaceChecker(arm, table_clearance=cfg.table_clearance, self_collision=cfg.self_collision)
         self.get_logger().info(f"controller joint order {list(self.joint_names)}; /joint_states must carry these"
                                + (f", and {list(self.state.passive_joints)} there or in a message of their own"

@@ -295,3 +295,31 @@ def test_a_hold_during_the_stop_after_a_chunk_continues_that_stop(limits_of, nam
     fresh = hold_command(arm, lim, (0.0, NOW + sent_times, sent), now, 0.1)
     if 0.0 < into_the_tail < 0.5:  # braking afresh from the speed there goes past where the tail ends
         assert np.any(sign * (fresh.positions[-1] - sent[-1]) > 1e-4)
+
+
+def test_a_hold_from_the_arm_stays_in_the_turn_the_commands_were_sent_in():
+    """UR5 with a continuous wrist 1 carried from 3.0 past +pi by a chunk sent unwrapped (3.1 ... 3.4); the driver
+    reports angles wrapped to (-pi, pi]. After a stall the hold starts from the measured arm: it must start where
+    the controller is, not a turn away (it started at -3.03 against the controller's 3.25: a 2 pi step, found by a
+    review in session 26). The joint-state tracker counts turns from the first reading."""
+    name = "ur5_continuous"
+    lim = CFG.enforced(ArmModel(profile(name)).limits)
+    j = list(lim.names).index("wrist_1_joint")
+    assert lim.continuous[j]
+    state = ArmState(lim.names, continuous=lim.continuous)
+    path = CommandedPath(lim.velocity * CFG.tracking_allowance, lim.continuous)
+    base = _rest(name, lim)
+    chunk = np.tile(base, (4, 1))
+    chunk[:, j] = [3.1, 3.2, 3.3, 3.4]
+    path.command(NOW, NOW, np.array([0.1, 0.2, 0.3, 0.4]), chunk, None, origin=np.where(np.arange(len(base)) == j,
+                                                                                         3.0, base))
+    for k, t in enumerate(NOW + np.arange(0.0, 0.26, 0.05)):  # the driver at 50 Hz... here every 50 ms
+        measured = path.reference(t, None)
+        measured[j] = (measured[j] + np.pi) % (2 * np.pi) - np.pi  # wrapped
+        assert state.update(list(lim.names), measured, None, stamp=t) is None
+    t = NOW + 0.25
+    desired = path.reference(t, None)
+    assert state.positions[j] == pytest.approx(desired[j]), "the tracker lost the turn"
+    stop = hold_on_path(path, state, lim, t, CFG.hold_tolerance(), from_arm=True)
+    step = abs(stop.positions[0, j] - desired[j])
+    assert step <= lim.velocity[j] * stop.times[0] + 1e-9, f"a {step:.3f} rad step to the hold's first point"

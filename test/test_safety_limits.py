@@ -50,7 +50,7 @@ def test_reordered_joints_are_matched_by_name(arm):
         (lambda t, p: (t, p + np.where(np.arange(7) == 1, 10.0, 0.0)), "position_limit"),
         (lambda t, p: (t[::-1].copy(), p), "time_not_increasing"),
         (lambda t, p: (t, p[:, :6]), "wrong_length"),
-        (lambda t, p: (t * 0.05, p), "velocity_limit"),
+        (lambda t, p: (t[0] + (t - t[0]) * 0.05, p), "velocity_limit"),
     ],
 )
 def test_bad_chunks_rejected_with_reason(arm, mutate, reason):

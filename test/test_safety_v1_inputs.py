@@ -250,7 +250,7 @@ def test_commanded_path_is_the_reference_until_the_arm_is_moved_by_something_els
 
 def test_the_first_point_is_reachable_from_where_the_controller_heads_at_the_velocity_limit():
     """A chunk may start no further from where the controller heads than vmax * lead (from the measured arm,
-    with no command known: + start_tolerance)."""
+    with no command known: + start_tolerance, 0 by default: the move from the measured arm obeys the limit)."""
     from armpilot.robot import CONTROLLED_JOINTS, HOME_POSITION, ArmModel
     from armpilot.safety.limits import SafetyConfig, check_chunk
 
@@ -260,12 +260,20 @@ def test_the_first_point_is_reachable_from_where_the_controller_heads_at_the_vel
     limits = ArmModel().limits.reordered(list(CONTROLLED_JOINTS))
     unbounded = np.full(len(limits.names), np.inf)
     limits = dataclasses.replace(limits, acceleration=unbounded, jerk=unbounded)
-    config = SafetyConfig()
     lead = 0.05
     times = lead + 0.1 * np.arange(5)
 
     def chunk(offset: float) -> np.ndarray:
         return HOME_POSITION + np.outer(np.ones(5), np.eye(7)[1] * offset)
+
+    # by default nothing lets the move onto point 0 exceed the velocity limit, even with no command known
+    default = SafetyConfig()
+    assert default.start_tolerance == 0.0
+    exact = limits.velocity[1] * lead
+    assert check_chunk(default, limits, CONTROLLED_JOINTS, 100.0, times, chunk(exact), 100.0, HOME_POSITION).accepted
+    over = check_chunk(default, limits, CONTROLLED_JOINTS, 100.0, times, chunk(1.01 * exact), 100.0, HOME_POSITION)
+    assert over.reason == "discontinuity", over.detail
+    config = SafetyConfig(start_tolerance=0.01)  # a controller holding off the measured arm (opt-in)
 
     reach = limits.velocity[1] * lead + config.start_tolerance
     ok = check_chunk(config, limits, CONTROLLED_JOINTS, 100.0, times, chunk(0.9 * reach), 100.0, HOME_POSITION)

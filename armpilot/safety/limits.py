@@ -52,9 +52,10 @@ class SafetyConfig:
         default=0.1, metadata=_describe("time the measured arm may lag the first point, s")
     )
     start_tolerance: float = field(
-        default=0.01, metadata=_describe("with no command known (the first, or after the arm was moved), how "
-                                         "far the first point may be from the measured arm beyond what the "
-                                         "velocity limit reaches in the lead time, rad / m")
+        default=0.0, metadata=_describe("with no command known (the first, or after the arm was moved), how "
+                                        "far the first point may be from the measured arm beyond what the "
+                                        "velocity limit reaches in the lead time, rad / m; > 0 lets that move "
+                                        "exceed the limit by this / lead (a controller holding off the arm)")
     )
     joint_state_timeout: float = field(
         default=0.25, metadata=_describe("hold when /joint_states is older than this, s")

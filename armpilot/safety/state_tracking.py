@@ -42,10 +42,15 @@ class ArmState:
     A ``/joint_states`` carries every controller joint (the arm's driver), or none of them and some of the
     passive ones (a separate gripper's driver publishing its own): that updates those joints only, and
     ``arm_updated`` is False after it. The arm's message may leave out a passive joint once one has been read.
+    A ``continuous`` joint's angle is counted in turns from the first one read: each reading is shifted by whole
+    turns to the one nearest the reading before, so a driver that wraps to (-pi, pi] and one that counts turns
+    give the same positions, in the turn the commands (shifted to the measured turn) were sent in.
     """
 
-    def __init__(self, joints: tuple[str, ...], passive_joints: Sequence[str] = ()) -> None:
+    def __init__(self, joints: tuple[str, ...], passive_joints: Sequence[str] = (),
+                 continuous: np.ndarray | None = None) -> None:
         self.joints = joints
+        self.continuous = np.zeros(len(joints), bool) if continuous is None else np.asarray(continuous, bool)
         self.passive_joints = tuple(dict.fromkeys(n for n in passive_joints if n not in joints))
         self.required = joints + self.passive_joints
         self.positions: np.ndarray | None = None
@@ -85,9 +90,13 @@ class ArmState:
         self.passive.update(zip(read[count:], values[count:].tolist()))
         if not arm_message:
             return None
+        arm = values[:count].copy()
+        if self.positions is not None and np.any(self.continuous):  # in the turn of the reading before
+            arm = np.where(self.continuous, self.positions + wrapped_difference(arm, self.positions, self.continuous),
+                           arm)
         if self.positions is not None and self.stamp is not None:
             self.previous = (self.positions, self.stamp)
-        self.positions, self.stamp = values[:count].copy(), stamp
+        self.positions, self.stamp = arm, stamp
         speeds = None
         if velocities is not None and len(velocities) == len(names):
             speeds = np.asarray(velocities, float)[[index[n] for n in self.joints]]
@@ -103,7 +112,7 @@ class ArmState:
 
     def untrusted(self) -> "ArmState":
         """This state without its measured arm (two sources: which one is the arm is unknown)."""
-        return ArmState(self.joints, self.passive_joints)
+        return ArmState(self.joints, self.passive_joints, self.continuous)
 
 
 def hold_command(state: ArmState, limits: JointLimits, executing: tuple[float, np.ndarray, np.ndarray] | None,
