@@ -67,7 +67,9 @@ def make_chunk(p, rng: np.random.Generator, start: np.ndarray, horizon: int, spe
 
 def assert_safe(p, arm, oracle, verdict, measured, passive, moving=None):
     """Everything the safety node promises about an accepted chunk, re-derived independently; ``moving`` (J,):
-    the controller's velocity as the chunk arrives (None: at rest)."""
+    the controller's velocity as the chunk arrives (None: at rest). Acceleration and jerk are checked on the
+    whole command as sent, joined to the controller's steady motion before it (before session 26 neither the
+    step from that motion nor the seam between a chunk and the stop after it was)."""
     names = p.joints
     lower = np.array([p.urdf_joints[n].lower for n in names])
     upper = np.array([p.urdf_joints[n].upper for n in names])
@@ -88,12 +90,14 @@ def assert_safe(p, arm, oracle, verdict, measured, passive, moving=None):
         brake = braking_distance(v, p.max_acceleration, p.max_jerk)  # a hold anywhere along each segment
         ends = np.vstack([q[:-1] + brake, q[1:] + brake])
         assert np.all(ends >= lower - TOL) and np.all(ends <= upper + TOL)
-    # the path the controller follows: its velocity before now (held for one lead), from the measured arm at
-    # now to point 0 within the lead, then the points; finite-difference acceleration and jerk along all of it
+    # the path the controller follows: steady at its velocity before now (for two leads), from the measured arm
+    # at now to point 0 within the lead, then the points and the stop sent after them; finite-difference
+    # acceleration and jerk along all of it
     before = np.zeros(len(names)) if moving is None else moving
-    path_t = np.concatenate([[NOW - lead, NOW], verdict.stamp + t])
     origin = q[0] - np.where(continuous, wrapped, q[0] - measured)
-    path_q = np.vstack([origin - before * lead, origin, q])
+    sent_t, sent_q = with_braking_tail(CFG.enforced(arm.limits), t, q, origin, lead)
+    path_t = np.concatenate([[NOW - 2 * lead, NOW - lead, NOW], verdict.stamp + sent_t])
+    path_q = np.vstack([origin - 2 * before * lead, origin - before * lead, origin, sent_q])
     mid = (path_t[1:] + path_t[:-1]) / 2
     a = np.diff(np.diff(path_q, axis=0) / np.diff(path_t)[:, None], axis=0) / np.diff(mid)[:, None]
     assert np.all(np.abs(a) <= p.max_acceleration + TOL)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from armpilot.robot import ArmModel
-from armpilot.safety.limits import SafetyConfig, check_chunk
+from armpilot.safety.limits import SafetyConfig, check_chunk, finite_derivatives
 from armpilot.safety.sending import as_sent
 from armpilot.safety.state_tracking import CommandedPath
 from armpilot.safety.workspace import WorkspaceChecker
@@ -82,3 +82,57 @@ def test_the_move_onto_point_0_is_checked_again_from_where_the_controller_is_whe
         assert out.chunk_end == pytest.approx(VERIFIED_AT + lead)
     assert sent_count >= 10, f"only {sent_count} sent: the test checks too little"
     print(f"{name}: {sent_count} sent, {refused_when_sent} refused when sent")
+
+
+def _ramp(lim, j: int, start: np.ndarray, spacing: float, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """A chunk from rest speeding joint ``j`` up (toward its farther limit) at ``fraction`` of its acceleration limit
+    (jerk-limited at the same fraction) until 0.7 of its velocity limit: it ends while still accelerating."""
+    step = 1e-4
+    tt = np.arange(0.0, 3.0, step)
+    acc = np.minimum(fraction * lim.jerk[j] * tt, fraction * lim.acceleration[j])
+    vel = np.cumsum(acc) * step
+    pos = np.cumsum(vel) * step
+    count = max(int(np.searchsorted(vel, 0.7 * lim.velocity[j]) * step / spacing), 1)
+    times = spacing * np.arange(1, count + 1)
+    positions = np.tile(start, (count, 1))
+    room_up = lim.upper[j] - start[j] if np.isfinite(lim.upper[j]) else np.inf
+    direction = 1.0 if room_up >= start[j] - lim.lower[j] else -1.0
+    positions[:, j] += direction * np.interp(times, tt, pos)
+    return times, positions
+
+
+@pytest.mark.parametrize("name", ALL_PROFILES)
+def test_what_is_sent_joins_the_controllers_motion_within_the_acceleration_and_jerk_limits(name):
+    """Chunks that end while they speed up (points 20 ms or 100 ms apart), sent to a controller at rest: the whole
+    command (the step off rest, the chunk, the stop after it) keeps the finite-difference acceleration and jerk
+    within the limits, or is refused. Before session 26 the stop after a chunk started at zero acceleration right
+    after a point still accelerating (jerk 2-3 times the limit on every profile with points 20 ms apart), and the
+    step from rest into a one-point chunk was not checked for jerk."""
+    p = profile(name)
+    lim = ArmModel(p).limits
+    finite_low = np.where(np.isfinite(lim.lower), lim.lower, -np.pi)
+    finite_high = np.where(np.isfinite(lim.upper), lim.upper, np.pi)
+    rest = np.clip(p.home, finite_low, finite_high).astype(float)
+    checked = 0
+    for j in range(len(rest)):
+        for spacing in (0.02, 0.1):
+            for fraction in (0.3, 0.6, 0.9):
+                times, positions = _ramp(lim, j, rest, spacing, fraction)
+                if np.any(positions > lim.upper) or np.any(positions < lim.lower):
+                    continue
+                verdict = check_chunk(CFG, lim, p.joints, VERIFIED_AT, times, positions, VERIFIED_AT, rest)
+                if not verdict.accepted:
+                    continue
+                path = CommandedPath(np.full(len(rest), 0.05), lim.continuous)
+                _, out = as_sent(CFG, lim, p.joints, verdict, VERIFIED_AT, rest, {}, path, None)
+                if out is None:
+                    continue
+                checked += 1
+                lead = out.times[0]
+                t = np.concatenate([[-2 * lead, -lead, 0.0], out.times])
+                q = np.vstack([rest, rest, rest, out.positions])
+                acceleration, jerk = finite_derivatives(t, q)
+                where = f"{p.joints[j]}, points {spacing * 1e3:.0f} ms apart, {fraction} of the acceleration limit"
+                assert np.all(np.abs(acceleration) <= lim.acceleration + 1e-6), where
+                assert np.all(np.abs(jerk) <= lim.jerk + 1e-6), where
+    assert checked >= 2, f"only {checked} ramps accepted: the test checks too little"

@@ -197,9 +197,13 @@ def check_chunk(
         k, j = np.argwhere(np.abs(velocities) > vmax + EPS)[0]
         return _reject(Reason.VELOCITY_LIMIT,
                        f"{names[j]} commanded velocity {velocities[k, j]:.3f} (max {vmax[j]:.3f})")
-    verdict = _check_derivatives(config, limits, times, positions)
+    # as sent: the chunk, then the stop after it (``with_braking_tail``), whose start must join the chunk's end
+    # within the acceleration and jerk limits too (a chunk ending while it speeds up meets a stop starting at
+    # zero acceleration)
+    sent_times, sent = with_braking_tail(config.enforced(limits), times, positions, origin, lead)
+    verdict = _check_derivatives(config, limits, sent_times, sent, len(times))
     if verdict is None:
-        verdict = _check_junction(limits, origin, reference_velocity, lead, times, positions)
+        verdict = _check_junction(limits, origin, reference_velocity, lead, sent_times, sent)
     if verdict is not None:
         return verdict
     # the controller moves from ``origin`` to point 0 within ``lead``: a hold may brake at that speed too
@@ -222,7 +226,6 @@ def check_chunk(
         if violation is None:
             violation = workspace.check(stops, names, passive, self_collision=False, label="braking stop of ")
         if violation is None:  # every point of the stop sent after the chunk (``with_braking_tail``), collisions too
-            _, sent = with_braking_tail(config.enforced(limits), times, positions, origin, lead)
             if len(sent) > len(times):
                 violation = workspace.check(sent[len(times):], names, passive, label="the stop after the last point, ")
         if violation is not None:
@@ -265,17 +268,18 @@ def braking_ends(limits: JointLimits, times: np.ndarray, positions: np.ndarray, 
 
 def junction_derivatives(origin: np.ndarray, velocity: np.ndarray | None, lead: float, times: np.ndarray,
                          positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Acceleration (<= 2, J) and jerk (<= 2, J) where the controller joins a chunk, by the finite differences
+    """Acceleration (<= 2, J) and jerk (<= 3, J) where the controller joins a chunk, by the finite differences
     the chunk's own points are checked with, on the sequence the controller follows: its velocity at ``now``
-    (``velocity`` (J,), None = at rest) held for ``lead`` s before ``now``, ``origin`` (J,) at ``now``, then the
-    chunk's points (P, J) at ``now + lead + times - times[0]``. Rows: at ``origin``, at point 0 (jerk: around
-    them); a one-point chunk has one acceleration row and no jerk."""
+    (``velocity`` (J,), None = at rest) held for two ``lead`` s before ``now`` (at zero acceleration), ``origin``
+    (J,) at ``now``, then the chunk's points (P, J) at ``now + lead + times - times[0]`` (as sent: with the stop
+    after it). Rows: acceleration at ``origin`` and at point 0; jerk into ``origin`` (from the steady velocity
+    before), between them, and from point 0 on (fewer rows for a one-point sequence)."""
     h = max(lead, MIN_POINT_SPACING)
     before = np.zeros_like(origin) if velocity is None else np.asarray(velocity, float)
-    t = np.concatenate([[-h, 0.0], h + times[:3] - times[0]])
-    q = np.vstack([origin - before * h, origin, positions[:3]])
+    t = np.concatenate([[-2 * h, -h, 0.0], h + times[:3] - times[0]])
+    q = np.vstack([origin - 2 * before * h, origin - before * h, origin, positions[:3]])
     acceleration, jerk = finite_derivatives(t, q)
-    return acceleration[:2], jerk[:2]
+    return acceleration[1:3], jerk[:3]
 
 
 def finite_derivatives(times: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -292,9 +296,10 @@ def _check_junction(limits: JointLimits, origin: np.ndarray, velocity: np.ndarra
                     times: np.ndarray, positions: np.ndarray) -> Verdict | None:
     """The controller's step onto the chunk (``junction_derivatives``) within the acceleration and jerk limits."""
     acceleration, jerk = junction_derivatives(origin, velocity, lead, times, positions)
-    where = ("where the controller leaves its path for point 0", "at point 0, joining the chunk")
-    for values, bound, reason, unit in ((acceleration, limits.acceleration, Reason.ACCELERATION_LIMIT, "rad/s^2"),
-                                        (jerk, limits.jerk, Reason.JERK_LIMIT, "rad/s^3")):
+    leaving, joining = "where the controller leaves its path for point 0", "at point 0, joining the chunk"
+    for values, bound, reason, unit, where in (
+            (acceleration, limits.acceleration, Reason.ACCELERATION_LIMIT, "rad/s^2", (leaving, joining)),
+            (jerk, limits.jerk, Reason.JERK_LIMIT, "rad/s^3", (leaving, joining, "just after point 0"))):
         if bound is None:
             continue
         over = np.abs(values) > np.asarray(bound) + EPS
@@ -305,10 +310,16 @@ def _check_junction(limits: JointLimits, origin: np.ndarray, velocity: np.ndarra
     return None
 
 
-def _check_derivatives(config: SafetyConfig, limits: JointLimits, times: np.ndarray,
-                       positions: np.ndarray) -> Verdict | None:
-    """Step size, acceleration and jerk between consecutive points (finite differences)."""
+def _check_derivatives(config: SafetyConfig, limits: JointLimits, times: np.ndarray, positions: np.ndarray,
+                       chunk_points: int | None = None) -> Verdict | None:
+    """Step size, acceleration and jerk between consecutive points (finite differences); points from
+    ``chunk_points`` on are the stop sent after the chunk (named so in the detail)."""
     names = limits.names
+    end = len(times) if chunk_points is None else chunk_points
+
+    def near(k: int) -> str:
+        return f"point {k}" if k < end else f"the stop after the chunk, {k - end + 1} points past its end"
+
     steps = np.abs(np.diff(positions, axis=0))
     if steps.size and steps.max() > config.max_step + EPS:
         k, j = np.unravel_index(int(np.argmax(steps)), steps.shape)
@@ -321,9 +332,9 @@ def _check_derivatives(config: SafetyConfig, limits: JointLimits, times: np.ndar
     if np.any(np.abs(acceleration) > amax + EPS):
         k, j = np.argwhere(np.abs(acceleration) > amax + EPS)[0]
         return _reject(Reason.ACCELERATION_LIMIT,
-                       f"{names[j]} at {acceleration[k, j]:.2f} near point {k + 1} (max {amax[j]})")
+                       f"{names[j]} at {acceleration[k, j]:.2f} near {near(k + 1)} (max {amax[j]})")
     jmax = np.asarray(limits.jerk)
     if np.any(np.abs(jerk) > jmax + EPS):
         k, j = np.argwhere(np.abs(jerk) > jmax + EPS)[0]
-        return _reject(Reason.JERK_LIMIT, f"{names[j]} at {jerk[k, j]:.1f} near point {k + 1} (max {jmax[j]})")
+        return _reject(Reason.JERK_LIMIT, f"{names[j]} at {jerk[k, j]:.1f} near {near(k + 1)} (max {jmax[j]})")
     return None
