@@ -101,7 +101,7 @@ def assert_safe(p, arm, oracle, verdict, measured, passive, moving=None):
     mid = (path_t[1:] + path_t[:-1]) / 2
     a = np.diff(np.diff(path_q, axis=0) / np.diff(path_t)[:, None], axis=0) / np.diff(mid)[:, None]
     assert np.all(np.abs(a) <= p.max_acceleration + TOL)
-    jerk = np.diff(a, axis=0) / np.diff((mid[1:] + mid[:-1]) / 2)[:, None]
+    jerk = 3 * np.diff(a, axis=0) / (path_t[3:] - path_t[:-3])[:, None]  # 6 x the third divided difference
     assert np.all(np.abs(jerk) <= p.max_jerk + TOL)
     assert_ends_at_rest(p, arm, oracle, verdict, origin, lead, passive)
     for row in q:
@@ -136,7 +136,7 @@ def assert_ends_at_rest(p, arm, oracle, verdict, origin, lead, passive):
     mid = (path_t[1:] + path_t[:-1]) / 2
     a = np.diff(v, axis=0) / np.diff(mid)[:, None]
     assert np.all(np.abs(a) <= p.max_acceleration + TOL), "the stop after the chunk brakes too hard"
-    jerk = np.diff(a, axis=0) / np.diff((mid[1:] + mid[:-1]) / 2)[:, None]
+    jerk = 3 * np.diff(a, axis=0) / (path_t[3:] - path_t[:-3])[:, None]
     assert np.all(np.abs(jerk) <= p.max_jerk + TOL)
     lower, upper = arm.limits.lower, arm.limits.upper
     tail = positions[len(t):]

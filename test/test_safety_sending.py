@@ -15,7 +15,7 @@ import pytest
 from armpilot.robot import ArmModel
 from armpilot.safety.limits import SafetyConfig, check_chunk, finite_derivatives
 from armpilot.safety.sending import as_sent
-from armpilot.safety.state_tracking import CommandedPath
+from armpilot.safety.state_tracking import ArmState, CommandedPath
 from armpilot.safety.workspace import WorkspaceChecker
 
 from fk_oracle import UrdfChain
@@ -136,3 +136,37 @@ def test_what_is_sent_joins_the_controllers_motion_within_the_acceleration_and_j
                 assert np.all(np.abs(acceleration) <= lim.acceleration + 1e-6), where
                 assert np.all(np.abs(jerk) <= lim.jerk + 1e-6), where
     assert checked >= 2, f"only {checked} ramps accepted: the test checks too little"
+
+
+def test_leaving_rest_too_abruptly_is_refused_where_the_controller_leaves_its_path():
+    """A UR5 at rest and a chunk moving off at 0.12 rad/s with point 0 20 ms ahead: acceleration 6 rad/s^2 where
+    the controller leaves its path (limit 10), but a jerk of 300 rad/s^3 (limit 200) leaving rest, which only the
+    junction's first row (from the steady motion before, added in session 26) sees."""
+    p = profile("ur5")
+    lim = ArmModel(p).limits
+    home = np.clip(p.home, lim.lower, lim.upper).astype(float)
+    velocity = np.zeros(len(home))
+    velocity[0] = 0.12
+    times = 0.02 + 0.1 * np.arange(5)
+    verdict = check_chunk(CFG, lim, p.joints, VERIFIED_AT, times, home + np.outer(times, velocity), VERIFIED_AT, home)
+    assert verdict.reason == "jerk_limit" and "leaves its path" in verdict.detail, verdict.detail
+    gentle = check_chunk(CFG, lim, p.joints, VERIFIED_AT, times, home + np.outer(times, velocity / 2), VERIFIED_AT,
+                         home)
+    assert gentle.accepted, gentle.detail
+
+
+def test_a_continuous_joint_read_from_a_driver_that_counts_turns_is_taken_as_read():
+    """After a gap a turn-counting driver reads 12.6 after 9.0: the tracker keeps 12.6 (it moved on to 6.32, a
+    turn away, and a chunk was then sent a turn from the controller); a wrapping driver's reading stays in the
+    turn of the one before."""
+    lim = ArmModel(profile("ur5_continuous")).limits
+    j = list(lim.names).index("wrist_1_joint")
+    q = np.zeros(len(lim.names))
+    state = ArmState(lim.names, continuous=lim.continuous)
+    for stamp, reading in ((10.0, 9.0), (11.2, 12.6)):
+        q[j] = reading
+        assert state.update(list(lim.names), q, None, stamp=stamp) is None
+    assert state.positions[j] == pytest.approx(12.6)
+    q[j] = 12.6 + 0.1 - 4 * np.pi  # the same driver wrapping from now on: near 12.7, not 0.03
+    assert state.update(list(lim.names), q, None, stamp=11.3) is None
+    assert state.positions[j] == pytest.approx(12.7)

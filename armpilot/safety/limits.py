@@ -283,12 +283,14 @@ def junction_derivatives(origin: np.ndarray, velocity: np.ndarray | None, lead: 
 
 
 def finite_derivatives(times: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(P - 2, J) acceleration and (P - 3, J) jerk of points (P, J) at ``times`` (P,): segment slopes placed at
-    segment midpoints, differenced twice more (empty rows when there are too few points)."""
+    """(P - 2, J) acceleration and (P - 3, J) jerk of points (P, J) at ``times`` (P,): 2 and 6 times the second
+    and third divided differences (segment slopes differenced at their midpoints; for evenly spaced points the
+    plain finite differences). A divided difference is a weighted mean of the derivative of any smooth path through
+    the points, so neither value exceeds what a path within the limits reaches, however uneven the spacing (a
+    chunk's 1 ms segments then a stop's 20 ms ones; empty rows when there are too few points)."""
     velocity = np.diff(positions, axis=0) / np.diff(times)[:, None]
-    mid = (times[1:] + times[:-1]) / 2
-    acceleration = np.diff(velocity, axis=0) / np.diff(mid)[:, None]
-    jerk = np.diff(acceleration, axis=0) / np.diff((mid[1:] + mid[:-1]) / 2)[:, None]
+    acceleration = 2.0 * np.diff(velocity, axis=0) / (times[2:] - times[:-2])[:, None]
+    jerk = 3.0 * np.diff(acceleration, axis=0) / (times[3:] - times[:-3])[:, None]
     return acceleration, jerk
 
 

@@ -42,9 +42,10 @@ class ArmState:
     A ``/joint_states`` carries every controller joint (the arm's driver), or none of them and some of the
     passive ones (a separate gripper's driver publishing its own): that updates those joints only, and
     ``arm_updated`` is False after it. The arm's message may leave out a passive joint once one has been read.
-    A ``continuous`` joint's angle is counted in turns from the first one read: each reading is shifted by whole
-    turns to the one nearest the reading before, so a driver that wraps to (-pi, pi] and one that counts turns
-    give the same positions, in the turn the commands (shifted to the measured turn) were sent in.
+    A ``continuous`` joint's angle is counted in turns from the first one read: a reading in (-pi, pi] (a driver
+    that wraps) is shifted by whole turns to the one nearest the reading before, so it stays in the turn the
+    commands (shifted to the measured turn) were sent in; a reading outside it comes from a driver that counts
+    turns and is taken as it is.
     """
 
     def __init__(self, joints: tuple[str, ...], passive_joints: Sequence[str] = (),
@@ -91,9 +92,11 @@ class ArmState:
         if not arm_message:
             return None
         arm = values[:count].copy()
-        if self.positions is not None and np.any(self.continuous):  # in the turn of the reading before
-            arm = np.where(self.continuous, self.positions + wrapped_difference(arm, self.positions, self.continuous),
-                           arm)
+        if self.positions is not None and np.any(self.continuous):
+            # a reading in (-pi, pi] (a driver that wraps) in the turn of the reading before; one outside it comes
+            # from a driver that counts turns and is taken as it is (after a gap the nearest turn may be wrong)
+            wraps = self.continuous & (arm > -np.pi) & (arm <= np.pi)
+            arm = np.where(wraps, self.positions + wrapped_difference(arm, self.positions, self.continuous), arm)
         if self.positions is not None and self.stamp is not None:
             self.previous = (self.positions, self.stamp)
         self.positions, self.stamp = arm, stamp
