@@ -20,7 +20,7 @@ import numpy as np
 from armpilot.fields import describe as _describe
 from armpilot.rejections import Reason
 from armpilot.robot import JointLimits
-from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
+from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk, finite_derivatives
 from armpilot.safety.workspace import WorkspaceChecker
 
 #: (chunks (N, H, J), measured (J,)) -> (N,) scores in 0..1, higher = more like a demonstration.
@@ -95,10 +95,9 @@ def jerk_penalty(candidates: np.ndarray, times: np.ndarray, max_jerk: np.ndarray
     """(N,) RMS of jerk / max_jerk over points and joints (0 for fewer than 4 points)."""
     if len(times) < 4:
         return np.zeros(len(candidates))
-    velocity = np.diff(candidates, axis=1) / np.diff(times)[None, :, None]
-    mid = (times[1:] + times[:-1]) / 2
-    acceleration = np.diff(velocity, axis=1) / np.diff(mid)[None, :, None]
-    jerk = np.diff(acceleration, axis=1) / np.diff((mid[1:] + mid[:-1]) / 2)[None, :, None]
+    count, points, joints = candidates.shape
+    _, jerk = finite_derivatives(times, np.moveaxis(candidates, 1, 0).reshape(points, count * joints))
+    jerk = np.moveaxis(jerk.reshape(points - 3, count, joints), 0, 1)  # as check_chunk measures it
     return np.sqrt(((jerk / max_jerk) ** 2).mean(axis=(1, 2)))
 
 
