@@ -93,7 +93,8 @@ class SafetyConfig:
 @dataclass(frozen=True)
 class Verdict:
     """A check's outcome. On acceptance ``times``/``positions`` hold the points still
-    ahead of ``now`` (P', ) and (P', J) in the controller's order."""
+    ahead of ``now`` (P', ) and (P', J) in the controller's order, and ``sent_times``/``sent_positions`` the
+    command that was checked: those points, then the stop after them (``with_braking_tail``; (P' + T,), (P' + T, J))."""
 
     accepted: bool
     reason: str = "ok"
@@ -101,6 +102,8 @@ class Verdict:
     stamp: float = 0.0
     times: np.ndarray | None = None
     positions: np.ndarray | None = None
+    sent_times: np.ndarray | None = None
+    sent_positions: np.ndarray | None = None
 
 
 def _reject(reason: str, detail: str) -> Verdict:
@@ -230,7 +233,7 @@ def check_chunk(
                 violation = workspace.check(sent[len(times):], names, passive, label="the stop after the last point, ")
         if violation is not None:
             return _reject(violation.reason, violation.detail)
-    return Verdict(True, stamp=stamp, times=times, positions=positions)
+    return Verdict(True, stamp=stamp, times=times, positions=positions, sent_times=sent_times, sent_positions=sent)
 
 
 def on_the_way(origin: np.ndarray, target: np.ndarray, spacing: float) -> np.ndarray:

@@ -4,8 +4,8 @@ Verification takes time: meanwhile the controller moved on along what it was
 sent before, and the time to the chunk's first point shrank. So the move onto
 point 0, the stops from it and the stop sent after the chunk are no longer the
 ones checked. ``as_sent`` checks the chunk again, workspace included, from
-where the controller is heading at the moment it is sent, and builds the
-command that goes out: the chunk's points, then a stop to rest
+where the controller is heading at the moment it is sent, and sends the
+command that check built: the chunk's points, then a stop to rest
 (``with_braking_tail``).
 """
 
@@ -19,7 +19,6 @@ import numpy as np
 from armpilot.robot import JointLimits
 from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
 from armpilot.safety.state_tracking import CommandedPath
-from armpilot.safety.stopping import with_braking_tail
 from armpilot.safety.workspace import WorkspaceChecker
 
 
@@ -40,12 +39,9 @@ def as_sent(config: SafetyConfig, limits: JointLimits, joint_names: Sequence[str
             workspace: WorkspaceChecker | None) -> tuple[Verdict, Outgoing | None]:
     """Check an accepted ``verdict`` again at ``now`` (s) against the arm ``measured`` (J,) and the controller's
     ``path``; the new verdict, and the command to send when it passes (None when it does not)."""
-    reference = path.reference(now, measured)
     sent = check_chunk(config, limits, joint_names, verdict.stamp, verdict.times, verdict.positions, now, measured,
-                       None, workspace, passive, reference, path.velocity(now))
+                       None, workspace, passive, path.reference(now, measured), path.velocity(now))
     if not sent.accepted:
         return sent, None
-    origin = measured if reference is None else reference
-    lead = verdict.stamp + float(sent.times[0]) - now
-    times, positions = with_braking_tail(config.enforced(limits), sent.times, sent.positions, origin, lead)
-    return sent, Outgoing(verdict.stamp, times, positions, verdict.stamp + float(sent.times[-1]))
+    # exactly the command that check built and checked: the chunk, then its stop
+    return sent, Outgoing(verdict.stamp, sent.sent_times, sent.sent_positions, verdict.stamp + float(sent.times[-1]))
