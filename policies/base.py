@@ -68,6 +68,8 @@ class Capabilities:
         inpaints: ``sample_candidates`` keeps a committed prefix by inpainting (transition ``rtc``).
         prefix_conditioned: ... or by conditioning on it (trained so; transition ``prefix``).
         hands_over: ``hand_over`` gives the rest of the episode to a second backend (recording corrections).
+        starts_at_full_speed: its chunks start at full speed wherever the arm is (a waypoint planner): the node
+            fits them to the acceleration and jerk limits from the controller's motion (``fit_to_limits``).
     """
 
     needs_image: bool = False
@@ -79,6 +81,7 @@ class Capabilities:
     inpaints: bool = False
     prefix_conditioned: bool = False
     hands_over: bool = False
+    starts_at_full_speed: bool = False
 
 
 class Policy(ABC):

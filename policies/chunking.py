@@ -144,19 +144,70 @@ def limit_speed(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, ma
     return out
 
 
-def fit_to_limits(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, limits: JointLimits) -> np.ndarray:
+#: Share of the acceleration and jerk limits ``limit_acceleration`` plans with: the safety node checks the chunk
+#: later than it is fitted, with a shorter lead onto point 0.
+ACCELERATION_FIT_MARGIN = 0.8
+
+
+def limit_acceleration(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, start_velocity: np.ndarray,
+                       max_velocity: np.ndarray, max_acceleration: np.ndarray, max_jerk: np.ndarray) -> np.ndarray:
+    """(N, H, J) candidates followed from the controller's motion with bounded speed changes.
+
+    A planner that starts every chunk at full speed from wherever the arm is (a scripted expert) asks for a
+    velocity step at point 0 that the safety node refuses (``acceleration_limit`` where the controller joins
+    the chunk). Here each point is reached from the one before (the first from ``start`` at t = 0, the
+    controller moving steadily at ``start_velocity`` before) with the acceleration and jerk, as the safety
+    node's finite differences measure them, kept within ``ACCELERATION_FIT_MARGIN`` of their limits and the
+    speed within ``max_velocity``: the chunk goes the same way and lags where it asked for more. A chunk within
+    the limits comes back unchanged.
+
+    Args:
+        times: (H,) s after t = 0, increasing, > 0. candidates: (N, H, J), continuous joints unwrapped.
+        start, start_velocity: (J,) where the controller is and its velocity (rad or m, per s) at t = 0.
+        max_velocity, max_acceleration, max_jerk: (J,) positive limits.
+    """
+    amax = ACCELERATION_FIT_MARGIN * np.asarray(max_acceleration, float)
+    jmax = ACCELERATION_FIT_MARGIN * np.asarray(max_jerk, float)
+    out = np.array(candidates, dtype=float, copy=True)
+    position = np.broadcast_to(np.asarray(start, float), out[:, 0].shape).copy()
+    velocity = np.broadcast_to(np.asarray(start_velocity, float), out[:, 0].shape).copy()
+    acceleration = np.zeros_like(velocity)
+    steps = np.diff(np.concatenate([[0.0], times]))
+    spacing = [steps[0], steps[0]]  # the steady motion before t = 0, at the spacing of the move onto point 0
+    for k, dt in enumerate(steps):
+        span = (spacing[-1] + dt) / 2.0  # the acceleration at a point spans half of each segment around it
+        reach = jmax * (spacing[-2] + spacing[-1] + dt) / 3.0
+        wanted = ((out[:, k] - position) / dt - velocity) / span
+        low, high = np.maximum(-amax, acceleration - reach), np.minimum(amax, acceleration + reach)
+        step = np.clip(wanted, low, high)
+        new_velocity = np.clip(velocity + step * span, -max_velocity, max_velocity)
+        acceleration = (new_velocity - velocity) / span
+        velocity = new_velocity
+        position = position + velocity * dt
+        out[:, k] = np.where(np.isnan(out[:, k]), np.nan, position)
+        spacing = [spacing[-1], dt]
+    return out
+
+
+def fit_to_limits(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, limits: JointLimits,
+                  start_velocity: np.ndarray | None = None) -> np.ndarray:
     """(N, H, J) candidates a policy proposed, made to respect ``limits`` (in the candidates' joint order).
 
     A policy's spill past a position limit (a gripper closed to -0.0004) is clipped, a chunk faster than the
     velocity limits from ``start`` (where the controller is headed) is slowed to them
     (``limit_speed``), and points running into a limit at speed are kept the braking distance inside it
-    (``keep_braking_inside``). Speed changes are left as they are: limiting them to the acceleration limits
-    (a forward pass that lags where the policy asked for more) removed 53 acceleration refusals in 50 VLA
-    episodes but took seeds 0-49 from 42/50 to 36/50. NaN stays NaN; the safety node checks everything else.
+    (``keep_braking_inside``). Speed changes are limited to the acceleration and jerk limits only with
+    ``start_velocity`` (J,), the controller's velocity at ``start`` (``limit_acceleration``, for planners that
+    start at full speed): for a learned policy that lag removed 53 acceleration refusals in 50 VLA episodes but
+    took seeds 0-49 from 42/50 to 36/50. NaN stays NaN; the safety node checks everything else.
     """
     inf = np.full(len(limits.lower), np.inf)
     candidates = np.clip(candidates, limits.lower, limits.upper)
     candidates = limit_speed(times, candidates, start, limits.velocity, limits.continuous)
+    if start_velocity is not None and limits.acceleration is not None and limits.jerk is not None:
+        candidates = limit_acceleration(times, candidates, start, start_velocity, limits.velocity,
+                                        limits.acceleration, limits.jerk)
+        candidates = np.clip(candidates, limits.lower, limits.upper)
     return keep_braking_inside(times, candidates, limits.lower, limits.upper,
                                limits.acceleration if limits.acceleration is not None else inf,
                                limits.jerk if limits.jerk is not None else inf)

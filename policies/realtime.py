@@ -67,6 +67,16 @@ class ExecutingChunk:
         """(T, J) positions at absolute times (linear, held beyond its ends)."""
         return resample_in_time(np.asarray(absolute_times, float), self.stamp + self.times, self.positions)
 
+    def velocity_at(self, absolute_time: float) -> np.ndarray:
+        """(J,) the slope of the segment holding ``absolute_time`` (a trajectory controller interpolates linearly
+        between points); zero before the first point and after the last (unknown there: the controller joins
+        point 0 from where it was, and holds the last)."""
+        absolute = self.stamp + self.times
+        k = int(np.searchsorted(absolute, absolute_time, side="right")) - 1
+        if k < 0 or k >= len(absolute) - 1:
+            return np.zeros(self.positions.shape[1])
+        return (self.positions[k + 1] - self.positions[k]) / (absolute[k + 1] - absolute[k])
+
     @classmethod
     def from_command(cls, names: tuple[str, ...], stamp: float, times: np.ndarray, positions: np.ndarray,
                      joint_names: tuple[str, ...]) -> ExecutingChunk | None:

@@ -24,7 +24,7 @@ class ScriptedPolicy(Policy):
     ``RETARGET_DISTANCE`` away from where the plan was made (perception reports the newly named object
     first once it has the instruction, which may be after this node had it)."""
 
-    capabilities = Capabilities(takes_instruction=True)
+    capabilities = Capabilities(takes_instruction=True, starts_at_full_speed=True)
     input_features = (STATE, OBJECT, GOAL)
 
     def __init__(self, arm: ArmModel, task: str, horizon: int = 10, chunk_dt: float = 0.1, push_jitter: float = 0.0,

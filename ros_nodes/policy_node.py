@@ -120,7 +120,7 @@ class PolicyNode(Node):
         self.create_subscription(String, topics.POLICY_INSTRUCTION, self.on_instruction, qos.LATCHED_QOS)
         if policy.capabilities.hands_over:
             self.create_subscription(Int64, topics.POLICY_HANDOVER, self.on_handover, qos.COMMAND_QOS)
-        if cfg.transition != "replace":
+        if cfg.transition != "replace" or policy.capabilities.starts_at_full_speed:  # what the controller does
             self.create_subscription(JointTrajectory, topics.SAFETY_COMMANDED, self.on_commanded, qos.COMMAND_QOS)
         # the camera (VLA and camera-trained diffusion backends), the cloud and the tracks, only where needed
         needs = policy.capabilities
@@ -361,7 +361,10 @@ class PolicyNode(Node):
             # minimum lead is left for the trip to the safety node, its check and its check again as it sends
             current = self.executing
             start = current.at(np.array([obs.stamp + age]))[0] if current is not None else obs.joint_positions
-            candidates = fit_to_limits(times - age - cfg.min_lead, candidates, start, self.limits)
+            velocity = None
+            if self.backend.capabilities.starts_at_full_speed:  # at rest with no command known
+                velocity = current.velocity_at(obs.stamp + age) if current is not None else np.zeros(len(start))
+            candidates = fit_to_limits(times - age - cfg.min_lead, candidates, start, self.limits, velocity)
             if self.workspace_fit is not None:
                 candidates = self.workspace_fit(times, candidates, start)
             if self.fresh_episode:

@@ -8,9 +8,11 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from armpilot.policies.chunking import (blend_with_previous, drop_past_points, fit_to_limits, limit_speed,
-                                       resample_in_time)
+from armpilot.policies.chunking import (ACCELERATION_FIT_MARGIN, blend_with_previous, drop_past_points,
+                                       fit_to_limits, limit_acceleration, limit_speed, resample_in_time)
+from armpilot.policies.realtime import ExecutingChunk
 from armpilot.robot import ArmModel
+from armpilot.safety.limits import finite_derivatives, junction_derivatives
 
 TIMES = 0.1 * np.arange(1, 11)
 
@@ -113,3 +115,62 @@ def test_fit_to_limits_leaves_continuous_joints_finite():
     fitted = fit_to_limits(TIMES, chunk, start, limits)
     assert np.all(np.isfinite(fitted))
     np.testing.assert_allclose(fitted[0, :, continuous], chunk[0, :, continuous])
+
+
+VMAX, AMAX, JMAX = np.array([1.0, 2.0, 0.5]), np.array([5.0, 10.0, 2.0]), np.array([100.0, 200.0, 40.0])
+
+
+@given(seed=st.integers(0, 10_000), spread=st.floats(0.01, 3.0), lead=st.floats(0.02, 0.1))
+def test_limit_acceleration_joins_the_controller_within_the_acceleration_and_jerk_limits(seed, spread, lead):
+    """A planner's chunk that starts at full speed (or anywhere) is followed from the controller's motion: the
+    finite differences the safety node measures, the junction included (steady motion before), stay within
+    the limits."""
+    rng = np.random.default_rng(seed)
+    times = lead + 0.1 * np.arange(10)
+    start, velocity = rng.normal(size=3), rng.uniform(-0.5, 0.5, 3) * VMAX
+    candidates = start + rng.normal(scale=spread, size=(2, 10, 3))
+    out = limit_acceleration(times, candidates, start, velocity, VMAX, AMAX, JMAX)
+    for chunk in out:
+        acceleration, jerk = junction_derivatives(start, velocity, lead, times, chunk)
+        inner_acceleration, inner_jerk = finite_derivatives(np.concatenate([[0.0], times]), np.vstack([start, chunk]))
+        assert np.all(np.abs(np.vstack([acceleration, inner_acceleration])) <= AMAX * ACCELERATION_FIT_MARGIN + 1e-9)
+        assert np.all(np.abs(np.vstack([jerk, inner_jerk])) <= JMAX * ACCELERATION_FIT_MARGIN + 1e-6)
+        assert np.all(np.abs(np.diff(np.vstack([start, chunk]), axis=0)) <= VMAX * np.diff(np.concatenate(
+            [[0.0], times]))[:, None] + 1e-12)
+
+
+def test_limit_acceleration_keeps_a_chunk_within_the_limits_and_reaches_a_target_it_may_not_step_to():
+    times = 0.1 * np.arange(1, 41)
+    start, velocity = np.zeros(3), np.array([0.2, -0.1, 0.0])
+    steady = (start + np.outer(times, velocity))[None]  # carries on at the controller's speed
+    np.testing.assert_allclose(limit_acceleration(times, steady, start, velocity, VMAX, AMAX, JMAX), steady,
+                               atol=1e-12)
+    target = np.broadcast_to([0.5, -0.3, 0.2], (1, 40, 3))  # a step: held at the end, reached later
+    out = limit_acceleration(times, target, start, np.zeros(3), VMAX, AMAX, JMAX)
+    assert np.all(np.abs(out[0, 0]) < np.abs(target[0, 0]))
+    np.testing.assert_allclose(out[0, -1], target[0, -1], atol=2e-3)
+    nan = np.array(target)
+    nan[0, 3, 1] = np.nan
+    assert np.isnan(limit_acceleration(times, nan, start, np.zeros(3), VMAX, AMAX, JMAX)[0, 3, 1])
+
+
+def test_fit_to_limits_fits_acceleration_only_when_given_the_controller_velocity():
+    limits = ArmModel().limits
+    limits = replace(limits, acceleration=limits.acceleration / 4)  # an arm slower to speed up than to move
+    start = (limits.lower + limits.upper) / 2
+    speed = np.minimum(0.9 * limits.velocity, 0.2 * (limits.upper - limits.lower))  # well inside the range
+    jump = start + np.outer(TIMES, speed)[None]  # full speed from rest
+    np.testing.assert_allclose(fit_to_limits(TIMES, jump, start, limits), jump)
+    asked, _ = junction_derivatives(start, np.zeros(len(start)), TIMES[0], TIMES, jump[0])
+    assert np.any(np.abs(asked) > limits.acceleration)
+    fitted = fit_to_limits(TIMES, jump, start, limits, np.zeros(len(start)))
+    acceleration, _ = junction_derivatives(start, np.zeros(len(start)), TIMES[0], TIMES, fitted[0])
+    assert np.all(np.abs(acceleration) <= limits.acceleration + 1e-9)
+
+
+def test_the_executing_chunk_reports_the_slope_the_controller_follows():
+    chunk = ExecutingChunk(10.0, np.array([0.1, 0.2, 0.4]), np.array([[0.0], [1.0], [2.0]]))
+    np.testing.assert_allclose(chunk.velocity_at(10.15), [10.0])
+    np.testing.assert_allclose(chunk.velocity_at(10.3), [5.0])
+    np.testing.assert_allclose(chunk.velocity_at(10.05), [0.0])  # before point 0: joined from elsewhere
+    np.testing.assert_allclose(chunk.velocity_at(10.5), [0.0])  # held after the last

@@ -65,7 +65,8 @@ def test_backends_register_by_name_and_unknown_ones_are_listed():
     with pytest.raises(ValueError, match="known backends"):
         make_policy("nope", ArmModel(), "reach", 10, 0.1)
     scripted = make_policy("scripted", ArmModel(), "reach", 10, 0.1)
-    assert isinstance(scripted, Policy) and scripted.capabilities == Capabilities(takes_instruction=True)
+    assert isinstance(scripted, Policy) and scripted.capabilities == Capabilities(
+        takes_instruction=True, starts_at_full_speed=True)
 
 
 def test_the_scripted_push_steers_from_ground_truth_only_and_its_jitter_needs_it():

@@ -135,7 +135,9 @@ def test_a_link_named_like_its_fixed_joint_is_the_frame_meant():
     link = arm.model.getFrameId("gripperStator", pin.FrameType.BODY)
     home = np.asarray(profile.home)
     link_pose, tcp_pose = arm.frame_pose("gripperStator", home), arm.frame_pose(arm.tcp_frame, home)
-    assert np.allclose(link_pose[:3, 3], tcp_pose[:3, 3])
+    # the TCP is the profile's tcp_offset along the link's x, between the jaws
+    assert np.allclose(tcp_pose[:3, 3], link_pose[:3, 3] + link_pose[:3, :3] @ profile.tcp_offset)
+    assert profile.tcp_offset[0] > 0.1
     # the profile's tcp_rpy (0, pi/2, 0) turns the TCP's z (the approach axis the experts point down) onto the
     # link's x, along which the Z1's jaws open
     assert np.allclose(tcp_pose[:3, 2], link_pose[:3, 0], atol=1e-4)

@@ -18,6 +18,9 @@ import pinocchio as pin
 from armpilot.robot import ArmModel
 from armpilot.tasks.definitions import Task
 
+#: A tool point further than this (m) from its IK target is solved again with orientation weighted by
+#: ``POSITION_FIRST_WEIGHT`` (the tool tilts instead of stopping short).
+IK_POSITION_TOLERANCE, POSITION_FIRST_WEIGHT = 1e-3, 0.05
 #: Fraction of the gripper joint's URDF velocity limit the experts command.
 GRIPPER_SPEED_FRACTION = 0.8
 #: How much one radian of tool rotation counts against linear distance, m/rad.
@@ -170,7 +173,7 @@ class ScriptedExpert:
         self.down = down_reference(arm)
         #: arms with fewer than six joints cannot hold every orientation: position first
         full = len(profile.arm_joints) >= 6
-        self.rotation_weight = 1.0 if full else 0.05
+        self.rotation_weight = 1.0 if full else POSITION_FIRST_WEIGHT
         self.ik_iterations = 50
         if not push_jitter >= 0 or (push_jitter > 0 and not closed_loop):
             raise ValueError(f"push_jitter must be >= 0 m, and 0 for an open-loop expert, got {push_jitter}")
@@ -312,13 +315,24 @@ class ScriptedExpert:
         for k in range(self.horizon):
             fraction = min(1.0, waypoint.speed * self.dt * (k + 1) / max(distance, 1e-9))
             pose = start * pin.exp6(fraction * delta)
-            guess = self.arm.ik(pose.translation, pose.rotation, guess, max_iters=self.ik_iterations,
-                                rotation_weight=self.rotation_weight, posture=self.arm.profile.home).positions
+            guess = self._solve(pose, guess)
             chunk[k] = guess
             if gripper is not None:
                 gripper = gripper + np.clip(waypoint.gripper - gripper, -limit, limit)
                 chunk[k, self.gripper] = gripper
         return chunk
+
+
+    def _solve(self, pose: pin.SE3, guess: np.ndarray) -> np.ndarray:
+        """(J,) IK for ``pose`` from ``guess``; where the tool cannot point straight down there (a wrist at its
+        limit: the Unitree Z1 far out), the position comes first, the tool tilted as little as the arm allows."""
+        home = self.arm.profile.home
+        result = self.arm.ik(pose.translation, pose.rotation, guess, max_iters=self.ik_iterations,
+                             rotation_weight=self.rotation_weight, posture=home)
+        if result.position_error > IK_POSITION_TOLERANCE and self.rotation_weight > POSITION_FIRST_WEIGHT:
+            result = self.arm.ik(pose.translation, pose.rotation, result.positions, max_iters=self.ik_iterations,
+                                 rotation_weight=POSITION_FIRST_WEIGHT, posture=home)
+        return result.positions
 
 
 def down_reference(arm: ArmModel) -> np.ndarray:
