@@ -86,7 +86,8 @@ LIMIT_MARGIN = 1e-6
 
 
 def keep_braking_inside(times: np.ndarray, candidates: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                        max_acceleration: np.ndarray, max_jerk: np.ndarray) -> np.ndarray:
+                        max_acceleration: np.ndarray, max_jerk: np.ndarray,
+                        start: np.ndarray | None = None) -> np.ndarray:
     """(N, H, J) candidates pulled back from their position limits by the braking distance of their speed.
 
     A chunk that runs into a limit at speed (a gripper closing onto its stop) is refused by the safety
@@ -98,8 +99,10 @@ def keep_braking_inside(times: np.ndarray, candidates: np.ndarray, lower: np.nda
     Args:
         times: (H,) s, increasing. candidates: (N, H, J), already within [lower, upper].
         lower, upper: (J,) limits (+-inf for continuous joints). max_acceleration, max_jerk: (J,).
+        start: (J,) where the controller is at t = 0, or None: the move onto point 0 (by ``times[0]``) is one of
+            its segments (a hold may brake on the way to it at that speed).
     """
-    if candidates.shape[1] < 2:
+    if candidates.shape[1] < 2 and start is None:
         return candidates
     # a point is never pulled past the middle of its range; a continuous joint (+-inf) is never pulled at all
     bounded = np.isfinite(lower) & np.isfinite(upper)
@@ -107,8 +110,9 @@ def keep_braking_inside(times: np.ndarray, candidates: np.ndarray, lower: np.nda
     out = candidates
     for _ in range(2 * candidates.shape[1]):  # a pulled point makes its neighbour's segment run toward the limit
         segment = np.diff(out, axis=1) / np.diff(times)[None, :, None]
-        before = np.concatenate([segment[:, :1], segment], axis=1)
-        after = np.concatenate([segment, segment[:, -1:]], axis=1)
+        first = segment[:, :1] if start is None else (out[:, :1] - start) / times[0]
+        before = np.concatenate([first, segment], axis=1)
+        after = np.concatenate([segment, segment[:, -1:] if segment.shape[1] else first], axis=1)
         up = np.maximum(np.maximum(before, after), 0.0)
         down = np.minimum(np.minimum(before, after), 0.0)
         high = upper - braking_distance(up, max_acceleration, max_jerk) - LIMIT_MARGIN * (up > 0)
@@ -121,7 +125,7 @@ def keep_braking_inside(times: np.ndarray, candidates: np.ndarray, lower: np.nda
 
 
 def limit_speed(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, max_velocity: np.ndarray,
-                continuous: np.ndarray) -> np.ndarray:
+                continuous: np.ndarray, max_step: float = np.inf) -> np.ndarray:
     """(N, H, J) candidates slowed to the velocity limits along the way from ``start``.
 
     A chunk that moves a joint faster than its limit (a gripper closed at a demonstrator's pace, a policy's
@@ -133,13 +137,15 @@ def limit_speed(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, ma
         times: (H,) s after the observation, increasing, > 0. candidates: (N, H, J).
         start: (J,) where the arm is headed at the observation. max_velocity: (J,) rad/s or m/s.
         continuous: (J,) bool.
+        max_step: most any joint moves from one point to the next, rad or m (the safety node's ``max_step``).
     """
     out = np.array(candidates, dtype=float, copy=True)
     previous = np.broadcast_to(np.asarray(start, float), out[:, 0].shape).copy()
     for k, dt in enumerate(np.diff(np.concatenate([[0.0], times]))):
         step = out[:, k] - previous
         step = np.where(continuous, (step + np.pi) % (2 * np.pi) - np.pi, step)
-        previous = previous + np.clip(step, -max_velocity * dt, max_velocity * dt)
+        reach = np.minimum(max_velocity * dt, max_step)
+        previous = previous + np.clip(step, -reach, reach)
         out[:, k] = previous
     return out
 
@@ -150,37 +156,45 @@ ACCELERATION_FIT_MARGIN = 0.8
 
 
 def limit_acceleration(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, start_velocity: np.ndarray,
-                       max_velocity: np.ndarray, max_acceleration: np.ndarray, max_jerk: np.ndarray) -> np.ndarray:
+                       max_velocity: np.ndarray, max_acceleration: np.ndarray, max_jerk: np.ndarray,
+                       max_step: float = np.inf) -> np.ndarray:
     """(N, H, J) candidates followed from the controller's motion with bounded speed changes.
 
     A planner that starts every chunk at full speed from wherever the arm is (a scripted expert) asks for a
     velocity step at point 0 that the safety node refuses (``acceleration_limit`` where the controller joins
     the chunk). Here each point is reached from the one before (the first from ``start`` at t = 0, the
     controller moving steadily at ``start_velocity`` before) with the acceleration and jerk, as the safety
-    node's finite differences measure them, kept within ``ACCELERATION_FIT_MARGIN`` of their limits and the
-    speed within ``max_velocity``: the chunk goes the same way and lags where it asked for more. A chunk within
-    the limits comes back unchanged.
+    node's finite differences measure them, kept within ``ACCELERATION_FIT_MARGIN`` of their limits: the chunk
+    goes the same way and lags where it asked for more. It never goes faster than the chunk asked (no catching
+    up) and, for a chunk that ends at rest, slows in time to stop at its last point (no overshoot into a
+    gripper's stop). A chunk within the limits that does not end at rest comes back unchanged.
 
     Args:
         times: (H,) s after t = 0, increasing, > 0. candidates: (N, H, J), continuous joints unwrapped.
         start, start_velocity: (J,) where the controller is and its velocity (rad or m, per s) at t = 0.
-        max_velocity, max_acceleration, max_jerk: (J,) positive limits.
+        max_velocity, max_acceleration, max_jerk: (J,) positive limits; max_step: as ``limit_speed``'s.
     """
     amax = ACCELERATION_FIT_MARGIN * np.asarray(max_acceleration, float)
     jmax = ACCELERATION_FIT_MARGIN * np.asarray(max_jerk, float)
     out = np.array(candidates, dtype=float, copy=True)
-    position = np.broadcast_to(np.asarray(start, float), out[:, 0].shape).copy()
+    start = np.asarray(start, float)
+    steps = np.diff(np.concatenate([[0.0], times]))
+    asked = np.diff(np.concatenate([np.broadcast_to(start, out[:, :1].shape), out], axis=1), axis=1) / steps[:, None]
+    fastest = np.minimum(np.nanmax(np.abs(asked), axis=1, initial=0.0), max_velocity)  # (N, J)
+    at_rest = np.abs(asked[:, -1]) < 1e-9  # (N, J) the chunk ends holding its last point
+    position = np.broadcast_to(start, out[:, 0].shape).copy()
     velocity = np.broadcast_to(np.asarray(start_velocity, float), out[:, 0].shape).copy()
     acceleration = np.zeros_like(velocity)
-    steps = np.diff(np.concatenate([[0.0], times]))
     spacing = [steps[0], steps[0]]  # the steady motion before t = 0, at the spacing of the move onto point 0
     for k, dt in enumerate(steps):
         span = (spacing[-1] + dt) / 2.0  # the acceleration at a point spans half of each segment around it
         reach = jmax * (spacing[-2] + spacing[-1] + dt) / 3.0
-        wanted = ((out[:, k] - position) / dt - velocity) / span
-        low, high = np.maximum(-amax, acceleration - reach), np.minimum(amax, acceleration + reach)
-        step = np.clip(wanted, low, high)
-        new_velocity = np.clip(velocity + step * span, -max_velocity, max_velocity)
+        wanted = np.clip((out[:, k] - position) / dt, -fastest, fastest)
+        wanted = np.where(at_rest, _toward_rest(wanted, out[:, -1] - position, dt, amax, jmax), wanted)
+        step = np.clip((wanted - velocity) / span, np.maximum(-amax, acceleration - reach),
+                       np.minimum(amax, acceleration + reach))
+        speed = np.minimum(max_velocity, max_step / dt)
+        new_velocity = np.clip(velocity + step * span, -speed, speed)
         acceleration = (new_velocity - velocity) / span
         velocity = new_velocity
         position = position + velocity * dt
@@ -189,8 +203,22 @@ def limit_acceleration(times: np.ndarray, candidates: np.ndarray, start: np.ndar
     return out
 
 
+def _toward_rest(velocity: np.ndarray, remaining: np.ndarray, dt: float, max_acceleration: np.ndarray,
+                 max_jerk: np.ndarray) -> np.ndarray:
+    """``velocity`` (N, J) capped, toward ``remaining`` (N, J), to the fastest that moves on for ``dt`` s and then
+    stops within it (``braking_distance``; bisection)."""
+    distance = np.abs(remaining)
+    low, high = np.zeros_like(distance), np.abs(velocity)
+    for _ in range(30):
+        middle = (low + high) / 2.0
+        fits = middle * dt + braking_distance(middle, max_acceleration, max_jerk) <= distance
+        low, high = np.where(fits, middle, low), np.where(fits, high, middle)
+    toward = np.sign(velocity) == np.sign(remaining)
+    return np.where(toward, np.sign(velocity) * low, velocity)
+
+
 def fit_to_limits(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, limits: JointLimits,
-                  start_velocity: np.ndarray | None = None) -> np.ndarray:
+                  start_velocity: np.ndarray | None = None, max_step: float = np.inf) -> np.ndarray:
     """(N, H, J) candidates a policy proposed, made to respect ``limits`` (in the candidates' joint order).
 
     A policy's spill past a position limit (a gripper closed to -0.0004) is clipped, a chunk faster than the
@@ -199,15 +227,16 @@ def fit_to_limits(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, 
     (``keep_braking_inside``). Speed changes are limited to the acceleration and jerk limits only with
     ``start_velocity`` (J,), the controller's velocity at ``start`` (``limit_acceleration``, for planners that
     start at full speed): for a learned policy that lag removed 53 acceleration refusals in 50 VLA episodes but
-    took seeds 0-49 from 42/50 to 36/50. NaN stays NaN; the safety node checks everything else.
+    took seeds 0-49 from 42/50 to 36/50. No joint moves more than ``max_step`` between two points (the safety
+    node's). NaN stays NaN; the safety node checks everything else.
     """
     inf = np.full(len(limits.lower), np.inf)
     candidates = np.clip(candidates, limits.lower, limits.upper)
-    candidates = limit_speed(times, candidates, start, limits.velocity, limits.continuous)
+    candidates = limit_speed(times, candidates, start, limits.velocity, limits.continuous, max_step)
     if start_velocity is not None and limits.acceleration is not None and limits.jerk is not None:
         candidates = limit_acceleration(times, candidates, start, start_velocity, limits.velocity,
-                                        limits.acceleration, limits.jerk)
+                                        limits.acceleration, limits.jerk, max_step)
         candidates = np.clip(candidates, limits.lower, limits.upper)
     return keep_braking_inside(times, candidates, limits.lower, limits.upper,
                                limits.acceleration if limits.acceleration is not None else inf,
-                               limits.jerk if limits.jerk is not None else inf)
+                               limits.jerk if limits.jerk is not None else inf, start)

@@ -59,11 +59,14 @@ from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
 from armpilot.ros_nodes.policy_diagnostics import policy_diagnostics
 from armpilot.ros_nodes.robot_loading import load_robot
+from armpilot.safety.limits import SafetyConfig
 from armpilot.safety.state_tracking import controller_joints
 from armpilot.tasks import get_task
 
 
 JOINTS, OBJECT = "joints", "object"
+#: Most any joint moves between two points of a fitted chunk: the safety node's default ``max_step`` (one source).
+SAFETY_MAX_STEP = SafetyConfig.max_step
 
 
 class PolicyNode(Node):
@@ -364,7 +367,8 @@ class PolicyNode(Node):
             velocity = None
             if self.backend.capabilities.starts_at_full_speed:  # at rest with no command known
                 velocity = current.velocity_at(obs.stamp + age) if current is not None else np.zeros(len(start))
-            candidates = fit_to_limits(times - age - cfg.min_lead, candidates, start, self.limits, velocity)
+            candidates = fit_to_limits(times - age - cfg.min_lead, candidates, start, self.limits, velocity,
+                                       SAFETY_MAX_STEP)
             if self.workspace_fit is not None:
                 candidates = self.workspace_fit(times, candidates, start)
             if self.fresh_episode:

@@ -174,3 +174,16 @@ def test_the_executing_chunk_reports_the_slope_the_controller_follows():
     np.testing.assert_allclose(chunk.velocity_at(10.3), [5.0])
     np.testing.assert_allclose(chunk.velocity_at(10.05), [0.0])  # before point 0: joined from elsewhere
     np.testing.assert_allclose(chunk.velocity_at(10.5), [0.0])  # held after the last
+
+
+def test_limit_acceleration_stops_a_closing_gripper_at_its_target_within_the_step_limit():
+    """The SO-101's gripper (10 rad/s in its URDF) closed by the expert at 8 rad/s: followed from rest it caught up
+    at full speed past the safety node's 0.35 rad step, and ran 0.01 rad past the closed position (its stop
+    lies 0.17 rad on), so the safety node refused the pick's chunks."""
+    times = 0.05 + 0.1 * np.arange(10)
+    closing = np.maximum(1.0 - 0.8 * np.arange(1, 11), 0.0)[None, :, None]  # 1 -> 0 at 0.8 rad per point
+    out = limit_acceleration(times, closing, np.array([1.0]), np.zeros(1), np.array([10.0]), np.array([20.0]),
+                             np.array([400.0]), max_step=0.35)[0, :, 0]
+    assert np.all(np.diff(np.concatenate([[1.0], out])) <= 1e-12)  # only closing, never past 0
+    assert np.all(out >= -1e-12) and out[-1] < 1e-3
+    assert np.all(np.abs(np.diff(np.concatenate([[1.0], out]))) <= 0.35 + 1e-12)
