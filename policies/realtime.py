@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from armpilot.policies.chunking import resample_in_time
+from armpilot.robot import JointLimits
 
 #: replace: the new chunk replaces the executing one; ensemble: temporal ensembling (``chunk_blend``);
 #: rtc: inference-time inpainting of the frozen prefix (Real-Time Chunking); prefix: the frozen prefix
@@ -88,6 +89,23 @@ class ExecutingChunk:
             return None
         columns = [names.index(n) for n in joint_names]
         return cls(stamp, np.asarray(times, float), np.asarray(positions, float)[:, columns])
+
+
+def controller_motion(executing: ExecutingChunk | None, now: float, measured: np.ndarray, limits: JointLimits,
+                      allowance: float) -> tuple[np.ndarray, np.ndarray]:
+    """(J,) where the controller is at ``now`` and its velocity, as the safety node judges a chunk from them.
+
+    On the executing command; the measured arm (J,) at rest when there is none, or when the arm is further from
+    it than ``allowance`` s at the velocity limits (the safety node's ``tracking_allowance``): the safety node
+    then drops the command and measures from the arm (a gripper closed on an object, a reset).
+    """
+    measured = np.asarray(measured, float)
+    if executing is None:
+        return measured, np.zeros(len(measured))
+    position = executing.at(np.array([now]))[0]
+    if np.any(np.abs(limits.difference(position, measured)) > limits.velocity * allowance):
+        return measured, np.zeros(len(measured))
+    return position, executing.velocity_at(now)
 
 
 def inpainting_weights(times: np.ndarray, frozen_until: float, overlap_until: float) -> np.ndarray:

@@ -49,7 +49,8 @@ from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.sensor_frames import SensorFrames
 from armpilot.policies.episode_goal import EpisodeGoal
 from armpilot.policies.perturbed import CandidatePerturbation, ProposerConfig
-from armpilot.policies.realtime import CommittedPrefix, ExecutingChunk, InjectedDelay, LatencyTracker
+from armpilot.policies.realtime import (CommittedPrefix, ExecutingChunk, InjectedDelay, LatencyTracker,
+                                       controller_motion)
 from armpilot.policies.registry import make_policy
 from armpilot.robot import ArmModel
 from armpilot.ros_nodes import conversions as conv
@@ -365,8 +366,9 @@ class PolicyNode(Node):
             current = self.executing
             start = current.at(np.array([obs.stamp + age]))[0] if current is not None else obs.joint_positions
             velocity = None
-            if self.backend.capabilities.starts_at_full_speed:  # at rest with no command known
-                velocity = current.velocity_at(obs.stamp + age) if current is not None else np.zeros(len(start))
+            if self.backend.capabilities.starts_at_full_speed:
+                start, velocity = controller_motion(current, obs.stamp + age, obs.joint_positions, self.limits,
+                                                    SafetyConfig.tracking_allowance)
             candidates = fit_to_limits(times - age - cfg.min_lead, candidates, start, self.limits, velocity,
                                        SAFETY_MAX_STEP)
             if self.workspace_fit is not None:

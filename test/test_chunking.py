@@ -187,3 +187,24 @@ def test_limit_acceleration_stops_a_closing_gripper_at_its_target_within_the_ste
     assert np.all(np.diff(np.concatenate([[1.0], out])) <= 1e-12)  # only closing, never past 0
     assert np.all(out >= -1e-12) and out[-1] < 1e-3
     assert np.all(np.abs(np.diff(np.concatenate([[1.0], out]))) <= 0.35 + 1e-12)
+
+
+def test_a_planner_starts_from_the_command_unless_the_arm_left_it():
+    """The Panda-like arm's gripper closed on a cube stays 2 cm from its command: the safety node then measures
+    from the arm, and a chunk fitted from the command was refused as a discontinuity in every pick."""
+    from armpilot.policies.realtime import controller_motion
+
+    limits = ArmModel().limits
+    home = (limits.lower + limits.upper) / 2
+    moving = ExecutingChunk(1.0, np.array([0.1, 0.2]), np.vstack([home, home + 0.01]))
+    start, velocity = controller_motion(moving, 1.15, home + 0.005, limits, 0.1)
+    np.testing.assert_allclose(start, home + 0.005)
+    np.testing.assert_allclose(velocity, np.full(len(home), 0.1))
+    blocked = home + 0.005
+    blocked[-1] += 0.02  # the gripper: 0.1 m/s * 0.1 s = 0.01 m tolerated
+    start, velocity = controller_motion(moving, 1.15, blocked, limits, 0.1)
+    np.testing.assert_allclose(start, blocked)
+    np.testing.assert_allclose(velocity, 0.0)
+    start, velocity = controller_motion(None, 1.15, blocked, limits, 0.1)
+    np.testing.assert_allclose(start, blocked)
+    np.testing.assert_allclose(velocity, 0.0)
