@@ -66,8 +66,6 @@ from armpilot.tasks import get_task
 
 
 JOINTS, OBJECT = "joints", "object"
-#: Most any joint moves between two points of a fitted chunk: the safety node's default ``max_step`` (one source).
-SAFETY_MAX_STEP = SafetyConfig.max_step
 
 
 class PolicyNode(Node):
@@ -370,7 +368,7 @@ class PolicyNode(Node):
                 start, velocity = controller_motion(current, obs.stamp + age, obs.joint_positions, self.limits,
                                                     SafetyConfig.tracking_allowance)
             candidates = fit_to_limits(times - age - cfg.min_lead, candidates, start, self.limits, velocity,
-                                       SAFETY_MAX_STEP)
+                                       SafetyConfig.max_step)  # the safety node's defaults (one source)
             if self.workspace_fit is not None:
                 candidates = self.workspace_fit(times, candidates, start)
             if self.fresh_episode:
