@@ -57,15 +57,18 @@ def test_arm_state_reports_the_jump_of_its_latest_update_only():
 def test_one_jump_is_a_reset_two_within_the_window_are_two_sources():
     sup = Supervisor(proposal_timeout=0.3, joint_state_timeout=0.25)
     sup.joint_state(10.0)
+    window = Supervisor.STATE_JUMP_WINDOW_S
+    assert 0.1 < window < 0.4, "beyond a 10 Hz driver's period, below a short sim episode (0.4 s)"
     assert not sup.state_jumped("elbow jumped", 10.0) and sup.refusal(10.05) is None
-    assert sup.state_jumped("elbow jumped back", 10.5), "the second jump within a second holds"
-    assert not sup.state_jumped("again", 10.52), "once: the fault is already latched"
-    sup.joint_state(11.0)
-    reason, detail = sup.refusal(11.0)
+    assert sup.state_jumped("elbow jumped back", 10.1), "the second jump a 10 Hz driver's period later holds"
+    assert not sup.state_jumped("again", 10.12), "once: the fault is already latched"
+    sup.joint_state(10.12 + window / 2)
+    reason, detail = sup.refusal(10.12 + window / 2)
     assert reason == Reason.JOINT_STATE_JUMP and "/joint_states" in detail and "again" in detail
-    sup.joint_state(11.6)
-    assert sup.refusal(11.6) is None, "refused until a window passes without a jump"
+    sup.joint_state(10.13 + window)
+    assert sup.refusal(10.13 + window) is None, "refused until a window passes without a jump"
     assert not sup.state_jumped("a reset much later", 20.0)
+    assert not sup.state_jumped("the next episode's reset, 0.4 s on (a reach done that fast)", 20.4)
 
 
 def test_a_hold_on_untrusted_states_follows_the_path_not_the_measured_arm():

@@ -64,7 +64,9 @@ class Supervisor:
     #: Wall seconds proposals stay refused after a stall while the inputs queued meanwhile are read.
     SETTLE_AFTER_STALL_S = 0.3
     #: Seconds (node clock) within which a second joint-state jump means two sources (refused as long after it).
-    STATE_JUMP_WINDOW_S = 1.0
+    #: Two sources alternate: the jump back comes with the arm's driver's next message (10 ms at 100 Hz, 0.1 s at
+    #: 10 Hz); two resets come an episode apart, which in the sim can be under a second (a reach done in 0.4 s).
+    STATE_JUMP_WINDOW_S = 0.25
 
     def __init__(self, proposal_timeout: float, joint_state_timeout: float) -> None:
         self.proposal_timeout = proposal_timeout
@@ -106,7 +108,7 @@ class Supervisor:
 
     def state_jumped(self, detail: str, now: float) -> bool:
         """The arm's joint states jumped (``detail``) at ``now`` (the node's clock: on sim time, resets of short
-        episodes run fast are still seconds apart); True when that is the second within ``STATE_JUMP_WINDOW_S``
+        episodes run fast are still an episode apart); True when that is the second within ``STATE_JUMP_WINDOW_S``
         and the fault is new (hold once)."""
         before = self.state_jump_fault(now)
         self.state.state_jumps = (*self.state.state_jumps[-1:], now)
