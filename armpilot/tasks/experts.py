@@ -17,6 +17,7 @@ import pinocchio as pin
 
 from armpilot.robot import ArmModel
 from armpilot.tasks.definitions import Task
+from armpilot.tasks.joint_space import JOINT_ARRIVED, JOINT_SPACE_TURN, joint_goal, tool_turn, toward_joint_goal
 
 #: A tool point further than this (m) from its IK target is solved again with orientation weighted by
 #: ``POSITION_FIRST_WEIGHT`` (the tool tilts instead of stopping short).
@@ -189,6 +190,7 @@ class ScriptedExpert:
         self._arrived_at: float | None = None
         self._planned_for = np.zeros(3)  # object position (3,) the plan was made for
         self._retreat: Waypoint | None = None  # straight up from where a push was given up, before the new plan
+        self._turning: tuple[Waypoint, np.ndarray] | None = None  # a waypoint approached in joint space, its goal
         self.replans = 0
         draw = float(np.clip(self._rng.normal(), -JITTER_BOUND, JITTER_BOUND))
         self._offset = draw * self.push_jitter
@@ -306,6 +308,15 @@ class ScriptedExpert:
     def _chunk_towards(self, q: np.ndarray, waypoint: Waypoint) -> np.ndarray:
         start = pin.SE3(self.arm.tcp_pose(q))
         target = pin.SE3(turned_about_z(self.down, waypoint.yaw), np.asarray(waypoint.position, float))
+        if self._turning is not None and self._turning[0] is not waypoint:
+            self._turning = None
+        if self._turning is None and tool_turn(self.arm, q, target) > JOINT_SPACE_TURN:
+            self._turning = (waypoint, joint_goal(self.arm, q, target, self.rotation_weight, self.ik_iterations,
+                                                  self.arm.profile.home))
+        if self._turning is not None:  # the tool turns over on the way: joint space (``joint_space``)
+            goal = self._turning[1]
+            if np.max(np.abs(goal - q)) > JOINT_ARRIVED:
+                return toward_joint_goal(self.arm, q, goal, self.horizon, self.dt)
         delta = pin.log6(start.actInv(target)).vector
         distance = np.linalg.norm(delta[:3]) + ROTATION_WEIGHT * np.linalg.norm(delta[3:])
         chunk = np.empty((self.horizon, len(q)))
