@@ -48,3 +48,17 @@ def test_the_jaco_reach_expert_never_folds_onto_itself(jaco, target):
         assert violation is None, f"step {step}: {violation.detail}"
         q = chunk[1]
     assert np.linalg.norm(jaco.tcp_pose(q)[:3, 3] - target) < 0.004
+
+
+@pytest.mark.parametrize("name", ["armpilot", "panda", "ur5", "so101", "z1", "xarm7"])
+def test_arms_whose_home_tool_points_down_keep_the_straight_tool_path(name):
+    """The approach axis counts, not a turn about it: a grasp's yaw (up to 1.5 rad) tipped the SO-101 (5 joints:
+    its tool cannot take every orientation) into joint-space moves, and its pick from 6/6 to 4/6."""
+    from armpilot.tasks.experts import turned_about_z
+    from armpilot.tasks.joint_space import JOINT_SPACE_TURN
+
+    arm = ArmModel(profile(name))
+    home = np.asarray(arm.profile.home, float)
+    for yaw in (0.0, 0.8, 1.5):
+        target = pin.SE3(turned_about_z(down_reference(arm), yaw), arm.tcp_pose(home)[:3, 3])
+        assert tool_turn(arm, home, target) < JOINT_SPACE_TURN

@@ -2,10 +2,11 @@
 
 A scripted expert moves the tool along a straight line and turns it on the way. From a home with the tool
 pointing up (the Kinova Jaco's, folded) to a waypoint with the tool pointing down, that turn folds the wrist onto
-the upper arm: the safety node refuses every chunk as a self-collision. Where the tool must turn more than
-``JOINT_SPACE_TURN``, the expert instead finds the joint positions at the waypoint by following that line in IK
-only (each solve warm-started by the last: no jump to another branch) and moves there along a straight line in
-joint space, continuous joints the short way round; the last centimetres are the usual straight tool path.
+the upper arm: the safety node refuses every chunk as a self-collision. Where the tool's approach axis must tilt
+more than ``JOINT_SPACE_TURN``, the expert instead finds the joint positions at the waypoint by following that
+line in IK only (each solve warm-started by the last: no jump to another branch) and moves there along a
+straight line in joint space, continuous joints the short way round; the last centimetres are the usual straight
+tool path.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pinocchio as pin
 
 from armpilot.robot import ArmModel, wrapped_difference
 
-#: Tool turns (rad) beyond which a waypoint is approached in joint space.
+#: Tilts of the tool's approach axis (rad) beyond which a waypoint is approached in joint space.
 JOINT_SPACE_TURN = np.pi / 2
 #: IK steps along the tool's line when looking for the joint positions at the waypoint.
 GOAL_STAGES = 20
@@ -26,8 +27,11 @@ JOINT_ARRIVED = 0.02
 
 
 def tool_turn(arm: ArmModel, q: np.ndarray, target: pin.SE3) -> float:
-    """Angle (rad) between the tool's orientation at ``q`` (J,) and ``target``'s."""
-    return float(np.linalg.norm(pin.log3(arm.tcp_pose(q)[:3, :3].T @ target.rotation)))
+    """Angle (rad) between the tool's approach axis (its z) at ``q`` (J,) and ``target``'s: how far the tool must
+    tilt (a turn about that axis, a grasp's yaw, does not count; nor does what an arm with fewer than six joints
+    cannot hold)."""
+    cosine = float(np.dot(arm.tcp_pose(q)[:3, 2], target.rotation[:, 2]))
+    return float(np.arccos(np.clip(cosine, -1.0, 1.0)))
 
 
 def joint_goal(arm: ArmModel, q: np.ndarray, target: pin.SE3, rotation_weight: float, iterations: int,
