@@ -26,6 +26,8 @@ import numpy as np
 
 from armpilot.policies.chunking import resample_in_time
 from armpilot.robot import JointLimits
+from armpilot.safety.limits import SafetyConfig
+from armpilot.safety.state_tracking import segment_slope
 
 #: replace: the new chunk replaces the executing one; ensemble: temporal ensembling (``chunk_blend``);
 #: rtc: inference-time inpainting of the frozen prefix (Real-Time Chunking); prefix: the frozen prefix
@@ -72,11 +74,7 @@ class ExecutingChunk:
         """(J,) the slope of the segment holding ``absolute_time`` (a trajectory controller interpolates linearly
         between points); zero before the first point and after the last (unknown there: the controller joins
         point 0 from where it was, and holds the last)."""
-        absolute = self.stamp + self.times
-        k = int(np.searchsorted(absolute, absolute_time, side="right")) - 1
-        if k < 0 or k >= len(absolute) - 1:
-            return np.zeros(self.positions.shape[1])
-        return (self.positions[k + 1] - self.positions[k]) / (absolute[k + 1] - absolute[k])
+        return segment_slope(self.stamp + self.times, self.positions, absolute_time)
 
     @classmethod
     def from_command(cls, names: tuple[str, ...], stamp: float, times: np.ndarray, positions: np.ndarray,
@@ -89,6 +87,17 @@ class ExecutingChunk:
             return None
         columns = [names.index(n) for n in joint_names]
         return cls(stamp, np.asarray(times, float), np.asarray(positions, float)[:, columns])
+
+
+def fit_origin(executing: ExecutingChunk | None, now: float, measured: np.ndarray, limits: JointLimits,
+               planner: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(J,) where a chunk is fitted from at ``now`` (``fit_to_limits``'s ``start``) and, for a ``planner``
+    (``Capabilities.starts_at_full_speed``), the controller's velocity there (None for any other backend): where
+    the executing command has the controller, else the measured arm (J,); a planner's from
+    ``controller_motion`` with the safety node's default ``tracking_allowance``."""
+    if planner:
+        return controller_motion(executing, now, measured, limits, SafetyConfig.tracking_allowance)
+    return (np.asarray(measured, float) if executing is None else executing.at(np.array([now]))[0]), None
 
 
 def controller_motion(executing: ExecutingChunk | None, now: float, measured: np.ndarray, limits: JointLimits,

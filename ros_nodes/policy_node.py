@@ -49,8 +49,7 @@ from armpilot.policies.config import PolicyNodeConfig
 from armpilot.policies.sensor_frames import SensorFrames
 from armpilot.policies.episode_goal import EpisodeGoal
 from armpilot.policies.perturbed import CandidatePerturbation, ProposerConfig
-from armpilot.policies.realtime import (CommittedPrefix, ExecutingChunk, InjectedDelay, LatencyTracker,
-                                       controller_motion)
+from armpilot.policies.realtime import CommittedPrefix, ExecutingChunk, InjectedDelay, LatencyTracker, fit_origin
 from armpilot.policies.registry import make_policy
 from armpilot.robot import ArmModel
 from armpilot.ros_nodes import conversions as conv
@@ -361,12 +360,8 @@ class PolicyNode(Node):
             # fitted last (a blend of two fitted chunks can overshoot a braking distance), from where the
             # controller is headed now, which is where the safety node measures the first step from; the whole
             # minimum lead is left for the trip to the safety node, its check and its check again as it sends
-            current = self.executing
-            start = current.at(np.array([obs.stamp + age]))[0] if current is not None else obs.joint_positions
-            velocity = None
-            if self.backend.capabilities.starts_at_full_speed:
-                start, velocity = controller_motion(current, obs.stamp + age, obs.joint_positions, self.limits,
-                                                    SafetyConfig.tracking_allowance)
+            start, velocity = fit_origin(self.executing, obs.stamp + age, obs.joint_positions, self.limits,
+                                         self.backend.capabilities.starts_at_full_speed)
             candidates = fit_to_limits(times - age - cfg.min_lead, candidates, start, self.limits, velocity,
                                        SafetyConfig.max_step)  # the safety node's defaults (one source)
             if self.workspace_fit is not None:

@@ -220,12 +220,7 @@ class CommandedPath:
         """(J,) the controller's velocity at ``now`` along the path (the slope of the segment holding ``now``;
         zero before it and after its last point), or None when no command is known (at rest). Ask after
         ``reference``, which drops the path when the arm left it: the two then agree."""
-        if self.times is None:
-            return None
-        k = int(np.searchsorted(self.times, now, side="right")) - 1
-        if k < 0 or k >= len(self.times) - 1:
-            return np.zeros(self.positions.shape[1])
-        return (self.positions[k + 1] - self.positions[k]) / (self.times[k + 1] - self.times[k])
+        return None if self.times is None else segment_slope(self.times, self.positions, now)
 
     def command(self, now: float, start: float, times: np.ndarray, positions: np.ndarray,
                 measured: np.ndarray | None, origin: np.ndarray | None = None,
@@ -266,6 +261,15 @@ class CommandedPath:
         slopes = np.diff(positions, axis=0) / np.maximum(np.diff(times), 1e-9)[:, None]
         velocities = np.vstack([(slopes[:-1] + slopes[1:]) / 2.0, np.zeros((1, positions.shape[1]))])
         return StopTrajectory(times[1:] - now, positions[1:], velocities, start)
+
+
+def segment_slope(times: np.ndarray, positions: np.ndarray, now: float) -> np.ndarray:
+    """(J,) the slope of the segment of points (P, J) at ``times`` (P,) holding ``now`` (a trajectory controller
+    interpolates linearly between points); zero before the first point and after the last."""
+    k = int(np.searchsorted(times, now, side="right")) - 1
+    if k < 0 or k >= len(times) - 1:
+        return np.zeros(positions.shape[1])
+    return (positions[k + 1] - positions[k]) / (times[k + 1] - times[k])
 
 
 def state_jump(previous: np.ndarray, previous_stamp: float, current: np.ndarray, stamp: float,

@@ -333,7 +333,6 @@ class ScriptedExpert:
                 chunk[k, self.gripper] = gripper
         return chunk
 
-
     def _solve(self, pose: pin.SE3, guess: np.ndarray) -> np.ndarray:
         """(J,) IK for ``pose`` from ``guess``; where the tool cannot point straight down there (a wrist at its
         limit: the Unitree Z1 far out), the position comes first, the tool tilted as little as the arm allows."""
