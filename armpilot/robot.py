@@ -95,6 +95,7 @@ class ArmModel:
     def __init__(self, profile: RobotProfile | None = None) -> None:
         self.profile = profile if profile is not None else load_profile()
         self.model = pin.buildModelFromXML(self.profile.urdf_xml)
+        self.root_from_base = express_in_frame(self.model, self.profile.base_frame, self.profile.name)
         self.data = self.model.createData()
         self.joint_names = self.profile.joints
         self.tcp_frame = self._add_tcp_frame()
@@ -285,6 +286,25 @@ def top_down_rotation(yaw: float) -> np.ndarray:
 #: Which frame a name means when several share it (a URDF may name a fixed joint like its child link): the link.
 FRAME_PREFERENCE = (pin.FrameType.BODY, pin.FrameType.OP_FRAME, pin.FrameType.FIXED_JOINT, pin.FrameType.JOINT,
                     pin.FrameType.SENSOR)
+
+
+def express_in_frame(model: pin.Model, frame: str, robot: str = "") -> np.ndarray:
+    """Make ``frame`` (a frame fixed to the URDF's root) the world of ``model``, in place, so that every
+    placement pinocchio computes (frames, joints, geometries built from the model afterwards) is in it.
+    Returns the frame's 4x4 pose in the URDF's root. ``RobotProfile`` checks that no joint moves it."""
+    found = model.frames[frame_id(model, frame, robot)]
+    if found.parentJoint != 0:
+        raise ValueError(f"frame '{frame}' of robot '{robot}' moves with joint '{model.names[found.parentJoint]}'")
+    root_from_frame = found.placement.copy()
+    frame_from_root = root_from_frame.inverse()
+    for joint in range(1, model.njoints):
+        if model.parents[joint] == 0:
+            model.jointPlacements[joint] = frame_from_root * model.jointPlacements[joint]
+    for index, placed in enumerate(model.frames):
+        if placed.parentJoint == 0:
+            placed.placement = frame_from_root * placed.placement
+            model.frames[index] = placed
+    return root_from_frame.homogeneous
 
 
 def frame_id(model: pin.Model, name: str, robot: str = "") -> int:

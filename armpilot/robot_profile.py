@@ -24,6 +24,7 @@ from armpilot.fields import describe
 from armpilot.urdf_source import (
     RobotDescriptionError,
     UrdfJoint,
+    check_base_frame,
     description_hash,
     parse_joints,
     read_description,
@@ -195,6 +196,8 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
     joints = tuple(str(j) for j in raw.get("joints", []))
     gripper = _gripper(raw.get("gripper"), joints, source)
     _check_joints(joints, gripper, urdf_joints, name)
+    base_frame = str(raw.get("base_frame", "base_link"))
+    check_base_frame(xml, base_frame, name)
     accel = _per_joint(raw.get("max_acceleration"), joints, "max_acceleration", source)
     jerk = _per_joint(raw.get("max_jerk"), joints, "max_jerk", source)
     if raw.get("joint_limits"):
@@ -219,7 +222,7 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
                     for w in raw.get("watched_frames", [{"frame": tcp}]))
     return RobotProfile(
         name=name, urdf_xml=xml, joints=joints, gripper=gripper, tcp_frame=tcp,
-        base_frame=str(raw.get("base_frame", "base_link")), home=home, max_acceleration=accel, max_jerk=jerk,
+        base_frame=base_frame, home=home, max_acceleration=accel, max_jerk=jerk,
         workspace_min=ws_min, workspace_max=ws_max, table_z=float(raw.get("table_z", 0.0)),
         reach=float(raw.get("reach", 0.6)), watched_frames=watched, urdf_joints=urdf_joints,
         disabled_collisions=tuple(disabled), camera_frame=str(raw.get("camera_frame", "")),

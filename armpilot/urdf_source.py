@@ -189,3 +189,30 @@ def srdf_disabled_pairs(xml: str) -> list[tuple[str, str]]:
     except ET.ParseError as error:
         raise RobotDescriptionError(f"SRDF is not valid XML: {error}") from error
     return [(e.get("link1", ""), e.get("link2", "")) for e in root.iter("disable_collisions")]
+
+
+def check_base_frame(xml: str, base_frame: str, robot: str = "") -> None:
+    """Refuse a ``base_frame`` that is not a link of the URDF or that a movable joint carries.
+
+    Every pose armpilot publishes and every length of the profile (workspace box, table height, camera
+    extrinsics) is in ``base_frame``; the link may sit anywhere on the URDF's fixed tree (UR's ``base``, an
+    arm on a pedestal), but a joint between it and the root would move it with positions no controller
+    of the arm reports.
+    """
+    root = ET.fromstring(xml)
+    links = {link.get("name", "") for link in root.findall("link")}
+    if base_frame not in links:
+        raise RobotDescriptionError(f"robot '{robot}': base_frame '{base_frame}' is not a link of the URDF "
+                                    f"(links: {sorted(links)[:12]}{' ...' if len(links) > 12 else ''})")
+    parent_joint = {j.find("child").get("link", ""): j for j in root.findall("joint")  # type: ignore[union-attr]
+                    if j.find("child") is not None}
+    link, seen = base_frame, set()
+    while link in parent_joint and link not in seen:
+        seen.add(link)
+        joint = parent_joint[link]
+        if joint.get("type", "") != "fixed":
+            raise RobotDescriptionError(f"robot '{robot}': base_frame '{base_frame}' moves with the "
+                                        f"{joint.get('type')} joint '{joint.get('name')}'; choose a link fixed "
+                                        f"to the URDF's root (e.g. the arm's mounting link)")
+        parent = joint.find("parent")
+        link = "" if parent is None else parent.get("link", "")

@@ -46,7 +46,6 @@ class PerceptionNodeConfig:
 
     camera_frame: str = field(default="camera_color_optical_frame",
                               metadata={"description": "URDF frame of the depth image (its pose gives the extrinsics)"})
-    base_frame: str = field(default="base_link", metadata={"description": "frame of the outputs"})
     use_color: bool = field(default=True, metadata={"description": "pair colour with depth for rgb and object colour"})
     sync_slop: float = field(default=0.02, metadata={"description": "largest colour/depth stamp gap paired, s"})
     self_filter: bool = field(default=True, metadata={"description": "cut the arm out using /joint_states"})
@@ -60,7 +59,7 @@ class PerceptionNode(CameraInputs, Node):
         super().__init__("perception")
         self.pipeline_config = declare_config(self, PerceptionConfig)
         self.config = declare_config(self, PerceptionNodeConfig)
-        self.arm = ArmModel(load_robot(self))
+        self.arm = ArmModel(load_robot(self))  # outputs are in its profile's base_frame
         self.robot_boxes = RobotBoxes(self.arm)
         self.base_T_camera = camera_pose_from_urdf(self.arm, self.config.camera_frame)
         self.pipeline: CloudPipeline | None = None
@@ -141,7 +140,7 @@ class PerceptionNode(CameraInputs, Node):
         self.publish(result, depth_msg.header.stamp)
 
     def publish(self, result: PerceptionResult, stamp) -> None:
-        frame = self.config.base_frame
+        frame = self.arm.profile.base_frame
         self.pub_points.publish(conv.pointcloud_to_msg(result.cloud.view(CLOUD_MSG_DTYPE), stamp, frame))
         poses = PoseArray()
         poses.header.stamp, poses.header.frame_id = stamp, frame

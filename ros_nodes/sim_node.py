@@ -170,7 +170,7 @@ class SimNode(Node):
         world = self.runner.world
         position, quat = world.object_pose()
         msg = PoseArray()
-        msg.header.stamp, msg.header.frame_id = stamp, self.config.base_frame
+        msg.header.stamp, msg.header.frame_id = stamp, self.base_frame
         for xyz, wxyz in ((position, quat), (world.goal_position(), np.array([1.0, 0, 0, 0]))):
             pose = Pose()
             pose.position.x, pose.position.y, pose.position.z = (float(v) for v in xyz)

@@ -46,7 +46,6 @@ class TracksNodeConfig:
     camera_frame: str = field(default=CAMERA_OPTICAL_FRAME,
                               metadata={"description":
                                         "URDF frame of the colour optical centre (gives the extrinsics)"})
-    base_frame: str = field(default="base_link", metadata={"description": "frame of the published 3D points"})
     sync_slop: float = field(default=0.02, metadata={"description": "largest colour/depth stamp gap paired, s"})
     marker_width: float = field(default=0.003, metadata={"description": "line width of the track markers, m"})
 
@@ -122,7 +121,9 @@ class TracksNode(CameraInputs, Node):
         super().__init__("tracks")
         self.tracks_config = declare_config(self, TracksConfig)
         self.config = declare_config(self, TracksNodeConfig)
-        self.base_T_camera = camera_pose_from_urdf(ArmModel(load_robot(self)), self.config.camera_frame)
+        arm = ArmModel(load_robot(self))
+        self.base_frame = arm.profile.base_frame  # the published points' frame
+        self.base_T_camera = camera_pose_from_urdf(arm, self.config.camera_frame)
         self.tracker = MotionTracker(self.tracks_config)
         self.intrinsics: Intrinsics | None = None
         self.pairer: ApproximateTimePairer[Image, Image] = ApproximateTimePairer(self.config.sync_slop)
@@ -164,9 +165,9 @@ class TracksNode(CameraInputs, Node):
         if self.tracker.stats.restarted:
             self.get_logger().info(f"tracks restarted: {self.tracker.stats.restarted}")
         header = pair.first.header
-        self.pub_tracks.publish(conv.pointcloud_to_msg(table, header.stamp, self.config.base_frame))
+        self.pub_tracks.publish(conv.pointcloud_to_msg(table, header.stamp, self.base_frame))
         if self.pub_markers.get_subscription_count() > 0:
-            marker_header = Header(stamp=header.stamp, frame_id=self.config.base_frame)
+            marker_header = Header(stamp=header.stamp, frame_id=self.base_frame)
             self.pub_markers.publish(markers_from_table(table, marker_header, self.config.marker_width))
 
 

@@ -30,7 +30,6 @@ class SimConfig:
     privileged_rate_hz: float = field(
         default=30.0, metadata=_describe("rate of /sim/privileged/object_poses (ground truth), Hz")
     )
-    base_frame: str = field(default="base_link", metadata=_describe("frame of poses and joint states"))
     camera_frame: str = field(
         default="camera_color_optical_frame", metadata=_describe("frame_id of colour and aligned depth")
     )

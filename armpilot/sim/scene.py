@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
-from transforms3d.quaternions import mat2quat
+from transforms3d.quaternions import mat2quat, quat2mat
 
 from armpilot.perception.geometry import camera_pose_from_urdf
 from armpilot.robot import ArmModel
@@ -99,6 +99,23 @@ def load_meshes_mujoco_cannot_read(spec: mujoco.MjSpec) -> None:
         mesh.uservert = vertices.ravel().tolist()
 
 
+def place_base_frame_at_origin(spec: mujoco.MjSpec, root_from_base: np.ndarray) -> None:
+    """Move the URDF's top-level bodies so that the profile's ``base_frame`` (4x4 pose in the URDF's root) is
+    MuJoCo's world: the table, the task regions and the camera extrinsics are all given in that frame."""
+    if np.allclose(root_from_base, np.eye(4)):
+        return
+    base_from_root = np.linalg.inv(root_from_base)
+    body = spec.worldbody.first_body()
+    while body is not None:
+        if body.alt.type != mujoco.mjtOrientation.mjORIENTATION_QUAT:
+            raise ValueError(f"the sim cannot re-place body '{body.name}' given by {body.alt.type.name}")
+        placed = np.eye(4)
+        placed[:3, :3], placed[:3, 3] = quat2mat(body.quat), body.pos
+        placed = base_from_root @ placed
+        body.pos, body.quat = placed[:3, 3], mat2quat(placed[:3, :3])
+        body = spec.worldbody.next_body(body)
+
+
 def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig, distractors: int = 0,
                 distractor_height: float = 1.0) -> mujoco.MjSpec:
     """The full scene spec: the profile's arm, table, ``task``'s object, camera, lights, and ``distractors``
@@ -107,6 +124,7 @@ def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig, distrac
     arm = ArmModel(profile)
     spec = mujoco.MjSpec.from_string(mujoco_urdf(profile))
     load_meshes_mujoco_cannot_read(spec)
+    place_base_frame_at_origin(spec, arm.root_from_base)
     # the URDF's own visuals were dropped at parse time; keep the scene's visual-only markers
     spec.compiler.discardvisual = False
     spec.option.timestep = 0.002
