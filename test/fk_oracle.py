@@ -24,10 +24,12 @@ def _origin(element: ET.Element | None) -> np.ndarray:
 
 
 class UrdfChain:
-    """FK of every link and joint frame of a URDF from joint values by name."""
+    """FK of every link and joint frame of a URDF from joint values by name, in the link ``base`` (default: the
+    URDF's root)."""
 
-    def __init__(self, xml: str) -> None:
+    def __init__(self, xml: str, base: str = "") -> None:
         root = ET.fromstring(xml)
+        self.base = base
         self.joints = {}
         children = set()
         for j in root.findall("joint"):
@@ -73,4 +75,6 @@ class UrdfChain:
     def point(self, frame: str, values: dict[str, float], offset_z: float = 0.0) -> np.ndarray:
         """Position (3,) of a joint or link frame, ``offset_z`` m along its z axis."""
         pose = self.joint_pose(frame, values) if frame in self.joints else self.link_pose(frame, values)
+        if self.base:
+            pose = np.linalg.inv(self.link_pose(self.base, values)) @ pose
         return pose[:3, 3] + offset_z * pose[:3, 2]

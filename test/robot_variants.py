@@ -3,6 +3,8 @@
 - ``armpilot_shuffled``: the controller's joint order shuffled (gripper first);
 - ``armpilot_six``: six arm joints, the gripper on its own controller;
 - ``ur5_continuous``: the UR5 with continuous wrist joints (unbounded, velocity-limited);
+- ``ur5_pedestal``: the UR5 on a shifted, turned pedestal (its URDF's ``world`` joint), ``base_frame`` its
+  ``base`` link (half a turn from ``base_link``), as UR's driver reports Cartesian poses;
 - arms armpilot ships no profile for, from their vendors' URDFs in example-robot-data, profiles as a user
   writes them (``test/profiles/``): ``kinova_j2s6s200`` (Kinova Jaco 2: three continuous joints, ranges
   that exclude zero), ``z1`` (Unitree Z1: a gripper on the arm controller, a fixed joint named like its link),
@@ -20,7 +22,7 @@ import yaml
 
 from armpilot.robot_profile import RobotProfile, load_profile, profile_from_dict, shipped_profiles
 
-VARIANTS = ("armpilot_shuffled", "armpilot_six", "ur5_continuous")
+VARIANTS = ("armpilot_shuffled", "armpilot_six", "ur5_continuous", "ur5_pedestal")
 VENDOR_PROFILES = Path(__file__).parent / "profiles"
 UNSHIPPED = tuple(sorted(path.stem for path in VENDOR_PROFILES.glob("*.yaml")))
 ALL_PROFILES = tuple(shipped_profiles()) + VARIANTS + UNSHIPPED
@@ -58,6 +60,14 @@ def profile(name: str) -> RobotProfile:
             if joint.get("name") in ("wrist_1_joint", "wrist_3_joint"):
                 joint.set("type", "continuous")
         return profile_from_dict(raw, folder, ET.tostring(root, encoding="unicode"), source="ur5_continuous")
+    if name == "ur5_pedestal":
+        raw, folder = _raw("ur5")
+        root = ET.fromstring(load_profile("ur5").urdf_xml)
+        origin = root.find("joint[@name='world_joint']/origin")
+        origin.set("xyz", "0.3 -0.2 0.6")
+        origin.set("rpy", "0.05 0 0.7")
+        return profile_from_dict({**raw, "base_frame": "base"}, folder, ET.tostring(root, encoding="unicode"),
+                                 source="ur5_pedestal")
     raise KeyError(name)
 
 

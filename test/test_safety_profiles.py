@@ -40,7 +40,8 @@ def kit():
         if name not in cache:
             p = profile(name)
             arm = ArmModel(p)
-            cache[name] = (p, arm, WorkspaceChecker(arm, table_clearance=CFG.table_clearance), UrdfChain(p.urdf_xml))
+            checker = WorkspaceChecker(arm, table_clearance=CFG.table_clearance)
+            cache[name] = (p, arm, checker, UrdfChain(p.urdf_xml, p.base_frame))
         return cache[name]
 
     return get

@@ -42,7 +42,7 @@ def inside(p, oracle, names, q, passive) -> bool:
 def test_the_move_onto_point_0_is_checked_again_from_where_the_controller_is_when_sent(name):
     p = profile(name)
     arm = ArmModel(p)
-    ws, oracle = WorkspaceChecker(arm, table_clearance=CFG.table_clearance), UrdfChain(p.urdf_xml)
+    ws, oracle = WorkspaceChecker(arm, table_clearance=CFG.table_clearance), UrdfChain(p.urdf_xml, p.base_frame)
     lim, passive = arm.limits, dict(arm.passive_defaults)
     finite_low = np.where(np.isfinite(lim.lower), lim.lower, -np.pi)
     finite_high = np.where(np.isfinite(lim.upper), lim.upper, np.pi)
