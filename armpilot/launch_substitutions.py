@@ -36,15 +36,16 @@ class GraphArgumentValue(Substitution):
         return json.dumps(parse_value(text, self.default))
 
 
-class RobotDescriptionText(Substitution):
-    """The URDF text for robot_state_publisher, made from the launch configurations."""
+class ConfigurationsText(Substitution):
+    """Text made from the launch configurations by ``make`` (the robot_description, the profile's base frame);
+    ``label`` is what ``ros2 launch -p`` shows."""
 
-    def __init__(self, make: Callable[[Mapping[str, str]], str]) -> None:
+    def __init__(self, make: Callable[[Mapping[str, str]], str], label: str = "RobotDescription(robot, urdf)") -> None:
         super().__init__()
-        self.make = make
+        self.make, self.label = make, label
 
     def describe(self) -> str:
-        return "RobotDescription(robot, urdf)"
+        return self.label
 
     def perform(self, context: LaunchContext) -> str:
         return self.make(dict(context.launch_configurations))

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 
 from armpilot.graph import (RESPAWN_DELAY_S, RESPAWN_MAX_RETRIES, ArgumentSpec, GraphSpec, NodeSpec, load_graphs,
                             parse_value, resolve)
 from armpilot.paths import share_dir
+
+if TYPE_CHECKING:
+    from armpilot.robot_profile import RobotProfile
 
 
 @dataclass(frozen=True)
@@ -138,11 +141,16 @@ def robot_description_text(configurations: Mapping[str, str]) -> str:
     Raises:
         RobotDescriptionError: naming the file, profile key or joint that does not fit.
     """
+    return launch_profile(configurations).urdf_xml
+
+
+def launch_profile(configurations: Mapping[str, str]) -> RobotProfile:
+    """The robot profile the ``robot`` and ``urdf`` launch arguments name (RobotDescriptionError if it does not fit)."""
     from armpilot.robot_profile import DEFAULT_ROBOT, load_profile
 
     robot = str(parse_value(configurations.get("robot", DEFAULT_ROBOT), DEFAULT_ROBOT))
     urdf = str(parse_value(configurations.get("urdf", '""'), '""'))
-    return load_profile(robot, urdf=urdf).urdf_xml
+    return load_profile(robot, urdf=urdf)
 
 
 def camera_choice(configurations: Mapping[str, str]) -> str:
@@ -184,7 +192,7 @@ def graph_nodes(graph: GraphSpec, urdf: UrdfText) -> list:
     from launch_ros.actions import Node
     from launch_ros.parameter_descriptions import ParameterValue
 
-    from armpilot.launch_substitutions import GraphArgumentValue, RobotDescriptionText
+    from armpilot.launch_substitutions import ConfigurationsText, GraphArgumentValue
 
     nodes = bind_arguments(graph, lambda a: GraphArgumentValue(a.name, a.default),
                            lambda a: LaunchConfiguration(a.name, default=a.default))
@@ -193,21 +201,25 @@ def graph_nodes(graph: GraphSpec, urdf: UrdfText) -> list:
     for node in nodes:
         kwargs = node_kwargs(node, config_dir)
         if node.executable == "robot_state_publisher":
-            kwargs = with_robot_description(kwargs, ParameterValue(RobotDescriptionText(urdf), value_type=str))
+            kwargs = with_robot_description(kwargs, ParameterValue(ConfigurationsText(urdf), value_type=str))
         actions.append(Node(**kwargs, **lifecycle_kwargs(node)))
     return actions
 
 
 def rviz_node(sim_time: bool) -> Any:
-    """rviz2 with ``config/armpilot.rviz``, started when the ``rviz`` argument is true."""
+    """rviz2 with ``config/armpilot.rviz``, its fixed frame the robot profile's base frame, started when the
+    ``rviz`` argument is true."""
     from launch import Condition
     from launch_ros.actions import Node
+
+    from armpilot.launch_substitutions import ConfigurationsText
 
     def wanted(context: Any) -> bool:
         return is_true(context.launch_configurations.get(RVIZ_ARGUMENT.name, RVIZ_ARGUMENT.default))
 
     return Node(package="rviz2", executable="rviz2", name="rviz2", output="screen",
-                arguments=["-d", str(share_dir() / "config" / "armpilot.rviz")],
+                arguments=["-d", str(share_dir() / "config" / "armpilot.rviz"), "--fixed-frame",
+                           ConfigurationsText(lambda c: launch_profile(c).base_frame, "BaseFrame(robot, urdf)")],
                 parameters=[{"use_sim_time": sim_time}], condition=Condition(predicate=wanted))
 
 

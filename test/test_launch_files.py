@@ -67,6 +67,7 @@ class LaunchedNode:
     parameter_files: list[str]  # the installed files under config/
     parameters: dict[str, Any]  # the values launch writes into its own parameter files
     remappings: list[tuple[str, str]]  # identity remappings (an argument left at its topic) dropped
+    command: list[str | None]  # the command line after the executable, substitutions performed
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -88,7 +89,7 @@ def _evaluate_node(node: Any, context: Any) -> LaunchedNode:
         values.update(yaml.safe_load(Path(file).read_text())["/**"]["ros__parameters"])
     remaps = [(a, b) for a, b in (node.expanded_remapping_rules or []) if a != b]
     return LaunchedNode(node, node.node_package, node.node_executable, [f for f in files if f not in generated],
-                        values, remaps)
+                        values, remaps, texts)
 
 
 def _launch(graph: str, _check_known: bool = True, **values: str) -> tuple[list, dict[str, LaunchedNode], list]:
@@ -241,6 +242,9 @@ def test_rviz_is_optional(real_launch: Any) -> None:
     config = Path(arguments[arguments.index("-d") + 1])
     assert config == ROOT / "config" / "armpilot.rviz" and config.is_file()
     assert rviz.parameters == {"use_sim_time": True}
+    assert rviz.command[rviz.command.index("--fixed-frame") + 1] == "base_link"
+    panda = _launch("sim", rviz="true", robot="panda")[1]["rviz2"]
+    assert panda.command[panda.command.index("--fixed-frame") + 1] == "panda_link0", "the profile's base_frame"
     assert _launch("real", rviz="on")[1]["rviz2"].parameters == {"use_sim_time": False}
 
 
