@@ -147,7 +147,7 @@ class ArmModel:
             if name == gripper.joint and gripper.controller is GripperController.SEPARATE:
                 out[name] = gripper.open
             else:
-                out[name] = float(np.clip(0.0, joint.lower, joint.upper))
+                out[name] = self.profile.passive_positions.get(name, float(np.clip(0.0, joint.lower, joint.upper)))
         return out
 
     def _add_tcp_frame(self) -> str:

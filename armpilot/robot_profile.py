@@ -38,7 +38,7 @@ MAX_PROFILE_BYTES = 256 * 1024
 PROFILE_KEYS = frozenset({
     "name", "description", "urdf", "srdf", "joint_limits", "package_paths", "joints", "gripper", "tcp_frame",
     "base_frame", "camera_frame", "camera_extrinsics", "home", "workspace_min", "workspace_max", "table_z",
-    "max_acceleration", "max_jerk", "watched_frames", "reach", "xacro_args", "tcp_offset", "tcp_rpy",
+    "max_acceleration", "max_jerk", "watched_frames", "reach", "xacro_args", "tcp_offset", "tcp_rpy", "passive_joints",
 })
 
 
@@ -96,6 +96,9 @@ class RobotProfile:
     tcp_offset: np.ndarray = field(default_factory=lambda: np.zeros(3))  # (3,) m in tcp_frame: the grasp point
     #: (3,) rad, fixed-axis roll-pitch-yaw of the TCP in tcp_frame: turns its z axis onto the tool's approach axis
     tcp_rpy: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    #: where movable joints no arm controller commands (a torso, a head, another arm) stand until /joint_states
+    #: reports them, rad or m; those not named stand at 0 (clipped into their limits), a separate gripper open
+    passive_positions: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def urdf_hash(self) -> str:
@@ -229,6 +232,7 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
         camera_extrinsics=_extrinsics(raw.get("camera_extrinsics")), description=str(raw.get("description", "")),
         source=source, tcp_offset=np.asarray(raw.get("tcp_offset", (0.0, 0.0, 0.0)), float).reshape(3),
         tcp_rpy=np.asarray(raw.get("tcp_rpy", (0.0, 0.0, 0.0)), float).reshape(3),
+        passive_positions=_passive_positions(raw.get("passive_joints"), joints, gripper, urdf_joints, name),
     )
 
 
@@ -335,6 +339,26 @@ def _home(raw: Any, joints: tuple[str, ...], urdf: Mapping[str, UrdfJoint], grip
             raise RobotDescriptionError(f"robot '{name}': home {joint} = {home[k]} is outside "
                                         f"[{urdf[joint].lower}, {urdf[joint].upper}]")
     return home
+
+
+def _passive_positions(raw: Any, joints: tuple[str, ...], gripper: Gripper, urdf: Mapping[str, UrdfJoint],
+                       name: str) -> dict[str, float]:
+    """``passive_joints: {joint: value}``: movable, non-mimic URDF joints outside ``joints``, inside their limits."""
+    if not raw:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise RobotDescriptionError(f"robot '{name}': passive_joints must map joint names to positions")
+    out = {}
+    for joint, value in raw.items():
+        joint = str(joint)
+        if joint not in urdf or urdf[joint].mimic or joint in joints or joint == gripper.joint:
+            raise RobotDescriptionError(f"robot '{name}': passive_joints names '{joint}', which is not a movable, "
+                                        f"uncommanded, non-mimic joint of the URDF (nor the gripper)")
+        out[joint] = float(value)
+        if not urdf[joint].lower <= out[joint] <= urdf[joint].upper:
+            raise RobotDescriptionError(f"robot '{name}': passive_joints {joint} = {out[joint]} is outside "
+                                        f"[{urdf[joint].lower}, {urdf[joint].upper}]")
+    return out
 
 
 def _extrinsics(raw: Mapping[str, Any] | None) -> np.ndarray | None:

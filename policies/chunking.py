@@ -125,13 +125,17 @@ def keep_braking_inside(times: np.ndarray, candidates: np.ndarray, lower: np.nda
 
 
 def limit_speed(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, max_velocity: np.ndarray,
-                continuous: np.ndarray, max_step: float = np.inf) -> np.ndarray:
+                continuous: np.ndarray, max_step: float = np.inf, braking: JointLimits | None = None) -> np.ndarray:
     """(N, H, J) candidates slowed to the velocity limits along the way from ``start``.
 
     A chunk that moves a joint faster than its limit (a gripper closed at a demonstrator's pace, a policy's
     first point a bin too far) is refused whole by the safety node; here each point is moved at most
     ``max_velocity * dt`` from the one before it (the first from ``start`` at t = 0), so the chunk goes the
-    same way, later. Continuous joints move by the shorter way round; NaN stays NaN.
+    same way, later. Continuous joints move by the shorter way round; NaN stays NaN. With ``braking`` (the
+    position, acceleration and jerk limits), a step toward a position limit is also kept short enough that the
+    joint can still stop before the limit (``braking_distance`` of the step's speed, as the safety node checks
+    each point): a chunk running into a limit slows down on the way instead of being pulled back from it later
+    (``keep_braking_inside`` alone stepped the PR2's elbow 0.5 rad back in one point, 1.6x its velocity limit).
 
     Args:
         times: (H,) s after the observation, increasing, > 0. candidates: (N, H, J).
@@ -145,9 +149,28 @@ def limit_speed(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, ma
         step = out[:, k] - previous
         step = np.where(continuous, (step + np.pi) % (2 * np.pi) - np.pi, step)
         reach = np.minimum(max_velocity * dt, max_step)
-        previous = previous + np.clip(step, -reach, reach)
+        up, down = reach, reach
+        if braking is not None:
+            up = _braking_reach(braking.upper - previous, dt, reach, braking.acceleration, braking.jerk)
+            down = _braking_reach(previous - braking.lower, dt, reach, braking.acceleration, braking.jerk)
+        previous = previous + np.clip(step, -down, up)
         out[:, k] = previous
     return out
+
+
+def _braking_reach(room: np.ndarray, dt: float, reach: np.ndarray, max_acceleration: np.ndarray,
+                   max_jerk: np.ndarray) -> np.ndarray:
+    """(…, J) the longest step s <= ``reach`` in ``dt`` s after which a joint ``room`` from its limit can still stop
+    before it: s + braking_distance(s / dt) <= room - LIMIT_MARGIN (bisection; s + distance grows with s)."""
+    room = np.where(np.isfinite(room), room - LIMIT_MARGIN, np.inf)
+    reach = np.broadcast_to(reach, room.shape)
+    fits = reach + braking_distance(reach / dt, max_acceleration, max_jerk) <= room
+    low, high = np.zeros(room.shape), np.where(fits, reach, reach)
+    for _ in range(30):
+        middle = (low + high) / 2.0
+        ok = middle + braking_distance(middle / dt, max_acceleration, max_jerk) <= room
+        low, high = np.where(ok, middle, low), np.where(ok, high, middle)
+    return np.where(fits, reach, np.where(room > 0, low, 0.0))
 
 
 #: Share of the acceleration and jerk limits ``limit_acceleration`` plans with: the safety node checks the chunk
@@ -232,11 +255,14 @@ def fit_to_limits(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, 
     """
     inf = np.full(len(limits.lower), np.inf)
     candidates = np.clip(candidates, limits.lower, limits.upper)
-    candidates = limit_speed(times, candidates, start, limits.velocity, limits.continuous, max_step)
+    braking = limits if limits.acceleration is not None and limits.jerk is not None else None
+    candidates = limit_speed(times, candidates, start, limits.velocity, limits.continuous, max_step, braking)
     if start_velocity is not None and limits.acceleration is not None and limits.jerk is not None:
         candidates = limit_acceleration(times, candidates, start, start_velocity, limits.velocity,
                                         limits.acceleration, limits.jerk, max_step)
         candidates = np.clip(candidates, limits.lower, limits.upper)
+        # its bounded deceleration may carry a joint past where it could still stop before a limit: cut short there
+        candidates = limit_speed(times, candidates, start, limits.velocity, limits.continuous, max_step, braking)
     return keep_braking_inside(times, candidates, limits.lower, limits.upper,
                                limits.acceleration if limits.acceleration is not None else inf,
                                limits.jerk if limits.jerk is not None else inf, start)

@@ -154,11 +154,7 @@ class SimNode(Node):
         stamp = conv.sec_to_stamp(runner.now)
         self.publish(self.pub_clock, Clock(clock=stamp))
         world = runner.world
-        self.publish(self.pub_joints,
-            conv.joint_state_to_msg(
-                runner.joint_names, world.joint_positions(), world.joint_velocities(), world.joint_efforts(), stamp
-            )
-        )
+        self.publish(self.pub_joints, conv.joint_state_to_msg(*world.joint_state(), stamp))
         if self.ticks % self.privileged_every == 0:
             self.publish_privileged(stamp)
         if self.ticks % self.success_every == 0:

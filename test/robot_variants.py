@@ -8,7 +8,9 @@
 - arms armpilot ships no profile for, from their vendors' URDFs in example-robot-data, profiles as a user
   writes them (``test/profiles/``): ``kinova_j2s6s200`` (Kinova Jaco 2: three continuous joints, ranges
   that exclude zero), ``z1`` (Unitree Z1: a gripper on the arm controller, a fixed joint named like its link),
-  ``xarm7`` (UFACTORY xArm7: seven joints of +-2 pi).
+  ``xarm7`` (UFACTORY xArm7: seven joints of +-2 pi), ``tiago`` (PAL TIAGo's arm on its mobile base: wheels,
+  torso lift and head passive, the torso raised by ``passive_joints``), ``pr2_right`` (the PR2's right arm:
+  continuous rolls, a gripper with mimic joints, 12 passive joints including the left arm).
 """
 
 from __future__ import annotations

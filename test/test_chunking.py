@@ -208,3 +208,25 @@ def test_a_planner_starts_from_the_command_unless_the_arm_left_it():
     start, velocity = controller_motion(None, 1.15, blocked, limits, 0.1)
     np.testing.assert_allclose(start, blocked)
     np.testing.assert_allclose(velocity, 0.0)
+
+
+@given(seed=st.integers(0, 10_000), speed=st.floats(0.2, 3.0), with_velocity=st.booleans())
+def test_a_chunk_running_into_a_limit_slows_before_it_within_the_velocity_limit(seed, speed, with_velocity):
+    """A chunk heading into a position limit at up to three times the velocity limit (the PR2's elbow
+    straightening onto its 0 rad stop): every point can still brake before the limit (``braking_distance`` of
+    the segment's speed, the safety node's check) and no step exceeds the velocity limit. Before, the braking
+    pull stepped points up to 0.6 rad back from the limit in one point (1.6-2.5x the velocity limit: the safety
+    node refused 38 of the PR2's chunks as ``velocity_limit``)."""
+    from armpilot.safety.stopping import braking_distance
+
+    rng = np.random.default_rng(seed)
+    limits = replace(ArmModel().limits, velocity=np.full(7, 3.3), acceleration=np.full(7, 5.0),
+                     jerk=np.full(7, 100.0))
+    start = limits.upper - rng.uniform(0.05, 1.0, 7) * (limits.upper - limits.lower)
+    chunk = start + speed * limits.velocity * TIMES[:, None] * rng.choice([-1.0, 1.0], 7)
+    fitted = fit_to_limits(TIMES, chunk[None], start, limits, np.zeros(7) if with_velocity else None)[0]
+    path = np.vstack([start, fitted])
+    velocity = np.diff(path, axis=0) / np.diff(np.concatenate([[0.0], TIMES]))[:, None]
+    assert np.all(np.abs(velocity) <= limits.velocity + 1e-6)
+    stop = braking_distance(velocity, limits.acceleration, limits.jerk)
+    assert np.all(fitted + stop <= limits.upper + 1e-6) and np.all(fitted + stop >= limits.lower - 1e-6)

@@ -307,7 +307,9 @@ def test_a_far_target_is_accepted_only_if_the_way_there_stays_in_the_workspace(k
     measured = np.clip(p.home, finite_low, finite_high)
     passive = dict(arm.passive_defaults)
     accepted = 0
-    for seed in range(300):
+    for seed in range(1500):  # 300, or more where the arm's own body refuses most (the PR2's)
+        if seed >= 300 and accepted >= 30:
+            break
         target = np.clip(measured + np.random.default_rng(seed).uniform(-1.5, 1.5, len(measured)), finite_low,
                          finite_high)
         lead = float(np.max(np.abs(target - measured) / arm.limits.velocity)) * 3.0 + 0.05
@@ -325,7 +327,7 @@ def test_a_far_target_is_accepted_only_if_the_way_there_stays_in_the_workspace(k
                 where = f"{watched.frame}, seed {seed}, {fraction:.2f} of the way"
                 assert point[2] >= p.table_z + CFG.table_clearance + watched.min_height - TOL, where
                 assert np.all(point >= p.workspace_min - TOL) and np.all(point <= p.workspace_max + TOL), where
-    assert accepted >= 30, f"only {accepted} of 300 far targets accepted: the test checks too little"
+    assert accepted >= 30, f"only {accepted} of {seed + 1} far targets accepted: the test checks too little"
 
 
 @pytest.mark.parametrize("name", ["ur5"])

@@ -45,6 +45,9 @@ class WorkspaceChecker:
         self._heights = np.array([w.min_height for w in self.watched])
         self.data = self.model.createData()
         self.geometry = None
+        #: link pairs never checked: the SRDF's disabled ones and those touching at home or zero (by construction)
+        self.disabled_link_pairs: set[frozenset[str]] = set()
+        self.touching_link_pairs: set[frozenset[str]] = set()
         if self_collision:
             self.geometry = pin.buildGeomFromUrdfString(self.model, profile.urdf_xml, pin.GeometryType.COLLISION)
             _use_convex_hulls(self.geometry)
@@ -68,15 +71,19 @@ class WorkspaceChecker:
         frame = pin.Frame(f"safety_watch_{index}", joint, parent_frame, placement, pin.FrameType.OP_FRAME)
         return self.model.addFrame(frame, False)
 
+    def _link_pair(self, pair: pin.CollisionPair) -> frozenset[str]:
+        objects = self.geometry.geometryObjects
+        return frozenset(self.model.frames[objects[k].parentFrame].name for k in (pair.first, pair.second))
+
     def _drop_disabled_pairs(self) -> None:
         """Remove the pairs of links the profile's SRDF disables."""
         disabled = {frozenset(p) for p in self.arm.profile.disabled_collisions}
         if not disabled:
             return
         geometry = self.geometry
-        links = [self.model.frames[g.parentFrame].name for g in geometry.geometryObjects]
         for pair in list(geometry.collisionPairs):
-            if frozenset((links[pair.first], links[pair.second])) in disabled:
+            if self._link_pair(pair) in disabled:
+                self.disabled_link_pairs.add(self._link_pair(pair))
                 geometry.removeCollisionPair(pair)
 
     def _drop_touching_pairs(self) -> None:
@@ -88,6 +95,7 @@ class WorkspaceChecker:
             pin.computeCollisions(self.model, self.data, geometry, data, self.arm.full_configuration(q), False)
             touching |= {k for k, result in enumerate(data.collisionResults) if result.isCollision()}
         for k in sorted(touching, reverse=True):
+            self.touching_link_pairs.add(self._link_pair(geometry.collisionPairs[k]))
             geometry.removeCollisionPair(geometry.collisionPairs[k])
 
     def _full(self, q: np.ndarray, names: tuple[str, ...] | None, passive: Mapping[str, float] | None) -> np.ndarray:

@@ -99,6 +99,29 @@ def load_meshes_mujoco_cannot_read(spec: mujoco.MjSpec) -> None:
         mesh.uservert = vertices.ravel().tolist()
 
 
+def make_inertias_physical(spec: mujoco.MjSpec) -> list[str]:
+    """Replace each URDF inertia MuJoCo refuses (an eigenvalue <= 0, or one larger than the other two together)
+    by a sphere's of its largest moment; returns the bodies changed. Such inertias are common in descriptions
+    made for kinematics (tiny sensor links); the arm's servos hold every joint, so the sim barely feels them."""
+    changed = []
+    for body in spec.bodies:
+        full = np.asarray(body.fullinertia, float)
+        if np.isnan(full[0]):
+            moments = np.sort(np.asarray(body.inertia, float))
+        else:
+            ixx, iyy, izz, ixy, ixz, iyz = full
+            moments = np.linalg.eigvalsh(np.array([[ixx, ixy, ixz], [ixy, iyy, iyz], [ixz, iyz, izz]]))
+        if not body.explicitinertial or body.mass <= 0 or not np.any(moments):
+            continue
+        if moments[0] > 0 and moments[0] + moments[1] >= moments[2] * (1 - 1e-9):
+            continue
+        largest = max(float(moments.max()), 1e-9)
+        body.fullinertia = [np.nan, 0, 0, 0, 0, 0]
+        body.inertia = [largest] * 3
+        changed.append(body.name)
+    return changed
+
+
 def place_base_frame_at_origin(spec: mujoco.MjSpec, root_from_base: np.ndarray) -> None:
     """Move the URDF's top-level bodies so that the profile's ``base_frame`` (4x4 pose in the URDF's root) is
     MuJoCo's world: the table, the task regions and the camera extrinsics are all given in that frame."""
@@ -125,6 +148,7 @@ def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig, distrac
     spec = mujoco.MjSpec.from_string(mujoco_urdf(profile))
     load_meshes_mujoco_cannot_read(spec)
     place_base_frame_at_origin(spec, arm.root_from_base)
+    make_inertias_physical(spec)
     # the URDF's own visuals were dropped at parse time; keep the scene's visual-only markers
     spec.compiler.discardvisual = False
     spec.option.timestep = 0.002
@@ -134,7 +158,7 @@ def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig, distrac
     spec.visual.global_.offwidth = max(camera.width, 640)
     spec.visual.global_.offheight = max(camera.height, 480)
     spec.visual.headlight.ambient = [0.35, 0.35, 0.35]
-    _configure_arm(spec, profile)
+    _configure_arm(spec, arm)
     world = spec.worldbody
     reach = profile.reach
     table_top = world.add_geom(
@@ -170,8 +194,12 @@ def parked_position(index: int, half_height: float) -> list[float]:
     return [-2.5, 2.0 + 0.4 * index, FLOOR_Z + half_height]
 
 
-def _configure_arm(spec: mujoco.MjSpec, profile: RobotProfile) -> None:
-    """Gravity compensation, colours, servos and contact exclusions for the arm."""
+def _configure_arm(spec: mujoco.MjSpec, arm: ArmModel) -> None:
+    """Gravity compensation, colours, servos (the profile's joints, a separate gripper, and every other
+    uncommanded joint held where ``ArmModel.passive_defaults`` puts it) and contact exclusions: the gripper's
+    links, the SRDF's disabled pairs and the robot's links in contact at home (by construction: an arm whose
+    shoulder's hull overlaps a torso could never hold its pose against that contact)."""
+    profile = arm.profile
     gripper_links = _gripper_links(profile)
     for body in spec.bodies:
         if body.name not in ("world",):
@@ -181,9 +209,7 @@ def _configure_arm(spec: mujoco.MjSpec, profile: RobotProfile) -> None:
             if body.name in gripper_links:
                 geom.friction = [1.5, 0.01, 0.0001]
                 geom.condim = 4
-    commanded = list(profile.joints)
-    if profile.gripper.joint and profile.gripper.joint not in commanded:
-        commanded.append(profile.gripper.joint)
+    commanded = list(profile.joints) + list(arm.passive_joints)
     for name in commanded:
         joint = spec.joint(name)
         effort = profile.urdf_joints[name].effort or 100.0
@@ -201,15 +227,41 @@ def _configure_arm(spec: mujoco.MjSpec, profile: RobotProfile) -> None:
     for name, joint in profile.urdf_joints.items():
         if joint.mimic and joint.mimic in commanded:
             spec.joint(name).armature = spec.joint(joint.mimic).armature
+            spec.joint(name).limited = mujoco.mjtLimited.mjLIMITED_FALSE  # its master's limits bound it
     links = sorted(gripper_links)
     for k, first in enumerate(links):
         for second in links[k + 1:]:
             spec.add_exclude(bodyname1=first, bodyname2=second)
+    bodies = {body.name for body in spec.bodies}
+    pairs = {frozenset(p) for p in profile.disabled_collisions} | _link_pairs_touching_at_home(spec, arm)
+    for pair in sorted(tuple(sorted(p)) for p in pairs):
+        if len(pair) == 2 and set(pair) <= bodies and not set(pair) <= gripper_links:
+            spec.add_exclude(bodyname1=pair[0], bodyname2=pair[1])
     base = spec.worldbody.first_body()
     spec.add_exclude(bodyname1="world", bodyname2=base.name)
     child = base.first_body()
     if child is not None:
         spec.add_exclude(bodyname1=base.name, bodyname2=child.name)
+
+
+def _link_pairs_touching_at_home(spec: mujoco.MjSpec, arm: ArmModel) -> set[frozenset[str]]:
+    """Pairs of the robot's bodies MuJoCo finds in contact with every joint at home (the scene holds only the
+    robot when this runs); the pairs its parent-child filter already skips are not listed."""
+    model = spec.compile()
+    data = mujoco.MjData(model)
+    values = {**dict(zip(arm.joint_names, arm.profile.home)), **arm.passive_defaults}
+    for name, joint in arm.profile.urdf_joints.items():
+        if joint.mimic in values:
+            values[name] = joint.multiplier * values[joint.mimic] + joint.offset
+    for name, value in values.items():
+        data.qpos[model.joint(name).qposadr[0]] = value
+    mujoco.mj_forward(model, data)
+    pairs = set()
+    for contact in data.contact[: data.ncon]:
+        first, second = (model.body(model.geom_bodyid[g]).name for g in (contact.geom1, contact.geom2))
+        if "world" not in (first, second):
+            pairs.add(frozenset((first, second)))
+    return pairs
 
 
 def _servo(effort: float) -> tuple[float, float, float]:

@@ -11,6 +11,7 @@ from dataclasses import replace
 import mujoco
 import numpy as np
 
+from armpilot.robot import ArmModel
 from armpilot.robot_profile import RobotProfile, load_profile
 from armpilot.sim.scene import (CAMERA_NAME, GOAL_BODY, OBJECT_BODY, OPTICAL_TO_MUJOCO_CAMERA, CameraConfig,
                                 build_scene)
@@ -51,6 +52,12 @@ class SimWorld:
         self._qpos = np.array([self.model.joint(n).qposadr[0] for n in self.joint_names])
         self._dof = np.array([self.model.joint(n).dofadr[0] for n in self.joint_names])
         self._actuators = np.array([self.model.actuator(n).id for n in self.joint_names])
+        self._passive = ArmModel(self.profile).passive_defaults  # held by servos of their own (scene.py)
+        #: what /joint_states reports: the profile's joints, then every other movable, non-mimic joint
+        self.state_names = self.joint_names + tuple(self._passive)
+        self._state_qpos = np.array([self.model.joint(n).qposadr[0] for n in self.state_names])
+        self._state_dof = np.array([self.model.joint(n).dofadr[0] for n in self.state_names])
+        self._state_actuators = np.array([self.model.actuator(n).id for n in self.state_names])
         gripper = self.profile.gripper
         self._gripper_slot = self.joint_names.index(gripper.joint) if gripper.joint in self.joint_names else None
         self._home_all = self._home_of_every_joint()
@@ -116,10 +123,8 @@ class SimWorld:
         self.data.mocap_pos[self._goal_mocap] = [*goal[:2], 0.001]
 
     def _home_of_every_joint(self) -> list[tuple[int, float]]:
-        """(qpos address, value) at home for every commanded, separate-gripper and mimic joint."""
-        values = dict(zip(self.joint_names, self.profile.home))
-        if self.profile.gripper.joint and self.profile.gripper.joint not in values:
-            values[self.profile.gripper.joint] = self.profile.gripper.open
+        """(qpos address, value) at home for every commanded, passive (a separate gripper open) and mimic joint."""
+        values = {**dict(zip(self.joint_names, self.profile.home)), **self._passive}
         self._home_ctrl = [(k, values[self.model.actuator(k).name]) for k in range(self.model.nu)]
         for name, joint in self.profile.urdf_joints.items():
             if joint.mimic in values:
@@ -147,6 +152,11 @@ class SimWorld:
     def joint_positions(self) -> np.ndarray:
         """Measured positions (J,), rad / m."""
         return self.data.qpos[self._qpos].copy()
+
+    def joint_state(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+        """``state_names`` and their measured positions, velocities and actuator forces (each (S,))."""
+        return (self.state_names, self.data.qpos[self._state_qpos].copy(), self.data.qvel[self._state_dof].copy(),
+                self.data.actuator_force[self._state_actuators].copy())
 
     def joint_velocities(self) -> np.ndarray:
         """Measured velocities (J,), rad/s / m/s."""
