@@ -146,13 +146,16 @@ class SafetyNode(Node):
             return
         stamp = conv.stamp_to_sec(msg.header.stamp)
         with self.lock:
-            problem = self.state.update(names, positions, velocities, stamp or self.now())
+            now = self.now()
+            if stale := self.supervisor.stamp_problem(now, stamp):  # a replayed bag, a node on another clock
+                self.reject(Reason.STALE, stale)  # never the measured arm, never the arm alive
+                return
+            problem = self.state.update(names, positions, velocities, stamp or now)
             if problem is not None:
                 self.reject(Reason.JOINT_STATE_MISMATCH, problem)
                 return
             if self.state.arm_updated:  # a separate gripper's own message does not say the arm is alive
-                if stale := self.supervisor.joint_state(time.monotonic(), self.now(), stamp):
-                    self.reject(Reason.STALE, stale)
+                self.supervisor.joint_state(time.monotonic(), now, stamp)
                 jump = self.state.jump(self.limits, self.config.tracking_allowance)
                 if jump and self.supervisor.state_jumped(jump, self.now()):
                     self.hold(Reason.JOINT_STATE_JUMP, self.supervisor.state_jump_fault(self.now()))
@@ -161,7 +164,11 @@ class SafetyNode(Node):
         """The message, or None (counted as ``oversized`` / ``malformed``) when it is too large or unreadable."""
         problem = oversized_message(self.bounds, len(raw))
         if problem is None:
-            msg = deserialize_message(raw, msg_type)
+            try:
+                msg = deserialize_message(raw, msg_type)
+            except Exception as error:  # noqa: BLE001 - rclpy raises RMWError (a RuntimeError) for any bad CDR
+                self.reject(Reason.MALFORMED, f"{msg_type.__name__} does not deserialize: {error}")
+                return None
             shape = ((msg.height, msg.width, len(msg.fields) - 1) if msg_type is PointCloud2
                      else (1, len(msg.points), len(msg.joint_names)))
             problem = oversized_chunk(self.bounds, *shape)
@@ -231,11 +238,10 @@ class SafetyNode(Node):
             try:
                 verdict = check()
                 self.verify_ms_max = max(self.verify_ms_max, 1e3 * (time.perf_counter() - started))
-            except Exception as error:  # noqa: BLE001 - a failing check rejects; it never ends verification
+                self.forward(verdict)
+            except Exception as error:  # noqa: BLE001 - a failing check or send rejects; it never ends verification
                 self.get_logger().error(f"a check failed: {error!r}")
                 self.reject(Reason.INTERNAL_ERROR, repr(error))
-                continue
-            self.forward(verdict)
 
     def refused(self) -> bool:
         refusal = self.supervisor.refusal(time.monotonic(), self.now())
@@ -257,12 +263,13 @@ class SafetyNode(Node):
             if out is None:
                 self.reject(sent.reason, f"as sent, after the check: {sent.detail}")
                 return
+            command = conv.joint_trajectory_to_msg(self.joint_names, out.times, out.positions, None,
+                                                   conv.sec_to_stamp(out.stamp))  # raises before anything changed
             self.accepted += 1
             self.path.command(now, out.stamp, out.times, out.positions, self.state.positions,
                               stopping_from=out.chunk_end)  # a hold in the stop after the chunk continues it
             self.supervisor.accepted(now, out.chunk_end)
-            self.send(conv.joint_trajectory_to_msg(self.joint_names, out.times, out.positions, None,
-                                                   conv.sec_to_stamp(out.stamp)))
+            self.send(command)
 
     def send(self, command: JointTrajectory) -> None:
         """To the controller, and a copy on /safety/commanded (the policy continues what the arm executes)."""

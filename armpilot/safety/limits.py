@@ -48,6 +48,9 @@ class SafetyConfig:
     )
     max_chunk_age: float = field(default=0.5, metadata=_describe("reject chunks stamped longer ago than this, s"))
     max_future: float = field(default=0.05, metadata=_describe("reject chunks stamped further ahead than this, s"))
+    max_horizon: float = field(
+        default=120.0, metadata=_describe("reject chunks whose last point is due later than this after their stamp, s")
+    )
     tracking_allowance: float = field(
         default=0.1, metadata=_describe("time the measured arm may lag the first point, s")
     )
@@ -70,8 +73,8 @@ class SafetyConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.velocity_scale <= 1.0:
             raise ValueError(f"parameter 'velocity_scale' must be in (0, 1], got {self.velocity_scale}")
-        for name in ("max_chunk_age", "max_future", "tracking_allowance", "start_tolerance", "joint_state_timeout",
-                     "max_step", "proposal_timeout", "table_clearance"):
+        for name in ("max_chunk_age", "max_future", "max_horizon", "tracking_allowance", "start_tolerance",
+                     "joint_state_timeout", "max_step", "proposal_timeout", "table_clearance"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):  # a NaN would turn its check off silently
                 raise ValueError(f"parameter '{name}' must be a finite number >= 0, got {value}")
@@ -156,6 +159,9 @@ def check_chunk(
         return _reject(error.reason, error.detail)
     if len(times) > 1 and np.min(np.diff(times)) < MIN_POINT_SPACING:
         return _reject(Reason.TIME_NOT_INCREASING, f"points closer than {MIN_POINT_SPACING * 1e3:.0f} ms apart")
+    if times[-1] > config.max_horizon:
+        return _reject(Reason.OVERSIZED, f"its last point is due {times[-1]:.1f} s after its stamp (max_horizon "
+                                         f"{config.max_horizon} s)")
     stamp = now if stamp == 0.0 else stamp
     if now - stamp > config.max_chunk_age:
         return _reject(Reason.STALE, f"stamped {now - stamp:.3f} s ago (max {config.max_chunk_age} s)")

@@ -73,13 +73,21 @@ class Supervisor:
         self.joint_state_timeout = joint_state_timeout
         self.state = SupervisorState()
 
+    def stamp_problem(self, now: float | None, stamp: float) -> str:
+        """Why a joint state stamped ``stamp`` (s, 0 = unstamped) is not the arm at ``now`` (the node's clock): one
+        stamped more than ``joint_state_timeout`` before it (a replayed or delayed message) or after it (a node on
+        another clock); "" when it is. Such a state is neither the measured arm nor a sign that the arm is alive."""
+        if stamp <= 0.0 or now is None or abs(now - stamp) <= self.joint_state_timeout:
+            return ""
+        side = "before" if stamp < now else "after"
+        return (f"/joint_states stamped {abs(now - stamp):.3f} s {side} the node's clock (joint_state_timeout "
+                f"{self.joint_state_timeout} s): not the arm now, ignored")
+
     def joint_state(self, wall: float, now: float | None = None, stamp: float = 0.0) -> str:
         """A joint state arrived at ``wall`` (monotonic s) and ``now`` (the node's clock; None: the wall), header
-        ``stamp`` (s, 0 = unstamped). One stamped longer than ``joint_state_timeout`` before ``now`` (a replayed or
-        delayed message) does not say the arm is alive: returns why ("" when it counts)."""
-        if stamp > 0.0 and now is not None and now - stamp > self.joint_state_timeout:
-            return (f"/joint_states stamped {now - stamp:.3f} s before the node's clock (joint_state_timeout "
-                    f"{self.joint_state_timeout} s): not counted as the arm alive")
+        ``stamp`` (s, 0 = unstamped): the arm is alive, unless ``stamp_problem`` says why not (returned)."""
+        if problem := self.stamp_problem(now, stamp):
+            return problem
         self.state.last_joint_state = wall
         self.state.last_joint_state_clock = now
         return ""
