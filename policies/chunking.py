@@ -161,16 +161,25 @@ def limit_speed(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, ma
 def _braking_reach(room: np.ndarray, dt: float, reach: np.ndarray, max_acceleration: np.ndarray,
                    max_jerk: np.ndarray) -> np.ndarray:
     """(…, J) the longest step s <= ``reach`` in ``dt`` s after which a joint ``room`` from its limit can still stop
-    before it: s + braking_distance(s / dt) <= room - LIMIT_MARGIN (bisection; s + distance grows with s)."""
+    before it: s + braking_distance(s / dt) <= room - LIMIT_MARGIN. ``braking_distance`` is the larger of an
+    acceleration-bound c_a s^2 and a jerk-bound c_j s^1.5 (``stopping.braking_time``): s solves each in closed
+    form (the second by Newton's method from above, where it converges without overshooting)."""
     room = np.where(np.isfinite(room), room - LIMIT_MARGIN, np.inf)
     reach = np.broadcast_to(reach, room.shape)
-    fits = reach + braking_distance(reach / dt, max_acceleration, max_jerk) <= room
-    low, high = np.zeros(room.shape), np.where(fits, reach, reach)
-    for _ in range(30):
-        middle = (low + high) / 2.0
-        ok = middle + braking_distance(middle / dt, max_acceleration, max_jerk) <= room
-        low, high = np.where(ok, middle, low), np.where(ok, high, middle)
-    return np.where(fits, reach, np.where(room > 0, low, 0.0))
+    free = reach + braking_distance(reach / dt, max_acceleration, max_jerk) <= room
+    if np.all(free):
+        return reach
+    r = np.where(free, 0.0, np.clip(room, 0.0, None))
+    c_a = np.pi / (4.0 * max_acceleration * dt**2)
+    by_accel = 2.0 * r / (1.0 + np.sqrt(1.0 + 4.0 * c_a * r))  # the root of s + c_a s^2 = r
+    c_j = np.pi / (2.0 * np.sqrt(2.0 * max_jerk)) / dt**1.5
+    by_jerk = np.minimum(r, (r / c_j) ** (2.0 / 3.0))  # above the root of s + c_j s^1.5 = r
+    for _ in range(12):
+        by_jerk = by_jerk - (by_jerk + c_j * by_jerk**1.5 - r) / (1.0 + 1.5 * c_j * np.sqrt(by_jerk) + 1e-12)
+    step = np.clip(np.minimum(by_accel, by_jerk), 0.0, None)
+    over = step + braking_distance(step / dt, max_acceleration, max_jerk)
+    step = np.where(over > r, step * r / np.maximum(over, 1e-12), step)  # what Newton left above the root
+    return np.where(free, reach, np.minimum(reach, step))
 
 
 #: Share of the acceleration and jerk limits ``limit_acceleration`` plans with: the safety node checks the chunk
@@ -256,13 +265,17 @@ def fit_to_limits(times: np.ndarray, candidates: np.ndarray, start: np.ndarray, 
     inf = np.full(len(limits.lower), np.inf)
     candidates = np.clip(candidates, limits.lower, limits.upper)
     braking = limits if limits.acceleration is not None and limits.jerk is not None else None
-    candidates = limit_speed(times, candidates, start, limits.velocity, limits.continuous, max_step, braking)
-    if start_velocity is not None and limits.acceleration is not None and limits.jerk is not None:
+    planner = start_velocity is not None and braking is not None
+    candidates = limit_speed(times, candidates, start, limits.velocity, limits.continuous, max_step,
+                             None if planner else braking)
+    if planner:
         candidates = limit_acceleration(times, candidates, start, start_velocity, limits.velocity,
                                         limits.acceleration, limits.jerk, max_step)
         candidates = np.clip(candidates, limits.lower, limits.upper)
-        # its bounded deceleration may carry a joint past where it could still stop before a limit: cut short there
-        candidates = limit_speed(times, candidates, start, limits.velocity, limits.continuous, max_step, braking)
+        # where its bounded deceleration carries a joint past the point it could still stop before a limit (the
+        # PR2's elbow), that joint's steps are cut short there; the others keep their planned speed changes
+        slowed = limit_speed(times, candidates, start, limits.velocity, limits.continuous, max_step, braking)
+        candidates = np.where(np.any(slowed != candidates, axis=1, keepdims=True), slowed, candidates)
     return keep_braking_inside(times, candidates, limits.lower, limits.upper,
                                limits.acceleration if limits.acceleration is not None else inf,
                                limits.jerk if limits.jerk is not None else inf, start)

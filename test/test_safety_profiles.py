@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from armpilot.rejections import Reason
 from armpilot.robot import ArmModel
 from armpilot.safety.limits import SafetyConfig, check_chunk
 from armpilot.safety.state_tracking import ArmState, hold_command
@@ -357,3 +358,21 @@ def test_the_stop_after_an_accepted_chunk_is_free_of_self_collision(kit, name):
         assert ws.check(sent[len(verdict.times):], p.joints, passive) is None, \
             f"seed {seed}: the stop after the chunk passes through a self-collision or the table"
     assert accepted >= 100, f"only {accepted} of 400 accepted: the test checks too little"
+
+
+@pytest.mark.parametrize("name, pose, hit", [
+    ("panda", None, "panda_link5"),            # joint 6 at its stop folds the hand back onto link 5
+    ("kinova_j2s6s200", None, "j2s6s200_link_4"),
+    ("z1", [1.364, 0.851, -0.065, 0.201, 1.006, -0.728, -1.555], "link06"),
+])
+def test_links_that_touch_only_folded_at_zero_are_still_checked(name, pose, hit):
+    """Pairs touching with every joint at zero (clipped into the limits) were dropped as touching by construction;
+    on these arms that pose folds the arm onto itself, so these collisions passed unchecked (found by the review of
+    session 28). Only pairs one joint apart are dropped for touching there now."""
+    p = profile(name)
+    arm = ArmModel(p)
+    checker = WorkspaceChecker(arm, box_min=np.full(3, -9.0), box_max=np.full(3, 9.0), table_z=-9.0)
+    q = np.clip(np.zeros(len(p.joints)), arm.limits.lower, arm.limits.upper) if pose is None else np.array(pose)
+    violation = checker.check(q[None])
+    assert violation is not None and violation.reason == Reason.SELF_COLLISION and hit in violation.detail, violation
+    assert checker.check(p.home[None]) is None

@@ -87,13 +87,22 @@ class WorkspaceChecker:
                 geometry.removeCollisionPair(pair)
 
     def _drop_touching_pairs(self) -> None:
-        """Remove pairs of geometries that touch by construction (neighbours, fingers on their base)."""
+        """Remove pairs of geometries that touch by construction: those touching at home (fingers on their base),
+        and links one joint apart touching with all joints at zero (a joint's two sides overlapping). Not other
+        pairs touching only at zero: on the Panda, Z1 and Kinova that pose folds the arm onto itself at its joint
+        stops, and dropping them left real collisions unchecked (Panda link 5 against a finger)."""
         geometry = self.geometry
         data = pin.GeometryData(geometry)
-        touching = set()
-        for q in _neutral_samples(self.arm):
+        parents = self.model.parents
+        joint_of = [g.parentJoint for g in geometry.geometryObjects]
+        adjacent = {k for k, pair in enumerate(geometry.collisionPairs)
+                    if parents[joint_of[pair.first]] == joint_of[pair.second]
+                    or parents[joint_of[pair.second]] == joint_of[pair.first]}
+        touching: set[int] = set()
+        for q, home in _neutral_samples(self.arm):
             pin.computeCollisions(self.model, self.data, geometry, data, self.arm.full_configuration(q), False)
-            touching |= {k for k, result in enumerate(data.collisionResults) if result.isCollision()}
+            touching |= {k for k, result in enumerate(data.collisionResults)
+                         if result.isCollision() and (home or k in adjacent)}
         for k in sorted(touching, reverse=True):
             self.touching_link_pairs.add(self._link_pair(geometry.collisionPairs[k]))
             geometry.removeCollisionPair(geometry.collisionPairs[k])
@@ -177,17 +186,18 @@ def _use_convex_hulls(geometry: pin.GeometryModel) -> None:
             obj.geometry = mesh.convex
 
 
-def _neutral_samples(arm: ArmModel) -> list[np.ndarray]:
-    """Configurations where only constructive contacts exist: home and zero, gripper open and closed."""
+def _neutral_samples(arm: ArmModel) -> list[tuple[np.ndarray, bool]]:
+    """(configuration, is home) at home and at zero (clipped into the limits), the gripper open and closed."""
     profile = arm.profile
-    bases = [profile.home, np.clip(np.zeros(len(profile.joints)), arm.limits.lower, arm.limits.upper)]
+    zero = np.clip(np.zeros(len(profile.joints)), arm.limits.lower, arm.limits.upper)
+    bases = [(profile.home, True), (zero, False)]
     if profile.gripper.joint not in profile.joints:
         return bases
     g = profile.joints.index(profile.gripper.joint)
     samples = []
     for value in (profile.gripper.open, profile.gripper.closed):
-        for base in bases:
+        for base, home in bases:
             q = np.array(base, float)
             q[g] = value
-            samples.append(q)
+            samples.append((q, home))
     return samples
