@@ -7,7 +7,7 @@ import numpy as np
 from armpilot.features import GOAL, OBJECT, STATE
 from armpilot.policies.base import Capabilities, Observation, Policy
 from armpilot.robot import ArmModel
-from armpilot.tasks import get_task
+from armpilot.tasks import get_task, task_for_robot
 from armpilot.tasks.experts import ExpertObservation, ScriptedExpert
 
 #: Tasks whose object stays where it is (the arm only goes to it): a perceived object this far (m, in the
@@ -33,7 +33,7 @@ class ScriptedPolicy(Policy):
         self.horizon = horizon
         self.chunk_dt = chunk_dt
         self.expert = ScriptedExpert(arm, get_task(task), horizon, chunk_dt, push_jitter, seed, closed_loop)
-        scaled = get_task(task, arm.profile.reach)
+        scaled = task_for_robot(task, arm.profile)
         self.retarget = RETARGET_DISTANCE * scaled.scale if scaled.name in STATIC_OBJECT_TASKS else float("inf")
         self.planned_for: np.ndarray | None = None  # (3,) object position the current plan was made for
 

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from armpilot.dataset.loader import LeRobotV3Dataset
+from armpilot.perception.config import REFERENCE_BOX
 from armpilot.policies.action_tokenizers import BinningTokenizer, DCTTokenizer
 from armpilot.policies.vla import VLA_META, action_token_ids, image_tensor, load_vla, prompt_ids
 from armpilot.sim.scenes import COLOUR_NAMES
@@ -37,8 +38,8 @@ SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]
 WORDS = tuple(dict.fromkeys(
     ("reach the ball push box to goal pick up cube lift move arm gripper open close left right touch put set "
      "down onto pad a an and on of in").split() + sorted(COLOUR_NAMES.values())))
-#: Range of the perceived object's position given to the model, m (the perception workspace box).
-OBJECT_LOW, OBJECT_HIGH = (0.15, -0.45, -0.05), (0.85, 0.45, 0.40)
+#: Range of the perceived object's position given to the model, m (the perception crop box of armpilot's arm).
+OBJECT_LOW, OBJECT_HIGH = REFERENCE_BOX
 #: Instruction used for a dataset's task name when the dataset has no instruction of its own.
 #: The tiny decoder: width, layers, heads and the spread of its initial weights. With width 32 and the usual
 #: 0.02 the attention stayed uniform for hundreds of steps and the instruction's one word never won (a toy set where

@@ -19,7 +19,7 @@ from armpilot.evaluation import EpisodeResult, contact_sheet, episode_summary, f
 from armpilot.graph import load_graphs, remapped, resolve
 from armpilot.robot_profile import DEFAULT_ROBOT, load_profile
 from armpilot.ros_nodes import topics
-from armpilot.tasks import get_task
+from armpilot.tasks import task_for_robot
 
 #: Episodes whose first and last frames go into the contact sheet.
 SHEET_EPISODES = 6
@@ -108,7 +108,7 @@ def run_demo(options: DemoOptions) -> dict:
         armpilot.bringup.NodeFailed: a node of the graph died (named, with its last log lines).
     """
     robot = options.extra_arguments.get("robot", DEFAULT_ROBOT)
-    task = get_task(options.task, load_profile(robot).reach)
+    task = task_for_robot(options.task, load_profile(robot))
     media = options.media or options.report.parent / f"{options.report.stem}_media"
     media.mkdir(parents=True, exist_ok=True)
     options.report.parent.mkdir(parents=True, exist_ok=True)

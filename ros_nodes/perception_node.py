@@ -92,7 +92,9 @@ class PerceptionNode(CameraInputs, Node):
             return
         if intrinsics != self.intrinsics:
             self.intrinsics = intrinsics
-            self.pipeline = CloudPipeline(self.pipeline_config, intrinsics, self.base_T_camera)
+            profile = self.arm.profile
+            self.pipeline = CloudPipeline(self.pipeline_config, intrinsics, self.base_T_camera,
+                                          reach=profile.reach, table_z=profile.table_z)
 
     def on_joints(self, msg: JointState) -> None:
         try:

@@ -61,7 +61,7 @@ from armpilot.ros_nodes.policy_diagnostics import policy_diagnostics
 from armpilot.ros_nodes.robot_loading import load_robot
 from armpilot.safety.limits import SafetyConfig
 from armpilot.safety.state_tracking import controller_joints
-from armpilot.tasks import get_task
+from armpilot.tasks import task_for_robot
 
 
 JOINTS, OBJECT = "joints", "object"
@@ -104,7 +104,7 @@ class PolicyNode(Node):
         self.sampler = LiveSampler((JOINTS, OBJECT))
         self.objects_alive = float("-inf")
         self.episode_start: float | None = None
-        self.goal = EpisodeGoal(get_task(cfg.task, profile.reach))
+        self.goal = EpisodeGoal(task_for_robot(cfg.task, profile))
         self.base_frame = profile.base_frame
         self.episode = -1
         self.handover_episode = -1  # the episode /policy/handover named last (it may arrive before the episode)

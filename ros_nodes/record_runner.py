@@ -27,7 +27,7 @@ from armpilot.recording.config import LINGER_S, MAX_HANDOVER_S, MAX_LINGER_S
 from armpilot.robot_profile import DEFAULT_ROBOT, load_profile
 from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.demo_runner import graph_session
-from armpilot.tasks import get_task
+from armpilot.tasks import task_for_robot
 
 #: Wall seconds for the recorder to discover the graph (and /clock) before the first episode.
 WARM_UP_S = 2.0
@@ -119,7 +119,7 @@ def run_record(options: RecordOptions) -> dict:
     if not 0.0 <= options.handover_within <= MAX_HANDOVER_S or (options.handover_within > 0) != handing_over:
         raise ValueError(f"handover_within must be within (0, {MAX_HANDOVER_S}] s with policy 'handover' and 0 "
                          f"without, got {options.handover_within} with '{options.policy}'")
-    task = get_task(options.task, load_profile(options.robot).reach)
+    task = task_for_robot(options.task, load_profile(options.robot))
     options.output.mkdir(parents=True, exist_ok=True)
     values = {"task": options.task, "policy": options.policy, "seed": str(options.seed), "width": str(options.width),
               "height": str(options.height), "output": str(options.output.resolve()), "robot": options.robot,

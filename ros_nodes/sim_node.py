@@ -42,7 +42,7 @@ from armpilot.sim.scene import CameraConfig  # noqa: E402
 from armpilot.sim.scenes import variation_summary  # noqa: E402
 from armpilot.ros_nodes.robot_loading import load_robot  # noqa: E402
 from armpilot.sim.world import SimWorld  # noqa: E402
-from armpilot.tasks import get_task  # noqa: E402
+from armpilot.tasks import task_for_robot  # noqa: E402
 
 #: Wall-clock lag (s) after which the loop stops catching up and re-synchronises.
 MAX_LAG = 0.25
@@ -58,7 +58,7 @@ class SimNode(Node):
         cfg = self.config
         camera = CameraConfig(cfg.width, cfg.height, cfg.fovy_deg)
         profile = load_robot(self)
-        world = SimWorld(profile, get_task(cfg.task, profile.reach), camera, render=cfg.render, scene=cfg.scene)
+        world = SimWorld(profile, task_for_robot(cfg.task, profile), camera, render=cfg.render, scene=cfg.scene)
         self.runner = SimRunner(world)
         self.runner.reset(cfg.seed)
         self.tick_steps = max(1, round(1.0 / (cfg.joint_state_rate_hz * world.timestep)))

@@ -73,3 +73,52 @@ def test_inertias_mujoco_refuses_are_made_physical():
     model = spec.compile()
     assert np.all(model.body_inertia[1:] > 0)
     assert model.body_inertia[model.body("fine").id].tolist() == [1.0, 1.0, 1.0]
+
+
+def _on_a_raised_table(height: float = 0.75):
+    """armpilot's arm on a pedestal ``height`` m tall, the base frame on the floor below it, the table top level
+    with the arm's mount: a profile a user of a mobile manipulator or a humanoid writes (base on the floor)."""
+    from pathlib import Path
+
+    import yaml
+
+    from armpilot.robot_profile import load_profile, profile_from_dict
+
+    bare = load_profile("armpilot")
+    tag_end = bare.urdf_xml.index(">", bare.urdf_xml.index("<robot")) + 1
+    pedestal = ('<link name="floor"/><joint name="pedestal" type="fixed"><parent link="floor"/>'
+                f'<child link="base_link"/><origin xyz="0 0 {height}"/></joint>')
+    raw = yaml.safe_load((Path(__file__).parent.parent / "config" / "robots" / "armpilot.yaml").read_text())
+    raw.update(base_frame="floor", table_z=height, workspace_min=[-0.3, -0.7, height - 0.05],
+               workspace_max=[1.0, 0.7, height + 1.2])
+    xml = bare.urdf_xml[:tag_end] + pedestal + bare.urdf_xml[tag_end:]
+    return profile_from_dict(raw, Path(bare.source).parent, robot_description=xml, source="raised")
+
+
+@pytest.mark.parametrize("task", ["push", "pick"])
+def test_tasks_stand_on_a_raised_table(task):
+    """``table_z`` moved only the table: boxes were placed, goals drawn and success judged at z = 0, 0.75 m under
+    the table top (the PR2 with a table at 0.5 m: every reach 0.4-1.4 m off). Now the regions, the goal pad,
+    the distractors and the tests of resting and lifting stand on the table, and the expert pushes at its top."""
+    p = _on_a_raised_table()
+    world = SimWorld(p, get_task(task, p.reach, p.table_z), render=False, scene="randomized")
+    init = world.reset(3)
+    box_bottom = world.object_pose()[0][2] - world.episode_task.object_half_size
+    assert abs(box_bottom - p.table_z) < 0.005 and abs(init.goal_position[2] - p.table_z) < 0.1
+    expert = ScriptedExpert(ArmModel(p), get_task(task))
+    assert sum(run_expert_episode(world, expert, seed).success for seed in range(3)) >= 2
+
+
+def test_the_perception_crop_box_covers_every_task_region_of_every_arm():
+    from armpilot.perception.config import PerceptionConfig
+    from armpilot.tasks import TASKS, task_for_robot
+
+    from robot_variants import ALL_PROFILES
+
+    for p in [profile(name) for name in ALL_PROFILES] + [_on_a_raised_table()]:
+        low, high = PerceptionConfig().box(p.reach, p.table_z)
+        for name in TASKS:
+            task = task_for_robot(name, p)
+            margin = task.object_half_size
+            assert np.all(np.array(task.region_low) - margin >= np.array(low) - 1e-9), (p.name, name)
+            assert np.all(np.array(task.region_high) + margin <= np.array(high) + 1e-9), (p.name, name)

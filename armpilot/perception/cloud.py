@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from armpilot.perception.config import PerceptionConfig
+from armpilot.perception.config import REFERENCE_REACH, PerceptionConfig
 from armpilot.perception.geometry import Deprojector, Intrinsics
 
 if TYPE_CHECKING:  # pinocchio stays out of the pure cloud pipeline
@@ -108,11 +108,13 @@ class CloudPipeline:
     """Turns depth (+ colour) frames of one fixed camera into a filtered cloud and objects."""
 
     def __init__(self, config: PerceptionConfig, intrinsics: Intrinsics, base_T_camera: np.ndarray,
-                 seed: int = 0) -> None:
+                 seed: int = 0, reach: float = REFERENCE_REACH, table_z: float = 0.0) -> None:
+        """``reach`` and ``table_z``: the robot profile's, sizing the crop box where ``config`` gives none."""
         self.config = config
         self.deprojector = Deprojector(intrinsics, base_T_camera, config.pixel_stride)
-        self.low = np.asarray(config.workspace_min, np.float32)
-        self.high = np.asarray(config.workspace_max, np.float32)
+        low, high = config.box(reach, table_z)
+        self.low = np.asarray(low, np.float32)
+        self.high = np.asarray(high, np.float32)
         self.shape = tuple(int(np.ceil(s)) for s in (self.high - self.low) / config.voxel_size)
         self._strides = (self.shape[1] * self.shape[2], self.shape[2], 1)
         self.rng = np.random.default_rng(seed)

@@ -75,9 +75,10 @@ def variation_summary(variation: SceneVariation) -> dict[str, float | int | str]
 
 def draw_variation(scene: str, seed: int, object_position: np.ndarray, goal_position: np.ndarray,
                    half_size: float, region_low: np.ndarray, region_high: np.ndarray,
-                   scale: float = 1.0, named: bool = False) -> SceneVariation:
-    """The variation of ``scene`` for episode ``seed`` (module doc); distractors stand in the object region
-    ``region_*`` widened by ``SPREAD``, a box that finds no free place in 50 draws is left out."""
+                   scale: float = 1.0, named: bool = False, table_z: float = 0.0) -> SceneVariation:
+    """The variation of ``scene`` for episode ``seed`` (module doc); distractors stand on the table top at
+    ``table_z`` in the object region ``region_*`` widened by ``SPREAD``, a box that finds no free place in 50
+    draws is left out."""
     if scene not in SCENES:
         raise ValueError(f"unknown scene '{scene}'; use one of {SCENES}")
     if scene == "nominal" and not named:
@@ -105,7 +106,7 @@ def draw_variation(scene: str, seed: int, object_position: np.ndarray, goal_posi
             if all(np.linalg.norm(xy - p) > CLEARANCE * scale + size for p in taken):
                 height = size * distractor_height(named)
                 colour = others[int(rng.integers(len(others)))]
-                distractors.append(Distractor(np.array([*xy, height]), size, colour, height))
+                distractors.append(Distractor(np.array([*xy, table_z + height]), size, colour, height))
                 break
     if scene == "nominal":  # named boxes in today's scene: colours only
         return SceneVariation(palette[colour_index], object_scale, tuple(distractors))

@@ -93,12 +93,13 @@ class SimWorld:
         if self._variator is not None:
             self.variation = draw_variation(self.scene, seed, init.object_position, init.goal_position,
                                             self.task.object_half_size, np.asarray(self.task.region_low),
-                                            np.asarray(self.task.region_high), self.task.scale, self.named)
+                                            np.asarray(self.task.region_high), self.task.scale, self.named,
+                                            self.task.table_z)
             self.instruction = instruction_for(self.task.name, self.variation)
             half = self.task.object_half_size * self.variation.object_scale
             self.episode_task = replace(self.task, object_half_size=half)
             if self.task.object_kind == "box":  # a resized box still rests on the table
-                position = np.array([*init.object_position[:2], half])
+                position = np.array([*init.object_position[:2], self.task.table_z + half])
                 goal = init.goal_position if self.task.needs_user_goal else self.task.goal_from_object(position)
                 init = replace(init, object_position=position, goal_position=goal)
             self._variator.apply(self.data, self.variation)
@@ -120,7 +121,7 @@ class SimWorld:
 
     def place_goal_pad(self, goal: np.ndarray) -> None:
         """Put the goal pad (a mocap body) under ``goal`` (3,), m; MuJoCo's reset of an unstable state moves it."""
-        self.data.mocap_pos[self._goal_mocap] = [*goal[:2], 0.001]
+        self.data.mocap_pos[self._goal_mocap] = [*goal[:2], self.task.table_z + 0.001]
 
     def _home_of_every_joint(self) -> list[tuple[int, float]]:
         """(qpos address, value) at home for every commanded, passive (a separate gripper open) and mimic joint."""

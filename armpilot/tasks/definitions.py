@@ -1,13 +1,18 @@
 """The ``reach``, ``push`` and ``pick`` tasks: what is randomised and what counts as success.
 
-All positions are metres in ``base_link`` (the table top is z = 0).
+All positions are metres in the robot profile's base frame; the table top is at the profile's ``table_z``
+(``Task.table_z``; the regions below are drawn for z = 0 and lifted to it by ``get_task``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from armpilot.robot_profile import RobotProfile
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class Task:
         max_duration: seconds of sim time before an episode counts as failed.
         goal_distance, goal_angles: where a user's goal is drawn (push, place): this far from the box (m, times
             ``scale``), in this range of directions (rad about z, 0 = away from the robot).
+        table_z: height of the table top, m (the regions are above it).
     """
 
     name: str
@@ -57,6 +63,7 @@ class Task:
     lift_height: float = 0.0
     max_duration: float = 12.0
     scale: float = 1.0  # regions are for armpilot's arm (reach 0.6 m) times this
+    table_z: float = 0.0
     goal_distance: tuple[float, float] = (0.10, 0.15)
     goal_angles: tuple[float, float] = (-np.pi / 2, np.pi / 2)
 
@@ -97,10 +104,10 @@ class Task:
             return bool(np.linalg.norm(state.tcp_position - top) < self.tolerance)
         if self.name == "place":  # on the goal, resting on the table, let go
             on_goal = np.linalg.norm(state.object_position[:2] - state.goal_position[:2]) < self.tolerance
-            resting = state.object_position[2] - self.object_half_size < 0.01
+            resting = state.object_position[2] - self.object_half_size - self.table_z < 0.01
             released = np.linalg.norm(state.tcp_position - state.object_position) > 0.05
             return bool(on_goal and resting and released)
-        lifted = state.object_position[2] - self.object_half_size >= self.lift_height
+        lifted = state.object_position[2] - self.object_half_size - self.table_z >= self.lift_height
         near_gripper = np.linalg.norm(state.tcp_position - state.object_position) < 0.05
         return bool(lifted and near_gripper)
 
@@ -131,14 +138,22 @@ TASKS: dict[str, Task] = {
 REFERENCE_REACH = 0.6
 
 
-def get_task(name: str, reach: float = REFERENCE_REACH) -> Task:
-    """The task called ``name``, its regions scaled to an arm of ``reach`` m; a KeyError lists the known tasks."""
+def get_task(name: str, reach: float = REFERENCE_REACH, table_z: float = 0.0) -> Task:
+    """The task called ``name``, its regions scaled to an arm of ``reach`` m over a table top at ``table_z`` m; a
+    KeyError lists the known tasks."""
     if name not in TASKS:
         raise KeyError(f"unknown task '{name}'; known tasks: {sorted(TASKS)}")
     task = TASKS[name]
-    if reach == REFERENCE_REACH:
+    if reach == REFERENCE_REACH and table_z == 0.0:
         return task
     scale = reach / REFERENCE_REACH
     low, high = np.array(task.region_low), np.array(task.region_high)
     height = np.array([scale, scale, scale if task.object_kind == "target" else 1.0])  # boxes rest on the table
-    return replace(task, region_low=tuple(low * height), region_high=tuple(high * height), scale=scale)
+    up = np.array([0.0, 0.0, table_z])
+    return replace(task, region_low=tuple(low * height + up), region_high=tuple(high * height + up), scale=scale,
+                   table_z=table_z)
+
+
+def task_for_robot(name: str, profile: "RobotProfile") -> Task:
+    """The task called ``name`` sized to the robot profile's arm and table (its ``reach`` and ``table_z``)."""
+    return get_task(name, profile.reach, profile.table_z)

@@ -78,7 +78,7 @@ def push_direction(obj: np.ndarray, goal: np.ndarray) -> np.ndarray:
 def push_contact(task: Task, obj: np.ndarray, goal: np.ndarray) -> np.ndarray:
     """(3,) where the tool stops pushing: behind the goal on the box-to-goal line, at push height."""
     contact = np.asarray(goal, float) - push_direction(obj, goal) * (task.object_half_size + 0.012)
-    contact[2] = PUSH_HEIGHT
+    contact[2] = obj[2] - task.object_half_size + PUSH_HEIGHT  # above the table top the box rests on
     return contact
 
 
@@ -137,7 +137,7 @@ def plan_waypoints(task: Task, obs: ExpertObservation, gripper_open: float = 0.0
         direction = push_direction(obj, goal)
         side = np.array([-direction[1], direction[0], 0.0])
         behind = obj - direction * (task.object_half_size + 0.035) + side * push_offset
-        behind[2] = PUSH_HEIGHT
+        behind[2] = obj[2] - task.object_half_size + PUSH_HEIGHT
         contact = push_contact(task, obj, goal)
         yaw = float(np.arctan2(direction[1], direction[0])) + np.pi / 2
         yaw = grasp_yaw(yaw, obj)
