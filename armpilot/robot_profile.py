@@ -351,10 +351,17 @@ def _passive_positions(raw: Any, joints: tuple[str, ...], gripper: Gripper, urdf
     out = {}
     for joint, value in raw.items():
         joint = str(joint)
-        if joint not in urdf or urdf[joint].mimic or joint in joints or joint == gripper.joint:
+        if joint == gripper.joint:
+            raise RobotDescriptionError(f"robot '{name}': passive_joints names the gripper '{joint}' (it stands "
+                                        f"at gripper.open until reported)")
+        if joint not in urdf or urdf[joint].mimic or joint in joints:
             raise RobotDescriptionError(f"robot '{name}': passive_joints names '{joint}', which is not a movable, "
-                                        f"uncommanded, non-mimic joint of the URDF (nor the gripper)")
-        out[joint] = float(value)
+                                        f"uncommanded, non-mimic joint of the URDF")
+        try:
+            out[joint] = float(value)
+        except (TypeError, ValueError) as error:
+            raise RobotDescriptionError(f"robot '{name}': passive_joints {joint} = {value!r} is not a number") \
+                from error
         if not urdf[joint].lower <= out[joint] <= urdf[joint].upper:
             raise RobotDescriptionError(f"robot '{name}': passive_joints {joint} = {out[joint]} is outside "
                                         f"[{urdf[joint].lower}, {urdf[joint].upper}]")

@@ -51,12 +51,14 @@ class EpisodeStreams:
     Attributes:
         folder: the bag folder.
         topics: topic -> TopicData. Joint states: (N, J) float64 positions;
-            commands: (N, J) float64 first trajectory point in joint-state
-            order; color: (N, H, W, 3) uint8; depth: (N, H, W) uint16 mm;
+            commands: (N, J) float64 first trajectory point, in joint-state order
+            (of the commanded joints: joint states' other columns are left out);
+            color: (N, H, W, 3) uint8; depth: (N, H, W) uint16 mm;
             objects: (N, 7) float64 xyz + quaternion xyzw of the first pose;
             task success: (N,) bool; tracks (optional): (N, K, T, 3) float32
             base_link xyz, NaN where missing (see ``tracks_feature``).
-        joint_names: (J,) joint-state names, the column order of state/action.
+        joint_names: (J,) the commanded joints (the first command's) in the first joint state's order,
+            the column order of state/action.
         task: the task name from ``/sim/episode`` ("unspecified" without it).
         intrinsics: fx, fy, cx, cy, width, height from camera_info, if any.
         goal: (3,) task goal from ``/sim/episode`` (base_link, m), or None.
@@ -215,7 +217,12 @@ def read_episode(folder: Path, required: Iterable[str] = REQUIRED_TOPICS) -> Epi
         if not any(v is not None for _, v in raw[topic]):
             raise BagError(f"{folder}: topic '{topic}' has no message from after the episode's start (the sim "
                            f"reset announced on {topics.SIM_EPISODE})")
-    joint_names = raw[topics.JOINT_STATES][0][1][0]
+    # the joint states' order, of the joints the controller is commanded (/joint_states may carry more: a
+    # separate gripper, a torso, a head, which are no part of the state or the action)
+    joint_names = tuple(raw[topics.JOINT_STATES][0][1][0])
+    commands = [v for _, v in raw.get(topics.CONTROLLER_COMMAND, []) if v is not None]
+    if commands:
+        joint_names = tuple(n for n in joint_names if n in commands[0][0]) or joint_names
     out: dict[str, TopicData] = {}
     command_grid = None
     for topic, samples in raw.items():

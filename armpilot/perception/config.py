@@ -24,12 +24,12 @@ def table_box(reach: float = REFERENCE_REACH, table_z: float = 0.0) -> tuple[tup
 class PerceptionConfig:
     """Workspace, voxel grid, plane and clustering settings. Lengths in metres."""
 
-    workspace_min: tuple[float, ...] = field(default=(), metadata=_describe(
+    workspace_min: tuple[float, ...] = field(default=(), metadata={**_describe(
         "crop box lower corner in the base frame [x, y, z], m; empty: over the robot profile's table, sized by its "
-        "reach (armpilot's arm: [0.15, -0.45, -0.05])"))
-    workspace_max: tuple[float, ...] = field(default=(), metadata=_describe(
+        "reach (armpilot's arm: [0.15, -0.45, -0.05])"), "items": "float"})
+    workspace_max: tuple[float, ...] = field(default=(), metadata={**_describe(
         "crop box upper corner [x, y, z], m; empty: from the profile like workspace_min (armpilot's: [0.85, 0.45, "
-        "0.40])"))
+        "0.40])"), "items": "float"})
     voxel_size: float = field(default=0.01, metadata=_describe("voxel edge for downsampling and clustering, m"))
     plane_distance: float = field(default=0.008, metadata=_describe("table-plane inlier distance, m"))
     plane_max_tilt_deg: float = field(default=20.0, metadata=_describe("largest table tilt accepted, deg"))

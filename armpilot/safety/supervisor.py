@@ -77,8 +77,8 @@ class Supervisor:
         """Why a joint state stamped ``stamp`` (s, 0 = unstamped) is not the arm at ``now`` (the node's clock): one
         stamped more than ``joint_state_timeout`` before it (a replayed or delayed message) or after it (a node on
         another clock); "" when it is. Such a state is neither the measured arm nor a sign that the arm is alive."""
-        if stamp <= 0.0 or now is None or abs(now - stamp) <= self.joint_state_timeout:
-            return ""
+        if stamp <= 0.0 or now is None or now <= 0.0 or abs(now - stamp) <= self.joint_state_timeout:
+            return ""  # unstamped, or no clock yet (sim time before the first /clock)
         side = "before" if stamp < now else "after"
         return (f"/joint_states stamped {abs(now - stamp):.3f} s {side} the node's clock (joint_state_timeout "
                 f"{self.joint_state_timeout} s): not the arm now, ignored")

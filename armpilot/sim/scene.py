@@ -42,7 +42,10 @@ ARMPILOT_SERVOS = {
 SERVO_FULL_EFFORT_ERROR = 0.03
 SERVO_KP_MAX = 6000.0
 KV_RATIO = 0.04
-MUJOCO_URDF_OPTIONS = '<mujoco><compiler strippath="false" discardvisual="true" fusestatic="false"/></mujoco>'
+#: boundmass / boundinertia: a link without an <inertial> on a joint (a bare camera mount) gets a speck of mass, below
+#: anything a real link has, instead of MuJoCo's refusal of a massless moving body.
+MUJOCO_URDF_OPTIONS = ('<mujoco><compiler strippath="false" discardvisual="true" fusestatic="false" '
+                       'boundmass="1e-6" boundinertia="1e-12"/></mujoco>')
 
 LINK_COLOURS = {
     "base_link": (0.15, 0.15, 0.17, 1),
@@ -169,9 +172,9 @@ def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig, distrac
         rgba=[0.72, 0.6, 0.45, 1],
     )
     table_top.friction = [0.8, 0.005, 0.0001]
-    world.add_geom(
-        name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3, 3, 0.1], pos=[0, 0, FLOOR_Z], rgba=[0.3, 0.32, 0.35, 1]
-    )
+    floor = min(FLOOR_Z, profile.table_z + FLOOR_Z)  # under a table set low, too
+    world.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3, 3, 0.1], pos=[0, 0, floor],
+                   rgba=[0.3, 0.32, 0.35, 1])
     world.add_light(name="key", pos=[0.4, -0.6, 1.6], dir=[0, 0.3, -1], diffuse=[0.7, 0.7, 0.7], castshadow=False)
     world.add_light(name="fill", pos=[0.9, 0.6, 1.2], dir=[-0.4, -0.3, -1], diffuse=[0.3, 0.3, 0.3], castshadow=False)
     cam_pos, cam_quat = camera_pose_in_mujoco(arm)
@@ -213,11 +216,12 @@ def _configure_arm(spec: mujoco.MjSpec, arm: ArmModel) -> None:
     for name in commanded:
         joint = spec.joint(name)
         effort = profile.urdf_joints[name].effort or 100.0
-        kp, kv, armature = ARMPILOT_SERVOS.get(name) if profile.name == "armpilot" else _servo(effort)
+        tuned = ARMPILOT_SERVOS.get(name) if profile.name == "armpilot" else None
+        kp, kv, armature = tuned or _servo(effort)
         joint.armature = armature
         actuator = spec.add_actuator(name=name, target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
         actuator.set_to_position(kp=kp, kv=kv)
-        if profile.urdf_joints[name].continuous:
+        if profile.urdf_joints[name].continuous or not joint.range[0] < joint.range[1]:  # no range: unlimited
             actuator.ctrllimited = mujoco.mjtLimited.mjLIMITED_FALSE
         else:
             actuator.ctrlrange = list(joint.range)

@@ -34,7 +34,7 @@ class SimWorld:
 
     def __init__(self, robot: RobotProfile | None, task: Task, camera: CameraConfig | None = None,
                  render: bool = True, scene: str = "nominal"):
-        """``robot``: the arm's profile (None: armpilot's own); ``task`` as ``get_task(name, robot.reach)``;
+        """``robot``: the arm's profile (None: armpilot's own); ``task`` as ``task_for_robot(name, robot)``;
         ``scene``: what varies per episode (``armpilot.sim.scenes``)."""
         if scene not in SCENES:
             raise ValueError(f"unknown scene '{scene}'; use one of {SCENES}")
@@ -168,7 +168,7 @@ class SimWorld:
         return self.data.actuator_force[self._actuators].copy()
 
     def object_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        """Task object position (3,) and quaternion (w, x, y, z) in ``base_link``."""
+        """Task object position (3,) and quaternion (w, x, y, z) in the profile's base frame."""
         return self.data.xpos[self._object_body].copy(), self.data.xquat[self._object_body].copy()
 
     def goal_position(self) -> np.ndarray:

@@ -78,7 +78,7 @@ def push_direction(obj: np.ndarray, goal: np.ndarray) -> np.ndarray:
 def push_contact(task: Task, obj: np.ndarray, goal: np.ndarray) -> np.ndarray:
     """(3,) where the tool stops pushing: behind the goal on the box-to-goal line, at push height."""
     contact = np.asarray(goal, float) - push_direction(obj, goal) * (task.object_half_size + 0.012)
-    contact[2] = obj[2] - task.object_half_size + PUSH_HEIGHT  # above the table top the box rests on
+    contact[2] = task.table_z + PUSH_HEIGHT
     return contact
 
 
@@ -137,7 +137,7 @@ def plan_waypoints(task: Task, obs: ExpertObservation, gripper_open: float = 0.0
         direction = push_direction(obj, goal)
         side = np.array([-direction[1], direction[0], 0.0])
         behind = obj - direction * (task.object_half_size + 0.035) + side * push_offset
-        behind[2] = obj[2] - task.object_half_size + PUSH_HEIGHT
+        behind[2] = task.table_z + PUSH_HEIGHT
         contact = push_contact(task, obj, goal)
         yaw = float(np.arctan2(direction[1], direction[0])) + np.pi / 2
         yaw = grasp_yaw(yaw, obj)
@@ -162,7 +162,7 @@ class ScriptedExpert:
     def __init__(self, arm: ArmModel, task: Task, horizon: int = 10, dt: float = 0.1, push_jitter: float = 0.0,
                  seed: int = 0, closed_loop: bool = True) -> None:
         self.arm = arm
-        self.task = task
+        self.task = replace(task, table_z=arm.profile.table_z)  # pushes at its height above the arm's table
         self.horizon = horizon
         self.dt = dt
         profile = arm.profile
