@@ -147,18 +147,20 @@ class SafetyNode(Node):
         stamp = conv.stamp_to_sec(msg.header.stamp)
         with self.lock:
             now = self.now()
-            if stale := self.supervisor.stamp_problem(now, stamp):  # a replayed bag, a node on another clock
-                self.reject(Reason.STALE, stale)  # never the measured arm, never the arm alive
-                return
             problem = self.state.update(names, positions, velocities, stamp or now)
             if problem is not None:
                 self.reject(Reason.JOINT_STATE_MISMATCH, problem)
                 return
             if self.state.arm_updated:  # a separate gripper's own message does not say the arm is alive
-                self.supervisor.joint_state(time.monotonic(), now, stamp)
-                jump = self.state.jump(self.limits, self.config.tracking_allowance)
-                if jump and self.supervisor.state_jumped(jump, self.now()):
-                    self.hold(Reason.JOINT_STATE_JUMP, self.supervisor.state_jump_fault(self.now()))
+                if stale := self.supervisor.joint_state(time.monotonic(), now, stamp):  # a replayed bag, a delay
+                    self.reject(Reason.STALE, stale)
+                # states stamped far apart (a replayed bag, another clock) are judged as if
+                # joint_state_timeout apart: a different pose from them is a jump
+                jump = self.state.jump(self.limits, self.config.tracking_allowance, self.config.joint_state_timeout)
+                if not jump:
+                    self.supervisor.state_consistent()
+                elif self.supervisor.state_jumped(jump, now):
+                    self.hold(Reason.JOINT_STATE_JUMP, self.supervisor.state_jump_fault(now))
 
     def decode(self, raw: bytes, msg_type: type):
         """The message, or None (counted as ``oversized`` / ``malformed``) when it is too large or unreadable."""

@@ -59,13 +59,18 @@ def test_one_jump_is_a_reset_two_within_the_window_are_two_sources():
     sup.joint_state(10.0)
     window = Supervisor.STATE_JUMP_WINDOW_S
     assert 0.1 < window < 0.4, "beyond a 10 Hz driver's period, below a short sim episode (0.4 s)"
-    assert not sup.state_jumped("elbow jumped", 10.0) and sup.refusal(10.05) is None
+    assert not sup.state_jumped("elbow jumped", 10.0)
+    reason, detail = sup.refusal(10.05)
+    assert reason == Reason.JOINT_STATE_JUMP and "consistent" in detail, "a jumped state is not checked against"
+    sup.state_consistent()
+    assert sup.refusal(10.05) is None, "one consistent state after it: a reset"
     assert sup.state_jumped("elbow jumped back", 10.1), "the second jump a 10 Hz driver's period later holds"
     assert not sup.state_jumped("again", 10.12), "once: the fault is already latched"
     sup.joint_state(10.12 + window / 2)
     reason, detail = sup.refusal(10.12 + window / 2)
     assert reason == Reason.JOINT_STATE_JUMP and "/joint_states" in detail and "again" in detail
     sup.joint_state(10.13 + window)
+    sup.state_consistent()
     assert sup.refusal(10.13 + window) is None, "refused until a window passes without a jump"
     assert not sup.state_jumped("a reset much later", 20.0)
     assert not sup.state_jumped("the next episode's reset, 0.4 s on (a reach done that fast)", 20.4)

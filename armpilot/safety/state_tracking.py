@@ -107,11 +107,11 @@ class ArmState:
         self.arm_updated = True
         return None
 
-    def jump(self, limits: JointLimits, allowance: float) -> str:
+    def jump(self, limits: JointLimits, allowance: float, max_gap: float = np.inf) -> str:
         """``state_jump`` between the latest two arm states ("" before there are two)."""
         if self.previous is None or self.stamp is None or not self.arm_updated:
             return ""
-        return state_jump(*self.previous, self.positions, self.stamp, limits, allowance)
+        return state_jump(*self.previous, self.positions, self.stamp, limits, allowance, max_gap)
 
     def untrusted(self) -> "ArmState":
         """This state without its measured arm (two sources: which one is the arm is unknown)."""
@@ -273,16 +273,18 @@ def segment_slope(times: np.ndarray, positions: np.ndarray, now: float) -> np.nd
 
 
 def state_jump(previous: np.ndarray, previous_stamp: float, current: np.ndarray, stamp: float,
-               limits: JointLimits, allowance: float) -> str:
+               limits: JointLimits, allowance: float, max_gap: float = np.inf) -> str:
     """Why two consecutive arm states cannot both come from one arm ("" when they can).
 
     ``previous``/``current`` (J,) in controller order, stamped (s, the messages' header stamps). One arm moves
     no further than the velocity limit allows in the time between two of its states (either way round: a relay
     may deliver one late) plus ``allowance`` s (jitter, a missed message). A joint further away is a jump: a
-    second node publishing on ``/joint_states`` with another pose, a replayed message, or a reset.
+    second node publishing on ``/joint_states`` with another pose, a replayed message, or a reset. Stamps more
+    than ``max_gap`` s apart count as ``max_gap`` (the safety node's ``joint_state_timeout``): a state replayed
+    from 100 s ago, or from a node on another clock, was otherwise within reach of any pose.
     """
     moved = np.abs(limits.difference(current, previous))
-    reach = limits.velocity * (abs(stamp - previous_stamp) + allowance)
+    reach = limits.velocity * (min(abs(stamp - previous_stamp), max_gap) + allowance)
     if np.any(moved > reach):
         j = int(np.argmax(moved - reach))
         return (f"{limits.names[j]} jumped {moved[j]:.3f} between consecutive /joint_states "

@@ -34,6 +34,7 @@ class SupervisorState:
     clock_fault_wall: float = float("-inf")
     state_jumps: tuple[float, ...] = ()
     state_jump: str = ""
+    jump_unconfirmed: bool = False  # the latest arm state jumped and none consistent with it followed yet
 
 
 class Supervisor:
@@ -76,7 +77,7 @@ class Supervisor:
     def stamp_problem(self, now: float | None, stamp: float) -> str:
         """Why a joint state stamped ``stamp`` (s, 0 = unstamped) is not the arm at ``now`` (the node's clock): one
         stamped more than ``joint_state_timeout`` before it (a replayed or delayed message) or after it (a node on
-        another clock); "" when it is. Such a state is neither the measured arm nor a sign that the arm is alive."""
+        another clock); "" when it is. Such a state is no sign that the arm is alive."""
         if stamp <= 0.0 or now is None or now <= 0.0 or abs(now - stamp) <= self.joint_state_timeout:
             return ""  # unstamped, or no clock yet (sim time before the first /clock)
         side = "before" if stamp < now else "after"
@@ -121,7 +122,14 @@ class Supervisor:
         before = self.state_jump_fault(now)
         self.state.state_jumps = (*self.state.state_jumps[-1:], now)
         self.state.state_jump = detail
+        self.state.jump_unconfirmed = True
         return bool(self.state_jump_fault(now)) and not before
+
+    def state_consistent(self) -> None:
+        """An arm state arrived that the one before it could lead to: a jump before it was a reset, not a second
+        source (until then proposals are refused: a stray publisher's one state must never be what a chunk is
+        checked against, in the driver period before the arm's next state jumps back)."""
+        self.state.jump_unconfirmed = False
 
     def state_jump_fault(self, now: float) -> str:
         """Why the joint states look like two sources at ``now`` (node clock; "" when they do not)."""
@@ -185,6 +193,9 @@ class Supervisor:
         jumping = self.state_jump_fault(wall if now is None else now)
         if jumping:
             return Reason.JOINT_STATE_JUMP, jumping
+        if self.state.jump_unconfirmed:
+            return Reason.JOINT_STATE_JUMP, (f"waiting for a /joint_states consistent with the last, which jumped: "
+                                             f"{self.state.state_jump}")
         catching_up = self.catching_up(wall)
         if catching_up:
             return Reason.CATCHING_UP, catching_up
