@@ -121,3 +121,14 @@ def test_joint_states_count_before_the_nodes_first_clock():
     supervisor = Supervisor(0.3, 0.25)
     assert supervisor.stamp_problem(0.0, 12.5) == ""
     assert "after" in supervisor.stamp_problem(1.0, 12.5)
+
+
+def test_a_datasets_points_and_tracks_name_the_recording_robots_base_frame():
+    """The converter labelled every dataset's clouds and tracks ``base_link``: a Panda's are in ``panda_link0``."""
+    from armpilot.dataset.convert import recorded_base_frame
+    from armpilot.dataset.points_feature import points_features
+    from armpilot.robot_profile import ROBOT_KEY
+
+    assert recorded_base_frame({ROBOT_KEY: "panda"}) == "panda_link0"
+    assert recorded_base_frame({}) == recorded_base_frame({ROBOT_KEY: "no_such_robot"}) == "base_link"
+    assert points_features("panda_link0")["observation.points"]["info"]["points.frame_id"] == "panda_link0"

@@ -126,6 +126,16 @@ def recorded_robot(folders: list[Path]) -> dict[str, str]:
     return {ROBOT_KEY: name, URDF_HASH_KEY: urdf_hash}
 
 
+def recorded_base_frame(robot: dict[str, str]) -> str:
+    """The recorded robot profile's base frame (``base_link`` when the bags name none or it does not load here)."""
+    from armpilot.robot_profile import RobotDescriptionError, load_profile
+
+    try:
+        return load_profile(robot[ROBOT_KEY]).base_frame if ROBOT_KEY in robot else "base_link"
+    except (RobotDescriptionError, OSError):
+        return "base_link"
+
+
 def check_speeds(max_speed: dict[str, float], robot: dict[str, str]) -> str:
     """The summary line on the demonstrations' joint speeds against the recorded robot's velocity limits."""
     limits, unknown = recorded_velocity_limits(robot)
@@ -185,6 +195,7 @@ def convert(bag_dir: Path, output: Path, fps: int = 15, overwrite: bool = False,
     writer.with_points = any(bag_has_points(f) for f in folders)
     robot = recorded_robot(folders)
     writer.robot_type = robot.get(ROBOT_KEY, UNKNOWN_ROBOT)
+    writer.base_frame = recorded_base_frame(robot)
     intrinsics: dict[str, float] = {}
     try:
         for folder in tqdm(folders, desc="converting", unit="episode", disable=not progress):

@@ -133,6 +133,7 @@ class LeRobotV3Writer:
         self.joint_names = joint_names
         self.with_tracks = False  # write observation.tracks(_mask); set before the first episode
         self.with_points = False  # write observation.points(_mask); likewise
+        self.base_frame = "base_link"  # the frame of the points and tracks (the recording robot's base frame)
         if self.root.exists() and any(self.root.iterdir()):
             if not overwrite:
                 raise DatasetWriteError(f"{self.root} already exists and is not empty; pass --overwrite to replace it")
@@ -334,8 +335,8 @@ class LeRobotV3Writer:
             SUCCESS: {"dtype": "bool", **scalar},
             "timestamp": {"dtype": "float32", **scalar},
             **{k: {"dtype": "int64", **scalar} for k in SCALAR_KEYS[1:]},
-            **(tracks_features() if self.with_tracks else {}),
-            **(points_features() if self.with_points else {}),
+            **(tracks_features(self.base_frame) if self.with_tracks else {}),
+            **(points_features(self.base_frame) if self.with_points else {}),
         }
         return {
             "codebase_version": CODEBASE_VERSION, "robot_type": self.robot_type,

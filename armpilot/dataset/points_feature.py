@@ -78,9 +78,9 @@ def points_columns(points: np.ndarray, mask: np.ndarray) -> dict[str, pa.Array]:
     return {POINTS: nested_column(np.asarray(points, np.float32)), POINTS_MASK: nested_column(np.asarray(mask, bool))}
 
 
-def points_features() -> dict[str, dict[str, Any]]:
-    """info.json feature entries."""
-    info = {"points.num_points": NUM_POINTS, "points.frame_id": "base_link", "points.unit": "m",
+def points_features(frame_id: str = "base_link") -> dict[str, dict[str, Any]]:
+    """info.json feature entries; ``frame_id``: the recording robot's base frame."""
+    info = {"points.num_points": NUM_POINTS, "points.frame_id": frame_id, "points.unit": "m",
             "points.selection": "finite points, P drawn without replacement (seed 0) when more",
             "ros.topic": POINTS_TOPIC, "ros.msg_type": "sensor_msgs/msg/PointCloud2"}
     return {POINTS: {"dtype": "float32", "shape": [NUM_POINTS, 3], "names": ["points", "xyz"], "info": info},

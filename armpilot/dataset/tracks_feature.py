@@ -176,9 +176,9 @@ def column_array(column: pa.ChunkedArray, depth: int) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=False).reshape(shape)
 
 
-def tracks_features() -> dict[str, dict[str, Any]]:
-    """info.json feature entries (K and T in shape and names/info)."""
-    info = {"tracks.num_tracks": NUM_TRACKS, "tracks.num_steps": NUM_STEPS, "tracks.frame_id": "base_link",
+def tracks_features(frame_id: str = "base_link") -> dict[str, dict[str, Any]]:
+    """info.json feature entries (K and T in shape and names/info); ``frame_id``: the robot's base frame."""
+    info = {"tracks.num_tracks": NUM_TRACKS, "tracks.num_steps": NUM_STEPS, "tracks.frame_id": frame_id,
             "tracks.unit": "m", "tracks.step_order": "oldest first, newest last",
             "tracks.selection": "most valid steps, ties lowest track_id", "tracks.stats": "valid points only"}
     return {TRACKS: {"dtype": "float32", "shape": [NUM_TRACKS, NUM_STEPS, 3],
