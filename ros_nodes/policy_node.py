@@ -361,7 +361,7 @@ class PolicyNode(Node):
             # controller is headed now, which is where the safety node measures the first step from; the whole
             # minimum lead is left for the trip to the safety node, its check and its check again as it sends
             start, velocity = fit_origin(self.executing, obs.stamp + age, obs.joint_positions, self.limits,
-                                         self.backend.capabilities.starts_at_full_speed)
+                                         self.backend.capabilities.starts_at_full_speed, cfg.min_lead)
             candidates = fit_to_limits(times - age - cfg.min_lead, candidates, start, self.limits, velocity,
                                        SafetyConfig.max_step)  # the safety node's defaults (one source)
             if self.workspace_fit is not None:
