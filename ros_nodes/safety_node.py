@@ -36,7 +36,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.duration import Duration
 from rclpy.clock import Clock, ClockType, JumpThreshold, TimeJump
 from rclpy.node import Node
-from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import JointState, PointCloud2
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -51,7 +50,7 @@ from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
 from armpilot.ros_nodes.robot_loading import load_robot
 from armpilot.ros_nodes.safety_diagnostics import diagnostics_message, publisher_identity
-from armpilot.safety.input_bounds import InputBounds, oversized_chunk, oversized_message
+from armpilot.safety.input_bounds import InputBounds
 from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
 from armpilot.safety.state_tracking import ArmState, CommandedPath, controller_joints, hold_on_path
 from armpilot.safety.sending import as_sent
@@ -59,6 +58,7 @@ from armpilot.safety.stopping import crosses_limit
 from armpilot.safety.supervisor import Supervisor, proposer_fault
 from armpilot.safety.verifier import VerifierConfig, sample_chunk, select
 from armpilot.safety.workspace import WorkspaceChecker
+from armpilot.ros_nodes.proposal_decoding import decode_proposal
 
 #: Clock jumps reported (s): any jump back, forward jumps beyond this.
 CLOCK_JUMP_FORWARD_S = 1.0
@@ -164,19 +164,9 @@ class SafetyNode(Node):
 
     def decode(self, raw: bytes, msg_type: type):
         """The message, or None (counted as ``oversized`` / ``malformed``) when it is too large or unreadable."""
-        problem = oversized_message(self.bounds, len(raw))
-        if problem is None:
-            try:
-                msg = deserialize_message(raw, msg_type)
-            except Exception as error:  # noqa: BLE001 - rclpy raises RMWError (a RuntimeError) for any bad CDR
-                self.reject(Reason.MALFORMED, f"{msg_type.__name__} does not deserialize: {error}")
-                return None
-            shape = ((msg.height, msg.width, len(msg.fields) - 1) if msg_type is PointCloud2
-                     else (1, len(msg.points), len(msg.joint_names)))
-            problem = oversized_chunk(self.bounds, *shape)
-        if problem is not None:
-            self.reject(Reason.OVERSIZED, f"{msg_type.__name__}: {problem}")
-            return None
+        msg, reason, detail = decode_proposal(self.bounds, raw, msg_type)
+        if msg is None:
+            self.reject(reason, detail)
         return msg
 
     def on_candidates(self, raw: bytes) -> None:

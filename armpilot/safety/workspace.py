@@ -45,9 +45,6 @@ class WorkspaceChecker:
         self._heights = np.array([w.min_height for w in self.watched])
         self.data = self.model.createData()
         self.geometry = None
-        #: link pairs never checked: the SRDF's disabled ones and those touching at home or zero (by construction)
-        self.disabled_link_pairs: set[frozenset[str]] = set()
-        self.touching_link_pairs: set[frozenset[str]] = set()
         if self_collision:
             self.geometry = pin.buildGeomFromUrdfString(self.model, profile.urdf_xml, pin.GeometryType.COLLISION)
             _use_convex_hulls(self.geometry)
@@ -83,7 +80,6 @@ class WorkspaceChecker:
         geometry = self.geometry
         for pair in list(geometry.collisionPairs):
             if self._link_pair(pair) in disabled:
-                self.disabled_link_pairs.add(self._link_pair(pair))
                 geometry.removeCollisionPair(pair)
 
     def _drop_touching_pairs(self) -> None:
@@ -104,7 +100,6 @@ class WorkspaceChecker:
             touching |= {k for k, result in enumerate(data.collisionResults)
                          if result.isCollision() and (home or k in adjacent)}
         for k in sorted(touching, reverse=True):
-            self.touching_link_pairs.add(self._link_pair(geometry.collisionPairs[k]))
             geometry.removeCollisionPair(geometry.collisionPairs[k])
 
     def _full(self, q: np.ndarray, names: tuple[str, ...] | None, passive: Mapping[str, float] | None) -> np.ndarray:
