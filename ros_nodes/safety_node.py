@@ -90,7 +90,8 @@ class SafetyNode(Node):
         self.get_logger().info(f"controller joint order {list(self.joint_names)}; /joint_states must carry these"
                                + (f", and {list(self.state.passive_joints)} there or in a message of their own"
                                   if self.state.passive_joints else ""))
-        self.supervisor = Supervisor(cfg.proposal_timeout, cfg.joint_state_timeout)
+        self.supervisor = Supervisor(cfg.proposal_timeout, cfg.joint_state_timeout, self.state.passive_joints,
+                                     cfg.passive_state_timeout)
         self.rng = np.random.default_rng(0)
         self.learned = None
         if self.verifier.learned_scorer:
@@ -151,9 +152,13 @@ class SafetyNode(Node):
             if problem is not None:
                 self.reject(Reason.JOINT_STATE_MISMATCH, problem)
                 return
-            if self.state.arm_updated:  # a separate gripper's own message does not say the arm is alive
-                if stale := self.supervisor.joint_state(time.monotonic(), now, stamp):  # a replayed bag, a delay
-                    self.reject(Reason.STALE, stale)
+            wall = time.monotonic()  # a separate gripper's own message does not say the arm is alive
+            stale = self.supervisor.passive_state(self.state.passive_read, wall, now, stamp)
+            if self.state.arm_updated:
+                stale = self.supervisor.joint_state(wall, now, stamp)  # a replayed bag, a delay
+            if stale:
+                self.reject(Reason.STALE, stale)
+            if self.state.arm_updated:
                 # states stamped far apart (a replayed bag, another clock) are judged as if
                 # joint_state_timeout apart: a different pose from them is a jump
                 jump = self.state.jump(self.limits, self.config.tracking_allowance, self.config.joint_state_timeout)

@@ -63,6 +63,10 @@ class SafetyConfig:
     joint_state_timeout: float = field(
         default=0.25, metadata=_describe("hold when /joint_states is older than this, s")
     )
+    passive_state_timeout: float = field(
+        default=1.0, metadata=_describe("hold when a joint the controller does not command (a separate gripper, the "
+                                        "profile's passive_joints) has not been read for this long, s")
+    )
     max_step: float = field(default=0.35, metadata=_describe("largest change of any joint between two points, rad / m"))
     table_clearance: float = field(default=0.003, metadata=_describe("watched points stay this far above the table, m"))
     self_collision: bool = field(default=True, metadata=_describe("check self-collision (pinocchio/coal)"))
@@ -74,7 +78,7 @@ class SafetyConfig:
         if not 0.0 < self.velocity_scale <= 1.0:
             raise ValueError(f"parameter 'velocity_scale' must be in (0, 1], got {self.velocity_scale}")
         for name in ("max_chunk_age", "max_future", "max_horizon", "tracking_allowance", "start_tolerance",
-                     "joint_state_timeout", "max_step", "proposal_timeout", "table_clearance"):
+                     "joint_state_timeout", "passive_state_timeout", "max_step", "proposal_timeout", "table_clearance"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):  # a NaN would turn its check off silently
                 raise ValueError(f"parameter '{name}' must be a finite number >= 0, got {value}")

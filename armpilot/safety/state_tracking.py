@@ -57,6 +57,7 @@ class ArmState:
         self.positions: np.ndarray | None = None
         self.velocities: np.ndarray | None = None
         self.passive: dict[str, float] = {}
+        self.passive_read: tuple[str, ...] = ()  # the passive joints the latest accepted message carried
         self.arm_updated = False
         self.stamp: float | None = None  # of the latest arm state, s
         self.previous: tuple[np.ndarray, float] | None = None  # the arm state before it, and its stamp
@@ -64,7 +65,7 @@ class ArmState:
     def update(self, names: Sequence[str], positions: np.ndarray, velocities: np.ndarray | None,
                stamp: float | None = None) -> str | None:
         """Take one /joint_states (header ``stamp``, s); returns why it was refused (state unchanged) or None."""
-        self.arm_updated = False
+        self.arm_updated, self.passive_read = False, ()
         if len(names) > MAX_JOINT_STATE_NAMES:
             return f"/joint_states has {len(names)} joints (max {MAX_JOINT_STATE_NAMES})"
         if len(positions) != len(names):
@@ -89,6 +90,7 @@ class ArmState:
             return f"/joint_states position of {bad} is not finite"
         count = len(self.joints) if arm_message else 0
         self.passive.update(zip(read[count:], values[count:].tolist()))
+        self.passive_read = tuple(read[count:])
         if not arm_message:
             return None
         arm = values[:count].copy()

@@ -8,7 +8,7 @@ never hides silent joint states.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from armpilot.rejections import Reason
@@ -23,6 +23,8 @@ class SupervisorState:
     estop_cause: str = ""
     last_joint_state: float | None = None
     last_joint_state_clock: float | None = None
+    #: joint the controller does not command -> (wall, node clock) of its latest reading in time
+    passive_heard: dict[str, tuple[float, float | None]] = field(default_factory=dict)
     last_proposal: float | None = None
     executing_until: float = float("-inf")
     holding: bool = False
@@ -46,6 +48,9 @@ class Supervisor:
       on the wall clock and on the node's clock (the same one, except on sim time): a simulator that
       pauses between steps (rendering) pauses its clock and its arm with it, so that is not silence;
       silence on the wall clock alone counts after ``PAUSED_CLOCK_TIMEOUT_S`` (a dead simulator).
+    - A joint the controller does not command (a separate gripper, a torso) unread for ``passive_state_timeout``,
+      counted the same way -> hold once (and refuse proposals): the checks would judge against where its
+      driver last saw it. Until each has been read in time, proposals are refused.
     - More than one node publishing proposals on a topic, or any node but the safety node on the
       controller topic -> hold once, refuse until one is left.
     - The node's clock jumps back -> hold once; jumps either way are reported for ``CLOCK_FAULT_S``.
@@ -69,9 +74,14 @@ class Supervisor:
     #: 10 Hz); two resets come an episode apart, which in the sim can be under a second (a reach done in 0.4 s).
     STATE_JUMP_WINDOW_S = 0.25
 
-    def __init__(self, proposal_timeout: float, joint_state_timeout: float) -> None:
+    def __init__(self, proposal_timeout: float, joint_state_timeout: float, passive_joints: Sequence[str] = (),
+                 passive_state_timeout: float = float("inf")) -> None:
+        """``passive_joints``: the joints the controller does not command that the checks read (none: nothing to
+        watch), each silent for at most ``passive_state_timeout`` s."""
         self.proposal_timeout = proposal_timeout
         self.joint_state_timeout = joint_state_timeout
+        self.passive_joints = tuple(passive_joints)
+        self.passive_state_timeout = passive_state_timeout
         self.state = SupervisorState()
 
     def stamp_problem(self, now: float | None, stamp: float) -> str:
@@ -93,15 +103,55 @@ class Supervisor:
         self.state.last_joint_state_clock = now
         return ""
 
+    def passive_state(self, names: Sequence[str], wall: float, now: float | None = None, stamp: float = 0.0) -> str:
+        """Joints the controller does not command (``names``) were read at ``wall``/``now`` from a message stamped
+        ``stamp`` (as ``joint_state``); returns ``stamp_problem`` (those readings then do not count as fresh)."""
+        if problem := self.stamp_problem(now, stamp):
+            return problem
+        for name in names:
+            self.state.passive_heard[name] = (wall, now)
+        return ""
+
     def joint_state_silence(self, wall: float, now: float | None = None) -> float | None:
         """Seconds the joint states have been silent (None: never heard), as the class docstring counts it."""
         if self.state.last_joint_state is None:
             return None
-        on_wall = wall - self.state.last_joint_state
-        clock = self.state.last_joint_state_clock
-        if now is None or clock is None or on_wall > max(self.PAUSED_CLOCK_TIMEOUT_S, self.joint_state_timeout):
+        return self._silence(self.state.last_joint_state, self.state.last_joint_state_clock, wall, now,
+                             self.joint_state_timeout)
+
+    def passive_silence(self, wall: float, now: float | None = None) -> tuple[str, float | None] | None:
+        """(joint, seconds) of the passive joint unread the longest (None seconds: never read in time), or None
+        when there are no passive joints."""
+        silences = {}
+        for name in self.passive_joints:
+            heard = self.state.passive_heard.get(name)
+            if heard is None:
+                return name, None
+            silences[name] = self._silence(*heard, wall, now, self.passive_state_timeout)
+        return max(silences.items(), key=lambda item: item[1]) if silences else None
+
+    def _silence(self, heard_wall: float, heard_clock: float | None, wall: float, now: float | None,
+                 timeout: float) -> float:
+        """Seconds since a reading at ``heard_wall``/``heard_clock``: on the node's clock while it runs, on the
+        wall clock once that exceeds ``PAUSED_CLOCK_TIMEOUT_S`` and ``timeout``."""
+        on_wall = wall - heard_wall
+        if now is None or heard_clock is None or on_wall > max(self.PAUSED_CLOCK_TIMEOUT_S, timeout):
             return on_wall
-        return min(on_wall, now - clock)
+        return min(on_wall, now - heard_clock)
+
+    def passive_problem(self, wall: float, now: float | None = None) -> str:
+        """Why the passive joints' readings are too old to check against ("" when they are not)."""
+        quiet = self.passive_silence(wall, now)
+        if quiet is None:
+            return ""
+        name, silent = quiet
+        if silent is None:
+            return (f"joint {name} (not commanded by the controller, read for the checks) has no reading stamped "
+                    f"in time yet")
+        if silent <= self.passive_state_timeout:
+            return ""
+        return (f"joint {name} (not commanded by the controller, read for the checks) unread for {silent:.2f} s "
+                f"(passive_state_timeout {self.passive_state_timeout} s): is its driver running?")
 
     def tick(self, wall: float) -> float:
         """The watchdog runs at ``wall``; returns the seconds the node stalled before it (0.0: it did not).
@@ -202,6 +252,8 @@ class Supervisor:
         silent = self.joint_state_silence(wall, now)
         if silent is None or silent > self.joint_state_timeout:
             return Reason.NO_JOINT_STATE, f"no /joint_states within {self.joint_state_timeout} s"
+        if passive := self.passive_problem(wall, now):
+            return Reason.NO_JOINT_STATE, passive
         return None
 
     def catching_up(self, wall: float) -> str:
@@ -224,6 +276,9 @@ class Supervisor:
         silent = self.joint_state_silence(wall, now)
         if silent is not None and silent > self.joint_state_timeout:
             return Reason.JOINT_STATE_TIMEOUT, f"/joint_states silent for {silent:.2f} s"
+        quiet = self.passive_silence(wall, now)
+        if quiet is not None and quiet[1] is not None and quiet[1] > self.passive_state_timeout:
+            return Reason.JOINT_STATE_TIMEOUT, self.passive_problem(wall, now)
         executing = now < self.state.executing_until
         last = self.state.last_proposal
         if executing and last is not None and now - last > self.proposal_timeout:
