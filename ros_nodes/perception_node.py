@@ -71,13 +71,13 @@ class PerceptionNode(CameraInputs, Node):
         self.pub_points = self.create_publisher(PointCloud2, topics.PERCEPTION_POINTS, qos.CAMERA_QOS)
         self.pub_objects = self.create_publisher(PoseArray, topics.PERCEPTION_OBJECTS, qos.STATE_QOS)
         self.pub_markers = self.create_publisher(MarkerArray, topics.PERCEPTION_OBJECT_MARKERS, qos.STATE_QOS)
-        self.create_subscription(CameraInfo, topics.DEPTH_INFO, self.on_info, qos.CAMERA_QOS)
-        self.create_subscription(Image, topics.DEPTH_IMAGE, self.on_depth, qos.CAMERA_QOS)
+        qos.subscribe_any_publisher(self, CameraInfo, topics.DEPTH_INFO, self.on_info, qos.CAMERA_QOS)
+        qos.subscribe_any_publisher(self, Image, topics.DEPTH_IMAGE, self.on_depth, qos.CAMERA_QOS)
         if self.config.use_color:
-            self.create_subscription(Image, topics.COLOR_IMAGE, self.on_color, qos.CAMERA_QOS)
+            qos.subscribe_any_publisher(self, Image, topics.COLOR_IMAGE, self.on_color, qos.CAMERA_QOS)
         self.create_subscription(JointState, topics.JOINT_STATES, self.on_joints, qos.STATE_QOS)
         self.named_colour: str | None = None  # the colour word of the latest instruction
-        self.create_subscription(String, topics.POLICY_INSTRUCTION, self.on_instruction, qos.LATCHED_QOS)
+        qos.subscribe_any_publisher(self, String, topics.POLICY_INSTRUCTION, self.on_instruction, qos.LATCHED_QOS)
 
     def on_instruction(self, msg: String) -> None:
         """The object of the colour an instruction names is reported first from now on."""

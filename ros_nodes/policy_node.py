@@ -117,8 +117,8 @@ class PolicyNode(Node):
             self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
         else:
             self.begin_episode(0, float("-inf"), "continuous episodes from start-up")
-        self.create_subscription(PoseStamped, topics.POLICY_GOAL, self.on_goal, qos.LATCHED_QOS)
-        self.create_subscription(String, topics.POLICY_INSTRUCTION, self.on_instruction, qos.LATCHED_QOS)
+        qos.subscribe_any_publisher(self, PoseStamped, topics.POLICY_GOAL, self.on_goal, qos.LATCHED_QOS)
+        qos.subscribe_any_publisher(self, String, topics.POLICY_INSTRUCTION, self.on_instruction, qos.LATCHED_QOS)
         if policy.capabilities.hands_over:
             self.create_subscription(Int64, topics.POLICY_HANDOVER, self.on_handover, qos.COMMAND_QOS)
         if cfg.transition != "replace" or policy.capabilities.starts_at_full_speed:  # what the controller does
@@ -131,7 +131,7 @@ class PolicyNode(Node):
         self.sensors = SensorFrames(tuple(topic for topic, _, _ in sensors), cfg.observation_timeout,
                                     history=(topics.PERCEPTION_TRACKS,))  # tracks: one per history frame
         for topic, msg_type, decode in sensors:
-            self.create_subscription(msg_type, topic, self.on_sensor(topic, decode), qos.CAMERA_QOS)
+            qos.subscribe_any_publisher(self, msg_type, topic, self.on_sensor(topic, decode), qos.CAMERA_QOS)
         self.create_timer(1.0 / cfg.rate_hz, self.propose)
         self.diagnostics = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
         self.create_timer(1.0, self.publish_diagnostics)

@@ -29,7 +29,10 @@ the same), so ``use_sim_time`` nodes receive the simulator's clock.
 
 from __future__ import annotations
 
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from typing import Any, Callable
+
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy
 
 CAMERA_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
@@ -79,4 +82,61 @@ CLOCK_QOS = QoSProfile(
 )
 """``/clock``: matches rclpy ``TimeSource``'s subscription."""
 
-__all__ = ["CAMERA_QOS", "SENSOR_QOS", "STATE_QOS", "COMMAND_QOS", "LATCHED_QOS", "CLOCK_QOS"]
+
+
+def relaxed(profile: QoSProfile, policy: int) -> QoSProfile | None:
+    """``profile`` with the incompatible ``policy`` (a ``QoSPolicyKind``) asking for less: volatile instead of
+    transient local, best effort instead of reliable; None for a policy this package never sets."""
+    if policy == QoSPolicyKind.DURABILITY and profile.durability != DurabilityPolicy.VOLATILE:
+        return QoSProfile(history=profile.history, depth=profile.depth, reliability=profile.reliability,
+                          durability=DurabilityPolicy.VOLATILE)
+    if policy == QoSPolicyKind.RELIABILITY and profile.reliability != ReliabilityPolicy.BEST_EFFORT:
+        return QoSProfile(history=profile.history, depth=profile.depth, reliability=ReliabilityPolicy.BEST_EFFORT,
+                          durability=profile.durability)
+    return None
+
+
+def subscribe_any_publisher(node: Any, msg_type: type, topic: str, callback: Callable[[Any], None],
+                            profile: QoSProfile) -> list:
+    """``node.create_subscription`` with ``profile`` that also hears publishers offering less.
+
+    A user's client may not offer what armpilot's profile asks: ``ros2 topic pub`` or RViz's goal tool publish
+    a goal volatile (the latched ``/policy/goal`` subscription never matched them), Gazebo's camera plugins
+    publish best effort. When a publisher on ``topic`` is incompatible, a second subscription asking only
+    for what it lacks (``relaxed``) is added and a warning names the topic and the policy. A message from a
+    publisher that both match arrives twice: for the latest-value and sensor topics this is used on, that
+    is the same value again. Returns the subscriptions (the list grows as fallbacks are added).
+    """
+    subscriptions: list = []
+    asked = {_key(profile)}
+
+    def add(asking: QoSProfile) -> None:
+        events = SubscriptionEventCallbacks(incompatible_qos=lambda event: on_incompatible(asking, event))
+        subscriptions.append(node.create_subscription(msg_type, topic, callback, asking, event_callbacks=events))
+
+    def on_incompatible(asking: QoSProfile, event: Any) -> None:
+        fallback = relaxed(asking, int(event.last_policy_kind))
+        if fallback is None or _key(fallback) in asked:
+            return
+        asked.add(_key(fallback))
+        policy = QoSPolicyKind(int(event.last_policy_kind)).name.lower()
+        missed = ": a value published before this node started is not received" \
+            if fallback.durability != asking.durability else ""
+        node.get_logger().warning(f"a publisher on {topic} offers less {policy} than {_describe(asking)}; also "
+                                  f"listening {_describe(fallback)}{missed}")
+        add(fallback)
+
+    add(profile)
+    return subscriptions
+
+
+def _key(profile: QoSProfile) -> tuple:
+    return profile.reliability, profile.durability
+
+
+def _describe(profile: QoSProfile) -> str:
+    return f"{profile.reliability.name.lower()}, {profile.durability.name.lower()}"
+
+
+__all__ = ["CAMERA_QOS", "SENSOR_QOS", "STATE_QOS", "COMMAND_QOS", "LATCHED_QOS", "CLOCK_QOS", "relaxed",
+           "subscribe_any_publisher"]

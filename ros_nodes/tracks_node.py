@@ -130,9 +130,9 @@ class TracksNode(CameraInputs, Node):
         self.problems = RejectionLog(throttle_s=5.0)
         self.pub_tracks = self.create_publisher(conv.PointCloud2, topics.PERCEPTION_TRACKS, qos.CAMERA_QOS)
         self.pub_markers = self.create_publisher(MarkerArray, topics.PERCEPTION_TRACK_MARKERS, qos.STATE_QOS)
-        self.create_subscription(CameraInfo, topics.COLOR_INFO, self.on_info, qos.CAMERA_QOS)
-        self.create_subscription(Image, topics.COLOR_IMAGE, self.on_color, qos.CAMERA_QOS)
-        self.create_subscription(Image, topics.DEPTH_IMAGE, self.on_depth, qos.CAMERA_QOS)
+        qos.subscribe_any_publisher(self, CameraInfo, topics.COLOR_INFO, self.on_info, qos.CAMERA_QOS)
+        qos.subscribe_any_publisher(self, Image, topics.COLOR_IMAGE, self.on_color, qos.CAMERA_QOS)
+        qos.subscribe_any_publisher(self, Image, topics.DEPTH_IMAGE, self.on_depth, qos.CAMERA_QOS)
 
     def on_info(self, msg: CameraInfo) -> None:
         intrinsics = self.read_intrinsics(msg)

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 from geometry_msgs.msg import Pose, PoseArray, PoseStamped
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState, PointCloud2
 
 from armpilot.graph import load_graphs, resolve
@@ -72,11 +73,11 @@ def _goal(frame: str, xyz) -> PoseStamped:
 class Feed:
     """Joint states and one box for the node under test; counts the candidate tables it publishes."""
 
-    def __init__(self, probe) -> None:
+    def __init__(self, probe, goal_qos: QoSProfile = qos.LATCHED_QOS) -> None:
         self.probe = probe
         self.joints = probe.create_publisher(JointState, topics.JOINT_STATES, qos.STATE_QOS)
         self.objects = probe.create_publisher(PoseArray, topics.PERCEPTION_OBJECTS, qos.STATE_QOS)
-        self.goal = probe.create_publisher(PoseStamped, topics.POLICY_GOAL, qos.LATCHED_QOS)
+        self.goal = probe.create_publisher(PoseStamped, topics.POLICY_GOAL, goal_qos)
         self.received: list[PointCloud2] = []
         probe.create_subscription(PointCloud2, topics.POLICY_CANDIDATES, self.received.append, qos.COMMAND_QOS)
         probe.spin_until(lambda: self.joints.get_subscription_count() > 0 and self.goal.get_subscription_count() > 0,
@@ -104,11 +105,18 @@ class Feed:
             self.run(0.2)
 
 
+#: What users' clients offer: a latched publisher (armpilot's sim), ``ros2 topic pub`` and RViz's goal tool
+#: (reliable, volatile: the latched subscription never matched them before session 29), a best-effort one.
+GOAL_PUBLISHERS = {"latched": qos.LATCHED_QOS, "volatile": QoSProfile(depth=10),
+                   "best_effort": QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)}
+
+
 @pytest.mark.graph
 @pytest.mark.timeout(180)
-def test_real_graph_policy_pushes_only_toward_a_goal_in_the_base_frame(tmp_path):
+@pytest.mark.parametrize("publisher", GOAL_PUBLISHERS)
+def test_real_graph_policy_pushes_only_toward_a_goal_in_the_base_frame(tmp_path, publisher):
     with running_graph((_policy_node("push"),), tmp_path / "logs") as (graph, probe):
-        feed = Feed(probe)
+        feed = Feed(probe, GOAL_PUBLISHERS[publisher])
         feed.run(3.0)  # continuous episode from start-up, but push has no goal yet
         assert not feed.received, "proposed a push without a goal"
         feed.goal.publish(_goal("camera_link", (0.5, 0.1, 0.025)))
@@ -121,6 +129,7 @@ def test_real_graph_policy_pushes_only_toward_a_goal_in_the_base_frame(tmp_path)
         graph.check()
     log = (tmp_path / "logs" / "policy.log").read_text()
     assert "camera_link" in log and "episode 1 (a new goal)" in log
+    assert (f"a publisher on {topics.POLICY_GOAL} offers less" in log) == (publisher != "latched")
 
 
 @pytest.mark.graph

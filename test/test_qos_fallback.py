@@ -1,0 +1,61 @@
+"""Subscriptions that also hear users' publishers offering less than armpilot's QoS asks.
+
+Before session 29 a goal from ``ros2 topic pub`` or RViz's goal tool (reliable, volatile) never reached the
+policy node's latched ``/policy/goal`` subscription, and a Gazebo camera (best effort) never reached
+perception: DDS matches no publisher that offers less than a subscription requests.
+"""
+
+from __future__ import annotations
+
+import pytest
+from rclpy.qos import DurabilityPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from armpilot.ros_nodes import qos
+from graph_harness import running_graph
+
+VOLATILE = QoSProfile(depth=10)
+BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+def test_relaxed_asks_less_of_only_the_incompatible_policy():
+    volatile = qos.relaxed(qos.LATCHED_QOS, QoSPolicyKind.DURABILITY)
+    assert volatile.durability == DurabilityPolicy.VOLATILE and volatile.reliability == ReliabilityPolicy.RELIABLE
+    assert volatile.depth == qos.LATCHED_QOS.depth
+    best_effort = qos.relaxed(qos.CAMERA_QOS, QoSPolicyKind.RELIABILITY)
+    assert best_effort.reliability == ReliabilityPolicy.BEST_EFFORT and best_effort.depth == qos.CAMERA_QOS.depth
+    assert qos.relaxed(best_effort, QoSPolicyKind.RELIABILITY) is None, "nothing less to ask"
+    assert qos.relaxed(qos.CAMERA_QOS, QoSPolicyKind.DEADLINE) is None
+
+
+@pytest.mark.graph
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("asked, offered, msg_type", [
+    (qos.LATCHED_QOS, VOLATILE, String),  # ros2 topic pub / RViz on /policy/goal or /policy/instruction
+    (qos.LATCHED_QOS, BEST_EFFORT, String),  # two policies less: two fallbacks
+    (qos.CAMERA_QOS, BEST_EFFORT, Image),  # gazebo_ros_camera's sensor-data QoS
+], ids=["volatile_goal", "best_effort_goal", "best_effort_camera"])
+def test_a_publisher_offering_less_is_heard_once_its_incompatibility_is_seen(tmp_path, asked, offered, msg_type):
+    with running_graph((), tmp_path) as (_graph, probe):
+        received = []
+        subscriptions = qos.subscribe_any_publisher(probe, msg_type, "/offered", received.append, asked)
+        publisher = probe.create_publisher(msg_type, "/offered", offered)
+        probe.spin_until(lambda: publisher.publish(msg_type()) or received, 30, "a message from the publisher")
+        assert len(subscriptions) >= 2, "a fallback subscription was added"
+        assert subscriptions[-1].qos_profile.reliability == offered.reliability
+
+
+@pytest.mark.graph
+@pytest.mark.timeout(120)
+def test_a_latched_value_still_reaches_a_late_subscriber(tmp_path):
+    """The fallback changes nothing for publishers that match: a latched goal published before the policy node
+    started is still received, once (no fallback is added)."""
+    with running_graph((), tmp_path) as (_graph, probe):
+        publisher = probe.create_publisher(String, "/latched", qos.LATCHED_QOS)
+        publisher.publish(String(data="goal"))
+        received = []
+        subscriptions = qos.subscribe_any_publisher(probe, String, "/latched", received.append, qos.LATCHED_QOS)
+        probe.spin_until(lambda: received, 30, "the latched value")
+        probe.spin_for(0.5)
+        assert [m.data for m in received] == ["goal"] and len(subscriptions) == 1
