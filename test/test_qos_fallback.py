@@ -59,3 +59,26 @@ def test_a_latched_value_still_reaches_a_late_subscriber(tmp_path):
         probe.spin_until(lambda: received, 30, "the latched value")
         probe.spin_for(0.5)
         assert [m.data for m in received] == ["goal"] and len(subscriptions) == 1
+
+
+@pytest.mark.graph
+@pytest.mark.timeout(120)
+def test_the_recorder_names_a_topic_whose_publisher_it_cannot_hear(tmp_path):
+    """The recorder keeps its presets (a fallback could record a message twice) but says which topic stays empty
+    and which preset hears it; before, rclpy's generic warning was all, and the episodes lacked the camera."""
+    import time
+
+    from armpilot.graph import NodeSpec
+
+    spec = NodeSpec("recorder", "recorder_node", parameters={
+        "output_dir": str(tmp_path / "episodes"), "topics": "['/camera/image']",
+        "types": "['sensor_msgs/msg/Image']", "qos_profiles": "['camera']"})
+    log = tmp_path / "logs" / "recorder.log"
+    with running_graph((spec,), tmp_path / "logs") as (_graph, probe):
+        probe.create_publisher(Image, "/camera/image", BEST_EFFORT)
+        deadline = time.monotonic() + 60
+        while not (log.exists() and "NOT recorded" in log.read_text()):
+            assert time.monotonic() < deadline, "no error naming the topic the recorder cannot hear"
+            probe.spin_for(0.2)
+    text = log.read_text()
+    assert "/camera/image" in text and "'sensor'" in text
