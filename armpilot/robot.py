@@ -137,6 +137,15 @@ class ArmModel:
         """Movable, non-mimic joints the arm controller does not command (e.g. a separate gripper)."""
         return tuple(self.passive_defaults)
 
+    def home_of_every_joint(self) -> dict[str, float]:
+        """Joint name -> position at home (rad / m) of every commanded, passive (a separate gripper open) and
+        mimic joint: the pose the sim starts each episode in."""
+        values = {**dict(zip(self.joint_names, self.profile.home)), **self.passive_defaults}
+        for name, joint in self.profile.urdf_joints.items():
+            if joint.mimic in values:
+                values[name] = joint.multiplier * values[joint.mimic] + joint.offset
+        return values
+
     def _passive_defaults(self) -> dict[str, float]:
         urdf, gripper = self.profile.urdf_joints, self.profile.gripper
         out = {}

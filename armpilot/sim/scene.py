@@ -253,11 +253,7 @@ def _link_pairs_touching_at_home(spec: mujoco.MjSpec, arm: ArmModel) -> set[froz
     robot when this runs); the pairs its parent-child filter already skips are not listed."""
     model = spec.compile()
     data = mujoco.MjData(model)
-    values = {**dict(zip(arm.joint_names, arm.profile.home)), **arm.passive_defaults}
-    for name, joint in arm.profile.urdf_joints.items():
-        if joint.mimic in values:
-            values[name] = joint.multiplier * values[joint.mimic] + joint.offset
-    for name, value in values.items():
+    for name, value in arm.home_of_every_joint().items():
         data.qpos[model.joint(name).qposadr[0]] = value
     mujoco.mj_forward(model, data)
     pairs = set()

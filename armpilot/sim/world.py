@@ -52,7 +52,8 @@ class SimWorld:
         self._qpos = np.array([self.model.joint(n).qposadr[0] for n in self.joint_names])
         self._dof = np.array([self.model.joint(n).dofadr[0] for n in self.joint_names])
         self._actuators = np.array([self.model.actuator(n).id for n in self.joint_names])
-        self._passive = ArmModel(self.profile).passive_defaults  # held by servos of their own (scene.py)
+        arm = ArmModel(self.profile)
+        self._passive = arm.passive_defaults  # held by servos of their own (scene.py)
         #: what /joint_states reports: the profile's joints, then every other movable, non-mimic joint
         self.state_names = self.joint_names + tuple(self._passive)
         self._state_qpos = np.array([self.model.joint(n).qposadr[0] for n in self.state_names])
@@ -60,7 +61,9 @@ class SimWorld:
         self._state_actuators = np.array([self.model.actuator(n).id for n in self.state_names])
         gripper = self.profile.gripper
         self._gripper_slot = self.joint_names.index(gripper.joint) if gripper.joint in self.joint_names else None
-        self._home_all = self._home_of_every_joint()
+        home = arm.home_of_every_joint()
+        self._home_ctrl = [(k, home[self.model.actuator(k).name]) for k in range(self.model.nu)]
+        self._home_all = [(self.model.joint(n).qposadr[0], v) for n, v in home.items()]
         self._object_body = self.model.body(OBJECT_BODY).id
         self._goal_mocap = self.model.body(GOAL_BODY).mocapid[0]
         self._object_mocap = self.model.body(OBJECT_BODY).mocapid[0]
@@ -122,15 +125,6 @@ class SimWorld:
     def place_goal_pad(self, goal: np.ndarray) -> None:
         """Put the goal pad (a mocap body) under ``goal`` (3,), m; MuJoCo's reset of an unstable state moves it."""
         self.data.mocap_pos[self._goal_mocap] = [*goal[:2], self.task.table_z + 0.001]
-
-    def _home_of_every_joint(self) -> list[tuple[int, float]]:
-        """(qpos address, value) at home for every commanded, passive (a separate gripper open) and mimic joint."""
-        values = {**dict(zip(self.joint_names, self.profile.home)), **self._passive}
-        self._home_ctrl = [(k, values[self.model.actuator(k).name]) for k in range(self.model.nu)]
-        for name, joint in self.profile.urdf_joints.items():
-            if joint.mimic in values:
-                values[name] = joint.multiplier * values[joint.mimic] + joint.offset
-        return [(self.model.joint(n).qposadr[0], v) for n, v in values.items()]
 
     def step(self, targets: np.ndarray, n_steps: int = 1) -> str:
         """Command position targets (J,) in ``joint_names`` order and advance ``n_steps`` physics steps.
