@@ -25,6 +25,8 @@ COLOR, DEPTH = "observation.images.color", "observation.images.depth"
 TRACKS, TRACKS_MASK = "observation.tracks", "observation.tracks_mask"
 POINTS, POINTS_MASK = "observation.points", "observation.points_mask"
 TASK = "task"
+#: Longest language instruction (the ``task`` feature, characters) a node takes: an outside input, bounded.
+MAX_INSTRUCTION_CHARS = 1000
 
 #: Shape symbols and what they stand for.
 SYMBOLS = {"J": "controlled joints", "H": "image height", "W": "image width", "K": "tracks", "T": "track steps",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from armpilot.fields import describe as _describe
+from armpilot.features import MAX_INSTRUCTION_CHARS
 from armpilot.policies.realtime import TRANSITIONS
 
 
@@ -120,6 +121,9 @@ class PolicyNodeConfig:
         return tuple(n.strip() for n in self.server_inputs.split(",") if n.strip())
 
     def __post_init__(self) -> None:
+        if len(self.instruction) > MAX_INSTRUCTION_CHARS:
+            raise ValueError(f"parameter 'instruction' has {len(self.instruction)} characters (max "
+                             f"{MAX_INSTRUCTION_CHARS})")
         if self.request_timeout <= 0 or self.server_action_dt < 0:
             raise ValueError("parameter 'request_timeout' must be > 0 s and 'server_action_dt' >= 0 s")
         if unknown := [n for n in self.server_input_names if n not in SERVER_INPUTS]:

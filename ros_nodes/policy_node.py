@@ -42,6 +42,7 @@ from armpilot.control.trajectory import STAMP_TOLERANCE
 from armpilot.dataset.points_feature import decode_points_msg
 from armpilot.dataset.resampler import ClockJumpError, LiveSampler
 from armpilot.dataset.tracks_feature import decode_tracks_msg
+from armpilot.features import MAX_INSTRUCTION_CHARS
 from armpilot.policies.base import Observation, feed_problem, transition_problem
 from armpilot.policies.chunking import blend_with_previous, drop_past_points, fit_to_limits
 from armpilot.policies.workspace_fit import WorkspaceFit
@@ -195,8 +196,9 @@ class PolicyNode(Node):
 
     def on_instruction(self, msg: String) -> None:
         """A new language instruction for backends that take one; an empty one is refused."""
-        if not msg.data.strip():
-            self.get_logger().error(f"{topics.POLICY_INSTRUCTION}: the instruction is empty; keeping the previous one")
+        if not msg.data.strip() or len(msg.data) > MAX_INSTRUCTION_CHARS:
+            self.get_logger().error(f"{topics.POLICY_INSTRUCTION}: the instruction is empty or longer than "
+                                    f"{MAX_INSTRUCTION_CHARS} characters ({len(msg.data)}); keeping the previous one")
             return
         if not self.backend.capabilities.takes_instruction:
             self.get_logger().warning(f"backend '{self.config.backend}' takes no instruction; ignoring "

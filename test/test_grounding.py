@@ -31,6 +31,29 @@ def test_colour_words_are_found_and_bounded():
     assert colour_word("x" * MAX_INSTRUCTION + " red") is None  # past the bound: not searched
 
 
+def test_an_instruction_past_the_bound_is_refused_by_the_policy_node_and_its_parameter():
+    """A 2,000-character instruction on /policy/instruction reached the backend (a VLA's tokenizer, a remote
+    server's request) whole; now the node keeps the previous one and says why."""
+    import threading
+    from types import SimpleNamespace
+
+    from armpilot.features import MAX_INSTRUCTION_CHARS
+    from armpilot.policies.config import PolicyNodeConfig
+    from ros_nodes.policy_node import PolicyNode
+
+    taken, errors = [], []
+    backend = SimpleNamespace(capabilities=SimpleNamespace(takes_instruction=True), set_instruction=taken.append)
+    logger = SimpleNamespace(error=errors.append, info=lambda _m: None)
+    node = SimpleNamespace(backend=backend, policy_lock=threading.Lock(), get_logger=lambda: logger,
+                           config=SimpleNamespace(backend="vla"))
+    PolicyNode.on_instruction(node, String(data="pick up the red cube " * 100))
+    assert not taken and str(MAX_INSTRUCTION_CHARS) in errors[0]
+    PolicyNode.on_instruction(node, String(data="pick up the red cube"))
+    assert taken == ["pick up the red cube"]
+    with pytest.raises(ValueError, match="instruction"):
+        PolicyNodeConfig(instruction="x" * (MAX_INSTRUCTION_CHARS + 1))
+
+
 @pytest.mark.parametrize("brightness", [0.3, 0.6, 1.0])
 def test_every_sim_colour_is_called_by_its_name_in_any_light(brightness):
     for rgb, name in COLOUR_NAMES.items():

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from armpilot.features import MAX_INSTRUCTION_CHARS
 from armpilot.perception.cloud import DetectedObject
 
 #: Colour words an instruction may use, with their reference RGB (0..1). The sim paints its boxes these.
@@ -30,7 +31,7 @@ MIN_SATURATION = 0.25
 #: The nearest hue must be within this many degrees of the colour word's.
 MAX_HUE_DEG = 30.0
 #: Instructions longer than this (characters) are not searched (an outside input, bounded).
-MAX_INSTRUCTION = 1000
+MAX_INSTRUCTION = MAX_INSTRUCTION_CHARS
 
 
 def colour_word(instruction: str) -> str | None:
