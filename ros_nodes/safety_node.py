@@ -37,7 +37,7 @@ from rclpy.duration import Duration
 from rclpy.clock import Clock, ClockType, JumpThreshold, TimeJump
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, PointCloud2
-from std_srvs.srv import SetBool, Trigger
+from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from armpilot.rejections import Reason, RejectionLog
@@ -58,7 +58,8 @@ from armpilot.safety.stopping import crosses_limit
 from armpilot.safety.supervisor import Supervisor, proposer_fault
 from armpilot.safety.verifier import VerifierConfig, sample_chunk, select
 from armpilot.safety.workspace import WorkspaceChecker
-from armpilot.ros_nodes.proposal_decoding import decode_proposal
+from armpilot.ros_nodes.safety_services import OperatorServices
+from armpilot.ros_nodes.proposal_decoding import decode_proposal, episode_start
 
 #: Clock jumps reported (s): any jump back, forward jumps beyond this.
 CLOCK_JUMP_FORWARD_S = 1.0
@@ -70,7 +71,7 @@ WATCHDOG_PERIOD_S = 0.02
 HOLD_ACK_TIMEOUT_S = 0.6
 
 
-class SafetyNode(Node):
+class SafetyNode(OperatorServices, Node):
     """Thin shell over the verifier, the checks and the supervisor."""
 
     def __init__(self) -> None:
@@ -125,9 +126,8 @@ class SafetyNode(Node):
         self.single_source_topics = ((topics.POLICY_CANDIDATES, candidates.topic_name),
                                      (topics.TELEOP_COMMAND, teleop.topic_name),
                                      (topics.CONTROLLER_COMMAND, self.pub_command.topic_name))
-        self.create_service(Trigger, topics.ESTOP_SERVICE, self.on_estop)
-        self.create_service(Trigger, topics.ESTOP_RESET_SERVICE, self.on_reset)
-        self.create_service(SetBool, topics.ENABLE_SERVICE, self.on_enable)
+        self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
+        self.create_operator_services()
         self.supervisor.tick(time.monotonic())
         self.create_timer(WATCHDOG_PERIOD_S, self.on_watchdog, clock=wall)
         self.create_timer(1.0, self.publish_diagnostics, clock=wall)
@@ -166,6 +166,15 @@ class SafetyNode(Node):
                     self.supervisor.state_consistent()
                 elif self.supervisor.state_jumped(jump, now):
                     self.hold(Reason.JOINT_STATE_JUMP, self.supervisor.state_jump_fault(now))
+
+    def on_episode(self, msg: String) -> None:
+        """armpilot's simulator reset its world (``Supervisor.sim_reset``); a real arm has no such topic."""
+        try:
+            with self.lock:
+                if self.supervisor.sim_reset(episode_start(msg.data), self.now()):
+                    self.path.clear()  # chunks and holds start from the measured arm, as at start-up
+        except ValueError as error:
+            self.reject(Reason.MALFORMED, f"{topics.SIM_EPISODE}: {error}")
 
     def decode(self, raw: bytes, msg_type: type):
         """The message, or None (counted as ``oversized`` / ``malformed``) when it is too large or unreadable."""
@@ -253,6 +262,9 @@ class SafetyNode(Node):
             return
         with self.lock:  # the e-stop, a hold or the clock may have moved on during verification
             if self.refused():
+                return
+            if stale := self.supervisor.before_reset(verdict.stamp):
+                self.reject(Reason.STALE, stale)
                 return
             now = self.now()
             sent, out = as_sent(self.config, self.limits, self.joint_names, verdict, now, self.state.positions,
@@ -357,28 +369,6 @@ class SafetyNode(Node):
                 self.hold(Reason.CLOCK_JUMP, self.supervisor.clock_problem(time.monotonic()))
             else:
                 self.get_logger().warning(self.supervisor.clock_problem(time.monotonic()))
-
-    def on_estop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        with self.lock:
-            self.supervisor.estop("e-stop service called")
-            self.hold(Reason.ESTOP, "e-stop latched; only the reset service clears it")
-        response.success, response.message = True, "e-stop latched; call reset to clear"
-        return response
-
-    def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        with self.lock:
-            self.supervisor.reset()
-        self.get_logger().info("e-stop cleared")
-        response.success, response.message = True, "e-stop cleared"
-        return response
-
-    def on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        with self.lock:
-            self.supervisor.set_enabled(bool(request.data))
-            if not request.data:
-                self.hold(Reason.DISABLED, "disabled by the enable service")
-        response.success, response.message = True, "enabled" if request.data else "disabled"
-        return response
 
     def publish_diagnostics(self) -> None:
         with self.lock:

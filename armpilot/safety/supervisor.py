@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from armpilot.control.trajectory import STAMP_TOLERANCE
 from armpilot.rejections import Reason
 
 
@@ -37,6 +38,7 @@ class SupervisorState:
     state_jumps: tuple[float, ...] = ()
     state_jump: str = ""
     jump_unconfirmed: bool = False  # the latest arm state jumped and none consistent with it followed yet
+    episode_start: float = float("-inf")  # a simulator's latest reset (/sim/episode), node clock s
 
 
 class Supervisor:
@@ -189,6 +191,30 @@ class Supervisor:
             return ""
         return (f"the arm's joint states jumped twice within {self.STATE_JUMP_WINDOW_S} s (two nodes publishing "
                 f"/joint_states?): {self.state.state_jump}")
+
+    def sim_reset(self, start: float, now: float) -> bool:
+        """A simulator reset its world at ``start`` (node clock s, from ``/sim/episode``): its arm jumped to the new
+        episode's pose and its controller holds there. True when the reset is new: the node then drops its
+        commanded path (a reset within the path's tolerance, the SO-101's gripper 0 -> 1 rad at 10 rad/s x 0.1 s,
+        kept it: every chunk was judged from the last episode's pose, and a hold pulled the arm back there).
+
+        Raises:
+            ValueError: ``start`` later than ``now`` + ``joint_state_timeout`` (not a reset on this node's clock).
+        """
+        if start > now + self.joint_state_timeout:
+            raise ValueError(f"episode start {start:.3f} s is after the node's clock {now:.3f} s: not a reset of "
+                             f"this graph's simulator, ignored")
+        if start <= self.state.episode_start:
+            return False
+        self.state.episode_start = start
+        return True
+
+    def before_reset(self, stamp: float) -> str:
+        """Why a chunk stamped ``stamp`` (s) is not sent: it was meant for the world before the simulator's latest
+        reset (the simulator refuses it too); "" otherwise."""
+        if stamp > self.state.episode_start + STAMP_TOLERANCE:
+            return ""
+        return f"stamped {stamp:.3f} s, not after the simulator's reset at {self.state.episode_start:.3f} s"
 
     def proposers(self, fault: str) -> bool:
         """Set the second-proposer fault ("" = none); True when it newly appeared."""
