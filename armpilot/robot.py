@@ -122,7 +122,7 @@ class ArmModel:
             names=self.joint_names,
             lower=np.array([urdf[n].lower for n in self.joint_names]),
             upper=np.array([urdf[n].upper for n in self.joint_names]),
-            velocity=np.array([urdf[n].velocity for n in self.joint_names]),
+            velocity=self.profile.max_velocity.copy(),
             effort=np.array([urdf[n].effort for n in self.joint_names]),
             acceleration=self.profile.max_acceleration.copy(),
             jerk=self.profile.max_jerk.copy(),

@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 
 from armpilot.fields import describe
+from armpilot.joint_limits_file import JointLimitsFileError, read_joint_limits
 from armpilot.urdf_source import (
     RobotDescriptionError,
     UrdfJoint,
@@ -38,7 +39,8 @@ MAX_PROFILE_BYTES = 256 * 1024
 PROFILE_KEYS = frozenset({
     "name", "description", "urdf", "srdf", "joint_limits", "package_paths", "joints", "gripper", "tcp_frame",
     "base_frame", "camera_frame", "camera_extrinsics", "home", "workspace_min", "workspace_max", "table_z",
-    "max_acceleration", "max_jerk", "watched_frames", "reach", "xacro_args", "tcp_offset", "tcp_rpy", "passive_joints",
+    "max_velocity", "max_acceleration", "max_jerk", "watched_frames", "reach", "xacro_args", "tcp_offset", "tcp_rpy",
+    "passive_joints",
 })
 
 
@@ -80,6 +82,9 @@ class RobotProfile:
     tcp_frame: str
     base_frame: str
     home: np.ndarray  # (J,) in ``joints`` order
+    #: (J,) rad/s or m/s: the URDF's velocity limits, lower where the profile's ``max_velocity`` or its
+    #: joint_limits file says (a URDF with placeholder limits), never higher
+    max_velocity: np.ndarray
     max_acceleration: np.ndarray  # (J,) rad/s^2 or m/s^2
     max_jerk: np.ndarray  # (J,) rad/s^3 or m/s^3
     workspace_min: np.ndarray  # (3,) m in base_frame
@@ -201,11 +206,16 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
     _check_joints(joints, gripper, urdf_joints, name)
     base_frame = str(raw.get("base_frame", "base_link"))
     check_base_frame(xml, base_frame, name)
-    accel = _per_joint(raw.get("max_acceleration"), joints, "max_acceleration", source)
-    jerk = _per_joint(raw.get("max_jerk"), joints, "max_jerk", source)
-    if raw.get("joint_limits"):
-        limits_file = resolve_uri(str(raw["joint_limits"]), search, folder)
-        accel, jerk = _apply_joint_limits_yaml(limits_file, joints, accel, jerk)
+    given = {key: _per_joint(raw.get(key), joints, key, source) for key in ("max_velocity", "max_acceleration",
+                                                                             "max_jerk")}
+    if raw.get("joint_limits"):  # the file's limits win over the profile's
+        try:
+            from_file = read_joint_limits(resolve_uri(str(raw["joint_limits"]), search, folder), joints)
+        except JointLimitsFileError as error:
+            raise RobotDescriptionError(str(error)) from error
+        given = {key: np.where(np.isfinite(from_file[key]), from_file[key], values) for key, values in given.items()}
+    accel, jerk = given["max_acceleration"], given["max_jerk"]
+    velocity = _velocity_limits(joints, urdf_joints, given["max_velocity"], name)
     for label, values in (("max_acceleration", accel), ("max_jerk", jerk)):
         bad = [joints[k] for k, v in enumerate(values) if not (math.isfinite(v) and v > 0)]
         if bad:
@@ -225,7 +235,7 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
                     for w in raw.get("watched_frames", [{"frame": tcp}]))
     return RobotProfile(
         name=name, urdf_xml=xml, joints=joints, gripper=gripper, tcp_frame=tcp,
-        base_frame=base_frame, home=home, max_acceleration=accel, max_jerk=jerk,
+        base_frame=base_frame, home=home, max_velocity=velocity, max_acceleration=accel, max_jerk=jerk,
         workspace_min=ws_min, workspace_max=ws_max, table_z=float(raw.get("table_z", 0.0)),
         reach=float(raw.get("reach", 0.6)), watched_frames=watched, urdf_joints=urdf_joints,
         disabled_collisions=tuple(disabled), camera_frame=str(raw.get("camera_frame", "")),
@@ -264,15 +274,29 @@ def _check_joints(joints: tuple[str, ...], gripper: Gripper, urdf: Mapping[str, 
         if urdf[joint].mimic:
             raise RobotDescriptionError(f"robot '{name}': joint '{joint}' mimics '{urdf[joint].mimic}' and "
                                         f"cannot be commanded")
-        if not (math.isfinite(urdf[joint].velocity) and urdf[joint].velocity > 0):
-            raise RobotDescriptionError(f"robot '{name}': joint '{joint}' has no finite velocity limit in the URDF "
-                                        f"({urdf[joint].velocity}); add <limit velocity=...> (the safety node "
-                                        f"refuses unlimited joints)")
         lower, upper = urdf[joint].lower, urdf[joint].upper
         if not urdf[joint].continuous and not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
             raise RobotDescriptionError(f"robot '{name}': {urdf[joint].type} joint '{joint}' needs finite position "
                                         f"limits lower < upper in the URDF, got [{lower}, {upper}] (only a "
                                         f"'continuous' joint turns without limits)")
+
+
+def _velocity_limits(joints: tuple[str, ...], urdf: Mapping[str, UrdfJoint], given: np.ndarray,
+                     name: str) -> np.ndarray:
+    """(J,) the lower of the URDF's velocity limit and ``given`` (NaN: not given) for each joint; one the URDF
+    does not limit takes ``given``. A joint limited by neither, or given a limit <= 0, is refused."""
+    out = np.empty(len(joints))
+    for k, joint in enumerate(joints):
+        from_urdf = urdf[joint].velocity if math.isfinite(urdf[joint].velocity) and urdf[joint].velocity > 0 \
+            else math.inf
+        if not (math.isnan(given[k]) or given[k] > 0):
+            raise RobotDescriptionError(f"robot '{name}': max_velocity of joint '{joint}' must be > 0, got {given[k]}")
+        out[k] = from_urdf if math.isnan(given[k]) else min(from_urdf, float(given[k]))
+        if not math.isfinite(out[k]):
+            raise RobotDescriptionError(f"robot '{name}': joint '{joint}' has no finite velocity limit in the URDF "
+                                        f"({urdf[joint].velocity}); add <limit velocity=...> there, or give the "
+                                        f"profile's max_velocity (the safety node refuses unlimited joints)")
+    return out
 
 
 def _per_joint(value: Any, joints: tuple[str, ...], label: str, source: str) -> np.ndarray:
@@ -290,33 +314,6 @@ def _per_joint(value: Any, joints: tuple[str, ...], label: str, source: str) -> 
     if values.shape != (len(joints),):
         raise RobotDescriptionError(f"robot profile {source}: {label} needs {len(joints)} values, got {len(values)}")
     return values
-
-
-def _find_joint_limits(tree: Any) -> Mapping[str, Any] | None:
-    if isinstance(tree, Mapping):
-        if isinstance(tree.get("joint_limits"), Mapping):
-            return tree["joint_limits"]
-        for child in tree.values():
-            found = _find_joint_limits(child)
-            if found is not None:
-                return found
-    return None
-
-
-def _apply_joint_limits_yaml(path: Path, joints: tuple[str, ...], accel: np.ndarray,
-                             jerk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Acceleration and jerk limits from a MoveIt / ros2_control ``joint_limits.yaml`` (they win)."""
-    if not path.is_file():
-        raise RobotDescriptionError(f"joint_limits file {path} does not exist")
-    limits = _find_joint_limits(yaml.safe_load(path.read_text())) or {}
-    accel, jerk = accel.copy(), jerk.copy()
-    for k, joint in enumerate(joints):
-        entry = limits.get(joint) or {}
-        if entry.get("has_acceleration_limits") and entry.get("max_acceleration"):
-            accel[k] = float(entry["max_acceleration"])
-        if entry.get("has_jerk_limits") and entry.get("max_jerk"):
-            jerk[k] = float(entry["max_jerk"])
-    return accel, jerk
 
 
 def _home(raw: Any, joints: tuple[str, ...], urdf: Mapping[str, UrdfJoint], gripper: Gripper,

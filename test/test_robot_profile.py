@@ -81,6 +81,35 @@ def test_a_joint_without_a_finite_velocity_limit_is_refused(velocity):
         profile_from_dict(armpilot_raw(), ROOT / "config" / "robots", robot_description=text)
 
 
+def test_max_velocity_lowers_the_urdf_limits_everywhere_and_never_raises_them(tmp_path):
+    """A URDF with placeholder speeds (the SO-101's 10 rad/s on every servo) had no way to say the arm's real
+    ones: every node read the URDF's. Now ``max_velocity`` (or joint_limits.yaml) lowers them, never raises."""
+    raw = {**armpilot_raw(), "max_velocity": {"default": 1.0, "elbow_joint": 50.0}}
+    profile = profile_from_dict(raw, ROOT / "config" / "robots")
+    urdf = np.array([profile.urdf_joints[n].velocity for n in profile.joints])
+    k = profile.joints.index("elbow_joint")
+    assert profile.max_velocity[k] == urdf[k], "50 rad/s above the URDF's limit: the URDF's stands"
+    others = np.arange(len(urdf)) != k
+    assert np.all(profile.max_velocity[others] == np.minimum(urdf[others], 1.0))
+    assert np.array_equal(ArmModel(profile).limits.velocity, profile.max_velocity), "the safety node's limits"
+    limits = tmp_path / "joint_limits.yaml"
+    limits.write_text(yaml.safe_dump({"joint_limits": {"elbow_joint": {"has_velocity_limits": True,
+                                                                       "max_velocity": 0.5}}}))
+    from_file = profile_from_dict({**raw, "joint_limits": str(limits)}, ROOT / "config" / "robots")
+    assert from_file.max_velocity[k] == 0.5, "the file wins over the profile"
+    with pytest.raises(RobotDescriptionError, match="max_velocity of joint 'elbow_joint' must be > 0"):
+        profile_from_dict({**armpilot_raw(), "max_velocity": {"default": 1.0, "elbow_joint": 0.0}},
+                          ROOT / "config" / "robots")
+
+
+def test_a_urdf_without_a_velocity_limit_takes_the_profiles():
+    text = ARMPILOT_URDF.replace('velocity="2.0"', 'velocity="0"', 1)
+    joint = next(n for n, j in parse_joints(text).items() if j.velocity == 0)
+    raw = {**armpilot_raw(), "max_velocity": {joint: 1.5}}
+    profile = profile_from_dict(raw, ROOT / "config" / "robots", robot_description=text)
+    assert profile.max_velocity[profile.joints.index(joint)] == 1.5
+
+
 @pytest.mark.parametrize("limits", ['lower="-inf" upper="inf"', 'lower="-3.05" upper="nan"', 'lower="1" upper="1"'])
 @pytest.mark.parametrize("kind", ["revolute", "prismatic"])
 def test_a_bounded_joint_type_without_a_finite_range_is_refused(kind, limits):

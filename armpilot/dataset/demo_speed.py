@@ -59,7 +59,8 @@ def recorded_velocity_limits(robot: Mapping[str, str]) -> tuple[dict[str, float]
         return {}, f"robot '{robot[ROBOT_KEY]}' could not be loaded here ({error})"
     if robot.get(URDF_HASH_KEY) and robot[URDF_HASH_KEY] != profile.urdf_hash:
         return {}, f"the bags' URDF ({robot[URDF_HASH_KEY]}) is not the profile's ({profile.urdf_hash})"
-    return {name: float(joint.velocity) for name, joint in profile.urdf_joints.items() if joint.velocity > 0}, ""
+    limits = {name: float(joint.velocity) for name, joint in profile.urdf_joints.items() if joint.velocity > 0}
+    return {**limits, **dict(zip(profile.joints, profile.max_velocity.tolist()))}, ""
 
 
 def speed_warning(fast: Mapping[str, tuple[float, float]]) -> str:

@@ -41,8 +41,7 @@ class SimRunner:
         self.broken = False  # MuJoCo reset this episode's state (``tick``)
         self._since_reset = False  # no command accepted since the last reset yet (``_check_reachable_start``)
         joints = world.profile.urdf_joints
-        vmax = np.array([joints[n].velocity for n in self.joint_names], float)
-        self._vmax = np.where(np.isfinite(vmax) & (vmax > 0), vmax, np.inf)  # a URDF without a limit: unchecked
+        self._vmax = world.profile.max_velocity.copy()
         self._continuous = np.array([not np.isfinite(joints[n].lower) and not np.isfinite(joints[n].upper)
                                      for n in self.joint_names])
 

@@ -169,7 +169,7 @@ class ScriptedExpert:
         gripper = profile.gripper
         self.gripper = profile.joints.index(gripper.joint) if gripper.joint in profile.joints else None
         self.gripper_open, self.gripper_closed = gripper.open, gripper.closed
-        self.gripper_speed = (GRIPPER_SPEED_FRACTION * profile.urdf_joints[gripper.joint].velocity
+        self.gripper_speed = (GRIPPER_SPEED_FRACTION * profile.max_velocity[self.gripper]
                               if self.gripper is not None else 0.0)
         self.down = down_reference(arm)
         #: arms with fewer than six joints cannot hold every orientation: position first
