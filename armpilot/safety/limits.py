@@ -222,9 +222,11 @@ def check_chunk(
     # the controller moves from ``origin`` to point 0 within ``lead``: a hold may brake at that speed too
     approach = np.clip(limits.difference(positions[0], origin) / max(lead, MIN_POINT_SPACING), -vmax, vmax)
     stops = braking_ends(limits, times, positions, vmax, approach)
-    # on the way to point 0 a stop that overshoots a limit by at most CLAMPED_OVERSHOOT ends at it (stopping.py)
+    # on the way to point 0 a stop that overshoots a limit by at most CLAMPED_OVERSHOOT ends at it (stopping.py);
+    # half of it here: a hold brakes from the path's state at its own instant, rounded its own way (accepting
+    # up to the full margin let a stop computed 1 ulp further pass the limit and come back)
     slack = np.full((len(stops), 1), EPS)
-    slack[0] = CLAMPED_OVERSHOOT
+    slack[0] = CLAMPED_OVERSHOOT / 2.0
     outside = (stops < limits.lower - slack) | (stops > limits.upper + slack)
     if np.any(outside):
         k, j = np.argwhere(outside)[0]

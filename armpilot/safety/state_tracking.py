@@ -17,6 +17,11 @@ from armpilot.robot import JointLimits, wrapped_difference
 from armpilot.robot_profile import RobotDescriptionError, RobotProfile
 from armpilot.safety.stopping import StopTrajectory, stop_trajectory
 
+#: A reported velocity is at most this fraction faster than the positions' own plus ``VELOCITY_NOISE`` (rad/s, m/s)
+#: and what the acceleration limit changes between the two states (``measured_velocity``).
+VELOCITY_AGREEMENT, VELOCITY_NOISE = 0.25, 0.05
+#: s: two states closer than this tell nothing of the velocity (stamp jitter dominates).
+MIN_VELOCITY_CHECK_GAP = 0.002
 #: Largest /joint_states accepted (joints); real arms have tens.
 MAX_JOINT_STATE_NAMES = 1024
 
@@ -150,15 +155,32 @@ def hold_command(state: ArmState, limits: JointLimits, executing: tuple[float, n
             position = positions[0].copy() if state.positions is None else state.positions.copy()
             velocity = (positions[0] - position) / max(absolute[0] - now, 1e-3)
     elif state.positions is not None:
-        position = state.positions.copy()
-        velocity = np.zeros(len(vmax)) if state.velocities is None else state.velocities.copy()
+        position, velocity = state.positions.copy(), measured_velocity(state, limits)
     else:
         return None
     if state.positions is not None and np.any(np.abs(limits.difference(position, state.positions)) > vmax * tolerance):
-        position = state.positions.copy()
-        velocity = np.zeros(len(vmax)) if state.velocities is None else state.velocities.copy()
+        position, velocity = state.positions.copy(), measured_velocity(state, limits)
     velocity = np.clip(velocity, -vmax, vmax)
     return stop_trajectory(position, velocity, limits.acceleration, limits.jerk, limits.lower, limits.upper, vmax)
+
+
+def measured_velocity(state: ArmState, limits: JointLimits) -> np.ndarray:
+    """(J,) the velocity a hold from the measured arm brakes from: the driver's (0 where it reports none), but no
+    faster than the last two states' positions moved (within what the acceleration limit changes over their
+    gap, plus ``VELOCITY_AGREEMENT`` of that speed and ``VELOCITY_NOISE``): a driver reporting deg/s as rad/s
+    made such a hold move a resting UR5 0.78 rad. Where the positions move slower, it is theirs (0 where they
+    move the other way); never faster than reported (a reset's jump is no speed). Not clipped."""
+    reported = np.zeros(len(limits.velocity)) if state.velocities is None else state.velocities.copy()
+    if state.previous is None or state.stamp is None or state.positions is None:
+        return reported
+    before, stamp = state.previous
+    gap = state.stamp - stamp
+    if gap < MIN_VELOCITY_CHECK_GAP:  # too close to tell (equal stamps, a relay's burst)
+        return reported
+    moved = limits.difference(state.positions, before) / gap
+    allowed = np.abs(moved) * (1.0 + VELOCITY_AGREEMENT) + limits.acceleration * gap + VELOCITY_NOISE
+    too_fast = np.abs(reported) > allowed
+    return np.where(too_fast, np.where(np.sign(moved) == np.sign(reported), moved, 0.0), reported)
 
 
 def hold_on_path(path: "CommandedPath", state: ArmState, limits: JointLimits, now: float, tolerance: float,

@@ -28,10 +28,13 @@ if TYPE_CHECKING:
 
 #: Spacing of the stop trajectory's points, s.
 STOP_POINT_SPACING = 0.02
+#: Most points in a stop command: a longer stop (limits far apart: a 10^4 rad/s placeholder velocity braking at
+#: 1 rad/s^2 made 785,399 points) spaces them wider.
+MAX_STOP_POINTS = 1000
 #: Shortest stop command, s (a joint at rest still gets a point this far ahead).
 MIN_STOP_TIME = 0.05
 #: A joint whose braking would carry it at most this far past a position limit (rad or m) stops at the limit
-#: instead (its points clamped, velocity 0 there): a closed gripper reaches its limit at a tiny speed.
+#: instead (braking over the distance left, a little harder): a closed gripper reaches its limit at a tiny speed.
 CLAMPED_OVERSHOOT = 1e-4
 
 
@@ -89,10 +92,21 @@ def stop_trajectory(
     low, high = np.minimum(lower, position), np.maximum(upper, position)
     inside = np.clip(rest, low, high)
     clamped = np.abs(inside - rest) <= CLAMPED_OVERSHOOT
+    # a joint that would pass its limit by at most CLAMPED_OVERSHOOT brakes on the same raised cosine over the
+    # distance left, ending at the limit: positions and velocities agree, so a controller's spline through them
+    # never passes it (clipping the points left the braking velocity before the limit: the spline passed it
+    # by 1e-4 rad and the stop's jerk spiked); one already at the limit stops there
+    short = clamped & (inside != rest)
+    left = inside - position
+    toward = short & (left * velocity > 0)
+    duration = np.where(toward, 2.0 * left / np.where(toward, velocity, 1.0), duration)
+    velocity = np.where(short & ~toward, 0.0, velocity)
+    duration = np.where(short & ~toward, 0.0, duration)
+    rest = np.where(short, inside, rest)
     back = return_time(np.where(clamped, 0.0, inside - rest), max_velocity, max_acceleration, max_jerk)
     braked = float(duration.max(initial=0.0))
     horizon = max(braked + float(back.max(initial=0.0)), MIN_STOP_TIME)
-    count = max(int(np.ceil(horizon / STOP_POINT_SPACING)), 1)
+    count = min(max(int(np.ceil(horizon / STOP_POINT_SPACING)), 1), MAX_STOP_POINTS)
     times = np.linspace(horizon / count, horizon, count)
     t = times[:, None]
     span = np.where(duration > 0, duration, 1.0)[None, :]
@@ -109,10 +123,7 @@ def stop_trajectory(
         returning = (back[None, :] > 0) & (along > 0.0) & (along < 1.0)
         velocities = velocities + np.where(
             returning, offset * (1.0 - np.cos(2.0 * np.pi * along)) / back_span, 0.0)
-    if np.any(clamped & (inside != rest)):
-        held = clamped[None, :] & ((positions < low) | (positions > high))
-        positions = np.where(clamped[None, :], np.clip(positions, low, high), positions)
-        velocities = np.where(held, 0.0, velocities)
+    positions = np.where(short[None, :], np.clip(positions, low, high), positions)  # rounding at the limit
     return StopTrajectory(times, positions, velocities, position.copy())
 
 
