@@ -126,7 +126,8 @@ class SafetyNode(OperatorServices, Node):
         self.single_source_topics = ((topics.POLICY_CANDIDATES, candidates.topic_name),
                                      (topics.TELEOP_COMMAND, teleop.topic_name),
                                      (topics.CONTROLLER_COMMAND, self.pub_command.topic_name))
-        self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
+        if self.get_parameter("use_sim_time").value:  # a simulator's resets; a real arm on wall time has none
+            self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
         self.create_operator_services()
         self.supervisor.tick(time.monotonic())
         self.create_timer(WATCHDOG_PERIOD_S, self.on_watchdog, clock=wall)
