@@ -130,6 +130,16 @@ def subscribe_any_publisher(node: Any, msg_type: type, topic: str, callback: Cal
     return subscriptions
 
 
+def report_incompatible(node: Any, topic: str, profile: QoSProfile, consequence: str) -> SubscriptionEventCallbacks:
+    """Event callbacks for a subscription that keeps its ``profile`` (the safety node's inputs): a publisher offering
+    less is logged as an error naming the topic, the policy and ``consequence`` (rclpy's own line names neither)."""
+    def report(event: Any) -> None:
+        policy = QoSPolicyKind(int(event.last_policy_kind)).name.lower()
+        node.get_logger().error(f"a publisher on {topic} offers less {policy} than {_describe(profile)}: nothing it "
+                                f"sends arrives; {consequence}")
+    return SubscriptionEventCallbacks(incompatible_qos=report)
+
+
 def _key(profile: QoSProfile) -> tuple:
     return profile.reliability, profile.durability
 
@@ -139,4 +149,4 @@ def _describe(profile: QoSProfile) -> str:
 
 
 __all__ = ["CAMERA_QOS", "SENSOR_QOS", "STATE_QOS", "COMMAND_QOS", "LATCHED_QOS", "CLOCK_QOS", "relaxed",
-           "subscribe_any_publisher"]
+           "report_incompatible", "subscribe_any_publisher"]

@@ -115,8 +115,10 @@ class SafetyNode(OperatorServices, Node):
         self.pub_command = self.create_publisher(JointTrajectory, topics.CONTROLLER_COMMAND, qos.COMMAND_QOS)
         self.pub_commanded = self.create_publisher(JointTrajectory, topics.SAFETY_COMMANDED, qos.COMMAND_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
+        unheard = qos.report_incompatible(self, topics.JOINT_STATES, qos.STATE_QOS, "publish the arm's joint states "
+                                          "reliable (the safety node holds the arm without them)")
         self.joint_states = self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state,
-                                                     qos.STATE_QOS)
+                                                     qos.STATE_QOS, event_callbacks=unheard)
         candidates = self.create_subscription(PointCloud2, topics.POLICY_CANDIDATES, self.on_candidates,
                                               qos.COMMAND_QOS, raw=True)
         teleop = self.create_subscription(JointTrajectory, topics.TELEOP_COMMAND, self.on_trajectory,

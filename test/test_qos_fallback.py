@@ -82,3 +82,25 @@ def test_the_recorder_names_a_topic_whose_publisher_it_cannot_hear(tmp_path):
             probe.spin_for(0.2)
     text = log.read_text()
     assert "/camera/image" in text and "'sensor'" in text
+
+
+@pytest.mark.graph
+@pytest.mark.timeout(120)
+def test_the_safety_node_names_a_joint_state_publisher_it_cannot_hear(tmp_path):
+    """The safety node keeps reliable joint states; a best-effort driver left it refusing everything as
+    ``no_joint_state`` while `ros2 topic echo` showed the states, with rclpy's generic warning only."""
+    import time
+
+    from sensor_msgs.msg import JointState
+
+    from armpilot.graph import NodeSpec
+
+    log = tmp_path / "logs" / "safety.log"
+    safety = (NodeSpec("safety", "safety_node", parameter_files=("safety.yaml",)),)
+    with running_graph(safety, tmp_path / "logs") as (_graph, probe):
+        probe.create_publisher(JointState, "/joint_states", BEST_EFFORT)
+        deadline = time.monotonic() + 60
+        while not (log.exists() and "nothing it sends arrives" in log.read_text()):
+            assert time.monotonic() < deadline, "no error naming /joint_states and its QoS"
+            probe.spin_for(0.2)
+    assert "/joint_states" in log.read_text() and "reliab" in log.read_text()
