@@ -138,16 +138,26 @@ class FakeArm:
             self.proposed.append(time.monotonic())
 
 
+def held_once_after(probe, commands: Commands, silence, what: str, timeout: float = 5.0) -> tuple[float, float]:
+    """Call ``silence()`` (an input stops); wait for the hold, then 1 s: one hold and nothing moving after it.
+    Returns (when the input stopped, when the hold came), wall s."""
+    silence()
+    stopped = time.monotonic()
+    probe.spin_until(lambda: commands.holds_after(stopped), timeout, f"a hold on {what}")
+    held = commands.holds_after(stopped)[0]
+    probe.spin_for(1.0)
+    assert commands.moves_after(held + 0.05) == 0, f"nothing moves the arm after {what}"
+    assert len(commands.holds_after(stopped)) == 1, "one hold, not a stream of them"
+    return stopped, held
+
+
 def test_stale_joint_states_hold_and_refuse(tmp_path):
     with running_graph(SAFETY_ALONE, tmp_path) as (_graph, probe):
         arm, commands = FakeArm(probe), Commands(probe)
         probe.spin_until(lambda: commands.moves_after(0) >= 3, 30, "proposals passing through")
-        arm.publish_joints = False
-        stopped = time.monotonic()
-        probe.spin_until(lambda: commands.holds_after(stopped), 5, "a hold on stale joint states")
-        probe.spin_for(1.0)
+        stopped, _held = held_once_after(probe, commands, lambda: setattr(arm, "publish_joints", False),
+                                         "stale joint states")
         assert commands.moves_after(stopped + 0.35) == 0, "nothing moves the arm without fresh joint states"
-        assert len(commands.holds_after(stopped)) == 1, "one hold, not a stream of them"
 
 
 def _call(probe, name: str) -> Trigger.Response:
