@@ -186,6 +186,20 @@ class ArmModel:
             cached = self._slot_cache[names] = np.array([self._slot[n] for n in names], dtype=int)
         return cached
 
+    def tcp_moves_in_3d(self, samples: int = 4) -> bool:
+        """Whether the arm joints (not the gripper) move the TCP in three independent directions at home or at one
+        of ``samples`` seeded random poses within the limits (a planar arm's never does)."""
+        arm = np.array([k for k, n in enumerate(self.joint_names) if n != self.profile.gripper.joint], dtype=int)
+        lower = np.where(np.isfinite(self.limits.lower), self.limits.lower, -np.pi)
+        upper = np.where(np.isfinite(self.limits.upper), self.limits.upper, np.pi)
+        rng = np.random.default_rng(0)
+        for q in [self.profile.home, *(rng.uniform(lower, upper) for _ in range(samples))]:
+            full = self.full_configuration(q)
+            jac = pin.computeFrameJacobian(self.model, self.data, full, self._tcp_id, pin.LOCAL_WORLD_ALIGNED)
+            if np.linalg.matrix_rank(jac[:3, self._v_index[arm]], tol=1e-6) == 3:
+                return True
+        return False
+
     def full_configuration(self, q: np.ndarray, passive: Mapping[str, float] | None = None,
                            names: tuple[str, ...] | None = None) -> np.ndarray:
         """Map joint positions (J,) to pinocchio's configuration (nq,), by joint name.

@@ -60,6 +60,8 @@ class Gripper:
     joint: str = ""
     open: float = 0.0
     closed: float = 0.0
+    #: N m (N) the simulated gripper squeezes with at most; 0: the URDF's effort limit (often a placeholder)
+    effort: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -249,8 +251,14 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
 def _gripper(raw: Mapping[str, Any] | None, joints: tuple[str, ...], source: str) -> Gripper:
     if not raw:
         return Gripper()
+    if unknown := sorted(set(raw) - {"joint", "open", "closed", "controller", "effort"}):
+        raise RobotDescriptionError(f"robot profile {source}: gripper has unknown keys {unknown} (known: joint, "
+                                    f"open, closed, controller, effort)")
     controller = GripperController(raw.get("controller", "arm"))
-    gripper = Gripper(controller, str(raw.get("joint", "")), float(raw.get("open", 0.0)), float(raw.get("closed", 0.0)))
+    gripper = Gripper(controller, str(raw.get("joint", "")), float(raw.get("open", 0.0)), float(raw.get("closed", 0.0)),
+                      float(raw.get("effort", 0.0)))
+    if not (math.isfinite(gripper.effort) and gripper.effort >= 0):
+        raise RobotDescriptionError(f"robot profile {source}: gripper effort must be >= 0, got {gripper.effort}")
     if controller is GripperController.ARM and gripper.joint not in joints:
         raise RobotDescriptionError(f"robot profile {source}: gripper joint '{gripper.joint}' is on the arm "
                                     f"controller but not in joints {list(joints)}")

@@ -24,7 +24,7 @@ from typing import Sequence
 
 #: Largest robot description accepted, bytes (real ones are < 1 MB).
 MAX_URDF_BYTES = 16 * 1024 * 1024
-_PACKAGE_URI = re.compile(r"package://([A-Za-z0-9_\-.]+)/")
+_PACKAGE_URI = re.compile(r"package:///?([A-Za-z0-9_\-.]+)/")  # package:///NAME/ too (TALOS's meshes)
 
 
 class RobotDescriptionError(ValueError):

@@ -102,6 +102,25 @@ def test_max_velocity_lowers_the_urdf_limits_everywhere_and_never_raises_them(tm
                           ROOT / "config" / "robots")
 
 
+def test_package_uris_with_three_slashes_resolve():
+    """TALOS's URDF writes its 93 meshes as package:///example-robot-data/...: left unresolved, every node failed
+    to start (the safety node: "Mesh package:///... could not be found")."""
+    text = '<robot name="r"><link name="a"><collision><geometry><mesh filename="package:///example-robot-data/' \
+           'robots/talos_data/meshes/v2/torso_2.STL"/></geometry></collision></link></robot>'
+    resolved = resolve_package_uris(text)
+    assert "package:" not in resolved and str(package_dir("example-robot-data")) in resolved
+
+
+@pytest.mark.parametrize("gripper, message", [
+    ({"joint": "gripper_joint", "open": 0.04, "closed": 0.0, "force": 5.0}, "unknown keys \\['force'\\]"),
+    ({"joint": "gripper_joint", "open": 0.04, "closed": 0.0, "effort": -1.0}, "effort must be >= 0"),
+])
+def test_a_gripper_entry_that_does_not_fit_is_refused(gripper, message):
+    """An unknown key inside ``gripper:`` (a user's ``force:`` or a misspelt ``efort:``) was silently ignored."""
+    with pytest.raises(RobotDescriptionError, match=message):
+        profile_from_dict({**armpilot_raw(), "gripper": gripper}, ROOT / "config" / "robots")
+
+
 def test_a_urdf_without_a_velocity_limit_takes_the_profiles():
     text = ARMPILOT_URDF.replace('velocity="2.0"', 'velocity="0"', 1)
     joint = next(n for n, j in parse_joints(text).items() if j.velocity == 0)

@@ -18,11 +18,12 @@ from armpilot.tasks.experts import ScriptedExpert
 from robot_variants import profile
 
 
-@pytest.mark.parametrize("name", ["tiago", "pr2_right"])
+@pytest.mark.parametrize("name", ["tiago", "pr2_right", "talos_right"])
 def test_an_arm_inside_a_larger_robot_holds_home_and_reports_every_joint(name):
     """Before: MuJoCo refused the URDFs' inertias; with them fixed by hand, the shoulder's hull pressed on the torso
     (TIAGo's arm_1_joint stuck 0.4 rad off, the PR2's arm drifting 1.5 rad) and /joint_states lacked the torso
-    and head, so the safety node refused every chunk (joint_state_mismatch)."""
+    and head, so the safety node refused every chunk (joint_state_mismatch). TALOS (session 29): its mesh URIs
+    (package:///) did not resolve and the floor, 0.75 m under its pelvis, bent its knees 1.28 rad."""
     p = profile(name)
     arm = ArmModel(p)
     world = SimWorld(p, get_task("reach", p.reach), render=False)
@@ -122,3 +123,29 @@ def test_the_perception_crop_box_covers_every_task_region_of_every_arm():
             margin = task.object_half_size
             assert np.all(np.array(task.region_low) - margin >= np.array(low) - 1e-9), (p.name, name)
             assert np.all(np.array(task.region_high) + margin <= np.array(high) + 1e-9), (p.name, name)
+
+
+def test_a_planar_arm_is_refused_by_the_sim_naming_why():
+    """ASR's two-joint arm moves its tip in one horizontal plane: every reach ran to its time limit, unexplained."""
+    from armpilot.robot_profile import RobotDescriptionError
+
+    p = profile("asr_twodof")
+    assert not ArmModel(p).tcp_moves_in_3d() and ArmModel(profile("so101")).tcp_moves_in_3d()
+    with pytest.raises(RobotDescriptionError, match="fewer than three directions"):
+        SimWorld(p, get_task("reach", p.reach), render=False)
+
+
+def test_the_gripper_effort_key_sets_the_sims_squeeze():
+    """TIAGo Pro's gripper has a 0.1 N m URDF effort: its jaws closed to 0.39 rad in the pick's grasp pause and the
+    box slipped (0/6). ``gripper: {effort: ...}`` sets the sim's servo and MuJoCo's joint force cap."""
+    from dataclasses import replace
+
+    from armpilot.sim.scene import build_scene
+    from armpilot.sim.scene import CameraConfig
+
+    p = profile("armpilot")
+    strong = replace(p, gripper=replace(p.gripper, effort=7.5))
+    model = build_scene(strong, get_task("pick", p.reach), CameraConfig()).compile()
+    actuator = model.actuator(p.gripper.joint)
+    assert np.allclose(actuator.forcerange, [-7.5, 7.5])
+    assert np.allclose(model.jnt_actfrcrange[model.joint(p.gripper.joint).id], [-7.5, 7.5])

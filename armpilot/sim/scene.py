@@ -161,7 +161,7 @@ def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig, distrac
     spec.visual.global_.offwidth = max(camera.width, 640)
     spec.visual.global_.offheight = max(camera.height, 480)
     spec.visual.headlight.ambient = [0.35, 0.35, 0.35]
-    _configure_arm(spec, arm)
+    lowest = _configure_arm(spec, arm)
     world = spec.worldbody
     reach = profile.reach
     table_top = world.add_geom(
@@ -172,7 +172,9 @@ def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig, distrac
         rgba=[0.72, 0.6, 0.45, 1],
     )
     table_top.friction = [0.8, 0.005, 0.0001]
-    floor = min(FLOOR_Z, profile.table_z + FLOOR_Z)  # under a table set low, too
+    # under a table set low, and under the robot at home (the sim's floor cut a humanoid's legs: TALOS's knees
+    # were pushed 1.28 rad out of their pose)
+    floor = min(FLOOR_Z, profile.table_z + FLOOR_Z, lowest - 0.005)
     world.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3, 3, 0.1], pos=[0, 0, floor],
                    rgba=[0.3, 0.32, 0.35, 1])
     world.add_light(name="key", pos=[0.4, -0.6, 1.6], dir=[0, 0.3, -1], diffuse=[0.7, 0.7, 0.7], castshadow=False)
@@ -197,11 +199,12 @@ def parked_position(index: int, half_height: float) -> list[float]:
     return [-2.5, 2.0 + 0.4 * index, FLOOR_Z + half_height]
 
 
-def _configure_arm(spec: mujoco.MjSpec, arm: ArmModel) -> None:
+def _configure_arm(spec: mujoco.MjSpec, arm: ArmModel) -> float:
     """Gravity compensation, colours, servos (the profile's joints, a separate gripper, and every other
     uncommanded joint held where ``ArmModel.passive_defaults`` puts it) and contact exclusions: the gripper's
     links, the SRDF's disabled pairs and the robot's links in contact at home (by construction: an arm whose
-    shoulder's hull overlaps a torso could never hold its pose against that contact)."""
+    shoulder's hull overlaps a torso could never hold its pose against that contact). Returns the lowest z of
+    the robot at home (m, base frame)."""
     profile = arm.profile
     gripper_links = _gripper_links(profile)
     for body in spec.bodies:
@@ -216,6 +219,9 @@ def _configure_arm(spec: mujoco.MjSpec, arm: ArmModel) -> None:
     for name in commanded:
         joint = spec.joint(name)
         effort = profile.urdf_joints[name].effort or 100.0
+        if name == profile.gripper.joint and profile.gripper.effort > 0:  # the URDF's is a placeholder
+            effort = profile.gripper.effort
+            joint.actfrcrange = [-effort, effort]  # MuJoCo's URDF import caps the joint at the URDF's effort
         tuned = ARMPILOT_SERVOS.get(name) if profile.name == "armpilot" else None
         kp, kv, armature = tuned or _servo(effort)
         joint.armature = armature
@@ -237,7 +243,8 @@ def _configure_arm(spec: mujoco.MjSpec, arm: ArmModel) -> None:
         for second in links[k + 1:]:
             spec.add_exclude(bodyname1=first, bodyname2=second)
     bodies = {body.name for body in spec.bodies}
-    pairs = {frozenset(p) for p in profile.disabled_collisions} | _link_pairs_touching_at_home(spec, arm)
+    touching, lowest = _robot_at_home(spec, arm)
+    pairs = {frozenset(p) for p in profile.disabled_collisions} | touching
     for pair in sorted(tuple(sorted(p)) for p in pairs):
         if len(pair) == 2 and set(pair) <= bodies and not set(pair) <= gripper_links:
             spec.add_exclude(bodyname1=pair[0], bodyname2=pair[1])
@@ -246,11 +253,13 @@ def _configure_arm(spec: mujoco.MjSpec, arm: ArmModel) -> None:
     child = base.first_body()
     if child is not None:
         spec.add_exclude(bodyname1=base.name, bodyname2=child.name)
+    return lowest
 
 
-def _link_pairs_touching_at_home(spec: mujoco.MjSpec, arm: ArmModel) -> set[frozenset[str]]:
-    """Pairs of the robot's bodies MuJoCo finds in contact with every joint at home (the scene holds only the
-    robot when this runs); the pairs its parent-child filter already skips are not listed."""
+def _robot_at_home(spec: mujoco.MjSpec, arm: ArmModel) -> tuple[set[frozenset[str]], float]:
+    """With every joint at home (the scene holds only the robot when this runs): the pairs of its bodies MuJoCo
+    finds in contact (not those its parent-child filter already skips), and the lowest z of its colliding
+    geometry's boxes (m, base frame: a humanoid's feet lie 1 m below its pelvis)."""
     model = spec.compile()
     data = mujoco.MjData(model)
     for name, value in arm.home_of_every_joint().items():
@@ -261,7 +270,14 @@ def _link_pairs_touching_at_home(spec: mujoco.MjSpec, arm: ArmModel) -> set[froz
         first, second = (model.body(model.geom_bodyid[g]).name for g in (contact.geom1, contact.geom2))
         if "world" not in (first, second):
             pairs.add(frozenset((first, second)))
-    return pairs
+    corners = np.array(np.meshgrid(*[(-1.0, 1.0)] * 3)).reshape(3, -1).T  # (8, 3) of a unit box
+    lowest = np.inf
+    for g in range(model.ngeom):
+        if model.geom_contype[g] or model.geom_conaffinity[g]:
+            centre, half = model.geom_aabb[g, :3], model.geom_aabb[g, 3:]
+            z = (corners * half + centre) @ data.geom_xmat[g].reshape(3, 3)[2] + data.geom_xpos[g][2]
+            lowest = min(lowest, float(z.min()))
+    return pairs, lowest
 
 
 def _servo(effort: float) -> tuple[float, float, float]:

@@ -12,7 +12,7 @@ import mujoco
 import numpy as np
 
 from armpilot.robot import ArmModel
-from armpilot.robot_profile import RobotProfile, load_profile
+from armpilot.robot_profile import RobotDescriptionError, RobotProfile, load_profile
 from armpilot.sim.scene import (CAMERA_NAME, GOAL_BODY, OBJECT_BODY, OPTICAL_TO_MUJOCO_CAMERA, CameraConfig,
                                 build_scene)
 from armpilot.sim.scene_variator import SceneVariator
@@ -53,6 +53,10 @@ class SimWorld:
         self._dof = np.array([self.model.joint(n).dofadr[0] for n in self.joint_names])
         self._actuators = np.array([self.model.actuator(n).id for n in self.joint_names])
         arm = ArmModel(self.profile)
+        if not arm.tcp_moves_in_3d():  # the asr_twodof arm ran every episode to its time limit, silently
+            raise RobotDescriptionError(
+                f"robot '{self.profile.name}': its arm joints move the TCP '{self.profile.tcp_frame}' in fewer than "
+                f"three directions (a planar arm): the sim's tasks put targets in a volume over the table")
         self._passive = arm.passive_defaults  # held by servos of their own (scene.py)
         #: what /joint_states reports: the profile's joints, then every other movable, non-mimic joint
         self.state_names = self.joint_names + tuple(self._passive)
