@@ -18,6 +18,7 @@ import pinocchio as pin
 from transforms3d.euler import euler2mat
 
 from armpilot.robot_profile import GripperController, RobotProfile, load_profile
+from armpilot.urdf_source import links_of_joints
 
 # armpilot's own arm (the default profile); only modules specific to that arm use these
 ARM_JOINTS: tuple[str, ...] = (
@@ -185,6 +186,15 @@ class ArmModel:
                 raise KeyError(f"joints {unknown} are not commandable joints of robot '{self.profile.name}'")
             cached = self._slot_cache[names] = np.array([self._slot[n] for n in names], dtype=int)
         return cached
+
+    def gripper_links(self) -> set[str]:
+        """Links moved by the gripper joint or a joint mimicking it, and the hand they hang from: they touch each
+        other by design (a closed gripper's fingers), so neither the sim nor the safety node counts it."""
+        gripper = self.profile.gripper.joint
+        if not gripper:
+            return set()
+        moving = {gripper} | {n for n, j in self.profile.urdf_joints.items() if j.mimic == gripper}
+        return links_of_joints(self.profile.urdf_xml, moving)
 
     def tcp_moves_in_3d(self, samples: int = 4) -> bool:
         """Whether the arm joints (not the gripper) move the TCP in three independent directions at home or at one

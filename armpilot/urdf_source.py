@@ -182,13 +182,20 @@ def parse_joints(xml: str) -> dict[str, UrdfJoint]:
     return joints
 
 
+#: ``<disable_collisions reason=...>`` pairs still checked: the MoveIt Setup Assistant's "Default" pairs only touch at
+#: the all-zero pose, which folds some arms onto themselves (the Panda's hand against link 5 at joint 6's stop);
+#: armpilot drops pairs touching at home, or one joint apart at zero, itself (``safety/workspace.py``).
+CHECKED_SRDF_REASONS = frozenset({"Default"})
+
+
 def srdf_disabled_pairs(xml: str) -> list[tuple[str, str]]:
-    """Link pairs an SRDF's ``<disable_collisions>`` lists."""
+    """Link pairs an SRDF's ``<disable_collisions>`` lists, but those disabled for ``CHECKED_SRDF_REASONS``."""
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as error:
         raise RobotDescriptionError(f"SRDF is not valid XML: {error}") from error
-    return [(e.get("link1", ""), e.get("link2", "")) for e in root.iter("disable_collisions")]
+    return [(e.get("link1", ""), e.get("link2", "")) for e in root.iter("disable_collisions")
+            if e.get("reason", "") not in CHECKED_SRDF_REASONS]
 
 
 def check_base_frame(xml: str, base_frame: str, robot: str = "") -> None:
@@ -216,3 +223,12 @@ def check_base_frame(xml: str, base_frame: str, robot: str = "") -> None:
                                         f"to the URDF's root (e.g. the arm's mounting link)")
         parent = joint.find("parent")
         link = "" if parent is None else parent.get("link", "")
+
+
+def links_of_joints(xml: str, joints: set[str]) -> set[str]:
+    """The parent and child links of the URDF's ``joints`` (for a gripper: its hand and fingers)."""
+    links = set()
+    for joint in ET.fromstring(xml).findall("joint"):
+        if joint.get("name") in joints:
+            links.update(element.get("link") for element in (joint.find("parent"), joint.find("child")))
+    return links

@@ -73,14 +73,17 @@ class WorkspaceChecker:
         return frozenset(self.model.frames[objects[k].parentFrame].name for k in (pair.first, pair.second))
 
     def _drop_disabled_pairs(self) -> None:
-        """Remove the pairs of links the profile's SRDF disables."""
+        """Remove the pairs of links the profile's SRDF disables, and pairs within the gripper (its hand and
+        fingers touch by design; the sim excludes them too: TALOS's closing fingers were refused)."""
         disabled = {frozenset(p) for p in self.arm.profile.disabled_collisions}
-        if not disabled:
-            return
+        gripper = self.arm.gripper_links()
         geometry = self.geometry
-        for pair in list(geometry.collisionPairs):
-            if self._link_pair(pair) in disabled:
-                geometry.removeCollisionPair(pair)
+        # indices first: pinocchio's pair list holds references that shift as pairs are removed (removing while
+        # walking it skipped pairs: 6 of TALOS's gripper pairs stayed)
+        dropped = [(pair.first, pair.second) for pair in geometry.collisionPairs
+                   if (links := self._link_pair(pair)) in disabled or links <= gripper]
+        for first, second in dropped:
+            geometry.removeCollisionPair(pin.CollisionPair(first, second))
 
     def _drop_touching_pairs(self) -> None:
         """Remove pairs of geometries that touch by construction: those touching at home (fingers on their base),

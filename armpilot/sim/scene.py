@@ -206,7 +206,7 @@ def _configure_arm(spec: mujoco.MjSpec, arm: ArmModel) -> float:
     shoulder's hull overlaps a torso could never hold its pose against that contact). Returns the lowest z of
     the robot at home (m, base frame)."""
     profile = arm.profile
-    gripper_links = _gripper_links(profile)
+    gripper_links = arm.gripper_links()
     for body in spec.bodies:
         if body.name not in ("world",):
             body.gravcomp = 1.0
@@ -284,22 +284,6 @@ def _servo(effort: float) -> tuple[float, float, float]:
     """(stiffness, damping, armature) of a position servo for a joint with this effort limit."""
     kp = min(effort / SERVO_FULL_EFFORT_ERROR, SERVO_KP_MAX)
     return kp, KV_RATIO * kp, 0.1 if effort > 50 else 0.02
-
-
-def _gripper_links(profile: RobotProfile) -> set[str]:
-    """Links moved by the gripper joint or a joint mimicking it (they touch each other by design)."""
-    if not profile.gripper.joint:
-        return set()
-    import xml.etree.ElementTree as ET
-
-    moving = {profile.gripper.joint} | {n for n, j in profile.urdf_joints.items() if j.mimic == profile.gripper.joint}
-    root = ET.fromstring(profile.urdf_xml)
-    links = set()
-    for joint in root.findall("joint"):
-        if joint.get("name") in moving:
-            links.add(joint.find("child").get("link"))
-            links.add(joint.find("parent").get("link"))
-    return links
 
 
 def _add_task_bodies(spec: mujoco.MjSpec, task: Task) -> None:
