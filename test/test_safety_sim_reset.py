@@ -86,3 +86,24 @@ def test_the_node_drops_its_path_on_a_new_episode_and_names_a_bad_message():
     assert path.reference(20.0, reset) is None, "the next chunk and any hold start from the measured arm"
     SafetyNode.on_episode(node, String(data="not json"))
     assert rejected and rejected[-1][0] == Reason.MALFORMED and "/sim/episode" in rejected[-1][1]
+
+
+@pytest.mark.graph
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("sim_time", [False, True], ids=["real_arm", "sim"])
+def test_only_a_safety_node_on_sim_time_listens_to_simulator_resets(tmp_path, sim_time):
+    """On a real arm (wall time) a stray simulator in the same domain must not drop the node's path."""
+    import time
+
+    from armpilot.graph import NodeSpec
+    from armpilot.ros_nodes import topics
+    from graph_harness import running_graph
+
+    safety = (NodeSpec("safety", "safety_node", parameter_files=("safety.yaml",),
+                       parameters={"use_sim_time": sim_time}),)
+    with running_graph(safety, tmp_path) as (_graph, probe):
+        probe.spin_until(lambda: probe.get_subscriptions_info_by_topic(topics.JOINT_STATES), 30, "the safety node")
+        deadline = time.monotonic() + (5.0 if sim_time else 1.0)
+        while time.monotonic() < deadline and not probe.get_subscriptions_info_by_topic(topics.SIM_EPISODE):
+            probe.spin_for(0.1)
+        assert bool(probe.get_subscriptions_info_by_topic(topics.SIM_EPISODE)) == sim_time
