@@ -247,14 +247,20 @@ class PushedArm(FakeArm):
     """An arm something else moves: shoulder pan measured at ``speed`` rad/s, no proposals."""
 
     def __init__(self, probe, speed: float) -> None:
+        self.start = time.time()
         super().__init__(probe)
         self.propose = False
         self.velocity = np.zeros(len(CONTROLLED_JOINTS))
         self.velocity[0] = speed
 
     def tick_joints(self) -> None:
-        self.joints.publish(conv.joint_state_to_msg(CONTROLLED_JOINTS, HOME_POSITION, self.velocity,
-                                                    stamp=self.now()))
+        """Positions that move at the reported velocity (a hold does not believe a speed they do not show)."""
+        now = self.now()
+        phase = (now - self.start) % 2.0  # back and forth: 1 s out, 1 s back
+        out = phase < 1.0
+        moved = HOME_POSITION + self.velocity * (phase if out else 2.0 - phase)
+        velocity = self.velocity if out else -self.velocity
+        self.joints.publish(conv.joint_state_to_msg(CONTROLLED_JOINTS, moved, velocity, stamp=now))
 
 
 def test_the_node_holds_within_the_scaled_velocity_limit(tmp_path):
@@ -265,9 +271,12 @@ def test_the_node_holds_within_the_scaled_velocity_limit(tmp_path):
                        parameters={"velocity_scale": scale}),)
     limit = ArmModel().limits.velocity
     with running_graph(scaled, tmp_path) as (_graph, probe):
-        _arm, commands = PushedArm(probe, 0.9 * limit[0]), Commands(probe)
-        probe.spin_until(lambda: probe.joints is not None, 30, "the pushed arm's joint states")
+        arm, commands = PushedArm(probe, 0.9 * limit[0]), Commands(probe)
+        # the safety node's own subscription, not the probe's: an e-stop before its first state holds nothing
+        probe.spin_until(lambda: arm.joints.get_subscription_count() > 1, 30, "the safety node's joint states")
         probe.spin_for(0.5)
+        # early in an outward leg: the states before the e-stop show the arm's speed (not a turn)
+        probe.spin_until(lambda: 0.05 < (time.time() - arm.start) % 2.0 < 0.3, 5, "an outward leg")
         assert _call(probe, "/safety/estop").success
         probe.spin_until(lambda: commands.holds, 5, "the e-stop hold")
         hold = commands.holds[0]
@@ -276,6 +285,8 @@ def test_the_node_holds_within_the_scaled_velocity_limit(tmp_path):
         positions = np.array([list(p.positions) for p in hold.points])
         velocities = np.array([list(p.velocities) for p in hold.points])
         assert np.all(np.abs(velocities) <= bound), f"hold velocities {velocities.max(axis=0)} above {bound}"
+        pan = list(hold.joint_names).index(CONTROLLED_JOINTS[0])
+        assert abs(velocities[0, pan]) > 0.5 * bound[pan], "the hold brakes from the arm's (clipped) speed"
         if len(times) > 1:
             between = np.abs(np.diff(positions, axis=0)) / np.diff(times)[:, None]
             assert np.all(between <= bound), f"hold moves at {between.max(axis=0)} between points, bound {bound}"
