@@ -1,4 +1,5 @@
-"""Raw proposal bytes -> a message within ``InputBounds``, or the reason it is refused (the safety node's input)."""
+"""The safety node's inputs decoded within bounds: raw proposal bytes -> a message within ``InputBounds`` (or why it
+is refused), a ``/sim/episode`` message -> its start."""
 
 from __future__ import annotations
 

@@ -83,7 +83,6 @@ CLOCK_QOS = QoSProfile(
 """``/clock``: matches rclpy ``TimeSource``'s subscription."""
 
 
-
 def relaxed(profile: QoSProfile, policy: int) -> QoSProfile | None:
     """``profile`` with the incompatible ``policy`` (a ``QoSPolicyKind``) asking for less: volatile instead of
     transient local, best effort instead of reliable; None for a policy this package never sets."""
@@ -130,14 +129,15 @@ def subscribe_any_publisher(node: Any, msg_type: type, topic: str, callback: Cal
     return subscriptions
 
 
-def report_incompatible(node: Any, topic: str, profile: QoSProfile, consequence: str) -> SubscriptionEventCallbacks:
-    """Event callbacks for a subscription that keeps its ``profile`` (the safety node's inputs): a publisher offering
-    less is logged as an error naming the topic, the policy and ``consequence`` (rclpy's own line names neither)."""
+def report_incompatible(node: Any, topic: str, profile: QoSProfile, consequence: str) -> Callable[[Any], None]:
+    """An ``incompatible_qos`` event callback for a subscription that keeps its ``profile`` (the safety node's
+    inputs, the recorder's): a publisher offering less is logged as an error naming the topic, the policy and
+    ``consequence`` (rclpy's own line names neither)."""
     def report(event: Any) -> None:
         policy = QoSPolicyKind(int(event.last_policy_kind)).name.lower()
         node.get_logger().error(f"a publisher on {topic} offers less {policy} than {_describe(profile)}: nothing it "
                                 f"sends arrives; {consequence}")
-    return SubscriptionEventCallbacks(incompatible_qos=report)
+    return report
 
 
 def _key(profile: QoSProfile) -> tuple:

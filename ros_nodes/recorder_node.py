@@ -18,7 +18,7 @@ import importlib
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
-from rclpy.qos import QoSPolicyKind, QoSProfile
+from rclpy.qos import QoSProfile
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
@@ -67,10 +67,12 @@ class RecorderNode(Node):
             self.get_logger().warning(f"leftover of a crashed recorder: {result.line()}")
         self.latched: dict[str, tuple[bytes, int]] = {}
         for spec in self.specs:
-            events = SubscriptionEventCallbacks(message_lost=self._lost_counter(spec.name),
-                                                incompatible_qos=self._incompatible_reporter(spec))
-            self.create_subscription(message_class(spec.msgtype), spec.name, self._receiver(spec),
-                                     subscriber_qos(spec, self.config.queue_depth), raw=True,
+            profile = subscriber_qos(spec, self.config.queue_depth)
+            unheard = qos.report_incompatible(self, spec.name, profile, f"its messages are NOT recorded (set this "
+                                              f"topic's qos_profiles entry, '{spec.qos}' now, to 'sensor' for a "
+                                              f"best-effort publisher, 'state' for a volatile one)")
+            events = SubscriptionEventCallbacks(message_lost=self._lost_counter(spec.name), incompatible_qos=unheard)
+            self.create_subscription(message_class(spec.msgtype), spec.name, self._receiver(spec), profile, raw=True,
                                      event_callbacks=events)
         self.pub_diag = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.STATE_QOS)
         self.create_service(Trigger, "~/start", self.on_start)
@@ -100,17 +102,6 @@ class RecorderNode(Node):
         def lost(info) -> None:
             self.recorder.note_dropped(topic, int(getattr(info, "total_count_change", 1)))
         return lost
-
-    def _incompatible_reporter(self, spec: TopicSpec):
-        """An error naming the topic and the preset when a publisher offers less than it asks: DDS sends that
-        publisher nothing, so the topic would stay empty in every episode."""
-        def report(event) -> None:
-            policy = QoSPolicyKind(int(event.last_policy_kind)).name.lower()
-            self.get_logger().error(
-                f"{spec.name}: a publisher offers less {policy} than this recorder's '{spec.qos}' preset asks; its "
-                f"messages are NOT recorded (set this topic's qos_profiles entry to 'sensor' for a best-effort "
-                f"publisher, 'state' for a volatile one)")
-        return report
 
     def on_start(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         try:

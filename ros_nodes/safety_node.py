@@ -35,6 +35,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.duration import Duration
 from rclpy.clock import Clock, ClockType, JumpThreshold, TimeJump
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, PointCloud2
 from std_msgs.msg import String
@@ -118,7 +119,8 @@ class SafetyNode(OperatorServices, Node):
         unheard = qos.report_incompatible(self, topics.JOINT_STATES, qos.STATE_QOS, "publish the arm's joint states "
                                           "reliable (the safety node holds the arm without them)")
         self.joint_states = self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state,
-                                                     qos.STATE_QOS, event_callbacks=unheard)
+                                                     qos.STATE_QOS,
+                                                     event_callbacks=SubscriptionEventCallbacks(incompatible_qos=unheard))
         candidates = self.create_subscription(PointCloud2, topics.POLICY_CANDIDATES, self.on_candidates,
                                               qos.COMMAND_QOS, raw=True)
         teleop = self.create_subscription(JointTrajectory, topics.TELEOP_COMMAND, self.on_trajectory,

@@ -10,7 +10,8 @@ from std_msgs.msg import String
 
 from armpilot.perception.cloud import DetectedObject
 from armpilot.policies.base import Observation
-from armpilot.perception.grounding import (MAX_INSTRUCTION, NAMED_COLOURS, colour_word, named_first,
+from armpilot.features import MAX_INSTRUCTION_CHARS
+from armpilot.perception.grounding import (NAMED_COLOURS, colour_word, named_first,
                                            nearest_colour_word)
 from armpilot.robot import ArmModel
 from armpilot.robot_profile import load_profile
@@ -28,7 +29,7 @@ def _object(rgb, size: float = 0.05, x: float = 0.4) -> DetectedObject:
 def test_colour_words_are_found_and_bounded():
     assert colour_word("Touch the BLUE box, not the red one") == "blue"
     assert colour_word("push the box to the goal") is None
-    assert colour_word("x" * MAX_INSTRUCTION + " red") is None  # past the bound: not searched
+    assert colour_word("x" * MAX_INSTRUCTION_CHARS + " red") is None  # past the bound: not searched
 
 
 def test_an_instruction_past_the_bound_is_refused_by_the_policy_node_and_its_parameter():
@@ -37,7 +38,6 @@ def test_an_instruction_past_the_bound_is_refused_by_the_policy_node_and_its_par
     import threading
     from types import SimpleNamespace
 
-    from armpilot.features import MAX_INSTRUCTION_CHARS
     from armpilot.policies.config import PolicyNodeConfig
     from ros_nodes.policy_node import PolicyNode
 

@@ -30,13 +30,10 @@ NAMED_COLOURS: dict[str, tuple[float, float, float]] = {
 MIN_SATURATION = 0.25
 #: The nearest hue must be within this many degrees of the colour word's.
 MAX_HUE_DEG = 30.0
-#: Instructions longer than this (characters) are not searched (an outside input, bounded).
-MAX_INSTRUCTION = MAX_INSTRUCTION_CHARS
-
 
 def colour_word(instruction: str) -> str | None:
     """The first colour word of ``instruction`` (lower case), or None."""
-    for word in re.findall(r"[a-z]+", instruction[:MAX_INSTRUCTION].lower()):
+    for word in re.findall(r"[a-z]+", instruction[:MAX_INSTRUCTION_CHARS].lower()):
         if word in NAMED_COLOURS:
             return word
     return None

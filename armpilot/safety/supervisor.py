@@ -150,6 +150,10 @@ class Supervisor:
         if silent is None:
             return (f"joint {name} (not commanded by the controller, read for the checks) has no reading stamped "
                     f"in time yet")
+        return self._passive_expired(name, silent)
+
+    def _passive_expired(self, name: str, silent: float) -> str:
+        """Why passive joint ``name``, unread for ``silent`` s, is too old ("" within ``passive_state_timeout``)."""
         if silent <= self.passive_state_timeout:
             return ""
         return (f"joint {name} (not commanded by the controller, read for the checks) unread for {silent:.2f} s "
@@ -302,9 +306,9 @@ class Supervisor:
         silent = self.joint_state_silence(wall, now)
         if silent is not None and silent > self.joint_state_timeout:
             return Reason.JOINT_STATE_TIMEOUT, f"/joint_states silent for {silent:.2f} s"
-        quiet = self.passive_silence(wall, now)
-        if quiet is not None and quiet[1] is not None and quiet[1] > self.passive_state_timeout:
-            return Reason.JOINT_STATE_TIMEOUT, self.passive_problem(wall, now)
+        quiet = self.passive_silence(wall, now)  # never read: refused, but nothing to hold from yet
+        if quiet is not None and quiet[1] is not None and (expired := self._passive_expired(*quiet)):
+            return Reason.JOINT_STATE_TIMEOUT, expired
         executing = now < self.state.executing_until
         last = self.state.last_proposal
         if executing and last is not None and now - last > self.proposal_timeout:
