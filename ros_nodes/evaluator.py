@@ -32,6 +32,7 @@ from armpilot.control.trajectory import STAMP_TOLERANCE
 from armpilot.evaluation import EpisodeResult, LatencyLog, RateMeter
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos, topics
+from armpilot.sim.episode_message import decode_episode
 from armpilot.tasks import TASKS
 
 #: Success messages within this much sim time after a reset are ignored (in flight from before).
@@ -140,7 +141,10 @@ class EvaluatorNode(Node):
         self.goal_distance = round(float(np.hypot(obj.x - goal.x, obj.y - goal.y)), 4)
 
     def on_episode(self, msg: String) -> None:
-        self.episode_info = json.loads(msg.data)
+        try:
+            self.episode_info = decode_episode(msg.data)
+        except ValueError as error:
+            self.get_logger().error(f"{topics.SIM_EPISODE}: ignored: {error}", throttle_duration_sec=2.0)
 
     def on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:

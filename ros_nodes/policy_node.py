@@ -7,12 +7,10 @@ reach and pick derive it from the object when none is given), resets the backend
 ``rate_hz`` publishes N candidate chunks on ``/policy/candidates`` (an N x H x J table stamped with the
 observation's time, points at ``chunk_dt * (1..H)`` after it) for the safety/verifier node to choose from.
 It never talks to the controller, and proposes nothing while its observation is stale (the safety node
-then holds the arm).
-
-Inference runs on a worker thread, off the executor, so joint states keep arriving and the next chunk is
-computed while the current one executes. A finished chunk stays anchored on its observation's stamp:
-points already due are dropped, and a chunk whose observation is older than ``observation_budget`` is not
-sent. NaN observations skip a cycle. Latency and counts go to ``/diagnostics`` at 1 Hz.
+then holds the arm). Inference runs on a worker thread, off the executor, so joint states keep arriving and
+the next chunk is computed while the current one executes. A finished chunk stays anchored on its
+observation's stamp: points already due are dropped, a chunk whose observation is older than
+``observation_budget`` is not sent. NaN observations skip a cycle. Latency, counts: ``/diagnostics``, 1 Hz.
 
 ``transition`` decides how a new chunk takes over: ``replace``, ``ensemble`` (blended with the previous
 chunk) or ``rtc`` (Real-Time Chunking: the backend inpaints the new chunk so that its frames due before it
@@ -22,7 +20,6 @@ is ready, a running high percentile of the measured latency plus ``min_lead``, e
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
@@ -62,6 +59,7 @@ from armpilot.ros_nodes.policy_diagnostics import policy_diagnostics
 from armpilot.ros_nodes.robot_loading import load_robot
 from armpilot.safety.limits import SafetyConfig
 from armpilot.safety.state_tracking import controller_joints
+from armpilot.sim.episode_message import decode_episode
 from armpilot.tasks import task_for_robot
 
 
@@ -221,9 +219,12 @@ class PolicyNode(Node):
             self.get_logger().info(f"episode {self.episode}: handed over to the second backend")
 
     def on_episode(self, msg: String) -> None:
-        info = json.loads(msg.data)
+        try:
+            info = decode_episode(msg.data)
+        except ValueError as error:
+            return self.get_logger().error(f"{topics.SIM_EPISODE}: ignored: {error}", throttle_duration_sec=2.0)
         if info["episode"] != self.episode:
-            self.begin_episode(info["episode"], float(info["start"]), f"seed {info['seed']}")
+            self.begin_episode(info["episode"], info["start"], f"seed {info.get('seed')}")
 
     def on_goal(self, msg: PoseStamped) -> None:
         """The task goal; in continuous episodes a new one begins the next episode."""

@@ -1,10 +1,8 @@
 """The safety node's inputs decoded within bounds: raw proposal bytes -> a message within ``InputBounds`` (or why it
-is refused), a ``/sim/episode`` message -> its start."""
+is refused)."""
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
 
 from rclpy.serialization import deserialize_message
@@ -30,20 +28,3 @@ def decode_proposal(bounds: InputBounds, raw: bytes, msg_type: type) -> tuple[An
     if problem is not None:
         return None, Reason.OVERSIZED, f"{msg_type.__name__}: {problem}"
     return msg, "", ""
-
-
-#: Largest /sim/episode message read, bytes (the simulator's is a few hundred).
-MAX_EPISODE_MESSAGE = 65536
-
-
-def episode_start(data: str) -> float:
-    """The ``start`` (s) of a ``/sim/episode`` JSON message; ValueError naming what is wrong with it."""
-    if len(data) > MAX_EPISODE_MESSAGE:
-        raise ValueError(f"{len(data)} characters (max {MAX_EPISODE_MESSAGE})")
-    try:
-        start = float(json.loads(data)["start"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"no numeric 'start' in {data[:80]!r} ({error!r})") from error
-    if not math.isfinite(start):
-        raise ValueError(f"'start' is {start}")
-    return start

@@ -59,8 +59,9 @@ from armpilot.safety.stopping import crosses_limit
 from armpilot.safety.supervisor import Supervisor, proposer_fault
 from armpilot.safety.verifier import VerifierConfig, sample_chunk, select
 from armpilot.safety.workspace import WorkspaceChecker
+from armpilot.sim.episode_message import decode_episode
 from armpilot.ros_nodes.safety_services import OperatorServices
-from armpilot.ros_nodes.proposal_decoding import decode_proposal, episode_start
+from armpilot.ros_nodes.proposal_decoding import decode_proposal
 
 #: Clock jumps reported (s): any jump back, forward jumps beyond this.
 CLOCK_JUMP_FORWARD_S = 1.0
@@ -176,7 +177,7 @@ class SafetyNode(OperatorServices, Node):
         """armpilot's simulator reset its world (``Supervisor.sim_reset``); a real arm has no such topic."""
         try:
             with self.lock:
-                if self.supervisor.sim_reset(episode_start(msg.data), self.now()):
+                if self.supervisor.sim_reset(decode_episode(msg.data)["start"], self.now()):
                     self.path.clear()  # chunks and holds start from the measured arm, as at start-up
         except ValueError as error:
             self.reject(Reason.MALFORMED, f"{topics.SIM_EPISODE}: {error}")

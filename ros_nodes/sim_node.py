@@ -37,6 +37,7 @@ from armpilot.ros_nodes import qos, topics  # noqa: E402
 from armpilot.ros_nodes.lifecycle import run_node  # noqa: E402
 from armpilot.ros_nodes.params import declare_config  # noqa: E402
 from armpilot.sim.config import SimConfig  # noqa: E402
+from armpilot.sim.episode_message import encode_episode  # noqa: E402
 from armpilot.sim.runner import SimRunner  # noqa: E402
 from armpilot.sim.scene import CameraConfig  # noqa: E402
 from armpilot.sim.scenes import variation_summary  # noqa: E402
@@ -119,10 +120,9 @@ class SimNode(Node):
         return response
 
     def publish_episode(self) -> None:
-        info = {"episode": self.runner.episode, "seed": self.runner.seed, "task": self.config.task,
-                "start": self.runner.episode_start,
-                "goal": self.runner.world.goal_position().round(5).tolist(),
-                "scene": variation_summary(self.runner.world.variation)}
+        info = encode_episode(self.runner.episode, self.runner.seed, self.config.task, self.runner.episode_start,
+                              self.runner.world.goal_position().round(5).tolist(),
+                              variation_summary(self.runner.world.variation))
         goal = PoseStamped()  # the sim plays the user who says where the task should end
         conv.set_header(goal, conv.sec_to_stamp(self.runner.episode_start), self.base_frame)
         goal.pose.position.x, goal.pose.position.y, goal.pose.position.z = map(float, self.runner.world.goal_position())
@@ -130,7 +130,7 @@ class SimNode(Node):
         self.publish(self.pub_goal, goal)
         if self.runner.world.instruction:  # the language task: the sim says which box, as a user would
             self.publish(self.pub_instruction, String(data=self.runner.world.instruction))
-        self.publish(self.pub_episode, String(data=json.dumps(info)))
+        self.publish(self.pub_episode, String(data=info))
 
     def publish(self, publisher, msg) -> None:
         """Publish like a driver: a failed DDS write (a stalled subscriber filled the transport) drops this

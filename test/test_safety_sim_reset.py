@@ -22,7 +22,7 @@ from armpilot.robot import ArmModel
 from armpilot.safety.limits import SafetyConfig, check_chunk
 from armpilot.safety.state_tracking import ArmState, CommandedPath
 from armpilot.safety.supervisor import Supervisor
-from armpilot.ros_nodes.proposal_decoding import episode_start
+from armpilot.sim.episode_message import decode_episode, encode_episode
 from robot_variants import profile
 
 CFG = SafetyConfig()
@@ -69,10 +69,33 @@ def test_a_reset_is_taken_once_and_chunks_stamped_before_it_are_refused():
     assert sup.before_reset(10.1) == ""
 
 
-@pytest.mark.parametrize("data", ["", "{}", '{"start": "soon"}', '{"start": NaN}', "x" * 70000, "[1, 2]"])
+@pytest.mark.parametrize("data", ["", "{}", '{"start": "soon", "episode": 1}', '{"start": NaN, "episode": 1}',
+                                  "x" * 70000, "[1, 2]", '{"start": 1.0}', '{"start": 1.0, "episode": true}',
+                                  '{"start": 1.0, "episode": "2"}', '{"start": null, "episode": 2}'])
 def test_an_unreadable_episode_message_is_named(data):
     with pytest.raises(ValueError):
-        episode_start(data)
+        decode_episode(data)
+
+
+def test_the_sims_announcement_reads_back():
+    info = decode_episode(encode_episode(4, 7, "pick", 12.5, [0.4, -0.1, 0.02], {"distractors": 2}))
+    assert (info["episode"], info["seed"], info["task"], info["start"]) == (4, 7, "pick", 12.5)
+    assert info["goal"] == [0.4, -0.1, 0.02] and info["scene"] == {"distractors": 2}
+
+
+def test_the_policy_node_ignores_an_unreadable_announcement_and_names_it():
+    """Before session 30 the policy node parsed /sim/episode unchecked: a stray publisher's message killed it."""
+    from ros_nodes.policy_node import PolicyNode
+
+    errors: list[str] = []
+    begun: list[tuple[int, float]] = []
+    node = SimpleNamespace(episode=-1, get_logger=lambda: SimpleNamespace(error=lambda m, **_: errors.append(m)),
+                           begin_episode=lambda e, start, why: begun.append((e, start)))
+    for data in ("not json", '{"episode": 1}', "x" * 70000):
+        PolicyNode.on_episode(node, String(data=data))
+    assert not begun and len(errors) == 3 and all("/sim/episode" in e for e in errors)
+    PolicyNode.on_episode(node, String(data=encode_episode(1, 1, "push", 3.0, [0.5, 0.0, 0.0], {})))
+    assert begun == [(1, 3.0)]
 
 
 def test_the_node_drops_its_path_on_a_new_episode_and_names_a_bad_message():
