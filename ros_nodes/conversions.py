@@ -45,6 +45,8 @@ _FIELD_DTYPES: dict[int, np.dtype] = {  # PointField datatype -> little-endian d
     PointField.FLOAT32: np.dtype("<f4"), PointField.FLOAT64: np.dtype("<f8"),
 }
 _DTYPE_FIELDS = {(dt.kind, dt.itemsize): code for code, dt in _FIELD_DTYPES.items()}
+#: Largest camera image accepted from a CameraInfo, pixels (consumers precompute per-pixel arrays from it).
+MAX_CAMERA_PIXELS = 4096 * 4096
 
 
 def _encoding(encoding: str) -> tuple[np.dtype, int]:
@@ -153,6 +155,8 @@ def intrinsics_from_msg(msg: CameraInfo) -> tuple[float, float, float, float, in
         raise ConversionError(f"CameraInfo principal point ({cx}, {cy}) is not finite")
     if msg.width <= 0 or msg.height <= 0:
         raise ConversionError(f"CameraInfo image size is {msg.width}x{msg.height}")
+    if msg.width * msg.height > MAX_CAMERA_PIXELS:
+        raise ConversionError(f"CameraInfo image size {msg.width}x{msg.height} exceeds {MAX_CAMERA_PIXELS} pixels")
     return fx, fy, cx, cy, int(msg.width), int(msg.height)
 
 
@@ -214,6 +218,9 @@ def cloud_dtype(msg: PointCloud2) -> np.dtype:
         if f.name in names:
             raise ConversionError(f"duplicate point field {f.name!r}")
         base = _FIELD_DTYPES[f.datatype].newbyteorder(">" if msg.is_bigendian else "<")
+        if f.count * base.itemsize > msg.point_step:  # checked before numpy builds a (count,) sub-array dtype
+            raise ConversionError(f"point field {f.name!r} ({f.count} x {base.itemsize} B) exceeds point_step "
+                                  f"{msg.point_step}")
         fmt = base if f.count <= 1 else np.dtype((base, (int(f.count),)))
         if f.offset + fmt.itemsize > msg.point_step:
             raise ConversionError(f"point field {f.name!r} (offset {f.offset}, "
@@ -221,8 +228,11 @@ def cloud_dtype(msg: PointCloud2) -> np.dtype:
         names.append(f.name)
         formats.append(fmt)
         offsets.append(int(f.offset))
-    return np.dtype({"names": names, "formats": formats, "offsets": offsets,
-                     "itemsize": int(msg.point_step)})
+    try:
+        return np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                         "itemsize": int(msg.point_step)})
+    except (ValueError, TypeError) as error:  # numpy's own refusal of a layout
+        raise ConversionError(f"point fields {names} do not form a record: {error}") from error
 
 
 def pointcloud_from_msg(msg: PointCloud2) -> np.ndarray:

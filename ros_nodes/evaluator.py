@@ -119,7 +119,11 @@ class EvaluatorNode(Node):
     def on_color(self, msg: Image) -> None:
         self.rates[topics.COLOR_IMAGE].tick(time.monotonic())
         if self.keep_frames:
-            self.latest_frame = conv.image_from_msg(msg).copy()
+            try:
+                self.latest_frame = conv.image_from_msg(msg).copy()
+            except conv.ConversionError as error:
+                self.get_logger().warning(f"{topics.COLOR_IMAGE}: {error}", throttle_duration_sec=5.0)
+                return
             for listener in self.frame_listeners:
                 listener(self.latest_frame)
 
@@ -133,7 +137,7 @@ class EvaluatorNode(Node):
         """[object, goal] from the sim: keep the object's distance to the goal in the table plane (m), for tasks
         whose goal the user gives (push, place); samples stamped up to the episode's start are the last one's."""
         task = self.episode_info.get("task")
-        if len(msg.poses) < 2 or task not in TASKS or not TASKS[task].needs_user_goal:
+        if len(msg.poses) < 2 or not isinstance(task, str) or task not in TASKS or not TASKS[task].needs_user_goal:
             return
         if conv.stamp_to_sec(msg.header.stamp) <= float(self.episode_info.get("start", 0.0)) + STAMP_TOLERANCE:
             return

@@ -195,8 +195,8 @@ class SafetyNode(OperatorServices, Node):
             return
         try:
             table = candidates_from_msg(msg)
-        except conv.ConversionError as error:
-            self.reject(Reason.MALFORMED, str(error))
+        except Exception as error:  # noqa: BLE001 - whatever a hostile table raises, the node refuses it and runs on
+            self.reject(Reason.MALFORMED, f"{type(error).__name__}: {error}")
             return
         with self.lock:
             self.candidates_seen += len(table.positions)

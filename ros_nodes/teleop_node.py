@@ -111,6 +111,9 @@ class TeleopNode(Node):
             measured = conv.positions_by_name(msg, self.names)
         except conv.ConversionError:
             return
+        if not np.all(np.isfinite(measured)):  # NaN here reaches the IK (LinAlgError) in on_tick
+            self.get_logger().warning(f"{topics.JOINT_STATES}: non-finite position; ignored", throttle_duration_sec=2.0)
+            return
         self.measured = np.append(measured, 0.0) if self.placeholder_gripper else measured.copy()
         self.measured_stamp = msg.header.stamp
         self.measured_at = time.monotonic()

@@ -159,6 +159,8 @@ def test_intrinsics_errors() -> None:
         intrinsics_from_msg(camera_info_msg(0, 0, 600, 600, 320, 240))
     with pytest.raises(ConversionError, match="principal"):
         intrinsics_from_msg(camera_info_msg(640, 480, 600, 600, float("nan"), 240))
+    with pytest.raises(ConversionError, match="exceeds"):  # consumers build per-pixel rays from it (12 TiB here)
+        intrinsics_from_msg(camera_info_msg(2**20, 2**20, 600, 600, 320, 240))
 
 
 # ------------------------------------------------------------------ point clouds

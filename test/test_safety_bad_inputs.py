@@ -149,3 +149,26 @@ def test_a_message_that_does_not_deserialize_is_refused_as_malformed_not_a_crash
             raise AssertionError(f"{msg_type.__name__}: {error!r} escapes the callback") from error
         assert decoded is None
     assert [reason for reason, _ in rejected] == [Reason.MALFORMED, Reason.MALFORMED]
+
+
+@pytest.mark.parametrize("count", [2**31, 2**32 - 1])
+def test_a_candidate_table_whose_field_count_numpy_refuses_is_malformed_not_a_crash(count):
+    """Session 30's audit: 16 bytes (1 x 1 x 1, within every bound) with ``PointField.count`` = 2**31 made numpy
+    raise a plain ValueError in ``cloud_dtype``, which ``on_candidates`` did not catch: the safety node died."""
+    import array
+
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import PointCloud2, PointField
+
+    from armpilot.safety.input_bounds import InputBounds
+    from ros_nodes.safety_node import SafetyNode
+
+    msg = PointCloud2(height=1, width=1, point_step=16, row_step=16, is_bigendian=False)
+    msg.fields = [PointField(name="time_from_start", offset=0, datatype=PointField.FLOAT64, count=1),
+                  PointField(name="joint1", offset=8, datatype=PointField.FLOAT64, count=count)]
+    msg.data = array.array("B", bytes(16))
+    rejected: list[tuple[str, str]] = []
+    node = SimpleNamespace(bounds=InputBounds(), reject=lambda r, d: rejected.append((r, d)))
+    node.decode = lambda raw, msg_type: SafetyNode.decode(node, raw, msg_type)
+    SafetyNode.on_candidates(node, serialize_message(msg))
+    assert [reason for reason, _ in rejected] == [Reason.MALFORMED] and "joint1" in rejected[0][1]

@@ -142,6 +142,8 @@ def test_joy_axes_deadzone_and_button_edges():
     assert held.gripper is Gripper.NONE and held.events == (), "buttons act once per press"
     cmd = joy.command([], [0, 1, 0, 0, 1, 1, 1, 0])
     assert not np.any(cmd.twist) and cmd.events == (STOP, DISCARD) and cmd.speed_steps == 0
+    nan_axis = joy.command([0.0, float("nan"), 0.0, float("inf")], [])
+    assert np.all(nan_axis.twist == 0.0), "a broken axis reads as centred: NaN reached the IK and killed the node"
 
 
 def test_joy_mapping_is_configurable_and_validated():

@@ -7,6 +7,7 @@ follower that samples it in time. Times in seconds, positions in rad / m.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -72,7 +73,7 @@ def validate_trajectory(
     if len(times) == 0:
         raise TrajectoryError(Reason.EMPTY, "the trajectory has no points")
     if len(set(names)) != len(names):
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = sorted(n for n, count in Counter(names).items() if count > 1)[:20]
         raise TrajectoryError(Reason.DUPLICATE_JOINT, f"joint names repeated: {dupes}")
     unknown = [n for n in names if n not in controller_joints]
     if unknown:

@@ -25,13 +25,13 @@ def decode_episode(data: str) -> dict[str, Any]:
         raise ValueError(f"{len(data)} characters (max {MAX_EPISODE_MESSAGE})")
     try:
         info = json.loads(data)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: arrays/objects nested thousands deep
         raise ValueError(f"not JSON: {data[:80]!r} ({error})") from error
     if not isinstance(info, dict):
         raise ValueError(f"not a JSON object: {data[:80]!r}")
     try:
         start, episode = float(info["start"]), info["episode"]
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, OverflowError) as error:  # OverflowError: an int beyond float
         raise ValueError(f"no numeric 'start' and 'episode' in {data[:80]!r} ({error!r})") from error
     if not math.isfinite(start):
         raise ValueError(f"'start' is {start}")

@@ -160,6 +160,7 @@ class JoyMapper:
         """The command for one Joy message (missing axes/buttons read as zero)."""
         m = self.mapping
         raw = np.array([axes[i] if 0 <= i < len(axes) else 0.0 for i in m.joy_axes], dtype=float)
+        raw[~np.isfinite(raw)] = 0.0  # a NaN axis would reach the IK (np.clip keeps NaN)
         twist = apply_deadzone(raw, m.joy_deadzone) * np.asarray(m.joy_axis_scale, dtype=float)
         gripper = Gripper.TOGGLE if self._pressed(buttons, m.joy_button_gripper) else Gripper.NONE
         steps = int(self._pressed(buttons, m.joy_button_faster)) - int(self._pressed(buttons, m.joy_button_slower))
