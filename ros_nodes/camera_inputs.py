@@ -29,7 +29,15 @@ class CameraInputs:
             self.skip("bad_camera_info", str(error))
             return None
 
-    def report_out_of_order(self) -> None:
-        """Count frames the pairer refused for being older than the last pair."""
+    def report_out_of_order(self) -> bool:
+        """Count frames the pairer refused for being older than the last pair; True when the pairer has just
+        started afresh because the stamps went back for good (then warn: what follows the jump is used)."""
         if self.pairer.out_of_order > self.problems.counts["out_of_order"]:
             self.skip("out_of_order", f"a frame older than the last paired one ({self.pairer.last_stamp:.3f} s)")
+        if self.pairer.resyncs <= self.problems.counts["stamps_went_back"]:
+            return False
+        self.problems.record("stamps_went_back", "")
+        self.get_logger().warning(f"{self.pairer.resync_after} frames in a row older than the last pair: the camera's "
+                                  "stamps went back (a bag replayed in a loop? a restarted driver?); pairing again "
+                                  "from the newest frames")
+        return True

@@ -150,7 +150,8 @@ class TracksNode(CameraInputs, Node):
         self.on_pair(self.pairer.add_second(conv.stamp_to_sec(msg.header.stamp), msg))
 
     def on_pair(self, pair: PairResult[Image, Image] | None) -> None:
-        self.report_out_of_order()
+        if self.report_out_of_order():
+            self.tracker.reset()  # its frames must come in increasing time
         if pair is None:
             return
         try:

@@ -24,15 +24,24 @@ class ApproximateTimePairer(Generic[A, B]):
 
     Keeps up to ``queue_size`` unmatched items per stream; when a pair is made,
     everything older on both streams is dropped. Items older than the last
-    pair are rejected (out of order) and counted.
+    pair are rejected (out of order) and counted. ``resync_after`` of them in a
+    row mean the stamps went back for good (a bag replayed in a loop, a camera
+    driver restarted, one frame stamped far ahead): the pairer then starts
+    afresh from the item that made the count (``resyncs`` counts these), so
+    one bad stamp never stops a node's frames for good.
     """
 
-    def __init__(self, slop: float = 0.02, queue_size: int = 5) -> None:
+    def __init__(self, slop: float = 0.02, queue_size: int = 5, resync_after: int = 10) -> None:
+        if resync_after < 1:
+            raise ValueError(f"resync_after must be >= 1, got {resync_after}")
         self.slop = slop
+        self.resync_after = resync_after
         self._first: deque[tuple[float, A]] = deque(maxlen=queue_size)
         self._second: deque[tuple[float, B]] = deque(maxlen=queue_size)
         self.last_stamp = float("-inf")
         self.out_of_order = 0
+        self.out_of_order_in_a_row = 0
+        self.resyncs = 0
 
     def add_first(self, stamp: float, item: A) -> PairResult[A, B] | None:
         """Add an item of the first stream; returns a pair if one is complete."""
@@ -45,7 +54,14 @@ class ApproximateTimePairer(Generic[A, B]):
     def _add(self, stamp: float, item: Any, queue: deque) -> PairResult | None:
         if stamp <= self.last_stamp:
             self.out_of_order += 1
-            return None
+            self.out_of_order_in_a_row += 1
+            if self.out_of_order_in_a_row < self.resync_after:
+                return None
+            self.resyncs += 1
+            self.last_stamp = float("-inf")
+            self._first.clear()
+            self._second.clear()
+        self.out_of_order_in_a_row = 0
         queue.append((stamp, item))
         best = None
         for s1, a in self._first:
