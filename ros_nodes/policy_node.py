@@ -39,7 +39,6 @@ from armpilot.control.trajectory import STAMP_TOLERANCE
 from armpilot.dataset.points_feature import decode_points_msg
 from armpilot.dataset.resampler import ClockJumpError, LiveSampler
 from armpilot.dataset.tracks_feature import decode_tracks_msg
-from armpilot.features import MAX_INSTRUCTION_CHARS
 from armpilot.policies.base import Observation, feed_problem, transition_problem
 from armpilot.policies.chunking import blend_with_previous, drop_past_points, fit_to_limits
 from armpilot.policies.workspace_fit import WorkspaceFit
@@ -56,17 +55,17 @@ from armpilot.ros_nodes.candidate_conversions import candidates_to_msg
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
 from armpilot.ros_nodes.policy_diagnostics import policy_diagnostics
+from armpilot.ros_nodes.policy_task_inputs import TaskInputs
 from armpilot.ros_nodes.robot_loading import load_robot
 from armpilot.safety.limits import SafetyConfig
 from armpilot.safety.state_tracking import controller_joints
-from armpilot.sim.episode_message import decode_episode
 from armpilot.tasks import task_for_robot
 
 
 JOINTS, OBJECT = "joints", "object"
 
 
-class PolicyNode(Node):
+class PolicyNode(TaskInputs, Node):
     """Thin shell: latest observation -> backend -> JointTrajectory."""
 
     def __init__(self) -> None:
@@ -110,8 +109,9 @@ class PolicyNode(Node):
         self.fresh_episode = False
         self.pub = self.create_publisher(PointCloud2, topics.POLICY_CANDIDATES, qos.COMMAND_QOS)
         self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, qos.STATE_QOS)
-        object_topic = topics.PERCEPTION_OBJECTS if cfg.object_source == "perception" else topics.SIM_PRIVILEGED_OBJECTS
-        self.create_subscription(PoseArray, object_topic, self.on_objects, qos.STATE_QOS)
+        privileged = cfg.object_source != "perception"
+        self.object_topic = topics.SIM_PRIVILEGED_OBJECTS if privileged else topics.PERCEPTION_OBJECTS
+        self.create_subscription(PoseArray, self.object_topic, self.on_objects, qos.STATE_QOS)
         if cfg.episodes == "sim":
             self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
         else:
@@ -161,6 +161,8 @@ class PolicyNode(Node):
 
     def on_objects(self, msg: PoseArray) -> None:
         """Keep the task object: the first pose (perception: the largest object; privileged: [object, goal])."""
+        if not self.in_base_frame(self.object_topic, msg.header):
+            return
         stamp = conv.stamp_to_sec(msg.header.stamp)
         self.objects_alive = stamp  # the stream is alive even when the object is hidden by the gripper
         if msg.poses:
@@ -191,77 +193,6 @@ class PolicyNode(Node):
             except (conv.ConversionError, ValueError) as error:
                 self.get_logger().warning(f"{topic}: {error}", throttle_duration_sec=5.0)
         return receive
-
-    def on_instruction(self, msg: String) -> None:
-        """A new language instruction for backends that take one; an empty one is refused."""
-        if not msg.data.strip() or len(msg.data) > MAX_INSTRUCTION_CHARS:
-            self.get_logger().error(f"{topics.POLICY_INSTRUCTION}: the instruction is empty or longer than "
-                                    f"{MAX_INSTRUCTION_CHARS} characters ({len(msg.data)}); keeping the previous one")
-            return
-        if not self.backend.capabilities.takes_instruction:
-            self.get_logger().warning(f"backend '{self.config.backend}' takes no instruction; ignoring "
-                                      f"'{msg.data}'", throttle_duration_sec=10.0)
-            return
-        with self.policy_lock:
-            try:
-                self.backend.set_instruction(msg.data.strip())
-            except ValueError as error:
-                self.get_logger().error(str(error))
-                return
-        self.get_logger().info(f"instruction: '{msg.data.strip()}'")
-
-    def on_handover(self, msg: Int64) -> None:
-        """The second backend drives the rest of episode ``msg.data`` (now, or once that episode begins)."""
-        self.handover_episode = msg.data
-        if msg.data == self.episode:
-            with self.policy_lock:
-                self.backend.hand_over()
-            self.get_logger().info(f"episode {self.episode}: handed over to the second backend")
-
-    def on_episode(self, msg: String) -> None:
-        try:
-            info = decode_episode(msg.data)
-        except ValueError as error:
-            return self.get_logger().error(f"{topics.SIM_EPISODE}: ignored: {error}", throttle_duration_sec=2.0)
-        if info["episode"] != self.episode:
-            self.begin_episode(info["episode"], info["start"], f"seed {info.get('seed')}")
-
-    def on_goal(self, msg: PoseStamped) -> None:
-        """The task goal; in continuous episodes a new one begins the next episode."""
-        frame = msg.header.frame_id.lstrip("/")
-        if frame not in ("", self.base_frame):
-            self.get_logger().error(f"{topics.POLICY_GOAL}: goal in frame '{frame}', expected the robot's base "
-                                    f"frame '{self.base_frame}'; goal ignored")
-            return
-        p = msg.pose.position
-        continuous = self.config.episodes == "continuous"
-        now = self.get_clock().now().nanoseconds * 1e-9
-        try:
-            changed = self.goal.set_user_goal(now if continuous else conv.stamp_to_sec(msg.header.stamp),
-                                              np.array([p.x, p.y, p.z]))
-        except ValueError as error:
-            self.get_logger().error(f"{topics.POLICY_GOAL}: {error}; goal ignored")
-            return
-        if not np.all(np.isfinite(self.goal.current())) or not np.allclose(self.goal.current(), [p.x, p.y, p.z]):
-            self.get_logger().warning(f"{topics.POLICY_GOAL}: goal stamped before this episode began (stamp 0? the "
-                                      "sim graphs take goals stamped at or after the episode start); ignored")
-            return
-        self.get_logger().info(f"goal {np.round([p.x, p.y, p.z], 3).tolist()} in '{self.base_frame}'")
-        if changed and continuous:
-            self.begin_episode(self.episode + 1, now, "a new goal")
-
-    def begin_episode(self, episode: int, start: float, why: str) -> None:
-        """Forget the previous episode's observations, goal and executing chunk; reset the backend."""
-        self.episode, self.episode_start = episode, start
-        self.goal.start_episode(start)
-        self.sampler.reset()
-        with self.policy_lock:
-            self.backend.reset()
-            if self.handover_episode == episode:
-                self.backend.hand_over()
-            self.executing = None
-        self.fresh_episode = True
-        self.get_logger().info(f"episode {episode} ({why}) began at {start:.3f} s")
 
     def observation(self) -> Observation | None:
         """The observation at the latest joint state's stamp, sampled-and-held by the same resampler

@@ -52,3 +52,14 @@ def test_an_oversized_cloud_is_refused_before_decoding():
 
     with pytest.raises(ValueError, match="points"):
         decode_points_msg(Cloud())
+
+
+def test_an_oversized_tracks_table_is_refused_before_decoding():
+    """Before session 30 ``/perception/tracks`` had no bound, unlike the cloud."""
+    from armpilot.dataset.tracks_feature import MAX_TRACK_ROWS, decode_tracks_msg
+
+    class Tracks:  # only the size is read before the refusal
+        width, height = MAX_TRACK_ROWS // 2 + 1, 2
+
+    with pytest.raises(ValueError, match="rows"):
+        decode_tracks_msg(Tracks())

@@ -84,21 +84,6 @@ def test_the_sims_announcement_reads_back():
     assert info["goal"] == [0.4, -0.1, 0.02] and info["scene"] == {"distractors": 2}
 
 
-def test_the_policy_node_ignores_an_unreadable_announcement_and_names_it():
-    """Before session 30 the policy node parsed /sim/episode unchecked: a stray publisher's message killed it."""
-    from ros_nodes.policy_node import PolicyNode
-
-    errors: list[str] = []
-    begun: list[tuple[int, float]] = []
-    node = SimpleNamespace(episode=-1, get_logger=lambda: SimpleNamespace(error=lambda m, **_: errors.append(m)),
-                           begin_episode=lambda e, start, why: begun.append((e, start)))
-    for data in ("not json", '{"episode": 1}', "x" * 70000):
-        PolicyNode.on_episode(node, String(data=data))
-    assert not begun and len(errors) == 3 and all("/sim/episode" in e for e in errors)
-    PolicyNode.on_episode(node, String(data=encode_episode(1, 1, "push", 3.0, [0.5, 0.0, 0.0], {})))
-    assert begun == [(1, 3.0)]
-
-
 def test_the_node_drops_its_path_on_a_new_episode_and_names_a_bad_message():
     from ros_nodes.safety_node import SafetyNode
 

@@ -105,8 +105,19 @@ def select_tracks(table: np.ndarray, k: int = NUM_TRACKS, horizon: int = NUM_STE
     return out
 
 
+#: Most rows (track points) a ``/perception/tracks`` message may hold (the tracks node sends K x T, a few thousand).
+MAX_TRACK_ROWS = 1_000_000
+
+
 def decode_tracks_msg(msg: Any) -> np.ndarray:
-    """``_DECODERS`` entry: a ``/perception/tracks`` message -> (K, T, 3) xyz, NaN where missing."""
+    """``_DECODERS`` entry: a ``/perception/tracks`` message -> (K, T, 3) xyz, NaN where missing.
+
+    Raises:
+        ValueError: a table of more than ``MAX_TRACK_ROWS`` rows, or a malformed one (named).
+    """
+    rows = int(msg.width) * int(msg.height)
+    if rows > MAX_TRACK_ROWS:
+        raise ValueError(f"a tracks table of {rows} rows (more than {MAX_TRACK_ROWS}) is refused")
     return select_tracks(cloud_table(msg))
 
 
