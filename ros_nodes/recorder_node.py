@@ -111,8 +111,13 @@ class RecorderNode(Node):
             self.get_logger().error(response.message)
             return response
         stamp = self.now_ns()
-        for topic, (data, _) in self.latched.items():
-            self.recorder.write(topic, data, stamp)
+        try:
+            for topic, (data, _) in self.latched.items():
+                self.recorder.write(topic, data, stamp)
+        except RecordingError as error:  # a full disk: the recorder stopped the episode, kept what was written
+            response.success, response.message = False, str(error)
+            self.get_logger().error(response.message)
+            return response
         response.success = True
         response.message = f"recording {episode_name(self.recorder.stats.episode or 0)} into {partial}"
         self.get_logger().info(response.message)

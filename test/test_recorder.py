@@ -216,6 +216,26 @@ def test_disk_full_stops_episode_and_keeps_earlier(tmp_path: Path) -> None:
     assert rec.discard() == partial and not partial.exists()
 
 
+def test_a_full_disk_while_writing_the_latched_messages_is_a_failed_start_not_a_crash() -> None:
+    """Before session 30 ``on_start`` wrote the latched messages (goal, episode, camera_info) outside its
+    ``RecordingError`` handling: a disk that filled right then raised out of the service callback."""
+    from types import SimpleNamespace
+
+    from std_srvs.srv import Trigger
+
+    from ros_nodes.recorder_node import RecorderNode
+
+    def full(*_args) -> None:
+        raise RecordingError("episode_000003 stopped: disk full (ENOSPC); 3 earlier episode(s) are intact")
+
+    errors: list[str] = []
+    node = SimpleNamespace(recorder=SimpleNamespace(start=lambda: Path("x.partial"), write=full),
+                           latched={"/policy/goal": (b"goal", 1)}, now_ns=lambda: 5,
+                           get_logger=lambda: SimpleNamespace(error=errors.append, info=errors.append))
+    response = RecorderNode.on_start(node, Trigger.Request(), Trigger.Response())
+    assert not response.success and "disk full" in response.message and errors == [response.message]
+
+
 
 
 def crash_child_script(out: Path) -> str:
