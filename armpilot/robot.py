@@ -18,7 +18,7 @@ import pinocchio as pin
 from transforms3d.euler import euler2mat
 
 from armpilot.robot_profile import GripperController, RobotProfile, load_profile
-from armpilot.urdf_source import links_of_joints
+from armpilot.urdf_source import gripper_link_names
 
 # armpilot's own arm (the default profile); only modules specific to that arm use these
 ARM_JOINTS: tuple[str, ...] = (
@@ -190,11 +190,7 @@ class ArmModel:
     def gripper_links(self) -> set[str]:
         """Links moved by the gripper joint or a joint mimicking it, and the hand they hang from: they touch each
         other by design (a closed gripper's fingers), so neither the sim nor the safety node counts it."""
-        gripper = self.profile.gripper.joint
-        if not gripper:
-            return set()
-        moving = {gripper} | {n for n, j in self.profile.urdf_joints.items() if j.mimic == gripper}
-        return links_of_joints(self.profile.urdf_xml, moving)
+        return gripper_link_names(self.profile.urdf_xml, self.profile.urdf_joints, self.profile.gripper.joint)
 
     def tcp_moves_in_3d(self, samples: int = 4) -> bool:
         """Whether the arm joints (not the gripper) move the TCP in three independent directions at home or at one

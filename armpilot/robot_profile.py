@@ -22,16 +22,9 @@ import yaml
 
 from armpilot.fields import describe
 from armpilot.joint_limits_file import JointLimitsFileError, read_joint_limits
-from armpilot.urdf_source import (
-    RobotDescriptionError,
-    UrdfJoint,
-    check_base_frame,
-    description_hash,
-    parse_joints,
-    read_description,
-    resolve_package_uris,
-    resolve_uri,
-)
+from armpilot.urdf_source import (RobotDescriptionError, UrdfJoint, check_base_frame, collisions_from_visuals,
+                                  description_hash, gripper_link_names, parse_joints, read_description,
+                                  resolve_package_uris, resolve_uri)
 
 DEFAULT_ROBOT = "armpilot"
 #: Profile YAML larger than this is refused, bytes.
@@ -106,6 +99,8 @@ class RobotProfile:
     #: where movable joints no arm controller commands (a torso, a head, another arm) stand until /joint_states
     #: reports them, rad or m; those not named stand at 0 (clipped into their limits), a separate gripper open
     passive_positions: Mapping[str, float] = field(default_factory=dict)
+    #: gripper links the URDF gives a <visual> and no <collision>: they collide with their visual geometry
+    collisions_from_visuals: tuple[str, ...] = ()
 
     @property
     def urdf_hash(self) -> str:
@@ -131,7 +126,9 @@ class RobotProfile:
         """One log line: name, URDF hash, joints and gripper."""
         gripper = ("no gripper" if not self.has_gripper
                    else f"gripper {self.gripper.joint} ({self.gripper.controller.value})")
-        return f"robot '{self.name}' (URDF sha256 {self.urdf_hash}), joints {list(self.joints)}, {gripper}"
+        bare = (f"; links {list(self.collisions_from_visuals)} have no <collision> in the URDF: they collide with "
+                "their <visual> geometry" if self.collisions_from_visuals else "")
+        return f"robot '{self.name}' (URDF sha256 {self.urdf_hash}), joints {list(self.joints)}, {gripper}{bare}"
 
 
 #: Keys of the robot identity stored with recordings (bag custom data), datasets and checkpoints.
@@ -206,6 +203,7 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
     joints = tuple(str(j) for j in raw.get("joints", []))
     gripper = _gripper(raw.get("gripper"), joints, source)
     _check_joints(joints, gripper, urdf_joints, name)
+    xml, visual_collisions = collisions_from_visuals(xml, gripper_link_names(xml, urdf_joints, gripper.joint))
     base_frame = str(raw.get("base_frame", "base_link"))
     check_base_frame(xml, base_frame, name)
     given = {key: _per_joint(raw.get(key), joints, key, source) for key in ("max_velocity", "max_acceleration",
@@ -245,6 +243,7 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
         source=source, tcp_offset=np.asarray(raw.get("tcp_offset", (0.0, 0.0, 0.0)), float).reshape(3),
         tcp_rpy=np.asarray(raw.get("tcp_rpy", (0.0, 0.0, 0.0)), float).reshape(3),
         passive_positions=_passive_positions(raw.get("passive_joints"), joints, gripper, urdf_joints, name),
+        collisions_from_visuals=visual_collisions,
     )
 
 

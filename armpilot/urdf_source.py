@@ -11,6 +11,7 @@ continuous joints as cos/sin pairs).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import os
@@ -20,7 +21,7 @@ import sysconfig
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 #: Largest robot description accepted, bytes (real ones are < 1 MB).
 MAX_URDF_BYTES = 16 * 1024 * 1024
@@ -232,3 +233,26 @@ def links_of_joints(xml: str, joints: set[str]) -> set[str]:
         if joint.get("name") in joints:
             links.update(element.get("link") for element in (joint.find("parent"), joint.find("child")))
     return links
+
+
+def gripper_link_names(xml: str, joints: Mapping[str, UrdfJoint], gripper_joint: str) -> set[str]:
+    """Links moved by ``gripper_joint`` or a joint mimicking it, and the hand they hang from (none without one)."""
+    if not gripper_joint:
+        return set()
+    return links_of_joints(xml, {gripper_joint} | {n for n, j in joints.items() if j.mimic == gripper_joint})
+
+
+def collisions_from_visuals(xml: str, links: set[str]) -> tuple[str, tuple[str, ...]]:
+    """``xml`` in which each of ``links`` that has a <visual> but no <collision> collides with its visuals'
+    geometry, and the links so completed (sorted). MuJoCo, pinocchio and the self filter read only <collision>:
+    the SO-100's jaws, visual only, closed through every box, unseen by the sim's camera."""
+    root = ET.fromstring(xml)
+    bare = [link for link in root.findall("link") if link.get("name") in links
+            and link.find("collision") is None and link.find("visual") is not None]
+    if not bare:
+        return xml, ()
+    for link in bare:
+        for visual in link.findall("visual"):
+            ET.SubElement(link, "collision").extend(copy.deepcopy(child) for child in visual
+                                                    if child.tag in ("origin", "geometry"))
+    return ET.tostring(root, encoding="unicode"), tuple(sorted(str(link.get("name")) for link in bare))

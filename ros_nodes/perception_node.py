@@ -27,6 +27,7 @@ from armpilot.perception.frames import FrameError, check_sizes, depth_to_metres
 from armpilot.perception.geometry import Intrinsics, camera_pose_from_urdf
 from armpilot.perception.grounding import colour_word, named_first, nearest_colour_word
 from armpilot.perception.pairing import ApproximateTimePairer
+from armpilot.perception.joint_history import FrameJoints, JointHistory
 from armpilot.perception.self_filter import RobotBoxes
 from armpilot.rejections import RejectionLog
 from armpilot.robot import ArmModel
@@ -49,7 +50,9 @@ class PerceptionNodeConfig:
     use_color: bool = field(default=True, metadata={"description": "pair colour with depth for rgb and object colour"})
     sync_slop: float = field(default=0.02, metadata={"description": "largest colour/depth stamp gap paired, s"})
     self_filter: bool = field(default=True, metadata={"description": "cut the arm out using /joint_states"})
-    joint_state_timeout: float = field(default=0.5, metadata={"description": "older joint states are not used, s"})
+    joint_state_timeout: float = field(default=0.5, metadata={
+        "description": "the self filter uses the joint state nearest a frame's stamp within this, s; a frame with "
+                       "none is skipped (no_joint_state), one newer than every joint state waits for the next"})
 
 
 class PerceptionNode(CameraInputs, Node):
@@ -64,7 +67,8 @@ class PerceptionNode(CameraInputs, Node):
         self.base_T_camera = camera_pose_from_urdf(self.arm, self.config.camera_frame)
         self.pipeline: CloudPipeline | None = None
         self.intrinsics: Intrinsics | None = None
-        self.joints: tuple[float, np.ndarray] | None = None
+        self.joints = JointHistory(self.config.joint_state_timeout)
+        self.waiting: tuple[float, Image, Image | None] | None = None  # a frame newer than every joint state
         self.pairer: ApproximateTimePairer[Image, Image] = ApproximateTimePairer(self.config.sync_slop)
         self.problems = RejectionLog(throttle_s=5.0)
         self.frames = 0
@@ -98,9 +102,12 @@ class PerceptionNode(CameraInputs, Node):
 
     def on_joints(self, msg: JointState) -> None:
         try:
-            self.joints = (conv.stamp_to_sec(msg.header.stamp), conv.positions_by_name(msg, self.arm.joint_names))
+            self.joints.add(conv.stamp_to_sec(msg.header.stamp), conv.positions_by_name(msg, self.arm.joint_names))
         except conv.ConversionError as error:
             self.skip("joint_states", f"/joint_states: {error}")
+        if self.waiting is not None and self.joints.verdict(self.waiting[0]) is not FrameJoints.WAIT:
+            waiting, self.waiting = self.waiting, None
+            self.process(*waiting)
 
     def on_depth(self, msg: Image) -> None:
         stamp = conv.stamp_to_sec(msg.header.stamp)
@@ -122,6 +129,15 @@ class PerceptionNode(CameraInputs, Node):
         if self.pipeline is None or self.intrinsics is None:
             self.skip("no_camera_info", f"no valid camera_info on {topics.DEPTH_INFO} yet")
             return
+        verdict = self.joints.verdict(stamp) if self.config.self_filter else FrameJoints.READY
+        if verdict is FrameJoints.WAIT:  # filtered once the arm's pose at its stamp has arrived
+            self.waiting = (stamp, depth_msg, color_msg)
+            return
+        if verdict is FrameJoints.MISSING:  # unfiltered, the arm itself would be published as objects
+            self.skip("no_joint_state", f"no {topics.JOINT_STATES} within {self.config.joint_state_timeout} s of the "
+                      f"frame (newest {self.joints.newest_stamp:.3f} s, frame {stamp:.3f} s) for the self filter; "
+                      "clocks out of step? (self_filter: false runs without it)")
+            return
         try:
             depth = depth_to_metres(conv.image_from_msg(depth_msg), depth_msg.encoding)
             color = None if color_msg is None else conv.image_from_msg(color_msg)
@@ -134,10 +150,7 @@ class PerceptionNode(CameraInputs, Node):
         except conv.ConversionError as error:
             self.skip("bad_image", str(error))
             return
-        arm_boxes = None
-        fresh = self.joints is not None and stamp - self.joints[0] < self.config.joint_state_timeout
-        if self.config.self_filter and fresh:
-            arm_boxes = self.robot_boxes(self.joints[1])
+        arm_boxes = None if not self.config.self_filter else self.robot_boxes(self.joints.at(stamp))
         result = self.pipeline.process(depth, color, arm_boxes)
         self.publish(result, depth_msg.header.stamp)
 

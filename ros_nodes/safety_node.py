@@ -15,12 +15,10 @@ profile the URDF does not support, or ``/joint_states`` without a profile
 joint, is refused with the joint named. Services: ``~/estop``, ``~/reset`` (std_srvs/Trigger), ``~/enable``
 (std_srvs/SetBool). Diagnostics on ``/diagnostics`` at 1 Hz (wall clock).
 
-Verification runs on a thread of its own with a one-place mailbox per input
-topic (a newer proposal replaces one from the same topic not yet started: the
-freshest wins; topics take turns); the executor
-thread keeps supervision (joint states, watchdog, e-stop, diagnostics, the
-proposer and clock watch) running while a table is checked. (rclpy's
-multi-threaded executor cut valid throughput under a flood to a fifth here.)
+Verification runs on a thread of its own with a one-place mailbox per input topic (a newer proposal replaces
+one from the same topic not yet started: the freshest wins; topics take turns); the executor thread keeps
+supervision (joint states, watchdog, e-stop, diagnostics, the proposer and clock watch) running while a table
+is checked. (rclpy's multi-threaded executor cut valid throughput under a flood to a fifth here.)
 A proposal is decoded only within ``InputBounds``; the e-stop, the supervisor
 and the chunk's age are checked again at the moment it is forwarded.
 """
@@ -131,6 +129,7 @@ class SafetyNode(OperatorServices, Node):
         self.single_source_topics = ((topics.POLICY_CANDIDATES, candidates.topic_name),
                                      (topics.TELEOP_COMMAND, teleop.topic_name),
                                      (topics.CONTROLLER_COMMAND, self.pub_command.topic_name))
+        self.early_episode: String | None = None  # a latched /sim/episode heard before the first /clock
         if self.get_parameter("use_sim_time").value:  # a simulator's resets; a real arm on wall time has none
             self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
         self.create_operator_services()
@@ -146,6 +145,9 @@ class SafetyNode(OperatorServices, Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def on_joint_state(self, msg: JointState) -> None:
+        if self.early_episode is not None and self.now() > 0.0:
+            early, self.early_episode = self.early_episode, None
+            self.on_episode(early)
         try:
             names, positions, velocities, _ = conv.joint_state_from_msg(msg)
         except conv.ConversionError as error:  # counted and ignored: the last good state (and its age) stands
@@ -175,6 +177,9 @@ class SafetyNode(OperatorServices, Node):
 
     def on_episode(self, msg: String) -> None:
         """armpilot's simulator reset its world (``Supervisor.sim_reset``); a real arm has no such topic."""
+        if self.now() <= 0.0:  # latched, heard before the first /clock: judged with the first joint state after it
+            self.early_episode = msg
+            return
         try:
             with self.lock:
                 if self.supervisor.sim_reset(decode_episode(msg.data)["start"], self.now()):

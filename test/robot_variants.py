@@ -10,7 +10,9 @@
   that exclude zero), ``z1`` (Unitree Z1: a gripper on the arm controller, a fixed joint named like its link),
   ``xarm7`` (UFACTORY xArm7: seven joints of +-2 pi), ``tiago`` (PAL TIAGo's arm on its mobile base: wheels,
   torso lift and head passive, the torso raised by ``passive_joints``), ``pr2_right`` (the PR2's right arm:
-  continuous rolls, a gripper with mimic joints, 12 passive joints including the left arm).
+  continuous rolls, a gripper with mimic joints, 12 passive joints including the left arm), ``talos_right``,
+  ``asr_twodof`` (planar), ``so100`` (SO-100: jaws with no <collision>, the arm facing -y), ``baxter_right``
+  (Baxter's right arm beside the head's keep-out sphere).
 """
 
 from __future__ import annotations

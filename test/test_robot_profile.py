@@ -193,3 +193,20 @@ def test_a_link_named_like_its_fixed_joint_is_the_frame_meant():
     checker = WorkspaceChecker(arm, table_clearance=0.003)
     assert checker.check(home[None], profile.joints, dict(arm.passive_defaults)) is None
     DiffIk(arm)
+
+
+def test_gripper_links_without_collision_geometry_collide_with_their_visuals():
+    """Session 30: the SO-100's jaws have only <visual>; MuJoCo, pinocchio and the self filter read <collision>, so
+    the sim's jaws closed through every box (pick 0/6), its camera never saw them, and the safety node's model had
+    no jaw. Now they collide with their visual meshes, and the profile's summary says so."""
+    import pinocchio as pin
+
+    from armpilot.robot import ArmModel
+
+    so100 = load_profile(str(Path(__file__).parent / "profiles" / "so100.yaml"))
+    assert so100.collisions_from_visuals == ("gripper", "jaw") and "<visual> geometry" in so100.summary()
+    arm = ArmModel(so100)
+    geometry = pin.buildGeomFromUrdfString(arm.model, so100.urdf_xml, pin.GeometryType.COLLISION)
+    colliding = {arm.model.frames[g.parentFrame].name for g in geometry.geometryObjects}
+    assert {"gripper", "jaw"} <= colliding
+    assert load_profile("so101").collisions_from_visuals == (), "a URDF with collision geometry is left as it is"

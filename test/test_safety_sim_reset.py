@@ -97,6 +97,26 @@ def test_the_node_drops_its_path_on_a_new_episode_and_names_a_bad_message():
     assert rejected and rejected[-1][0] == Reason.MALFORMED and "/sim/episode" in rejected[-1][1]
 
 
+def test_an_announcement_heard_before_the_first_clock_waits_for_it():
+    """Session 30 (UR5 bring-up): the latched /sim/episode can arrive before the first /clock; judged at clock 0 it
+    was refused as 'after the node's clock' (a foreign simulator) and that episode's reset was lost."""
+    from ros_nodes.safety_node import SafetyNode
+
+    p, lim, path, reset = _so101_after_a_pick()
+    rejected: list[tuple[str, str]] = []
+    clock = {"now": 0.0}
+    node = SimpleNamespace(lock=threading.RLock(), path=path, supervisor=Supervisor(0.3, 0.25),
+                           now=lambda: clock["now"], reject=lambda r, d: rejected.append((r, d)),
+                           state=ArmState(p.joints), early_episode=None)
+    announcement = String(data=json.dumps({"episode": 3, "seed": 3, "start": 19.99}))
+    SafetyNode.on_episode(node, announcement)
+    assert not rejected and node.early_episode is announcement
+    assert path.reference(20.0, reset) is not None, "nothing is decided before the clock runs"
+    clock["now"] = 20.0
+    SafetyNode.on_episode(node, node.early_episode)  # what on_joint_state does once the clock runs
+    assert not rejected and path.reference(20.0, reset) is None
+
+
 @pytest.mark.graph
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("sim_time", [False, True], ids=["real_arm", "sim"])
