@@ -203,7 +203,8 @@ def test_a_chunk_that_reverses_where_it_joins_the_controller_is_refused(limits_o
     zigzag[0, j] -= 2 * back
     verdict = check_chunk(CFG, lim, list(lim.names), NOW, times, zigzag, NOW, measured, reference=measured,
                           reference_velocity=moving)
-    assert not verdict.accepted and verdict.reason in ("acceleration_limit", "jerk_limit"), verdict
+    # an arm slow for its acceleration (the SO-100: 1 rad/s, 20 rad/s^2) sees the step back as a discontinuity first
+    assert not verdict.accepted and verdict.reason in ("acceleration_limit", "jerk_limit", "discontinuity"), verdict
     assert lim.names[j] in verdict.detail
 
 
