@@ -24,7 +24,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from armpilot.perception.cloud import CloudPipeline, PerceptionResult
 from armpilot.perception.config import PerceptionConfig
 from armpilot.perception.frames import FrameError, check_sizes, depth_to_metres
-from armpilot.perception.geometry import Intrinsics, camera_pose_from_urdf
+from armpilot.perception.geometry import camera_mount, Intrinsics
 from armpilot.perception.grounding import colour_word, named_first, nearest_colour_word
 from armpilot.perception.pairing import ApproximateTimePairer
 from armpilot.perception.joint_history import FrameJoints, JointHistory
@@ -64,7 +64,11 @@ class PerceptionNode(CameraInputs, Node):
         self.config = declare_config(self, PerceptionNodeConfig)
         self.arm = ArmModel(load_robot(self))  # outputs are in its profile's base_frame
         self.robot_boxes = RobotBoxes(self.arm)
-        self.base_T_camera = camera_pose_from_urdf(self.arm, self.config.camera_frame)
+        self.camera = camera_mount(self.arm, self.config.camera_frame)
+        if self.camera.moves:
+            self.get_logger().info(f"camera frame '{self.camera.frame}' moves with the arm: each frame is placed "
+                                   f"with the joint state at its stamp")
+        self.needs_joints = self.config.self_filter or self.camera.moves
         self.pipeline: CloudPipeline | None = None
         self.intrinsics: Intrinsics | None = None
         self.joints = JointHistory(self.config.joint_state_timeout)
@@ -97,7 +101,7 @@ class PerceptionNode(CameraInputs, Node):
         if intrinsics != self.intrinsics:
             self.intrinsics = intrinsics
             profile = self.arm.profile
-            self.pipeline = CloudPipeline(self.pipeline_config, intrinsics, self.base_T_camera,
+            self.pipeline = CloudPipeline(self.pipeline_config, intrinsics, self.camera.pose(),
                                           reach=profile.reach, table_z=profile.table_z)
 
     def on_joints(self, msg: JointState) -> None:
@@ -129,14 +133,14 @@ class PerceptionNode(CameraInputs, Node):
         if self.pipeline is None or self.intrinsics is None:
             self.skip("no_camera_info", f"no valid camera_info on {topics.DEPTH_INFO} yet")
             return
-        verdict = self.joints.verdict(stamp) if self.config.self_filter else FrameJoints.READY
-        if verdict is FrameJoints.WAIT:  # filtered once the arm's pose at its stamp has arrived
+        verdict = self.joints.verdict(stamp) if self.needs_joints else FrameJoints.READY
+        if verdict is FrameJoints.WAIT:  # processed once the arm's pose at its stamp has arrived
             self.waiting = (stamp, depth_msg, color_msg)
             return
         if verdict is FrameJoints.MISSING:  # unfiltered, the arm itself would be published as objects
             self.skip("no_joint_state", f"no {topics.JOINT_STATES} within {self.config.joint_state_timeout} s of the "
-                      f"frame (newest {self.joints.newest_stamp:.3f} s, frame {stamp:.3f} s) for the self filter; "
-                      "clocks out of step? (self_filter: false runs without it)")
+                      f"frame (newest {self.joints.newest_stamp:.3f} s, frame {stamp:.3f} s) for the self filter or "
+                      "the camera on the arm; clocks out of step? (self_filter: false runs without it)")
             return
         try:
             depth = depth_to_metres(conv.image_from_msg(depth_msg), depth_msg.encoding)
@@ -150,8 +154,9 @@ class PerceptionNode(CameraInputs, Node):
         except conv.ConversionError as error:
             self.skip("bad_image", str(error))
             return
-        arm_boxes = None if not self.config.self_filter else self.robot_boxes(self.joints.at(stamp))
-        result = self.pipeline.process(depth, color, arm_boxes)
+        q = self.joints.at(stamp) if self.needs_joints else None
+        arm_boxes = self.robot_boxes(q) if self.config.self_filter else None
+        result = self.pipeline.process(depth, color, arm_boxes, self.camera.pose(q) if self.camera.moves else None)
         self.publish(result, depth_msg.header.stamp)
 
     def publish(self, result: PerceptionResult, stamp) -> None:

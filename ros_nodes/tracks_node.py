@@ -19,12 +19,13 @@ import cv2
 import numpy as np
 from geometry_msgs.msg import Point
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from armpilot.perception.frames import FrameError, check_sizes, depth_to_metres
-from armpilot.perception.geometry import Intrinsics, camera_pose_from_urdf
+from armpilot.perception.geometry import Intrinsics, camera_mount
+from armpilot.perception.joint_history import JointHistory
 from armpilot.perception.pairing import ApproximateTimePairer, PairResult
 from armpilot.perception.tracks import MotionTracker, PixelLifter, TracksConfig, TrackTable, track_arrays
 from armpilot.rejections import RejectionLog
@@ -48,10 +49,13 @@ class TracksNodeConfig:
                                         "URDF frame of the colour optical centre (gives the extrinsics)"})
     sync_slop: float = field(default=0.02, metadata={"description": "largest colour/depth stamp gap paired, s"})
     marker_width: float = field(default=0.003, metadata={"description": "line width of the track markers, m"})
+    joint_state_timeout: float = field(default=0.5, metadata={
+        "description": "a camera on the arm is placed with the joint state nearest each frame's stamp within this, "
+                       "s (none: the frame is skipped)"})
 
     def __post_init__(self) -> None:
-        if not self.sync_slop >= 0 or not self.marker_width > 0:
-            raise ValueError("parameter 'sync_slop' must be >= 0 and 'marker_width' > 0")
+        if not self.sync_slop >= 0 or not self.marker_width > 0 or not self.joint_state_timeout > 0:
+            raise ValueError("parameter 'sync_slop' must be >= 0, 'marker_width' and 'joint_state_timeout' > 0")
 
 
 def gray_from_msg(msg: Image) -> np.ndarray:
@@ -123,7 +127,11 @@ class TracksNode(CameraInputs, Node):
         self.config = declare_config(self, TracksNodeConfig)
         arm = ArmModel(load_robot(self))
         self.base_frame = arm.profile.base_frame  # the published points' frame
-        self.base_T_camera = camera_pose_from_urdf(arm, self.config.camera_frame)
+        self.arm_joints = arm.joint_names
+        self.camera = camera_mount(arm, self.config.camera_frame)
+        self.joints = JointHistory(self.config.joint_state_timeout)
+        if self.camera.moves:  # a wrist camera: each frame is lifted from where the arm held it
+            self.create_subscription(JointState, topics.JOINT_STATES, self.on_joints, qos.STATE_QOS)
         self.tracker = MotionTracker(self.tracks_config)
         self.intrinsics: Intrinsics | None = None
         self.pairer: ApproximateTimePairer[Image, Image] = ApproximateTimePairer(self.config.sync_slop)
@@ -141,7 +149,13 @@ class TracksNode(CameraInputs, Node):
             return
         if intrinsics != self.intrinsics:
             self.intrinsics = intrinsics
-            self.tracker.lifter = PixelLifter(intrinsics, self.base_T_camera)
+            self.tracker.lifter = PixelLifter(intrinsics, self.camera.pose())
+
+    def on_joints(self, msg: JointState) -> None:
+        try:
+            self.joints.add(conv.stamp_to_sec(msg.header.stamp), conv.positions_by_name(msg, self.arm_joints))
+        except conv.ConversionError as error:
+            self.skip("joint_states", f"/joint_states: {error}")
 
     def on_color(self, msg: Image) -> None:
         self.on_pair(self.pairer.add_first(conv.stamp_to_sec(msg.header.stamp), msg))
@@ -154,6 +168,13 @@ class TracksNode(CameraInputs, Node):
             self.tracker.reset()  # its frames must come in increasing time
         if pair is None:
             return
+        if self.camera.moves and self.intrinsics is not None:
+            q = self.joints.at(pair.stamp)
+            if q is None:
+                self.skip("no_joint_state", f"no {topics.JOINT_STATES} within {self.config.joint_state_timeout} s "
+                          f"of the frame ({pair.stamp:.3f} s) to place the camera on the arm")
+                return
+            self.tracker.lifter = PixelLifter(self.intrinsics, self.camera.pose(q))
         try:
             gray, depth = frame_arrays(pair.first, pair.second, self.intrinsics)
             table = self.tracker.update(gray, pair.stamp, depth)

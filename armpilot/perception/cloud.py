@@ -105,7 +105,7 @@ def describe_object(points: np.ndarray, colors: np.ndarray | None, plane: np.nda
 
 
 class CloudPipeline:
-    """Turns depth (+ colour) frames of one fixed camera into a filtered cloud and objects."""
+    """Turns depth (+ colour) frames of one camera (fixed, or placed per frame) into a filtered cloud and objects."""
 
     def __init__(self, config: PerceptionConfig, intrinsics: Intrinsics, base_T_camera: np.ndarray,
                  seed: int = 0, reach: float = REFERENCE_REACH, table_z: float = 0.0) -> None:
@@ -120,7 +120,7 @@ class CloudPipeline:
         self.rng = np.random.default_rng(seed)
 
     def process(self, depth_m: np.ndarray, color: np.ndarray | None = None,
-                robot: PlacedBoxes | None = None) -> PerceptionResult:
+                robot: PlacedBoxes | None = None, base_T_camera: np.ndarray | None = None) -> PerceptionResult:
         """Run the pipeline on one frame.
 
         Args:
@@ -128,8 +128,11 @@ class CloudPipeline:
             color: (H, W, 3) uint8 RGB aligned with the depth, or None.
             robot: the arm's collision boxes at this frame's joint positions (``RobotBoxes``), or None:
                 voxels inside them, grown by ``robot_padding``, are the arm's and left out.
+            base_T_camera: 4x4 camera pose at this frame (a camera on the arm), or None: where it was.
         """
         cfg = self.config
+        if base_T_camera is not None:
+            self.deprojector.set_pose(base_T_camera)
         x, y, z, depth = self.deprojector.xyz(depth_m)
         lo, hi = self.low, self.high
         inside = (depth > 0) & (x >= lo[0]) & (x < hi[0]) & (y >= lo[1]) & (y < hi[1]) & (z >= lo[2]) & (z < hi[2])

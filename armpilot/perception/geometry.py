@@ -31,20 +31,62 @@ class Intrinsics:
             raise ValueError(f"invalid intrinsics {self}: focal lengths and size must be > 0")
 
 
-def camera_pose_from_urdf(arm: ArmModel, frame: str = CAMERA_OPTICAL_FRAME) -> np.ndarray:
-    """4x4 base_T_camera_optical: ``frame`` where the URDF has it, else the profile's camera frame or extrinsics.
+def camera_frame_name(arm: ArmModel, frame: str = CAMERA_OPTICAL_FRAME) -> str:
+    """The URDF frame the camera is at: the profile's ``camera_frame``, else (unless the profile gives
+    ``camera_extrinsics``) the node's ``frame`` where the URDF has it; "" for the profile's extrinsics.
 
     Raises:
         ValueError: when none of them is known (name the frame or give camera_extrinsics in the profile).
     """
     profile = arm.profile
-    for name in (frame, profile.camera_frame):
-        if name and arm.model.existFrame(name):
-            return arm.frame_pose(name)
+    if profile.camera_frame and arm.model.existFrame(profile.camera_frame):
+        return profile.camera_frame
     if profile.camera_extrinsics is not None:
-        return profile.camera_extrinsics.copy()
-    raise ValueError(f"robot '{profile.name}': camera frame '{frame}' is not in its URDF and its profile gives no "
-                     f"camera_frame or camera_extrinsics")
+        return ""
+    if frame and arm.model.existFrame(frame):
+        return frame
+    raise ValueError(f"robot '{profile.name}': camera frame '{profile.camera_frame or frame}' is not in its URDF and "
+                     f"its profile gives no camera_extrinsics")
+
+
+def camera_pose_from_urdf(arm: ArmModel, frame: str = CAMERA_OPTICAL_FRAME) -> np.ndarray:
+    """4x4 base_T_camera_optical with the arm at home, at ``camera_frame_name``'s frame or the profile's extrinsics.
+
+    Raises:
+        ValueError: when none of them is known (name the frame or give camera_extrinsics in the profile).
+    """
+    name = camera_frame_name(arm, frame)
+    return arm.frame_pose(name) if name else arm.profile.camera_extrinsics.copy()
+
+
+@dataclass(frozen=True)
+class CameraMount:
+    """Where the camera's optical frame is: fixed in the base frame (a camera on a tripod or the torso), or on a
+    link the arm's joints move (a wrist camera), whose pose each frame takes from the joint state at its stamp."""
+
+    arm: ArmModel
+    frame: str  # the URDF frame (a camera on the arm), or "" (the fixed pose ``home_pose``)
+    home_pose: np.ndarray  # 4x4 base_T_camera_optical with the arm at home
+    moves: bool  # whether a controlled joint moves it
+
+    def pose(self, q: np.ndarray | None = None) -> np.ndarray:
+        """4x4 base_T_camera_optical with the controlled joints at ``q`` (the profile's order; None: home)."""
+        if not self.moves or q is None:
+            return self.home_pose.copy()
+        return self.arm.frame_pose(self.frame, q)
+
+
+def camera_mount(arm: ArmModel, frame: str = CAMERA_OPTICAL_FRAME) -> CameraMount:
+    """The mount of the camera at ``camera_frame_name``; it moves when turning any controlled joint by 0.1
+    rad (or m) from home moves the frame (mimic and passive joints follow as they do everywhere)."""
+    home_pose = camera_pose_from_urdf(arm, frame)
+    name = camera_frame_name(arm, frame)
+    if not name:
+        return CameraMount(arm, "", home_pose, False)
+    home = np.asarray(arm.profile.home, float)
+    moves = any(not np.allclose(arm.frame_pose(name, home + 0.1 * np.eye(len(home))[k]), home_pose, atol=1e-9)
+                for k in range(len(home)))
+    return CameraMount(arm, name, home_pose, moves)
 
 
 @lru_cache(maxsize=8)
@@ -70,9 +112,13 @@ class Deprojector:
     def __init__(self, intrinsics: Intrinsics, base_T_camera: np.ndarray, stride: int = 1) -> None:
         self.intrinsics = intrinsics
         self.stride = stride
-        rays = _pixel_rays(intrinsics)[::stride, ::stride]
+        self._rays = np.ascontiguousarray(_pixel_rays(intrinsics)[::stride, ::stride].reshape(-1, 3))  # (N, 3)
+        self.set_pose(base_T_camera)
+
+    def set_pose(self, base_T_camera: np.ndarray) -> None:
+        """Place the camera (4x4 base_T_camera_optical): a camera on the arm moves between frames."""
         rotation = np.asarray(base_T_camera[:3, :3], np.float32)
-        self.base_rays = np.ascontiguousarray((rays.reshape(-1, 3) @ rotation.T).T)  # (3, N)
+        self.base_rays = np.ascontiguousarray((self._rays @ rotation.T).T)  # (3, N)
         self.origin = np.asarray(base_T_camera[:3, 3], np.float32)
 
     def xyz(self, depth_m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

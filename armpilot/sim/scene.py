@@ -16,7 +16,7 @@ import mujoco
 import numpy as np
 from transforms3d.quaternions import mat2quat, quat2mat
 
-from armpilot.perception.geometry import camera_pose_from_urdf
+from armpilot.perception.geometry import camera_mount
 from armpilot.robot import ArmModel
 from armpilot.robot_profile import RobotProfile
 from armpilot.tasks import Task
@@ -64,15 +64,27 @@ class CameraConfig:
     fovy_deg: float = 55.0
 
 
-def camera_pose_in_mujoco(arm: ArmModel) -> tuple[np.ndarray, np.ndarray]:
-    """Position (3,) and MuJoCo quaternion (w, x, y, z) of the camera's optical frame.
+def camera_placement(arm: ArmModel, spec: mujoco.MjSpec) -> tuple[mujoco.MjsBody, np.ndarray, np.ndarray]:
+    """The body the camera hangs from (the world, or for a camera the arm moves, its link: a wrist camera) and the
+    optical frame's position (3,) and MuJoCo quaternion (w, x, y, z) in that body.
 
     MuJoCo cameras look along -z with y up; ROS optical frames look along +z
     with y down, so the rotation is the optical one turned pi about x.
     """
-    pose = camera_pose_from_urdf(arm, arm.profile.camera_frame)
+    mount = camera_mount(arm)
+    pose, body = mount.home_pose, spec.worldbody
+    if mount.moves:
+        frames = arm.model.frames
+        index = arm.model.getFrameId(mount.frame)
+        while index > 0 and spec.body(frames[index].name) is None:  # up to the link MuJoCo has as a body
+            index = frames[index].parentFrame
+        link = frames[index].name
+        body = spec.body(link)
+        if body is None:
+            raise ValueError(f"camera frame '{mount.frame}' moves with the arm but hangs from no link of its URDF")
+        pose = np.linalg.inv(arm.frame_pose(link)) @ pose
     rotation = pose[:3, :3] @ OPTICAL_TO_MUJOCO_CAMERA
-    return pose[:3, 3].copy(), mat2quat(rotation)
+    return body, pose[:3, 3].copy(), mat2quat(rotation)
 
 
 def mujoco_urdf(profile: RobotProfile) -> str:
@@ -179,8 +191,8 @@ def build_scene(profile: RobotProfile, task: Task, camera: CameraConfig, distrac
                    rgba=[0.3, 0.32, 0.35, 1])
     world.add_light(name="key", pos=[0.4, -0.6, 1.6], dir=[0, 0.3, -1], diffuse=[0.7, 0.7, 0.7], castshadow=False)
     world.add_light(name="fill", pos=[0.9, 0.6, 1.2], dir=[-0.4, -0.3, -1], diffuse=[0.3, 0.3, 0.3], castshadow=False)
-    cam_pos, cam_quat = camera_pose_in_mujoco(arm)
-    world.add_camera(name=CAMERA_NAME, pos=cam_pos, quat=cam_quat, fovy=camera.fovy_deg)
+    mount, cam_pos, cam_quat = camera_placement(arm, spec)
+    mount.add_camera(name=CAMERA_NAME, pos=cam_pos, quat=cam_quat, fovy=camera.fovy_deg)
     _add_task_bodies(spec, task)
     for k in range(distractors):
         half = np.array([1.0, 1.0, distractor_height]) * task.object_half_size
