@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sensor_msgs.msg import CameraInfo
+from sensor_msgs.msg import CameraInfo, JointState
 
 from armpilot.perception.geometry import Intrinsics
+from armpilot.perception.joint_history import JointHistory
 from armpilot.perception.pairing import ApproximateTimePairer
 from armpilot.rejections import RejectionLog
 from armpilot.ros_nodes import conversions as conv
@@ -15,6 +16,7 @@ class CameraInputs:
 
     problems: RejectionLog
     pairer: ApproximateTimePairer
+    joints: JointHistory
 
     def skip(self, reason: str, detail: str) -> None:
         """Count a skipped frame; warn unless this reason was logged in the last few seconds."""
@@ -28,6 +30,18 @@ class CameraInputs:
         except (conv.ConversionError, ValueError) as error:
             self.skip("bad_camera_info", str(error))
             return None
+
+    def keep_joint_state(self, msg: JointState, names: tuple[str, ...]) -> bool:
+        """Add the arm's positions (``names``) from ``msg`` to ``self.joints``; True when kept. A message sharing no
+        joint with the arm (a separate gripper's driver) is no concern of the camera nodes: ignored silently."""
+        if not set(msg.name) & set(names):
+            return False
+        try:
+            self.joints.add(conv.stamp_to_sec(msg.header.stamp), conv.positions_by_name(msg, names))
+        except conv.ConversionError as error:
+            self.skip("joint_states", f"/joint_states: {error}")
+            return False
+        return True
 
     def report_out_of_order(self) -> bool:
         """Count frames the pairer refused for being older than the last pair; True when the pairer has just

@@ -27,7 +27,7 @@ from armpilot.perception.frames import FrameError, check_sizes, depth_to_metres
 from armpilot.perception.geometry import camera_mount, Intrinsics
 from armpilot.perception.grounding import colour_word, named_first, nearest_colour_word
 from armpilot.perception.pairing import ApproximateTimePairer
-from armpilot.perception.joint_history import FrameJoints, JointHistory
+from armpilot.perception.joint_history import FrameJoints, JointHistory, WaitingFrames
 from armpilot.perception.self_filter import RobotBoxes
 from armpilot.rejections import RejectionLog
 from armpilot.robot import ArmModel
@@ -45,8 +45,9 @@ CLOUD_MSG_DTYPE = np.dtype([("x", np.float32), ("y", np.float32), ("z", np.float
 class PerceptionNodeConfig:
     """Node settings beyond the pipeline's."""
 
-    camera_frame: str = field(default="camera_color_optical_frame",
-                              metadata={"description": "URDF frame of the depth image (its pose gives the extrinsics)"})
+    camera_frame: str = field(default="camera_color_optical_frame", metadata={
+        "description": "URDF frame of the depth image, used when the robot profile names no camera_frame and gives "
+                       "no camera_extrinsics"})
     use_color: bool = field(default=True, metadata={"description": "pair colour with depth for rgb and object colour"})
     sync_slop: float = field(default=0.02, metadata={"description": "largest colour/depth stamp gap paired, s"})
     self_filter: bool = field(default=True, metadata={"description": "cut the arm out using /joint_states"})
@@ -65,14 +66,14 @@ class PerceptionNode(CameraInputs, Node):
         self.arm = ArmModel(load_robot(self))  # outputs are in its profile's base_frame
         self.robot_boxes = RobotBoxes(self.arm)
         self.camera = camera_mount(self.arm, self.config.camera_frame)
-        if self.camera.moves:
-            self.get_logger().info(f"camera frame '{self.camera.frame}' moves with the arm: each frame is placed "
-                                   f"with the joint state at its stamp")
+        self.get_logger().info(f"camera at '{self.camera.frame or 'the profile camera_extrinsics'}'" + (
+            ", which moves with the arm: each frame is placed with the joint state at its stamp"
+            if self.camera.moves else ""))
         self.needs_joints = self.config.self_filter or self.camera.moves
         self.pipeline: CloudPipeline | None = None
         self.intrinsics: Intrinsics | None = None
         self.joints = JointHistory(self.config.joint_state_timeout)
-        self.waiting: tuple[float, Image, Image | None] | None = None  # a frame newer than every joint state
+        self.waiting: WaitingFrames[tuple[float, Image, Image | None]] = WaitingFrames()
         self.pairer: ApproximateTimePairer[Image, Image] = ApproximateTimePairer(self.config.sync_slop)
         self.problems = RejectionLog(throttle_s=5.0)
         self.frames = 0
@@ -105,13 +106,9 @@ class PerceptionNode(CameraInputs, Node):
                                           reach=profile.reach, table_z=profile.table_z)
 
     def on_joints(self, msg: JointState) -> None:
-        try:
-            self.joints.add(conv.stamp_to_sec(msg.header.stamp), conv.positions_by_name(msg, self.arm.joint_names))
-        except conv.ConversionError as error:
-            self.skip("joint_states", f"/joint_states: {error}")
-        if self.waiting is not None and self.joints.verdict(self.waiting[0]) is not FrameJoints.WAIT:
-            waiting, self.waiting = self.waiting, None
-            self.process(*waiting)
+        if self.keep_joint_state(msg, self.arm.joint_names):
+            for frame in self.waiting.ready(self.joints):
+                self.process(*frame)
 
     def on_depth(self, msg: Image) -> None:
         stamp = conv.stamp_to_sec(msg.header.stamp)
@@ -135,7 +132,9 @@ class PerceptionNode(CameraInputs, Node):
             return
         verdict = self.joints.verdict(stamp) if self.needs_joints else FrameJoints.READY
         if verdict is FrameJoints.WAIT:  # processed once the arm's pose at its stamp has arrived
-            self.waiting = (stamp, depth_msg, color_msg)
+            if self.waiting.add(stamp, (stamp, depth_msg, color_msg)):
+                self.skip("joint_state_late", f"{topics.JOINT_STATES} lag the camera by more than "
+                          f"{self.waiting.capacity} frames: the oldest waiting frame was dropped")
             return
         if verdict is FrameJoints.MISSING:  # unfiltered, the arm itself would be published as objects
             self.skip("no_joint_state", f"no {topics.JOINT_STATES} within {self.config.joint_state_timeout} s of the "

@@ -25,7 +25,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from armpilot.perception.frames import FrameError, check_sizes, depth_to_metres
 from armpilot.perception.geometry import Intrinsics, camera_mount
-from armpilot.perception.joint_history import JointHistory
+from armpilot.perception.joint_history import FrameJoints, JointHistory, WaitingFrames
 from armpilot.perception.pairing import ApproximateTimePairer, PairResult
 from armpilot.perception.tracks import MotionTracker, PixelLifter, TracksConfig, TrackTable, track_arrays
 from armpilot.rejections import RejectionLog
@@ -44,9 +44,9 @@ _TO_GRAY = {"rgb8": cv2.COLOR_RGB2GRAY, "bgr8": cv2.COLOR_BGR2GRAY}
 class TracksNodeConfig:
     """Node settings beyond the tracker's."""
 
-    camera_frame: str = field(default=CAMERA_OPTICAL_FRAME,
-                              metadata={"description":
-                                        "URDF frame of the colour optical centre (gives the extrinsics)"})
+    camera_frame: str = field(default=CAMERA_OPTICAL_FRAME, metadata={
+        "description": "URDF frame of the colour optical centre, used when the robot profile names no camera_frame "
+                       "and gives no camera_extrinsics"})
     sync_slop: float = field(default=0.02, metadata={"description": "largest colour/depth stamp gap paired, s"})
     marker_width: float = field(default=0.003, metadata={"description": "line width of the track markers, m"})
     joint_state_timeout: float = field(default=0.5, metadata={
@@ -130,6 +130,7 @@ class TracksNode(CameraInputs, Node):
         self.arm_joints = arm.joint_names
         self.camera = camera_mount(arm, self.config.camera_frame)
         self.joints = JointHistory(self.config.joint_state_timeout)
+        self.waiting: WaitingFrames[PairResult[Image, Image]] = WaitingFrames()
         if self.camera.moves:  # a wrist camera: each frame is lifted from where the arm held it
             self.create_subscription(JointState, topics.JOINT_STATES, self.on_joints, qos.STATE_QOS)
         self.tracker = MotionTracker(self.tracks_config)
@@ -152,10 +153,9 @@ class TracksNode(CameraInputs, Node):
             self.tracker.lifter = PixelLifter(intrinsics, self.camera.pose())
 
     def on_joints(self, msg: JointState) -> None:
-        try:
-            self.joints.add(conv.stamp_to_sec(msg.header.stamp), conv.positions_by_name(msg, self.arm_joints))
-        except conv.ConversionError as error:
-            self.skip("joint_states", f"/joint_states: {error}")
+        if self.keep_joint_state(msg, self.arm_joints):
+            for pair in self.waiting.ready(self.joints):
+                self.track(pair)
 
     def on_color(self, msg: Image) -> None:
         self.on_pair(self.pairer.add_first(conv.stamp_to_sec(msg.header.stamp), msg))
@@ -168,6 +168,15 @@ class TracksNode(CameraInputs, Node):
             self.tracker.reset()  # its frames must come in increasing time
         if pair is None:
             return
+        if self.camera.moves and self.joints.verdict(pair.stamp) is FrameJoints.WAIT:  # the arm's pose is coming
+            if self.waiting.add(pair.stamp, pair):
+                self.skip("joint_state_late", f"{topics.JOINT_STATES} lag the camera by more than "
+                          f"{self.waiting.capacity} frames: the oldest waiting frame was dropped")
+            return
+        self.track(pair)
+
+    def track(self, pair: PairResult[Image, Image]) -> None:
+        """Track one frame pair (a camera on the arm placed with the joint state at its stamp) and publish."""
         if self.camera.moves and self.intrinsics is not None:
             q = self.joints.at(pair.stamp)
             if q is None:

@@ -53,3 +53,32 @@ def test_at_is_the_nearest_state_within_max_age(stamps, query):
         assert found is None
     else:
         assert found is not None and abs(found[0] - query) == pytest.approx(abs(nearest - query))
+
+
+@pytest.mark.parametrize("lag", [0.0, 0.06, 0.2])
+def test_frames_wait_for_joint_states_that_lag_the_camera_and_none_starves(lag):
+    """Joint states at 100 Hz arriving ``lag`` s after their stamp, a 30 Hz camera's frames 20 ms after theirs.
+    With one waiting slot (session 30's first version), each frame replaced the last before its joint state came:
+    at 60 ms of lag 1 of 300 frames was processed, silently."""
+    from armpilot.perception.joint_history import WaitingFrames
+
+    history, waiting = JointHistory(max_age=0.5), WaitingFrames()
+    events = [(k / 100 + lag, "joint", k / 100) for k in range(1000)]
+    events += [(k / 30 + 0.02, "frame", k / 30) for k in range(300)]
+    processed, dropped = [], 0
+    for _, kind, stamp in sorted(events):
+        if kind == "joint":
+            history.add(stamp, np.array([stamp]))
+            ready = waiting.ready(history)
+        elif history.verdict(stamp) is FrameJoints.WAIT:
+            dropped += waiting.add(stamp, stamp)
+            ready = []
+        else:
+            ready = [stamp]
+        for frame in ready:
+            if history.verdict(frame) is FrameJoints.MISSING:  # before the first joint state: skipped
+                assert frame < lag + 0.02
+                continue
+            assert abs(history.at(frame)[0] - frame) <= 0.005
+            processed.append(frame)
+    assert dropped == 0 and len(processed) >= 290 and processed == sorted(processed)

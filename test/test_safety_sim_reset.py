@@ -72,7 +72,9 @@ def test_a_reset_is_taken_once_and_chunks_stamped_before_it_are_refused():
 @pytest.mark.parametrize("data", ["", "{}", '{"start": "soon", "episode": 1}', '{"start": NaN, "episode": 1}',
                                   "x" * 70000, "[1, 2]", '{"start": 1.0}', '{"start": 1.0, "episode": true}',
                                   '{"start": 1.0, "episode": "2"}', '{"start": null, "episode": 2}', "[" * 60000,
-                                  '{"episode": 1, "start": 1' + "0" * 400 + "}"])
+                                  '{"episode": 1, "start": 1' + "0" * 400 + "}",
+                                  '{"episode": 1, "start": 1.0, "scene": [1]}',
+                                  '{"episode": 1, "start": 1.0, "task": 3}'])
 def test_an_unreadable_episode_message_is_named(data):
     with pytest.raises(ValueError):
         decode_episode(data)

@@ -12,11 +12,16 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import deque
 from enum import Enum
+from typing import Generic, TypeVar
 
 import numpy as np
 
 #: Stamps this close (s) count as the same instant (nanosecond rounding of ROS stamps).
 SAME_INSTANT = 1e-6
+#: Frames kept waiting for their joint state at most (a camera at 30 Hz: 0.27 s of joint-state lag).
+MAX_WAITING_FRAMES = 8
+
+Item = TypeVar("Item")
 
 
 class FrameJoints(Enum):
@@ -68,3 +73,30 @@ class JointHistory:
         i = bisect_left(stamps, stamp)
         best = min((j for j in (i - 1, i) if 0 <= j < len(stamps)), key=lambda j: abs(stamps[j] - stamp))
         return self._positions[best].copy() if abs(stamps[best] - stamp) <= self.max_age else None
+
+
+class WaitingFrames(Generic[Item]):
+    """Frames newer than every joint state, oldest first, until a joint state at or after each arrives. A single
+    slot starved a node whose joint states lag its camera by more than a frame (each frame replaced the last)."""
+
+    def __init__(self, capacity: int = MAX_WAITING_FRAMES) -> None:
+        self._frames: deque[tuple[float, Item]] = deque()
+        self.capacity = capacity
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def add(self, stamp: float, item: Item) -> bool:
+        """Keep a frame; True when the oldest had to go to make room (joint states lag too far: counted)."""
+        self._frames.append((stamp, item))
+        if len(self._frames) <= self.capacity:
+            return False
+        self._frames.popleft()
+        return True
+
+    def ready(self, history: JointHistory) -> list[Item]:
+        """The waiting frames, oldest first, whose joint state has come (or never will: ``MISSING``), removed."""
+        out = []
+        while self._frames and history.verdict(self._frames[0][0]) is not FrameJoints.WAIT:
+            out.append(self._frames.popleft()[1])
+        return out

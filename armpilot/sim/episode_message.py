@@ -19,8 +19,9 @@ def encode_episode(episode: int, seed: int, task: str, start: float, goal: list[
 
 
 def decode_episode(data: str) -> dict[str, Any]:
-    """The announcement as a dict whose ``episode`` is an int and ``start`` (s) a finite float; ValueError naming
-    what is wrong (too long, not JSON, not an object, a missing or non-numeric field)."""
+    """The announcement as a dict whose ``episode`` is an int, ``start`` (s) a finite float, ``task`` (if any) a
+    string and ``scene`` (if any) a mapping; ValueError naming what is wrong (too long, not JSON, not an object, a
+    missing or mistyped field)."""
     if len(data) > MAX_EPISODE_MESSAGE:
         raise ValueError(f"{len(data)} characters (max {MAX_EPISODE_MESSAGE})")
     try:
@@ -37,4 +38,7 @@ def decode_episode(data: str) -> dict[str, Any]:
         raise ValueError(f"'start' is {start}")
     if isinstance(episode, bool) or not isinstance(episode, int):
         raise ValueError(f"'episode' is {episode!r}, not an integer")
+    for key, kind in (("task", str), ("scene", dict)):
+        if key in info and not isinstance(info[key], kind):
+            raise ValueError(f"'{key}' is {str(info[key])[:40]!r}, not a {kind.__name__}")
     return {**info, "start": start}
