@@ -37,7 +37,8 @@ def _fake_node(lim, now: float):
         lock=threading.RLock(), config=CFG, limits=lim,
         state=ArmState(lim.names, (), lim.continuous),
         supervisor=Supervisor(CFG.proposal_timeout, CFG.joint_state_timeout),
-        now=lambda: now, reject=lambda r, d: rejected.append((r, d)), hold=lambda r, d: held.append((r, d)))
+        now=lambda: now, reject=lambda r, d: rejected.append((r, d)), hold=lambda r, d: held.append((r, d)),
+        early_episode=None)
     return node, rejected, held
 
 

@@ -73,7 +73,7 @@ def _fake_node(now: list[float]):
     node = SimpleNamespace(
         lock=threading.RLock(), config=CFG, limits=lim, state=ArmState(ARM_JOINTS, (GRIPPER,), lim.continuous),
         supervisor=_supervisor(), now=lambda: now[0], reject=lambda r, d: rejected.append((r, d)),
-        hold=lambda r, d: None)
+        hold=lambda r, d: None, early_episode=None)
     return node, rejected
 
 
