@@ -22,6 +22,7 @@ import yaml
 
 from armpilot.fields import describe
 from armpilot.joint_limits_file import JointLimitsFileError, read_joint_limits
+from armpilot.profile_values import disabled_pairs, extrinsics
 from armpilot.urdf_source import (RobotDescriptionError, UrdfJoint, check_base_frame, collisions_from_visuals,
                                   description_hash, gripper_link_names, parse_joints, read_description,
                                   resolve_package_uris, resolve_uri)
@@ -33,7 +34,7 @@ PROFILE_KEYS = frozenset({
     "name", "description", "urdf", "srdf", "joint_limits", "package_paths", "joints", "gripper", "tcp_frame",
     "base_frame", "camera_frame", "camera_extrinsics", "home", "workspace_min", "workspace_max", "table_z",
     "max_velocity", "max_acceleration", "max_jerk", "watched_frames", "reach", "xacro_args", "tcp_offset", "tcp_rpy",
-    "passive_joints",
+    "passive_joints", "disabled_collisions",
 })
 
 
@@ -220,11 +221,11 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
         bad = [joints[k] for k, v in enumerate(values) if not (math.isfinite(v) and v > 0)]
         if bad:
             raise RobotDescriptionError(f"robot '{name}': {label} is missing or not positive for joints {bad}")
-    disabled: list[tuple[str, str]] = []
+    disabled = disabled_pairs(raw.get("disabled_collisions") or [], source)
     if raw.get("srdf"):
         from armpilot.urdf_source import srdf_disabled_pairs
 
-        disabled = srdf_disabled_pairs(read_description(resolve_uri(str(raw["srdf"]), search, folder)))
+        disabled += srdf_disabled_pairs(read_description(resolve_uri(str(raw["srdf"]), search, folder)))
     home = _home(raw.get("home"), joints, urdf_joints, gripper, name)
     ws_min = np.asarray(raw.get("workspace_min", [-1.0, -1.0, -0.05]), float)
     ws_max = np.asarray(raw.get("workspace_max", [1.0, 1.0, 1.5]), float)
@@ -239,7 +240,7 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
         workspace_min=ws_min, workspace_max=ws_max, table_z=float(raw.get("table_z", 0.0)),
         reach=float(raw.get("reach", 0.6)), watched_frames=watched, urdf_joints=urdf_joints,
         disabled_collisions=tuple(disabled), camera_frame=str(raw.get("camera_frame", "")),
-        camera_extrinsics=_extrinsics(raw.get("camera_extrinsics")), description=str(raw.get("description", "")),
+        camera_extrinsics=extrinsics(raw.get("camera_extrinsics")), description=str(raw.get("description", "")),
         source=source, tcp_offset=np.asarray(raw.get("tcp_offset", (0.0, 0.0, 0.0)), float).reshape(3),
         tcp_rpy=np.asarray(raw.get("tcp_rpy", (0.0, 0.0, 0.0)), float).reshape(3),
         passive_positions=_passive_positions(raw.get("passive_joints"), joints, gripper, urdf_joints, name),
@@ -370,18 +371,6 @@ def _passive_positions(raw: Any, joints: tuple[str, ...], gripper: Gripper, urdf
             raise RobotDescriptionError(f"robot '{name}': passive_joints {joint} = {out[joint]} is outside "
                                         f"[{urdf[joint].lower}, {urdf[joint].upper}]")
     return out
-
-
-def _extrinsics(raw: Mapping[str, Any] | None) -> np.ndarray | None:
-    """4x4 base_T_camera_optical from ``{xyz: [..], rpy: [..]}`` (m, rad, fixed-axis roll-pitch-yaw)."""
-    if not raw:
-        return None
-    from transforms3d.euler import euler2mat
-
-    pose = np.eye(4)
-    pose[:3, :3] = euler2mat(*[float(a) for a in raw.get("rpy", (0, 0, 0))], axes="sxyz")
-    pose[:3, 3] = np.asarray(raw.get("xyz", (0, 0, 0)), float)
-    return pose
 
 
 @dataclass(frozen=True)

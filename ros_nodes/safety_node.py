@@ -51,7 +51,7 @@ from armpilot.ros_nodes.robot_loading import load_robot
 from armpilot.ros_nodes.safety_diagnostics import diagnostics_message, publisher_identity
 from armpilot.safety.input_bounds import InputBounds
 from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
-from armpilot.safety.state_tracking import ArmState, CommandedPath, controller_joints, hold_on_path
+from armpilot.safety.state_tracking import ArmState, CommandedPath, controller_joints, hold_on_path, tracking_offset
 from armpilot.safety.sending import as_sent
 from armpilot.safety.stopping import crosses_limit
 from armpilot.safety.supervisor import Supervisor, proposer_fault
@@ -102,7 +102,7 @@ class SafetyNode(OperatorServices, Node):
             self.get_logger().info(f"learned scorer {self.verifier.learned_scorer} ({self.verifier.weight_learned})")
         self.lock = threading.RLock()  # state shared by the executor and the verifier thread
         # what the controller follows
-        self.path = CommandedPath(self.limits.velocity * cfg.tracking_allowance, self.limits.continuous)
+        self.path = CommandedPath(tracking_offset(self.limits.velocity, cfg.tracking_allowance), self.limits.continuous)
         self.accepted = 0
         self.candidates_seen = 0
         self.rejections = RejectionLog()

@@ -210,3 +210,13 @@ def test_gripper_links_without_collision_geometry_collide_with_their_visuals():
     colliding = {arm.model.frames[g.parentFrame].name for g in geometry.geometryObjects}
     assert {"gripper", "jaw"} <= colliding
     assert load_profile("so101").collisions_from_visuals == (), "a URDF with collision geometry is left as it is"
+
+
+def test_disabled_collisions_in_the_profile_need_no_srdf():
+    """Session 30: the G1 ships no SRDF, and its shoulder housing overlaps the torso mesh within its range."""
+    g1 = load_profile(str(Path(__file__).parent / "profiles" / "g1_right.yaml"))
+    assert ("torso_link", "right_shoulder_roll_link") in g1.disabled_collisions
+    from armpilot.profile_values import disabled_pairs
+
+    with pytest.raises(RobotDescriptionError, match="disabled_collisions"):
+        disabled_pairs([["torso_link"]], "p.yaml")

@@ -53,7 +53,8 @@ def test_a_chunk_whose_approach_would_brake_past_a_limit_is_refused(limits_of, n
     assert "on the way to point 0" in verdict.detail
     # the hold it guards against: braking at that speed just before the point crosses the limit
     state = ArmState(lim.names)
-    assert state.update(list(lim.names), measured, None) is None
+    tracking = measured + (target - measured) * (lead - 0.01) / lead  # the arm where the path has it then
+    assert state.update(list(lim.names), tracking, None) is None
     path = np.vstack([measured, target])
     stop = hold_command(state, lim, (NOW, np.array([0.0, lead]), path), NOW + lead - 0.01, tolerance=1.0)
     assert crosses_limit(stop, lim.lower, lim.upper)[j]
@@ -324,3 +325,29 @@ def test_a_hold_from_the_arm_stays_in_the_turn_the_commands_were_sent_in():
     stop = hold_on_path(path, state, lim, t, CFG.hold_tolerance(), from_arm=True)
     step = abs(stop.positions[0, j] - desired[j])
     assert step <= lim.velocity[j] * stop.times[0] + 1e-9, f"a {step:.3f} rad step to the hold's first point"
+
+
+def test_a_fast_urdf_never_lets_a_hold_start_far_from_the_arm():
+    """Session 30, the Unitree G1's URDF (22-37 rad/s): how far the measured arm may be from the commanded path was
+    velocity x tracking allowance alone, 3.7 rad, so a hold started 0.8 rad away from the arm (the controller told
+    to jump there), a path 0.8 rad off the arm stayed the reference, and two states 1 rad apart 8 ms apart counted
+    as one arm. Now at most ``MAX_TRACKING_OFFSET`` (0.35 rad)."""
+    from dataclasses import replace
+
+    from armpilot.safety.state_tracking import MAX_TRACKING_OFFSET, state_jump, tracking_offset
+
+    lim = ArmModel().limits
+    fast = replace(lim, velocity=np.full(len(lim.velocity), 37.0))
+    home = np.clip(ArmModel().profile.home, lim.lower, lim.upper).astype(float)
+    far = np.clip(home + 0.8, lim.lower, lim.upper)
+    assert np.max(np.abs(far - home)) > MAX_TRACKING_OFFSET
+    state = ArmState(lim.names)
+    state.update(list(lim.names), home, np.zeros(len(home)))
+    stop = hold_command(state, fast, (NOW - 0.2, np.array([0.0, 1.0]), np.vstack([far, far])), NOW, tolerance=0.1)
+    assert np.allclose(stop.start, home), "the hold starts at the arm, not 0.8 rad away"
+    path = CommandedPath(tracking_offset(fast.velocity, 0.1), lim.continuous)
+    path.command(NOW - 0.2, NOW - 0.2, np.array([0.1]), far[None], far)
+    assert path.reference(NOW, home) is None, "a path 0.8 rad off the arm is dropped: the controller is not there"
+    jumped = home.copy()
+    jumped[0] += 1.0
+    assert "jumped" in state_jump(home, NOW, jumped, NOW + 0.008, fast, 0.1)

@@ -94,10 +94,13 @@ def _ramp(lim, j: int, start: np.ndarray, spacing: float, fraction: float) -> tu
     acc = np.minimum(fraction * lim.jerk[j] * tt, fraction * lim.acceleration[j])
     vel = np.cumsum(acc) * step
     pos = np.cumsum(vel) * step
-    count = max(int(np.searchsorted(vel, 0.7 * lim.velocity[j]) * step / spacing), 1)
+    room_up = lim.upper[j] - start[j] if np.isfinite(lim.upper[j]) else np.inf
+    room = max(room_up, start[j] - lim.lower[j])
+    # a fast arm's joint (G1: 6 rad/s at 5 rad/s^2) would leave its range first: it ends within half the room
+    end = min(np.searchsorted(vel, 0.7 * lim.velocity[j]), np.searchsorted(pos, 0.5 * room))
+    count = max(int(end * step / spacing), 1)
     times = spacing * np.arange(1, count + 1)
     positions = np.tile(start, (count, 1))
-    room_up = lim.upper[j] - start[j] if np.isfinite(lim.upper[j]) else np.inf
     direction = 1.0 if room_up >= start[j] - lim.lower[j] else -1.0
     positions[:, j] += direction * np.interp(times, tt, pos)
     return times, positions

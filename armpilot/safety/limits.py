@@ -22,6 +22,7 @@ import numpy as np
 from armpilot.fields import describe as _describe
 from armpilot.control.trajectory import TrajectoryError, validate_trajectory
 from armpilot.robot import JointLimits
+from armpilot.safety.state_tracking import tracking_offset
 from armpilot.safety.stopping import CLAMPED_OVERSHOOT, braking_distance, with_braking_tail
 from armpilot.safety.workspace import WorkspaceChecker
 from armpilot.rejections import Reason
@@ -194,7 +195,7 @@ def check_chunk(
     else:
         origin, slack = reference, 0.0
     for start, reach, what in ((origin, vmax * lead + slack, "where the controller is heading"),
-                               (measured, vmax * (lead + config.tracking_allowance), "measured")):
+                               (measured, vmax * lead + tracking_offset(vmax, config.tracking_allowance), "measured")):
         jump = np.abs(limits.difference(positions[0], start))
         if np.any(jump > reach + EPS):
             j = int(np.argmax(jump - reach))

@@ -125,6 +125,17 @@ class ArmState:
         return ArmState(self.joints, self.passive_joints, self.continuous)
 
 
+#: rad / m: the furthest the measured arm may be from where the controller is commanded (and a hold still start
+#: there, or two states still count as one arm's), whatever the velocity limit: velocity x allowance alone let a
+#: hold start 3.7 rad from the arm on a URDF with 37 rad/s (Unitree G1, found in session 30)
+MAX_TRACKING_OFFSET = 0.35
+
+
+def tracking_offset(velocity: np.ndarray, seconds: float) -> np.ndarray:
+    """(J,) rad or m: how far a joint at ``velocity`` (J,) gets in ``seconds``, at most ``MAX_TRACKING_OFFSET``."""
+    return np.minimum(np.asarray(velocity, float) * seconds, MAX_TRACKING_OFFSET)
+
+
 def hold_command(state: ArmState, limits: JointLimits, executing: tuple[float, np.ndarray, np.ndarray] | None,
                  now: float, tolerance: float = 0.1) -> StopTrajectory | None:
     """A decelerating stop from the state the controller follows now, or None without any state.
@@ -158,7 +169,8 @@ def hold_command(state: ArmState, limits: JointLimits, executing: tuple[float, n
         position, velocity = state.positions.copy(), measured_velocity(state, limits)
     else:
         return None
-    if state.positions is not None and np.any(np.abs(limits.difference(position, state.positions)) > vmax * tolerance):
+    if state.positions is not None and np.any(np.abs(limits.difference(position, state.positions))
+                                              > tracking_offset(vmax, tolerance)):
         position, velocity = state.positions.copy(), measured_velocity(state, limits)
     velocity = np.clip(velocity, -vmax, vmax)
     return stop_trajectory(position, velocity, limits.acceleration, limits.jerk, limits.lower, limits.upper, vmax)
@@ -194,7 +206,7 @@ def hold_on_path(path: "CommandedPath", state: ArmState, limits: JointLimits, no
         state, from_arm = state.untrusted(), False
     stop = None if from_arm else path.remaining_stop(now)  # already braking to rest: the rest of that stop
     if stop is not None and state.positions is not None and np.any(
-            np.abs(limits.difference(stop.start, state.positions)) > limits.velocity * tolerance):
+            np.abs(limits.difference(stop.start, state.positions)) > tracking_offset(limits.velocity, tolerance)):
         stop = None  # the arm is not where that stop has it (moved by something else)
     if stop is None:
         stop = hold_command(state, limits, None if from_arm else path.as_chunk(), now, tolerance)
@@ -308,7 +320,7 @@ def state_jump(previous: np.ndarray, previous_stamp: float, current: np.ndarray,
     from 100 s ago, or from a node on another clock, was otherwise within reach of any pose.
     """
     moved = np.abs(limits.difference(current, previous))
-    reach = limits.velocity * (min(abs(stamp - previous_stamp), max_gap) + allowance)
+    reach = limits.velocity * min(abs(stamp - previous_stamp), max_gap) + tracking_offset(limits.velocity, allowance)
     if np.any(moved > reach):
         j = int(np.argmax(moved - reach))
         return (f"{limits.names[j]} jumped {moved[j]:.3f} between consecutive /joint_states "
