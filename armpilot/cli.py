@@ -15,9 +15,9 @@ from armpilot.policies.policy_server import ServerConfig
 from armpilot.policies.realtime import TRANSITIONS
 from armpilot.policies.registry import BACKENDS
 from armpilot.record_command import add_record_parser, record_from_args
-from armpilot.robot_profile import DEFAULT_ROBOT, shipped_profiles
+from armpilot.robot_profile import DEFAULT_ROBOT, RobotDescriptionError, shipped_profiles
 from armpilot.sim.scenes import SCENES
-from armpilot.tasks import TASKS
+from armpilot.tasks import TASKS, TaskNotSupported
 from armpilot.train_command import add_train_parser, add_train_vla_parser, train_from_args
 
 
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             evaluate(_demo_options(args), args.candidates, args.report)
-        except NodeFailed as failure:
+        except (NodeFailed, RobotDescriptionError, TaskNotSupported) as failure:
             print(f"error: {failure}", file=sys.stderr)
             return 1
         return 0
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     options = _demo_options(args)
     try:
         report = run_demo(options)
-    except NodeFailed as failure:
+    except (NodeFailed, RobotDescriptionError, TaskNotSupported) as failure:
         print(f"error: {failure}", file=sys.stderr)
         return 1
     if report["success_rate"] < options.min_success:

@@ -76,3 +76,19 @@ def test_the_safety_node_runs_an_arm_it_was_never_shipped_with(tmp_path, name):
         assert np.allclose(velocities[-1], 0.0)
         assert np.all((q >= limits.lower - 1e-9) & (q <= limits.upper + 1e-9))
         assert np.all(np.abs(velocities) <= limits.velocity + 1e-9)
+
+
+@pytest.mark.parametrize("name", ["pr2_right", "tiago", "g1_right"])
+def test_no_pair_only_passive_joints_move_is_checked(name):
+    """Session 30 (iCub): a humanoid's hip against its torso, both moved only by passive joints sagging in the sim,
+    refused arm chunks the arm could never change. Every checked pair has a link a commanded joint moves."""
+    from armpilot.safety.workspace import WorkspaceChecker
+
+    from robot_variants import profile
+
+    checker = WorkspaceChecker(ArmModel(profile(name)))
+    model, objects = checker.model, checker.geometry.geometryObjects
+    commanded = {model.getJointId(n) for n in checker.arm.joint_names}
+    moved = [bool(commanded & set(model.supports[g.parentJoint])) for g in objects]
+    assert checker.geometry.collisionPairs and all(moved[p.first] or moved[p.second]
+                                                   for p in checker.geometry.collisionPairs)

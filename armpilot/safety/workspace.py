@@ -102,6 +102,12 @@ class WorkspaceChecker:
             pin.computeCollisions(self.model, self.data, geometry, data, self.arm.full_configuration(q), False)
             touching |= {k for k, result in enumerate(data.collisionResults)
                          if result.isCollision() and (home or k in adjacent)}
+        # pairs no commanded joint moves apart (a humanoid's hip against its torso): the arm cannot change them, and
+        # measured passive joints sagging in the sim made them refuse every chunk (iCub: l_hip_2 against torso_1)
+        commanded = {self.model.getJointId(n) for n in self.arm.joint_names}
+        moved = [bool(commanded & set(self.model.supports[j])) for j in joint_of]
+        touching |= {k for k, pair in enumerate(geometry.collisionPairs)
+                     if not moved[pair.first] and not moved[pair.second]}
         for k in sorted(touching, reverse=True):
             geometry.removeCollisionPair(geometry.collisionPairs[k])
 

@@ -154,6 +154,26 @@ def get_task(name: str, reach: float = REFERENCE_REACH, table_z: float = 0.0) ->
                    table_z=table_z)
 
 
+#: Tasks that close a gripper on the box.
+GRASPING_TASKS = ("pick", "place")
+
+
+class TaskNotSupported(ValueError):
+    """A task the robot profile's arm cannot do as configured (named, with the fix)."""
+
+
 def task_for_robot(name: str, profile: "RobotProfile") -> Task:
-    """The task called ``name`` sized to the robot profile's arm and table (its ``reach`` and ``table_z``)."""
+    """The task called ``name`` sized to the robot profile's arm and table (its ``reach`` and ``table_z``).
+
+    Raises:
+        TaskNotSupported: a grasping task for an arm whose gripper is not on its arm controller: armpilot commands only
+            that controller (a separate gripper stays where its own driver keeps it), so every episode would
+            run to its time limit with nothing refused.
+    """
+    if name in GRASPING_TASKS and profile.gripper.controller.value != "arm":
+        where = ("has no gripper" if not profile.gripper.joint else
+                 f"has its gripper '{profile.gripper.joint}' on a separate controller, which armpilot does not command")
+        raise TaskNotSupported(f"task '{name}' closes a gripper, and robot '{profile.name}' {where}; put the "
+                               "gripper on the arm controller (gripper: {controller: arm}, its joint listed in joints) "
+                               "or run reach or push")
     return get_task(name, profile.reach, profile.table_z)
