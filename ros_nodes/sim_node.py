@@ -39,7 +39,8 @@ from armpilot.ros_nodes.params import declare_config  # noqa: E402
 from armpilot.sim.config import SimConfig  # noqa: E402
 from armpilot.sim.episode_message import encode_episode  # noqa: E402
 from armpilot.sim.runner import SimRunner  # noqa: E402
-from armpilot.sim.scene import CameraConfig  # noqa: E402
+from armpilot.robot import ArmModel  # noqa: E402
+from armpilot.sim.scene import CameraConfig, facing_away  # noqa: E402
 from armpilot.sim.scenes import variation_summary  # noqa: E402
 from armpilot.ros_nodes.robot_loading import load_robot  # noqa: E402
 from armpilot.sim.world import SimWorld  # noqa: E402
@@ -85,6 +86,8 @@ class SimNode(Node):
         self.ticks = 0
         self.rejections = RejectionLog()
         self.publish_episode()
+        if problem := facing_away(ArmModel(profile)):
+            self.get_logger().warning(problem)
         self.get_logger().info(
             f"task '{cfg.task}', joint states every {self.tick_dt * 1e3:.0f} ms, camera "
             f"{cfg.width}x{cfg.height} every {self.camera_every} ticks, render={cfg.render}"

@@ -160,3 +160,19 @@ def test_a_grasping_task_on_an_arm_whose_gripper_armpilot_cannot_close_is_refuse
     with pytest.raises(ValueError, match="closes a gripper.*controller: arm"):
         task_for_robot("pick", profile(name))
     assert task_for_robot("reach", profile(name)).name == "reach"
+
+
+def test_an_arm_facing_away_from_the_sims_tasks_is_named():
+    """Session 30 (iCub, whose base frame faces backward: reach 0/2 with no word why): the sim warns."""
+    from dataclasses import replace
+
+    from armpilot.robot import ArmModel
+    from armpilot.sim.scene import facing_away
+
+    from robot_variants import ALL_PROFILES
+
+    away = [name for name in ALL_PROFILES if facing_away(ArmModel(profile(name)))]
+    assert away == ["ur5_pedestal"], "UR's 'base' frame is half a turn from base_link: that home is behind it"
+    armpilot = profile("armpilot")
+    turned = replace(armpilot, home=np.array(armpilot.home) + np.eye(len(armpilot.home))[0] * np.pi)
+    assert "behind the base" in facing_away(ArmModel(turned))

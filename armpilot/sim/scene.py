@@ -87,6 +87,18 @@ def camera_placement(arm: ArmModel, spec: mujoco.MjSpec) -> tuple[mujoco.MjsBody
     return body, pose[:3, 3].copy(), mat2quat(rotation)
 
 
+def facing_away(arm: ArmModel) -> str:
+    """Why the sim's tasks may be out of the arm's way ("" when they are not): the table and every task region lie
+    along +x of the base frame, and a tool behind the base at home (iCub's base frame faces backward; the
+    SO-100's URDF faces -y) usually cannot get there."""
+    x = float(arm.tcp_pose(np.asarray(arm.profile.home, float))[0, 3])
+    if x >= 0.0:
+        return ""
+    return (f"the tool is at x = {x:.2f} m in '{arm.profile.base_frame}' at home, behind the base, and the sim's "
+            "table and tasks lie along +x: choose a home facing +x (turn the base joint) or a base_frame whose x "
+            "axis points at the table")
+
+
 def mujoco_urdf(profile: RobotProfile) -> str:
     """The profile's URDF with MuJoCo's import options (absolute mesh paths, no visuals, links kept)."""
     xml = re.sub(r"<mujoco>.*?</mujoco>", "", profile.urdf_xml, flags=re.S)
