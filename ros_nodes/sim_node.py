@@ -39,6 +39,7 @@ from armpilot.ros_nodes.params import declare_config  # noqa: E402
 from armpilot.sim.config import SimConfig  # noqa: E402
 from armpilot.sim.episode_message import encode_episode  # noqa: E402
 from armpilot.sim.runner import SimRunner  # noqa: E402
+from armpilot.perception.geometry import camera_frame_name  # noqa: E402
 from armpilot.robot import ArmModel  # noqa: E402
 from armpilot.sim.scene import CameraConfig, facing_away  # noqa: E402
 from armpilot.sim.scenes import variation_summary  # noqa: E402
@@ -86,8 +87,10 @@ class SimNode(Node):
         self.ticks = 0
         self.rejections = RejectionLog()
         self.publish_episode()
-        if problem := facing_away(ArmModel(profile)):
+        arm = ArmModel(profile)
+        if problem := facing_away(arm):
             self.get_logger().warning(problem)
+        self.camera_frame = camera_frame_name(arm, cfg.camera_frame) or cfg.camera_frame  # the frame it renders from
         self.get_logger().info(
             f"task '{cfg.task}', joint states every {self.tick_dt * 1e3:.0f} ms, camera "
             f"{cfg.width}x{cfg.height} every {self.camera_every} ticks, render={cfg.render}"
@@ -181,10 +184,10 @@ class SimNode(Node):
         cfg = self.config
         color, depth = self.runner.world.render()
         depth_mm = np.round(depth * 1000.0).astype(np.uint16)
-        info = conv.camera_info_msg(cfg.width, cfg.height, self.fx, self.fy, self.cx, self.cy, stamp, cfg.camera_frame)
-        self.publish(self.pub_color, conv.image_to_msg(color, "rgb8", stamp, cfg.camera_frame))
+        info = conv.camera_info_msg(cfg.width, cfg.height, self.fx, self.fy, self.cx, self.cy, stamp, self.camera_frame)
+        self.publish(self.pub_color, conv.image_to_msg(color, "rgb8", stamp, self.camera_frame))
         self.publish(self.pub_color_info, info)
-        self.publish(self.pub_depth, conv.image_to_msg(depth_mm, "16UC1", stamp, cfg.camera_frame))
+        self.publish(self.pub_depth, conv.image_to_msg(depth_mm, "16UC1", stamp, self.camera_frame))
         self.publish(self.pub_depth_info, info)
 
     def run(self, executor: SingleThreadedExecutor) -> None:

@@ -31,7 +31,8 @@ class SimConfig:
         default=30.0, metadata=_describe("rate of /sim/privileged/object_poses (ground truth), Hz")
     )
     camera_frame: str = field(
-        default="camera_color_optical_frame", metadata=_describe("frame_id of colour and aligned depth")
+        default="camera_color_optical_frame", metadata=_describe(
+            "frame_id of colour and aligned depth when the robot profile names no camera_frame (else that frame)")
     )
 
     def __post_init__(self) -> None:
