@@ -59,8 +59,9 @@ class PerceptionNodeConfig:
 class PerceptionNode(CameraInputs, Node):
     """Thin shell over ``CloudPipeline``."""
 
-    def __init__(self) -> None:
-        super().__init__("perception")
+    def __init__(self, **node_options) -> None:
+        """``node_options``: rclpy ``Node``'s (a ``context`` for in-process tests)."""
+        super().__init__("perception", **node_options)
         self.pipeline_config = declare_config(self, PerceptionConfig)
         self.config = declare_config(self, PerceptionNodeConfig)
         self.arm = ArmModel(load_robot(self))  # outputs are in its profile's base_frame
@@ -74,6 +75,7 @@ class PerceptionNode(CameraInputs, Node):
         self.intrinsics: Intrinsics | None = None
         self.joints = JointHistory(self.config.joint_state_timeout)
         self.waiting: WaitingFrames[tuple[float, Image, Image | None]] = WaitingFrames()
+        self.unfiltered_warned = False  # frames processed without the self filter before any joint state
         self.pairer: ApproximateTimePairer[Image, Image] = ApproximateTimePairer(self.config.sync_slop)
         self.problems = RejectionLog(throttle_s=5.0)
         self.frames = 0
@@ -131,6 +133,13 @@ class PerceptionNode(CameraInputs, Node):
             self.skip("no_camera_info", f"no valid camera_info on {topics.DEPTH_INFO} yet")
             return
         verdict = self.joints.verdict(stamp) if self.needs_joints else FrameJoints.READY
+        no_arm = verdict is FrameJoints.MISSING and not self.camera.moves and self.joints.newest_stamp == -np.inf
+        if no_arm:  # a camera alone (a recording, a bench test): nothing to cut out, said once
+            verdict = FrameJoints.READY
+            if not self.unfiltered_warned:
+                self.unfiltered_warned = True
+                self.get_logger().warning(f"no {topics.JOINT_STATES} received yet: frames are processed without the "
+                                          "self filter until one arrives (the arm, if in view, counts as objects)")
         if verdict is FrameJoints.WAIT:  # processed once the arm's pose at its stamp has arrived
             if self.waiting.add(stamp, (stamp, depth_msg, color_msg)):
                 self.skip("joint_state_late", f"{topics.JOINT_STATES} lag the camera by more than "
@@ -153,8 +162,8 @@ class PerceptionNode(CameraInputs, Node):
         except conv.ConversionError as error:
             self.skip("bad_image", str(error))
             return
-        q = self.joints.at(stamp) if self.needs_joints else None
-        arm_boxes = self.robot_boxes(q) if self.config.self_filter else None
+        q = self.joints.at(stamp) if self.needs_joints and not no_arm else None
+        arm_boxes = self.robot_boxes(q) if self.config.self_filter and q is not None else None
         result = self.pipeline.process(depth, color, arm_boxes, self.camera.pose(q) if self.camera.moves else None)
         self.publish(result, depth_msg.header.stamp)
 

@@ -81,3 +81,42 @@ def test_the_sim_carries_a_wrist_camera_and_perception_finds_the_box_from_two_po
     world.close()
     assert max(errors) < 0.015, errors
     assert max(stale_errors) > 0.05, "placed where the camera was at home, the box is elsewhere: the test can fail"
+
+
+def test_the_perception_node_uses_joint_states_at_each_frames_stamp():
+    """The node (in-process, its callbacks called directly): a camera alone, before any joint state, is processed
+    unfiltered (a recording, a bench test); once joint states come, a frame newer than every one waits for the
+    next, and a frame with none within joint_state_timeout is skipped, never published with the arm in it."""
+    import rclpy
+
+    from armpilot.ros_nodes import conversions as conv
+    from ros_nodes.perception_node import PerceptionNode
+
+    world = SimWorld(None, get_task("push"), CameraConfig(320, 240))
+    world.reset(3)
+    color, depth = world.render()
+    world.close()
+    fx, fy, cx, cy = world.intrinsics()
+    depth_mm = np.round(depth * 1000).astype(np.uint16)
+    frame = lambda t: (t, conv.image_to_msg(depth_mm, "16UC1", t), conv.image_to_msg(color, "rgb8", t))  # noqa: E731
+    names, home = world.profile.joints, np.array(world.profile.home)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = PerceptionNode(context=context)
+        published: list[float] = []
+        node.publish = lambda result, stamp: published.append(conv.stamp_to_sec(stamp))
+        node.on_info(conv.camera_info_msg(320, 240, fx, fy, cx, cy, 1.0))
+        node.process(*frame(1.0))
+        assert published == [1.0], "no joint state yet: processed without the self filter"
+        node.on_joints(conv.joint_state_to_msg(names, home, stamp=1.0))
+        node.process(*frame(1.2))
+        assert published == [1.0], "newer than every joint state: it waits"
+        node.on_joints(conv.joint_state_to_msg(names, home, stamp=1.25))
+        assert published == [1.0, 1.2], "its joint state came: processed"
+        node.process(*frame(3.0))
+        node.on_joints(conv.joint_state_to_msg(names, home, stamp=1.3))
+        assert published == [1.0, 1.2] and node.problems.counts["no_joint_state"] == 1
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
