@@ -75,7 +75,6 @@ class PerceptionNode(CameraInputs, Node):
         self.intrinsics: Intrinsics | None = None
         self.joints = JointHistory(self.config.joint_state_timeout)
         self.waiting: WaitingFrames[tuple[float, Image, Image | None]] = WaitingFrames()
-        self.unfiltered_warned = False  # frames processed without the self filter before any joint state
         self.pairer: ApproximateTimePairer[Image, Image] = ApproximateTimePairer(self.config.sync_slop)
         self.problems = RejectionLog(throttle_s=5.0)
         self.frames = 0
@@ -136,10 +135,9 @@ class PerceptionNode(CameraInputs, Node):
         no_arm = verdict is FrameJoints.MISSING and not self.camera.moves and self.joints.newest_stamp == -np.inf
         if no_arm:  # a camera alone (a recording, a bench test): nothing to cut out, said once
             verdict = FrameJoints.READY
-            if not self.unfiltered_warned:
-                self.unfiltered_warned = True
-                self.get_logger().warning(f"no {topics.JOINT_STATES} received yet: frames are processed without the "
-                                          "self filter until one arrives (the arm, if in view, counts as objects)")
+            self.get_logger().warning(f"no {topics.JOINT_STATES} received yet: frames are processed without the "
+                                      "self filter until one arrives (the arm, if in view, counts as objects)",
+                                      once=True)
         if verdict is FrameJoints.WAIT:  # processed once the arm's pose at its stamp has arrived
             if self.waiting.add(stamp, (stamp, depth_msg, color_msg)):
                 self.skip("joint_state_late", f"{topics.JOINT_STATES} lag the camera by more than "
