@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,6 +20,7 @@ import numpy as np
 import yaml
 
 from armpilot.fields import describe
+from armpilot.gripper_profile import Gripper, GripperController, gripper_from_dict
 from armpilot.joint_limits_file import JointLimitsFileError, read_joint_limits
 from armpilot.profile_values import disabled_pairs, extrinsics
 from armpilot.urdf_source import (RobotDescriptionError, UrdfJoint, check_base_frame, collisions_from_visuals,
@@ -38,26 +38,6 @@ PROFILE_KEYS = frozenset({
 })
 
 
-class GripperController(str, Enum):
-    """Where the gripper joint is commanded."""
-
-    NONE = "none"  # no gripper
-    ARM = "arm"  # a joint of the arm's trajectory controller
-    SEPARATE = "separate"  # its own controller: the arm controller never sees it
-
-
-@dataclass(frozen=True)
-class Gripper:
-    """The gripper: its driving joint and the open/closed positions (rad or m)."""
-
-    controller: GripperController = GripperController.NONE
-    joint: str = ""
-    open: float = 0.0
-    closed: float = 0.0
-    #: N m (N) the simulated gripper squeezes with at most; 0: the URDF's effort limit (often a placeholder)
-    effort: float = 0.0
-
-
 @dataclass(frozen=True)
 class WatchedFrame:
     """A point kept in the workspace box and ``min_height`` m above the table (frame or joint name)."""
@@ -73,7 +53,9 @@ class RobotProfile:
 
     name: str
     urdf_xml: str  # package:// already resolved to absolute paths
-    joints: tuple[str, ...]  # the arm controller's joints, in its order
+    #: the commanded joints: the arm controller's, in its order, and a gripper armpilot commands on a controller of
+    #: its own (``arm_controller_joints`` leaves it out)
+    joints: tuple[str, ...]
     gripper: Gripper
     tcp_frame: str
     base_frame: str
@@ -113,6 +95,14 @@ class RobotProfile:
         return tuple(n for n in self.joints if n != self.gripper.joint)
 
     @property
+    def arm_controller_joints(self) -> tuple[str, ...]:
+        """What the arm's trajectory controller commands, in its order: ``joints`` without a gripper that has a
+        controller of its own (``Gripper.commanded_separately``)."""
+        if self.gripper.commanded_separately:
+            return self.arm_joints
+        return self.joints
+
+    @property
     def has_gripper(self) -> bool:
         return self.gripper.controller is not GripperController.NONE
 
@@ -126,7 +116,8 @@ class RobotProfile:
     def summary(self) -> str:
         """One log line: name, URDF hash, joints and gripper."""
         gripper = ("no gripper" if not self.has_gripper
-                   else f"gripper {self.gripper.joint} ({self.gripper.controller.value})")
+                   else f"gripper {self.gripper.joint} ({self.gripper.controller.value}"
+                   + (f", {command.interface.value} on {command.topic})" if (command := self.gripper.command) else ")"))
         bare = (f"; links {list(self.collisions_from_visuals)} have no <collision> in the URDF: they collide with "
                 "their <visual> geometry" if self.collisions_from_visuals else "")
         return f"robot '{self.name}' (URDF sha256 {self.urdf_hash}), joints {list(self.joints)}, {gripper}{bare}"
@@ -202,7 +193,7 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
     xml = resolve_package_uris(xml, search)
     urdf_joints = parse_joints(xml)
     joints = tuple(str(j) for j in raw.get("joints", []))
-    gripper = _gripper(raw.get("gripper"), joints, source)
+    gripper = gripper_from_dict(raw.get("gripper"), joints, source)
     _check_joints(joints, gripper, urdf_joints, name)
     xml, visual_collisions = collisions_from_visuals(xml, gripper_link_names(xml, urdf_joints, gripper.joint))
     base_frame = str(raw.get("base_frame", "base_link"))
@@ -248,33 +239,14 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
     )
 
 
-def _gripper(raw: Mapping[str, Any] | None, joints: tuple[str, ...], source: str) -> Gripper:
-    if not raw:
-        return Gripper()
-    if unknown := sorted(set(raw) - {"joint", "open", "closed", "controller", "effort"}):
-        raise RobotDescriptionError(f"robot profile {source}: gripper has unknown keys {unknown} (known: joint, "
-                                    f"open, closed, controller, effort)")
-    controller = GripperController(raw.get("controller", "arm"))
-    gripper = Gripper(controller, str(raw.get("joint", "")), float(raw.get("open", 0.0)), float(raw.get("closed", 0.0)),
-                      float(raw.get("effort", 0.0)))
-    if not (math.isfinite(gripper.effort) and gripper.effort >= 0):
-        raise RobotDescriptionError(f"robot profile {source}: gripper effort must be >= 0, got {gripper.effort}")
-    if controller is GripperController.ARM and gripper.joint not in joints:
-        raise RobotDescriptionError(f"robot profile {source}: gripper joint '{gripper.joint}' is on the arm "
-                                    f"controller but not in joints {list(joints)}")
-    if controller is GripperController.SEPARATE and gripper.joint in joints:
-        raise RobotDescriptionError(f"robot profile {source}: gripper joint '{gripper.joint}' has its own "
-                                    f"controller but is listed in the arm's joints")
-    return gripper
-
-
 def _check_joints(joints: tuple[str, ...], gripper: Gripper, urdf: Mapping[str, UrdfJoint], name: str) -> None:
     """Fail closed: every commanded joint is a movable, velocity-limited, non-mimic URDF joint."""
     if not joints:
         raise RobotDescriptionError(f"robot '{name}': the profile lists no joints")
     if len(set(joints)) != len(joints):
         raise RobotDescriptionError(f"robot '{name}': joints repeat in {list(joints)}")
-    wanted = list(joints) + ([gripper.joint] if gripper.controller is GripperController.SEPARATE else [])
+    wanted = list(joints) + ([gripper.joint] if gripper.controller is GripperController.SEPARATE
+                             and gripper.joint not in joints else [])
     for joint in wanted:
         if joint not in urdf:
             raise RobotDescriptionError(f"robot '{name}': joint '{joint}' is not a movable joint of the URDF "

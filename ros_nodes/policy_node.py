@@ -58,7 +58,7 @@ from armpilot.ros_nodes.policy_diagnostics import policy_diagnostics
 from armpilot.ros_nodes.policy_task_inputs import TaskInputs
 from armpilot.ros_nodes.robot_loading import load_robot
 from armpilot.safety.limits import SafetyConfig
-from armpilot.safety.state_tracking import controller_joints
+from armpilot.safety.state_tracking import proposal_joints
 from armpilot.tasks import task_for_robot
 
 
@@ -72,7 +72,11 @@ class PolicyNode(TaskInputs, Node):
         super().__init__("policy")
         self.config = declare_config(self, PolicyNodeConfig)
         profile = load_robot(self)
-        self.config = cfg = replace(self.config, joint_names=controller_joints(profile, self.config.joint_names))
+        # chunks go out in the order asked for (the safety node reorders by name), the backends work in the
+        # profile's (experts, datasets and checkpoints): an order given here never reaches them
+        self.published_joints = proposal_joints(profile, self.config.joint_names)
+        self.published_columns = profile.index(self.published_joints)
+        self.config = cfg = replace(self.config, joint_names=profile.joints)
         self.proposer_config = declare_config(self, ProposerConfig)
         try:
             arm = ArmModel(profile)
@@ -305,7 +309,7 @@ class PolicyNode(TaskInputs, Node):
                 self.get_logger().info(
                     f"first chunk of episode {self.episode} from the observation at {obs.stamp:.3f} s, "
                     f"object at {np.round(obs.object_position, 3).tolist()}, {len(candidates)} candidates")
-            self.pub.publish(candidates_to_msg(self.config.joint_names, times, candidates,
+            self.pub.publish(candidates_to_msg(self.published_joints, times, candidates[..., self.published_columns],
                                                conv.sec_to_stamp(obs.stamp)))
             self.counts["published"] += 1
         except Exception as error:  # noqa: BLE001 - a failing backend must not kill the node silently

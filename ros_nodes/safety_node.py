@@ -2,7 +2,8 @@
 
 Inputs: candidate chunks on ``/policy/candidates`` (N x H x J table), a single
 JointTrajectory on ``/teleop/joint_trajectory``, ``/joint_states``. Output: one
-timed JointTrajectory on ``/arm_controller/joint_trajectory``. Picks the best
+timed JointTrajectory on ``/arm_controller/joint_trajectory`` (and, for a gripper
+on a controller of its own, its column to that controller: ``gripper_sender.py``). Picks the best
 safe candidate (``armpilot.safety.verifier``), enforces limits, workspace and
 stamps (``armpilot.safety.limits``), and holds the arm when the executing
 chunk goes stale, joint states stop, or the e-stop latches
@@ -32,7 +33,7 @@ from typing import Callable
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.duration import Duration
-from rclpy.clock import Clock, ClockType, JumpThreshold, TimeJump
+from rclpy.clock import Clock, ClockType, JumpThreshold
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, PointCloud2
@@ -48,30 +49,27 @@ from armpilot.ros_nodes.candidate_conversions import candidates_from_msg
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
 from armpilot.ros_nodes.robot_loading import load_robot
-from armpilot.ros_nodes.safety_diagnostics import diagnostics_message, publisher_identity
 from armpilot.safety.input_bounds import InputBounds
 from armpilot.safety.limits import SafetyConfig, Verdict, check_chunk
 from armpilot.safety.state_tracking import ArmState, CommandedPath, controller_joints, hold_on_path, tracking_offset
 from armpilot.safety.sending import as_sent
 from armpilot.safety.stopping import crosses_limit
-from armpilot.safety.supervisor import Supervisor, proposer_fault
+from armpilot.safety.supervisor import Supervisor
 from armpilot.safety.verifier import VerifierConfig, sample_chunk, select
 from armpilot.safety.workspace import WorkspaceChecker
 from armpilot.sim.episode_message import decode_episode
+from armpilot.ros_nodes.gripper_sender import GripperSender
 from armpilot.ros_nodes.safety_services import OperatorServices
+from armpilot.ros_nodes.safety_timers import (CLOCK_JUMP_FORWARD_S, PROPOSER_CHECK_PERIOD_S, WATCHDOG_PERIOD_S,
+                                             SafetyTimers)
+from armpilot.safety.gripper_relay import GripperLimits, separate_gripper, split_gripper, with_gripper
 from armpilot.ros_nodes.proposal_decoding import decode_proposal
 
-#: Clock jumps reported (s): any jump back, forward jumps beyond this.
-CLOCK_JUMP_FORWARD_S = 1.0
-#: Seconds between checks of who publishes proposals (wall clock).
-PROPOSER_CHECK_PERIOD_S = 0.5
-#: Seconds between watchdog checks (wall clock).
-WATCHDOG_PERIOD_S = 0.02
 #: Seconds the shutdown hold waits for the controller's acknowledgement (DDS acks it within ~0.4 s).
 HOLD_ACK_TIMEOUT_S = 0.6
 
 
-class SafetyNode(OperatorServices, Node):
+class SafetyNode(OperatorServices, SafetyTimers, Node):
     """Thin shell over the verifier, the checks and the supervisor."""
 
     def __init__(self) -> None:
@@ -88,6 +86,9 @@ class SafetyNode(OperatorServices, Node):
         self.state = ArmState(self.joint_names, tuple(n for n in self.profile.joints if n not in self.joint_names)
                               + arm.passive_joints, self.limits.continuous)
         self.workspace = WorkspaceChecker(arm, table_clearance=cfg.table_clearance, self_collision=cfg.self_collision)
+        self.gripper = GripperSender.for_profile(self, self.profile)
+        self.gripper_limits = None if self.gripper is None else GripperLimits.of(
+            self.profile.gripper.joint, cfg.enforced(arm.limits))
         self.get_logger().info(f"controller joint order {list(self.joint_names)}; /joint_states must carry these"
                                + (f", and {list(self.state.passive_joints)} there or in a message of their own"
                                   if self.state.passive_joints else ""))
@@ -129,6 +130,8 @@ class SafetyNode(OperatorServices, Node):
         self.single_source_topics = ((topics.POLICY_CANDIDATES, candidates.topic_name),
                                      (topics.TELEOP_COMMAND, teleop.topic_name),
                                      (topics.CONTROLLER_COMMAND, self.pub_command.topic_name))
+        if self.gripper is not None and self.gripper.action_type is None:  # its controller's topic: ours alone
+            self.single_source_topics += ((self.gripper.topic, self.gripper.publisher.topic_name),)
         self.early_episode: String | None = None  # a latched /sim/episode heard before the first /clock
         if self.get_parameter("use_sim_time").value:  # a simulator's resets; a real arm on wall time has none
             self.create_subscription(String, topics.SIM_EPISODE, self.on_episode, qos.LATCHED_QOS)
@@ -184,6 +187,8 @@ class SafetyNode(OperatorServices, Node):
             with self.lock:
                 if self.supervisor.sim_reset(decode_episode(msg.data)["start"], self.now()):
                     self.path.clear()  # chunks and holds start from the measured arm, as at start-up
+                    if self.gripper is not None:  # the sim put the gripper back open: send the next target
+                        self.gripper.timeline.forget_sent()
         except ValueError as error:
             self.reject(Reason.MALFORMED, f"{topics.SIM_EPISODE}: {error}")
 
@@ -203,6 +208,11 @@ class SafetyNode(OperatorServices, Node):
         except Exception as error:  # noqa: BLE001 - whatever a hostile table raises, the node refuses it and runs on
             self.reject(Reason.MALFORMED, f"{type(error).__name__}: {error}")
             return
+        names, candidates, columns, problem = separate_gripper(table.joint_names, table.times, table.positions,
+                                                               self.gripper_limits)
+        if problem is not None:
+            self.reject(*problem)
+            return
         with self.lock:
             self.candidates_seen += len(table.positions)
             if self.refused():
@@ -213,10 +223,13 @@ class SafetyNode(OperatorServices, Node):
             executing = None
             if self.path.times is not None:
                 executing = sample_chunk(*self.path.as_chunk(), table.stamp_sec + table.times)
-        self.submit(topics.POLICY_CANDIDATES, lambda: select(
-            self.verifier, self.config, self.limits, table.joint_names, table.stamp_sec, table.times, table.positions,
-            now, measured, executing, self.workspace, self.rng, self.learned, passive,
-            self.profile.gripper.joint, reference, velocity).verdict)
+        def pick() -> Verdict:
+            chosen = select(self.verifier, self.config, self.limits, names, table.stamp_sec, table.times, candidates,
+                            now, measured, executing, self.workspace, self.rng, self.learned, passive,
+                            self.profile.gripper.joint, reference, velocity)
+            return with_gripper(chosen.verdict, columns, chosen.index)
+
+        self.submit(topics.POLICY_CANDIDATES, pick)
 
     def on_trajectory(self, raw: bytes) -> None:
         msg = self.decode(raw, JointTrajectory)
@@ -227,14 +240,22 @@ class SafetyNode(OperatorServices, Node):
         except conv.ConversionError as error:
             self.reject(Reason.MALFORMED, str(error))
             return
+        names, positions, column, problem = separate_gripper(arrays.joint_names, arrays.times, arrays.positions,
+                                                             self.gripper_limits)
+        if problem is not None:
+            self.reject(*problem)
+            return
+        speeds = arrays.velocities
+        if column is not None and speeds is not None:
+            speeds = split_gripper(arrays.joint_names, speeds, self.profile.gripper.joint)[1]
         with self.lock:
             if self.refused():
                 return
             now, measured, passive = self.now(), self.state.positions, self.state.passive
             reference, velocity = self.path.reference(now, measured), self.path.velocity(now)
-        self.submit(topics.TELEOP_COMMAND, lambda: check_chunk(
-            self.config, self.limits, arrays.joint_names, arrays.stamp_sec, arrays.times, arrays.positions, now,
-            measured, arrays.velocities, self.workspace, passive, reference, velocity))
+        self.submit(topics.TELEOP_COMMAND, lambda: with_gripper(check_chunk(
+            self.config, self.limits, names, arrays.stamp_sec, arrays.times, positions, now, measured, speeds,
+            self.workspace, passive, reference, velocity), column))
 
     def submit(self, topic: str, check: Callable[[], Verdict]) -> None:
         """Hand a proposal's check to the verifier thread, replacing one from ``topic`` not yet started."""
@@ -289,12 +310,15 @@ class SafetyNode(OperatorServices, Node):
             self.path.command(now, out.stamp, out.times, out.positions, self.state.positions,
                               stopping_from=out.chunk_end)  # a hold in the stop after the chunk continues it
             self.supervisor.accepted(now, out.chunk_end)
+            if self.gripper is not None and verdict.gripper is not None:
+                self.gripper.chunk(verdict.stamp, verdict.times, verdict.gripper)
             self.send(command)
 
     def send(self, command: JointTrajectory) -> None:
-        """To the controller, and a copy on /safety/commanded (the policy continues what the arm executes)."""
+        """To the controller, and a copy on /safety/commanded (the policy continues what the arm executes; with a
+        separate gripper's column)."""
         self.pub_command.publish(command)
-        self.pub_commanded.publish(command)
+        self.pub_commanded.publish(command if self.gripper is None else self.gripper.add_column(command, self.now()))
 
     def reject(self, reason: str, detail: str) -> None:
         with self.lock:
@@ -327,6 +351,8 @@ class SafetyNode(OperatorServices, Node):
             stop = hold_on_path(self.path, self.state, self.hold_limits, now, self.config.hold_tolerance(), stalled,
                                 not self.supervisor.state_jump_fault(now))
             self.supervisor.held()
+            if self.gripper is not None:
+                self.gripper.hold(now)
             if stop is None:
                 return
             if np.any(crossing := crosses_limit(stop, self.limits.lower, self.limits.upper)):
@@ -342,52 +368,6 @@ class SafetyNode(OperatorServices, Node):
         if not self.pub_command.wait_for_all_acked(Duration(seconds=HOLD_ACK_TIMEOUT_S)):
             self.get_logger().info(f"the shutdown hold was not acknowledged within {HOLD_ACK_TIMEOUT_S} s "
                                    "(no controller, or it is stopping too)")
-
-    def on_watchdog(self) -> None:
-        wall = time.monotonic()
-        with self.lock:
-            stalled = self.supervisor.tick(wall)
-        if stalled:  # this process did not run (stopped, swapped, starved): its inputs are queued
-            self.get_logger().warning(f"the safety node itself did not run for {stalled:.2f} s; reading what "
-                                      f"arrived meanwhile ({self.supervisor.SETTLE_AFTER_STALL_S} s) before "
-                                      "judging its inputs")
-            return
-        with self.lock:
-            reason = self.supervisor.watchdog(self.now(), wall)
-            if reason is not None:
-                self.hold(*reason)
-
-    def check_proposers(self) -> None:
-        """Hold and refuse while more than one node publishes on a proposal topic or the controller's."""
-        publishers = {resolved: [publisher_identity(i) for i in self.get_publishers_info_by_topic(declared)]
-                      for declared, resolved in self.single_source_topics}
-        fault = proposer_fault(publishers, self.pub_command.topic_name)
-        with self.lock:
-            before = self.supervisor.state.proposer_fault
-            if self.supervisor.proposers(fault):
-                self.get_logger().error(f"refusing every proposal: {fault}")
-                self.hold(Reason.SECOND_PROPOSER, fault)
-            elif before and not fault:
-                self.get_logger().info("one proposer per topic again: proposals are checked again")
-
-    def on_clock_jump(self, jump: TimeJump) -> None:
-        delta = jump.delta.nanoseconds * 1e-9
-        if self.now() - delta <= 0.0:  # the first /clock message after start: not a jump
-            return
-        with self.lock:
-            self.path.clear()  # its times are on the old timeline: the measured arm is where a hold starts
-            if self.supervisor.clock_jumped(delta, time.monotonic()):
-                self.hold(Reason.CLOCK_JUMP, self.supervisor.clock_problem(time.monotonic()))
-            else:
-                self.get_logger().warning(self.supervisor.clock_problem(time.monotonic()))
-
-    def publish_diagnostics(self) -> None:
-        with self.lock:
-            msg = diagnostics_message(self.supervisor.state, self.accepted, self.candidates_seen, self.rejections,
-                                      self.supervisor.clock_problem(time.monotonic()),
-                                      {"superseded": self.superseded, "verify_ms_max": round(self.verify_ms_max, 1)})
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.pub_diag.publish(msg)
 
 
 def main(args: list[str] | None = None) -> None:

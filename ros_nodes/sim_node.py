@@ -7,7 +7,8 @@ depth (16UC1 mm) and camera_info, ``~/privileged/object_poses`` (ground truth:
 the language task, its instruction on ``/policy/instruction`` (as a user would
 give them); follows ``/arm_controller/joint_trajectory`` (the sim graphs
 remap it to ``/sim/arm_controller/joint_trajectory``);
-``~/reset`` (std_srvs/Trigger) starts an episode with the ``seed`` parameter.
+``~/reset`` (std_srvs/Trigger) starts an episode with the ``seed`` parameter. A gripper on a
+controller of its own follows the profile's ``gripper.command`` topic (``trajectory`` or ``position``).
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
-from std_msgs.msg import Bool, String  # noqa: E402
+from std_msgs.msg import Bool, Float64MultiArray, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from armpilot.control.trajectory import TrajectoryError  # noqa: E402
+from armpilot.gripper_profile import GripperInterface  # noqa: E402
+from armpilot.urdf_source import RobotDescriptionError  # noqa: E402
 from armpilot.rejections import RejectionLog  # noqa: E402
 from armpilot.ros_nodes import conversions as conv  # noqa: E402
 from armpilot.ros_nodes import qos, topics  # noqa: E402
@@ -83,6 +86,7 @@ class SimNode(Node):
         self.pub_instruction = self.create_publisher(String, topics.POLICY_INSTRUCTION, qos.LATCHED_QOS)
         self.base_frame = profile.base_frame
         self.create_subscription(JointTrajectory, topics.CONTROLLER_COMMAND, self.on_trajectory, qos.COMMAND_QOS)
+        self.subscribe_gripper(profile)
         self.create_service(Trigger, topics.RESET_SERVICE, self.on_reset)
         self.ticks = 0
         self.rejections = RejectionLog()
@@ -105,6 +109,40 @@ class SimNode(Node):
             self.log_rejection(error.reason, error.detail)
         except conv.ConversionError as error:
             self.log_rejection("malformed", str(error))
+
+    def subscribe_gripper(self, profile) -> None:
+        """Play the controller of a gripper armpilot commands on a controller of its own."""
+        if not profile.gripper.commanded_separately:
+            return
+        spec = profile.gripper.command
+        if spec.interface is GripperInterface.TRAJECTORY:
+            self.create_subscription(JointTrajectory, spec.topic, self.on_gripper_trajectory, qos.COMMAND_QOS)
+        elif spec.interface is GripperInterface.POSITION:
+            self.create_subscription(Float64MultiArray, spec.topic, self.on_gripper_position, qos.COMMAND_QOS)
+        else:
+            raise RobotDescriptionError(
+                f"robot '{profile.name}': the sim plays a separate gripper's controller for the 'trajectory' and "
+                "'position' interfaces, not 'action' (a GripperCommand action server); simulate this arm with a copy "
+                "of its profile whose gripper command says interface: position")
+
+    def on_gripper_trajectory(self, msg: JointTrajectory) -> None:
+        try:
+            arrays = conv.joint_trajectory_from_msg(msg)
+            self.runner.command_gripper(arrays.joint_names, arrays.stamp_sec, arrays.times, arrays.positions)
+        except TrajectoryError as error:
+            self.log_rejection(error.reason, f"gripper: {error.detail}")
+        except conv.ConversionError as error:
+            self.log_rejection("malformed", f"gripper: {error}")
+
+    def on_gripper_position(self, msg: Float64MultiArray) -> None:
+        """A forward command controller's one position: the gripper's servo target from now."""
+        if len(msg.data) != 1 or not np.isfinite(msg.data[0]):
+            self.log_rejection("malformed", f"gripper: {len(msg.data)} values, expected one finite position")
+            return
+        try:
+            self.runner.command_gripper((self.runner.gripper_joint,), 0.0, np.zeros(1), np.array([[msg.data[0]]]))
+        except TrajectoryError as error:
+            self.log_rejection(error.reason, f"gripper: {error.detail}")
 
     def log_rejection(self, reason: str, detail: str) -> None:
         """Count a rejected trajectory; log it unless this reason was logged under a second ago."""

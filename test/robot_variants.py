@@ -1,7 +1,9 @@
 """Robot profiles for the safety property tests: every shipped one plus the hard configurations.
 
 - ``armpilot_shuffled``: the controller's joint order shuffled (gripper first);
-- ``armpilot_six``: six arm joints, the gripper on its own controller;
+- ``armpilot_six``: six arm joints, the gripper on its own controller, which armpilot does not command;
+- ``armpilot_own_gripper``: the gripper on a joint_trajectory_controller of its own that the safety node commands,
+  listed between the arm's joints (``armpilot_gripper_position``: the same on a forward command controller);
 - ``ur5_continuous``: the UR5 with continuous wrist joints (unbounded, velocity-limited);
 - ``ur5_pedestal``: the UR5 on a shifted, turned pedestal (its URDF's ``world`` joint), ``base_frame`` its
   ``base`` link (half a turn from ``base_link``), as UR's driver reports Cartesian poses;
@@ -26,7 +28,7 @@ import yaml
 
 from armpilot.robot_profile import RobotProfile, load_profile, profile_from_dict, shipped_profiles
 
-VARIANTS = ("armpilot_shuffled", "armpilot_six", "ur5_continuous", "ur5_pedestal")
+VARIANTS = ("armpilot_shuffled", "armpilot_six", "armpilot_own_gripper", "ur5_continuous", "ur5_pedestal")
 VENDOR_PROFILES = Path(__file__).parent / "profiles"
 UNSHIPPED = tuple(sorted(path.stem for path in VENDOR_PROFILES.glob("*.yaml")))
 ALL_PROFILES = tuple(shipped_profiles()) + VARIANTS + UNSHIPPED
@@ -35,6 +37,26 @@ ALL_PROFILES = tuple(shipped_profiles()) + VARIANTS + UNSHIPPED
 def _raw(name: str) -> tuple[dict, Path]:
     path = shipped_profiles()[name]
     return yaml.safe_load(path.read_text()), path.parent
+
+
+def own_gripper_raw(name: str) -> tuple[dict, Path]:
+    """armpilot's arm with its gripper on a controller of its own that armpilot commands, the gripper's column
+    between the arm's: ``armpilot_own_gripper`` (joint_trajectory_controller), ``armpilot_gripper_position``
+    (forward command controller)."""
+    raw, folder = _raw("armpilot")
+    order = [0, 1, 6, 2, 3, 4, 5]
+    for key in ("joints", "home", "max_acceleration", "max_jerk"):
+        raw[key] = [raw[key][k] for k in order]
+    interface = "trajectory" if name == "armpilot_own_gripper" else "position"
+    raw["gripper"] = {**raw["gripper"], "controller": "separate", "command": {"interface": interface}}
+    return {**raw, "name": name}, folder
+
+
+def profile_file(name: str, folder: Path) -> Path:
+    """One of the own-gripper variants as a profile YAML in ``folder`` (for nodes and the CLI)."""
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(own_gripper_raw(name)[0]))
+    return path
 
 
 @lru_cache(maxsize=None)
@@ -56,6 +78,9 @@ def profile(name: str) -> RobotProfile:
             raw[key] = raw[key][:6]
         raw["gripper"]["controller"] = "separate"
         return profile_from_dict(raw, folder, source="armpilot_six")
+    if name in ("armpilot_own_gripper", "armpilot_gripper_position"):
+        raw, folder = own_gripper_raw(name)
+        return profile_from_dict(raw, folder, source=name)
     if name == "ur5_continuous":
         raw, folder = _raw("ur5")
         xml = load_profile("ur5").urdf_xml

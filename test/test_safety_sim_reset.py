@@ -91,7 +91,8 @@ def test_the_node_drops_its_path_on_a_new_episode_and_names_a_bad_message():
 
     p, lim, path, reset = _so101_after_a_pick()
     rejected: list[tuple[str, str]] = []
-    node = SimpleNamespace(lock=threading.RLock(), path=path, supervisor=Supervisor(0.3, 0.25), now=lambda: 20.0,
+    node = SimpleNamespace(lock=threading.RLock(), path=path, gripper=None, supervisor=Supervisor(0.3, 0.25),
+                           now=lambda: 20.0,
                            reject=lambda r, d: rejected.append((r, d)), state=ArmState(p.joints))
     SafetyNode.on_episode(node, String(data=json.dumps({"episode": 3, "seed": 3, "start": 19.99})))
     assert path.reference(20.0, reset) is None, "the next chunk and any hold start from the measured arm"
@@ -107,7 +108,7 @@ def test_an_announcement_heard_before_the_first_clock_waits_for_it():
     p, lim, path, reset = _so101_after_a_pick()
     rejected: list[tuple[str, str]] = []
     clock = {"now": 0.0}
-    node = SimpleNamespace(lock=threading.RLock(), path=path, supervisor=Supervisor(0.3, 0.25),
+    node = SimpleNamespace(lock=threading.RLock(), path=path, gripper=None, supervisor=Supervisor(0.3, 0.25),
                            now=lambda: clock["now"], reject=lambda r, d: rejected.append((r, d)),
                            state=ArmState(p.joints), early_episode=None)
     announcement = String(data=json.dumps({"episode": 3, "seed": 3, "start": 19.99}))

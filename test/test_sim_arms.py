@@ -154,12 +154,14 @@ def test_the_gripper_effort_key_sets_the_sims_squeeze():
 @pytest.mark.parametrize("name", ["ur5", "armpilot_six"])
 def test_a_grasping_task_on_an_arm_whose_gripper_armpilot_cannot_close_is_refused(name):
     """Session 30: a Kinova with its fingers on a separate controller ran pick 0/6, 339 of 355 chunks accepted and
-    nothing refused: no node commands a separate gripper (the sim held it open). The task is refused, naming why."""
+    nothing refused: no node commanded a separate gripper (the sim held it open). Unless the profile gives the gripper a
+    command, the task is refused, naming the fix."""
     from armpilot.tasks import task_for_robot
 
-    with pytest.raises(ValueError, match="closes a gripper.*controller: arm"):
+    with pytest.raises(ValueError, match="closes a gripper.*give the gripper a command"):
         task_for_robot("pick", profile(name))
     assert task_for_robot("reach", profile(name)).name == "reach"
+    assert task_for_robot("pick", profile("armpilot_own_gripper")).name == "pick"
 
 
 def test_an_arm_facing_away_from_the_sims_tasks_is_named():

@@ -112,6 +112,8 @@ class Verdict:
     positions: np.ndarray | None = None
     sent_times: np.ndarray | None = None
     sent_positions: np.ndarray | None = None
+    #: (P',) a separately commanded gripper's positions at ``times`` (``gripper_relay.with_gripper``), or None
+    gripper: np.ndarray | None = None
 
 
 def _reject(reason: str, detail: str) -> Verdict:

@@ -27,18 +27,26 @@ MAX_JOINT_STATE_NAMES = 1024
 
 
 def controller_joints(profile: RobotProfile, override: Sequence[str] = ()) -> tuple[str, ...]:
-    """The arm controller's joint order: ``override`` when given (any order or subset of the profile's joints).
+    """The arm controller's joint order: ``override`` when given (any order or subset of the joints it commands),
+    else ``profile.arm_controller_joints`` (a gripper on a controller of its own is not one of them).
 
     Raises:
-        RobotDescriptionError: naming joints the profile does not command.
+        RobotDescriptionError: naming joints the arm controller does not command.
     """
     if not override:
-        return profile.joints
-    unknown = [n for n in override if n not in profile.joints]
+        return profile.arm_controller_joints
+    unknown = [n for n in override if n not in profile.arm_controller_joints]
     if unknown:
-        raise RobotDescriptionError(f"joint_names {unknown} are not joints of robot '{profile.name}' "
-                                    f"{list(profile.joints)} (set 'robot' to your arm's profile)")
+        raise RobotDescriptionError(f"joint_names {unknown} are not joints of robot '{profile.name}''s arm controller "
+                                    f"{list(profile.arm_controller_joints)} (set 'robot' to your arm's profile)")
     return tuple(override)
+
+
+def proposal_joints(profile: RobotProfile, override: Sequence[str] = ()) -> tuple[str, ...]:
+    """What a policy proposes, in order: ``controller_joints``, then a gripper armpilot commands on a controller of
+    its own (the safety node sends its column there)."""
+    gripper = (profile.gripper.joint,) if profile.gripper.commanded_separately else ()
+    return controller_joints(profile, override) + gripper
 
 
 class ArmState:

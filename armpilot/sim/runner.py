@@ -27,12 +27,18 @@ START_SLACK_S, START_SLACK = 0.25, 0.05
 
 
 class SimRunner:
-    """World + trajectory follower + monotonic sim clock."""
+    """World + trajectory follower + monotonic sim clock; a gripper on a controller of its own has a follower of its
+    own (``command_gripper``)."""
 
     def __init__(self, world: SimWorld) -> None:
         self.world = world
-        self.joint_names = world.joint_names
-        self.follower = TrajectoryFollower(world.joint_positions())
+        self.joint_names = world.profile.arm_controller_joints  # what the arm's controller takes
+        self._arm = np.array([world.joint_names.index(n) for n in self.joint_names])
+        gripper = world.profile.gripper
+        self.gripper_joint = gripper.joint if gripper.commanded_separately else ""
+        self._gripper = world.joint_names.index(self.gripper_joint) if self.gripper_joint else None
+        self.follower = TrajectoryFollower(world.joint_positions()[self._arm])
+        self.gripper_follower = TrajectoryFollower(world.joint_positions()[[self._gripper or 0]])
         self._clock_offset = 0.0
         self.episode = -1
         self.seed = -1
@@ -41,7 +47,7 @@ class SimRunner:
         self.broken = False  # MuJoCo reset this episode's state (``tick``)
         self._since_reset = False  # no command accepted since the last reset yet (``_check_reachable_start``)
         joints = world.profile.urdf_joints
-        self._vmax = world.profile.max_velocity.copy()
+        self._vmax = world.profile.max_velocity[self._arm]
         self._continuous = np.array([not np.isfinite(joints[n].lower) and not np.isfinite(joints[n].upper)
                                      for n in self.joint_names])
 
@@ -55,7 +61,7 @@ class SimRunner:
         self._clock_offset += self.world.time
         init = self.world.reset(seed)
         self.broken = False
-        self.follower.hold(self.world.joint_positions())
+        self._hold_where_the_arm_is()
         self._since_reset = True
         self.episode += 1
         self.seed = seed
@@ -82,11 +88,7 @@ class SimRunner:
             times, positions, velocities = validate_trajectory(
                 joint_names, self.joint_names, times, positions, velocities
             )
-            if stamp != 0.0 and stamp <= self.episode_start + STAMP_TOLERANCE:
-                raise TrajectoryError(
-                    "before_reset", f"stamped {stamp:.3f} s, not after this episode began at {self.episode_start:.3f} s"
-                )
-            start = self.now if stamp == 0.0 else stamp
+            start = self._start(stamp)
             if self._since_reset:
                 self._check_reachable_start(start, times, positions)
         except TrajectoryError as error:
@@ -94,6 +96,44 @@ class SimRunner:
             raise
         self._since_reset = False
         self.follower.set_trajectory(JointTrajectory(start, times, positions, velocities), self.now)
+
+    def command_gripper(self, joint_names: Sequence[str], stamp: float, times: np.ndarray,
+                        positions: np.ndarray) -> None:
+        """A trajectory for the gripper on a controller of its own (a forward command controller's position is one
+        point at 0 s, stamped 0). Raises TrajectoryError as ``command`` does (no reachability test: a gripper's
+        controller closes on what it meets)."""
+        if not self.gripper_joint:
+            raise TrajectoryError("unknown_joint", "this arm has no gripper on a controller of its own")
+        try:
+            times, positions, _ = validate_trajectory(joint_names, (self.gripper_joint,), times, positions)
+            start = self._start(stamp)
+        except TrajectoryError as error:
+            self.rejections[error.reason] = self.rejections.get(error.reason, 0) + 1
+            raise
+        self.gripper_follower.set_trajectory(JointTrajectory(start, times, positions, None), self.now)
+
+    def _start(self, stamp: float) -> float:
+        """When a trajectory stamped ``stamp`` starts (0: now); TrajectoryError ``before_reset`` for one stamped before
+        this episode."""
+        if stamp != 0.0 and stamp <= self.episode_start + STAMP_TOLERANCE:
+            raise TrajectoryError(
+                "before_reset", f"stamped {stamp:.3f} s, not after this episode began at {self.episode_start:.3f} s"
+            )
+        return self.now if stamp == 0.0 else stamp
+
+    def _hold_where_the_arm_is(self) -> None:
+        positions = self.world.joint_positions()
+        self.follower.hold(positions[self._arm])
+        if self._gripper is not None:
+            self.gripper_follower.hold(positions[[self._gripper]])
+
+    def _targets(self) -> np.ndarray:
+        """(J,) servo targets in the world's joint order: the arm's follower, and the gripper's."""
+        targets = np.empty(len(self.world.joint_names))
+        targets[self._arm] = self.follower.sample(self.now)[0]
+        if self._gripper is not None:
+            targets[self._gripper] = self.gripper_follower.sample(self.now)[0][0]
+        return targets
 
     def _check_reachable_start(self, start: float, times: np.ndarray, positions: np.ndarray) -> None:
         """Until the first command of an episode: TrajectoryError ``unreachable_start`` for a first point the arm
@@ -117,12 +157,12 @@ class SimRunner:
         runs on (a clock running back made perception drop every frame for up to a minute), the arm holds
         where the reset left it, the goal pad goes back, and the episode runs on to its time limit as a
         failure (``success``: the reset moved the box)."""
-        targets, _ = self.follower.sample(self.now)
+        targets = self._targets()
         before = self.now
         unstable = self.world.step(targets, n_steps)
         if unstable:  # MuJoCo reset the state: its time to 0, the arm, box and goal pad to the model's defaults
             self._clock_offset = before + n_steps * self.world.timestep - self.world.time
-            self.follower.hold(self.world.joint_positions())  # hold where the arm now is, no lunge back
+            self._hold_where_the_arm_is()  # no lunge back
             self.world.place_goal_pad(self.world.episode_init.goal_position)
             self.broken = True
         return unstable

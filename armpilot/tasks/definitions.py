@@ -166,14 +166,15 @@ def task_for_robot(name: str, profile: "RobotProfile") -> Task:
     """The task called ``name`` sized to the robot profile's arm and table (its ``reach`` and ``table_z``).
 
     Raises:
-        TaskNotSupported: a grasping task for an arm whose gripper is not on its arm controller: armpilot commands only
-            that controller (a separate gripper stays where its own driver keeps it), so every episode would
-            run to its time limit with nothing refused.
+        TaskNotSupported: a grasping task for an arm whose gripper armpilot does not command (none, or one on a
+            controller of its own with no ``command`` in the profile): every episode would run to its time limit
+            with nothing refused.
     """
-    if name in GRASPING_TASKS and profile.gripper.controller.value != "arm":
+    if name in GRASPING_TASKS and not profile.gripper.commanded:
         where = ("has no gripper" if not profile.gripper.joint else
-                 f"has its gripper '{profile.gripper.joint}' on a separate controller, which armpilot does not command")
-        raise TaskNotSupported(f"task '{name}' closes a gripper, and robot '{profile.name}' {where}; put the "
-                               "gripper on the arm controller (gripper: {controller: arm}, its joint listed in joints) "
-                               "or run reach or push")
+                 f"has its gripper '{profile.gripper.joint}' on a separate controller that armpilot does not command")
+        raise TaskNotSupported(f"task '{name}' closes a gripper, and robot '{profile.name}' {where}; give the gripper "
+                               "a command (gripper: {controller: separate, command: {interface: trajectory|position|"
+                               "action, topic: ...}}, its joint listed in joints), put it on the arm controller, or "
+                               "run reach or push")
     return get_task(name, profile.reach, profile.table_z)

@@ -1,0 +1,155 @@
+"""A gripper on a controller of its own, commanded through the safety node (pure, no rclpy).
+
+Proposals carry the gripper as one more joint column (the profile lists it in ``joints``); the arm's checks run on
+the other columns (``check_chunk`` and the verifier are unchanged), and the gripper's column is checked here: finite,
+inside the URDF's limits, no faster than its velocity limit between points. It is not checked against the measured
+gripper: fingers closed on a box stay where the box stops them while their command says closed. What is sent:
+
+- ``trajectory``: the accepted chunk's column, timed like the arm's command;
+- ``position`` / ``action``: the accepted chunk's column sampled on its timeline, sent when it has moved more than
+  the deadband from the last target sent (``GripperTimeline.due``).
+
+A hold freezes the gripper where its command is at that instant (``GripperTimeline.freeze``): it neither opens (a box
+held stays held) nor goes on closing. A proposal without the gripper's column leaves the gripper as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+
+from armpilot.rejections import Reason
+from armpilot.robot import JointLimits
+from armpilot.safety.limits import EPS, Verdict
+
+
+def split_gripper(joint_names: Sequence[str], positions: np.ndarray,
+                  gripper_joint: str) -> tuple[tuple[str, ...], np.ndarray, np.ndarray | None]:
+    """The arm's names and (..., J - 1) positions, and the gripper's (...,) column; the positions unchanged and
+    None when the message does not name the gripper. ``positions`` is (..., J) in ``joint_names`` order."""
+    names = tuple(joint_names)
+    if gripper_joint not in names:
+        return names, positions, None
+    k = names.index(gripper_joint)
+    keep = [j for j in range(len(names)) if j != k]
+    return names[:k] + names[k + 1:], positions[..., keep], positions[..., k]
+
+
+@dataclass(frozen=True)
+class GripperLimits:
+    """A separately commanded gripper's joint and what its commands must keep to (rad or m, per s)."""
+
+    joint: str
+    lower: float
+    upper: float
+    velocity: float  # the velocity limit as enforced (velocity_scale applied)
+
+    @classmethod
+    def of(cls, joint: str, limits: JointLimits) -> "GripperLimits":
+        """``joint``'s limits from ``limits`` (the velocity as it will be enforced)."""
+        k = limits.names.index(joint)
+        return cls(joint, float(limits.lower[k]), float(limits.upper[k]), float(limits.velocity[k]))
+
+
+def gripper_problems(columns: np.ndarray, times: np.ndarray, limits: GripperLimits) -> list[tuple[str, str] | None]:
+    """For each of (N, P) gripper columns over the points at ``times`` (P,) s: None when it may be sent, else
+    (reason, detail): not finite, outside the limits, faster than the velocity limit between points."""
+    columns = np.atleast_2d(np.asarray(columns, float))
+    name, lower, upper, vmax = limits.joint, limits.lower, limits.upper, limits.velocity
+    out: list[tuple[str, str] | None] = []
+    for column in columns:
+        speed = np.abs(np.diff(column)) / np.diff(times) if len(column) > 1 else np.zeros(0)
+        outside = (column < lower - EPS) | (column > upper + EPS)
+        if not np.all(np.isfinite(column)):
+            out.append((Reason.NOT_FINITE, f"gripper {name} is not finite"))
+        elif np.any(outside):
+            k = int(np.argmax(outside))
+            out.append((Reason.POSITION_LIMIT, f"gripper {name} = {column[k]:.4f} at point {k} outside "
+                                               f"[{lower}, {upper}]"))
+        elif np.any(speed > vmax + EPS):
+            k = int(np.argmax(speed))
+            out.append((Reason.VELOCITY_LIMIT, f"gripper {name} at {speed[k]:.3f} between points {k}-{k + 1} "
+                                               f"(max {vmax:.3f})"))
+        else:
+            out.append(None)
+    return out
+
+
+def separate_gripper(names: Sequence[str], times: np.ndarray, positions: np.ndarray, limits: GripperLimits | None
+                     ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray | None, tuple[str, str] | None]:
+    """Split a proposal's gripper column off and check it: (arm names, arm positions, gripper columns, problem).
+
+    ``positions`` is (N, P, J) candidates or one (P, J) chunk, in ``names`` order; the columns come back (N, P) or
+    (P,), None when there is no separately commanded gripper (``limits`` None) or the proposal does not name it.
+    Candidates whose column fails are dropped; when none is left, ``problem`` is the first one's (reason, detail).
+    """
+    names = tuple(names)
+    if limits is None or limits.joint not in names:
+        return names, positions, None, None
+    arm_names, arm, columns = split_gripper(names, np.asarray(positions, float), limits.joint)
+    problems = gripper_problems(columns, np.asarray(times, float), limits)
+    if arm.ndim == 2:
+        return arm_names, arm, columns, problems[0]
+    ok = np.array([p is None for p in problems])
+    if not ok.any():
+        return arm_names, arm, columns, problems[0]
+    return arm_names, arm[ok], columns[ok], None
+
+
+def with_gripper(verdict: Verdict, columns: np.ndarray | None, index: int | None = None) -> Verdict:
+    """The verdict with the gripper's column at its points still ahead (``Verdict.gripper``). ``columns`` is the
+    proposal's (P,) column, or (N, P) for candidates of which ``index`` was chosen; the accepted points are the
+    column's last."""
+    if not verdict.accepted or columns is None or verdict.times is None:
+        return verdict
+    column = np.asarray(columns if index is None else columns[index], float)
+    return replace(verdict, gripper=column[len(column) - len(verdict.times):])
+
+
+class GripperTimeline:
+    """Where the gripper's command is on the timeline of the accepted chunks, and what to send when.
+
+    Args:
+        deadband: a target closer than this (rad or m) to the last one sent is not sent again (``due``).
+    """
+
+    def __init__(self, deadband: float) -> None:
+        self.deadband = deadband
+        self.absolute: np.ndarray | None = None  # (P,) s: the accepted column's points
+        self.positions: np.ndarray | None = None  # (P,)
+        self.frozen: float | None = None  # set by a hold until the next chunk
+        self.sent: float | None = None  # the last target sent
+
+    def follow(self, stamp: float, times: np.ndarray, positions: np.ndarray) -> None:
+        """An accepted chunk's column: (P,) ``positions`` at ``stamp + times`` (s)."""
+        self.absolute, self.positions = stamp + np.asarray(times, float), np.asarray(positions, float)
+        self.frozen = None
+
+    def at(self, now: float) -> float | None:
+        """The command at ``now`` (linear between points, held after the last); None before any chunk."""
+        if self.frozen is not None or self.positions is None:
+            return self.frozen
+        return float(np.interp(now, self.absolute, self.positions))
+
+    def freeze(self, now: float) -> float | None:
+        """A hold: the command stays where it is at ``now`` (returned; None before any chunk)."""
+        self.frozen = self.at(now)
+        self.absolute = self.positions = None
+        return self.frozen
+
+    def due(self, now: float, exact: bool = False) -> float | None:
+        """The target to send now, or None: unchanged within the deadband (``exact``: any change) since the last
+        one sent, or no chunk yet. What it returns counts as sent."""
+        target = self.at(now)
+        if target is None:
+            return None
+        if self.sent is not None and abs(target - self.sent) <= (EPS if exact else self.deadband):
+            return None
+        self.sent = target
+        return target
+
+    def forget_sent(self) -> None:
+        """The gripper's controller lost what it was sent (the simulator reset its world): send the next target."""
+        self.sent = None

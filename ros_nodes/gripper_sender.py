@@ -1,0 +1,111 @@
+"""The safety node's output to a gripper on a controller of its own (the profile's ``gripper.command``).
+
+``trajectory``: trajectory_msgs/JointTrajectory (a joint_trajectory_controller for the gripper); ``position``:
+std_msgs/Float64MultiArray (forward_command_controller); ``action``: control_msgs/action/GripperCommand
+(GripperActionController), needing control_msgs (a ROS install has it; PyPI has no wheel). What is sent when:
+``armpilot/safety/gripper_relay.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from rclpy.node import Node
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory
+
+from armpilot.gripper_profile import GripperInterface
+from armpilot.robot_profile import RobotProfile
+from armpilot.ros_nodes import conversions as conv
+from armpilot.ros_nodes import qos
+from armpilot.safety.gripper_relay import GripperTimeline
+from armpilot.urdf_source import RobotDescriptionError
+
+
+def gripper_action_type():
+    """control_msgs' GripperCommand action.
+
+    Raises:
+        RobotDescriptionError: control_msgs is not installed, with what to install or configure instead.
+    """
+    try:
+        from control_msgs.action import GripperCommand
+    except ImportError as error:
+        raise RobotDescriptionError(
+            "gripper command interface 'action' sends control_msgs/action/GripperCommand goals, and control_msgs is "
+            f"not installed ({error}); install it (apt install ros-$ROS_DISTRO-control-msgs) or command the gripper "
+            "through a forward_command_controller ('position') or a joint_trajectory_controller ('trajectory')"
+        ) from error
+    return GripperCommand
+
+
+class GripperSender:
+    """Sends a separate gripper's commands from ``node``; ``None`` from ``for_profile`` when there is none."""
+
+    def __init__(self, node: Node, profile: RobotProfile) -> None:
+        gripper, spec = profile.gripper, profile.gripper.command
+        assert spec is not None
+        self.joint, self.interface, self.max_effort = gripper.joint, spec.interface, spec.max_effort
+        self.timeline = GripperTimeline(spec.deadband * abs(gripper.open - gripper.closed))
+        self.action_type = None
+        if spec.interface is GripperInterface.TRAJECTORY:
+            self.publisher = node.create_publisher(JointTrajectory, spec.topic, qos.COMMAND_QOS)
+        elif spec.interface is GripperInterface.POSITION:
+            self.publisher = node.create_publisher(Float64MultiArray, spec.topic, qos.COMMAND_QOS)
+        else:
+            from rclpy.action import ActionClient
+
+            self.action_type = gripper_action_type()
+            self.publisher = ActionClient(node, self.action_type, spec.topic)
+        self.topic = spec.topic
+        node.get_logger().info(f"gripper {self.joint}: commanded on {spec.topic} ({spec.interface.value})")
+
+    @classmethod
+    def for_profile(cls, node: Node, profile: RobotProfile) -> "GripperSender | None":
+        return cls(node, profile) if profile.gripper.commanded_separately else None
+
+    def chunk(self, stamp: float, times: np.ndarray, column: np.ndarray) -> None:
+        """An accepted chunk's gripper column (P,) at ``stamp + times`` s: a trajectory goes out whole now, a
+        position or action target as the timeline reaches it (``tick``)."""
+        self.timeline.follow(stamp, times, column)
+        if self.interface is GripperInterface.TRAJECTORY:
+            self.publisher.publish(conv.joint_trajectory_to_msg((self.joint,), times, np.asarray(column)[:, None],
+                                                                None, conv.sec_to_stamp(stamp)))
+
+    def tick(self, now: float) -> None:
+        """Position and action: send the timeline's target when it moved past the deadband."""
+        if self.interface is not GripperInterface.TRAJECTORY and (target := self.timeline.due(now)) is not None:
+            self.send_target(target)
+
+    def hold(self, now: float) -> None:
+        """Freeze the gripper where its command is now (nothing before any chunk)."""
+        target = self.timeline.freeze(now)
+        if target is None:
+            return
+        if self.interface is GripperInterface.TRAJECTORY:
+            self.publisher.publish(conv.joint_trajectory_to_msg((self.joint,), np.zeros(1), np.array([[target]]),
+                                                                None, None))
+        elif self.timeline.due(now, exact=True) is not None:
+            self.send_target(target)
+
+    def add_column(self, command: JointTrajectory, now: float) -> JointTrajectory:
+        """``command`` (the arm's, already sent) with the gripper's column appended, its command at each point's
+        time (``now`` for a stamp of 0): /safety/commanded carries every joint a policy proposes. Unchanged before
+        any gripper chunk."""
+        if self.timeline.at(now) is None:
+            return command
+        start = conv.stamp_to_sec(command.header.stamp) or now
+        command.joint_names.append(self.joint)
+        for point in command.points:
+            point.positions.append(self.timeline.at(start + conv.stamp_to_sec(point.time_from_start)))
+            for values in (point.velocities, point.accelerations):
+                if len(values):
+                    values.append(0.0)
+        return command
+
+    def send_target(self, target: float) -> None:
+        if self.action_type is None:
+            self.publisher.publish(Float64MultiArray(data=[float(target)]))
+            return
+        goal = self.action_type.Goal()
+        goal.command.position, goal.command.max_effort = float(target), float(self.max_effort)
+        self.publisher.send_goal_async(goal)  # a new goal preempts the one before (GripperActionController)

@@ -1,0 +1,186 @@
+"""A gripper on a controller of its own, commanded through the safety node (``armpilot/safety/gripper_relay.py``).
+
+Before session 31 armpilot never commanded such a gripper (a Robotiq beside a UR): grasping tasks were refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from armpilot.gripper_profile import DEFAULT_GRIPPER_TOPICS, GripperInterface
+from armpilot.rejections import Reason
+from armpilot.robot import ArmModel
+from armpilot.robot_profile import RobotDescriptionError, profile_from_dict
+from armpilot.safety.gripper_relay import (GripperLimits, GripperTimeline, separate_gripper, split_gripper,
+                                           with_gripper)
+from armpilot.safety.limits import SafetyConfig, Verdict
+from armpilot.safety.state_tracking import controller_joints, proposal_joints
+from robot_variants import ALL_PROFILES, _raw, profile
+
+LIMITS = GripperLimits("g", 0.0, 0.04, 0.1)
+TIMES = 0.1 * np.arange(1, 6)
+
+
+def test_the_profile_lists_the_gripper_in_joints_and_keeps_it_off_the_arm_controller():
+    own = profile("armpilot_own_gripper")
+    assert own.joints[2] == "gripper_joint" and "gripper_joint" not in own.arm_controller_joints
+    assert own.gripper.commanded and own.gripper.commanded_separately
+    assert own.gripper.command.topic == DEFAULT_GRIPPER_TOPICS[GripperInterface.TRAJECTORY]
+    assert controller_joints(own) == own.arm_controller_joints
+    assert proposal_joints(own) == own.arm_controller_joints + ("gripper_joint",)
+    assert proposal_joints(own, ("wrist_3_joint",)) == ("wrist_3_joint", "gripper_joint")
+    with pytest.raises(RobotDescriptionError, match="arm controller"):
+        controller_joints(own, ("gripper_joint",))  # the arm controller never takes it
+    six = profile("armpilot_six")  # separate, no command: armpilot leaves it alone
+    assert not six.gripper.commanded and proposal_joints(six) == six.joints == six.arm_controller_joints
+    assert "trajectory on /gripper_controller/joint_trajectory" in own.summary()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"controller": "arm", "command": {"interface": "position"}}, "controller: separate"),
+    ({"controller": "separate", "command": {"interface": "serial"}}, "interface must be one of"),
+    ({"controller": "separate", "command": {"interface": "position", "topic": "gripper cmd"}}, "absolute ROS name"),
+    ({"controller": "separate", "command": {"interface": "action", "max_effort": -1}}, "max_effort"),
+    ({"controller": "separate", "command": {"interface": "position", "speed": 1}}, "unknown keys"),
+    ({"controller": "separate", "command": "position"}, "must be a mapping"),
+    ({"controller": "separate"}, "give the gripper a 'command'"),  # listed in joints without one
+])
+def test_a_wrong_gripper_command_is_refused_naming_the_fix(change, message):
+    raw, folder = _raw("armpilot")
+    raw["gripper"] = {**raw["gripper"], **change}
+    with pytest.raises(RobotDescriptionError, match=message):
+        profile_from_dict(raw, folder)
+
+
+def test_a_commanded_gripper_must_be_listed_in_joints():
+    raw, folder = _raw("armpilot")
+    for key in ("joints", "home", "max_acceleration", "max_jerk"):
+        raw[key] = raw[key][:6]
+    raw["gripper"] = {**raw["gripper"], "controller": "separate", "command": {"interface": "trajectory"}}
+    with pytest.raises(RobotDescriptionError, match="list it in joints"):
+        profile_from_dict(raw, folder)
+
+
+def test_split_takes_the_gripper_column_out_wherever_it_is():
+    names = ("a", "g", "b")
+    positions = np.arange(2 * 3 * 3, dtype=float).reshape(2, 3, 3)
+    arm_names, arm, column = split_gripper(names, positions, "g")
+    assert arm_names == ("a", "b") and np.array_equal(arm, positions[..., [0, 2]])
+    assert np.array_equal(column, positions[..., 1])
+    assert split_gripper(("a", "b"), positions[..., :2], "g")[2] is None  # not named: the gripper stays as it is
+
+
+def test_each_bad_column_is_named_and_candidates_with_one_are_dropped():
+    good = np.linspace(0.04, 0.0, 5)
+    fast = np.array([0.04, 0.0, 0.0, 0.0, 0.0])  # 0.4 m/s against 0.1
+    outside = np.full(5, 0.05)
+    nan = np.array([0.04, np.nan, 0.0, 0.0, 0.0])
+    for column, reason in ((fast, Reason.VELOCITY_LIMIT), (outside, Reason.POSITION_LIMIT), (nan, Reason.NOT_FINITE)):
+        arm = np.zeros((5, 2))
+        _, _, _, problem = separate_gripper(("a", "g", "b"), TIMES, np.insert(arm, 1, column, axis=1), LIMITS)
+        assert problem is not None and problem[0] == reason and "gripper g" in problem[1]
+    table = np.zeros((3, 5, 3))
+    table[:, :, 1] = [fast, good, outside]
+    table[:, :, 0] = [[1.0], [2.0], [3.0]]
+    names, arm, columns, problem = separate_gripper(("a", "g", "b"), TIMES, table, LIMITS)
+    assert problem is None and names == ("a", "b") and np.array_equal(columns, good[None])
+    assert np.all(arm[..., 0] == 2.0), "the arm's columns stay with their own gripper column"
+    table[1, :, 1] = fast
+    assert separate_gripper(("a", "g", "b"), TIMES, table, LIMITS)[3][0] == Reason.VELOCITY_LIMIT
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from([n for n in ALL_PROFILES if profile(n).gripper.commanded]),
+       values=st.lists(st.floats(-1.0, 1.0) | st.just(float("nan")), min_size=10, max_size=10),
+       scale=st.floats(0.0, 3.0))
+def test_whatever_a_gripper_column_holds_what_passes_keeps_the_limits(name, values, scale):
+    """Property over every profile whose gripper armpilot commands: a column that passes is finite, inside the
+    joint's limits and no faster than its velocity limit (scaled as the safety node enforces it)."""
+    p = profile(name)
+    limits = GripperLimits.of(p.gripper.joint, SafetyConfig().enforced(ArmModel(p).limits))
+    span = limits.upper - limits.lower
+    column = limits.lower + span * (0.5 + scale * (np.array(values) - 0.5))
+    names = ("x", p.gripper.joint)
+    _, _, columns, problem = separate_gripper(names, 0.05 * np.arange(1, 11),
+                                              np.column_stack([np.zeros(10), column])[None], limits)
+    if problem is None:
+        kept = columns[0]
+        assert np.all(np.isfinite(kept)) and np.all((kept >= limits.lower - 1e-9) & (kept <= limits.upper + 1e-9))
+        assert np.all(np.abs(np.diff(kept)) / 0.05 <= limits.velocity + 1e-9)
+
+
+def test_the_verdict_carries_the_chosen_candidates_column_at_its_points_still_ahead():
+    columns = np.array([[0.04, 0.03, 0.02, 0.01, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    accepted = Verdict(True, stamp=1.0, times=TIMES[2:], positions=np.zeros((3, 2)))
+    assert np.array_equal(with_gripper(accepted, columns, 0).gripper, [0.02, 0.01, 0.0])
+    assert np.array_equal(with_gripper(accepted, columns[1]).gripper, [0.0, 0.0, 0.0])
+    refused = Verdict(False, Reason.VELOCITY_LIMIT, "x")
+    assert with_gripper(refused, columns, 0).gripper is None
+    assert with_gripper(accepted, None).gripper is None
+
+
+def test_the_timeline_sends_targets_past_the_deadband_and_a_hold_freezes_it():
+    timeline = GripperTimeline(deadband=0.004)
+    assert timeline.due(0.0) is None and timeline.freeze(0.0) is None  # nothing before the first chunk
+    timeline.follow(10.0, np.array([0.0, 1.0]), np.array([0.04, 0.0]))  # closing at 0.04 m/s
+    assert timeline.due(10.0) == pytest.approx(0.04)
+    assert timeline.due(10.05) is None  # 2 mm: within the deadband
+    assert timeline.due(10.15) == pytest.approx(0.034)
+    assert timeline.freeze(10.5) == pytest.approx(0.02)
+    assert timeline.at(20.0) == pytest.approx(0.02), "a hold neither opens nor goes on closing"
+    assert timeline.due(10.5, exact=True) == pytest.approx(0.02)  # a hold sends exactly where it froze
+    assert timeline.due(11.0, exact=True) is None
+    timeline.forget_sent()  # the sim reset its world: the next target goes out again
+    assert timeline.due(11.0) == pytest.approx(0.02)
+    timeline.follow(12.0, np.array([0.1]), np.array([0.04]))
+    assert timeline.at(12.5) == pytest.approx(0.04)
+
+
+def test_the_action_interface_without_control_msgs_names_what_to_install():
+    from ros_nodes.gripper_sender import gripper_action_type
+
+    try:
+        import control_msgs  # noqa: F401
+    except ImportError:
+        with pytest.raises(RobotDescriptionError, match="control-msgs.*'position'.*'trajectory'"):
+            gripper_action_type()
+    else:
+        assert gripper_action_type().__name__ == "GripperCommand"
+
+
+def test_the_sim_runner_takes_the_arm_and_its_gripper_on_commands_of_their_own():
+    from armpilot.control.trajectory import TrajectoryError
+    from armpilot.sim.runner import SimRunner
+    from armpilot.sim.world import SimWorld
+    from armpilot.tasks import task_for_robot
+
+    own = profile("armpilot_own_gripper")
+    world = SimWorld(own, task_for_robot("pick", own), render=False)
+    try:
+        runner = SimRunner(world)
+        runner.reset(0)
+        home = dict(zip(own.joints, own.home))
+        arm_home = np.array([[home[n] for n in own.arm_controller_joints]])
+        with pytest.raises(TrajectoryError, match="not controlled here"):  # the arm's controller never takes it
+            runner.command(own.joints, 0.0, np.array([0.5]), own.home[None])
+        runner.command(own.arm_controller_joints, 0.0, np.array([0.5]), arm_home)
+        runner.command_gripper(("gripper_joint",), 0.0, np.array([0.4]), np.array([[0.0]]))
+        with pytest.raises(TrajectoryError, match="not controlled here"):
+            runner.command_gripper(("wrist_3_joint",), 0.0, np.array([0.4]), np.array([[0.0]]))
+        for _ in range(150):
+            runner.tick(4)
+        positions = dict(zip(world.joint_names, world.joint_positions()))
+        assert positions["gripper_joint"] < 0.005, "the gripper's own follower closed it"
+        assert np.allclose([positions[n] for n in own.arm_controller_joints], arm_home[0], atol=0.02)
+    finally:
+        world.close()
+    six = profile("armpilot_six")
+    world = SimWorld(six, task_for_robot("reach", six), render=False)
+    try:
+        with pytest.raises(TrajectoryError, match="no gripper on a controller of its own"):
+            SimRunner(world).command_gripper(("gripper_joint",), 0.0, np.array([0.4]), np.array([[0.0]]))
+    finally:
+        world.close()
