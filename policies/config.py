@@ -45,7 +45,8 @@ class PolicyNodeConfig:
     horizon: int = field(default=10, metadata=_describe("points per chunk, H"))
     chunk_dt: float = field(default=0.1, metadata=_describe("time between chunk points, s"))
     joint_names: tuple[str, ...] = field(default=(), metadata=_describe(
-        "joint order of chunks; empty = the robot profile's 'joints'"))
+        "joint order of the published chunks (the arm controller's joints, any order or a subset; a gripper on a "
+        "controller of its own is added); empty = the robot profile's. Backends always work in the profile's order"))
     object_source: str = field(
         default="perception",
         metadata=_describe("where the task object comes from: perception (/perception/objects, largest first) "

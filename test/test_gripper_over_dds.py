@@ -86,3 +86,30 @@ def test_the_sim_plays_a_forward_command_gripper_and_the_scripted_pick_closes_it
     report = run_demo(tmp_path, "pick", 2, "--robot", str(path), "--width", "160", "--height", "120", "--no-video",
                       "--policy", "scripted")
     assert report["successes"] >= 1, report["per_episode"]
+
+
+@pytest.mark.timeout(240)
+def test_a_policy_node_given_another_joint_order_publishes_it_and_its_backend_still_reaches(tmp_path):
+    """Before session 31 the policy node fed its backend the observation in the ``joint_names`` order while every
+    backend (experts, datasets, checkpoints) works in the profile's: with a controller's own order given, the
+    scripted reach read the elbow as the base and never arrived."""
+    from dataclasses import replace
+
+    from sensor_msgs.msg import PointCloud2
+    from std_msgs.msg import Bool
+
+    from armpilot.ros_nodes.candidate_conversions import candidates_from_msg
+    from graph_harness import sim_graph_nodes
+
+    order = list(reversed(CONTROLLED_JOINTS))
+    nodes = tuple(replace(n, parameters={**n.parameters, "joint_names": order}) if n.name == "policy" else n
+                  for n in sim_graph_nodes(task="reach", object_source="privileged"))
+    with running_graph(nodes, tmp_path) as (_graph, probe):
+        names: list[tuple[str, ...]] = []
+        success: list[bool] = []
+        probe.create_subscription(PointCloud2, topics.POLICY_CANDIDATES,
+                                  lambda msg: names.append(tuple(candidates_from_msg(msg).joint_names)),
+                                  qos.COMMAND_QOS)
+        probe.create_subscription(Bool, topics.SIM_TASK_SUCCESS, lambda msg: success.append(msg.data), qos.STATE_QOS)
+        probe.spin_until(lambda: any(success), 90, "the scripted reach arriving")
+        assert names and set(names) == {tuple(order)}
