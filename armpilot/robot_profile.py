@@ -126,6 +126,8 @@ class RobotProfile:
 #: Keys of the robot identity stored with recordings (bag custom data), datasets and checkpoints.
 ROBOT_KEY = "armpilot.robot"
 URDF_HASH_KEY = "armpilot.urdf_sha256"
+#: Where a recording's profile was loaded from (a user's YAML is found by it, not by its name).
+PROFILE_SOURCE_KEY = "armpilot.robot_profile"
 
 
 def robot_identity(profile: RobotProfile) -> dict[str, str]:
@@ -151,6 +153,22 @@ def profile_path(robot: str) -> Path:
         return path
     raise RobotDescriptionError(f"robot '{robot}' is neither a shipped profile {sorted(shipped)} "
                                 f"nor a profile YAML file")
+
+
+def load_recorded_profile(robot: Mapping[str, str]) -> RobotProfile:
+    """The profile a recording names (``recorded_robot``): a shipped one by name, else the YAML file it was loaded
+    from when recorded (``PROFILE_SOURCE_KEY``), where that file still is. The caller compares URDF hashes.
+
+    Raises:
+        RobotDescriptionError: neither loads here.
+    """
+    try:
+        return load_profile(robot[ROBOT_KEY])
+    except RobotDescriptionError:
+        source = robot.get(PROFILE_SOURCE_KEY, "")
+        if not source or not Path(source).is_file():
+            raise
+        return load_profile(source)
 
 
 def load_profile(robot: str = DEFAULT_ROBOT, robot_description: str = "", urdf: str = "") -> RobotProfile:

@@ -87,16 +87,17 @@ class GripperSender:
         elif self.timeline.due(now, exact=True) is not None:
             self.send_target(target)
 
-    def add_column(self, command: JointTrajectory, now: float) -> JointTrajectory:
+    def add_column(self, command: JointTrajectory, now: float, measured: float | None = None) -> JointTrajectory:
         """``command`` (the arm's, already sent) with the gripper's column appended, its command at each point's
-        time (``now`` for a stamp of 0): /safety/commanded carries every joint a policy proposes. Unchanged before
-        any gripper chunk."""
-        if self.timeline.at(now) is None:
+        time (``now`` for a stamp of 0), ``measured`` (m or rad) before any gripper command: /safety/commanded
+        carries every joint a policy proposes. Unchanged when neither is known."""
+        if self.timeline.at(now) is None and measured is None:
             return command
         start = conv.stamp_to_sec(command.header.stamp) or now
         command.joint_names.append(self.joint)
         for point in command.points:
-            point.positions.append(self.timeline.at(start + conv.stamp_to_sec(point.time_from_start)))
+            at = self.timeline.at(start + conv.stamp_to_sec(point.time_from_start))
+            point.positions.append(float(measured if at is None else at))
             for values in (point.velocities, point.accelerations):
                 if len(values):
                     values.append(0.0)

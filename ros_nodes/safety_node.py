@@ -187,8 +187,8 @@ class SafetyNode(OperatorServices, SafetyTimers, Node):
             with self.lock:
                 if self.supervisor.sim_reset(decode_episode(msg.data)["start"], self.now()):
                     self.path.clear()  # chunks and holds start from the measured arm, as at start-up
-                    if self.gripper is not None:  # the sim put the gripper back open: send the next target
-                        self.gripper.timeline.forget_sent()
+                    if self.gripper is not None:  # the sim put the gripper back open: nothing to send till a chunk
+                        self.gripper.timeline.clear()
         except ValueError as error:
             self.reject(Reason.MALFORMED, f"{topics.SIM_EPISODE}: {error}")
 
@@ -318,7 +318,9 @@ class SafetyNode(OperatorServices, SafetyTimers, Node):
         """To the controller, and a copy on /safety/commanded (the policy continues what the arm executes; with a
         separate gripper's column)."""
         self.pub_command.publish(command)
-        self.pub_commanded.publish(command if self.gripper is None else self.gripper.add_column(command, self.now()))
+        if self.gripper is not None:  # before any gripper command: where its driver last said it is
+            command = self.gripper.add_column(command, self.now(), self.state.passive.get(self.profile.gripper.joint))
+        self.pub_commanded.publish(command)
 
     def reject(self, reason: str, detail: str) -> None:
         with self.lock:

@@ -140,7 +140,7 @@ class SimNode(Node):
             self.log_rejection("malformed", f"gripper: {len(msg.data)} values, expected one finite position")
             return
         try:
-            self.runner.command_gripper((self.runner.gripper_joint,), 0.0, np.zeros(1), np.array([[msg.data[0]]]))
+            self.runner.move_gripper_to(float(msg.data[0]))
         except TrajectoryError as error:
             self.log_rejection(error.reason, f"gripper: {error.detail}")
 

@@ -21,6 +21,7 @@ T = TS.types
 ALL_TOPICS = {
     topics.JOINT_STATES: "sensor_msgs/msg/JointState",
     topics.CONTROLLER_COMMAND: "trajectory_msgs/msg/JointTrajectory",
+    topics.SAFETY_COMMANDED: "trajectory_msgs/msg/JointTrajectory",
     topics.COLOR_IMAGE: "sensor_msgs/msg/Image",
     topics.DEPTH_IMAGE: "sensor_msgs/msg/Image",
     topics.COLOR_INFO: "sensor_msgs/msg/CameraInfo",
@@ -125,7 +126,7 @@ def joint_positions(t: float) -> np.ndarray:
 def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, task: str = "pick",
                   size: tuple[int, int] = (48, 64), skip: Iterable[str] = (), object_delay: float = 0.0,
                   success_at: float | None = 1.5, command_lag: float | None = None,
-                  reset_at: float | None = None) -> Path:
+                  reset_at: float | None = None, separate_gripper: bool = False) -> Path:
     """Writes one episode bag: joints 100 Hz, commands 10 Hz, camera, objects, tracks and cloud 15 Hz.
 
     Color pixel (0, 0) red channel encodes the camera frame number (mod 256);
@@ -134,6 +135,9 @@ def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, tas
     a chunk anchored on its observation, and every third is a zero-stamped hold (stamps go back).
     ``reset_at``: the sim's episode announcement says the episode began that many seconds after ``start``
     (what came before is the previous episode's tail, as a recorder lagging the sim takes in).
+    ``separate_gripper``: the gripper on a controller of its own: its driver publishes its joint state in messages of
+    its own (50 Hz), the arm controller's commands leave it out and the safety node's copy on /safety/commanded
+    carries it (the first copy, a hold before any gripper command, without it).
     """
     skip = set(skip)
     h, w = size
@@ -147,9 +151,14 @@ def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, tas
     for k in range(int(duration * 100) + 1):
         t = k / 100
         ns = t0 + round(t * 1e9)
+        split = 6 if separate_gripper else 7
         add(t, topics.JOINT_STATES, T["sensor_msgs/msg/JointState"](
-            header=_header(ns), name=list(JOINTS), position=joint_positions(t),
-            velocity=np.zeros(7), effort=np.zeros(0)))
+            header=_header(ns), name=list(JOINTS[:split]), position=joint_positions(t)[:split],
+            velocity=np.zeros(split), effort=np.zeros(0)))
+        if separate_gripper and k % 2 == 1:
+            add(t, topics.JOINT_STATES, T["sensor_msgs/msg/JointState"](
+                header=_header(ns), name=[JOINTS[6]], position=joint_positions(t)[6:], velocity=np.zeros(1),
+                effort=np.zeros(0)))
     for k in range(int(duration * 10) + 1):
         t = k / 10
         ns = t0 + round(t * 1e9)
@@ -159,8 +168,17 @@ def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, tas
                      accelerations=np.zeros(0), effort=np.zeros(0), time_from_start=D(sec=0, nanosec=10**8 * (i + 1)))
                   for i in range(4)]
         stamp = 0 if command_lag is None or k % 3 == 2 else ns - round(command_lag * 1e9)
+        command = T["trajectory_msgs/msg/JointTrajectory"](header=_header(stamp), joint_names=list(JOINTS[::-1]),
+                                                         points=points)
+        if not separate_gripper:
+            add(t, topics.CONTROLLER_COMMAND, command)
+            continue
+        if k > 0:
+            add(t, topics.SAFETY_COMMANDED, command)
+        arm_points = [Pt(positions=p.positions[1:].copy(), velocities=np.zeros(0), accelerations=np.zeros(0),
+                         effort=np.zeros(0), time_from_start=p.time_from_start) for p in points]
         add(t, topics.CONTROLLER_COMMAND, T["trajectory_msgs/msg/JointTrajectory"](
-            header=_header(stamp), joint_names=list(JOINTS[::-1]), points=points))
+            header=_header(stamp), joint_names=list(JOINTS[-2::-1]), points=arm_points))
     ramp = np.arange(w, dtype=np.uint16)[None, :].repeat(h, 0)
     for k in range(int(duration * 15) + 1):
         t = k / 15

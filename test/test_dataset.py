@@ -385,3 +385,48 @@ def test_the_previous_episodes_tail_is_left_out(tmp_path):
     assert len(trimmed.topics[topics.JOINT_STATES].stamps) == 146  # 100 Hz from 100.55 to 102.0 s, both included
     summary = convert(tmp_path / "bags", tmp_path / "ds", progress=False)
     assert summary.episodes == 1 and summary.frames <= 1.45 * 15 + 1  # 15 Hz over what is left
+
+
+def test_a_gripper_on_its_own_controller_reaches_the_state_and_the_action(tmp_path):
+    """Session 31: the arm controller's commands leave out a gripper that has its own controller, and its driver
+    publishes its joint state apart: the state merges the two drivers' messages, the action comes from the safety
+    node's copy of each command (``/safety/commanded``), which carries the gripper's column."""
+    from synthetic_bags import JOINTS
+
+    split = read_episode(write_episode(tmp_path / "split", separate_gripper=True))
+    whole = read_episode(write_episode(tmp_path / "whole"))
+    assert split.joint_names == whole.joint_names == JOINTS
+    states, reference = split.topics[topics.JOINT_STATES], whole.topics[topics.JOINT_STATES]
+    assert states.values.shape[1] == 7 and states.stamps[0] == reference.stamps[1]  # once the gripper was read
+    at = np.searchsorted(reference.stamps, states.stamps)
+    assert np.allclose(states.values[:, :6], reference.values[at, :6])
+    last = np.r_[states.stamps[1:] != states.stamps[:-1], True]  # the gripper's message follows the arm's
+    odd = at % 2 == 1
+    assert np.allclose(states.values[last & odd, 6], reference.values[at[last & odd], 6])
+    assert np.isin(states.values[:, 6], reference.values[1::2, 6]).all(), "between its messages: held"
+    commands, full = split.topics[topics.CONTROLLER_COMMAND], whole.topics[topics.CONTROLLER_COMMAND]
+    assert commands.values.shape[1:] == full.values.shape[1:] and len(commands.stamps) == len(full.stamps) - 1
+    assert np.allclose(commands.values, full.values[1:]), "the copy without the gripper's column is left out"
+    assert np.allclose(split.command_grid.values, whole.command_grid.values[1:])
+
+
+def test_a_users_profile_file_is_found_from_what_the_recording_stored(tmp_path):
+    """A user's profile is no shipped name: conversion found no velocity limits and fell back to base_link for its
+    base frame. The recorder stores where the profile was loaded from; the converter loads it from there."""
+    from robot_variants import profile_file
+
+    from armpilot.dataset.convert import recorded_base_frame
+    from armpilot.dataset.demo_speed import recorded_velocity_limits
+    from armpilot.robot_profile import (PROFILE_SOURCE_KEY, ROBOT_KEY, RobotDescriptionError,
+                                        load_recorded_profile, robot_identity)
+
+    path = profile_file("armpilot_gripper_position", tmp_path)
+    own = load_recorded_profile({ROBOT_KEY: "armpilot_gripper_position", PROFILE_SOURCE_KEY: str(path)})
+    assert own.gripper.commanded_separately
+    stored = {**robot_identity(own), PROFILE_SOURCE_KEY: str(path)}
+    limits, unknown = recorded_velocity_limits(stored)
+    assert not unknown and limits["gripper_joint"] == pytest.approx(0.1)
+    assert recorded_base_frame(stored) == own.base_frame
+    with pytest.raises(RobotDescriptionError):
+        load_recorded_profile({ROBOT_KEY: "armpilot_gripper_position", PROFILE_SOURCE_KEY: str(tmp_path / "gone")})
+    assert recorded_velocity_limits({**stored, PROFILE_SOURCE_KEY: ""})[1]

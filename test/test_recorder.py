@@ -168,7 +168,7 @@ def test_latched_and_qos_presets_mirror_qos_module() -> None:
 
 
 def test_config_validation() -> None:
-    assert "/clock" not in RecorderConfig().topics and len(RecorderConfig().topic_specs()) == 14
+    assert "/clock" not in RecorderConfig().topics and len(RecorderConfig().topic_specs()) == 15
     with pytest.raises(ValueError, match="same length"):
         RecorderConfig(topics=("/a",), types=(), qos_profiles=())
     with pytest.raises(ValueError, match="pkg/msg/Type"):

@@ -25,7 +25,7 @@ OBJECT_TOPIC = topics.PERCEPTION_OBJECTS
 REQUIRED_TOPICS = (topics.JOINT_STATES, topics.CONTROLLER_COMMAND, topics.COLOR_IMAGE,
                    topics.DEPTH_IMAGE, OBJECT_TOPIC)
 OPTIONAL_TOPICS = (topics.COLOR_INFO, topics.SIM_TASK_SUCCESS, topics.SIM_EPISODE, TRACKS_TOPIC, POINTS_TOPIC,
-                   topics.POLICY_GOAL, topics.POLICY_INSTRUCTION)
+                   topics.POLICY_GOAL, topics.POLICY_INSTRUCTION, topics.SAFETY_COMMANDED)
 
 
 class BagError(RuntimeError):
@@ -160,7 +160,8 @@ def _read_raw(folder: Path, wanted: Iterable[str]) -> dict[str, list[tuple[int, 
                 current = conn.topic
                 # tolerant of the trailing CDR padding Fast DDS leaves (see armpilot.recording.read_cdr)
                 msg = read_cdr(reader.typestore, data, conn.msgtype)
-                if conn.topic == topics.CONTROLLER_COMMAND:  # takes over when received (JTC), anchored at its stamp
+                if conn.topic in (topics.CONTROLLER_COMMAND, topics.SAFETY_COMMANDED):  # JTC: takes over when
+                    # received, anchored at its stamp
                     issued = _stamp(msg, log_time)
                     lag = (int(log_time) - issued) / 1e9
                     command = _command(msg, lag)
@@ -212,14 +213,14 @@ def read_episode(folder: Path, required: Iterable[str] = REQUIRED_TOPICS) -> Epi
         if not any(v is not None for _, v in raw[topic]):
             raise BagError(f"{folder}: topic '{topic}' is missing (no usable message); present: "
                            f"{sorted(t for t, v in raw.items() if v)}")
-    raw = _since_episode_start(raw)
+    raw = _since_episode_start(_gripper_commands_included(raw))
     for topic in required:
         if not any(v is not None for _, v in raw[topic]):
             raise BagError(f"{folder}: topic '{topic}' has no message from after the episode's start (the sim "
                            f"reset announced on {topics.SIM_EPISODE})")
     # the joint states' order, of the joints the controller is commanded (/joint_states may carry more: a
     # separate gripper, a torso, a head, which are no part of the state or the action)
-    joint_names = tuple(raw[topics.JOINT_STATES][0][1][0])
+    joint_names = tuple(dict.fromkeys(n for _, v in raw[topics.JOINT_STATES] if v is not None for n in v[0]))
     commands = [v for _, v in raw.get(topics.CONTROLLER_COMMAND, []) if v is not None]
     if commands:
         joint_names = tuple(n for n in joint_names if n in commands[0][0]) or joint_names
@@ -230,6 +231,8 @@ def read_episode(folder: Path, required: Iterable[str] = REQUIRED_TOPICS) -> Epi
         if not samples or topic in (topics.SIM_EPISODE, topics.COLOR_INFO, topics.POLICY_GOAL,
                                     topics.POLICY_INSTRUCTION):
             continue
+        if topic == topics.JOINT_STATES and not (samples := _merged_joint_states(samples, joint_names)):
+            raise BagError(f"{folder}: no moment at which '{topic}' had reported all of {list(joint_names)}")
         stamps = np.array([s for s, _ in samples], np.int64)
         if topic in (topics.JOINT_STATES, topics.CONTROLLER_COMMAND):
             values = np.stack([_reorder(folder, topic, n, v, joint_names) for _, (n, v, *_) in samples])
@@ -244,6 +247,32 @@ def read_episode(folder: Path, required: Iterable[str] = REQUIRED_TOPICS) -> Epi
     return EpisodeStreams(folder, out, joint_names, instructions[-1].strip() if instructions else
                           _task(raw[topics.SIM_EPISODE]), _intrinsics(raw[topics.COLOR_INFO]),
                           goals[-1] if goals else _goal(raw[topics.SIM_EPISODE]), command_grid)
+
+
+def _merged_joint_states(samples: list[tuple[int, Any]], joint_names: tuple[str, ...]) -> list[tuple[int, Any]]:
+    """Joint states as (stamp, (names, positions)) of every one of ``joint_names``: a message carrying some of them
+    (a gripper's driver publishing its own) is completed with the latest value of the others; messages before
+    each joint was read once are left out."""
+    latest: dict[str, float] = {}
+    merged = []
+    for stamp, (names, positions) in samples:
+        latest.update(zip(names, positions))
+        if len(latest) >= len(joint_names) and all(n in latest for n in joint_names):
+            merged.append((stamp, (joint_names, np.array([latest[n] for n in joint_names]))))
+    return merged
+
+
+def _gripper_commands_included(raw: dict[str, list[tuple[int, Any]]]) -> dict[str, list[tuple[int, Any]]]:
+    """The commands are the safety node's copy (``/safety/commanded``) when it carries joints the controller's
+    lack: a gripper on a controller of its own, whose column only the copy has (the action needs it). Its
+    messages without that column (a hold before any gripper command) are left out."""
+    copies = raw.pop(topics.SAFETY_COMMANDED, [])
+    names = [set(v[0]) for _, v in copies if v is not None]
+    arm = [set(v[0]) for _, v in raw.get(topics.CONTROLLER_COMMAND, []) if v is not None]
+    if not names or not arm or not max(names, key=len) > arm[0]:
+        return raw
+    full = max(names, key=len)
+    return {**raw, topics.CONTROLLER_COMMAND: [(s, v) for s, v in copies if v is None or set(v[0]) >= full]}
 
 
 def _episode_start_ns(samples: list[tuple[int, Any]]) -> int | None:

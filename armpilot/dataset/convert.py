@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from armpilot.robot_profile import ROBOT_KEY, URDF_HASH_KEY
+from armpilot.robot_profile import PROFILE_SOURCE_KEY, ROBOT_KEY, URDF_HASH_KEY
 from armpilot.ros_nodes import topics
 
 from .bag_reader import OBJECT_TOPIC, BagDamaged, BagError, EpisodeStreams, bag_custom_data, read_episode
@@ -112,10 +112,12 @@ def recorded_robot(folders: list[Path]) -> dict[str, str]:
         ValueError: episodes of different robots (or URDFs) in one dataset, naming two of them.
     """
     seen: dict[tuple[str, str], Path] = {}
+    sources = set()
     for folder in folders:
         custom = bag_custom_data(folder)
         if ROBOT_KEY in custom:
             seen.setdefault((custom[ROBOT_KEY], custom.get(URDF_HASH_KEY, "")), folder)
+            sources.add(custom.get(PROFILE_SOURCE_KEY, ""))
     if len(seen) > 1:
         (a, fa), (b, fb) = list(seen.items())[:2]
         raise ValueError(f"episodes of different robots in one dataset: {fa.name} is {a[0]} (URDF {a[1]}), "
@@ -123,15 +125,16 @@ def recorded_robot(folders: list[Path]) -> dict[str, str]:
     if not seen:
         return {}
     (name, urdf_hash), = seen
-    return {ROBOT_KEY: name, URDF_HASH_KEY: urdf_hash}
+    source = {PROFILE_SOURCE_KEY: sources.pop()} if len(sources) == 1 and "" not in sources else {}
+    return {ROBOT_KEY: name, URDF_HASH_KEY: urdf_hash, **source}
 
 
 def recorded_base_frame(robot: dict[str, str]) -> str:
     """The recorded robot profile's base frame (``base_link`` when the bags name none or it does not load here)."""
-    from armpilot.robot_profile import RobotDescriptionError, load_profile
+    from armpilot.robot_profile import RobotDescriptionError, load_recorded_profile
 
     try:
-        return load_profile(robot[ROBOT_KEY]).base_frame if ROBOT_KEY in robot else "base_link"
+        return load_recorded_profile(robot).base_frame if ROBOT_KEY in robot else "base_link"
     except (RobotDescriptionError, OSError):
         return "base_link"
 

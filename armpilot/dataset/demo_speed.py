@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from armpilot.robot_profile import ROBOT_KEY, URDF_HASH_KEY, RobotDescriptionError, load_profile
+from armpilot.robot_profile import ROBOT_KEY, URDF_HASH_KEY, RobotDescriptionError, load_recorded_profile
 
 #: A joint counts as too fast above this multiple of its velocity limit: room for tracking overshoot and
 #: stamp jitter. Frame-to-frame differences on the dataset clock underestimate peaks, so this check finds
@@ -54,7 +54,7 @@ def recorded_velocity_limits(robot: Mapping[str, str]) -> tuple[dict[str, float]
     if ROBOT_KEY not in robot:
         return {}, "the bags name no robot"
     try:
-        profile = load_profile(robot[ROBOT_KEY])
+        profile = load_recorded_profile(robot)
     except (RobotDescriptionError, OSError) as error:
         return {}, f"robot '{robot[ROBOT_KEY]}' could not be loaded here ({error})"
     if robot.get(URDF_HASH_KEY) and robot[URDF_HASH_KEY] != profile.urdf_hash:

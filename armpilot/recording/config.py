@@ -42,6 +42,7 @@ _TYPE_NAME = re.compile(r"^[A-Za-z][\w]*/msg/[A-Z]\w*$")
 DEFAULT_TOPICS: tuple[tuple[str, str, str], ...] = (
     ("/joint_states", "sensor_msgs/msg/JointState", "state"),
     ("/arm_controller/joint_trajectory", "trajectory_msgs/msg/JointTrajectory", "command"),
+    ("/safety/commanded", "trajectory_msgs/msg/JointTrajectory", "command"),  # with a separate gripper's column
     ("/policy/candidates", "sensor_msgs/msg/PointCloud2", "command"),
     ("/camera/camera/color/image_raw", "sensor_msgs/msg/Image", "camera"),
     ("/camera/camera/aligned_depth_to_color/image_raw", "sensor_msgs/msg/Image", "camera"),

@@ -150,6 +150,7 @@ class GripperTimeline:
         self.sent = target
         return target
 
-    def forget_sent(self) -> None:
-        """The gripper's controller lost what it was sent (the simulator reset its world): send the next target."""
-        self.sent = None
+    def clear(self) -> None:
+        """The gripper's controller was put back by someone else (the simulator reset its world): no command is
+        known until the next chunk's."""
+        self.absolute = self.positions = self.frozen = self.sent = None

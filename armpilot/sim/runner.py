@@ -112,6 +112,14 @@ class SimRunner:
             raise
         self.gripper_follower.set_trajectory(JointTrajectory(start, times, positions, None), self.now)
 
+    def move_gripper_to(self, position: float) -> None:
+        """A forward command controller's position for the gripper, reached at its velocity limit from where its
+        command is now (a real gripper moves at a speed of its own, not in one step)."""
+        desired = float(self.gripper_follower.sample(self.now)[0][0])
+        vmax = float(self.world.profile.max_velocity[self._gripper or 0])
+        duration = max(abs(position - desired) / vmax, self.world.timestep)
+        self.command_gripper((self.gripper_joint,), 0.0, np.array([duration]), np.array([[position]]))
+
     def _start(self, stamp: float) -> float:
         """When a trajectory stamped ``stamp`` starts (0: now); TrajectoryError ``before_reset`` for one stamped before
         this episode."""
