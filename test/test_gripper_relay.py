@@ -184,3 +184,79 @@ def test_the_sim_runner_takes_the_arm_and_its_gripper_on_commands_of_their_own()
             SimRunner(world).command_gripper(("gripper_joint",), 0.0, np.array([0.4]), np.array([[0.0]]))
     finally:
         world.close()
+
+
+class _Recorder:
+    """Stands in for a publisher or an action client: keeps what was sent."""
+
+    def __init__(self, *args) -> None:
+        self.sent: list = []
+        self.topic_name = args[-1] if args else ""
+
+    def publish(self, msg) -> None:
+        self.sent.append(msg)
+
+    def send_goal_async(self, goal) -> None:
+        self.sent.append(goal)
+
+
+def _sender(monkeypatch, interface: str):
+    """A GripperSender on a stand-in node, for armpilot's arm with its gripper on ``interface``; the action type
+    and client are stand-ins too (control_msgs has no PyPI wheel): what reaches the device boundary is checked."""
+    import types
+
+    import rclpy.action
+
+    import ros_nodes.gripper_sender as module
+    from robot_variants import own_gripper_raw
+
+    raw, folder = own_gripper_raw("armpilot_own_gripper")
+    raw["gripper"]["command"] = {"interface": interface, "max_effort": 40.0, "deadband": 0.1}
+    own = profile_from_dict(raw, folder)
+
+    class Goal:
+        def __init__(self) -> None:
+            self.command = types.SimpleNamespace(position=None, max_effort=None)
+
+    monkeypatch.setattr(module, "gripper_action_type", lambda: types.SimpleNamespace(Goal=Goal))
+    monkeypatch.setattr(rclpy.action, "ActionClient", _Recorder)
+    logs: list[str] = []
+    node = types.SimpleNamespace(create_publisher=lambda _type, topic, _qos: _Recorder(topic),
+                                 get_logger=lambda: types.SimpleNamespace(info=logs.append))
+    return module.GripperSender(node, own), logs
+
+
+@pytest.mark.parametrize("interface", ["position", "action"])
+def test_position_and_action_targets_follow_the_chunk_past_the_deadband_and_a_hold_sends_where_it_froze(
+        monkeypatch, interface):
+    sender, logs = _sender(monkeypatch, interface)
+    assert f"({interface})" in logs[0]
+    sender.chunk(10.0, np.array([0.0, 1.0]), np.array([0.04, 0.0]))  # closing over 1 s; deadband 4 mm
+    for now in np.arange(10.0, 10.52, 0.02):  # the watchdog's ticks
+        sender.tick(float(now))
+    sender.hold(10.51)
+    sender.tick(11.0)  # frozen: nothing more
+    values = [m.data[0] if interface == "position" else m.command.position for m in sender.publisher.sent]
+    assert values[0] == pytest.approx(0.04) and values[-1] == pytest.approx(0.04 * (1 - 0.51))
+    assert np.all(np.diff(values) < 0) and np.all(np.abs(np.diff(values[:-1])) > 0.004 - 1e-9)
+    assert len(values) == 6  # 0.04 at 10.0 s, then every 0.12 s (4.8 mm, ticks 20 ms apart) to 10.48 s, the hold
+    if interface == "action":
+        assert all(goal.command.max_effort == 40.0 for goal in sender.publisher.sent)
+
+
+def test_a_trajectory_gripper_gets_each_chunk_timed_and_a_one_point_stop_on_a_hold(monkeypatch):
+    from armpilot.ros_nodes import conversions as conv
+
+    sender, _ = _sender(monkeypatch, "trajectory")
+    sender.chunk(10.0, np.array([0.1, 0.2]), np.array([0.03, 0.02]))
+    sender.tick(10.15)  # a trajectory is not re-sent by the watchdog
+    sender.hold(10.15)
+    chunk, stop = sender.publisher.sent
+    assert list(chunk.joint_names) == ["gripper_joint"] and conv.stamp_to_sec(chunk.header.stamp) == 10.0
+    assert [p.positions[0] for p in chunk.points] == [0.03, 0.02]
+    assert conv.stamp_to_sec(stop.header.stamp) == 0.0 and [p.positions[0] for p in stop.points] == [
+        pytest.approx(0.025)]
+    command = conv.joint_trajectory_to_msg(("a",), np.array([0.0, 1.0]), np.array([[1.0], [2.0]]), None, None)
+    full = sender.add_column(command, 10.2)  # /safety/commanded: the frozen gripper beside the arm's hold
+    assert list(full.joint_names) == ["a", "gripper_joint"] and [p.positions[1] for p in full.points] == [
+        pytest.approx(0.025)] * 2
