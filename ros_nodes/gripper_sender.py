@@ -17,7 +17,7 @@ from armpilot.gripper_profile import GripperInterface
 from armpilot.robot_profile import RobotProfile
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos
-from armpilot.safety.gripper_relay import GripperTimeline
+from armpilot.safety.gripper_relay import GripperStart, GripperTimeline
 from armpilot.urdf_source import RobotDescriptionError
 
 
@@ -62,6 +62,19 @@ class GripperSender:
     @classmethod
     def for_profile(cls, node: Node, profile: RobotProfile) -> "GripperSender | None":
         return cls(node, profile) if profile.gripper.commanded_separately else None
+
+    def start(self, now: float, stamp: float, times: np.ndarray, measured: float | None, start_tolerance: float,
+              tracking: float) -> GripperStart | None:
+        """Where a proposal stamped ``stamp`` with points at ``times`` (P,) s must start from: the gripper's command
+        now, else (none yet, or the ``measured`` gripper further than ``tracking`` from it: fingers closed on a box,
+        as the arm's path is dropped) its measured position, with ``start_tolerance``; None when neither is known."""
+        commanded = self.timeline.at(now)
+        if commanded is None and measured is None:
+            return None
+        if commanded is not None and measured is not None and abs(commanded - measured) > tracking:
+            commanded = None
+        reference, slack = (commanded, 0.0) if commanded is not None else (float(measured), start_tolerance)
+        return GripperStart(reference, slack, (stamp or now) + np.asarray(times, float) - now)
 
     def chunk(self, stamp: float, times: np.ndarray, column: np.ndarray) -> None:
         """An accepted chunk's gripper column (P,) at ``stamp + times`` s: a trajectory goes out whole now, a

@@ -88,7 +88,9 @@ class SafetyNode(OperatorServices, SafetyTimers, Node):
         self.workspace = WorkspaceChecker(arm, table_clearance=cfg.table_clearance, self_collision=cfg.self_collision)
         self.gripper = GripperSender.for_profile(self, self.profile)
         self.gripper_limits = None if self.gripper is None else GripperLimits.of(
-            self.profile.gripper.joint, cfg.enforced(arm.limits))
+            self.profile.gripper.joint, cfg.enforced(arm.limits),
+            float(tracking_offset(arm.limits.reordered((self.profile.gripper.joint,)).velocity,
+                                  cfg.tracking_allowance)[0]))
         self.get_logger().info(f"controller joint order {list(self.joint_names)}; /joint_states must carry these"
                                + (f", and {list(self.state.passive_joints)} there or in a message of their own"
                                   if self.state.passive_joints else ""))
@@ -208,16 +210,14 @@ class SafetyNode(OperatorServices, SafetyTimers, Node):
         except Exception as error:  # noqa: BLE001 - whatever a hostile table raises, the node refuses it and runs on
             self.reject(Reason.MALFORMED, f"{type(error).__name__}: {error}")
             return
-        names, candidates, columns, problem = separate_gripper(table.joint_names, table.times, table.positions,
-                                                               self.gripper_limits)
-        if problem is not None:
-            self.reject(*problem)
-            return
         with self.lock:
             self.candidates_seen += len(table.positions)
             if self.refused():
                 return
             now, measured, passive = self.now(), self.state.positions, self.state.passive
+            if (split := self.split_gripper(table.joint_names, table.stamp_sec, table.times, table.positions)) is None:
+                return
+            names, candidates, columns = split
             reference = self.path.reference(now, measured)
             velocity = self.path.velocity(now)
             executing = None
@@ -240,22 +240,37 @@ class SafetyNode(OperatorServices, SafetyTimers, Node):
         except conv.ConversionError as error:
             self.reject(Reason.MALFORMED, str(error))
             return
-        names, positions, column, problem = separate_gripper(arrays.joint_names, arrays.times, arrays.positions,
-                                                             self.gripper_limits)
-        if problem is not None:
-            self.reject(*problem)
-            return
-        speeds = arrays.velocities
-        if column is not None and speeds is not None:
-            speeds = split_gripper(arrays.joint_names, speeds, self.profile.gripper.joint)[1]
         with self.lock:
             if self.refused():
                 return
             now, measured, passive = self.now(), self.state.positions, self.state.passive
+            if (split := self.split_gripper(arrays.joint_names, arrays.stamp_sec, arrays.times,
+                                            arrays.positions)) is None:
+                return
+            names, positions, column = split
+        speeds = arrays.velocities
+        if column is not None and speeds is not None:
+            speeds = split_gripper(arrays.joint_names, speeds, self.profile.gripper.joint)[1]
             reference, velocity = self.path.reference(now, measured), self.path.velocity(now)
         self.submit(topics.TELEOP_COMMAND, lambda: with_gripper(check_chunk(
             self.config, self.limits, names, arrays.stamp_sec, arrays.times, positions, now, measured, speeds,
             self.workspace, passive, reference, velocity), column))
+
+    def split_gripper(self, names, stamp: float, times: np.ndarray, positions: np.ndarray):
+        """(arm names, arm positions, gripper column(s) or None) of a proposal, its separate gripper's column checked
+        (``gripper_relay.separate_gripper``) from where the gripper's command is; None (counted) when refused."""
+        start = None
+        if self.gripper is not None and self.profile.gripper.joint in names:
+            start = self.gripper.start(self.now(), stamp, times, self.state.passive.get(self.profile.gripper.joint),
+                                       self.config.start_tolerance, self.gripper_limits.tracking)
+            if start is None:
+                self.reject(Reason.NO_JOINT_STATE, f"no /joint_states of the gripper {self.profile.gripper.joint}")
+                return None
+        names, positions, columns, problem = separate_gripper(names, times, positions, self.gripper_limits, start)
+        if problem is not None:
+            self.reject(*problem)
+            return None
+        return names, positions, columns
 
     def submit(self, topic: str, check: Callable[[], Verdict]) -> None:
         """Hand a proposal's check to the verifier thread, replacing one from ``topic`` not yet started."""

@@ -25,20 +25,19 @@ GRIPPER_TOPIC = "/gripper_controller/joint_trajectory"
 
 
 class ArmClosingItsGripper(FakeArm):
-    """Joint states at home; chunks that turn the base and close the gripper 1 cm per second, from 0.04 m. With
-    ``bad_gripper`` the gripper's column leaves its 0.04 m limit (the arm's columns are as good as before)."""
+    """Joint states at home (the gripper open, 0.04 m); chunks that turn the base and close the gripper 1 cm per
+    second from there. With ``bad_gripper`` the gripper's column leaves its 0.04 m limit (the arm's columns are as
+    good as before)."""
 
     def __init__(self, probe) -> None:
         super().__init__(probe)
         self.bad_gripper = False
-        self.start = time.time()
 
     def valid_candidates(self):
         times = 0.1 * np.arange(1, 11)
         chunk = HOME_POSITION + np.outer(np.arange(1, 11), [0.002, 0, 0, 0, 0, 0, 0])
         g = list(CONTROLLED_JOINTS).index(GRIPPER)
-        elapsed = time.time() - self.start
-        chunk[:, g] = np.clip(0.04 - 0.01 * (elapsed + times), 0.0, 0.04)
+        chunk[:, g] = 0.04 - 0.01 * times
         if self.bad_gripper:
             chunk[:, g] = 0.05
         return candidates_to_msg(CONTROLLED_JOINTS, times, chunk[None], self.now())

@@ -14,8 +14,8 @@ from armpilot.gripper_profile import DEFAULT_GRIPPER_TOPICS, GripperInterface
 from armpilot.rejections import Reason
 from armpilot.robot import ArmModel
 from armpilot.robot_profile import RobotDescriptionError, profile_from_dict
-from armpilot.safety.gripper_relay import (GripperLimits, GripperTimeline, separate_gripper, split_gripper,
-                                           with_gripper)
+from armpilot.safety.gripper_relay import (GripperLimits, GripperStart, GripperTimeline, separate_gripper,
+                                           split_gripper, with_gripper)
 from armpilot.safety.limits import SafetyConfig, Verdict
 from armpilot.safety.state_tracking import controller_joints, proposal_joints
 from robot_variants import ALL_PROFILES, _raw, profile
@@ -90,6 +90,21 @@ def test_each_bad_column_is_named_and_candidates_with_one_are_dropped():
     assert np.all(arm[..., 0] == 2.0), "the arm's columns stay with their own gripper column"
     table[1, :, 1] = fast
     assert separate_gripper(("a", "g", "b"), TIMES, table, LIMITS)[3][0] == Reason.VELOCITY_LIMIT
+
+
+def test_a_first_point_the_gripper_cannot_reach_by_its_time_is_refused():
+    """A chunk's first point due 0.1 s ahead may be 1 cm from the gripper's command at 0.1 m/s, not a snap shut."""
+    def problem(column, start):
+        return separate_gripper(("a", "g"), TIMES, np.column_stack([np.zeros(5), column]), LIMITS, start)[3]
+
+    closing = np.array([0.035, 0.03, 0.025, 0.02, 0.015])
+    assert problem(closing, GripperStart(0.04, 0.0, TIMES)) is None
+    shut = problem(np.zeros(5), GripperStart(0.04, 0.0, TIMES))
+    assert shut is not None and shut[0] == Reason.DISCONTINUITY and "gripper g" in shut[1]
+    assert problem(np.zeros(5), GripperStart(0.04, 0.04, TIMES)) is None  # start_tolerance from the measured one
+    # points already due are not the start: 0.25 s later the first one ahead is 0.025, 0.05 s away
+    assert problem(closing, GripperStart(0.03, 0.0, TIMES - 0.25)) is None
+    assert problem(closing, GripperStart(0.04, 0.0, TIMES - 0.25))[0] == Reason.DISCONTINUITY
 
 
 @settings(max_examples=60, deadline=None)
@@ -260,3 +275,16 @@ def test_a_trajectory_gripper_gets_each_chunk_timed_and_a_one_point_stop_on_a_ho
     full = sender.add_column(command, 10.2)  # /safety/commanded: the frozen gripper beside the arm's hold
     assert list(full.joint_names) == ["a", "gripper_joint"] and [p.positions[1] for p in full.points] == [
         pytest.approx(0.025)] * 2
+
+
+def test_a_chunk_starts_from_the_grippers_command_unless_a_box_holds_the_fingers_away_from_it(monkeypatch):
+    sender, _ = _sender(monkeypatch, "position")
+    times = np.array([0.1, 0.2])
+    assert sender.start(5.0, 0.0, times, None, 0.0, 0.01) is None  # nothing known: refused by the node
+    measured = sender.start(5.0, 0.0, times, 0.03, 0.002, 0.01)
+    assert measured.reference == 0.03 and measured.slack == 0.002 and np.allclose(measured.lead, times)
+    sender.chunk(4.0, np.array([0.0, 1.0]), np.array([0.04, 0.0]))  # its command is 0.0 from 5 s on
+    assert sender.start(5.0, 5.05, times, 0.005, 0.002, 0.01).reference == 0.0  # tracking its command
+    assert np.allclose(sender.start(5.0, 5.05, times, 0.005, 0.002, 0.01).lead, times + 0.05)
+    held = sender.start(5.0, 0.0, times, 0.02, 0.002, 0.01)  # fingers 2 cm apart on a box: from there
+    assert held.reference == 0.02 and held.slack == 0.002

@@ -45,23 +45,47 @@ class GripperLimits:
     lower: float
     upper: float
     velocity: float  # the velocity limit as enforced (velocity_scale applied)
+    #: how far the measured gripper may be from its command and the command still be where a chunk starts
+    #: (``state_tracking.tracking_offset``, as for the arm's joints); further (fingers closed on a box), the measured
+    tracking: float = 0.0
 
     @classmethod
-    def of(cls, joint: str, limits: JointLimits) -> "GripperLimits":
+    def of(cls, joint: str, limits: JointLimits, tracking: float = 0.0) -> "GripperLimits":
         """``joint``'s limits from ``limits`` (the velocity as it will be enforced)."""
         k = limits.names.index(joint)
-        return cls(joint, float(limits.lower[k]), float(limits.upper[k]), float(limits.velocity[k]))
+        return cls(joint, float(limits.lower[k]), float(limits.upper[k]), float(limits.velocity[k]), tracking)
 
 
-def gripper_problems(columns: np.ndarray, times: np.ndarray, limits: GripperLimits) -> list[tuple[str, str] | None]:
+@dataclass(frozen=True)
+class GripperStart:
+    """Where the gripper's command is when a proposal is checked, and when its points are due.
+
+    ``reference`` (rad or m): the accepted chunks' command now (``GripperTimeline.at``), else the measured gripper;
+    ``slack``: how much further than the velocity limit reaches by the first point due it may be (``start_tolerance``
+    from the measured gripper, 0 from its command); ``lead`` (s): from now to each point, (P,) (``stamp + times -
+    now``)."""
+
+    reference: float
+    slack: float
+    lead: np.ndarray
+
+
+def gripper_problems(columns: np.ndarray, times: np.ndarray, limits: GripperLimits,
+                     start: GripperStart | None = None) -> list[tuple[str, str] | None]:
     """For each of (N, P) gripper columns over the points at ``times`` (P,) s: None when it may be sent, else
-    (reason, detail): not finite, outside the limits, faster than the velocity limit between points."""
+    (reason, detail): not finite, outside the limits, faster than the velocity limit between points or, with
+    ``start``, from where its command is to the first point still due."""
     columns = np.atleast_2d(np.asarray(columns, float))
     name, lower, upper, vmax = limits.joint, limits.lower, limits.upper, limits.velocity
+    ahead = np.flatnonzero(start.lead > 0.0) if start is not None else np.zeros(0, int)
     out: list[tuple[str, str] | None] = []
     for column in columns:
         speed = np.abs(np.diff(column)) / np.diff(times) if len(column) > 1 else np.zeros(0)
         outside = (column < lower - EPS) | (column > upper + EPS)
+        jump, reach = 0.0, 0.0
+        if len(ahead):
+            k = ahead[0]
+            jump, reach = abs(column[k] - start.reference), vmax * start.lead[k] + start.slack
         if not np.all(np.isfinite(column)):
             out.append((Reason.NOT_FINITE, f"gripper {name} is not finite"))
         elif np.any(outside):
@@ -72,24 +96,29 @@ def gripper_problems(columns: np.ndarray, times: np.ndarray, limits: GripperLimi
             k = int(np.argmax(speed))
             out.append((Reason.VELOCITY_LIMIT, f"gripper {name} at {speed[k]:.3f} between points {k}-{k + 1} "
                                                f"(max {vmax:.3f})"))
+        elif jump > reach + EPS:
+            out.append((Reason.DISCONTINUITY, f"gripper {name} first point due {jump:.4f} from its command "
+                                              f"{start.reference:.4f}; reachable {reach:.4f} at the velocity limit"))
         else:
             out.append(None)
     return out
 
 
-def separate_gripper(names: Sequence[str], times: np.ndarray, positions: np.ndarray, limits: GripperLimits | None
+def separate_gripper(names: Sequence[str], times: np.ndarray, positions: np.ndarray, limits: GripperLimits | None,
+                     start: GripperStart | None = None
                      ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray | None, tuple[str, str] | None]:
     """Split a proposal's gripper column off and check it: (arm names, arm positions, gripper columns, problem).
 
     ``positions`` is (N, P, J) candidates or one (P, J) chunk, in ``names`` order; the columns come back (N, P) or
     (P,), None when there is no separately commanded gripper (``limits`` None) or the proposal does not name it.
     Candidates whose column fails are dropped; when none is left, ``problem`` is the first one's (reason, detail).
+    ``start``: where the gripper's command is (``gripper_problems``); None checks the columns alone.
     """
     names = tuple(names)
     if limits is None or limits.joint not in names:
         return names, positions, None, None
     arm_names, arm, columns = split_gripper(names, np.asarray(positions, float), limits.joint)
-    problems = gripper_problems(columns, np.asarray(times, float), limits)
+    problems = gripper_problems(columns, np.asarray(times, float), limits, start)
     if arm.ndim == 2:
         return arm_names, arm, columns, problems[0]
     ok = np.array([p is None for p in problems])
