@@ -2,8 +2,9 @@
 
 Proposals carry the gripper as one more joint column (the profile lists it in ``joints``); the arm's checks run on
 the other columns (``check_chunk`` and the verifier are unchanged), and the gripper's column is checked here: finite,
-inside the URDF's limits, no faster than its velocity limit between points. It is not checked against the measured
-gripper: fingers closed on a box stay where the box stops them while their command says closed. What is sent:
+inside the URDF's limits, no faster than its velocity limit between points, and its first point due within reach of
+where the gripper's command is (``GripperStart``: the measured gripper before any command, or when fingers closed on
+a box stay further from their command than the tracking offset, as the arm's path is dropped then). What is sent:
 
 - ``trajectory``: the accepted chunk's column, timed like the arm's command;
 - ``position`` / ``action``: the accepted chunk's column sampled on its timeline, sent when it has moved more than
