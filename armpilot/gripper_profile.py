@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Mapping
 
-from armpilot.urdf_source import RobotDescriptionError
+from armpilot.ros_nodes import topics
+from armpilot.urdf_source import RobotDescriptionError, UrdfJoint
 
 
 class GripperController(str, Enum):
@@ -45,6 +46,9 @@ DEFAULT_GRIPPER_TOPICS = {
     GripperInterface.POSITION: "/gripper_controller/commands",
     GripperInterface.ACTION: "/gripper_controller/gripper_cmd",
 }
+#: armpilot's own topics, which a gripper command may not take over.
+ARMPILOT_TOPICS = frozenset({topics.CONTROLLER_COMMAND, topics.TELEOP_COMMAND, topics.SAFETY_COMMANDED,
+                             topics.POLICY_CANDIDATES, topics.JOINT_STATES, "/sim/arm_controller/joint_trajectory"})
 #: Fraction of the open-closed range a position/action target must move before a new one is sent.
 DEFAULT_DEADBAND = 0.02
 COMMAND_KEYS = ("interface", "topic", "max_effort", "deadband")
@@ -57,7 +61,7 @@ class GripperCommand:
 
     interface: GripperInterface
     topic: str  # the controller's command topic, or its action's name
-    #: N (action only): the GripperCommand goal's max_effort; 0 lets the controller use its own
+    #: N or N m (action only, > 0 there): the GripperCommand goal's max_effort
     max_effort: float = 0.0
     #: fraction of |open - closed| (position and action): a target closer than this to the last one sent is not sent
     deadband: float = DEFAULT_DEADBAND
@@ -99,7 +103,11 @@ def gripper_from_dict(raw: Mapping[str, Any] | None, joints: tuple[str, ...], so
     if unknown := sorted(set(raw) - set(GRIPPER_KEYS)):
         raise RobotDescriptionError(f"robot profile {source}: gripper has unknown keys {unknown} (known: "
                                     f"{', '.join(GRIPPER_KEYS)})")
-    controller = GripperController(raw.get("controller", "arm"))
+    try:
+        controller = GripperController(raw.get("controller", "arm"))
+    except ValueError:
+        raise RobotDescriptionError(f"robot profile {source}: gripper controller must be one of "
+                                    f"{[c.value for c in GripperController]}, got {raw.get('controller')!r}") from None
     command = _command(raw.get("command"), source)
     gripper = Gripper(controller, str(raw.get("joint", "")), float(raw.get("open", 0.0)), float(raw.get("closed", 0.0)),
                       float(raw.get("effort", 0.0)), command)
@@ -140,9 +148,32 @@ def _command(raw: Any, source: str) -> GripperCommand | None:
     if not topic.startswith("/") or any(c.isspace() for c in topic):
         raise RobotDescriptionError(f"robot profile {source}: gripper command topic must be an absolute ROS name, "
                                     f"got {topic!r}")
+    if topic in ARMPILOT_TOPICS:
+        raise RobotDescriptionError(f"robot profile {source}: gripper command topic {topic} is one of armpilot's own "
+                                    "topics; give the gripper controller's")
     max_effort, deadband = float(raw.get("max_effort", 0.0)), float(raw.get("deadband", DEFAULT_DEADBAND))
-    if not (math.isfinite(max_effort) and max_effort >= 0):
-        raise RobotDescriptionError(f"robot profile {source}: gripper command max_effort must be >= 0 N")
+    if interface is GripperInterface.ACTION and not (math.isfinite(max_effort) and max_effort > 0):
+        raise RobotDescriptionError(f"robot profile {source}: gripper command interface 'action' needs max_effort > 0 "
+                                    "(N or N m: GripperActionController squeezes with at most that; 0 would be none)")
+    if interface is not GripperInterface.ACTION and "max_effort" in raw:
+        raise RobotDescriptionError(f"robot profile {source}: gripper command max_effort is for interface 'action' "
+                                    "only")
     if not (math.isfinite(deadband) and 0.0 <= deadband < 0.5):
         raise RobotDescriptionError(f"robot profile {source}: gripper command deadband must be in [0, 0.5)")
     return GripperCommand(interface, topic, max_effort, deadband)
+
+
+def check_gripper_range(gripper: Gripper, joint: UrdfJoint, source: str) -> None:
+    """``open`` and ``closed`` inside the gripper joint's URDF limits, and apart, for a gripper armpilot commands.
+
+    Raises:
+        RobotDescriptionError: naming the value and the limits.
+    """
+    if not gripper.commanded:
+        return
+    for name, value in (("open", gripper.open), ("closed", gripper.closed)):
+        if not (math.isfinite(value) and joint.lower - 1e-9 <= value <= joint.upper + 1e-9):
+            raise RobotDescriptionError(f"robot profile {source}: gripper {name} = {value} is outside the limits "
+                                        f"[{joint.lower}, {joint.upper}] of '{gripper.joint}'")
+    if gripper.open == gripper.closed:
+        raise RobotDescriptionError(f"robot profile {source}: gripper open and closed are both {gripper.open}")

@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from armpilot.fields import describe
-from armpilot.gripper_profile import Gripper, GripperController, gripper_from_dict
+from armpilot.gripper_profile import Gripper, GripperController, check_gripper_range, gripper_from_dict
 from armpilot.joint_limits_file import JointLimitsFileError, read_joint_limits
 from armpilot.profile_values import disabled_pairs, extrinsics
 from armpilot.urdf_source import (RobotDescriptionError, UrdfJoint, check_base_frame, collisions_from_visuals,
@@ -155,20 +155,28 @@ def profile_path(robot: str) -> Path:
                                 f"nor a profile YAML file")
 
 
+def profile_file_of(profile: RobotProfile) -> str:
+    """The absolute path of the file ``profile`` was loaded from ("" when it came from no file)."""
+    return str(Path(profile.source).resolve()) if profile.source and Path(profile.source).is_file() else ""
+
+
 def load_recorded_profile(robot: Mapping[str, str]) -> RobotProfile:
-    """The profile a recording names (``recorded_robot``): a shipped one by name, else the YAML file it was loaded
-    from when recorded (``PROFILE_SOURCE_KEY``), where that file still is. The caller compares URDF hashes.
+    """The profile a recording names (``recorded_robot``): the YAML file it was loaded from when recorded
+    (``PROFILE_SOURCE_KEY``) where that file still is and describes the same URDF, else a shipped one by name. The
+    caller compares URDF hashes.
 
     Raises:
         RobotDescriptionError: neither loads here.
     """
-    try:
-        return load_profile(robot[ROBOT_KEY])
-    except RobotDescriptionError:
-        source = robot.get(PROFILE_SOURCE_KEY, "")
-        if not source or not Path(source).is_file():
-            raise
-        return load_profile(source)
+    source = robot.get(PROFILE_SOURCE_KEY, "")
+    if source and Path(source).is_file():
+        try:
+            profile = load_profile(source)
+        except RobotDescriptionError:
+            profile = None
+        if profile is not None and profile.urdf_hash == robot.get(URDF_HASH_KEY, profile.urdf_hash):
+            return profile
+    return load_profile(robot[ROBOT_KEY])
 
 
 def load_profile(robot: str = DEFAULT_ROBOT, robot_description: str = "", urdf: str = "") -> RobotProfile:
@@ -213,6 +221,8 @@ def profile_from_dict(raw: Mapping[str, Any], folder: Path, robot_description: s
     joints = tuple(str(j) for j in raw.get("joints", []))
     gripper = gripper_from_dict(raw.get("gripper"), joints, source)
     _check_joints(joints, gripper, urdf_joints, name)
+    if gripper.joint in urdf_joints:
+        check_gripper_range(gripper, urdf_joints[gripper.joint], source or name)
     xml, visual_collisions = collisions_from_visuals(xml, gripper_link_names(xml, urdf_joints, gripper.joint))
     base_frame = str(raw.get("base_frame", "base_link"))
     check_base_frame(xml, base_frame, name)

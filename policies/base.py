@@ -100,6 +100,9 @@ class Policy(ABC):
     history_offsets: tuple[float, ...] = ()
     #: keys of the feature contract (``config/features.yaml``) this backend reads
     input_features: tuple[str, ...] = (STATE,)
+    #: the joint order of its observations and actions when it has one of its own (a checkpoint trained on a
+    #: dataset in the driver's /joint_states order); None: the robot profile's. The policy node feeds it in this order
+    joint_order: tuple[str, ...] | None = None
 
     def required_features(self) -> dict[str, dict[str, Any]]:
         """key -> the contract entry stored with the model ({} when it stores none) of every feature it reads."""

@@ -57,10 +57,11 @@ class DiffusionPolicy(Policy):
         self.device = torch.device(device)
         self.model.to(self.device)
         self.config = cfg = self.model.config
-        if tuple(cfg.joint_names) != tuple(joint_names):
+        if sorted(cfg.joint_names) != sorted(joint_names):
             raise CheckpointError(
                 f"checkpoint '{checkpoint}' was trained on joints {list(cfg.joint_names)} ({cfg.action_dim}) "
                 f"but the node runs {list(joint_names)} ({len(joint_names)})")
+        self.joint_order = tuple(cfg.joint_names)  # the node feeds it in the dataset's order
         if cfg.robot and robot and cfg.robot != robot:
             raise CheckpointError(f"checkpoint '{checkpoint}' was trained on robot '{cfg.robot}' but the node runs "
                                   f"robot '{robot}' (set the robot parameter, or train on this robot's data)")

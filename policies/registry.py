@@ -109,8 +109,12 @@ def _handover(arm: ArmModel, task: str, horizon: int, chunk_dt: float, config: P
     scripted expert (closed-loop with ``object_source: privileged``)."""
     from armpilot.policies.handover import HandoverPolicy
 
-    return HandoverPolicy(_diffusion(arm, task, horizon, chunk_dt, config, seed),
-                          _scripted(arm, task, horizon, chunk_dt, config, seed))
+    learned = _diffusion(arm, task, horizon, chunk_dt, config, seed)
+    if learned.joint_order is not None and tuple(learned.joint_order) != tuple(config.joint_names):
+        raise ValueError(f"backend 'handover': checkpoint '{config.checkpoint or 'shipped'}' orders its joints "
+                         f"{list(learned.joint_order)} and the expert the robot profile's {list(config.joint_names)}; "
+                         "both must propose in one order (list the profile's joints in the checkpoint's order)")
+    return HandoverPolicy(learned, _scripted(arm, task, horizon, chunk_dt, config, seed))
 
 
 #: Names of the registered backends (CLI choices, docs).

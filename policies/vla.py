@@ -125,10 +125,11 @@ class VLAPolicy(Policy):
     def __init__(self, folder: Path, joint_names: tuple[str, ...], horizon: int = 10, chunk_dt: float = 0.1,
                  instruction: str = "", temperature: float = 1.0, seed: int = 0) -> None:
         self.model, self.tokenizer, self.meta = load_vla(Path(folder))
-        if tuple(self.meta["joint_names"]) != tuple(joint_names):
+        if sorted(self.meta["joint_names"]) != sorted(joint_names):
             raise CheckpointError(f"VLA '{folder}' was trained on joints {self.meta['joint_names']}, the node runs "
                                   f"{list(joint_names)}")
-        self.joint_names, self.horizon, self.chunk_dt = tuple(joint_names), horizon, chunk_dt
+        self.joint_names = self.joint_order = tuple(self.meta["joint_names"])  # the node feeds it in this order
+        self.horizon, self.chunk_dt = horizon, chunk_dt
         self.temperature = temperature
         self.instruction = ""  # until one is set or published, no chunk (a VLA trained on several has no default)
         if instruction or self.meta.get("default_instruction"):

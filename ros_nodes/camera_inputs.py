@@ -36,11 +36,15 @@ class CameraInputs:
         joint with the arm (a separate gripper's driver) is no concern of the camera nodes: ignored silently."""
         if not set(msg.name) & set(names):
             return False
-        try:
-            self.joints.add(conv.stamp_to_sec(msg.header.stamp), conv.positions_by_name(msg, names))
+        try:  # the arm's driver and a separate gripper's commanded one may each publish their own
+            merged = conv.positions_merged(msg, names, self.latest_joints)
         except conv.ConversionError as error:
             self.skip("joint_states", f"/joint_states: {error}")
             return False
+        if merged is None:
+            self.skip("joint_states", f"/joint_states: waiting for {[n for n in names if n not in self.latest_joints]}")
+            return False
+        self.joints.add(conv.stamp_to_sec(msg.header.stamp), merged)
         return True
 
     def report_out_of_order(self) -> bool:

@@ -20,13 +20,13 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from .conversion_core import (ConversionError, StampLike, sec_to_stamp, set_header,
                               stamp_to_sec)
 from .joint_conversions import (TrajectoryArrays, joint_state_from_msg, joint_state_to_msg, positions_by_name,
-                                joint_trajectory_from_msg, joint_trajectory_to_msg)
+                                joint_trajectory_from_msg, joint_trajectory_to_msg, positions_merged)
 
 __all__ = [
     "ConversionError", "StampLike", "stamp_to_sec", "sec_to_stamp", "SUPPORTED_ENCODINGS",
     "image_to_msg", "image_from_msg", "camera_info_msg", "intrinsics_from_msg",
     "pointcloud_to_msg", "pointcloud_from_msg", "cloud_dtype", "xyz_from_cloud",
-    "joint_state_to_msg", "joint_state_from_msg", "positions_by_name", "TrajectoryArrays",
+    "joint_state_to_msg", "joint_state_from_msg", "positions_by_name", "positions_merged", "TrajectoryArrays",
     "joint_trajectory_to_msg", "joint_trajectory_from_msg",
 ]
 

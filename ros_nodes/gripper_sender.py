@@ -56,33 +56,33 @@ class GripperSender:
 
             self.action_type = gripper_action_type()
             self.publisher = ActionClient(node, self.action_type, spec.topic)
-        self.topic = spec.topic
+        self.topic, self.logger = spec.topic, node.get_logger()
         node.get_logger().info(f"gripper {self.joint}: commanded on {spec.topic} ({spec.interface.value})")
 
     @classmethod
     def for_profile(cls, node: Node, profile: RobotProfile) -> "GripperSender | None":
         return cls(node, profile) if profile.gripper.commanded_separately else None
 
-    def start(self, now: float, stamp: float, times: np.ndarray, measured: float | None, start_tolerance: float,
-              tracking: float) -> GripperStart | None:
-        """Where a proposal stamped ``stamp`` with points at ``times`` (P,) s must start from: the gripper's command
-        now, else (none yet, or the ``measured`` gripper further than ``tracking`` from it: fingers closed on a box,
-        as the arm's path is dropped) its measured position, with ``start_tolerance``; None when neither is known."""
+    def start(self, now: float, stamp: float, times: np.ndarray, measured: float | None,
+              start_tolerance: float) -> GripperStart | None:
+        """Where a proposal stamped ``stamp`` with points at ``times`` (P,) s must start from: between the gripper's
+        command now and its ``measured`` position, or the measured position (with ``start_tolerance``) before any
+        command; None when neither is known."""
         commanded = self.timeline.at(now)
-        if commanded is None and measured is None:
-            return None
-        if commanded is not None and measured is not None and abs(commanded - measured) > tracking:
-            commanded = None
-        reference, slack = (commanded, 0.0) if commanded is not None else (float(measured), start_tolerance)
-        return GripperStart(reference, slack, (stamp or now) + np.asarray(times, float) - now)
+        lead = (stamp or now) + np.asarray(times, float) - now
+        if commanded is None:
+            return None if measured is None else GripperStart(float(measured), start_tolerance, lead)
+        return GripperStart(commanded, 0.0, lead, None if measured is None else float(measured))
 
-    def chunk(self, stamp: float, times: np.ndarray, column: np.ndarray) -> None:
-        """An accepted chunk's gripper column (P,) at ``stamp + times`` s: a trajectory goes out whole now, a
-        position or action target as the timeline reaches it (``tick``)."""
-        self.timeline.follow(stamp, times, column)
-        if self.interface is GripperInterface.TRAJECTORY:
-            self.publisher.publish(conv.joint_trajectory_to_msg((self.joint,), times, np.asarray(column)[:, None],
-                                                                None, conv.sec_to_stamp(stamp)))
+    def chunk(self, stamp: float, times: np.ndarray, column: np.ndarray, now: float) -> None:
+        """An accepted chunk's gripper column (P,) at ``stamp + times`` s, sent at ``now``: a trajectory goes out
+        now (its points still ahead), a position or action target as the timeline reaches it (``tick``)."""
+        self.timeline.follow(stamp, times, column, now)
+        ahead = stamp + np.asarray(times, float) > now
+        if self.interface is GripperInterface.TRAJECTORY and np.any(ahead):
+            self.publisher.publish(conv.joint_trajectory_to_msg(
+                (self.joint,), np.asarray(times)[ahead], np.asarray(column)[ahead, None], None,
+                conv.sec_to_stamp(stamp)))
 
     def tick(self, now: float) -> None:
         """Position and action: send the timeline's target when it moved past the deadband."""
@@ -120,6 +120,9 @@ class GripperSender:
         if self.action_type is None:
             self.publisher.publish(Float64MultiArray(data=[float(target)]))
             return
+        if not self.publisher.server_is_ready():  # a goal no server takes is lost: say so, and send it anyway
+            self.logger.error(f"gripper: no action server on {self.topic}; its target {target:.4f} is not carried out",
+                              throttle_duration_sec=2.0)
         goal = self.action_type.Goal()
         goal.command.position, goal.command.max_effort = float(target), float(self.max_effort)
         self.publisher.send_goal_async(goal)  # a new goal preempts the one before (GripperActionController)

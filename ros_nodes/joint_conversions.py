@@ -75,6 +75,23 @@ def positions_by_name(msg: JointState, joint_names: Sequence[str]) -> np.ndarray
     return positions[[index[n] for n in joint_names]].copy()
 
 
+def positions_merged(msg: JointState, joint_names: Sequence[str], latest: dict[str, float]) -> np.ndarray | None:
+    """``positions_by_name`` for /joint_states that several drivers share (an arm's, a gripper's on a controller of
+    its own): ``latest`` (name -> position, updated here) keeps each of ``joint_names``' last reading. The (J,)
+    positions in ``joint_names`` order once every one was read, else None.
+
+    Raises ConversionError for a message whose lengths do not match.
+    """
+    names, positions, _, _ = joint_state_from_msg(msg)
+    if len(positions) != len(names):
+        raise ConversionError(f"JointState has no positions for its {len(names)} joint names")
+    wanted = set(joint_names)
+    latest.update((n, float(p)) for n, p in zip(names, positions) if n in wanted)
+    if len(latest) < len(wanted):
+        return None
+    return np.array([latest[n] for n in joint_names])
+
+
 @dataclass(frozen=True, eq=False)
 class TrajectoryArrays:
     """A ``JointTrajectory`` as read-only arrays.

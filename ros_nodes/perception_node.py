@@ -74,6 +74,7 @@ class PerceptionNode(CameraInputs, Node):
         self.pipeline: CloudPipeline | None = None
         self.intrinsics: Intrinsics | None = None
         self.joints = JointHistory(self.config.joint_state_timeout)
+        self.latest_joints: dict[str, float] = {}  # each joint's last reading (several drivers may publish)
         self.waiting: WaitingFrames[tuple[float, Image, Image | None]] = WaitingFrames()
         self.pairer: ApproximateTimePairer[Image, Image] = ApproximateTimePairer(self.config.sync_slop)
         self.problems = RejectionLog(throttle_s=5.0)

@@ -75,7 +75,6 @@ class PolicyNode(TaskInputs, Node):
         # chunks go out in the order asked for (the safety node reorders by name), the backends work in the
         # profile's (experts, datasets and checkpoints): an order given here never reaches them
         self.published_joints = proposal_joints(profile, self.config.joint_names)
-        self.published_columns = profile.index(self.published_joints)
         self.config = cfg = replace(self.config, joint_names=profile.joints)
         self.proposer_config = declare_config(self, ProposerConfig)
         try:
@@ -84,6 +83,9 @@ class PolicyNode(TaskInputs, Node):
         except ValueError as error:  # CheckpointError included: say what is wrong, then exit non-zero
             self.get_logger().fatal(f"cannot start backend '{cfg.backend}': {error}")
             raise
+        # the backend's own order (a checkpoint's), else the profile's: observations in, chunks out
+        self.config = cfg = replace(cfg, joint_names=policy.joint_order or profile.joints)
+        self.published_columns = np.array([cfg.joint_names.index(n) for n in self.published_joints])
         problem = transition_problem(cfg.transition, cfg.backend, policy.capabilities)
         problem = (f"{problem} (checkpoint '{cfg.checkpoint or 'shipped'}')" if problem
                    else feed_problem(cfg.backend, policy, len(cfg.joint_names)))
@@ -91,6 +93,7 @@ class PolicyNode(TaskInputs, Node):
             self.get_logger().fatal(problem)
             raise ValueError(problem)
         self.backend = policy
+        self.latest_joints: dict[str, float] = {}  # each joint's last reading (several drivers may publish)
         self.limits = arm.limits.reordered(cfg.joint_names)  # proposals are fitted to them (fit_to_limits)
         self.workspace_fit = WorkspaceFit(arm, cfg.joint_names, self.limits) if cfg.cut_at_workspace else None
         self.perturbation = CandidatePerturbation(self.proposer_config)  # tests and demos only
@@ -141,10 +144,14 @@ class PolicyNode(TaskInputs, Node):
         self.get_logger().info(f"backend '{cfg.backend}' for task '{cfg.task}' at {cfg.rate_hz} Hz")
 
     def on_joint_state(self, msg: JointState) -> None:
-        try:
-            ordered = conv.positions_by_name(msg, self.config.joint_names)
+        try:  # the arm's driver and a separate gripper's may each publish their own
+            ordered = conv.positions_merged(msg, self.config.joint_names, self.latest_joints)
         except conv.ConversionError as error:
             self.get_logger().warning(f"/joint_states refused: {error}", throttle_duration_sec=2.0)
+            return
+        if ordered is None:
+            unread = [n for n in self.config.joint_names if n not in self.latest_joints]
+            self.get_logger().warning(f"waiting for {unread} on /joint_states", throttle_duration_sec=2.0)
             return
         stamp = conv.stamp_to_sec(msg.header.stamp)
         self.joints = (stamp, ordered)

@@ -24,7 +24,7 @@ from std_srvs.srv import Trigger
 
 from armpilot.recording import EpisodeRecorder, RecorderConfig, RecordingError, TopicSpec
 from armpilot.recording.episode_bag import episode_name
-from armpilot.robot_profile import PROFILE_SOURCE_KEY, robot_identity
+from armpilot.robot_profile import PROFILE_SOURCE_KEY, profile_file_of, robot_identity
 from armpilot.ros_nodes import qos, topics
 from armpilot.ros_nodes.lifecycle import run_node
 from armpilot.ros_nodes.params import declare_config
@@ -62,7 +62,8 @@ class RecorderNode(Node):
         profile = load_robot(self)
         self.recorder = EpisodeRecorder(self.config.output_dir, self.specs,
                                         chunk_interval_s=self.config.chunk_interval_s,
-                                        custom={**robot_identity(profile), PROFILE_SOURCE_KEY: profile.source})
+                                        custom={**robot_identity(profile),
+                                                PROFILE_SOURCE_KEY: profile_file_of(profile)})
         for result in self.recorder.recovered:
             self.get_logger().warning(f"leftover of a crashed recorder: {result.line()}")
         self.latched: dict[str, tuple[bytes, int]] = {}

@@ -55,21 +55,22 @@ from armpilot.safety.state_tracking import ArmState, CommandedPath, controller_j
 from armpilot.safety.sending import as_sent
 from armpilot.safety.stopping import crosses_limit
 from armpilot.safety.supervisor import Supervisor
-from armpilot.safety.verifier import VerifierConfig, sample_chunk, select
+from armpilot.safety.verifier import VerifierConfig, sample_chunk, select, source_index
 from armpilot.safety.workspace import WorkspaceChecker
 from armpilot.sim.episode_message import decode_episode
 from armpilot.ros_nodes.gripper_sender import GripperSender
+from armpilot.ros_nodes.safety_gripper import SafetyGripper
 from armpilot.ros_nodes.safety_services import OperatorServices
 from armpilot.ros_nodes.safety_timers import (CLOCK_JUMP_FORWARD_S, PROPOSER_CHECK_PERIOD_S, WATCHDOG_PERIOD_S,
                                              SafetyTimers)
-from armpilot.safety.gripper_relay import GripperLimits, separate_gripper, split_gripper, with_gripper
+from armpilot.safety.gripper_relay import GripperLimits, split_gripper, with_gripper
 from armpilot.ros_nodes.proposal_decoding import decode_proposal
 
 #: Seconds the shutdown hold waits for the controller's acknowledgement (DDS acks it within ~0.4 s).
 HOLD_ACK_TIMEOUT_S = 0.6
 
 
-class SafetyNode(OperatorServices, SafetyTimers, Node):
+class SafetyNode(OperatorServices, SafetyTimers, SafetyGripper, Node):
     """Thin shell over the verifier, the checks and the supervisor."""
 
     def __init__(self) -> None:
@@ -88,9 +89,7 @@ class SafetyNode(OperatorServices, SafetyTimers, Node):
         self.workspace = WorkspaceChecker(arm, table_clearance=cfg.table_clearance, self_collision=cfg.self_collision)
         self.gripper = GripperSender.for_profile(self, self.profile)
         self.gripper_limits = None if self.gripper is None else GripperLimits.of(
-            self.profile.gripper.joint, cfg.enforced(arm.limits),
-            float(tracking_offset(arm.limits.reordered((self.profile.gripper.joint,)).velocity,
-                                  cfg.tracking_allowance)[0]))
+            self.profile.gripper.joint, cfg.enforced(arm.limits))
         self.get_logger().info(f"controller joint order {list(self.joint_names)}; /joint_states must carry these"
                                + (f", and {list(self.state.passive_joints)} there or in a message of their own"
                                   if self.state.passive_joints else ""))
@@ -103,6 +102,7 @@ class SafetyNode(OperatorServices, SafetyTimers, Node):
 
             self.learned = as_verifier_scorer(load_scorer(self.verifier.learned_scorer))
             self.get_logger().info(f"learned scorer {self.verifier.learned_scorer} ({self.verifier.weight_learned})")
+        self.check_gripper_setup()
         self.lock = threading.RLock()  # state shared by the executor and the verifier thread
         # what the controller follows
         self.path = CommandedPath(tracking_offset(self.limits.velocity, cfg.tracking_allowance), self.limits.continuous)
@@ -227,7 +227,8 @@ class SafetyNode(OperatorServices, SafetyTimers, Node):
             chosen = select(self.verifier, self.config, self.limits, names, table.stamp_sec, table.times, candidates,
                             now, measured, executing, self.workspace, self.rng, self.learned, passive,
                             self.profile.gripper.joint, reference, velocity)
-            return with_gripper(chosen.verdict, columns, chosen.index)
+            return with_gripper(chosen.verdict, columns, None if chosen.index is None else source_index(
+                chosen.index, len(candidates), self.verifier.perturb_samples))
 
         self.submit(topics.POLICY_CANDIDATES, pick)
 
@@ -248,29 +249,13 @@ class SafetyNode(OperatorServices, SafetyTimers, Node):
                                             arrays.positions)) is None:
                 return
             names, positions, column = split
+            reference, velocity = self.path.reference(now, measured), self.path.velocity(now)
         speeds = arrays.velocities
         if column is not None and speeds is not None:
             speeds = split_gripper(arrays.joint_names, speeds, self.profile.gripper.joint)[1]
-            reference, velocity = self.path.reference(now, measured), self.path.velocity(now)
         self.submit(topics.TELEOP_COMMAND, lambda: with_gripper(check_chunk(
             self.config, self.limits, names, arrays.stamp_sec, arrays.times, positions, now, measured, speeds,
             self.workspace, passive, reference, velocity), column))
-
-    def split_gripper(self, names, stamp: float, times: np.ndarray, positions: np.ndarray):
-        """(arm names, arm positions, gripper column(s) or None) of a proposal, its separate gripper's column checked
-        (``gripper_relay.separate_gripper``) from where the gripper's command is; None (counted) when refused."""
-        start = None
-        if self.gripper is not None and self.profile.gripper.joint in names:
-            start = self.gripper.start(self.now(), stamp, times, self.state.passive.get(self.profile.gripper.joint),
-                                       self.config.start_tolerance, self.gripper_limits.tracking)
-            if start is None:
-                self.reject(Reason.NO_JOINT_STATE, f"no /joint_states of the gripper {self.profile.gripper.joint}")
-                return None
-        names, positions, columns, problem = separate_gripper(names, times, positions, self.gripper_limits, start)
-        if problem is not None:
-            self.reject(*problem)
-            return None
-        return names, positions, columns
 
     def submit(self, topic: str, check: Callable[[], Verdict]) -> None:
         """Hand a proposal's check to the verifier thread, replacing one from ``topic`` not yet started."""
@@ -314,6 +299,9 @@ class SafetyNode(OperatorServices, SafetyTimers, Node):
                 self.reject(Reason.STALE, stale)
                 return
             now = self.now()
+            if (gripper_problem := self.gripper_recheck(verdict, now)) is not None:
+                self.reject(gripper_problem[0], f"as sent, after the check: {gripper_problem[1]}")
+                return
             sent, out = as_sent(self.config, self.limits, self.joint_names, verdict, now, self.state.positions,
                                 self.state.passive, self.path, self.workspace)
             if out is None:
@@ -325,17 +313,8 @@ class SafetyNode(OperatorServices, SafetyTimers, Node):
             self.path.command(now, out.stamp, out.times, out.positions, self.state.positions,
                               stopping_from=out.chunk_end)  # a hold in the stop after the chunk continues it
             self.supervisor.accepted(now, out.chunk_end)
-            if self.gripper is not None and verdict.gripper is not None:
-                self.gripper.chunk(verdict.stamp, verdict.times, verdict.gripper)
-            self.send(command)
-
-    def send(self, command: JointTrajectory) -> None:
-        """To the controller, and a copy on /safety/commanded (the policy continues what the arm executes; with a
-        separate gripper's column)."""
-        self.pub_command.publish(command)
-        if self.gripper is not None:  # before any gripper command: where its driver last said it is
-            command = self.gripper.add_column(command, self.now(), self.state.passive.get(self.profile.gripper.joint))
-        self.pub_commanded.publish(command)
+            self.send(command, None if verdict.gripper is None else lambda: self.gripper.chunk(
+                verdict.stamp, verdict.times, verdict.gripper, now))
 
     def reject(self, reason: str, detail: str) -> None:
         with self.lock:
@@ -368,15 +347,17 @@ class SafetyNode(OperatorServices, SafetyTimers, Node):
             stop = hold_on_path(self.path, self.state, self.hold_limits, now, self.config.hold_tolerance(), stalled,
                                 not self.supervisor.state_jump_fault(now))
             self.supervisor.held()
-            if self.gripper is not None:
-                self.gripper.hold(now)
+            freeze = None if self.gripper is None else lambda: self.gripper.hold(now)  # after the arm's stop
             if stop is None:
+                if freeze is not None:
+                    self.send_gripper_only(freeze)
                 return
             if np.any(crossing := crosses_limit(stop, self.limits.lower, self.limits.upper)):
                 joints = [n for n, c in zip(self.joint_names, crossing) if c]
                 self.get_logger().error(f"the stop of {joints} passes their position limits (measured outside them, or "
                                         "moving toward them faster than it can brake); they come back after braking")
-            self.send(conv.joint_trajectory_to_msg(self.joint_names, stop.times, stop.positions, stop.velocities, None))
+            self.send(conv.joint_trajectory_to_msg(self.joint_names, stop.times, stop.positions, stop.velocities, None),
+                      freeze)
 
     def hold_on_stop(self) -> None:
         """The last command before the node exits: a hold, acknowledged by the controller or 0.6 s spent waiting."""

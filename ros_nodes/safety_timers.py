@@ -57,6 +57,8 @@ class SafetyTimers:
         if self.now() - delta <= 0.0:  # the first /clock message after start: not a jump
             return
         with self.lock:
+            if self.gripper is not None:  # the gripper stays where its command was on the old timeline
+                self.gripper.timeline.freeze(self.now() - delta)
             self.path.clear()  # its times are on the old timeline: the measured arm is where a hold starts
             if self.supervisor.clock_jumped(delta, time.monotonic()):
                 self.hold(Reason.CLOCK_JUMP, self.supervisor.clock_problem(time.monotonic()))

@@ -62,6 +62,7 @@ class TeleopNode(Node):
         # the streamer's joint vector: arm joints, then the gripper slot (a placeholder without one)
         self.names = profile.arm_joints + ((profile.gripper.joint,) if profile.gripper.joint in profile.joints else ())
         self.placeholder_gripper = len(self.names) == len(profile.arm_joints)
+        self.latest_joints: dict[str, float] = {}  # each joint's last reading (several drivers may publish)
         self.measured: np.ndarray | None = None
         self.measured_stamp = None
         self.measured_at = 0.0
@@ -107,9 +108,11 @@ class TeleopNode(Node):
             self.spacemouse.close()
 
     def on_joint_state(self, msg: JointState) -> None:
-        try:
-            measured = conv.positions_by_name(msg, self.names)
+        try:  # the arm's driver and a separate gripper's may each publish their own
+            measured = conv.positions_merged(msg, self.names, self.latest_joints)
         except conv.ConversionError:
+            return
+        if measured is None:
             return
         if not np.all(np.isfinite(measured)):  # NaN here reaches the IK (LinAlgError) in on_tick
             self.get_logger().warning(f"{topics.JOINT_STATES}: non-finite position; ignored", throttle_duration_sec=2.0)

@@ -130,6 +130,7 @@ class TracksNode(CameraInputs, Node):
         self.arm_joints = arm.joint_names
         self.camera = camera_mount(arm, self.config.camera_frame)
         self.joints = JointHistory(self.config.joint_state_timeout)
+        self.latest_joints: dict[str, float] = {}  # each joint's last reading (several drivers may publish)
         self.waiting: WaitingFrames[PairResult[Image, Image]] = WaitingFrames()
         if self.camera.moves:  # a wrist camera: each frame is lifted from where the arm held it
             self.create_subscription(JointState, topics.JOINT_STATES, self.on_joints, qos.STATE_QOS)

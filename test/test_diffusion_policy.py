@@ -208,10 +208,12 @@ def test_same_seed_same_weights(trained, tmp_path):
     assert reports[0]["losses"] == reports[1]["losses"]
 
 
-def test_policy_refuses_other_joints(trained):
+def test_policy_refuses_other_joints_and_takes_its_own_in_any_order(trained):
     _, report = trained
     with pytest.raises(CheckpointError, match="trained on joints"):
-        DiffusionPolicy(Path(report["output"]), CONTROLLED_JOINTS[::-1])
+        DiffusionPolicy(Path(report["output"]), CONTROLLED_JOINTS[:-1])
+    reordered = DiffusionPolicy(Path(report["output"]), CONTROLLED_JOINTS[::-1])  # the driver's order, say
+    assert reordered.joint_order == tuple(CONTROLLED_JOINTS), "the node feeds it in the order it was trained on"
 
 
 def test_policy_refuses_a_checkpoint_of_another_robot(trained, tmp_path):

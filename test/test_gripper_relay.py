@@ -140,7 +140,7 @@ def test_the_verdict_carries_the_chosen_candidates_column_at_its_points_still_ah
 def test_the_timeline_sends_targets_past_the_deadband_and_a_hold_freezes_it():
     timeline = GripperTimeline(deadband=0.004)
     assert timeline.due(0.0) is None and timeline.freeze(0.0) is None  # nothing before the first chunk
-    timeline.follow(10.0, np.array([0.0, 1.0]), np.array([0.04, 0.0]))  # closing at 0.04 m/s
+    timeline.follow(10.0, np.array([0.0, 1.0]), np.array([0.04, 0.0]), 10.0)  # closing at 0.04 m/s
     assert timeline.due(10.0) == pytest.approx(0.04)
     assert timeline.due(10.05) is None  # 2 mm: within the deadband
     assert timeline.due(10.15) == pytest.approx(0.034)
@@ -148,8 +148,9 @@ def test_the_timeline_sends_targets_past_the_deadband_and_a_hold_freezes_it():
     assert timeline.at(20.0) == pytest.approx(0.02), "a hold neither opens nor goes on closing"
     assert timeline.due(10.5, exact=True) == pytest.approx(0.02)  # a hold sends exactly where it froze
     assert timeline.due(11.0, exact=True) is None
-    timeline.follow(12.0, np.array([0.1]), np.array([0.04]))
-    assert timeline.at(12.5) == pytest.approx(0.04)
+    timeline.follow(12.0, np.array([0.1]), np.array([0.04]), 12.0)
+    assert timeline.at(12.0) == pytest.approx(0.02), "a new chunk takes over from where the command is"
+    assert timeline.at(12.05) == pytest.approx(0.03) and timeline.at(12.5) == pytest.approx(0.04)
     timeline.clear()  # the sim reset its world: the last episode's closed gripper is not sent again
     assert timeline.due(13.0) is None and timeline.freeze(13.0) is None
 
@@ -214,6 +215,11 @@ class _Recorder:
     def send_goal_async(self, goal) -> None:
         self.sent.append(goal)
 
+    def server_is_ready(self) -> bool:
+        return self.ready
+
+    ready = True
+
 
 def _sender(monkeypatch, interface: str):
     """A GripperSender on a stand-in node, for armpilot's arm with its gripper on ``interface``; the action type
@@ -226,7 +232,9 @@ def _sender(monkeypatch, interface: str):
     from robot_variants import own_gripper_raw
 
     raw, folder = own_gripper_raw("armpilot_own_gripper")
-    raw["gripper"]["command"] = {"interface": interface, "max_effort": 40.0, "deadband": 0.1}
+    raw["gripper"]["command"] = {"interface": interface, "deadband": 0.1}
+    if interface == "action":
+        raw["gripper"]["command"]["max_effort"] = 40.0
     own = profile_from_dict(raw, folder)
 
     class Goal:
@@ -237,7 +245,8 @@ def _sender(monkeypatch, interface: str):
     monkeypatch.setattr(rclpy.action, "ActionClient", _Recorder)
     logs: list[str] = []
     node = types.SimpleNamespace(create_publisher=lambda _type, topic, _qos: _Recorder(topic),
-                                 get_logger=lambda: types.SimpleNamespace(info=logs.append))
+                                 get_logger=lambda: types.SimpleNamespace(
+                                     info=logs.append, error=lambda text, **_: logs.append("ERROR " + text)))
     return module.GripperSender(node, own), logs
 
 
@@ -246,7 +255,7 @@ def test_position_and_action_targets_follow_the_chunk_past_the_deadband_and_a_ho
         monkeypatch, interface):
     sender, logs = _sender(monkeypatch, interface)
     assert f"({interface})" in logs[0]
-    sender.chunk(10.0, np.array([0.0, 1.0]), np.array([0.04, 0.0]))  # closing over 1 s; deadband 4 mm
+    sender.chunk(10.0, np.array([0.0, 1.0]), np.array([0.04, 0.0]), 10.0)  # closing over 1 s; deadband 4 mm
     for now in np.arange(10.0, 10.52, 0.02):  # the watchdog's ticks
         sender.tick(float(now))
     sender.hold(10.51)
@@ -263,7 +272,7 @@ def test_a_trajectory_gripper_gets_each_chunk_timed_and_a_one_point_stop_on_a_ho
     from armpilot.ros_nodes import conversions as conv
 
     sender, _ = _sender(monkeypatch, "trajectory")
-    sender.chunk(10.0, np.array([0.1, 0.2]), np.array([0.03, 0.02]))
+    sender.chunk(10.0, np.array([0.1, 0.2]), np.array([0.03, 0.02]), 10.0)
     sender.tick(10.15)  # a trajectory is not re-sent by the watchdog
     sender.hold(10.15)
     chunk, stop = sender.publisher.sent
@@ -277,14 +286,26 @@ def test_a_trajectory_gripper_gets_each_chunk_timed_and_a_one_point_stop_on_a_ho
         pytest.approx(0.025)] * 2
 
 
-def test_a_chunk_starts_from_the_grippers_command_unless_a_box_holds_the_fingers_away_from_it(monkeypatch):
+def test_a_chunk_starts_anywhere_between_the_grippers_command_and_where_the_fingers_are(monkeypatch):
     sender, _ = _sender(monkeypatch, "position")
     times = np.array([0.1, 0.2])
-    assert sender.start(5.0, 0.0, times, None, 0.0, 0.01) is None  # nothing known: refused by the node
-    measured = sender.start(5.0, 0.0, times, 0.03, 0.002, 0.01)
+    assert sender.start(5.0, 0.0, times, None, 0.01) is None  # nothing known: refused by the node
+    measured = sender.start(5.0, 0.0, times, 0.03, 0.002)  # before any command: the measured gripper
     assert measured.reference == 0.03 and measured.slack == 0.002 and np.allclose(measured.lead, times)
-    sender.chunk(4.0, np.array([0.0, 1.0]), np.array([0.04, 0.0]))  # its command is 0.0 from 5 s on
-    assert sender.start(5.0, 5.05, times, 0.005, 0.002, 0.01).reference == 0.0  # tracking its command
-    assert np.allclose(sender.start(5.0, 5.05, times, 0.005, 0.002, 0.01).lead, times + 0.05)
-    held = sender.start(5.0, 0.0, times, 0.02, 0.002, 0.01)  # fingers 2 cm apart on a box: from there
-    assert held.reference == 0.02 and held.slack == 0.002
+    assert measured.distance(0.03) == 0.0 and measured.distance(0.035) == pytest.approx(0.005)
+    sender.chunk(4.0, np.array([0.0, 1.0]), np.array([0.04, 0.0]), 4.0)  # its command is 0.0 from 5 s on
+    tracking = sender.start(5.0, 5.05, times, 0.005, 0.002)
+    assert tracking.reference == 0.0 and tracking.other == 0.005 and tracking.slack == 0.0
+    assert np.allclose(tracking.lead, times + 0.05)
+    held = sender.start(5.0, 0.0, times, 0.02, 0.002)  # fingers 2 cm apart on a box: stay anywhere in between
+    assert held.distance(0.0) == held.distance(0.012) == held.distance(0.02) == 0.0
+    assert held.distance(0.03) == pytest.approx(0.01) and held.distance(-0.001) == pytest.approx(0.001)
+
+
+def test_an_action_goal_with_no_server_to_take_it_is_named_in_an_error(monkeypatch):
+    sender, logs = _sender(monkeypatch, "action")
+    sender.publisher.ready = False
+    sender.chunk(10.0, np.array([0.0]), np.array([0.03]), 10.0)
+    sender.tick(10.0)
+    assert any(line.startswith("ERROR") and "no action server" in line and "0.0300" in line for line in logs)
+    assert sender.publisher.sent[0].command.position == pytest.approx(0.03)  # sent anyway, and named

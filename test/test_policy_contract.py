@@ -127,3 +127,13 @@ def test_the_registered_handover_backend_reads_the_checkpoints_features_and_the_
     assert policy.capabilities.hands_over and policy.capabilities.needs_points
     assert {"observation.points", "observation.object", "observation.goal"} <= set(policy.required_features())
     assert policy.then.expert.closed_loop and feed_problem("handover", policy, 7) == ""
+
+
+def test_the_handover_backend_refuses_a_checkpoint_whose_joint_order_the_expert_does_not_share():
+    """The node feeds the handover in its checkpoint's order; the expert proposes in the profile's."""
+    from armpilot.policies.config import PolicyNodeConfig
+
+    arm = ArmModel()
+    reordered = PolicyNodeConfig(task="push", backend="handover", joint_names=tuple(reversed(arm.profile.joints)))
+    with pytest.raises(ValueError, match="handover.*both must propose in one order"):
+        make_policy("handover", arm, "push", 16, 0.1, reordered)

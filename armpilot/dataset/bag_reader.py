@@ -255,7 +255,7 @@ def _merged_joint_states(samples: list[tuple[int, Any]], joint_names: tuple[str,
     each joint was read once are left out."""
     latest: dict[str, float] = {}
     merged = []
-    for stamp, (names, positions) in samples:
+    for stamp, (names, positions) in sorted(samples, key=lambda sample: sample[0]):  # two drivers' stamps interleave
         latest.update(zip(names, positions))
         if len(latest) >= len(joint_names) and all(n in latest for n in joint_names):
             merged.append((stamp, (joint_names, np.array([latest[n] for n in joint_names]))))

@@ -3,8 +3,8 @@
 Proposals carry the gripper as one more joint column (the profile lists it in ``joints``); the arm's checks run on
 the other columns (``check_chunk`` and the verifier are unchanged), and the gripper's column is checked here: finite,
 inside the URDF's limits, no faster than its velocity limit between points, and its first point due within reach of
-where the gripper's command is (``GripperStart``: the measured gripper before any command, or when fingers closed on
-a box stay further from their command than the tracking offset, as the arm's path is dropped then). What is sent:
+where the gripper is (``GripperStart``: anywhere between its command and its measured position, for fingers closed on
+a box stay where it stops them; the measured position before any command). What is sent:
 
 - ``trajectory``: the accepted chunk's column, timed like the arm's command;
 - ``position`` / ``action``: the accepted chunk's column sampled on its timeline, sent when it has moved more than
@@ -46,29 +46,33 @@ class GripperLimits:
     lower: float
     upper: float
     velocity: float  # the velocity limit as enforced (velocity_scale applied)
-    #: how far the measured gripper may be from its command and the command still be where a chunk starts
-    #: (``state_tracking.tracking_offset``, as for the arm's joints); further (fingers closed on a box), the measured
-    tracking: float = 0.0
 
     @classmethod
-    def of(cls, joint: str, limits: JointLimits, tracking: float = 0.0) -> "GripperLimits":
+    def of(cls, joint: str, limits: JointLimits) -> "GripperLimits":
         """``joint``'s limits from ``limits`` (the velocity as it will be enforced)."""
         k = limits.names.index(joint)
-        return cls(joint, float(limits.lower[k]), float(limits.upper[k]), float(limits.velocity[k]), tracking)
+        return cls(joint, float(limits.lower[k]), float(limits.upper[k]), float(limits.velocity[k]))
 
 
 @dataclass(frozen=True)
 class GripperStart:
-    """Where the gripper's command is when a proposal is checked, and when its points are due.
+    """Where the gripper is when a proposal is checked, and when its points are due.
 
-    ``reference`` (rad or m): the accepted chunks' command now (``GripperTimeline.at``), else the measured gripper;
-    ``slack``: how much further than the velocity limit reaches by the first point due it may be (``start_tolerance``
-    from the measured gripper, 0 from its command); ``lead`` (s): from now to each point, (P,) (``stamp + times -
-    now``)."""
+    The first point due may be as far as the velocity limit reaches by its time (plus ``slack``) from anywhere
+    between ``reference`` and ``other`` (rad or m): the accepted chunks' command now (``GripperTimeline.at``) and the
+    measured gripper (fingers closed on a box stay where it stops them: a target between the two moves nothing), or
+    the measured gripper alone before any command (``slack`` = ``start_tolerance`` then, else 0). ``lead`` (s): from
+    now to each point, (P,) (``stamp + times - now``)."""
 
     reference: float
     slack: float
     lead: np.ndarray
+    other: float | None = None
+
+    def distance(self, value: float) -> float:
+        """How far ``value`` is from the interval the chunk may start from."""
+        low, high = sorted((self.reference, self.reference if self.other is None else self.other))
+        return max(low - value, value - high, 0.0)
 
 
 def gripper_problems(columns: np.ndarray, times: np.ndarray, limits: GripperLimits,
@@ -86,7 +90,7 @@ def gripper_problems(columns: np.ndarray, times: np.ndarray, limits: GripperLimi
         jump, reach = 0.0, 0.0
         if len(ahead):
             k = ahead[0]
-            jump, reach = abs(column[k] - start.reference), vmax * start.lead[k] + start.slack
+            jump, reach = start.distance(float(column[k])), vmax * start.lead[k] + start.slack
         if not np.all(np.isfinite(column)):
             out.append((Reason.NOT_FINITE, f"gripper {name} is not finite"))
         elif np.any(outside):
@@ -98,8 +102,8 @@ def gripper_problems(columns: np.ndarray, times: np.ndarray, limits: GripperLimi
             out.append((Reason.VELOCITY_LIMIT, f"gripper {name} at {speed[k]:.3f} between points {k}-{k + 1} "
                                                f"(max {vmax:.3f})"))
         elif jump > reach + EPS:
-            out.append((Reason.DISCONTINUITY, f"gripper {name} first point due {jump:.4f} from its command "
-                                              f"{start.reference:.4f}; reachable {reach:.4f} at the velocity limit"))
+            out.append((Reason.DISCONTINUITY, f"gripper {name} first point due {jump:.4f} beyond its command and "
+                                              f"measured position; reachable {reach:.4f} at the velocity limit"))
         else:
             out.append(None)
     return out
@@ -152,10 +156,18 @@ class GripperTimeline:
         self.frozen: float | None = None  # set by a hold until the next chunk
         self.sent: float | None = None  # the last target sent
 
-    def follow(self, stamp: float, times: np.ndarray, positions: np.ndarray) -> None:
-        """An accepted chunk's column: (P,) ``positions`` at ``stamp + times`` (s)."""
-        self.absolute, self.positions = stamp + np.asarray(times, float), np.asarray(positions, float)
-        self.frozen = None
+    def follow(self, stamp: float, times: np.ndarray, positions: np.ndarray, now: float) -> None:
+        """An accepted chunk's column: (P,) ``positions`` at ``stamp + times`` (s), taken over at ``now`` from
+        where the command is then (as a trajectory controller does: points already due are dropped, and the
+        command moves from where it was to the first one ahead, not in one step)."""
+        absolute, positions = stamp + np.asarray(times, float), np.asarray(positions, float)
+        current, ahead = self.at(now), absolute >= now
+        if not np.any(ahead):
+            absolute, positions, ahead = absolute[-1:], positions[-1:], np.ones(1, bool)
+        absolute, positions = absolute[ahead], positions[ahead]
+        if current is not None and absolute[0] > now:
+            absolute, positions = np.r_[now, absolute], np.r_[current, positions]
+        self.absolute, self.positions, self.frozen = absolute, positions, None
 
     def at(self, now: float) -> float | None:
         """The command at ``now`` (linear between points, held after the last); None before any chunk."""
@@ -175,6 +187,7 @@ class GripperTimeline:
         target = self.at(now)
         if target is None:
             return None
+        exact = exact or self.frozen is not None or now >= self.absolute[-1]  # its last value goes out exactly
         if self.sent is not None and abs(target - self.sent) <= (EPS if exact else self.deadband):
             return None
         self.sent = target

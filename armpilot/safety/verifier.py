@@ -78,6 +78,11 @@ def perturb(candidates: np.ndarray, samples: int, std: float, rng: np.random.Gen
     return np.concatenate([candidates, copies])
 
 
+def source_index(index: int, count: int, samples: int) -> int:
+    """The proposal (of ``count``) that row ``index`` of ``perturb``'s output was made from."""
+    return index if index < count or samples == 0 else (index - count) // samples
+
+
 def vote(candidates: np.ndarray, bandwidth: float) -> np.ndarray:
     """(N,) share of the candidates near each one (Gaussian kernel on the mean |difference|).
 
