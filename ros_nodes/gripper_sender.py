@@ -17,7 +17,8 @@ from armpilot.gripper_profile import GripperInterface
 from armpilot.robot_profile import RobotProfile
 from armpilot.ros_nodes import conversions as conv
 from armpilot.ros_nodes import qos
-from armpilot.safety.gripper_relay import GripperStart, GripperTimeline
+from armpilot.robot import JointLimits
+from armpilot.safety.gripper_relay import GripperLimits, GripperStart, GripperTimeline
 from armpilot.urdf_source import RobotDescriptionError
 
 
@@ -41,11 +42,12 @@ def gripper_action_type():
 class GripperSender:
     """Sends a separate gripper's commands from ``node``; ``None`` from ``for_profile`` when there is none."""
 
-    def __init__(self, node: Node, profile: RobotProfile) -> None:
+    def __init__(self, node: Node, profile: RobotProfile, enforced: JointLimits) -> None:
         gripper, spec = profile.gripper, profile.gripper.command
         assert spec is not None
         self.joint, self.interface, self.max_effort = gripper.joint, spec.interface, spec.max_effort
-        self.timeline = GripperTimeline(spec.deadband * abs(gripper.open - gripper.closed))
+        self.limits = GripperLimits.of(gripper.joint, enforced)  # as the safety node enforces them
+        self.timeline = GripperTimeline(spec.deadband * abs(gripper.open - gripper.closed), self.limits.velocity)
         self.action_type = None
         if spec.interface is GripperInterface.TRAJECTORY:
             self.publisher = node.create_publisher(JointTrajectory, spec.topic, qos.COMMAND_QOS)
@@ -60,8 +62,10 @@ class GripperSender:
         node.get_logger().info(f"gripper {self.joint}: commanded on {spec.topic} ({spec.interface.value})")
 
     @classmethod
-    def for_profile(cls, node: Node, profile: RobotProfile) -> "GripperSender | None":
-        return cls(node, profile) if profile.gripper.commanded_separately else None
+    def for_profile(cls, node: Node, profile: RobotProfile, enforced: JointLimits) -> "GripperSender | None":
+        """The sender for ``profile``'s separately commanded gripper, ``enforced``: every profile joint's limits as
+        the safety node enforces them (velocity_scale applied)."""
+        return cls(node, profile, enforced) if profile.gripper.commanded_separately else None
 
     def start(self, now: float, stamp: float, times: np.ndarray, measured: float | None,
               start_tolerance: float) -> GripperStart | None:
@@ -74,15 +78,18 @@ class GripperSender:
             return None if measured is None else GripperStart(float(measured), start_tolerance, lead)
         return GripperStart(commanded, 0.0, lead, None if measured is None else float(measured))
 
-    def chunk(self, stamp: float, times: np.ndarray, column: np.ndarray, now: float) -> None:
-        """An accepted chunk's gripper column (P,) at ``stamp + times`` s, sent at ``now``: a trajectory goes out
-        now (its points still ahead), a position or action target as the timeline reaches it (``tick``)."""
-        self.timeline.follow(stamp, times, column, now)
-        ahead = stamp + np.asarray(times, float) > now
-        if self.interface is GripperInterface.TRAJECTORY and np.any(ahead):
+    def chunk(self, stamp: float, times: np.ndarray, column: np.ndarray, now: float,
+              measured: float | None = None) -> None:
+        """An accepted chunk's gripper column (P,) at ``stamp + times`` s (stamp 0: ``now``), sent at ``now`` as the
+        timeline takes it over (from the command, or ``measured`` before any; clipped to the velocity limit): a
+        trajectory goes out now (its points still ahead), a position or action target as the timeline reaches it
+        (``tick``)."""
+        stamp = stamp or now
+        self.timeline.follow(stamp, times, column, now, measured)
+        absolute, positions = self.timeline.ahead(now)
+        if self.interface is GripperInterface.TRAJECTORY and len(absolute):
             self.publisher.publish(conv.joint_trajectory_to_msg(
-                (self.joint,), np.asarray(times)[ahead], np.asarray(column)[ahead, None], None,
-                conv.sec_to_stamp(stamp)))
+                (self.joint,), absolute - stamp, positions[:, None], None, conv.sec_to_stamp(stamp)))
 
     def tick(self, now: float) -> None:
         """Position and action: send the timeline's target when it moved past the deadband."""
@@ -90,15 +97,25 @@ class GripperSender:
             self.send_target(target)
 
     def hold(self, now: float) -> None:
-        """Freeze the gripper where its command is now (nothing before any chunk)."""
-        target = self.timeline.freeze(now)
-        if target is None:
-            return
+        """Freeze the gripper where its command is now (nothing before any chunk): a trajectory's value now, sent
+        as a one-point trajectory; a position or action target stays the last one sent."""
         if self.interface is GripperInterface.TRAJECTORY:
-            self.publisher.publish(conv.joint_trajectory_to_msg((self.joint,), np.zeros(1), np.array([[target]]),
-                                                                None, None))
-        elif self.timeline.due(now, exact=True) is not None:
+            if (target := self.timeline.freeze(now)) is not None:
+                self.publisher.publish(conv.joint_trajectory_to_msg((self.joint,), np.zeros(1), np.array([[target]]),
+                                                                    None, None))
+            return
+        self.timeline.freeze(now, self.timeline.sent)
+        if (target := self.timeline.due(now, exact=True)) is not None:  # a chunk, but no target sent yet
             self.send_target(target)
+
+    def clock_jumped(self) -> None:
+        """The node's clock jumped: the timeline's times mean nothing now. A position or action target stays the
+        last one sent; a trajectory's command is not known until the next chunk (it starts from the measured
+        gripper)."""
+        if self.interface is not GripperInterface.TRAJECTORY and self.timeline.sent is not None:
+            self.timeline.freeze(0.0, self.timeline.sent)
+        else:
+            self.timeline.clear()
 
     def add_column(self, command: JointTrajectory, now: float, measured: float | None = None) -> JointTrajectory:
         """``command`` (the arm's, already sent) with the gripper's column appended, its command at each point's

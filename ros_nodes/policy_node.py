@@ -65,6 +65,11 @@ from armpilot.tasks import task_for_robot
 JOINTS, OBJECT = "joints", "object"
 
 
+#: s: a /joint_states stamped up to this before the last one comes from another driver (an arm's and a separate
+#: gripper's interleave); its values are merged and go out with the next message. Further back: a clock jump.
+INTERLEAVE_S = 0.1
+
+
 class PolicyNode(TaskInputs, Node):
     """Thin shell: latest observation -> backend -> JointTrajectory."""
 
@@ -154,6 +159,8 @@ class PolicyNode(TaskInputs, Node):
             self.get_logger().warning(f"waiting for {unread} on /joint_states", throttle_duration_sec=2.0)
             return
         stamp = conv.stamp_to_sec(msg.header.stamp)
+        if self.joints is not None and 0.0 < self.joints[0] - stamp <= INTERLEAVE_S:
+            return  # another driver's message stamped just before the last one: its values go with the next
         self.joints = (stamp, ordered)
         self.push(JOINTS, stamp, ordered)
 

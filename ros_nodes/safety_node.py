@@ -63,7 +63,7 @@ from armpilot.ros_nodes.safety_gripper import SafetyGripper
 from armpilot.ros_nodes.safety_services import OperatorServices
 from armpilot.ros_nodes.safety_timers import (CLOCK_JUMP_FORWARD_S, PROPOSER_CHECK_PERIOD_S, WATCHDOG_PERIOD_S,
                                              SafetyTimers)
-from armpilot.safety.gripper_relay import GripperLimits, split_gripper, with_gripper
+from armpilot.safety.gripper_relay import split_gripper, with_gripper
 from armpilot.ros_nodes.proposal_decoding import decode_proposal
 
 #: Seconds the shutdown hold waits for the controller's acknowledgement (DDS acks it within ~0.4 s).
@@ -87,9 +87,8 @@ class SafetyNode(OperatorServices, SafetyTimers, SafetyGripper, Node):
         self.state = ArmState(self.joint_names, tuple(n for n in self.profile.joints if n not in self.joint_names)
                               + arm.passive_joints, self.limits.continuous)
         self.workspace = WorkspaceChecker(arm, table_clearance=cfg.table_clearance, self_collision=cfg.self_collision)
-        self.gripper = GripperSender.for_profile(self, self.profile)
-        self.gripper_limits = None if self.gripper is None else GripperLimits.of(
-            self.profile.gripper.joint, cfg.enforced(arm.limits))
+        self.gripper = GripperSender.for_profile(self, self.profile, cfg.enforced(arm.limits))
+        self.gripper_limits = None if self.gripper is None else self.gripper.limits
         self.get_logger().info(f"controller joint order {list(self.joint_names)}; /joint_states must carry these"
                                + (f", and {list(self.state.passive_joints)} there or in a message of their own"
                                   if self.state.passive_joints else ""))
@@ -314,7 +313,7 @@ class SafetyNode(OperatorServices, SafetyTimers, SafetyGripper, Node):
                               stopping_from=out.chunk_end)  # a hold in the stop after the chunk continues it
             self.supervisor.accepted(now, out.chunk_end)
             self.send(command, None if verdict.gripper is None else lambda: self.gripper.chunk(
-                verdict.stamp, verdict.times, verdict.gripper, now))
+                verdict.stamp, verdict.times, verdict.gripper, now, self.state.passive.get(self.profile.gripper.joint)))
 
     def reject(self, reason: str, detail: str) -> None:
         with self.lock:

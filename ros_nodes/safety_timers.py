@@ -37,7 +37,10 @@ class SafetyTimers:
             if reason is not None:
                 self.hold(*reason)
             elif self.gripper is not None:  # a position or action target as the accepted chunk reaches it
-                self.gripper.tick(self.now())
+                try:
+                    self.gripper.tick(self.now())
+                except Exception as error:  # noqa: BLE001 - the arm's watchdog goes on; say what the gripper missed
+                    self.get_logger().error(f"the gripper's target failed: {error!r}", throttle_duration_sec=2.0)
 
     def check_proposers(self) -> None:
         """Hold and refuse while more than one node publishes on a proposal topic or the controller's."""
@@ -57,8 +60,8 @@ class SafetyTimers:
         if self.now() - delta <= 0.0:  # the first /clock message after start: not a jump
             return
         with self.lock:
-            if self.gripper is not None:  # the gripper stays where its command was on the old timeline
-                self.gripper.timeline.freeze(self.now() - delta)
+            if self.gripper is not None:  # its timeline's times are on the old clock too
+                self.gripper.clock_jumped()
             self.path.clear()  # its times are on the old timeline: the measured arm is where a hold starts
             if self.supervisor.clock_jumped(delta, time.monotonic()):
                 self.hold(Reason.CLOCK_JUMP, self.supervisor.clock_problem(time.monotonic()))

@@ -126,7 +126,7 @@ def joint_positions(t: float) -> np.ndarray:
 def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, task: str = "pick",
                   size: tuple[int, int] = (48, 64), skip: Iterable[str] = (), object_delay: float = 0.0,
                   success_at: float | None = 1.5, command_lag: float | None = None,
-                  reset_at: float | None = None, separate_gripper: bool = False) -> Path:
+                  reset_at: float | None = None, separate_gripper: bool = False, gripper_first: bool = False) -> Path:
     """Writes one episode bag: joints 100 Hz, commands 10 Hz, camera, objects, tracks and cloud 15 Hz.
 
     Color pixel (0, 0) red channel encodes the camera frame number (mod 256);
@@ -137,7 +137,8 @@ def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, tas
     (what came before is the previous episode's tail, as a recorder lagging the sim takes in).
     ``separate_gripper``: the gripper on a controller of its own: its driver publishes its joint state in messages of
     its own (50 Hz), the arm controller's commands leave it out and the safety node's copy on /safety/commanded
-    carries it (the first copy, a hold before any gripper command, without it).
+    carries it (the first copy, a hold before any gripper command, without it); ``gripper_first``: its driver's
+    messages come first, before the arm's of the same instant.
     """
     skip = set(skip)
     h, w = size
@@ -152,13 +153,16 @@ def write_episode(folder: Path, duration: float = 2.0, start: float = 100.0, tas
         t = k / 100
         ns = t0 + round(t * 1e9)
         split = 6 if separate_gripper else 7
+        gripper_state = T["sensor_msgs/msg/JointState"](header=_header(ns), name=[JOINTS[6]],
+                                                        position=joint_positions(t)[6:], velocity=np.zeros(1),
+                                                        effort=np.zeros(0))
+        if separate_gripper and gripper_first and k % 2 == 0:
+            add(t, topics.JOINT_STATES, gripper_state)
         add(t, topics.JOINT_STATES, T["sensor_msgs/msg/JointState"](
             header=_header(ns), name=list(JOINTS[:split]), position=joint_positions(t)[:split],
             velocity=np.zeros(split), effort=np.zeros(0)))
-        if separate_gripper and k % 2 == 1:
-            add(t, topics.JOINT_STATES, T["sensor_msgs/msg/JointState"](
-                header=_header(ns), name=[JOINTS[6]], position=joint_positions(t)[6:], velocity=np.zeros(1),
-                effort=np.zeros(0)))
+        if separate_gripper and not gripper_first and k % 2 == 1:
+            add(t, topics.JOINT_STATES, gripper_state)
     for k in range(int(duration * 10) + 1):
         t = k / 10
         ns = t0 + round(t * 1e9)

@@ -396,6 +396,8 @@ def test_a_gripper_on_its_own_controller_reaches_the_state_and_the_action(tmp_pa
     split = read_episode(write_episode(tmp_path / "split", separate_gripper=True))
     whole = read_episode(write_episode(tmp_path / "whole"))
     assert split.joint_names == whole.joint_names == JOINTS
+    gripper_first = read_episode(write_episode(tmp_path / "gripper_first", separate_gripper=True, gripper_first=True))
+    assert gripper_first.joint_names == JOINTS, "whichever driver speaks first, the episodes share one joint order"
     states, reference = split.topics[topics.JOINT_STATES], whole.topics[topics.JOINT_STATES]
     assert states.values.shape[1] == 7 and states.stamps[0] == reference.stamps[1]  # once the gripper was read
     at = np.searchsorted(reference.stamps, states.stamps)

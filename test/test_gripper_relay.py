@@ -247,32 +247,57 @@ def _sender(monkeypatch, interface: str):
     node = types.SimpleNamespace(create_publisher=lambda _type, topic, _qos: _Recorder(topic),
                                  get_logger=lambda: types.SimpleNamespace(
                                      info=logs.append, error=lambda text, **_: logs.append("ERROR " + text)))
-    return module.GripperSender(node, own), logs
+    return module.GripperSender(node, own, SafetyConfig().enforced(ArmModel(own).limits)), logs
 
 
 @pytest.mark.parametrize("interface", ["position", "action"])
-def test_position_and_action_targets_follow_the_chunk_past_the_deadband_and_a_hold_sends_where_it_froze(
+def test_position_and_action_targets_follow_the_chunk_past_the_deadband_and_a_hold_keeps_the_last_one(
         monkeypatch, interface):
     sender, logs = _sender(monkeypatch, interface)
     assert f"({interface})" in logs[0]
-    sender.chunk(10.0, np.array([0.0, 1.0]), np.array([0.04, 0.0]), 10.0)  # closing over 1 s; deadband 4 mm
+    sender.chunk(10.0, np.array([0.0, 1.0]), np.array([0.04, 0.0]), 10.0, 0.04)  # closing over 1 s; deadband 4 mm
     for now in np.arange(10.0, 10.52, 0.02):  # the watchdog's ticks
         sender.tick(float(now))
     sender.hold(10.51)
     sender.tick(11.0)  # frozen: nothing more
     values = [m.data[0] if interface == "position" else m.command.position for m in sender.publisher.sent]
-    assert values[0] == pytest.approx(0.04) and values[-1] == pytest.approx(0.04 * (1 - 0.51))
-    assert np.all(np.diff(values) < 0) and np.all(np.abs(np.diff(values[:-1])) > 0.004 - 1e-9)
-    assert len(values) == 6  # 0.04 at 10.0 s, then every 0.12 s (4.8 mm, ticks 20 ms apart) to 10.48 s, the hold
+    assert values[0] == pytest.approx(0.04) and np.all(np.diff(values) < 0)
+    assert np.all(np.abs(np.diff(values)) > 0.004 - 1e-9)
+    assert len(values) == 5  # 0.04 at 10.0 s, then every 0.12 s (4.8 mm, ticks 20 ms apart) to 10.48 s
+    assert sender.timeline.at(11.0) == pytest.approx(values[-1]), "a hold keeps the last target, it closes no further"
     if interface == "action":
         assert all(goal.command.max_effort == 40.0 for goal in sender.publisher.sent)
+
+
+def test_a_hold_before_any_target_was_sent_sends_where_the_command_is(monkeypatch):
+    sender, _ = _sender(monkeypatch, "position")
+    sender.chunk(10.0, np.array([0.1, 0.2]), np.array([0.035, 0.03]), 10.0, 0.04)
+    sender.hold(10.05)  # no tick yet
+    assert [m.data[0] for m in sender.publisher.sent] == [pytest.approx(0.0375)]
+
+
+def test_the_command_never_moves_faster_than_the_velocity_limit_whatever_the_start_allowed(monkeypatch):
+    """A chunk starting from the fingers (held by a box, or lagging) ramps the command there at the limit, and a
+    first chunk starts from the measured gripper instead of stepping to its first point."""
+    sender, _ = _sender(monkeypatch, "trajectory")
+    sender.chunk(10.0, np.array([0.3, 0.4]), np.array([0.012, 0.01]), 10.0, 0.04)  # first chunk, fingers at 0.04
+    chunk = sender.publisher.sent[-1]
+    assert [p.positions[0] for p in chunk.points] == [pytest.approx(0.012), pytest.approx(0.01)]
+    assert sender.timeline.at(10.0) == pytest.approx(0.04) and sender.timeline.at(10.15) == pytest.approx(0.026)
+    sender.hold(10.3)
+    sender.chunk(10.3, np.array([0.05, 0.15]), np.array([0.034, 0.04]), 10.3, 0.03)  # command 0.012, fingers 0.03
+    values = [p.positions[0] for p in sender.publisher.sent[-1].points]
+    assert values == [pytest.approx(0.017), pytest.approx(0.027), pytest.approx(0.04)], \
+        "clipped to 0.1 m/s from the command, then on to the chunk's last value at that speed"
+    times, positions = np.r_[10.3, sender.timeline.absolute[1:]], sender.timeline.positions
+    assert np.all(np.abs(np.diff(positions)) / np.diff(times) <= 0.1 + 1e-9)
 
 
 def test_a_trajectory_gripper_gets_each_chunk_timed_and_a_one_point_stop_on_a_hold(monkeypatch):
     from armpilot.ros_nodes import conversions as conv
 
     sender, _ = _sender(monkeypatch, "trajectory")
-    sender.chunk(10.0, np.array([0.1, 0.2]), np.array([0.03, 0.02]), 10.0)
+    sender.chunk(10.0, np.array([0.1, 0.2]), np.array([0.03, 0.02]), 10.0, 0.03)
     sender.tick(10.15)  # a trajectory is not re-sent by the watchdog
     sender.hold(10.15)
     chunk, stop = sender.publisher.sent

@@ -72,28 +72,32 @@ def test_each_perturbed_row_maps_back_to_the_proposal_it_was_made_from(count, sa
 
 
 @settings(max_examples=80, deadline=None)
-@given(chunks=st.lists(st.tuples(st.floats(0.0, 0.3), st.floats(0.02, 0.2),
-                                 st.lists(st.floats(0.0, 0.04), min_size=1, max_size=5)), min_size=1, max_size=6))
+@given(chunks=st.lists(st.tuples(st.floats(0.0, 0.3), st.floats(0.02, 0.2), st.floats(0.0, 0.04),
+                                 st.lists(st.floats(-1.0, 1.0), max_size=4)), min_size=1, max_size=6))
 def test_a_new_chunk_takes_over_the_timeline_from_where_its_command_is(chunks):
     """Property: repeated proposals never move the command at the instant they are taken over (a trajectory
-    controller's replacement): the command after ``follow(now)`` is where it was before, from the second chunk on."""
-    timeline, now = GripperTimeline(0.001), 10.0
-    for delay, dt, positions in chunks:
+    controller's replacement; the measured gripper before any command) nor faster than its velocity limit after,
+    and it ends where the chunk ends."""
+    timeline, now = GripperTimeline(0.001, velocity=0.1), 10.0
+    for delay, dt, first, steps in chunks:  # each chunk within the limit between its points, as checked
+        positions = list(first + 0.1 * dt * np.cumsum([0.0, *steps]))
         before = timeline.at(now)
         times = delay + dt * np.arange(len(positions))
-        timeline.follow(now, times, np.array(positions), now)
-        if before is not None and now + times[0] > now:  # a first point due right now is taken as it is
-            assert timeline.at(now) == pytest.approx(before)
+        timeline.follow(now, times, np.array(positions), now, measured=0.02)
+        assert timeline.at(now) == pytest.approx(0.02 if before is None else before)
+        assert np.all(np.abs(np.diff(timeline.positions)) <= 0.1 * np.diff(timeline.absolute) + 1e-12), \
+            "never faster than the limit"
         assert timeline.at(now + 10.0) == pytest.approx(positions[-1]), "it ends where the chunk ends"
         now += 0.05
 
 
-def test_the_timeline_before_its_first_point_holds_the_first_point_and_a_late_chunk_its_last():
-    timeline = GripperTimeline(0.001)
-    timeline.follow(10.0, np.array([0.2, 0.3]), np.array([0.03, 0.02]), 10.0)
-    assert timeline.at(10.0) == pytest.approx(0.03)  # the start check bounded that to the velocity limit
+def test_the_timeline_before_its_first_point_holds_the_first_point_and_a_late_chunk_moves_at_the_limit():
+    timeline = GripperTimeline(0.001, velocity=0.1)
+    timeline.follow(10.0, np.array([0.2, 0.3]), np.array([0.03, 0.02]), 10.0)  # nothing known: from its first point
+    assert timeline.at(10.0) == pytest.approx(0.03)
     timeline.follow(11.0, np.array([0.1, 0.2]), np.array([0.01, 0.0]), 12.0)  # every point already due
-    assert timeline.at(12.0) == pytest.approx(0.0) and timeline.due(12.0, exact=False) == pytest.approx(0.0)
+    assert timeline.at(12.0) == pytest.approx(0.02) and timeline.at(12.1) == pytest.approx(0.01)
+    assert timeline.due(12.2) == pytest.approx(0.0)
 
 
 def test_joint_states_of_two_drivers_are_merged_by_name():
@@ -121,3 +125,28 @@ def test_a_bags_two_drivers_are_merged_in_stamp_order_whatever_order_they_were_w
     merged = _merged_joint_states(samples, ("a", "g", "b"))
     assert [stamp for stamp, _ in merged] == [100, 200, 300]
     assert [list(values) for _, (_, values) in merged] == [[1.0, 0.04, 2.0], [1.0, 0.03, 2.0], [1.1, 0.03, 2.1]]
+
+
+def test_the_policy_node_keeps_its_buffers_when_two_drivers_stamps_interleave():
+    """A gripper driver's message stamped just before the arm's last one is merged, not pushed (the resampler
+    would call it a clock jump and start its buffers again); a stamp far back still is one."""
+    from armpilot.ros_nodes.conversions import joint_state_to_msg, sec_to_stamp
+    from ros_nodes.policy_node import INTERLEAVE_S, PolicyNode
+
+    pushed: list[tuple[float, list[float]]] = []
+    node = types.SimpleNamespace(config=types.SimpleNamespace(joint_names=("a", "g")), latest_joints={}, joints=None,
+                                 push=lambda _topic, stamp, values: pushed.append((stamp, list(values))),
+                                 get_logger=lambda: types.SimpleNamespace(warning=lambda *_, **__: None))
+
+    def receive(names, values, stamp):
+        msg = joint_state_to_msg(names, values)
+        msg.header.stamp = sec_to_stamp(stamp)
+        PolicyNode.on_joint_state(node, msg)
+
+    receive(("g",), [0.04], 9.99)
+    receive(("a",), [1.0], 10.0)
+    receive(("g",), [0.03], 9.995)  # the gripper's driver, a little behind
+    receive(("a",), [1.1], 10.01)
+    assert pushed == [(10.0, [1.0, 0.04]), (10.01, [1.1, 0.03])]
+    receive(("a",), [1.2], 10.01 - 2 * INTERLEAVE_S)  # a real jump back: pushed, for the resampler to name
+    assert pushed[-1][0] == pytest.approx(10.01 - 2 * INTERLEAVE_S)

@@ -219,8 +219,12 @@ def read_episode(folder: Path, required: Iterable[str] = REQUIRED_TOPICS) -> Epi
             raise BagError(f"{folder}: topic '{topic}' has no message from after the episode's start (the sim "
                            f"reset announced on {topics.SIM_EPISODE})")
     # the joint states' order, of the joints the controller is commanded (/joint_states may carry more: a
-    # separate gripper, a torso, a head, which are no part of the state or the action)
-    joint_names = tuple(dict.fromkeys(n for _, v in raw[topics.JOINT_STATES] if v is not None for n in v[0]))
+    # separate gripper, a torso, a head, which are no part of the state or the action); where two drivers publish
+    # (the arm's, a gripper's), the one naming more joints first: the same order in every episode, whichever
+    # driver spoke first after a reset
+    named = sorted(dict.fromkeys(tuple(v[0]) for _, v in raw[topics.JOINT_STATES] if v is not None), key=len,
+                   reverse=True)
+    joint_names = tuple(dict.fromkeys(n for names in named for n in names))
     commands = [v for _, v in raw.get(topics.CONTROLLER_COMMAND, []) if v is not None]
     if commands:
         joint_names = tuple(n for n in joint_names if n in commands[0][0]) or joint_names

@@ -204,6 +204,9 @@ def convert(bag_dir: Path, output: Path, fps: int = 15, overwrite: bool = False,
         for folder in tqdm(folders, desc="converting", unit="episode", disable=not progress):
             try:
                 episode = read_episode_or_its_readable_part(folder, summary)
+                if writer.joint_names and tuple(episode.joint_names) != tuple(writer.joint_names):
+                    raise BagError(f"{folder}: joints {list(episode.joint_names)}, not the dataset's "
+                                   f"{list(writer.joint_names)} (another robot, or another joint order)")
                 frames, staleness = episode_frames(episode, fps)
             except (BagError, ResampleError) as exc:
                 reason = str(exc)

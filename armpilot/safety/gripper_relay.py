@@ -10,8 +10,12 @@ a box stay where it stops them; the measured position before any command). What 
 - ``position`` / ``action``: the accepted chunk's column sampled on its timeline, sent when it has moved more than
   the deadband from the last target sent (``GripperTimeline.due``).
 
-A hold freezes the gripper where its command is at that instant (``GripperTimeline.freeze``): it neither opens (a box
-held stays held) nor goes on closing. A proposal without the gripper's column leaves the gripper as it is.
+Either way the column is taken over from where the gripper's command is (the measured gripper before any) and
+clipped to its velocity limit (``GripperTimeline.follow``): the command never moves faster, even where the start
+check let a chunk start from the fingers a box holds open. A hold freezes the gripper where its command is at that
+instant (a position or action target: the last one sent; ``GripperTimeline.freeze``): it neither opens (a box held
+stays held) nor goes on closing. A proposal without the gripper's column leaves the gripper's command as it was
+(the last accepted column runs on).
 """
 
 from __future__ import annotations
@@ -145,29 +149,51 @@ def with_gripper(verdict: Verdict, columns: np.ndarray | None, index: int | None
 class GripperTimeline:
     """Where the gripper's command is on the timeline of the accepted chunks, and what to send when.
 
+    The command never moves faster than ``velocity``: a chunk is taken over from where the command is (the measured
+    gripper before any) and its points are clipped to what that speed reaches by their time (a chunk starting from
+    the fingers held open by a box ramps the command there; the fingers move only once it passes them).
+
     Args:
         deadband: a target closer than this (rad or m) to the last one sent is not sent again (``due``).
+        velocity: the gripper's enforced velocity limit (rad/s or m/s).
     """
 
-    def __init__(self, deadband: float) -> None:
-        self.deadband = deadband
+    def __init__(self, deadband: float, velocity: float = np.inf) -> None:
+        self.deadband, self.velocity = deadband, velocity
         self.absolute: np.ndarray | None = None  # (P,) s: the accepted column's points
         self.positions: np.ndarray | None = None  # (P,)
         self.frozen: float | None = None  # set by a hold until the next chunk
         self.sent: float | None = None  # the last target sent
 
-    def follow(self, stamp: float, times: np.ndarray, positions: np.ndarray, now: float) -> None:
+    def follow(self, stamp: float, times: np.ndarray, positions: np.ndarray, now: float,
+               measured: float | None = None) -> None:
         """An accepted chunk's column: (P,) ``positions`` at ``stamp + times`` (s), taken over at ``now`` from
-        where the command is then (as a trajectory controller does: points already due are dropped, and the
-        command moves from where it was to the first one ahead, not in one step)."""
+        where the command is then (``measured`` before any command), as a trajectory controller does: points
+        already due are dropped (a chunk all due moves to its last value), the rest clipped to ``velocity``."""
         absolute, positions = stamp + np.asarray(times, float), np.asarray(positions, float)
-        current, ahead = self.at(now), absolute >= now
-        if not np.any(ahead):
-            absolute, positions, ahead = absolute[-1:], positions[-1:], np.ones(1, bool)
+        current = self.at(now)
+        current = measured if current is None else current
+        ahead = absolute > now if current is not None else absolute >= now  # else a point due now starts it
+        if not np.any(ahead):  # late: its last value, at the velocity limit
+            travel = 0.0 if current is None else abs(positions[-1] - current) / self.velocity
+            absolute, positions, ahead = np.array([now + max(travel, EPS)]), positions[-1:], np.ones(1, bool)
         absolute, positions = absolute[ahead], positions[ahead]
-        if current is not None and absolute[0] > now:
+        if current is not None:
+            reach = self.velocity * (absolute - now)
+            clipped = np.clip(positions, current - reach, current + reach)
+            if clipped[-1] != positions[-1]:  # then on to the chunk's last value at the limit
+                absolute = np.r_[absolute, absolute[-1] + abs(positions[-1] - clipped[-1]) / self.velocity]
+                clipped = np.r_[clipped, positions[-1]]
+            positions = clipped
             absolute, positions = np.r_[now, absolute], np.r_[current, positions]
         self.absolute, self.positions, self.frozen = absolute, positions, None
+
+    def ahead(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """(absolute times (K,) s, positions (K,)) of the command's points after ``now`` (none when frozen)."""
+        if self.absolute is None or self.frozen is not None:
+            return np.zeros(0), np.zeros(0)
+        later = self.absolute > now
+        return self.absolute[later], self.positions[later]
 
     def at(self, now: float) -> float | None:
         """The command at ``now`` (linear between points, held after the last); None before any chunk."""
@@ -175,9 +201,10 @@ class GripperTimeline:
             return self.frozen
         return float(np.interp(now, self.absolute, self.positions))
 
-    def freeze(self, now: float) -> float | None:
-        """A hold: the command stays where it is at ``now`` (returned; None before any chunk)."""
-        self.frozen = self.at(now)
+    def freeze(self, now: float, value: float | None = None) -> float | None:
+        """A hold: the command stays at ``value`` (a position target already sent), else where it is at ``now``
+        (returned; None before any chunk)."""
+        self.frozen = self.at(now) if value is None else value
         self.absolute = self.positions = None
         return self.frozen
 
