@@ -432,3 +432,22 @@ def test_a_users_profile_file_is_found_from_what_the_recording_stored(tmp_path):
     with pytest.raises(RobotDescriptionError):
         load_recorded_profile({ROBOT_KEY: "armpilot_gripper_position", PROFILE_SOURCE_KEY: str(tmp_path / "gone")})
     assert recorded_velocity_limits({**stored, PROFILE_SOURCE_KEY: ""})[1]
+
+
+def test_an_episode_in_another_joint_order_is_skipped_naming_both_orders(tmp_path, monkeypatch):
+    """Columns are written by position: an episode whose joints differ from the first one's would scramble them."""
+    from dataclasses import replace
+
+    import armpilot.dataset.convert as module
+
+    for k in range(2):
+        write_episode(tmp_path / "bags" / f"episode_00000{k}", duration=1.0)
+    read = module.read_episode_or_its_readable_part
+
+    def second_reordered(folder, summary):
+        episode = read(folder, summary)
+        return replace(episode, joint_names=episode.joint_names[::-1]) if folder.name.endswith("1") else episode
+
+    monkeypatch.setattr(module, "read_episode_or_its_readable_part", second_reordered)
+    summary = convert(tmp_path / "bags", tmp_path / "out", fps=15, progress=False)
+    assert summary.episodes == 1 and "not the dataset's" in summary.skipped["episode_000001"]
