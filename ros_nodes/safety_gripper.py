@@ -1,6 +1,7 @@
 """The safety node's side of a gripper on a controller of its own (a mixin of ``SafetyNode``, which provides
-``gripper`` (``GripperSender`` or None), ``gripper_limits``, ``profile``, ``state``, ``config``, ``learned``, the
-publishers, ``now``, ``reject`` and ``get_logger``). The checks are ``armpilot/safety/gripper_relay.py``'s."""
+``gripper`` (``GripperSender`` or None), ``gripper_limits``, ``profile``, ``state``, ``config``, ``learned``,
+``joint_names``, ``workspace``, the publishers, ``now``, ``reject`` and ``get_logger``). The checks are
+``armpilot/safety/gripper_relay.py``'s."""
 
 from __future__ import annotations
 
@@ -45,14 +46,21 @@ class SafetyGripper:
         return names, positions, columns
 
     def gripper_recheck(self, verdict: Verdict, now: float) -> tuple[str, str] | None:
-        """The accepted column's start checked again as it is sent (a teleop chunk or a hold may have moved the
-        gripper's command since): None when it may go out, else (reason, detail)."""
+        """The accepted column checked as it is sent: its start again (a teleop chunk or a hold may have moved the
+        gripper's command since), and the arm's points with the fingers where the column puts them against the
+        table, the workspace and the arm itself (the candidates were checked with the measured gripper). None when
+        it may go out, else (reason, detail)."""
         if self.gripper is None or verdict.gripper is None:
             return None
+        joint = self.profile.gripper.joint
         start = self.gripper_start(now, verdict.stamp, verdict.times)
         if start is None:
-            return Reason.NO_JOINT_STATE, f"no /joint_states of the gripper {self.profile.gripper.joint}"
-        return gripper_problems(verdict.gripper[None], verdict.times, self.gripper_limits, start)[0]
+            return Reason.NO_JOINT_STATE, f"no /joint_states of the gripper {joint}"
+        if (problem := gripper_problems(verdict.gripper[None], verdict.times, self.gripper_limits, start)[0]):
+            return problem
+        violation = self.workspace.check(np.column_stack([verdict.positions, verdict.gripper]),
+                                         tuple(self.joint_names) + (joint,), self.state.passive)
+        return None if violation is None else (violation.reason, f"with the gripper's column: {violation.detail}")
 
     def send(self, command: JointTrajectory, gripper_step: Callable[[], None] | None = None) -> None:
         """To the arm's controller first; then the gripper's step (its chunk, or a hold), which cannot keep the arm's

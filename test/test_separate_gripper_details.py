@@ -150,3 +150,36 @@ def test_the_policy_node_keeps_its_buffers_when_two_drivers_stamps_interleave():
     assert pushed == [(10.0, [1.0, 0.04]), (10.01, [1.1, 0.03])]
     receive(("a",), [1.2], 10.01 - 2 * INTERLEAVE_S)  # a real jump back: pushed, for the resampler to name
     assert pushed[-1][0] == pytest.approx(10.01 - 2 * INTERLEAVE_S)
+
+
+def test_the_chunk_as_sent_is_checked_with_the_fingers_where_its_column_puts_them():
+    """The candidates were checked with the measured gripper; the accepted one is checked again with its column
+    (an opening finger may leave the workspace or reach the table where the closed one did not)."""
+    from armpilot.rejections import Reason
+    from armpilot.safety.gripper_relay import GripperLimits, GripperStart
+    from armpilot.safety.limits import Verdict
+    from armpilot.safety.workspace import WorkspaceViolation
+    from ros_nodes.safety_gripper import SafetyGripper
+
+    own = profile("armpilot_own_gripper")
+    seen: list[tuple[np.ndarray, tuple[str, ...]]] = []
+
+    def check(positions, names, passive):
+        seen.append((positions, names))
+        return WorkspaceViolation(Reason.WORKSPACE, 1, "left_finger outside the box") if positions[1, -1] > 0.03 \
+            else None
+
+    arm = own.arm_controller_joints
+    node = types.SimpleNamespace(
+        gripper=object(), profile=own, joint_names=arm, state=types.SimpleNamespace(passive={"gripper_joint": 0.0}),
+        gripper_limits=GripperLimits("gripper_joint", 0.0, 0.04, 0.1), workspace=types.SimpleNamespace(check=check),
+        gripper_start=lambda now, stamp, times: GripperStart(0.0, 0.0, times - (now - stamp)))
+    times, positions = np.array([0.1, 0.2]), np.zeros((2, len(arm)))
+    opening = Verdict(True, stamp=1.0, times=times, positions=positions, gripper=np.array([0.01, 0.02]))
+    assert SafetyGripper.gripper_recheck(node, opening, 1.0) is None
+    assert seen[-1][1] == arm + ("gripper_joint",) and np.array_equal(seen[-1][0][:, -1], [0.01, 0.02])
+    wide = Verdict(True, stamp=1.0, times=times, positions=positions, gripper=np.array([0.01, 0.035]))
+    limits = node.gripper_limits
+    node.gripper_limits = GripperLimits(limits.joint, limits.lower, limits.upper, 1.0)  # fast enough for the test
+    assert SafetyGripper.gripper_recheck(node, wide, 1.0) == (Reason.WORKSPACE,
+                                                              "with the gripper's column: left_finger outside the box")
