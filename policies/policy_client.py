@@ -64,13 +64,20 @@ class PolicyClient:
         self._connection, self.metadata = connection, metadata
         return metadata
 
-    def infer(self, observation: dict[str, Any]) -> dict[str, Any]:
-        """Send one observation map, return the action map. Raises PolicyServerError."""
+    def ensure_connected(self) -> dict[str, Any]:
+        """The server's metadata, connecting first when not connected (not sooner than ``retry_interval`` after a
+        failed attempt). Raises PolicyServerError."""
         if self._connection is None:
             wait = self.retry_interval - (time.monotonic() - self._last_attempt)
             if wait > 0:
                 raise PolicyServerError(f"policy server at {self.uri} is down; retrying in {wait:.1f} s")
             self.connect()
+        assert self.metadata is not None
+        return self.metadata
+
+    def infer(self, observation: dict[str, Any]) -> dict[str, Any]:
+        """Send one observation map, return the action map. Raises PolicyServerError."""
+        self.ensure_connected()
         assert self._connection is not None
         try:
             self._connection.send(packb(observation))

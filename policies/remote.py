@@ -56,6 +56,16 @@ MAX_POINTS, MAX_TRACKS, MAX_TRACK_STEPS = 65_536, 256, 64
 CONTROL_MESSAGES = ("episode_start", "episode_end")
 
 
+def in_order(request: dict[str, Any], order: np.ndarray | None) -> dict[str, Any]:
+    """``request`` with its joints (state, history, names) in a server's order: its joint k is ``order[k]`` here."""
+    if order is None:
+        return request
+    names = request["observation/joint_names"]
+    return {**request, "observation/state": request["observation/state"][order],
+            "observation/history/state": request["observation/history/state"][:, order],
+            "observation/joint_names": [names[k] for k in order]}
+
+
 def observation_to_request(obs: Observation, num_samples: int = 1, prompt: str = "") -> dict[str, Any]:
     """The request map for one observation (see module doc)."""
     request: dict[str, Any] = {
@@ -286,7 +296,9 @@ class RemotePolicy(Policy):
         if prefix is not None:
             raise ValueError("a served policy cannot keep a committed prefix (transition rtc/prefix)")
         try:
-            reply = self.client.infer(observation_to_request(observation, num_samples, self.instruction))
+            order = self.server_order(self.client.ensure_connected())
+            reply = self.client.infer(in_order(observation_to_request(observation, num_samples, self.instruction),
+                                               order))
         except PolicyServerError:
             self._check_inputs()  # a refusal for want of a sensor this node never sends names the parameter
             raise
@@ -302,14 +314,27 @@ class RemotePolicy(Policy):
                                     f"expected (H, {joints}) or ({num_samples}, H, {joints})")
         if not np.all(np.isfinite(actions)):
             raise PolicyServerError("policy server answered non-finite actions")
-        metadata = self.client.metadata or {}
-        if metadata.get("joint_names") not in (None, list(self.joint_names)):
-            raise PolicyServerError(f"policy server runs joints {metadata['joint_names']}, the node "
-                                    f"{list(self.joint_names)}")
+        if order is not None:  # back to the node's order
+            actions = actions[..., np.argsort(order)]
         action_dt = self.server_action_dt()
         out = resample_in_time(self.chunk_dt * np.arange(1, self.horizon + 1),
                                action_dt * np.arange(1, actions.shape[1] + 1), actions)
         return np.repeat(out, num_samples, axis=0) if out.shape[0] == 1 and num_samples > 1 else out
+
+    def server_order(self, metadata: dict[str, Any]) -> np.ndarray | None:
+        """(J,) indices: the server's joint k is the node's ``order[k]``; None when the server runs the node's order
+        (or names none, as third-party openpi servers).
+
+        Raises:
+            PolicyServerError: the server runs other joints.
+        """
+        names = metadata.get("joint_names")
+        if names is None or list(names) == list(self.joint_names):
+            return None
+        if not isinstance(names, (list, tuple)) or sorted(map(str, names)) != sorted(self.joint_names):
+            shown = list(names)[:MAX_JOINTS] if isinstance(names, (list, tuple)) else repr(names)[:200]
+            raise PolicyServerError(f"policy server runs joints {shown}, the node {list(self.joint_names)}")
+        return np.array([self.joint_names.index(str(n)) for n in names])
 
     def _check_inputs(self) -> None:
         """Raises PolicyServerError when the server's metadata lists sensors this node does not send."""

@@ -299,3 +299,27 @@ def test_the_accept_loop_restarts_when_it_ends_while_serving(monkeypatch):
         remote = RemotePolicy(_uri(running), CONTROLLED_JOINTS, timeout=5.0)
         assert remote.predict_action_chunk(_observation()).shape == (10, 7)
     assert len(calls) >= 2
+
+
+class ColumnPolicy(LinePolicy):
+    """Proposes its observation plus 0.01 x (its column + 1): each joint's answer says which column it was in."""
+
+    def sample_candidates(self, obs: Observation, n: int, prefix=None) -> np.ndarray:
+        offsets = 0.01 * np.arange(1, len(obs.joint_positions) + 1)
+        return np.repeat((obs.joint_positions + offsets)[None, None], n, axis=0).repeat(self.horizon, axis=1)
+
+
+def test_a_server_running_the_joints_in_another_order_is_fed_and_read_in_its_own():
+    """A policy served in the driver's joint order (say a dataset recorded as its /joint_states came) drives a node
+    whose profile lists them otherwise: the request is put in the server's order, the actions back in the node's."""
+    served = tuple(reversed(CONTROLLED_JOINTS))
+    infer, metadata = serve_policy(ColumnPolicy(), served, "column")
+    with PolicyServer(infer, metadata, ServerConfig(port=0)) as running:
+        remote = RemotePolicy(_uri(running), CONTROLLED_JOINTS, timeout=2.0)
+        candidates = remote.sample_candidates(_observation(), 2)
+        q = _observation().joint_positions
+        assert np.allclose(candidates[:, 0], q + 0.01 * np.arange(7, 0, -1)), "each joint's own answer, by name"
+    infer, metadata = serve_policy(ColumnPolicy(), CONTROLLED_JOINTS[:6] + ("finger",), "column")
+    with PolicyServer(infer, metadata, ServerConfig(port=0)) as running:
+        with pytest.raises(PolicyServerError, match="runs joints .*finger"):
+            RemotePolicy(_uri(running), CONTROLLED_JOINTS, timeout=2.0).sample_candidates(_observation(), 1)
