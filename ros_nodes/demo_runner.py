@@ -90,7 +90,8 @@ def graph_session(graph_name: str, values: dict[str, str], domain_id: int | None
         rclpy.init()
         node = EvaluatorNode(command_topic=remapped(nodes, "safety", topics.CONTROLLER_COMMAND))
         try:
-            node.wait_until_ready(timeout=120.0, policy=any(n.name == "policy" for n in nodes), alive=graph.check)
+            node.wait_until_ready(timeout=120.0, policy=any(n.name == "policy" for n in nodes), alive=graph.check,
+                                  safety=any(n.name == "safety" for n in nodes))
             graph.check()
             yield graph, node
         finally:

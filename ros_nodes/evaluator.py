@@ -186,21 +186,26 @@ class EvaluatorNode(Node):
         return future.result()
 
     def wait_until_ready(self, timeout: float = 60.0, policy: bool = False,
-                         alive: Callable[[], None] | None = None) -> None:
-        """Block until the sim publishes joint states and its reset service is up, and with ``policy`` until the
+                         alive: Callable[[], None] | None = None, safety: bool = False) -> None:
+        """Block until the sim publishes joint states and its reset service is up, with ``policy`` until the
         policy node reports on /diagnostics (it starts its timers once its backend is loaded: a VLA takes ~10 s on
-        a busy 2-core CPU, which the first episode lost while the sim ran on). ``alive`` raises when a node died."""
+        a busy 2-core CPU, which the first episode lost while the sim ran on), and with ``safety`` until the safety
+        node reports hearing /joint_states (on a loaded 2-core machine its first came 3 s after it started).
+        ``alive`` raises when a node died."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             rclpy.spin_once(self, timeout_sec=0.1)
             if alive is not None:
                 alive()
             sim = self.latest_joints is not None and self.sim_time > 0 and self.reset_client.service_is_ready()
-            if sim and (self.policy_status or not policy):
+            heard = self.safety_counts.get("joint_states_heard") == "True" or not safety
+            if sim and heard and (self.policy_status or not policy):
                 return
         raise TimeoutError(f"the sim graph did not come up within {timeout:.0f} s "
                            f"(joint states seen: {self.latest_joints is not None}, clock seen: {self.sim_time > 0}"
-                           + (f", policy node ready: {bool(self.policy_status)})" if policy else ")"))
+                           + (f", policy node ready: {bool(self.policy_status)}" if policy else "")
+                           + (f", safety node heard joint states: {self.safety_counts.get('joint_states_heard')}"
+                              if safety else "") + ")")
 
     def reset_episode(self, seed: int) -> dict:
         """Set the sim's seed and reset; returns the sim's answer (episode, seed, object)."""

@@ -72,7 +72,8 @@ class SafetyTimers:
         with self.lock:
             msg = diagnostics_message(self.supervisor.state, self.accepted, self.candidates_seen, self.rejections,
                                       self.supervisor.clock_problem(time.monotonic()),
-                                      {"superseded": self.superseded, "verify_ms_max": round(self.verify_ms_max, 1)})
+                                      {"superseded": self.superseded, "verify_ms_max": round(self.verify_ms_max, 1),
+                                       "joint_states_heard": self.supervisor.state.last_joint_state is not None})
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)
 

@@ -90,7 +90,7 @@ def test_demo_with_the_shipped_diffusion_policy(tmp_path):
     # 3 episodes on a loaded 2-core machine: at least one success shows the path works end to end; the
     # success *rate* is the main job's figure (20 episodes: 19/20 here), not a 3-episode test's
     assert report["policy"] == "diffusion" and report["success_rate"] >= 1 / 3, report["per_episode"]
-    assert int(report["safety"]["accepted"]) > 0
+    assert int(report["safety"]["accepted"]) > 0 and report["safety"]["joint_states_heard"] == "True"
     assert float(report["policy_node"]["inference_ms_p50"]) > 0 and int(report["policy_node"]["published"]) > 0
 
 
