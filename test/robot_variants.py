@@ -14,7 +14,8 @@
   torso lift and head passive, the torso raised by ``passive_joints``), ``pr2_right`` (the PR2's right arm:
   continuous rolls, a gripper with mimic joints, 12 passive joints including the left arm), ``talos_right``,
   ``asr_twodof`` (planar), ``so100`` (SO-100: jaws with no <collision>, the arm facing -y), ``baxter_right``
-  (Baxter's right arm beside the head's keep-out sphere).
+  (Baxter's right arm beside the head's keep-out sphere), ``panda_franka_hand`` (the Panda, its hand on
+  franka_gripper's GripperCommand action server: a vendor arm with a gripper the safety node commands apart).
 """
 
 from __future__ import annotations
