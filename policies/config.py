@@ -46,7 +46,8 @@ class PolicyNodeConfig:
     chunk_dt: float = field(default=0.1, metadata=_describe("time between chunk points, s"))
     joint_names: tuple[str, ...] = field(default=(), metadata=_describe(
         "joint order of the published chunks (the arm controller's joints, any order or a subset; a gripper on a "
-        "controller of its own is added); empty = the robot profile's. Backends always work in the profile's order"))
+        "controller of its own is added); empty = the robot profile's. Backends work in their checkpoint's order, "
+        "else the profile's"))
     object_source: str = field(
         default="perception",
         metadata=_describe("where the task object comes from: perception (/perception/objects, largest first) "

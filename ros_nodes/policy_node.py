@@ -77,8 +77,8 @@ class PolicyNode(TaskInputs, Node):
         super().__init__("policy")
         self.config = declare_config(self, PolicyNodeConfig)
         profile = load_robot(self)
-        # chunks go out in the order asked for (the safety node reorders by name), the backends work in the
-        # profile's (experts, datasets and checkpoints): an order given here never reaches them
+        # chunks go out in the order asked for (the safety node reorders by name); an order given here never
+        # reaches the backends, which work in their checkpoint's order (``joint_order``) or else the profile's
         self.published_joints = proposal_joints(profile, self.config.joint_names)
         self.config = cfg = replace(self.config, joint_names=profile.joints)
         self.proposer_config = declare_config(self, ProposerConfig)

@@ -38,7 +38,8 @@ class SimRunner:
         self.gripper_joint = gripper.joint if gripper.commanded_separately else ""
         self._gripper = world.joint_names.index(self.gripper_joint) if self.gripper_joint else None
         self.follower = TrajectoryFollower(world.joint_positions()[self._arm])
-        self.gripper_follower = TrajectoryFollower(world.joint_positions()[[self._gripper or 0]])
+        self.gripper_follower = (None if self._gripper is None
+                                 else TrajectoryFollower(world.joint_positions()[[self._gripper]]))
         self._clock_offset = 0.0
         self.episode = -1
         self.seed = -1
@@ -102,7 +103,7 @@ class SimRunner:
         """A trajectory for the gripper on a controller of its own (a forward command controller's position is one
         point at 0 s, stamped 0). Raises TrajectoryError as ``command`` does (no reachability test: a gripper's
         controller closes on what it meets)."""
-        if not self.gripper_joint:
+        if self.gripper_follower is None:
             raise TrajectoryError("unknown_joint", "this arm has no gripper on a controller of its own")
         try:
             times, positions, _ = validate_trajectory(joint_names, (self.gripper_joint,), times, positions)
@@ -115,8 +116,10 @@ class SimRunner:
     def move_gripper_to(self, position: float) -> None:
         """A forward command controller's position for the gripper, reached at its velocity limit from where its
         command is now (a real gripper moves at a speed of its own, not in one step)."""
+        if self.gripper_follower is None:
+            raise TrajectoryError("unknown_joint", "this arm has no gripper on a controller of its own")
         desired = float(self.gripper_follower.sample(self.now)[0][0])
-        vmax = float(self.world.profile.max_velocity[self._gripper or 0])
+        vmax = float(self.world.profile.max_velocity[self._gripper])
         duration = max(abs(position - desired) / vmax, self.world.timestep)
         self.command_gripper((self.gripper_joint,), 0.0, np.array([duration]), np.array([[position]]))
 
@@ -132,14 +135,14 @@ class SimRunner:
     def _hold_where_the_arm_is(self) -> None:
         positions = self.world.joint_positions()
         self.follower.hold(positions[self._arm])
-        if self._gripper is not None:
+        if self.gripper_follower is not None:
             self.gripper_follower.hold(positions[[self._gripper]])
 
     def _targets(self) -> np.ndarray:
         """(J,) servo targets in the world's joint order: the arm's follower, and the gripper's."""
         targets = np.empty(len(self.world.joint_names))
         targets[self._arm] = self.follower.sample(self.now)[0]
-        if self._gripper is not None:
+        if self.gripper_follower is not None:
             targets[self._gripper] = self.gripper_follower.sample(self.now)[0][0]
         return targets
 
